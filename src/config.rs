@@ -1,0 +1,734 @@
+//! The pipeline config (`pipelines/*.toml`): strict parsing and up-front validation.
+//!
+//! Every problem names its field path (`cameras[2].url: ...`), and all problems are
+//! reported at once. Unknown fields are errors. `docs/config.md` lists every field with
+//! its default; keep it in step with this file.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::core::redact_url;
+
+/// The whole pipeline config.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub settings: Settings,
+    pub ingest: IngestDefaults,
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `[settings]`: process-wide behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Seconds between camera status reports printed by `citywatch run`. Default 10.
+    pub status_interval_s: f64,
+    /// Seconds allowed for a clean shutdown before it is forced. Default 5.
+    pub shutdown_timeout_s: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            status_interval_s: 10.0,
+            shutdown_timeout_s: 5.0,
+        }
+    }
+}
+
+/// `[ingest]`: defaults for every camera; some can be overridden per camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestDefaults {
+    /// Width in pixels of the RGB frames handed to analysis. Default 640.
+    pub analysis_width: u32,
+    /// Restart a stream that delivers no frame for this many seconds. Default 10.
+    pub watchdog_s: f64,
+    /// How long a (re)connection may take before its first frame. Default 15.
+    pub connect_timeout_s: f64,
+    /// First reconnect delay. Default 0.5.
+    pub backoff_initial_s: f64,
+    /// Longest reconnect delay. Default 30.
+    pub backoff_max_s: f64,
+    /// Growth factor of the delay per failed attempt. Default 2.
+    pub backoff_multiplier: f64,
+    /// Random spread of each delay, as a fraction (0.2 = ±20%). Default 0.2.
+    pub backoff_jitter: f64,
+    /// Frames buffered between a camera and analysis. Default 4.
+    pub queue_frames: usize,
+    /// RTSP jitter-buffer latency in milliseconds. Default 200.
+    pub rtsp_latency_ms: u32,
+}
+
+impl Default for IngestDefaults {
+    fn default() -> Self {
+        Self {
+            analysis_width: 640,
+            watchdog_s: 10.0,
+            connect_timeout_s: 15.0,
+            backoff_initial_s: 0.5,
+            backoff_max_s: 30.0,
+            backoff_multiplier: 2.0,
+            backoff_jitter: 0.2,
+            queue_frames: 4,
+            rtsp_latency_ms: 200,
+        }
+    }
+}
+
+/// When to decode keyframes only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyframeMode {
+    /// Keyframes only when the analysis rate is at or below the stream's keyframe rate.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+/// RTSP lower transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// `[[cameras]]`, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    url: String,
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "default_fps")]
+    analysis_fps: f64,
+    #[serde(default)]
+    analysis_width: Option<u32>,
+    #[serde(default)]
+    keyframe_only: KeyframeMode,
+    #[serde(default)]
+    transport: Option<Transport>,
+    #[serde(default)]
+    realtime: Option<bool>,
+    #[serde(default, rename = "loop")]
+    looped: Option<bool>,
+    #[serde(default)]
+    watchdog_s: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_fps() -> f64 {
+    1.0
+}
+
+/// Where a camera's frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// A live RTSP camera. The URL keeps its credentials; display it only redacted.
+    Rtsp { transport: Transport },
+    /// Recorded footage.
+    File {
+        path: PathBuf,
+        realtime: bool,
+        looped: bool,
+    },
+}
+
+/// One validated camera.
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    pub id: String,
+    pub name: String,
+    /// The URL as configured, credentials included. Never print it: use [`Self::redacted_url`].
+    pub url: String,
+    pub source: SourceKind,
+    pub enabled: bool,
+    pub analysis_fps: f64,
+    pub analysis_width: u32,
+    pub keyframe_only: KeyframeMode,
+    pub watchdog: Duration,
+}
+
+impl CameraConfig {
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// One problem in a config, with the path of the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} problem{} in the config",
+            self.file,
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl PipelineConfig {
+    /// Reads and validates a config file. Relative `file://` paths resolve against the
+    /// config file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            problems: vec![ConfigProblem {
+                path: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|problems| ConfigError {
+            file: path.display().to_string(),
+            problems,
+        })
+    }
+
+    /// Parses and validates config text; `base` resolves relative file paths.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = e.message().to_string();
+                let at = e
+                    .span()
+                    .map(|s| {
+                        let line = text[..s.start].matches('\n').count() + 1;
+                        format!(" (line {line})")
+                    })
+                    .unwrap_or_default();
+                return Err(vec![ConfigProblem {
+                    path: String::new(),
+                    message: format!("not valid TOML{at}: {}", redact_url(&msg)),
+                }]);
+            }
+        };
+
+        for key in table.keys() {
+            if !matches!(key.as_str(), "settings" | "ingest" | "cameras") {
+                problems.push(ConfigProblem {
+                    path: key.clone(),
+                    message: "unknown field (expected settings, ingest or cameras)".into(),
+                });
+            }
+        }
+        let settings: Settings = section(&table, "settings", &mut problems).unwrap_or_default();
+        let ingest: IngestDefaults = section(&table, "ingest", &mut problems).unwrap_or_default();
+
+        let mut raw_cameras = Vec::new();
+        match table.get("cameras") {
+            None => problems.push(ConfigProblem {
+                path: "cameras".into(),
+                message: "at least one camera is required".into(),
+            }),
+            Some(toml::Value::Array(items)) => {
+                if items.is_empty() {
+                    problems.push(ConfigProblem {
+                        path: "cameras".into(),
+                        message: "at least one camera is required".into(),
+                    });
+                }
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("cameras[{i}]");
+                    if let Some(c) = typed::<RawCamera>(item.clone(), &p, &mut problems) {
+                        raw_cameras.push((i, c));
+                    }
+                }
+            }
+            Some(_) => problems.push(ConfigProblem {
+                path: "cameras".into(),
+                message: "must be an array of tables ([[cameras]])".into(),
+            }),
+        }
+
+        validate_settings(&settings, &mut problems);
+        validate_ingest(&ingest, &mut problems);
+        let mut seen = HashSet::new();
+        let mut cameras = Vec::new();
+        for (i, raw) in raw_cameras {
+            if let Some(c) = validate_camera(i, raw, &ingest, base, &mut seen, &mut problems) {
+                cameras.push(c);
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(Self {
+                settings,
+                ingest,
+                cameras,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Backoff settings shared by every camera.
+    pub fn backoff(&self) -> crate::ingest::BackoffPolicy {
+        crate::ingest::BackoffPolicy {
+            initial: secs(self.ingest.backoff_initial_s),
+            max: secs(self.ingest.backoff_max_s),
+            multiplier: self.ingest.backoff_multiplier,
+            jitter: self.ingest.backoff_jitter,
+        }
+    }
+}
+
+pub(crate) fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn section<T: DeserializeOwned>(
+    table: &toml::Table,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<T> {
+    let value = table.get(key)?;
+    typed(value.clone(), key, problems)
+}
+
+/// Deserialises one value, turning a serde error into a problem with the full field path.
+fn typed<T: DeserializeOwned>(
+    value: toml::Value,
+    prefix: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let message = redact_url(&e.inner().to_string());
+            // An unknown field's own name is in the message; the path names its parent.
+            let path = if inner == "." || inner.is_empty() {
+                prefix.to_string()
+            } else if inner.starts_with('[') {
+                format!("{prefix}{inner}")
+            } else {
+                format!("{prefix}.{inner}")
+            };
+            problems.push(ConfigProblem { path, message });
+            None
+        }
+    }
+}
+
+fn positive(path: &str, v: f64, problems: &mut Vec<ConfigProblem>) {
+    if !(v.is_finite() && v > 0.0) {
+        problems.push(ConfigProblem {
+            path: path.into(),
+            message: format!("must be a positive number of seconds, got {v}"),
+        });
+    }
+}
+
+fn validate_settings(s: &Settings, problems: &mut Vec<ConfigProblem>) {
+    positive("settings.status_interval_s", s.status_interval_s, problems);
+    positive("settings.shutdown_timeout_s", s.shutdown_timeout_s, problems);
+}
+
+fn validate_ingest(i: &IngestDefaults, problems: &mut Vec<ConfigProblem>) {
+    validate_width("ingest.analysis_width", i.analysis_width, problems);
+    positive("ingest.watchdog_s", i.watchdog_s, problems);
+    positive("ingest.connect_timeout_s", i.connect_timeout_s, problems);
+    positive("ingest.backoff_initial_s", i.backoff_initial_s, problems);
+    positive("ingest.backoff_max_s", i.backoff_max_s, problems);
+    if i.backoff_max_s < i.backoff_initial_s {
+        problems.push(ConfigProblem {
+            path: "ingest.backoff_max_s".into(),
+            message: format!(
+                "must be at least backoff_initial_s ({}), got {}",
+                i.backoff_initial_s, i.backoff_max_s
+            ),
+        });
+    }
+    if !(i.backoff_multiplier >= 1.0 && i.backoff_multiplier <= 10.0) {
+        problems.push(ConfigProblem {
+            path: "ingest.backoff_multiplier".into(),
+            message: format!("must be between 1 and 10, got {}", i.backoff_multiplier),
+        });
+    }
+    if !(0.0..=1.0).contains(&i.backoff_jitter) {
+        problems.push(ConfigProblem {
+            path: "ingest.backoff_jitter".into(),
+            message: format!("must be between 0 and 1, got {}", i.backoff_jitter),
+        });
+    }
+    if !(1..=256).contains(&i.queue_frames) {
+        problems.push(ConfigProblem {
+            path: "ingest.queue_frames".into(),
+            message: format!("must be between 1 and 256, got {}", i.queue_frames),
+        });
+    }
+    if i.rtsp_latency_ms > 10_000 {
+        problems.push(ConfigProblem {
+            path: "ingest.rtsp_latency_ms".into(),
+            message: format!("must be at most 10000, got {}", i.rtsp_latency_ms),
+        });
+    }
+}
+
+fn validate_width(path: &str, w: u32, problems: &mut Vec<ConfigProblem>) {
+    if !(32..=7680).contains(&w) || w % 2 != 0 {
+        problems.push(ConfigProblem {
+            path: path.into(),
+            message: format!("must be an even number of pixels from 32 to 7680, got {w}"),
+        });
+    }
+}
+
+/// The slowest and fastest analysis rates: one frame a minute to ten a second.
+pub const MIN_ANALYSIS_FPS: f64 = 1.0 / 60.0;
+pub const MAX_ANALYSIS_FPS: f64 = 10.0;
+
+fn validate_camera(
+    i: usize,
+    raw: RawCamera,
+    ingest: &IngestDefaults,
+    base: &Path,
+    seen: &mut HashSet<String>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<CameraConfig> {
+    let before = problems.len();
+    let p = |f: &str| format!("cameras[{i}].{f}");
+    let mut bad = |field: &str, message: String| {
+        problems.push(ConfigProblem {
+            path: p(field),
+            message,
+        })
+    };
+
+    let id_ok = !raw.id.is_empty()
+        && raw.id.len() <= 64
+        && raw
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok {
+        bad(
+            "id",
+            format!(
+                "must be 1-64 characters of letters, digits, '-' or '_', got {:?}",
+                raw.id
+            ),
+        );
+    } else if !seen.insert(raw.id.clone()) {
+        bad("id", format!("duplicate camera id {:?}", raw.id));
+    }
+
+    if !(raw.analysis_fps.is_finite()
+        && raw.analysis_fps >= MIN_ANALYSIS_FPS - 1e-9
+        && raw.analysis_fps <= MAX_ANALYSIS_FPS)
+    {
+        bad(
+            "analysis_fps",
+            format!(
+                "must be from 1/60 (one frame a minute) to 10, got {}",
+                raw.analysis_fps
+            ),
+        );
+    }
+    if let Some(w) = raw.analysis_width {
+        let mut sub = Vec::new();
+        validate_width(&p("analysis_width"), w, &mut sub);
+        problems_extend(&mut bad, sub);
+    }
+    if let Some(w) = raw.watchdog_s
+        && !(w.is_finite() && w > 0.0)
+    {
+        bad(
+            "watchdog_s",
+            format!("must be a positive number of seconds, got {w}"),
+        );
+    }
+
+    let source = match parse_source_url(&raw.url, base) {
+        Ok(UrlKind::Rtsp) => {
+            if raw.realtime.is_some() {
+                bad(
+                    "realtime",
+                    "applies to file:// cameras only; RTSP is always live".into(),
+                );
+            }
+            if raw.looped.is_some() {
+                bad("loop", "applies to file:// cameras only".into());
+            }
+            Some(SourceKind::Rtsp {
+                transport: raw.transport.unwrap_or_default(),
+            })
+        }
+        Ok(UrlKind::File(path)) => {
+            if raw.transport.is_some() {
+                bad("transport", "applies to rtsp:// cameras only".into());
+            }
+            Some(SourceKind::File {
+                path,
+                realtime: raw.realtime.unwrap_or(false),
+                looped: raw.looped.unwrap_or(false),
+            })
+        }
+        Err(msg) => {
+            bad("url", msg);
+            None
+        }
+    };
+
+    if problems.len() > before {
+        return None;
+    }
+    Some(CameraConfig {
+        name: raw.name.clone().unwrap_or_else(|| raw.id.clone()),
+        id: raw.id,
+        url: raw.url,
+        source: source?,
+        enabled: raw.enabled,
+        analysis_fps: raw.analysis_fps,
+        analysis_width: raw.analysis_width.unwrap_or(ingest.analysis_width),
+        keyframe_only: raw.keyframe_only,
+        watchdog: secs(raw.watchdog_s.unwrap_or(ingest.watchdog_s)),
+    })
+}
+
+fn problems_extend(bad: &mut impl FnMut(&str, String), sub: Vec<ConfigProblem>) {
+    for s in sub {
+        // `sub` already carries the full path; keep only the field name for `bad`.
+        let field = s.path.rsplit('.').next().unwrap_or("").to_string();
+        bad(&field, s.message);
+    }
+}
+
+enum UrlKind {
+    Rtsp,
+    File(PathBuf),
+}
+
+/// Checks a camera URL. The error message never contains the URL's credentials.
+fn parse_source_url(raw: &str, base: &Path) -> Result<UrlKind, String> {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return Err(format!(
+            "not a URL (expected rtsp://host/path or file://path), got {:?}",
+            redact_url(raw)
+        ));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "rtsp" => {
+            let parsed = url::Url::parse(raw)
+                .map_err(|e| format!("malformed RTSP URL {:?}: {e}", redact_url(raw)))?;
+            if parsed.host_str().is_none_or(str::is_empty) {
+                return Err(format!("RTSP URL has no host: {:?}", redact_url(raw)));
+            }
+            Ok(UrlKind::Rtsp)
+        }
+        "file" => {
+            if rest.is_empty() {
+                return Err("file URL has no path".into());
+            }
+            let path = Path::new(rest);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            };
+            Ok(UrlKind::File(path))
+        }
+        other => Err(format!(
+            "unsupported scheme {other:?} (expected \"rtsp\" or \"file\")"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<PipelineConfig, Vec<String>> {
+        PipelineConfig::parse(text, Path::new("/base"))
+            .map_err(|ps| ps.into_iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("[[cameras]]\nid = \"a\"\nurl = \"rtsp://127.0.0.1:8554/a\"\n").unwrap();
+        let cam = &c.cameras[0];
+        assert_eq!(cam.name, "a");
+        assert_eq!(cam.analysis_fps, 1.0);
+        assert_eq!(cam.analysis_width, 640);
+        assert_eq!(cam.keyframe_only, KeyframeMode::Auto);
+        assert_eq!(cam.watchdog, Duration::from_secs(10));
+        assert_eq!(
+            cam.source,
+            SourceKind::Rtsp {
+                transport: Transport::Tcp
+            }
+        );
+        assert_eq!(c.settings.status_interval_s, 10.0);
+    }
+
+    #[test]
+    fn relative_file_paths_resolve_against_the_config_folder() {
+        let c = parse("[[cameras]]\nid = \"f\"\nurl = \"file://../v.mp4\"\nloop = true\n").unwrap();
+        assert_eq!(
+            c.cameras[0].source,
+            SourceKind::File {
+                path: PathBuf::from("/base/../v.mp4"),
+                realtime: false,
+                looped: true
+            }
+        );
+        let c = parse("[[cameras]]\nid = \"f\"\nurl = \"file:///abs/v.mp4\"\n").unwrap();
+        assert!(
+            matches!(&c.cameras[0].source, SourceKind::File { path, .. } if path == Path::new("/abs/v.mp4"))
+        );
+    }
+
+    #[test]
+    fn bad_scheme_names_the_field() {
+        let errs = parse(
+            r#"
+[[cameras]]
+id = "a"
+url = "rtsp://h/a"
+[[cameras]]
+id = "b"
+url = "rtsp://h/b"
+[[cameras]]
+id = "c"
+url = "htp://user:pw@h/c"
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec![r#"cameras[2].url: unsupported scheme "htp" (expected "rtsp" or "file")"#]
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let errs = parse(
+            r#"
+colour = "red"
+[settings]
+status_interval_s = 0
+[ingest]
+backoff_jitter = 2.0
+[[cameras]]
+id = "a"
+url = "rtsp://h/a"
+fps = 3
+[[cameras]]
+id = "a"
+url = "rtsp://h/a2"
+analysis_fps = 20
+realtime = true
+[[cameras]]
+id = "bad id!"
+url = "rtsp://u:topsecret@/x"
+analysis_width = 33
+"#,
+        )
+        .unwrap_err();
+        let all = errs.join("\n");
+        assert!(!all.contains("topsecret"), "{all}");
+        assert_eq!(
+            errs,
+            vec![
+                "colour: unknown field (expected settings, ingest or cameras)".to_string(),
+                "cameras[0]: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`".into(),
+                "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
+                "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
+                "cameras[1].id: duplicate camera id \"a\"".into(),
+                "cameras[1].analysis_fps: must be from 1/60 (one frame a minute) to 10, got 20".into(),
+                "cameras[1].realtime: applies to file:// cameras only; RTSP is always live".into(),
+                "cameras[2].id: must be 1-64 characters of letters, digits, '-' or '_', got \"bad id!\"".into(),
+                "cameras[2].analysis_width: must be an even number of pixels from 32 to 7680, got 33".into(),
+                "cameras[2].url: malformed RTSP URL \"rtsp://***@/x\": empty host".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_nested_field() {
+        let errs = parse("[ingest]\nwatchdog_s = \"ten\"\n[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nkeyframe_only = \"sometimes\"\n").unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].starts_with("ingest.watchdog_s: invalid type: string \"ten\""),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("cameras[0].keyframe_only: unknown variant `sometimes`"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_give_the_line() {
+        let errs = parse("[[cameras]]\nid = \"a\"\nurl = \n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("not valid TOML (line 3)"), "{errs:?}");
+    }
+
+    #[test]
+    fn missing_cameras_is_an_error() {
+        assert_eq!(
+            parse("[settings]\n").unwrap_err(),
+            vec!["cameras: at least one camera is required"]
+        );
+    }
+
+    #[test]
+    fn shipped_pipelines_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                PipelineConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 1);
+    }
+}

@@ -1,0 +1,107 @@
+//! Reconnect delays: exponential, capped, with random jitter so that many cameras behind one
+//! platform do not reconnect in lockstep.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackoffPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+    pub multiplier: f64,
+    /// Fraction of spread around each delay (0.2 = ±20%), never past `max`.
+    pub jitter: f64,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            multiplier: 2.0,
+            jitter: 0.2,
+        }
+    }
+}
+
+/// The delay state of one camera.
+#[derive(Debug)]
+pub struct Backoff {
+    policy: BackoffPolicy,
+    attempt: u32,
+    rng: fastrand::Rng,
+}
+
+impl Backoff {
+    pub fn new(policy: BackoffPolicy, seed: u64) -> Self {
+        Self {
+            policy,
+            attempt: 0,
+            rng: fastrand::Rng::with_seed(seed),
+        }
+    }
+
+    /// The delay before the next attempt; each call grows the next one.
+    pub fn next_delay(&mut self) -> Duration {
+        let p = &self.policy;
+        let base = p.initial.as_secs_f64() * p.multiplier.powi(self.attempt.min(64) as i32);
+        let base = base.min(p.max.as_secs_f64());
+        self.attempt = self.attempt.saturating_add(1);
+        let spread = 1.0 + p.jitter * (2.0 * self.rng.f64() - 1.0);
+        Duration::from_secs_f64((base * spread).clamp(0.0, p.max.as_secs_f64()))
+    }
+
+    /// The longest delay: used while a camera is failed for a reason retrying will not fix soon.
+    pub fn max_delay(&self) -> Duration {
+        self.policy.max
+    }
+
+    /// Called once a stream delivers again.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_caps_and_resets() {
+        let policy = BackoffPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            multiplier: 2.0,
+            jitter: 0.0,
+        };
+        let mut b = Backoff::new(policy, 1);
+        let got: Vec<u128> = (0..6).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(got, vec![100, 200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 100);
+    }
+
+    #[test]
+    fn jitter_stays_in_its_band_and_under_the_cap() {
+        let policy = BackoffPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(4),
+            multiplier: 2.0,
+            jitter: 0.5,
+        };
+        let mut seen_low = false;
+        for seed in 0..200 {
+            let mut b = Backoff::new(policy, seed);
+            let first = b.next_delay().as_secs_f64();
+            assert!((0.5..=1.5).contains(&first), "{first}");
+            seen_low |= first < 0.9;
+            for _ in 0..10 {
+                assert!(b.next_delay() <= policy.max);
+            }
+        }
+        assert!(seen_low, "jitter never moved the delay");
+    }
+}

@@ -1,0 +1,32 @@
+//! Stage 1, ingest: cameras (RTSP, recorded files) through GStreamer to sampled RGB frames.
+//!
+//! - [`pipeline`]: the GStreamer pipeline of one camera;
+//! - [`sampler`]: per-camera analysis rate and keyframe-only decoding, applied inside it;
+//! - [`camera`]: the camera thread: reconnects, backoff, watchdog, health;
+//! - [`queue`]: the bounded hand-off to analysis and its policy when full;
+//! - [`health`]: per-camera state and counters.
+
+pub mod backoff;
+pub mod camera;
+pub mod error;
+pub mod frame;
+pub mod health;
+pub mod pipeline;
+pub mod queue;
+pub mod sampler;
+
+pub use backoff::{Backoff, BackoffPolicy};
+pub use camera::{CameraHandle, CameraThread, spawn_camera};
+pub use error::{IngestError, IngestErrorKind};
+pub use frame::{CameraId, Frame, FrameData};
+pub use health::{CameraHealth, CameraStatus, HealthBoard, HealthState};
+pub use queue::{FrameReceiver, FullPolicy};
+
+use std::future::Future;
+
+/// Where analysis gets frames from: a real camera, or a fake in tests of later stages.
+pub trait FrameSource: Send {
+    fn camera(&self) -> &str;
+    /// The next frame, or `None` when the source has ended for good.
+    fn next_frame(&mut self) -> impl Future<Output = Option<Frame>> + Send;
+}

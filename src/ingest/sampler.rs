@@ -1,0 +1,235 @@
+//! Per-camera sampling inside the GStreamer pipeline.
+//!
+//! Two pad probes consult one [`Sampler`]:
+//! - before the decoder ([`Sampler::on_encoded`]): in keyframe-only mode, delta frames and the
+//!   keyframes that are not due are dropped there, so they are never decoded;
+//! - after the decoder ([`Sampler::on_decoded`]): in full-decode mode, frames that are not due
+//!   are dropped there, before scaling and colour conversion.
+//!
+//! A frame is due on a fixed grid of `1 / analysis_fps` in stream time, so the delivered rate
+//! matches the configured one on average, whatever the stream's frame rate.
+
+use std::collections::VecDeque;
+
+use crate::config::KeyframeMode;
+
+/// Nanoseconds of stream time.
+pub type Nanos = u64;
+
+#[derive(Debug)]
+pub struct Sampler {
+    interval: Nanos,
+    slack: Nanos,
+    mode: KeyframeMode,
+    next_due: Option<Nanos>,
+    last_keyframe: Option<Nanos>,
+    /// Measured distance between the last two keyframes.
+    keyframe_interval: Option<Nanos>,
+    /// Whether keyframe-only decoding is in force (decided at each keyframe).
+    keyframe_only: bool,
+    /// Keyframes let through by the pre-decoder probe, already sampled: the post-decoder
+    /// probe lets them pass.
+    presampled: VecDeque<Nanos>,
+    pub stats: SamplerStats,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SamplerStats {
+    /// Encoded frames dropped before the decoder.
+    pub skipped_before_decode: u64,
+    /// Decoded frames dropped before scaling and conversion.
+    pub skipped_after_decode: u64,
+    /// Frames let through to the application.
+    pub passed: u64,
+}
+
+impl Sampler {
+    pub fn new(analysis_fps: f64, mode: KeyframeMode) -> Self {
+        let interval = (1e9 / analysis_fps).round() as Nanos;
+        Self {
+            interval,
+            // Tolerates timestamp jitter: up to 10% of the interval, at most 50 ms.
+            slack: (interval / 10).min(50_000_000),
+            mode,
+            next_due: None,
+            last_keyframe: None,
+            keyframe_interval: None,
+            keyframe_only: mode == KeyframeMode::On,
+            presampled: VecDeque::new(),
+            stats: SamplerStats::default(),
+        }
+    }
+
+    pub fn keyframe_only(&self) -> bool {
+        self.keyframe_only
+    }
+
+    pub fn keyframe_interval(&self) -> Option<Nanos> {
+        self.keyframe_interval
+    }
+
+    /// Decides whether an encoded frame goes to the decoder.
+    pub fn on_encoded(&mut self, pts: Option<Nanos>, is_keyframe: bool) -> bool {
+        if is_keyframe {
+            if let (Some(p), Some(last)) = (pts, self.last_keyframe)
+                && p > last
+            {
+                self.keyframe_interval = Some(p - last);
+            }
+            if pts.is_some() {
+                self.last_keyframe = pts;
+            }
+            self.keyframe_only = match self.mode {
+                KeyframeMode::On => true,
+                KeyframeMode::Off => false,
+                // Keyframes alone are enough when they come at least as often as analysis
+                // needs frames.
+                KeyframeMode::Auto => self
+                    .keyframe_interval
+                    .is_some_and(|k| k <= self.interval + self.slack),
+            };
+        }
+        if !self.keyframe_only {
+            return true;
+        }
+        if !is_keyframe {
+            self.stats.skipped_before_decode += 1;
+            return false;
+        }
+        let Some(p) = pts else {
+            return true;
+        };
+        if self.due(p) {
+            self.presampled.push_back(p);
+            if self.presampled.len() > 64 {
+                self.presampled.pop_front();
+            }
+            true
+        } else {
+            self.stats.skipped_before_decode += 1;
+            false
+        }
+    }
+
+    /// Decides whether a decoded frame goes on to scaling, conversion and the application.
+    pub fn on_decoded(&mut self, pts: Option<Nanos>) -> bool {
+        let Some(p) = pts else {
+            self.stats.passed += 1;
+            return true;
+        };
+        if let Some(i) = self.presampled.iter().position(|&q| q == p) {
+            self.presampled.drain(..=i);
+            self.stats.passed += 1;
+            return true;
+        }
+        if self.due(p) {
+            self.stats.passed += 1;
+            true
+        } else {
+            self.stats.skipped_after_decode += 1;
+            false
+        }
+    }
+
+    fn due(&mut self, pts: Nanos) -> bool {
+        match self.next_due {
+            None => {
+                self.next_due = Some(pts + self.interval);
+                true
+            }
+            Some(due) if pts + self.slack >= due => {
+                // Stay on the grid, unless the stream jumped ahead (a gap): restart from here.
+                let next = due + self.interval;
+                self.next_due = Some(if next + self.slack <= pts {
+                    pts + self.interval
+                } else {
+                    next
+                });
+                true
+            }
+            Some(due) if due > pts + 2 * self.interval => {
+                // Time went backwards (a new stream): start a new grid.
+                self.next_due = Some(pts + self.interval);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Nanos = 1_000_000;
+
+    /// Feeds a stream of `n` frames at `fps` with a keyframe every `gop` frames; returns the
+    /// pts (ms) of the frames that reach the application and how many were decoded.
+    fn run(sampler: &mut Sampler, n: u64, fps: u64, gop: u64) -> (Vec<u64>, u64) {
+        let mut out = Vec::new();
+        let mut decoded = 0;
+        for i in 0..n {
+            let pts = i * 1000 / fps * MS;
+            if sampler.on_encoded(Some(pts), i % gop == 0) {
+                decoded += 1;
+                if sampler.on_decoded(Some(pts)) {
+                    out.push(pts / MS);
+                }
+            }
+        }
+        (out, decoded)
+    }
+
+    #[test]
+    fn full_decode_samples_at_the_configured_rate() {
+        // 25 fps for 10 s, analysed at 2 fps, keyframes every 2 s: no keyframe mode in auto.
+        let mut s = Sampler::new(2.0, KeyframeMode::Auto);
+        let (out, decoded) = run(&mut s, 250, 25, 50);
+        assert!(!s.keyframe_only());
+        assert_eq!(decoded, 250);
+        assert_eq!(out.len(), 20);
+        assert_eq!(&out[..4], &[0, 480, 1000, 1480]);
+    }
+
+    #[test]
+    fn auto_switches_to_keyframes_once_the_gop_is_known() {
+        // 25 fps, keyframe every second, analysed at 0.5 fps.
+        let mut s = Sampler::new(0.5, KeyframeMode::Auto);
+        let (out, decoded) = run(&mut s, 25 * 20, 25, 25);
+        assert!(s.keyframe_only());
+        assert_eq!(s.keyframe_interval(), Some(1000 * MS));
+        assert_eq!(out, vec![0, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 18000]);
+        // The first GOP is decoded in full while the keyframe interval is measured; after
+        // that only the due keyframes.
+        assert_eq!(decoded, 25 + 9);
+    }
+
+    #[test]
+    fn forced_keyframe_mode_decodes_only_keyframes() {
+        let mut s = Sampler::new(10.0, KeyframeMode::On);
+        let (out, decoded) = run(&mut s, 100, 10, 10);
+        assert_eq!(decoded, 10);
+        assert_eq!(out, (0..10).map(|i| i * 1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn forced_off_never_skips_before_the_decoder() {
+        let mut s = Sampler::new(1.0 / 60.0, KeyframeMode::Off);
+        let (out, decoded) = run(&mut s, 25 * 130, 25, 25);
+        assert_eq!(decoded, 25 * 130);
+        assert_eq!(out, vec![0, 60_000, 120_000]);
+    }
+
+    #[test]
+    fn a_gap_restarts_the_grid_and_a_reset_stream_is_followed() {
+        let mut s = Sampler::new(1.0, KeyframeMode::Off);
+        assert!(s.on_decoded(Some(0)));
+        assert!(!s.on_decoded(Some(500 * MS)));
+        assert!(s.on_decoded(Some(10_000 * MS)));
+        assert!(!s.on_decoded(Some(10_500 * MS)));
+        assert!(s.on_decoded(Some(11_000 * MS)));
+        // Timestamps start again from zero (a reconnect or a new loop).
+        assert!(s.on_decoded(Some(0)));
+        assert!(s.on_decoded(Some(1_000 * MS)));
+    }
+}

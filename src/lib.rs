@@ -1,0 +1,17 @@
+//! citywatch: watches city cameras and files evidence-backed cases.
+//!
+//! The pipeline runs in one direction, one module per stage (see `ARCHITECTURE.md`):
+//!
+//! - [`core`]: clock, shutdown signal, credential redaction: shared by every stage.
+//! - [`config`]: the strict pipeline config and its validation.
+//! - [`ingest`]: cameras (RTSP and recorded files) through GStreamer, sampled in the pipeline.
+//! - [`probe`]: checks a camera URL over RTSP (OPTIONS/DESCRIBE, auth, SDP).
+//! - [`samples`]: the loopback RTSP server that loops the sample footage.
+//! - [`run`]: wires the stages together for `citywatch run`.
+
+pub mod config;
+pub mod core;
+pub mod ingest;
+pub mod probe;
+pub mod run;
+pub mod samples;

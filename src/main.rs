@@ -1,0 +1,200 @@
+//! The `citywatch` command line. Errors become messages and exit codes here, at the edge.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use citywatch::config::PipelineConfig;
+use citywatch::core::{Shutdown, SystemClock};
+use citywatch::run::{RunOptions, StatusFormat};
+use citywatch::samples::{AuthMethod, SampleServer, ServeOptions};
+
+#[derive(Parser)]
+#[command(name = "citywatch", version, about = "Watches city cameras and files evidence-backed cases")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the cameras of a pipeline config and prints their health periodically.
+    Run {
+        pipeline: PathBuf,
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Print status as JSON lines instead of a table.
+        #[arg(long)]
+        status_json: bool,
+    },
+    /// Checks a pipeline config and reports every problem.
+    Check { pipeline: PathBuf },
+    /// Serves every H.264 file in a folder over RTSP, looping forever.
+    ServeSamples {
+        #[arg(long, default_value = "sample-videos")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1")]
+        address: String,
+        /// 0 picks a free port.
+        #[arg(long, default_value_t = 8554)]
+        port: u16,
+        /// Require these credentials, as user:password.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        auth: Option<String>,
+        #[arg(long, value_enum, default_value_t = AuthMethod::Basic)]
+        auth_method: AuthMethod,
+        /// Also serve an audio-only stream under this name (to test "no video" handling).
+        #[arg(long, value_name = "NAME")]
+        audio_only_mount: Option<String>,
+    },
+    /// Checks a camera: connection, authentication, codec, resolution, frame rate.
+    Probe {
+        url: String,
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CITYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(path: &PathBuf) -> Result<PipelineConfig, ExitCode> {
+    PipelineConfig::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Check { pipeline } => match load(&pipeline) {
+            Ok(c) => {
+                println!("{}: ok, {} cameras", pipeline.display(), c.cameras.len());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run {
+            pipeline,
+            duration,
+            status_json,
+        } => {
+            let config = match load(&pipeline) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let shutdown = Shutdown::new();
+                spawn_signal_handler(shutdown.clone());
+                let opts = RunOptions {
+                    duration: duration.map(Duration::from_secs_f64),
+                    status_format: if status_json {
+                        StatusFormat::Json
+                    } else {
+                        StatusFormat::Table
+                    },
+                };
+                match citywatch::run::run(config, Arc::new(SystemClock), shutdown, opts).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+        Command::ServeSamples {
+            dir,
+            address,
+            port,
+            auth,
+            auth_method,
+            audio_only_mount,
+        } => {
+            let auth = match auth.map(|a| {
+                a.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+                    .ok_or(())
+            }) {
+                None => None,
+                Some(Ok(a)) => Some(a),
+                Some(Err(())) => {
+                    eprintln!("error: --auth must be USER:PASSWORD");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = ServeOptions {
+                dir,
+                address: address.clone(),
+                port,
+                auth,
+                auth_method,
+                audio_only_mount,
+            };
+            match SampleServer::start(&opts) {
+                Ok((server, port)) => {
+                    for m in &server.mounts {
+                        println!("serving rtsp://{address}:{port}/{m}");
+                    }
+                    // Tests wait for this line: the server accepts connections from here on.
+                    println!("listening on {address}:{port}");
+                    server.run();
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Probe { url, timeout } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match rt.block_on(citywatch::probe::probe(&url, Duration::from_secs_f64(timeout))) {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "probe failed: {} ({e})",
+                        citywatch::core::redact_url(&url)
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn spawn_signal_handler(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::info!("signal received; shutting down");
+        shutdown.trigger();
+    });
+}
