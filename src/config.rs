@@ -340,7 +340,7 @@ fn typed<T: DeserializeOwned>(
         Ok(v) => Some(v),
         Err(e) => {
             let inner = e.path().to_string();
-            let message = redact_url(&e.inner().to_string());
+            let message = redact_url(e.inner().to_string().trim());
             // An unknown field's own name is in the message; the path names its parent.
             let path = if inner == "." || inner.is_empty() {
                 prefix.to_string()
@@ -366,7 +366,11 @@ fn positive(path: &str, v: f64, problems: &mut Vec<ConfigProblem>) {
 
 fn validate_settings(s: &Settings, problems: &mut Vec<ConfigProblem>) {
     positive("settings.status_interval_s", s.status_interval_s, problems);
-    positive("settings.shutdown_timeout_s", s.shutdown_timeout_s, problems);
+    positive(
+        "settings.shutdown_timeout_s",
+        s.shutdown_timeout_s,
+        problems,
+    );
 }
 
 fn validate_ingest(i: &IngestDefaults, problems: &mut Vec<ConfigProblem>) {
@@ -659,7 +663,7 @@ id = "a"
 url = "rtsp://h/a"
 fps = 3
 [[cameras]]
-id = "a"
+id = "a2"
 url = "rtsp://h/a2"
 analysis_fps = 20
 realtime = true
@@ -676,10 +680,9 @@ analysis_width = 33
             errs,
             vec![
                 "colour: unknown field (expected settings, ingest or cameras)".to_string(),
-                "cameras[0]: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`".into(),
+                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
-                "cameras[1].id: duplicate camera id \"a\"".into(),
                 "cameras[1].analysis_fps: must be from 1/60 (one frame a minute) to 10, got 20".into(),
                 "cameras[1].realtime: applies to file:// cameras only; RTSP is always live".into(),
                 "cameras[2].id: must be 1-64 characters of letters, digits, '-' or '_', got \"bad id!\"".into(),
@@ -687,6 +690,12 @@ analysis_width = 33
                 "cameras[2].url: malformed RTSP URL \"rtsp://***@/x\": empty host".into(),
             ]
         );
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let errs = parse("[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/1\"\n[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/2\"\n").unwrap_err();
+        assert_eq!(errs, vec!["cameras[1].id: duplicate camera id \"a\""]);
     }
 
     #[test]

@@ -13,7 +13,11 @@ use citywatch::run::{RunOptions, StatusFormat};
 use citywatch::samples::{AuthMethod, SampleServer, ServeOptions};
 
 #[derive(Parser)]
-#[command(name = "citywatch", version, about = "Watches city cameras and files evidence-backed cases")]
+#[command(
+    name = "citywatch",
+    version,
+    about = "Watches city cameras and files evidence-backed cases"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,7 +65,8 @@ enum Command {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CITYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("CITYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -168,16 +173,16 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match rt.block_on(citywatch::probe::probe(&url, Duration::from_secs_f64(timeout))) {
+            match rt.block_on(citywatch::probe::probe(
+                &url,
+                Duration::from_secs_f64(timeout),
+            )) {
                 Ok(report) => {
                     println!("{}", serde_json::to_string_pretty(&report).expect("json"));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!(
-                        "probe failed: {} ({e})",
-                        citywatch::core::redact_url(&url)
-                    );
+                    eprintln!("probe failed: {} ({e})", citywatch::core::redact_url(&url));
                     ExitCode::FAILURE
                 }
             }

@@ -430,8 +430,7 @@ pub async fn probe(raw_url: &str, timeout: Duration) -> Result<ProbeReport, Prob
             digest_authorization(c, user, pass, "DESCRIBE", t.uri.as_str(), &cnonce)
         } else if challenges.iter().any(|c| c.scheme == "basic") {
             auth_used = "basic";
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
             format!("Basic {token}")
         } else {
             return Err(ProbeError::Unauthorized(
@@ -539,7 +538,10 @@ mod tests {
 
     #[test]
     fn bad_urls_never_show_the_password() {
-        let e = parse_target("http://u:hunter2@h/x").err().unwrap().to_string();
+        let e = parse_target("http://u:hunter2@h/x")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("unsupported scheme"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
     }

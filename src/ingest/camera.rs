@@ -301,8 +301,7 @@ fn run_once(ctx: &Ctx, seq: &mut u64, pts_offset: Duration, backoff: &mut Backof
         if ctx.shutdown.is_triggered() {
             return teardown(Outcome::Shutdown);
         }
-        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Eos, gst::MessageType::Error])
-        {
+        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Eos, gst::MessageType::Error]) {
             match msg.view() {
                 gst::MessageView::Eos(_) => {
                     if matches!(ctx.cam.source, SourceKind::File { .. }) {
@@ -391,7 +390,8 @@ fn to_frame(
     let info = gst_video::VideoInfo::from_caps(caps).ok()?;
     let buffer = sample.buffer_owned()?;
     let raw_pts = buffer.pts().map(|t| t.nseconds());
-    let keyframe = raw_pts.is_some_and(|p| built.keyframes.lock().expect("keyframe log").contains(p));
+    let keyframe =
+        raw_pts.is_some_and(|p| built.keyframes.lock().expect("keyframe log").contains(p));
     let pts = raw_pts.map(|p| Duration::from_nanos(p) + pts_offset);
     let mapped = buffer.into_mapped_buffer_readable().ok()?;
     Some(Frame::new(
@@ -415,7 +415,9 @@ fn classify(ctx: &Ctx, msg: &gst::Message) -> IngestError {
     let e = err.error();
     let debug = err.debug().map(|d| d.to_string()).unwrap_or_default();
     let text = format!("{}", e.message());
-    let detail = if debug.is_empty() {
+    let detail = if debug.contains(NO_VIDEO_MESSAGE) {
+        NO_VIDEO_MESSAGE.to_string()
+    } else if debug.is_empty() {
         text.clone()
     } else {
         // GStreamer's debug text starts with a source location; the last line says most.
@@ -423,7 +425,7 @@ fn classify(ctx: &Ctx, msg: &gst::Message) -> IngestError {
         format!("{text} ({tail})")
     };
     let is_file = matches!(ctx.cam.source, SourceKind::File { .. });
-    let kind = if text.contains(NO_VIDEO_MESSAGE) {
+    let kind = if text.contains(NO_VIDEO_MESSAGE) || debug.contains(NO_VIDEO_MESSAGE) {
         IngestErrorKind::NoVideo
     } else if let Some(r) = e.kind::<gst::ResourceError>() {
         match r {

@@ -166,8 +166,8 @@ pub fn build(
         });
     }
 
-    let convert = make("videoconvertscale", "convert")
-        .or_else(|_| make("videoscale", "convert"))?;
+    let convert =
+        make("videoconvertscale", "convert").or_else(|_| make("videoscale", "convert"))?;
     let filter = make("capsfilter", "rgb")?;
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", "RGB")
@@ -202,7 +202,9 @@ pub fn build(
 
     {
         let sampler = sampler.clone();
-        let sink = convert.static_pad("sink").ok_or("converter has no sink pad")?;
+        let sink = convert
+            .static_pad("sink")
+            .ok_or("converter has no sink pad")?;
         sink.add_probe(gst::PadProbeType::BUFFER, move |_pad, info| {
             let Some(buffer) = info.buffer() else {
                 return gst::PadProbeReturn::Ok;

@@ -48,8 +48,9 @@ impl Sampler {
         let interval = (1e9 / analysis_fps).round() as Nanos;
         Self {
             interval,
-            // Tolerates timestamp jitter: up to 10% of the interval, at most 50 ms.
-            slack: (interval / 10).min(50_000_000),
+            // Tolerates timestamp rounding (RTP clocks, container timebases) without
+            // picking a frame that is a whole frame early: 10% of the interval, at most 5 ms.
+            slack: (interval / 10).min(5_000_000),
             mode,
             next_due: None,
             last_keyframe: None,
@@ -188,7 +189,7 @@ mod tests {
         assert!(!s.keyframe_only());
         assert_eq!(decoded, 250);
         assert_eq!(out.len(), 20);
-        assert_eq!(&out[..4], &[0, 480, 1000, 1480]);
+        assert_eq!(&out[..4], &[0, 520, 1000, 1520]);
     }
 
     #[test]
@@ -198,7 +199,10 @@ mod tests {
         let (out, decoded) = run(&mut s, 25 * 20, 25, 25);
         assert!(s.keyframe_only());
         assert_eq!(s.keyframe_interval(), Some(1000 * MS));
-        assert_eq!(out, vec![0, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 18000]);
+        assert_eq!(
+            out,
+            vec![0, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 18000]
+        );
         // The first GOP is decoded in full while the keyframe interval is measured; after
         // that only the due keyframes.
         assert_eq!(decoded, 25 + 9);

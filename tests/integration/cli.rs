@@ -1,0 +1,124 @@
+//! The `citywatch` binary: config errors, and credentials kept out of every output.
+
+use std::process::Command;
+
+use crate::common::*;
+
+fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    write_file(dir, "pipeline.toml", text.as_bytes())
+}
+
+#[test]
+fn malformed_config_names_every_field_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        r#"
+[[cameras]]
+id = "a"
+url = "htp://admin:Secret99@10.0.0.1/live"
+[[cameras]]
+id = "b"
+url = "rtsp://10.0.0.2/live"
+analysis_fps = 0
+colour = "blue"
+"#,
+    );
+    for cmd in ["check", "run"] {
+        let out = Command::new(bin()).arg(cmd).arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("2 problems in the config"), "{err}");
+        assert!(
+            err.contains(r#"cameras[0].url: unsupported scheme "htp" (expected "rtsp" or "file")"#),
+            "{err}"
+        );
+        assert!(
+            err.contains("cameras[1].colour: unknown field `colour`"),
+            "{err}"
+        );
+        assert!(!err.contains("Secret99"), "{err}");
+    }
+    let ok = Command::new(bin())
+        .args(["check", "pipelines/demo.toml"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+}
+
+#[test]
+fn passwords_never_reach_logs_or_status() {
+    let server = Server::start(&["--auth", "viewer:Xq7-TopSecret"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[settings]
+status_interval_s = 1
+[ingest]
+backoff_initial_s = 0.2
+backoff_max_s = 1
+[[cameras]]
+id = "right"
+url = "{}"
+[[cameras]]
+id = "wrong"
+url = "{}"
+"#,
+            server.url_with_auth("viewer", "Xq7-TopSecret", "vtest"),
+            server.url_with_auth("viewer", "Wr0ng-Guess", "vtest"),
+        ),
+    );
+    let mut outputs = String::new();
+    for format in [None, Some("--status-json")] {
+        let out = Command::new(bin())
+            .args(["run", "--for", "5"])
+            .args(format)
+            .arg(&path)
+            .env("CITYWATCH_LOG", "debug")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        outputs.push_str(&String::from_utf8_lossy(&out.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // It really ran: one camera streamed, the other was refused; URLs were printed redacted.
+    assert!(outputs.contains("\"state\":\"stopped\""), "{outputs}");
+    assert!(outputs.contains("unauthorized"), "{outputs}");
+    assert!(outputs.contains("rtsp://***@127.0.0.1"), "{outputs}");
+    let right_frames = outputs
+        .lines()
+        .filter(|l| l.starts_with("{\"id\":\"right\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["frames"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(right_frames >= 2, "{outputs}");
+    for secret in ["Xq7-TopSecret", "Wr0ng-Guess"] {
+        assert!(!outputs.contains(secret), "{secret} leaked:\n{outputs}");
+    }
+}
+
+#[test]
+fn probe_command_prints_json_or_a_reason() {
+    let server = Server::start(&[]);
+    let out = Command::new(bin())
+        .args(["probe", &server.url("bikes")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["codec"], "H264");
+    assert_eq!(v["width"], 640);
+
+    let out = Command::new(bin())
+        .args(["probe", &server.url_with_auth("u", "Leaky1", "missing")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("404 Not Found"), "{err}");
+    assert!(!err.contains("Leaky1"), "{err}");
+}

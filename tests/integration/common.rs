@@ -1,0 +1,187 @@
+//! Helpers: start, kill, freeze and resume `citywatch serve-samples`; build camera configs;
+//! await camera health changes with deadlines (never sleeps as synchronisation).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use citywatch::config::PipelineConfig;
+use citywatch::core::{Shutdown, SystemClock};
+use citywatch::ingest::{CameraHandle, CameraHealth, spawn_camera};
+use tokio::sync::watch;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_citywatch")
+}
+
+/// A `citywatch serve-samples` process.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    args: Vec<String>,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Self {
+        Self::start_on(0, extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn start_on(port: u16, args: Vec<String>) -> Self {
+        let mut child = Command::new(bin())
+            .arg("serve-samples")
+            .arg("--dir")
+            .arg(repo().join("sample-videos"))
+            .arg("--port")
+            .arg(port.to_string())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve-samples");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve-samples did not start listening");
+        Server { child, port, args }
+    }
+
+    pub fn url(&self, mount: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{mount}", self.port)
+    }
+
+    pub fn url_with_auth(&self, user: &str, pass: &str, mount: &str) -> String {
+        format!("rtsp://{user}:{pass}@127.0.0.1:{}/{mount}", self.port)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill(&mut self) {
+        self.signal("KILL");
+        self.child.wait().unwrap();
+    }
+
+    /// Starts again on the same port with the same options.
+    pub fn restart(&mut self) {
+        // The old process was killed and reaped; its Drop does nothing harmful.
+        *self = Server::start_on(self.port, self.args.clone());
+    }
+
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses a config made of `[ingest]` overrides and cameras.
+pub fn config(text: &str) -> PipelineConfig {
+    PipelineConfig::parse(text, &repo()).unwrap_or_else(|e| panic!("test config: {e:?}"))
+}
+
+/// Starts every camera of a config.
+pub fn start_cameras(cfg: &PipelineConfig, shutdown: &Shutdown) -> Vec<CameraHandle> {
+    cfg.cameras
+        .iter()
+        .map(|c| {
+            spawn_camera(
+                c,
+                &cfg.ingest,
+                cfg.backoff(),
+                Arc::new(SystemClock),
+                shutdown.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the camera's health satisfies `pred`, or panics after `timeout`.
+pub async fn wait_health(
+    rx: &watch::Receiver<CameraHealth>,
+    timeout: Duration,
+    what: &str,
+    pred: impl FnMut(&CameraHealth) -> bool,
+) -> CameraHealth {
+    let mut rx2 = rx.clone();
+    let got = tokio::time::timeout(timeout, async move {
+        rx2.wait_for(pred).await.map(|h| h.clone()).ok()
+    })
+    .await;
+    match got {
+        Ok(Some(h)) => h,
+        _ => panic!(
+            "timed out after {timeout:?} waiting for {what}; health: {:?}",
+            rx.borrow()
+        ),
+    }
+}
+
+/// Drains frames on a task so live cameras keep flowing; returns their (pts, keyframe, wall).
+pub fn drain(
+    mut cam: CameraHandle,
+) -> (
+    watch::Receiver<CameraHealth>,
+    tokio::task::JoinHandle<Vec<(Option<Duration>, bool, Instant)>>,
+    Shutdown,
+) {
+    let health = cam.health.clone();
+    let stop = Shutdown::new();
+    let stop2 = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop2.triggered() => break,
+                f = cam.next_frame() => match f {
+                    Some(f) => seen.push((f.pts, f.keyframe, Instant::now())),
+                    None => break,
+                }
+            }
+        }
+        seen
+    });
+    (health, task, stop)
+}
+
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}

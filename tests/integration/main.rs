@@ -1,0 +1,7 @@
+//! Integration tests against real parts: the `serve-samples` RTSP server on loopback, real
+//! GStreamer decoding of the shipped footage, and the `citywatch` binary itself.
+
+mod cli;
+mod common;
+mod ingest;
+mod probe;
