@@ -415,12 +415,17 @@ fn validate_ingest(i: &IngestDefaults, problems: &mut Vec<ConfigProblem>) {
 }
 
 fn validate_width(path: &str, w: u32, problems: &mut Vec<ConfigProblem>) {
-    if !(32..=7680).contains(&w) || w % 2 != 0 {
+    if let Some(message) = width_problem(w) {
         problems.push(ConfigProblem {
             path: path.into(),
-            message: format!("must be an even number of pixels from 32 to 7680, got {w}"),
+            message,
         });
     }
+}
+
+fn width_problem(w: u32) -> Option<String> {
+    (!(32..=7680).contains(&w) || !w.is_multiple_of(2))
+        .then(|| format!("must be an even number of pixels from 32 to 7680, got {w}"))
 }
 
 /// The slowest and fastest analysis rates: one frame a minute to ten a second.
@@ -474,10 +479,8 @@ fn validate_camera(
             ),
         );
     }
-    if let Some(w) = raw.analysis_width {
-        let mut sub = Vec::new();
-        validate_width(&p("analysis_width"), w, &mut sub);
-        problems_extend(&mut bad, sub);
+    if let Some(message) = raw.analysis_width.and_then(width_problem) {
+        bad("analysis_width", message);
     }
     if let Some(w) = raw.watchdog_s
         && !(w.is_finite() && w > 0.0)
@@ -533,14 +536,6 @@ fn validate_camera(
         keyframe_only: raw.keyframe_only,
         watchdog: secs(raw.watchdog_s.unwrap_or(ingest.watchdog_s)),
     })
-}
-
-fn problems_extend(bad: &mut impl FnMut(&str, String), sub: Vec<ConfigProblem>) {
-    for s in sub {
-        // `sub` already carries the full path; keep only the field name for `bad`.
-        let field = s.path.rsplit('.').next().unwrap_or("").to_string();
-        bad(&field, s.message);
-    }
 }
 
 enum UrlKind {

@@ -73,7 +73,7 @@ fn init_tracing() {
         .init();
 }
 
-fn load(path: &PathBuf) -> Result<PipelineConfig, ExitCode> {
+fn load(path: &std::path::Path) -> Result<PipelineConfig, ExitCode> {
     PipelineConfig::load(path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)

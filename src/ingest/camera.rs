@@ -301,7 +301,7 @@ fn run_once(ctx: &Ctx, seq: &mut u64, pts_offset: Duration, backoff: &mut Backof
         if ctx.shutdown.is_triggered() {
             return teardown(Outcome::Shutdown);
         }
-        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Eos, gst::MessageType::Error]) {
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Eos, gst::MessageType::Error]) {
             match msg.view() {
                 gst::MessageView::Eos(_) => {
                     if matches!(ctx.cam.source, SourceKind::File { .. }) {
@@ -414,7 +414,7 @@ fn classify(ctx: &Ctx, msg: &gst::Message) -> IngestError {
     };
     let e = err.error();
     let debug = err.debug().map(|d| d.to_string()).unwrap_or_default();
-    let text = format!("{}", e.message());
+    let text = e.message().to_string();
     let detail = if debug.contains(NO_VIDEO_MESSAGE) {
         NO_VIDEO_MESSAGE.to_string()
     } else if debug.is_empty() {

@@ -152,14 +152,18 @@ pub async fn wait_health(
     }
 }
 
-/// Drains frames on a task so live cameras keep flowing; returns their (pts, keyframe, wall).
-pub fn drain(
-    mut cam: CameraHandle,
-) -> (
+/// What a test keeps of each frame: (pts, keyframe, when it arrived).
+pub type Seen = (Option<Duration>, bool, Instant);
+
+/// A draining camera: its health, the task collecting its frames, and the task's stop signal.
+pub type Drained = (
     watch::Receiver<CameraHealth>,
-    tokio::task::JoinHandle<Vec<(Option<Duration>, bool, Instant)>>,
+    tokio::task::JoinHandle<Vec<Seen>>,
     Shutdown,
-) {
+);
+
+/// Drains frames on a task so live cameras keep flowing.
+pub fn drain(mut cam: CameraHandle) -> Drained {
     let health = cam.health.clone();
     let stop = Shutdown::new();
     let stop2 = stop.clone();

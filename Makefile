@@ -1,0 +1,33 @@
+# citywatch: the two set-up commands are `make demo` and `make test`; both install what is
+# missing first (scripts/deps.sh is idempotent).
+
+CARGO ?= cargo
+export CARGO_BUILD_JOBS ?= 2
+DEMO_PORT ?= 8554
+DEMO_SECONDS ?= 30
+
+.PHONY: deps build demo test lint bench clean-demo
+
+deps:
+	./scripts/deps.sh
+
+build: deps
+	$(CARGO) build --locked
+
+# Serves the sample footage over RTSP on loopback, runs the demo pipeline against it for
+# DEMO_SECONDS, prints camera health as it goes, then stops both.
+demo: build
+	./scripts/demo.sh $(DEMO_PORT) $(DEMO_SECONDS)
+
+# The whole test suite: unit tests, then integration tests against real GStreamer and a real
+# RTSP server on loopback.
+test: deps
+	./scripts/test.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Decode cost, full against keyframe-only (see benches/decode.rs).
+bench: deps
+	$(CARGO) bench --locked --bench decode

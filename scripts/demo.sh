@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The demo: serve the sample footage over RTSP on loopback, run pipelines/demo.toml against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port="${1:-8554}"
+seconds="${2:-30}"
+bin=target/debug/citywatch
+
+log=$(mktemp)
+"$bin" serve-samples --port "$port" >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 300); do
+  grep -q '^listening on' "$log" && break
+  kill -0 "$server" 2>/dev/null || { cat "$log"; echo "demo: the sample server failed to start"; exit 1; }
+  sleep 0.1
+done
+grep '^serving' "$log"
+config=pipelines/demo.toml
+if [ "$port" != 8554 ]; then
+  config=$(mktemp --suffix=.toml)
+  sed "s/127.0.0.1:8554/127.0.0.1:$port/" pipelines/demo.toml >"$config"
+fi
+echo "demo: running $config for ${seconds}s; camera health every 5 s"
+"$bin" run "$config" --for "$seconds"
