@@ -122,3 +122,55 @@ fn probe_command_prints_json_or_a_reason() {
     assert!(err.contains("404 Not Found"), "{err}");
     assert!(!err.contains("Leaky1"), "{err}");
 }
+
+#[test]
+fn sigterm_shuts_down_cleanly_within_the_deadline() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[settings]
+status_interval_s = 0.5
+shutdown_timeout_s = 3
+[[cameras]]
+id = "looping"
+url = "file://{}"
+realtime = true
+loop = true
+"#,
+            repo().join("sample-videos/bikes.mp4").display()
+        ),
+    );
+    let mut child = Command::new(bin())
+        .args(["run", "--status-json"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait for a status line that shows frames flowing.
+    loop {
+        let line = lines.next().expect("status line").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["state"] == "streaming" && v["frames"].as_u64().unwrap() > 0 {
+            break;
+        }
+    }
+    let asked = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took.as_secs_f64() < 3.0, "shutdown took {took:?}");
+    let last: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        last.iter().any(|l| l.contains("\"state\":\"stopped\"")),
+        "{last:?}"
+    );
+}

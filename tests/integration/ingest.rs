@@ -399,3 +399,29 @@ loop = true
     assert!(pts[pts.len() - 1] > 10.0, "{pts:?}");
     shutdown.trigger();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_file_plays_at_its_own_speed() {
+    let cfg = config(
+        r#"
+[[cameras]]
+id = "paced"
+url = "file://sample-videos/bikes.mp4"
+analysis_fps = 5.0
+keyframe_only = "off"
+realtime = true
+"#,
+    );
+    let shutdown = Shutdown::new();
+    let (health, task, stop) = drain(start_cameras(&cfg, &shutdown).pop().unwrap());
+    wait_health(&health, Duration::from_secs(30), "11 frames", |h| {
+        h.frames >= 11
+    })
+    .await;
+    stop.trigger();
+    let frames = task.await.unwrap();
+    shutdown.trigger();
+    // 11 frames at 5 fps span 2 s of stream time, and so about 2 s of wall time.
+    let wall = frames[10].2.duration_since(frames[0].2).as_secs_f64();
+    assert!((1.6..=2.6).contains(&wall), "{wall:.2} s");
+}
