@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod core;
+pub mod detect;
 pub mod ingest;
 pub mod probe;
 pub mod run;

@@ -55,6 +55,27 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         audio_only_mount: Option<String>,
     },
+    /// Runs a detector over one image or video; prints detections as JSON lines.
+    Detect {
+        /// The model's manifest name (models/NAME.toml).
+        #[arg(long, default_value = "ssd_mobilenet_v2_coco")]
+        model: String,
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+        /// libonnxruntime.so to use (default: CITYWATCH_ORT_LIB, then .local/onnxruntime).
+        #[arg(long)]
+        ort_library: Option<PathBuf>,
+        /// Intra-op threads for ONNX Runtime.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Print detections at or above this score (default: the manifest's min_score).
+        #[arg(long)]
+        min_score: Option<f32>,
+        /// Run on every Nth frame only.
+        #[arg(long, default_value_t = 1)]
+        every: u64,
+        file: PathBuf,
+    },
     /// Checks a camera: connection, authentication, codec, resolution, frame rate.
     Probe {
         url: String,
@@ -164,6 +185,50 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Detect {
+            model,
+            models_dir,
+            ort_library,
+            threads,
+            min_score,
+            every,
+            file,
+        } => {
+            use citywatch::detect::{Manifest, OrtDetector};
+            let loaded = Manifest::load_named(&models_dir, &model).and_then(|m| {
+                let lib = citywatch::detect::runtime::library_path(ort_library.as_deref());
+                OrtDetector::load(m, &lib, threads)
+            });
+            let detector = match loaded {
+                Ok(d) => Arc::new(d),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let min_score = min_score.unwrap_or(detector.manifest().min_score);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match rt.block_on(citywatch::detect::file::detect_file(
+                detector, &file, min_score, every, &mut out,
+            )) {
+                Ok(n) => {
+                    drop(out);
+                    tracing::info!(frames = n, "done");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    drop(out);
+                    eprintln!("error: {}: {e}", file.display());
                     ExitCode::FAILURE
                 }
             }

@@ -169,11 +169,14 @@ pub fn build(
     let convert =
         make("videoconvertscale", "convert").or_else(|_| make("videoscale", "convert"))?;
     let filter = make("capsfilter", "rgb")?;
-    let caps = gst::Caps::builder("video/x-raw")
+    // Width 0 keeps the source's own size (used by `citywatch detect`).
+    let mut caps = gst::Caps::builder("video/x-raw")
         .field("format", "RGB")
-        .field("width", cam.analysis_width as i32)
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build();
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    if cam.analysis_width > 0 {
+        caps = caps.field("width", cam.analysis_width as i32);
+    }
+    let caps = caps.build();
     filter.set_property("caps", &caps);
     let appsink = gst_app::AppSink::builder()
         .name("frames")

@@ -1,0 +1,238 @@
+//! Scene-change gating, per camera: when a frame looks like the last one sent to the
+//! detector, reuse that frame's detections instead of running the model. Stationary things
+//! stay "seen" at no inference cost; a real inference is forced every `max_reuse`.
+//!
+//! The comparison is a 32×24 grey thumbnail (block means, so sensor noise averages out):
+//! the share of cells whose brightness moved by more than `cell_delta` must exceed
+//! `changed_share` to count as a change. Time is the frame's own stream time.
+
+use std::time::Duration;
+
+use super::Detection;
+use crate::ingest::Frame;
+
+pub const THUMB_W: usize = 32;
+pub const THUMB_H: usize = 24;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateConfig {
+    pub enabled: bool,
+    /// Brightness change of one thumbnail cell that counts (0..1 of full scale).
+    pub cell_delta: f32,
+    /// Share of cells that must change for a new inference (0..1).
+    pub changed_share: f32,
+    /// Longest time detections are reused without a real inference.
+    pub max_reuse: Duration,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cell_delta: 0.06,
+            changed_share: 0.01,
+            max_reuse: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Run,
+    Reuse,
+}
+
+/// Counters of one camera.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GateStats {
+    pub inferences: u64,
+    pub reused: u64,
+}
+
+pub struct SceneGate {
+    cfg: GateConfig,
+    reference: Option<[f32; THUMB_W * THUMB_H]>,
+    reference_time: Duration,
+    last: Vec<Detection>,
+    current: [f32; THUMB_W * THUMB_H],
+    pub stats: GateStats,
+}
+
+/// Block-mean grey thumbnail of a frame, 0..1.
+pub fn thumbnail(frame: &Frame, out: &mut [f32; THUMB_W * THUMB_H]) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut sums = [0u32; THUMB_W * THUMB_H];
+    let mut counts = [0u32; THUMB_W * THUMB_H];
+    // Every other row and column is plenty for block means, at a quarter of the cost.
+    for y in (0..h).step_by(2) {
+        let ty = y * THUMB_H / h;
+        let row = frame.row(y as u32);
+        for x in (0..w).step_by(2) {
+            let tx = x * THUMB_W / w;
+            let p = &row[x * 3..x * 3 + 3];
+            // Integer luma (BT.601).
+            let l = (77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32) >> 8;
+            sums[ty * THUMB_W + tx] += l;
+            counts[ty * THUMB_W + tx] += 1;
+        }
+    }
+    for i in 0..out.len() {
+        out[i] = if counts[i] == 0 {
+            0.0
+        } else {
+            sums[i] as f32 / counts[i] as f32 / 255.0
+        };
+    }
+}
+
+/// Share of cells that moved by more than `delta`.
+pub fn changed_share(a: &[f32], b: &[f32], delta: f32) -> f32 {
+    let n = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| (*x - *y).abs() > delta)
+        .count();
+    n as f32 / a.len() as f32
+}
+
+impl SceneGate {
+    pub fn new(cfg: GateConfig) -> Self {
+        Self {
+            cfg,
+            reference: None,
+            reference_time: Duration::ZERO,
+            last: Vec::new(),
+            current: [0.0; THUMB_W * THUMB_H],
+            stats: GateStats::default(),
+        }
+    }
+
+    fn time(frame: &Frame) -> Duration {
+        frame.pts.unwrap_or_else(|| {
+            frame
+                .wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+        })
+    }
+
+    /// Decides for one frame; on `Reuse` the detections are in [`SceneGate::reused`].
+    pub fn decide(&mut self, frame: &Frame) -> Decision {
+        if !self.cfg.enabled {
+            self.stats.inferences += 1;
+            return Decision::Run;
+        }
+        thumbnail(frame, &mut self.current);
+        let now = Self::time(frame);
+        let decision = match &self.reference {
+            None => Decision::Run,
+            Some(r) => {
+                let stale = now.saturating_sub(self.reference_time) >= self.cfg.max_reuse
+                    || now < self.reference_time;
+                if stale
+                    || changed_share(r, &self.current, self.cfg.cell_delta) > self.cfg.changed_share
+                {
+                    Decision::Run
+                } else {
+                    Decision::Reuse
+                }
+            }
+        };
+        match decision {
+            Decision::Run => {
+                self.stats.inferences += 1;
+                self.reference = Some(self.current);
+                self.reference_time = now;
+            }
+            Decision::Reuse => self.stats.reused += 1,
+        }
+        decision
+    }
+
+    /// Records the detections of the frame that was just run.
+    pub fn record(&mut self, detections: &[Detection]) {
+        self.last = detections.to_vec();
+    }
+
+    pub fn reused(&self) -> &[Detection] {
+        &self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(pts_s: f64, paint: impl Fn(usize, usize) -> [u8; 3]) -> Frame {
+        let (w, h) = (64usize, 48usize);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                rgb.extend_from_slice(&paint(x, y));
+            }
+        }
+        let mut f = Frame::from_rgb("cam".into(), w as u32, h as u32, rgb);
+        f.pts = Some(Duration::from_secs_f64(pts_s));
+        f
+    }
+
+    fn grey(_: usize, _: usize) -> [u8; 3] {
+        [100, 100, 100]
+    }
+
+    #[test]
+    fn unchanged_scene_reuses_a_change_runs_and_staleness_forces() {
+        let cfg = GateConfig {
+            max_reuse: Duration::from_secs(10),
+            ..GateConfig::default()
+        };
+        let mut g = SceneGate::new(cfg);
+        assert_eq!(g.decide(&frame(0.0, grey)), Decision::Run);
+        // Sensor noise of ±2 levels everywhere: still the same scene.
+        let noisy = |x: usize, y: usize| {
+            let v = 100 + ((x * 7 + y * 13) % 5) as u8 - 2;
+            [v, v, v]
+        };
+        assert_eq!(g.decide(&frame(1.0, noisy)), Decision::Reuse);
+        assert_eq!(g.decide(&frame(2.0, grey)), Decision::Reuse);
+        // A bright object of 16x12 pixels (about 6% of the frame) appears.
+        let object = |x: usize, y: usize| {
+            if (20..36).contains(&x) && (10..22).contains(&y) {
+                [250, 250, 250]
+            } else {
+                [100, 100, 100]
+            }
+        };
+        assert_eq!(g.decide(&frame(3.0, object)), Decision::Run);
+        assert_eq!(g.decide(&frame(4.0, object)), Decision::Reuse);
+        // 10 s after the last real inference: forced, even though nothing changed.
+        assert_eq!(g.decide(&frame(12.9, object)), Decision::Reuse);
+        assert_eq!(g.decide(&frame(13.0, object)), Decision::Run);
+        assert_eq!(
+            g.stats,
+            GateStats {
+                inferences: 3,
+                reused: 4
+            }
+        );
+    }
+
+    #[test]
+    fn disabled_gate_always_runs() {
+        let mut g = SceneGate::new(GateConfig {
+            enabled: false,
+            ..GateConfig::default()
+        });
+        for t in 0..3 {
+            assert_eq!(g.decide(&frame(t as f64, grey)), Decision::Run);
+        }
+        assert_eq!(g.stats.inferences, 3);
+    }
+
+    #[test]
+    fn a_reset_stream_time_forces_a_run() {
+        let mut g = SceneGate::new(GateConfig::default());
+        assert_eq!(g.decide(&frame(50.0, grey)), Decision::Run);
+        assert_eq!(g.decide(&frame(0.0, grey)), Decision::Run);
+    }
+}

@@ -1,0 +1,50 @@
+//! Stage 2, detection: ONNX detectors through ONNX Runtime (`ort`), described by manifests.
+//!
+//! - [`manifest`]: the model manifest format (input, output layout, labels, kinds);
+//! - [`runtime`]: loading the ONNX Runtime library and its one environment;
+//! - [`detector`]: one session per model, checked against the manifest at load;
+//! - [`preprocess`]: frame → input tensor with reused buffers;
+//! - [`decode`]: output layouts as data, decoded by pure functions, NMS;
+//! - [`service`]: batching across cameras on dedicated inference threads;
+//! - [`gate`]: per-camera scene-change gating.
+
+pub mod decode;
+pub mod detector;
+pub mod error;
+pub mod file;
+pub mod gate;
+pub mod kinds;
+pub mod manifest;
+pub mod preprocess;
+pub mod runtime;
+pub mod service;
+
+pub use decode::BBox;
+pub use detector::OrtDetector;
+pub use error::ModelError;
+pub use gate::{Decision, GateConfig, GateStats, SceneGate};
+pub use kinds::ObjectKind;
+pub use manifest::Manifest;
+pub use service::{DetectionService, ServiceConfig};
+
+use std::sync::Arc;
+
+use crate::ingest::Frame;
+
+/// One detected object. The box is normalised to the frame: (x1, y1, x2, y2) in 0..1.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Detection {
+    pub label: Arc<str>,
+    pub kind: ObjectKind,
+    pub score: f32,
+    pub bbox: BBox,
+}
+
+/// A detector: the real ONNX one, or a fake in tests of later stages.
+pub trait Detector: Send + Sync {
+    fn name(&self) -> &str;
+    /// Most frames one call should carry.
+    fn max_batch(&self) -> usize;
+    /// Detections for each frame, in order.
+    fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError>;
+}

@@ -1,0 +1,194 @@
+//! The detection service: one detector shared by every camera, on dedicated inference
+//! threads (never the async runtime's workers), batching frames across cameras — up to the
+//! model's batch size, or whatever arrived within `max_wait` of the first frame.
+//!
+//! Backpressure: at most `queue` requests wait; a camera that finds the queue full waits
+//! (asynchronously) for room. Nothing is dropped here; live cameras drop frames upstream.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::error::ModelError;
+use super::{Detection, Detector};
+use crate::ingest::Frame;
+
+struct Request {
+    frame: Arc<Frame>,
+    reply: oneshot::Sender<Result<Vec<Detection>, ModelError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A handle to the service; clone it into each camera task.
+#[derive(Clone)]
+pub struct DetectionService {
+    tx: mpsc::Sender<Request>,
+    room: Arc<Semaphore>,
+    model: Arc<str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceConfig {
+    pub max_wait: Duration,
+    pub queue: usize,
+    pub threads: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            max_wait: Duration::from_millis(10),
+            queue: 64,
+            threads: 1,
+        }
+    }
+}
+
+impl DetectionService {
+    pub fn start(detector: Arc<dyn Detector>, cfg: ServiceConfig) -> Self {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let model: Arc<str> = detector.name().into();
+        for i in 0..cfg.threads.max(1) {
+            let rx = rx.clone();
+            let detector = detector.clone();
+            std::thread::Builder::new()
+                .name(format!("infer-{model}-{i}"))
+                .spawn(move || worker(detector, rx, cfg.max_wait))
+                .expect("spawn inference thread");
+        }
+        Self {
+            tx,
+            room: Arc::new(Semaphore::new(cfg.queue.max(1))),
+            model,
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Detections for one frame.
+    pub async fn detect(&self, frame: Arc<Frame>) -> Result<Vec<Detection>, ModelError> {
+        let stopped = || ModelError::new(&self.model, "runtime", "the detection service stopped");
+        let permit = self
+            .room
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| stopped())?;
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request {
+                frame,
+                reply,
+                _permit: permit,
+            })
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+fn worker(
+    detector: Arc<dyn Detector>,
+    rx: Arc<std::sync::Mutex<mpsc::Receiver<Request>>>,
+    max_wait: Duration,
+) {
+    let max_batch = detector.max_batch().max(1);
+    loop {
+        let mut batch = Vec::with_capacity(max_batch);
+        {
+            let rx = rx.lock().expect("service queue");
+            let Ok(first) = rx.recv() else {
+                return;
+            };
+            batch.push(first);
+            let deadline = Instant::now() + max_wait;
+            while batch.len() < max_batch {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+        }
+        let frames: Vec<&Frame> = batch.iter().map(|r| r.frame.as_ref()).collect();
+        match detector.detect(&frames) {
+            Ok(results) => {
+                for (r, dets) in batch.into_iter().zip(results) {
+                    let _ = r.reply.send(Ok(dets));
+                }
+            }
+            Err(e) => {
+                for r in batch {
+                    let _ = r.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records the batch sizes it was called with; one detection per frame, scored by width.
+    struct Recorder {
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl Detector for Recorder {
+        fn name(&self) -> &str {
+            "recorder"
+        }
+        fn max_batch(&self) -> usize {
+            4
+        }
+        fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError> {
+            self.batches.lock().unwrap().push(frames.len());
+            Ok(frames
+                .iter()
+                .map(|f| {
+                    vec![Detection {
+                        label: "thing".into(),
+                        kind: crate::detect::ObjectKind::Other,
+                        score: f.width as f32,
+                        bbox: [0.0, 0.0, 1.0, 1.0],
+                    }]
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_from_many_cameras_share_batches_and_get_their_own_answers() {
+        let rec = Arc::new(Recorder {
+            batches: Mutex::new(Vec::new()),
+        });
+        let svc = DetectionService::start(
+            rec.clone(),
+            ServiceConfig {
+                max_wait: Duration::from_millis(200),
+                ..ServiceConfig::default()
+            },
+        );
+        let mut tasks = Vec::new();
+        for w in 1..=8u32 {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                let f = Frame::from_rgb(format!("cam{w}").into(), w, 1, vec![0; w as usize * 3]);
+                svc.detect(Arc::new(f)).await.unwrap()[0].score
+            }));
+        }
+        for (w, t) in (1..=8).zip(tasks) {
+            assert_eq!(t.await.unwrap(), w as f32);
+        }
+        let batches = rec.batches.lock().unwrap().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 8);
+        assert!(batches.iter().all(|&b| b <= 4), "{batches:?}");
+        assert!(batches.iter().any(|&b| b > 1), "never batched: {batches:?}");
+    }
+}
