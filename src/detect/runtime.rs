@@ -3,7 +3,7 @@
 //! a panic.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use super::error::ModelError;
 
@@ -33,11 +33,15 @@ pub fn library_path(configured: Option<&Path>) -> PathBuf {
         .unwrap_or(rel)
 }
 
-static ENV: OnceLock<Mutex<Option<(PathBuf, Arc<ort::environment::Environment>)>>> =
-    OnceLock::new();
+use ort::environment::Environment;
+
+/// The library the process loaded, and its environment (cheap to clone).
+type Loaded = Option<(PathBuf, Environment)>;
+
+static ENV: OnceLock<Mutex<Loaded>> = OnceLock::new();
 
 /// The shared ONNX Runtime environment, loading the library on first use.
-pub fn environment(lib: &Path) -> Result<Arc<ort::environment::Environment>, ModelError> {
+pub fn environment(lib: &Path) -> Result<Environment, ModelError> {
     let err = |m: String| ModelError::new("runtime", "ort_library", m);
     if !lib.exists() {
         return Err(err(format!(
@@ -67,7 +71,6 @@ pub fn environment(lib: &Path) -> Result<Arc<ort::environment::Environment>, Mod
         .with_name("citywatch")
         .build()
         .map_err(|e| err(format!("cannot start ONNX Runtime: {e}")))?;
-    let env = Arc::new(env);
     *guard = Some((lib.to_path_buf(), env.clone()));
     Ok(env)
 }

@@ -3,5 +3,6 @@
 
 mod cli;
 mod common;
+mod detect;
 mod ingest;
 mod probe;
