@@ -28,6 +28,9 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-# Decode cost, full against keyframe-only (see benches/decode.rs).
+# Decode cost, full against keyframe-only (benches/decode.rs); detection cost per model,
+# against Python onnxruntime as a peer (benches/detect.rs).
 bench: deps
+	./scripts/bench-venv.sh
 	$(CARGO) bench --locked --bench decode
+	$(CARGO) bench --locked --bench detect

@@ -19,7 +19,80 @@ use crate::core::redact_url;
 pub struct PipelineConfig {
     pub settings: Settings,
     pub ingest: IngestDefaults,
+    /// Detection; absent means ingest only.
+    pub detect: Option<DetectSettings>,
+    pub gate: GateSettings,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[detect]`: the detector every camera shares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSettings {
+    /// Manifest name in `models_dir`. Default "ssd_mobilenet_v2_coco".
+    pub model: String,
+    /// Folder of model manifests, relative to the config file. Default "../models".
+    pub models_dir: PathBuf,
+    /// `libonnxruntime.so` to load. Default: `CITYWATCH_ORT_LIB`, then `.local/onnxruntime`.
+    pub ort_library: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads per inference. Default 2.
+    pub intra_threads: usize,
+    /// Dedicated inference threads. Default 1.
+    pub inference_threads: usize,
+    /// How long a batch waits for more frames after its first. Default 10 ms.
+    pub batch_wait_ms: u64,
+    /// Frames that may wait for inference before cameras wait. Default 64.
+    pub queue: usize,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        Self {
+            model: "ssd_mobilenet_v2_coco".into(),
+            models_dir: PathBuf::from("../models"),
+            ort_library: None,
+            intra_threads: 2,
+            inference_threads: 1,
+            batch_wait_ms: 10,
+            queue: 64,
+        }
+    }
+}
+
+/// `[gate]`: scene-change gating before the detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateSettings {
+    /// Default true.
+    pub enabled: bool,
+    /// Brightness change (0..1) of one 32x24 thumbnail cell that counts. Default 0.06.
+    pub cell_delta: f32,
+    /// Share of cells (0..1) that must change to run the detector. Default 0.01.
+    pub changed_share: f32,
+    /// Longest reuse of detections without a real inference, in seconds. Default 30.
+    pub max_reuse_s: f64,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cell_delta: 0.06,
+            changed_share: 0.01,
+            max_reuse_s: 30.0,
+        }
+    }
+}
+
+impl GateSettings {
+    pub fn to_gate(&self) -> crate::detect::GateConfig {
+        crate::detect::GateConfig {
+            enabled: self.enabled,
+            cell_delta: self.cell_delta,
+            changed_share: self.changed_share,
+            max_reuse: secs(self.max_reuse_s),
+        }
+    }
 }
 
 /// `[settings]`: process-wide behaviour.
@@ -249,15 +322,33 @@ impl PipelineConfig {
         };
 
         for key in table.keys() {
-            if !matches!(key.as_str(), "settings" | "ingest" | "cameras") {
+            if !matches!(
+                key.as_str(),
+                "settings" | "ingest" | "detect" | "gate" | "cameras"
+            ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest or cameras)".into(),
+                    message: "unknown field (expected settings, ingest, detect, gate or cameras)"
+                        .into(),
                 });
             }
         }
         let settings: Settings = section(&table, "settings", &mut problems).unwrap_or_default();
         let ingest: IngestDefaults = section(&table, "ingest", &mut problems).unwrap_or_default();
+        let mut detect: Option<DetectSettings> = section(&table, "detect", &mut problems);
+        if let Some(d) = detect.as_mut() {
+            validate_detect(d, &mut problems);
+            if d.models_dir.is_relative() {
+                d.models_dir = base.join(&d.models_dir);
+            }
+            if let Some(lib) = d.ort_library.as_mut()
+                && lib.is_relative()
+            {
+                *lib = base.join(&*lib);
+            }
+        }
+        let gate: GateSettings = section(&table, "gate", &mut problems).unwrap_or_default();
+        validate_gate(&gate, &mut problems);
 
         let mut raw_cameras = Vec::new();
         match table.get("cameras") {
@@ -299,6 +390,8 @@ impl PipelineConfig {
             Ok(Self {
                 settings,
                 ingest,
+                detect,
+                gate,
                 cameras,
             })
         } else {
@@ -412,6 +505,57 @@ fn validate_ingest(i: &IngestDefaults, problems: &mut Vec<ConfigProblem>) {
             message: format!("must be at most 10000, got {}", i.rtsp_latency_ms),
         });
     }
+}
+
+fn validate_detect(d: &DetectSettings, problems: &mut Vec<ConfigProblem>) {
+    let mut bad = |path: &str, message: String| {
+        problems.push(ConfigProblem {
+            path: path.into(),
+            message,
+        })
+    };
+    if d.model.is_empty() {
+        bad("detect.model", "must name a model manifest".into());
+    }
+    if !(1..=64).contains(&d.intra_threads) {
+        bad(
+            "detect.intra_threads",
+            format!("must be from 1 to 64, got {}", d.intra_threads),
+        );
+    }
+    if !(1..=16).contains(&d.inference_threads) {
+        bad(
+            "detect.inference_threads",
+            format!("must be from 1 to 16, got {}", d.inference_threads),
+        );
+    }
+    if d.batch_wait_ms > 1000 {
+        bad(
+            "detect.batch_wait_ms",
+            format!("must be at most 1000, got {}", d.batch_wait_ms),
+        );
+    }
+    if !(1..=4096).contains(&d.queue) {
+        bad(
+            "detect.queue",
+            format!("must be from 1 to 4096, got {}", d.queue),
+        );
+    }
+}
+
+fn validate_gate(g: &GateSettings, problems: &mut Vec<ConfigProblem>) {
+    for (path, v) in [
+        ("gate.cell_delta", g.cell_delta),
+        ("gate.changed_share", g.changed_share),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            problems.push(ConfigProblem {
+                path: path.into(),
+                message: format!("must be between 0 and 1, got {v}"),
+            });
+        }
+    }
+    positive("gate.max_reuse_s", g.max_reuse_s, problems);
 }
 
 fn validate_width(path: &str, w: u32, problems: &mut Vec<ConfigProblem>) {
@@ -674,7 +818,7 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest or cameras)".to_string(),
+                "colour: unknown field (expected settings, ingest, detect, gate or cameras)".to_string(),
                 "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),

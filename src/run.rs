@@ -1,17 +1,105 @@
 //! `citywatch run`: starts every enabled camera, hands their frames to analysis, prints
 //! camera health periodically, and shuts down cleanly on SIGINT/SIGTERM.
 //!
-//! Analysis stages (detection, episodes, rules) plug in where frames are consumed; until
-//! they exist, frames are counted and released.
+//! With a `[detect]` section each camera's frames go through its scene-change gate and, when
+//! the scene changed, to the shared detection service. Episodes and rules plug in after.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{info, warn};
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
 use crate::config::PipelineConfig;
 use crate::core::{Clock, Shutdown};
-use crate::ingest::{CameraStatus, HealthBoard, spawn_camera};
+use crate::detect::{
+    Decision, DetectionService, Detector, GateStats, Manifest, ModelError, OrtDetector, SceneGate,
+    ServiceConfig,
+};
+use crate::ingest::{CameraStatus, FrameReceiver, HealthBoard, spawn_camera};
+
+/// Analysis counters of one camera.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct AnalysisStatus {
+    pub inferences: u64,
+    pub reused: u64,
+    pub detect_errors: u64,
+    /// Detections in the latest analysed frame.
+    pub objects: usize,
+}
+
+/// Every camera's analysis counters, by camera id.
+pub type AnalysisBoard = Arc<Mutex<BTreeMap<String, AnalysisStatus>>>;
+
+/// A status line: camera health plus analysis.
+#[derive(Debug, Serialize)]
+pub struct StatusLine {
+    #[serde(flatten)]
+    pub camera: CameraStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStatus>,
+}
+
+/// Loads the configured detector and starts its service; `None` without `[detect]`.
+pub fn start_detection(config: &PipelineConfig) -> Result<Option<DetectionService>, ModelError> {
+    let Some(d) = &config.detect else {
+        return Ok(None);
+    };
+    let manifest = Manifest::load_named(&d.models_dir, &d.model)?;
+    let lib = crate::detect::runtime::library_path(d.ort_library.as_deref());
+    let detector: Arc<dyn Detector> = Arc::new(OrtDetector::load(manifest, &lib, d.intra_threads)?);
+    info!(model = %d.model, "detector loaded");
+    Ok(Some(DetectionService::start(
+        detector,
+        ServiceConfig {
+            max_wait: Duration::from_millis(d.batch_wait_ms),
+            queue: d.queue,
+            threads: d.inference_threads,
+        },
+    )))
+}
+
+/// Consumes one camera's frames: gate, then detect.
+async fn analyse(
+    id: String,
+    mut frames: FrameReceiver,
+    service: Option<DetectionService>,
+    mut gate: SceneGate,
+    board: AnalysisBoard,
+) {
+    while let Some(frame) = frames.recv().await {
+        let Some(service) = &service else {
+            continue;
+        };
+        let frame = Arc::new(frame);
+        let mut status = AnalysisStatus::default();
+        match gate.decide(&frame) {
+            Decision::Run => match service.detect(frame.clone()).await {
+                Ok(dets) => {
+                    status.objects = dets.len();
+                    tracing::debug!(camera = %id, objects = dets.len(), "detections");
+                    gate.record(&dets);
+                }
+                Err(e) => {
+                    status.detect_errors = 1;
+                    warn!(camera = %id, error = %e, "detection failed");
+                }
+            },
+            Decision::Reuse => status.objects = gate.reused().len(),
+        }
+        let GateStats { inferences, reused } = gate.stats;
+        let mut b = board.lock().expect("analysis board");
+        let entry = b.entry(id.clone()).or_default();
+        entry.inferences = inferences;
+        entry.reused = reused;
+        entry.detect_errors += status.detect_errors;
+        entry.objects = status.objects;
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusFormat {
@@ -26,16 +114,17 @@ pub struct RunOptions {
 }
 
 /// One status line per camera.
-pub fn format_status(s: &CameraStatus, format: StatusFormat) -> String {
+pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
+    let s = &line.camera;
     match format {
-        StatusFormat::Json => serde_json::to_string(s).expect("status serialises"),
+        StatusFormat::Json => serde_json::to_string(line).expect("status serialises"),
         StatusFormat::Table => {
             let h = &s.health;
             let age = s
                 .last_frame_age_s
                 .map(|a| format!("{a:.1}s"))
                 .unwrap_or_else(|| "-".into());
-            let mut line = format!(
+            let mut out = format!(
                 "{:<12} {:<11} frames={:<6} dropped={:<4} reconnects={:<3} last_frame_age={:<7} keyframe_only={} url={}",
                 h.id,
                 h.state.as_str(),
@@ -46,10 +135,16 @@ pub fn format_status(s: &CameraStatus, format: StatusFormat) -> String {
                 if h.keyframe_only { "yes" } else { "no" },
                 h.url
             );
-            if let Some(e) = &h.last_error {
-                line.push_str(&format!(" last_error=\"{e}\""));
+            if let Some(a) = &line.analysis {
+                out.push_str(&format!(
+                    " inferences={} reused={} objects={}",
+                    a.inferences, a.reused, a.objects
+                ));
             }
-            line
+            if let Some(e) = &h.last_error {
+                out.push_str(&format!(" last_error=\"{e}\""));
+            }
+            out
         }
     }
 }
@@ -61,6 +156,8 @@ pub async fn run(
     shutdown: Shutdown,
     opts: RunOptions,
 ) -> anyhow::Result<()> {
+    let service = start_detection(&config)?;
+    let analysis: AnalysisBoard = Arc::default();
     let backoff = config.backoff();
     let mut board = HealthBoard::default();
     let mut threads = Vec::new();
@@ -74,16 +171,15 @@ pub async fn run(
             shutdown.clone(),
         );
         board.add(handle.health.clone());
-        let (mut frames, thread) = handle.into_parts();
+        let (frames, thread) = handle.into_parts();
         threads.push(thread);
-        consumers.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while let Some(frame) = frames.recv().await {
-                n += 1;
-                drop(frame);
-            }
-            n
-        }));
+        consumers.push(tokio::spawn(analyse(
+            cam.id.clone(),
+            frames,
+            service.clone(),
+            SceneGate::new(config.gate.to_gate()),
+            analysis.clone(),
+        )));
     }
     info!(cameras = threads.len(), "pipeline started");
 
@@ -103,7 +199,7 @@ pub async fn run(
             _ = shutdown.triggered() => break,
             _ = &mut stop_after => { shutdown.trigger(); break; }
             _ = ticker.tick() => {
-                print_status(&board, clock.as_ref(), opts.status_format);
+                print_status(&board, &analysis, service.is_some(), clock.as_ref(), opts.status_format);
                 if threads.iter().all(|t| t.is_finished()) {
                     info!("every camera has stopped");
                     break;
@@ -134,7 +230,13 @@ pub async fn run(
     for c in consumers {
         c.abort();
     }
-    print_status(&board, clock.as_ref(), opts.status_format);
+    print_status(
+        &board,
+        &analysis,
+        service.is_some(),
+        clock.as_ref(),
+        opts.status_format,
+    );
     if !joined.is_empty() {
         warn!(cameras = ?joined, "shutdown deadline passed; forcing exit");
     } else {
@@ -143,9 +245,21 @@ pub async fn run(
     Ok(())
 }
 
-fn print_status(board: &HealthBoard, clock: &dyn Clock, format: StatusFormat) {
+fn print_status(
+    board: &HealthBoard,
+    analysis: &AnalysisBoard,
+    detecting: bool,
+    clock: &dyn Clock,
+    format: StatusFormat,
+) {
     let now = clock.now();
-    for s in board.snapshot(now) {
-        println!("{}", format_status(&s, format));
+    let analysis = analysis.lock().expect("analysis board").clone();
+    for camera in board.snapshot(now) {
+        let a = detecting.then(|| analysis.get(&camera.health.id).copied().unwrap_or_default());
+        let line = StatusLine {
+            camera,
+            analysis: a,
+        };
+        println!("{}", format_status(&line, format));
     }
 }

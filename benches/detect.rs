@@ -1,0 +1,154 @@
+//! Detection cost per shipped model on real sample frames (vtest.mp4 at 0, 10, ... 70 s,
+//! 640x480 analysis frames):
+//!
+//! - `session.run` alone, against the whole detect path (frame → preprocessing → run →
+//!   decoding), and the share of the path spent outside `session.run`;
+//! - batch-1 against batch-4 throughput;
+//! - the same model and the same input tensor in Python onnxruntime 1.31 (`detect_peer.py`),
+//!   when `.local/bench-venv` exists (`make bench` makes it).
+//!
+//! Run with `make bench` (or `cargo bench --bench detect`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use citywatch::config::PipelineConfig;
+use citywatch::core::{Shutdown, SystemClock};
+use citywatch::detect::{Detector, Manifest, OrtDetector};
+use citywatch::ingest::{Frame, spawn_camera};
+
+const ROUNDS: usize = 30;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn frames() -> Vec<Frame> {
+    let cfg = PipelineConfig::parse(
+        "[[cameras]]\nid = \"bench\"\nurl = \"file://sample-videos/vtest.mp4\"\nanalysis_fps = 0.1\nanalysis_width = 640\nkeyframe_only = \"off\"\n",
+        &repo(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut cam = spawn_camera(
+            &cfg.cameras[0],
+            &cfg.ingest,
+            cfg.backoff(),
+            Arc::new(SystemClock),
+            Shutdown::new(),
+        );
+        let mut out = Vec::new();
+        while let Some(f) = cam.next_frame().await {
+            out.push(f);
+        }
+        out
+    })
+}
+
+fn median(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64() * 1000.0
+}
+
+/// Writes the model's input tensor for `frame` (300x300 RGB u8) for the Python peer.
+fn dump_input(frame: &Frame, spec: &citywatch::detect::manifest::InputSpec, path: &Path) {
+    let mut pre = citywatch::detect::preprocess::Preprocessor::new(spec);
+    let mut buf = vec![0u8; pre.item_len(frame.width, frame.height)];
+    pre.write_u8(frame, &mut buf);
+    std::fs::write(path, buf).unwrap();
+}
+
+fn main() {
+    let frames = frames();
+    assert_eq!(frames.len(), 8);
+    println!(
+        "detect bench: {} frames of vtest at {}x{}, median of {ROUNDS} rounds, 2 intra-op threads",
+        frames.len(),
+        frames[0].width,
+        frames[0].height
+    );
+    let lib = citywatch::detect::runtime::library_path(None);
+    let data = repo().join("target/bench-data");
+    std::fs::create_dir_all(&data).unwrap();
+    for name in ["ssd_mobilenet_v2_coco", "ssdlite_mobilenet_v2_pedestrian"] {
+        let manifest = Manifest::load_named(&repo().join("models"), name).unwrap();
+        let spec = manifest.input.clone();
+        let model_path = manifest.path.clone();
+        let det = OrtDetector::load(manifest, &lib, 2).unwrap();
+        // Warm up.
+        for f in &frames {
+            det.detect(&[f]).unwrap();
+        }
+        let (mut run, mut pre, mut dec, mut whole) = (vec![], vec![], vec![], vec![]);
+        for r in 0..ROUNDS {
+            let f = &frames[r % frames.len()];
+            let t = Instant::now();
+            det.detect(&[f]).unwrap();
+            whole.push(t.elapsed());
+            let tm = det.last_timings();
+            run.push(tm.run);
+            pre.push(tm.preprocess);
+            dec.push(tm.decode);
+        }
+        let (run_ms, pre_ms, dec_ms, whole_ms) =
+            (median(run), median(pre), median(dec), median(whole));
+        println!("{name}:");
+        println!(
+            "  batch 1: session.run {run_ms:.2} ms | preprocess {pre_ms:.3} ms | decode {dec_ms:.3} ms | whole path {whole_ms:.2} ms | outside session.run {:.1}% of it",
+            (whole_ms - run_ms) / run_ms * 100.0
+        );
+        let mut batched = vec![];
+        for r in 0..ROUNDS / 2 {
+            let b: Vec<&Frame> = (0..4)
+                .map(|i| &frames[(r * 4 + i) % frames.len()])
+                .collect();
+            let t = Instant::now();
+            det.detect(&b).unwrap();
+            batched.push(t.elapsed());
+        }
+        let b4 = median(batched);
+        println!(
+            "  throughput: batch 1 {:.1} frames/s, batch 4 {:.1} frames/s ({b4:.1} ms per batch)",
+            1000.0 / whole_ms,
+            4000.0 / b4
+        );
+
+        let peer = repo().join(".local/bench-venv/bin/python");
+        if peer.exists() {
+            let input = data.join(format!("{name}.input.u8"));
+            dump_input(&frames[1], &spec, &input);
+            let out = Command::new(&peer)
+                .arg(repo().join("benches/detect_peer.py"))
+                .arg(&model_path)
+                .arg(&input)
+                .arg(spec.size.unwrap()[0].to_string())
+                .arg(spec.size.unwrap()[1].to_string())
+                .arg(ROUNDS.to_string())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let py_ms: f64 = text.trim().parse().unwrap_or(f64::NAN);
+            // The same tensor through Rust's session.run alone, for a like-for-like figure.
+            let mut rust_same = vec![];
+            for _ in 0..ROUNDS {
+                rust_same.push(det.bench_run_only(&frames[1], 1).unwrap());
+            }
+            println!(
+                "  peer: Python onnxruntime session.run {py_ms:.2} ms against Rust {:.2} ms on the same frame{}",
+                median(rust_same),
+                if out.status.success() {
+                    ""
+                } else {
+                    " (peer failed)"
+                }
+            );
+        } else {
+            println!("  peer: skipped (no .local/bench-venv; `make bench` makes it)");
+        }
+    }
+}
