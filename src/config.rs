@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::core::redact_url;
+use crate::rules::zones::{ActiveHours, Polygon, ZoneKind, parse_utc_offset};
 
 /// The whole pipeline config.
 #[derive(Debug, Clone)]
@@ -22,7 +23,95 @@ pub struct PipelineConfig {
     /// Detection; absent means ingest only.
     pub detect: Option<DetectSettings>,
     pub gate: GateSettings,
+    pub episodes: EpisodeSettings,
+    pub limits: LimitSettings,
+    pub replay: ReplaySettings,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[episodes]`: how detections become stationary-object episodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EpisodeSettings {
+    /// IoU with an episode's anchor box for a detection to join it. Default 0.4.
+    pub iou: f32,
+    /// Missed detections and occlusion up to this long keep an episode open. Default 60.
+    pub grace_s: f64,
+    /// The same for vehicles, which are often hidden by traffic for longer. Default 300.
+    pub vehicle_grace_s: f64,
+    /// Largest colour-histogram distance (0..1) for a vehicle to count as the same vehicle.
+    /// Default 0.35.
+    pub signature_distance: f32,
+    /// Folder where open episodes are kept across restarts, relative to the config file.
+    /// Default: none (episodes live in memory only).
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for EpisodeSettings {
+    fn default() -> Self {
+        Self {
+            iou: 0.4,
+            grace_s: 60.0,
+            vehicle_grace_s: 300.0,
+            signature_distance: 0.35,
+            state_dir: None,
+        }
+    }
+}
+
+/// `[limits]`: per-camera case limits and the global inference budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Captures per camera per hour (token bucket refill). Default 20.
+    pub captures_per_hour: f64,
+    /// Captures a camera may file at once before the hourly rate applies. Default 5.
+    pub burst: f64,
+    /// After a capture closes, the same (camera, preset, rule, place) merges into it for
+    /// this long. Default 600.
+    pub cooldown_s: f64,
+    /// IoU of two places for them to count as the same place. Default 0.3.
+    pub place_iou: f32,
+    /// Inferences per second shared by all cameras; cameras with open episodes weigh
+    /// double. Default: no budget.
+    pub inference_fps: Option<f64>,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            captures_per_hour: 20.0,
+            burst: 5.0,
+            cooldown_s: 600.0,
+            place_iou: 0.3,
+            inference_fps: None,
+        }
+    }
+}
+
+/// `[replay]`: how recorded footage maps onto wall time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplaySettings {
+    /// Wall time of stream time zero (RFC 3339). Default "2026-01-05T09:00:00+08:00".
+    pub start: String,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        Self {
+            start: "2026-01-05T09:00:00+08:00".into(),
+        }
+    }
+}
+
+impl ReplaySettings {
+    /// Stream time zero as Unix seconds.
+    pub fn start_unix(&self) -> Result<f64, String> {
+        time::OffsetDateTime::parse(&self.start, &time::format_description::well_known::Rfc3339)
+            .map(|t| t.unix_timestamp_nanos() as f64 / 1e9)
+            .map_err(|e| format!("cannot parse {:?} as RFC 3339: {e}", self.start))
+    }
 }
 
 /// `[detect]`: the detector every camera shares.
@@ -198,6 +287,105 @@ struct RawCamera {
     looped: Option<bool>,
     #[serde(default)]
     watchdog_s: Option<f64>,
+    /// UTC offset of the camera's local time, for active hours. Default "+08:00".
+    #[serde(default)]
+    timezone: Option<String>,
+    /// The PTZ preset the camera watches; zones with a preset apply only to it.
+    #[serde(default)]
+    preset: Option<u32>,
+    #[serde(default)]
+    zones: Vec<RawZone>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    id: String,
+    kind: ZoneKind,
+    polygon: Vec<[f32; 2]>,
+    #[serde(default)]
+    active_hours: Option<String>,
+    #[serde(default)]
+    preset: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    rule: RuleKind,
+    zones: Vec<String>,
+    #[serde(default)]
+    dwell_s: Option<f64>,
+    #[serde(default)]
+    active_hours: Option<String>,
+    #[serde(default)]
+    min_score: Option<f32>,
+    #[serde(default)]
+    change_share: Option<f32>,
+}
+
+/// The rules citywatch knows.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    AbandonedVehicle,
+    IllegalVendor,
+    OverflowingBin,
+}
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::AbandonedVehicle => "abandoned_vehicle",
+            RuleKind::IllegalVendor => "illegal_vendor",
+            RuleKind::OverflowingBin => "overflowing_bin",
+        }
+    }
+
+    /// Default dwell: 72 h, 5 min, 10 min.
+    pub fn default_dwell(self) -> Duration {
+        Duration::from_secs(match self {
+            RuleKind::AbandonedVehicle => 72 * 3600,
+            RuleKind::IllegalVendor => 300,
+            RuleKind::OverflowingBin => 600,
+        })
+    }
+
+    /// The zone kind a rule watches.
+    pub fn zone_kind(self) -> ZoneKind {
+        match self {
+            RuleKind::AbandonedVehicle => ZoneKind::NoParking,
+            RuleKind::IllegalVendor => ZoneKind::NoVending,
+            RuleKind::OverflowingBin => ZoneKind::Bin,
+        }
+    }
+}
+
+/// A validated zone.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub id: String,
+    pub kind: ZoneKind,
+    pub polygon: Polygon,
+    pub active: ActiveHours,
+    pub preset: Option<u32>,
+}
+
+/// A validated rule of one camera.
+#[derive(Debug, Clone)]
+pub struct RuleConfig {
+    pub kind: RuleKind,
+    pub zones: Vec<String>,
+    pub dwell: Duration,
+    pub active: ActiveHours,
+    pub min_score: f32,
+    /// overflowing_bin without a model class: share of the zone that must differ from the
+    /// clean reference. Default 0.25.
+    pub change_share: f32,
 }
 
 fn default_true() -> bool {
@@ -234,6 +422,11 @@ pub struct CameraConfig {
     pub analysis_width: u32,
     pub keyframe_only: KeyframeMode,
     pub watchdog: Duration,
+    /// UTC offset in seconds.
+    pub utc_offset_s: i32,
+    pub preset: Option<u32>,
+    pub zones: Vec<Zone>,
+    pub rules: Vec<RuleConfig>,
 }
 
 impl CameraConfig {
@@ -324,11 +517,18 @@ impl PipelineConfig {
         for key in table.keys() {
             if !matches!(
                 key.as_str(),
-                "settings" | "ingest" | "detect" | "gate" | "cameras"
+                "settings"
+                    | "ingest"
+                    | "detect"
+                    | "gate"
+                    | "episodes"
+                    | "limits"
+                    | "replay"
+                    | "cameras"
             ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest, detect, gate or cameras)"
+                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay or cameras)"
                         .into(),
                 });
             }
@@ -349,6 +549,23 @@ impl PipelineConfig {
         }
         let gate: GateSettings = section(&table, "gate", &mut problems).unwrap_or_default();
         validate_gate(&gate, &mut problems);
+        let mut episodes: EpisodeSettings =
+            section(&table, "episodes", &mut problems).unwrap_or_default();
+        validate_episodes(&episodes, &mut problems);
+        if let Some(dir) = episodes.state_dir.as_mut()
+            && dir.is_relative()
+        {
+            *dir = base.join(&*dir);
+        }
+        let limits: LimitSettings = section(&table, "limits", &mut problems).unwrap_or_default();
+        validate_limits(&limits, &mut problems);
+        let replay: ReplaySettings = section(&table, "replay", &mut problems).unwrap_or_default();
+        if let Err(message) = replay.start_unix() {
+            problems.push(ConfigProblem {
+                path: "replay.start".into(),
+                message,
+            });
+        }
 
         let mut raw_cameras = Vec::new();
         match table.get("cameras") {
@@ -392,6 +609,9 @@ impl PipelineConfig {
                 ingest,
                 detect,
                 gate,
+                episodes,
+                limits,
+                replay,
                 cameras,
             })
         } else {
@@ -543,6 +763,42 @@ fn validate_detect(d: &DetectSettings, problems: &mut Vec<ConfigProblem>) {
     }
 }
 
+fn validate_episodes(e: &EpisodeSettings, problems: &mut Vec<ConfigProblem>) {
+    for (path, v) in [
+        ("episodes.iou", e.iou),
+        ("episodes.signature_distance", e.signature_distance),
+    ] {
+        if !(v > 0.0 && v <= 1.0) {
+            problems.push(ConfigProblem {
+                path: path.into(),
+                message: format!("must be above 0 and at most 1, got {v}"),
+            });
+        }
+    }
+    positive("episodes.grace_s", e.grace_s, problems);
+    positive("episodes.vehicle_grace_s", e.vehicle_grace_s, problems);
+}
+
+fn validate_limits(l: &LimitSettings, problems: &mut Vec<ConfigProblem>) {
+    positive("limits.captures_per_hour", l.captures_per_hour, problems);
+    if !(l.burst.is_finite() && l.burst >= 1.0) {
+        problems.push(ConfigProblem {
+            path: "limits.burst".into(),
+            message: format!("must be at least 1, got {}", l.burst),
+        });
+    }
+    positive("limits.cooldown_s", l.cooldown_s, problems);
+    if !(l.place_iou > 0.0 && l.place_iou <= 1.0) {
+        problems.push(ConfigProblem {
+            path: "limits.place_iou".into(),
+            message: format!("must be above 0 and at most 1, got {}", l.place_iou),
+        });
+    }
+    if let Some(f) = l.inference_fps {
+        positive("limits.inference_fps", f, problems);
+    }
+}
+
 fn validate_gate(g: &GateSettings, problems: &mut Vec<ConfigProblem>) {
     for (path, v) in [
         ("gate.cell_delta", g.cell_delta),
@@ -586,12 +842,15 @@ fn validate_camera(
 ) -> Option<CameraConfig> {
     let before = problems.len();
     let p = |f: &str| format!("cameras[{i}].{f}");
-    let mut bad = |field: &str, message: String| {
-        problems.push(ConfigProblem {
-            path: p(field),
-            message,
-        })
-    };
+    // A macro rather than a closure, so `problems` stays readable in between.
+    macro_rules! bad {
+        ($field:expr, $message:expr $(,)?) => {
+            problems.push(ConfigProblem {
+                path: p($field),
+                message: $message,
+            })
+        };
+    }
 
     let id_ok = !raw.id.is_empty()
         && raw.id.len() <= 64
@@ -600,7 +859,7 @@ fn validate_camera(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !id_ok {
-        bad(
+        bad!(
             "id",
             format!(
                 "must be 1-64 characters of letters, digits, '-' or '_', got {:?}",
@@ -608,14 +867,14 @@ fn validate_camera(
             ),
         );
     } else if !seen.insert(raw.id.clone()) {
-        bad("id", format!("duplicate camera id {:?}", raw.id));
+        bad!("id", format!("duplicate camera id {:?}", raw.id));
     }
 
     if !(raw.analysis_fps.is_finite()
         && raw.analysis_fps >= MIN_ANALYSIS_FPS - 1e-9
         && raw.analysis_fps <= MAX_ANALYSIS_FPS)
     {
-        bad(
+        bad!(
             "analysis_fps",
             format!(
                 "must be from 1/60 (one frame a minute) to 10, got {}",
@@ -624,12 +883,12 @@ fn validate_camera(
         );
     }
     if let Some(message) = raw.analysis_width.and_then(width_problem) {
-        bad("analysis_width", message);
+        bad!("analysis_width", message);
     }
     if let Some(w) = raw.watchdog_s
         && !(w.is_finite() && w > 0.0)
     {
-        bad(
+        bad!(
             "watchdog_s",
             format!("must be a positive number of seconds, got {w}"),
         );
@@ -638,13 +897,13 @@ fn validate_camera(
     let source = match parse_source_url(&raw.url, base) {
         Ok(UrlKind::Rtsp) => {
             if raw.realtime.is_some() {
-                bad(
+                bad!(
                     "realtime",
                     "applies to file:// cameras only; RTSP is always live".into(),
                 );
             }
             if raw.looped.is_some() {
-                bad("loop", "applies to file:// cameras only".into());
+                bad!("loop", "applies to file:// cameras only".into());
             }
             Some(SourceKind::Rtsp {
                 transport: raw.transport.unwrap_or_default(),
@@ -652,7 +911,7 @@ fn validate_camera(
         }
         Ok(UrlKind::File(path)) => {
             if raw.transport.is_some() {
-                bad("transport", "applies to rtsp:// cameras only".into());
+                bad!("transport", "applies to rtsp:// cameras only".into());
             }
             Some(SourceKind::File {
                 path,
@@ -661,10 +920,116 @@ fn validate_camera(
             })
         }
         Err(msg) => {
-            bad("url", msg);
+            bad!("url", msg);
             None
         }
     };
+
+    let utc_offset_s = match raw.timezone.as_deref().map(parse_utc_offset) {
+        None => 8 * 3600,
+        Some(Ok(o)) => o,
+        Some(Err(m)) => {
+            bad!("timezone", m);
+            0
+        }
+    };
+    let mut zones = Vec::new();
+    let mut zone_ids = HashSet::new();
+    for (z, rz) in raw.zones.iter().enumerate() {
+        let zp = |f: &str| format!("zones[{z}].{f}");
+        if rz.id.is_empty() || !zone_ids.insert(rz.id.clone()) {
+            bad!(
+                &zp("id"),
+                format!("must be a unique, non-empty zone id, got {:?}", rz.id)
+            );
+        }
+        let polygon = match Polygon::validate(&rz.polygon) {
+            Ok(p) => Some(p),
+            Err(m) => {
+                bad!(&zp("polygon"), m);
+                None
+            }
+        };
+        let active = match rz.active_hours.as_deref().map(ActiveHours::parse) {
+            None => Some(ActiveHours::always()),
+            Some(Ok(a)) => Some(a),
+            Some(Err(m)) => {
+                bad!(&zp("active_hours"), m);
+                None
+            }
+        };
+        if let (Some(polygon), Some(active)) = (polygon, active) {
+            zones.push(Zone {
+                id: rz.id.clone(),
+                kind: rz.kind,
+                polygon,
+                active,
+                preset: rz.preset,
+            });
+        }
+    }
+    let mut rules = Vec::new();
+    for (r, rr) in raw.rules.iter().enumerate() {
+        let rp = |f: &str| format!("rules[{r}].{f}");
+        let before_rule = problems.len();
+        if rr.zones.is_empty() {
+            bad!(&rp("zones"), "must name at least one zone".into());
+        }
+        for zid in &rr.zones {
+            match raw.zones.iter().find(|z| &z.id == zid) {
+                None => bad!(
+                    &rp("zones"),
+                    format!("zone {zid:?} does not exist on camera {:?}", raw.id),
+                ),
+                Some(z) if z.kind != rr.rule.zone_kind() => bad!(
+                    &rp("zones"),
+                    format!(
+                        "zone {zid:?} is a {} zone; {} watches {} zones",
+                        serde_name(&z.kind),
+                        rr.rule.as_str(),
+                        serde_name(&rr.rule.zone_kind())
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(d) = rr.dwell_s
+            && !(d.is_finite() && d > 0.0)
+        {
+            bad!(
+                &rp("dwell_s"),
+                format!("must be a positive number of seconds, got {d}")
+            );
+        }
+        let active = match rr.active_hours.as_deref().map(ActiveHours::parse) {
+            None => ActiveHours::always(),
+            Some(Ok(a)) => a,
+            Some(Err(m)) => {
+                bad!(&rp("active_hours"), m);
+                ActiveHours::always()
+            }
+        };
+        for (f, v) in [
+            ("min_score", rr.min_score),
+            ("change_share", rr.change_share),
+        ] {
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                bad!(&rp(f), format!("must be between 0 and 1, got {v}"));
+            }
+        }
+        if problems.len() == before_rule {
+            rules.push(RuleConfig {
+                kind: rr.rule,
+                zones: rr.zones.clone(),
+                dwell: rr.dwell_s.map(secs).unwrap_or(rr.rule.default_dwell()),
+                active,
+                min_score: rr.min_score.unwrap_or(0.3),
+                change_share: rr.change_share.unwrap_or(0.25),
+            });
+        }
+    }
 
     if problems.len() > before {
         return None;
@@ -679,7 +1044,19 @@ fn validate_camera(
         analysis_width: raw.analysis_width.unwrap_or(ingest.analysis_width),
         keyframe_only: raw.keyframe_only,
         watchdog: secs(raw.watchdog_s.unwrap_or(ingest.watchdog_s)),
+        utc_offset_s,
+        preset: raw.preset,
+        zones,
+        rules,
     })
+}
+
+/// The name serde gives an enum value (`no_parking`).
+fn serde_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 enum UrlKind {
@@ -818,8 +1195,8 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest, detect, gate or cameras)".to_string(),
-                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`".into(),
+                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay or cameras)".to_string(),
+                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
                 "cameras[1].analysis_fps: must be from 1/60 (one frame a minute) to 10, got 20".into(),
@@ -828,6 +1205,63 @@ analysis_width = 33
                 "cameras[2].analysis_width: must be an even number of pixels from 32 to 7680, got 33".into(),
                 "cameras[2].url: malformed RTSP URL \"rtsp://***@/x\": empty host".into(),
             ]
+        );
+    }
+
+    #[test]
+    fn zones_and_rules_are_checked_with_their_paths() {
+        let errs = parse(
+            r#"
+[[cameras]]
+id = "a"
+url = "rtsp://h/a"
+timezone = "UTC+8"
+[[cameras.zones]]
+id = "road"
+kind = "no_parking"
+polygon = [[0.1, 0.1], [0.9, 0.1]]
+[[cameras.zones]]
+id = "stall"
+kind = "no_vending"
+polygon = [[0.1, 0.1], [1.5, 0.1], [0.5, 0.9]]
+active_hours = "8am-5pm"
+[[cameras.zones]]
+id = "bow"
+kind = "bin"
+polygon = [[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
+[[cameras.zones]]
+id = "kerb"
+kind = "no_parking"
+polygon = [[0.1, 0.5], [0.9, 0.5], [0.9, 0.9], [0.1, 0.9]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["kerb", "nowhere"]
+dwell_s = 0
+[[cameras.rules]]
+rule = "illegal_vendor"
+zones = ["kerb"]
+active_hours = "25:00-26:00"
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "cameras[0].timezone: cannot parse \"UTC+8\": expected a UTC offset like +08:00",
+                "cameras[0].zones[0].polygon: needs at least 3 points, got 2",
+                "cameras[0].zones[1].polygon: point 1 (1.5, 0.1) is outside 0..1 (coordinates are normalised to the frame)",
+                "cameras[0].zones[1].active_hours: cannot parse \"8am-5pm\": expected HH:MM-HH:MM[, HH:MM-HH:MM ...]",
+                "cameras[0].zones[2].polygon: is self-intersecting: edge 0-1 crosses edge 2-3",
+                "cameras[0].rules[0].zones: zone \"nowhere\" does not exist on camera \"a\"",
+                "cameras[0].rules[0].dwell_s: must be a positive number of seconds, got 0",
+                "cameras[0].rules[1].zones: zone \"kerb\" is a no_parking zone; illegal_vendor watches no_vending zones",
+                "cameras[0].rules[1].active_hours: cannot parse \"25:00-26:00\": expected HH:MM-HH:MM[, HH:MM-HH:MM ...]",
+            ]
+        );
+        let bad_kind = parse("[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/a\"\n[[cameras.rules]]\nrule = \"jaywalking\"\nzones = []\n").unwrap_err();
+        assert!(
+            bad_kind[0].starts_with("cameras[0].rules[0].rule: unknown variant `jaywalking`"),
+            "{bad_kind:?}"
         );
     }
 

@@ -14,5 +14,6 @@ pub mod core;
 pub mod detect;
 pub mod ingest;
 pub mod probe;
+pub mod rules;
 pub mod run;
 pub mod samples;

@@ -60,6 +60,10 @@ pub async fn detect_file(
         analysis_width: 0,
         keyframe_only: KeyframeMode::Off,
         watchdog: Duration::from_secs(30),
+        utc_offset_s: 0,
+        preset: None,
+        zones: Vec::new(),
+        rules: Vec::new(),
     };
     let ingest = IngestDefaults {
         queue_frames: 2,

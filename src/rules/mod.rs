@@ -1,0 +1,4 @@
+//! Stage 4, rules: zones, active hours, and the three rules that turn episodes into capture
+//! candidates.
+
+pub mod zones;
