@@ -9,11 +9,14 @@
 //! - [`samples`]: the loopback RTSP server that loops the sample footage.
 //! - [`run`]: wires the stages together for `citywatch run`.
 
+pub mod analysis;
 pub mod config;
 pub mod core;
 pub mod detect;
+pub mod episodes;
 pub mod ingest;
 pub mod probe;
+pub mod ratelimit;
 pub mod rules;
 pub mod run;
 pub mod samples;

@@ -1,4 +1,5 @@
 //! Stage 4, rules: zones, active hours, and the three rules that turn episodes into capture
 //! candidates.
 
+pub mod engine;
 pub mod zones;

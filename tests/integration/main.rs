@@ -6,3 +6,4 @@ mod common;
 mod detect;
 mod ingest;
 mod probe;
+mod rules;

@@ -1,0 +1,368 @@
+//! Stage 5, limits: what becomes a capture. Per camera:
+//! - deduplication: the same (camera, preset, rule, place) merges into one capture while that
+//!   capture is open or within a cooldown after it closed, raising its aggregation count;
+//! - a token bucket caps captures per hour;
+//! - every candidate that does not become a capture is recorded with its reason.
+//!
+//! Also the global inference budget, shared fairly between cameras.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{LimitSettings, RuleKind};
+use crate::detect::decode::iou;
+use crate::rules::engine::Candidate;
+
+/// A token bucket on the pipeline clock.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    capacity: f64,
+    per_s: f64,
+    tokens: f64,
+    last: Option<f64>,
+}
+
+impl TokenBucket {
+    pub fn new(capacity: f64, per_s: f64) -> Self {
+        Self {
+            capacity,
+            per_s,
+            tokens: capacity,
+            last: None,
+        }
+    }
+
+    /// Takes a token at time `t` if there is one.
+    pub fn take(&mut self, t: f64) -> bool {
+        if let Some(last) = self.last
+            && t > last
+        {
+            self.tokens = (self.tokens + (t - last) * self.per_s).min(self.capacity);
+        }
+        self.last = Some(self.last.map_or(t, |l| l.max(t)));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionReason {
+    RateLimit,
+    Duplicate,
+    OutsideHours,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Capture {
+    pub id: u64,
+    #[serde(flatten)]
+    pub candidate: Candidate,
+    /// Candidates merged into this capture, itself included.
+    pub aggregation: u32,
+    /// Time of the latest merged evidence.
+    pub last_evidence: f64,
+    #[serde(skip)]
+    pub closed_at: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suppression {
+    pub reason: SuppressionReason,
+    #[serde(flatten)]
+    pub candidate: Candidate,
+    /// For duplicates: the capture it merged into.
+    pub merged_into: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Captured(Capture),
+    Suppressed(Suppression),
+}
+
+/// One camera's case limits.
+pub struct CaseLimiter {
+    cfg: LimitSettings,
+    bucket: TokenBucket,
+    captures: Vec<Capture>,
+    next_id: u64,
+}
+
+impl CaseLimiter {
+    pub fn new(cfg: &LimitSettings) -> Self {
+        Self {
+            bucket: TokenBucket::new(cfg.burst, cfg.captures_per_hour / 3600.0),
+            cfg: cfg.clone(),
+            captures: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Decides about a candidate that met its rule during active hours.
+    pub fn offer(&mut self, c: Candidate) -> Verdict {
+        let t = c.confirm;
+        let cooldown = self.cfg.cooldown_s;
+        if let Some(cap) = self.captures.iter_mut().find(|k| {
+            k.candidate.rule == c.rule
+                && k.candidate.preset == c.preset
+                && iou(&k.candidate.place, &c.place) >= self.cfg.place_iou
+                && k.closed_at.is_none_or(|closed| t - closed <= cooldown)
+        }) {
+            cap.aggregation += 1;
+            cap.last_evidence = cap.last_evidence.max(t);
+            return Verdict::Suppressed(Suppression {
+                reason: SuppressionReason::Duplicate,
+                candidate: c,
+                merged_into: Some(cap.id),
+            });
+        }
+        if !self.bucket.take(t) {
+            return Verdict::Suppressed(Suppression {
+                reason: SuppressionReason::RateLimit,
+                candidate: c,
+                merged_into: None,
+            });
+        }
+        let cap = Capture {
+            id: self.next_id,
+            aggregation: 1,
+            last_evidence: t,
+            closed_at: None,
+            candidate: c,
+        };
+        self.next_id += 1;
+        self.captures.push(cap.clone());
+        Verdict::Captured(cap)
+    }
+
+    /// Records a candidate that met its rule outside active hours.
+    pub fn outside_hours(&mut self, c: Candidate) -> Suppression {
+        Suppression {
+            reason: SuppressionReason::OutsideHours,
+            candidate: c,
+            merged_into: None,
+        }
+    }
+
+    /// The episode behind a capture ended: the capture closes and its cooldown starts.
+    pub fn episode_closed(&mut self, episode: u64, t: f64) {
+        for k in &mut self.captures {
+            if k.candidate.episode == Some(episode) && k.closed_at.is_none() {
+                k.closed_at = Some(t);
+            }
+        }
+        self.forget(t);
+    }
+
+    /// A zone condition cleared (bins).
+    pub fn zone_cleared(&mut self, rule: RuleKind, zone: &str, t: f64) {
+        for k in &mut self.captures {
+            if k.candidate.rule == rule && k.candidate.zone == zone && k.closed_at.is_none() {
+                k.closed_at = Some(t);
+            }
+        }
+        self.forget(t);
+    }
+
+    /// Captures past their cooldown no longer matter for deduplication.
+    fn forget(&mut self, t: f64) {
+        let cooldown = self.cfg.cooldown_s;
+        self.captures
+            .retain(|k| k.closed_at.is_none_or(|c| t - c <= cooldown));
+    }
+
+    /// Open captures and those still in cooldown, with their current aggregation counts.
+    pub fn captures(&self) -> &[Capture] {
+        &self.captures
+    }
+
+    /// Number of open captures for (rule, place) at IoU ≥ place_iou.
+    pub fn open_at(&self, rule: RuleKind, place: &[f32; 4]) -> usize {
+        self.captures
+            .iter()
+            .filter(|k| {
+                k.closed_at.is_none()
+                    && k.candidate.rule == rule
+                    && iou(&k.candidate.place, place) >= self.cfg.place_iou
+            })
+            .count()
+    }
+}
+
+/// The global inference budget, shared fairly: each camera gets `rate × weight / Σweight`
+/// inferences per second, with weight 2 for cameras that have open episodes, so no camera
+/// starves and the ones with something to confirm go first.
+pub struct InferenceBudget {
+    rate: f64,
+    cameras: BTreeMap<String, (u32, TokenBucket)>,
+}
+
+impl InferenceBudget {
+    pub fn new(rate: f64) -> Self {
+        Self {
+            rate,
+            cameras: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `camera` may run an inference at `t`.
+    pub fn allow(&mut self, camera: &str, t: f64, has_open_episodes: bool) -> bool {
+        let w = if has_open_episodes { 2 } else { 1 };
+        self.cameras
+            .entry(camera.to_string())
+            .or_insert_with(|| (w, TokenBucket::new(1.0, 0.0)))
+            .0 = w;
+        let total: u32 = self.cameras.values().map(|(w, _)| *w).sum();
+        let rate = self.rate;
+        let (w, bucket) = self.cameras.get_mut(camera).expect("just inserted");
+        bucket.per_s = rate * *w as f64 / total as f64;
+        bucket.take(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cand(rule: RuleKind, x: f32, t: f64, episode: u64) -> Candidate {
+        Candidate {
+            rule,
+            camera: "c".into(),
+            preset: None,
+            zone: "z".into(),
+            place: [x, 0.5, x + 0.1, 0.6],
+            episode: Some(episode),
+            label: "car".into(),
+            start: t - 60.0,
+            confirm: t,
+            bbox: [x, 0.5, x + 0.1, 0.6],
+            score: 0.8,
+            dwell_s: 60.0,
+        }
+    }
+
+    fn limits() -> LimitSettings {
+        LimitSettings {
+            captures_per_hour: 3.0,
+            burst: 2.0,
+            cooldown_s: 100.0,
+            place_iou: 0.3,
+            inference_fps: None,
+        }
+    }
+
+    #[test]
+    fn duplicates_merge_while_open_and_in_cooldown() {
+        let mut l = CaseLimiter::new(&limits());
+        let Verdict::Captured(c) = l.offer(cand(RuleKind::AbandonedVehicle, 0.1, 0.0, 1)) else {
+            panic!()
+        };
+        // Same place, another episode (the tracker lost and found it): merged.
+        let v = l.offer(cand(RuleKind::AbandonedVehicle, 0.11, 10.0, 2));
+        assert!(
+            matches!(v, Verdict::Suppressed(Suppression { reason: SuppressionReason::Duplicate, merged_into: Some(id), .. }) if id == c.id)
+        );
+        assert_eq!(l.captures()[0].aggregation, 2);
+        assert_eq!(l.captures()[0].last_evidence, 10.0);
+        // Another rule at the same place is not a duplicate.
+        assert!(matches!(
+            l.offer(cand(RuleKind::IllegalVendor, 0.1, 11.0, 3)),
+            Verdict::Captured(_)
+        ));
+        // Closed at 20; within the 100 s cooldown it still merges, after it a new capture
+        // needs a token: the burst of 2 is spent, and 3/h refills one every 1200 s.
+        l.episode_closed(1, 20.0);
+        l.episode_closed(2, 20.0);
+        assert!(matches!(
+            l.offer(cand(RuleKind::AbandonedVehicle, 0.1, 110.0, 4)),
+            Verdict::Suppressed(Suppression {
+                reason: SuppressionReason::Duplicate,
+                ..
+            })
+        ));
+        l.episode_closed(4, 115.0);
+        let v = l.offer(cand(RuleKind::AbandonedVehicle, 0.1, 300.0, 5));
+        assert!(
+            matches!(
+                v,
+                Verdict::Suppressed(Suppression {
+                    reason: SuppressionReason::RateLimit,
+                    ..
+                })
+            ),
+            "{v:?}"
+        );
+        assert!(matches!(
+            l.offer(cand(RuleKind::AbandonedVehicle, 0.5, 1300.0, 6)),
+            Verdict::Captured(_)
+        ));
+    }
+
+    #[test]
+    fn the_budget_is_shared_and_open_episodes_weigh_more() {
+        let mut b = InferenceBudget::new(3.0);
+        let (mut busy, mut idle) = (0, 0);
+        for i in 0..300 {
+            let t = i as f64 * 0.1;
+            busy += b.allow("busy", t, true) as u32;
+            idle += b.allow("idle", t, false) as u32;
+        }
+        // 30 s at 3/s = 90 inferences: 2/3 and 1/3, give or take the first token each.
+        assert!((58..=62).contains(&busy), "{busy}");
+        assert!((28..=32).contains(&idle), "{idle}");
+    }
+
+    proptest! {
+        #[test]
+        fn the_token_bucket_never_exceeds_its_budget_over_any_window(
+            gaps in proptest::collection::vec(0.0f64..400.0, 1..200),
+            per_hour in 1.0f64..100.0,
+            burst in 1.0f64..10.0,
+        ) {
+            let mut b = TokenBucket::new(burst, per_hour / 3600.0);
+            let mut t = 0.0;
+            let mut taken = Vec::new();
+            for g in gaps {
+                t += g;
+                if b.take(t) {
+                    taken.push(t);
+                }
+            }
+            for i in 0..taken.len() {
+                for j in i..taken.len() {
+                    let window = taken[j] - taken[i];
+                    let n = (j - i + 1) as f64;
+                    prop_assert!(n <= burst + window * per_hour / 3600.0 + 1e-9,
+                        "{n} captures in {window} s");
+                }
+            }
+        }
+
+        #[test]
+        fn never_two_open_captures_for_one_camera_rule_and_place(
+            offers in proptest::collection::vec((0usize..3, 0usize..4, 0.0f64..50.0, proptest::bool::ANY), 1..120),
+        ) {
+            let rules = [RuleKind::AbandonedVehicle, RuleKind::IllegalVendor, RuleKind::OverflowingBin];
+            let places = [0.0f32, 0.02, 0.4, 0.8];
+            let mut l = CaseLimiter::new(&LimitSettings { captures_per_hour: 1000.0, burst: 1000.0, ..limits() });
+            let mut t = 0.0;
+            for (k, (r, p, gap, close)) in offers.into_iter().enumerate() {
+                t += gap;
+                let c = cand(rules[r], places[p], t, k as u64);
+                let place = c.place;
+                l.offer(c);
+                prop_assert!(l.open_at(rules[r], &place) <= 1);
+                if close {
+                    l.episode_closed(k as u64, t);
+                }
+            }
+        }
+    }
+}
