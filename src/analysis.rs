@@ -93,3 +93,105 @@ impl CameraAnalysis {
         events
     }
 }
+
+/// Counters of one camera's analysis.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct AnalysisStatus {
+    pub inferences: u64,
+    pub reused: u64,
+    /// Inferences skipped because the global budget said so (detections reused).
+    pub over_budget: u64,
+    pub detect_errors: u64,
+    /// Detections in the latest analysed frame.
+    pub objects: usize,
+    pub open_episodes: usize,
+    pub captures: u64,
+    pub suppressed: u64,
+}
+
+/// Everything one camera does with a frame after ingest: gate, budget, detect, episodes,
+/// rules, limits.
+pub struct FrameAnalyser {
+    camera: String,
+    gate: crate::detect::SceneGate,
+    analysis: CameraAnalysis,
+    budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
+    service: crate::detect::DetectionService,
+    pub status: AnalysisStatus,
+}
+
+impl FrameAnalyser {
+    pub fn new(
+        camera: &str,
+        gate: crate::detect::GateConfig,
+        analysis: CameraAnalysis,
+        budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
+        service: crate::detect::DetectionService,
+    ) -> Self {
+        Self {
+            camera: camera.to_string(),
+            gate: crate::detect::SceneGate::new(gate),
+            analysis,
+            budget,
+            service,
+            status: AnalysisStatus::default(),
+        }
+    }
+
+    /// Analyses one frame at pipeline time `t` (Unix seconds).
+    pub async fn process(&mut self, frame: Frame, t: f64) -> Vec<Event> {
+        use crate::detect::Decision;
+        let mut run = self.gate.decide(&frame) == Decision::Run;
+        if run && let Some(b) = &self.budget {
+            let open = self.analysis.has_open_episodes();
+            if !b.lock().expect("budget").allow(&self.camera, t, open) {
+                run = false;
+                self.status.over_budget += 1;
+            }
+        }
+        let frame = std::sync::Arc::new(frame);
+        let dets = if run {
+            match self.service.detect(frame.clone()).await {
+                Ok(d) => {
+                    self.gate.record(&d);
+                    d
+                }
+                Err(e) => {
+                    self.status.detect_errors += 1;
+                    tracing::warn!(camera = %self.camera, error = %e, "detection failed");
+                    return Vec::new();
+                }
+            }
+        } else {
+            self.gate.reused().to_vec()
+        };
+        let events = self.analysis.step(t, &dets, Some(&frame));
+        let g = self.gate.stats;
+        self.status.inferences = g.inferences - self.status.over_budget.min(g.inferences);
+        self.status.reused = g.reused + self.status.over_budget;
+        self.status.objects = dets.len();
+        self.status.open_episodes = self.analysis.tracker().open().len();
+        for e in &events {
+            match e {
+                Event::Capture(c) => {
+                    self.status.captures += 1;
+                    tracing::info!(camera = %self.camera, rule = c.candidate.rule.as_str(), zone = %c.candidate.zone, capture = c.id, "capture");
+                }
+                Event::Suppressed(s) => {
+                    self.status.suppressed += 1;
+                    tracing::info!(camera = %self.camera, rule = s.candidate.rule.as_str(), reason = ?s.reason, "capture suppressed");
+                }
+            }
+        }
+        events
+    }
+}
+
+/// Whether a detector's labels include the kinds the overflowing-bin rule can use directly.
+pub fn model_sees_overflow(manifest: &crate::detect::Manifest) -> bool {
+    use crate::detect::ObjectKind;
+    manifest
+        .label_kinds
+        .iter()
+        .any(|k| matches!(k, ObjectKind::BinOverflow | ObjectKind::Garbage))
+}

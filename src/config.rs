@@ -293,6 +293,10 @@ struct RawCamera {
     /// The PTZ preset the camera watches; zones with a preset apply only to it.
     #[serde(default)]
     preset: Option<u32>,
+    /// Recorded footage of this camera (file://), which `citywatch replay` plays instead
+    /// of connecting to the live URL.
+    #[serde(default)]
+    footage: Option<String>,
     #[serde(default)]
     zones: Vec<RawZone>,
     #[serde(default)]
@@ -406,6 +410,8 @@ pub enum SourceKind {
         path: PathBuf,
         realtime: bool,
         looped: bool,
+        /// With `looped`: stop after this many passes (None: loop forever).
+        max_passes: Option<u32>,
     },
 }
 
@@ -425,6 +431,8 @@ pub struct CameraConfig {
     /// UTC offset in seconds.
     pub utc_offset_s: i32,
     pub preset: Option<u32>,
+    /// Recorded footage for replays.
+    pub footage: Option<PathBuf>,
     pub zones: Vec<Zone>,
     pub rules: Vec<RuleConfig>,
 }
@@ -917,6 +925,7 @@ fn validate_camera(
                 path,
                 realtime: raw.realtime.unwrap_or(false),
                 looped: raw.looped.unwrap_or(false),
+                max_passes: None,
             })
         }
         Err(msg) => {
@@ -925,6 +934,18 @@ fn validate_camera(
         }
     };
 
+    let footage = match raw.footage.as_deref().map(|f| parse_source_url(f, base)) {
+        None => None,
+        Some(Ok(UrlKind::File(p))) => Some(p),
+        Some(Ok(UrlKind::Rtsp)) => {
+            bad!("footage", "must be a file:// URL".into());
+            None
+        }
+        Some(Err(m)) => {
+            bad!("footage", m);
+            None
+        }
+    };
     let utc_offset_s = match raw.timezone.as_deref().map(parse_utc_offset) {
         None => 8 * 3600,
         Some(Ok(o)) => o,
@@ -1046,6 +1067,7 @@ fn validate_camera(
         watchdog: secs(raw.watchdog_s.unwrap_or(ingest.watchdog_s)),
         utc_offset_s,
         preset: raw.preset,
+        footage,
         zones,
         rules,
     })
@@ -1134,7 +1156,8 @@ mod tests {
             SourceKind::File {
                 path: PathBuf::from("/base/../v.mp4"),
                 realtime: false,
-                looped: true
+                looped: true,
+                max_passes: None,
             }
         );
         let c = parse("[[cameras]]\nid = \"f\"\nurl = \"file:///abs/v.mp4\"\n").unwrap();

@@ -17,6 +17,7 @@ pub mod episodes;
 pub mod ingest;
 pub mod probe;
 pub mod ratelimit;
+pub mod replay;
 pub mod rules;
 pub mod run;
 pub mod samples;

@@ -35,6 +35,17 @@ enum Command {
         #[arg(long)]
         status_json: bool,
     },
+    /// Runs the pipeline over its cameras' recorded footage to the end; prints captures as
+    /// JSON lines.
+    Replay {
+        pipeline: PathBuf,
+        /// Play each file this many times back to back.
+        #[arg(long = "loop", default_value_t = 1)]
+        loops: u32,
+        /// Also print suppressed candidates (duplicate, rate limit, outside hours).
+        #[arg(long)]
+        suppressed: bool,
+    },
     /// Checks a pipeline config and reports every problem.
     Check { pipeline: PathBuf },
     /// Serves every H.264 file in a folder over RTSP, looping forever.
@@ -144,6 +155,35 @@ fn main() -> ExitCode {
                     }
                 }
             })
+        }
+        Command::Replay {
+            pipeline,
+            loops,
+            suppressed,
+        } => {
+            let config = match load(&pipeline) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let opts = citywatch::replay::ReplayOptions { loops, suppressed };
+            match rt.block_on(citywatch::replay::replay(config, opts, &mut out)) {
+                Ok((captures, suppressed, frames)) => {
+                    drop(out);
+                    tracing::info!(captures, suppressed, frames, "replay finished");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    drop(out);
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::ServeSamples {
             dir,

@@ -1,36 +1,37 @@
 //! `citywatch run`: starts every enabled camera, hands their frames to analysis, prints
 //! camera health periodically, and shuts down cleanly on SIGINT/SIGTERM.
 //!
-//! With a `[detect]` section each camera's frames go through its scene-change gate and, when
-//! the scene changed, to the shared detection service. Episodes and rules plug in after.
-
-use std::sync::Arc;
-use std::time::Duration;
-
-use tracing::{info, warn};
+//! With a `[detect]` section each camera's frames go through its scene-change gate, the
+//! inference budget and the shared detection service, then episodes, rules and limits.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
+use tracing::{info, warn};
 
+use crate::analysis::{CameraAnalysis, FrameAnalyser};
 use crate::config::PipelineConfig;
 use crate::core::{Clock, Shutdown};
-use crate::detect::{
-    Decision, DetectionService, Detector, GateStats, Manifest, ModelError, OrtDetector, SceneGate,
-    ServiceConfig,
-};
+use crate::detect::{DetectionService, Detector, Manifest, ModelError, OrtDetector, ServiceConfig};
+use crate::episodes::store::{EpisodeStore, JsonFileStore, NoStore};
 use crate::ingest::{CameraStatus, FrameReceiver, HealthBoard, spawn_camera};
+use crate::ratelimit::InferenceBudget;
 
-/// Analysis counters of one camera.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct AnalysisStatus {
-    pub inferences: u64,
-    pub reused: u64,
-    pub detect_errors: u64,
-    /// Detections in the latest analysed frame.
-    pub objects: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFormat {
+    Table,
+    Json,
 }
+
+pub struct RunOptions {
+    /// Stop by itself after this long (demos, smoke tests).
+    pub duration: Option<Duration>,
+    pub status_format: StatusFormat,
+}
+
+pub use crate::analysis::AnalysisStatus;
 
 /// Every camera's analysis counters, by camera id.
 pub type AnalysisBoard = Arc<Mutex<BTreeMap<String, AnalysisStatus>>>;
@@ -44,73 +45,82 @@ pub struct StatusLine {
     pub analysis: Option<AnalysisStatus>,
 }
 
+/// The loaded detector: its service, and whether it sees overflowing bins itself.
+pub struct Detection {
+    pub service: DetectionService,
+    pub model_sees_overflow: bool,
+}
+
 /// Loads the configured detector and starts its service; `None` without `[detect]`.
-pub fn start_detection(config: &PipelineConfig) -> Result<Option<DetectionService>, ModelError> {
+/// `single` forces batches of one (replays: results independent of timing).
+pub fn start_detection(
+    config: &PipelineConfig,
+    single: bool,
+) -> Result<Option<Detection>, ModelError> {
     let Some(d) = &config.detect else {
         return Ok(None);
     };
     let manifest = Manifest::load_named(&d.models_dir, &d.model)?;
+    let sees = crate::analysis::model_sees_overflow(&manifest);
     let lib = crate::detect::runtime::library_path(d.ort_library.as_deref());
     let detector: Arc<dyn Detector> = Arc::new(OrtDetector::load(manifest, &lib, d.intra_threads)?);
     info!(model = %d.model, "detector loaded");
-    Ok(Some(DetectionService::start(
-        detector,
-        ServiceConfig {
-            max_wait: Duration::from_millis(d.batch_wait_ms),
-            queue: d.queue,
-            threads: d.inference_threads,
-        },
-    )))
+    let detector = if single {
+        Arc::new(crate::detect::OneAtATime(detector))
+    } else {
+        detector
+    };
+    Ok(Some(Detection {
+        service: DetectionService::start(
+            detector,
+            ServiceConfig {
+                max_wait: Duration::from_millis(d.batch_wait_ms),
+                queue: d.queue,
+                threads: d.inference_threads,
+            },
+        ),
+        model_sees_overflow: sees,
+    }))
 }
 
-/// Consumes one camera's frames: gate, then detect.
+/// The episode store the config asks for.
+pub fn episode_store(config: &PipelineConfig) -> std::io::Result<Box<dyn EpisodeStore>> {
+    Ok(match &config.episodes.state_dir {
+        Some(dir) => Box::new(JsonFileStore::new(dir)?),
+        None => Box::new(NoStore),
+    })
+}
+
+/// The global inference budget, if configured.
+pub fn budget(config: &PipelineConfig) -> Option<Arc<Mutex<InferenceBudget>>> {
+    config
+        .limits
+        .inference_fps
+        .map(|r| Arc::new(Mutex::new(InferenceBudget::new(r))))
+}
+
+/// Consumes one camera's frames: analysis when a detector is configured, else just drains.
 async fn analyse(
     id: String,
     mut frames: FrameReceiver,
-    service: Option<DetectionService>,
-    mut gate: SceneGate,
+    mut analyser: Option<FrameAnalyser>,
     board: AnalysisBoard,
 ) {
     while let Some(frame) = frames.recv().await {
-        let Some(service) = &service else {
+        let Some(a) = analyser.as_mut() else {
             continue;
         };
-        let frame = Arc::new(frame);
-        let mut status = AnalysisStatus::default();
-        match gate.decide(&frame) {
-            Decision::Run => match service.detect(frame.clone()).await {
-                Ok(dets) => {
-                    status.objects = dets.len();
-                    tracing::debug!(camera = %id, objects = dets.len(), "detections");
-                    gate.record(&dets);
-                }
-                Err(e) => {
-                    status.detect_errors = 1;
-                    warn!(camera = %id, error = %e, "detection failed");
-                }
-            },
-            Decision::Reuse => status.objects = gate.reused().len(),
-        }
-        let GateStats { inferences, reused } = gate.stats;
-        let mut b = board.lock().expect("analysis board");
-        let entry = b.entry(id.clone()).or_default();
-        entry.inferences = inferences;
-        entry.reused = reused;
-        entry.detect_errors += status.detect_errors;
-        entry.objects = status.objects;
+        let t = frame
+            .wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        a.process(frame, t).await;
+        board
+            .lock()
+            .expect("analysis board")
+            .insert(id.clone(), a.status);
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFormat {
-    Table,
-    Json,
-}
-
-pub struct RunOptions {
-    /// Stop by itself after this long (demos, smoke tests).
-    pub duration: Option<Duration>,
-    pub status_format: StatusFormat,
 }
 
 /// One status line per camera.
@@ -137,8 +147,8 @@ pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
             );
             if let Some(a) = &line.analysis {
                 out.push_str(&format!(
-                    " inferences={} reused={} objects={}",
-                    a.inferences, a.reused, a.objects
+                    " inferences={} reused={} objects={} episodes={} captures={} suppressed={}",
+                    a.inferences, a.reused, a.objects, a.open_episodes, a.captures, a.suppressed
                 ));
             }
             if let Some(e) = &h.last_error {
@@ -156,7 +166,8 @@ pub async fn run(
     shutdown: Shutdown,
     opts: RunOptions,
 ) -> anyhow::Result<()> {
-    let service = start_detection(&config)?;
+    let detection = start_detection(&config, false)?;
+    let budget = budget(&config);
     let analysis: AnalysisBoard = Arc::default();
     let backoff = config.backoff();
     let mut board = HealthBoard::default();
@@ -173,11 +184,20 @@ pub async fn run(
         board.add(handle.health.clone());
         let (frames, thread) = handle.into_parts();
         threads.push(thread);
+        let analyser = match &detection {
+            Some(d) => Some(FrameAnalyser::new(
+                &cam.id,
+                config.gate.to_gate(),
+                CameraAnalysis::new(cam, &config, episode_store(&config)?, d.model_sees_overflow)?,
+                budget.clone(),
+                d.service.clone(),
+            )),
+            None => None,
+        };
         consumers.push(tokio::spawn(analyse(
             cam.id.clone(),
             frames,
-            service.clone(),
-            SceneGate::new(config.gate.to_gate()),
+            analyser,
             analysis.clone(),
         )));
     }
@@ -199,7 +219,7 @@ pub async fn run(
             _ = shutdown.triggered() => break,
             _ = &mut stop_after => { shutdown.trigger(); break; }
             _ = ticker.tick() => {
-                print_status(&board, &analysis, service.is_some(), clock.as_ref(), opts.status_format);
+                print_status(&board, &analysis, detection.is_some(), clock.as_ref(), opts.status_format);
                 if threads.iter().all(|t| t.is_finished()) {
                     info!("every camera has stopped");
                     break;
@@ -233,7 +253,7 @@ pub async fn run(
     print_status(
         &board,
         &analysis,
-        service.is_some(),
+        detection.is_some(),
         clock.as_ref(),
         opts.status_format,
     );

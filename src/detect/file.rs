@@ -53,6 +53,7 @@ pub async fn detect_file(
             path: path.to_path_buf(),
             realtime: false,
             looped: false,
+            max_passes: None,
         },
         enabled: true,
         // Every frame is due; `every` thins them here.
@@ -62,6 +63,7 @@ pub async fn detect_file(
         watchdog: Duration::from_secs(30),
         utc_offset_s: 0,
         preset: None,
+        footage: None,
         zones: Vec::new(),
         rules: Vec::new(),
     };

@@ -48,3 +48,23 @@ pub trait Detector: Send + Sync {
     /// Detections for each frame, in order.
     fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError>;
 }
+
+/// A detector that takes frames one at a time, so results never depend on which frames
+/// happened to share a batch (replays and evaluations must repeat exactly).
+pub struct OneAtATime(pub Arc<dyn Detector>);
+
+impl Detector for OneAtATime {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn max_batch(&self) -> usize {
+        1
+    }
+    fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError> {
+        let mut out = Vec::with_capacity(frames.len());
+        for f in frames {
+            out.extend(self.0.detect(&[f])?);
+        }
+        Ok(out)
+    }
+}

@@ -16,6 +16,9 @@ use crate::detect::{BBox, Detection, ObjectKind};
 use crate::ingest::Frame;
 use signature::Signature;
 
+/// Two detections of one kind overlapping this much are one object.
+const SAME_OBJECT_IOU: f32 = 0.7;
+
 /// Kinds that become episodes: things that stay put.
 pub fn is_stationary_kind(kind: ObjectKind) -> bool {
     matches!(
@@ -146,6 +149,18 @@ impl EpisodeTracker {
                 .then(a.bbox[0].total_cmp(&b.bbox[0]))
                 .then(a.bbox[1].total_cmp(&b.bbox[1]))
         });
+        // One object, several labels of one kind (a van as "car" and as "truck"): keep the
+        // strongest, so one object is one episode.
+        let mut kept: Vec<&Detection> = Vec::with_capacity(order.len());
+        for d in order {
+            if !kept
+                .iter()
+                .any(|k| k.kind == d.kind && iou(&k.bbox, &d.bbox) >= SAME_OBJECT_IOU)
+            {
+                kept.push(d);
+            }
+        }
+        let order = kept;
         let mut matched = vec![false; self.state.open.len()];
         for d in order {
             let sig = match (d.kind, frame) {
@@ -265,6 +280,19 @@ mod tests {
         // Back at the same place: a new episode, dwell from zero.
         let up = t.update(62.0, &[det(ObjectKind::StallPart, STALL)], None);
         assert_eq!(up.opened, vec![1]);
+    }
+
+    #[test]
+    fn one_object_with_two_labels_is_one_episode() {
+        let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        let mut truck = det(ObjectKind::Vehicle, [0.5, 0.5, 0.7, 0.7]);
+        truck.score = 0.4;
+        let up = t.update(
+            0.0,
+            &[det(ObjectKind::Vehicle, [0.5, 0.5, 0.7, 0.7]), truck],
+            None,
+        );
+        assert_eq!(up.opened.len(), 1);
     }
 
     #[test]

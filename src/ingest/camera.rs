@@ -167,10 +167,13 @@ enum Outcome {
 fn camera_loop(ctx: Ctx, mut backoff: Backoff) {
     let mut seq = 0u64;
     let mut pts_offset = Duration::ZERO;
-    let (is_file, looped) = match &ctx.cam.source {
-        SourceKind::File { looped, .. } => (true, *looped),
-        SourceKind::Rtsp { .. } => (false, false),
+    let (is_file, looped, max_passes) = match &ctx.cam.source {
+        SourceKind::File {
+            looped, max_passes, ..
+        } => (true, *looped, *max_passes),
+        SourceKind::Rtsp { .. } => (false, false, None),
     };
+    let mut passes = 0u32;
     info!(url = %ctx.redacted, fps = ctx.cam.analysis_fps, "camera starting");
     let final_state = loop {
         if ctx.shutdown.is_triggered() {
@@ -183,7 +186,10 @@ fn camera_loop(ctx: Ctx, mut backoff: Backoff) {
         });
         match run_once(&ctx, &mut seq, pts_offset, &mut backoff) {
             Outcome::Shutdown | Outcome::ReceiverGone => break HealthState::Stopped,
-            Outcome::FileEnd { duration } if looped => {
+            Outcome::FileEnd { duration }
+                if looped && max_passes.is_none_or(|m| passes + 1 < m) =>
+            {
+                passes += 1;
                 pts_offset += duration;
                 debug!(offset_s = pts_offset.as_secs_f64(), "file looped");
             }

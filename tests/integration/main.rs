@@ -6,4 +6,5 @@ mod common;
 mod detect;
 mod ingest;
 mod probe;
+mod replay;
 mod rules;
