@@ -1219,7 +1219,7 @@ analysis_width = 33
             errs,
             vec![
                 "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay or cameras)".to_string(),
-                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `zones`, `rules`".into(),
+                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
                 "cameras[1].analysis_fps: must be from 1/60 (one frame a minute) to 10, got 20".into(),
