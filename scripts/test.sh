@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+# The store tests run the same suite on SQLite and on a real PostgreSQL on loopback.
+CITYWATCH_TEST_POSTGRES="$(./scripts/postgres.sh)"
+export CITYWATCH_TEST_POSTGRES
 if cargo nextest --version >/dev/null 2>&1; then
   exec cargo nextest run --locked --no-fail-fast
 else

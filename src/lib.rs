@@ -21,3 +21,4 @@ pub mod replay;
 pub mod rules;
 pub mod run;
 pub mod samples;
+pub mod store;

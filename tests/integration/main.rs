@@ -8,3 +8,4 @@ mod ingest;
 mod probe;
 mod replay;
 mod rules;
+mod store;

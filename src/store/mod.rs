@@ -1,0 +1,627 @@
+//! The case store, on sqlx: SQLite (WAL) by default, PostgreSQL chosen by URL. Both run the
+//! same migrations (`migrations/`), the same code (sqlx's `Any` driver) and the same tests.
+//!
+//! Captures are keyed by an idempotency key derived from the capture itself, so a replay or
+//! a restart that produces the same capture again changes nothing. Filing a case writes the
+//! case and its outbox row in one transaction.
+
+pub mod categories;
+pub mod outbox;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, Row, Transaction};
+
+use crate::config::RuleKind;
+use crate::ratelimit::Capture;
+use categories::CategoryTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {url}: {source}")]
+    Db {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating the schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("no capture {0}")]
+    NoCapture(String),
+    #[error("capture {id} is {status}, not pending review")]
+    NotPending { id: String, status: String },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// Where a camera is, for cases.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub lat: Option<f64>,
+    #[serde(default)]
+    pub lon: Option<f64>,
+    /// 单元网格 code.
+    #[serde(default)]
+    pub grid_code: String,
+    /// 社区.
+    #[serde(default)]
+    pub community: String,
+    /// 街道.
+    #[serde(default)]
+    pub street: String,
+}
+
+/// How a rule's captures become cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FilingMode {
+    /// An operator confirms first (the default: field accuracy is 70–81%).
+    #[default]
+    Review,
+    /// Filed at once.
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseRecord {
+    pub case_number: String,
+    pub capture_id: String,
+    pub idempotency_key: String,
+    pub rule: String,
+    pub major_code: String,
+    pub major_name: String,
+    pub minor_code: String,
+    pub minor_name: String,
+    pub time_limit: String,
+    pub source: String,
+    pub channel: String,
+    pub camera: String,
+    pub preset: Option<i64>,
+    pub location: Location,
+    pub description: String,
+    pub status: String,
+    pub aggregation: i64,
+    pub reported_at: f64,
+    pub filed_at: f64,
+}
+
+/// The idempotency key of a capture: the same capture always gets the same key.
+pub fn capture_key(c: &Capture) -> String {
+    let k = &c.candidate;
+    let text = format!(
+        "{}|{:?}|{}|{}|{:?}|{:.3}|{:.3}",
+        k.camera,
+        k.preset,
+        k.rule.as_str(),
+        k.zone,
+        k.episode,
+        k.start,
+        k.confirm
+    );
+    let h = Sha256::digest(text.as_bytes());
+    format!("cap-{}", hex::encode(&h[..12]))
+}
+
+pub struct Store {
+    pool: AnyPool,
+    url: String,
+    sqlite: bool,
+}
+
+fn redact(url: &str) -> String {
+    crate::core::redact_url(url)
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and migrates.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let db = |source| StoreError::Db {
+            url: redact(url),
+            source,
+        };
+        let full = if sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&full)
+            .await
+            .map_err(db)?;
+        if sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(db)?;
+        }
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self {
+            pool,
+            url: redact(url),
+            sqlite,
+        })
+    }
+
+    /// The SQL with `$n` placeholders as this backend wants them.
+    fn sql(&self, q: &str) -> String {
+        if self.sqlite {
+            q.replace('$', "?")
+        } else {
+            q.to_string()
+        }
+    }
+
+    fn err(&self, source: sqlx::Error) -> StoreError {
+        StoreError::Db {
+            url: self.url.clone(),
+            source,
+        }
+    }
+
+    pub async fn upsert_camera(
+        &self,
+        id: &str,
+        name: &str,
+        location: &Location,
+    ) -> Result<(), StoreError> {
+        let loc = serde_json::to_string(location).expect("location serialises");
+        sqlx::query(&self.sql(
+            "INSERT INTO cameras (id, name, location) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, location = excluded.location",
+        ))
+        .bind(id)
+        .bind(name)
+        .bind(loc)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records a capture (idempotent on its key). In `Auto` mode it also files the case and
+    /// its outbox row, in the same transaction. Returns the case number when a case exists.
+    pub async fn record_capture(
+        &self,
+        c: &Capture,
+        evidence: Option<&serde_json::Value>,
+        mode: FilingMode,
+        table: &CategoryTable,
+        location: &Location,
+        now: f64,
+    ) -> Result<(String, Option<String>), StoreError> {
+        let key = capture_key(c);
+        let k = &c.candidate;
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let inserted = sqlx::query(&self.sql(
+            "INSERT INTO captures (id, camera, preset, rule, zone, label, episode, start_at, confirm_at, \
+             bbox, score, aggregation, last_evidence, status, evidence, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'pending_review', $14, $15) \
+             ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(&key)
+        .bind(&k.camera)
+        .bind(k.preset.map(i64::from))
+        .bind(k.rule.as_str())
+        .bind(&k.zone)
+        .bind(&k.label)
+        .bind(k.episode.map(|e| e as i64))
+        .bind(k.start)
+        .bind(k.confirm)
+        .bind(serde_json::to_string(&k.bbox).expect("box"))
+        .bind(k.score as f64)
+        .bind(c.aggregation as i64)
+        .bind(c.last_evidence)
+        .bind(evidence.map(|e| e.to_string()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            // Seen before (a replay or a restart): keep the stored one, raise its count.
+            sqlx::query(&self.sql(
+                "UPDATE captures SET aggregation = CASE WHEN aggregation < $2 THEN $2 ELSE aggregation END WHERE id = $1",
+            ))
+            .bind(&key)
+            .bind(c.aggregation as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        let case = if mode == FilingMode::Auto {
+            Some(self.file_in(&mut tx, &key, table, location, now).await?)
+        } else {
+            None
+        };
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok((key, case))
+    }
+
+    /// Raises a capture's aggregation count (a duplicate merged into it).
+    pub async fn merge_duplicate(
+        &self,
+        capture: &Capture,
+        aggregation: u32,
+        last_evidence: f64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "UPDATE captures SET aggregation = $2, last_evidence = $3 WHERE id = $1 AND aggregation < $2",
+        ))
+        .bind(capture_key(capture))
+        .bind(aggregation as i64)
+        .bind(last_evidence)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// An operator confirms a capture: the case and its outbox row, in one transaction.
+    /// Confirming twice returns the same case.
+    pub async fn confirm(
+        &self,
+        capture_id: &str,
+        reviewer: &str,
+        table: &CategoryTable,
+        location: &Location,
+        now: f64,
+    ) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let status = self.status_in(&mut tx, capture_id).await?;
+        if status == "rejected" {
+            return Err(StoreError::NotPending {
+                id: capture_id.into(),
+                status,
+            });
+        }
+        let case = self
+            .file_in(&mut tx, capture_id, table, location, now)
+            .await?;
+        if status == "pending_review" {
+            self.review_in(&mut tx, capture_id, reviewer, "confirm", None, None, now)
+                .await?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(case)
+    }
+
+    /// An operator rejects a capture with a reason.
+    pub async fn reject(
+        &self,
+        capture_id: &str,
+        reviewer: &str,
+        reason: &str,
+        note: Option<&str>,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let status = self.status_in(&mut tx, capture_id).await?;
+        if status != "pending_review" {
+            return Err(StoreError::NotPending {
+                id: capture_id.into(),
+                status,
+            });
+        }
+        sqlx::query(&self.sql("UPDATE captures SET status = 'rejected' WHERE id = $1"))
+            .bind(capture_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        self.review_in(
+            &mut tx,
+            capture_id,
+            reviewer,
+            "reject",
+            Some(reason),
+            note,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn status_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        capture_id: &str,
+    ) -> Result<String, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT status FROM captures WHERE id = $1"))
+            .bind(capture_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NoCapture(capture_id.into()))?;
+        row.try_get::<String, _>(0).map_err(|e| self.err(e))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn review_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        capture_id: &str,
+        reviewer: &str,
+        decision: &str,
+        reason: Option<&str>,
+        note: Option<&str>,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let id = format!("rev-{capture_id}-{decision}");
+        sqlx::query(&self.sql(
+            "INSERT INTO reviews (id, capture_id, reviewer, decision, reason, note, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(&id)
+        .bind(capture_id)
+        .bind(reviewer)
+        .bind(decision)
+        .bind(reason)
+        .bind(note)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        sqlx::query(&self.sql(
+            "INSERT INTO audit_log (id, at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(format!("audit-{id}"))
+        .bind(now)
+        .bind(reviewer)
+        .bind(format!("review.{decision}"))
+        .bind(capture_id)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Files the case for a capture inside `tx` (or returns the existing one).
+    async fn file_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        capture_id: &str,
+        table: &CategoryTable,
+        location: &Location,
+        now: f64,
+    ) -> Result<String, StoreError> {
+        if let Some(row) =
+            sqlx::query(&self.sql("SELECT case_number FROM cases WHERE capture_id = $1"))
+                .bind(capture_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?
+        {
+            return row.try_get::<String, _>(0).map_err(|e| self.err(e));
+        }
+        let row = sqlx::query(&self.sql(
+            "SELECT camera, preset, rule, zone, label, confirm_at, aggregation, evidence, start_at \
+             FROM captures WHERE id = $1",
+        ))
+        .bind(capture_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .ok_or_else(|| StoreError::NoCapture(capture_id.into()))?;
+        let g = |e| self.err(e);
+        let camera: String = row.try_get(0).map_err(g)?;
+        let preset: Option<i64> = row.try_get(1).map_err(g)?;
+        let rule_s: String = row.try_get(2).map_err(g)?;
+        let zone: String = row.try_get(3).map_err(g)?;
+        let label: String = row.try_get(4).map_err(g)?;
+        let confirm_at: f64 = row.try_get(5).map_err(g)?;
+        let aggregation: i64 = row.try_get(6).map_err(g)?;
+        let evidence: Option<String> = row.try_get(7).map_err(g)?;
+        let start_at: f64 = row.try_get(8).map_err(g)?;
+        let rule: RuleKind = serde_json::from_value(serde_json::Value::String(rule_s.clone()))
+            .map_err(|e| StoreError::Corrupt(format!("rule {rule_s:?}: {e}")))?;
+        let cat = table
+            .rules
+            .get(&rule)
+            .ok_or_else(|| StoreError::Corrupt(format!("no category for {rule_s}")))?;
+
+        // Case numbers: CW + date + a counter shared by every worker on this database.
+        let day = time::OffsetDateTime::from_unix_timestamp(confirm_at as i64)
+            .map(|t| t.to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("offset")))
+            .map(|t| format!("{:04}{:02}{:02}", t.year(), t.month() as u8, t.day()))
+            .unwrap_or_else(|_| "00000000".into());
+        let counter = format!("case-{day}");
+        sqlx::query(&self.sql(
+            "INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+        ))
+        .bind(&counter)
+        .execute(&mut **tx)
+        .await
+        .map_err(g)?;
+        let n: i64 = sqlx::query(
+            &self.sql("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value"),
+        )
+        .bind(&counter)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(g)?
+        .try_get(0)
+        .map_err(g)?;
+        let case_number = format!("CW{day}{n:06}");
+        let key = format!("case-{capture_id}");
+        let minutes = ((confirm_at - start_at) / 60.0).round() as i64;
+        let description = format!(
+            "视频抓拍: {} ({}), 摄像头 {camera} 区域 {zone}: 检测到 {label} 持续约 {minutes} 分钟. \
+             AI 线索, 需人工核实.",
+            cat.minor_name, rule_s
+        );
+        let loc_json = serde_json::to_string(location).expect("location");
+        sqlx::query(&self.sql(
+            "INSERT INTO cases (case_number, capture_id, idempotency_key, rule, major_code, major_name, \
+             minor_code, minor_name, time_limit, source, channel, camera, preset, location, description, \
+             status, aggregation, evidence, reported_at, filed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'filed', $16, $17, $18, $19)",
+        ))
+        .bind(&case_number)
+        .bind(capture_id)
+        .bind(&key)
+        .bind(&rule_s)
+        .bind(&cat.major_code)
+        .bind(&cat.major_name)
+        .bind(&cat.minor_code)
+        .bind(&cat.minor_name)
+        .bind(&cat.time_limit)
+        .bind(&table.source)
+        .bind(&table.channel)
+        .bind(&camera)
+        .bind(preset)
+        .bind(&loc_json)
+        .bind(&description)
+        .bind(aggregation)
+        .bind(&evidence)
+        .bind(confirm_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(g)?;
+        sqlx::query(&self.sql("UPDATE captures SET status = 'filed' WHERE id = $1"))
+            .bind(capture_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(g)?;
+        let payload = serde_json::json!({
+            "case_number": case_number,
+            "idempotency_key": key,
+            "source": table.source,
+            "channel": table.channel,
+            "category": {
+                "major_code": cat.major_code, "major_name": cat.major_name,
+                "minor_code": cat.minor_code, "minor_name": cat.minor_name,
+                "scheme": table.scheme,
+            },
+            "time_limit": cat.time_limit,
+            "rule": rule_s,
+            "camera": camera,
+            "preset": preset,
+            "location": location,
+            "description": description,
+            "aggregation": aggregation,
+            "reported_at": confirm_at,
+            "evidence": evidence.as_deref().and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok()),
+        });
+        sqlx::query(&self.sql(
+            "INSERT INTO outbox (id, case_number, idempotency_key, payload, state, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
+        ))
+        .bind(format!("out-{case_number}"))
+        .bind(&case_number)
+        .bind(&key)
+        .bind(payload.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(g)?;
+        Ok(case_number)
+    }
+
+    pub async fn case(&self, case_number: &str) -> Result<Option<CaseRecord>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT case_number, capture_id, idempotency_key, rule, major_code, major_name, minor_code, \
+             minor_name, time_limit, source, channel, camera, preset, location, description, status, \
+             aggregation, reported_at, filed_at FROM cases WHERE case_number = $1",
+        ))
+        .bind(case_number)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let Some(r) = row else { return Ok(None) };
+        let g = |e| self.err(e);
+        let loc: String = r.try_get(13).map_err(g)?;
+        Ok(Some(CaseRecord {
+            case_number: r.try_get(0).map_err(g)?,
+            capture_id: r.try_get(1).map_err(g)?,
+            idempotency_key: r.try_get(2).map_err(g)?,
+            rule: r.try_get(3).map_err(g)?,
+            major_code: r.try_get(4).map_err(g)?,
+            major_name: r.try_get(5).map_err(g)?,
+            minor_code: r.try_get(6).map_err(g)?,
+            minor_name: r.try_get(7).map_err(g)?,
+            time_limit: r.try_get(8).map_err(g)?,
+            source: r.try_get(9).map_err(g)?,
+            channel: r.try_get(10).map_err(g)?,
+            camera: r.try_get(11).map_err(g)?,
+            preset: r.try_get(12).map_err(g)?,
+            location: serde_json::from_str(&loc).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            description: r.try_get(14).map_err(g)?,
+            status: r.try_get(15).map_err(g)?,
+            aggregation: r.try_get(16).map_err(g)?,
+            reported_at: r.try_get(17).map_err(g)?,
+            filed_at: r.try_get(18).map_err(g)?,
+        }))
+    }
+
+    /// (captures by status, cases, outbox by state): for status output and tests.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let one = |q: &'static str| {
+            let q = self.sql(q);
+            async move {
+                sqlx::query(&q)
+                    .fetch_one(&self.pool)
+                    .await
+                    .and_then(|r| r.try_get::<i64, _>(0))
+                    .map_err(|e| self.err(e))
+            }
+        };
+        Ok(Counts {
+            captures: one("SELECT COUNT(*) FROM captures").await?,
+            pending_review: one("SELECT COUNT(*) FROM captures WHERE status = 'pending_review'")
+                .await?,
+            cases: one("SELECT COUNT(*) FROM cases").await?,
+            outbox_pending: one("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await?,
+            outbox_delivered: one("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'").await?,
+            outbox_dead: one("SELECT COUNT(*) FROM outbox WHERE state = 'dead'").await?,
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn prepare(&self, q: &str) -> String {
+        self.sql(q)
+    }
+
+    pub(crate) fn db_err(&self, e: sqlx::Error) -> StoreError {
+        self.err(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub captures: i64,
+    pub pending_review: i64,
+    pub cases: i64,
+    pub outbox_pending: i64,
+    pub outbox_delivered: i64,
+    pub outbox_dead: i64,
+}

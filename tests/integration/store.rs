@@ -1,0 +1,392 @@
+//! The case store: one suite, run on SQLite and on a real PostgreSQL on loopback
+//! (`scripts/test.sh` starts it and sets CITYWATCH_TEST_POSTGRES); and the webhook forwarder
+//! against a real HTTP receiver on loopback that fails, hangs and goes away.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use citywatch::config::RuleKind;
+use citywatch::ratelimit::Capture;
+use citywatch::rules::engine::Candidate;
+use citywatch::store::categories::CategoryTable;
+use citywatch::store::outbox::{Forwarder, WebhookConfig, sign};
+use citywatch::store::{FilingMode, Location, Store, StoreError};
+use sqlx::Connection;
+
+use crate::common::repo;
+
+const T0: f64 = 1_767_574_800.0; // 2026-01-05 09:00 +08:00
+
+fn table() -> CategoryTable {
+    CategoryTable::load(
+        &repo().join("pipelines/categories/default.toml"),
+        &[
+            RuleKind::AbandonedVehicle,
+            RuleKind::IllegalVendor,
+            RuleKind::OverflowingBin,
+        ],
+    )
+    .unwrap()
+}
+
+fn location() -> Location {
+    Location {
+        address: "朝阳区 某街 12号".into(),
+        lat: Some(39.92),
+        lon: Some(116.44),
+        grid_code: "110105001002003".into(),
+        community: "某社区".into(),
+        street: "某街道".into(),
+    }
+}
+
+fn capture(rule: RuleKind, episode: u64, confirm: f64) -> Capture {
+    Capture {
+        id: episode,
+        candidate: Candidate {
+            rule,
+            camera: "vtest".into(),
+            preset: None,
+            zone: "car_park".into(),
+            place: [0.8, 0.1, 0.9, 0.2],
+            episode: Some(episode),
+            label: "car".into(),
+            start: confirm - 600.0,
+            confirm,
+            bbox: [0.8, 0.1, 0.9, 0.2],
+            score: 0.7,
+            dwell_s: 600.0,
+        },
+        aggregation: 1,
+        last_evidence: confirm,
+        closed_at: None,
+    }
+}
+
+/// A fresh database on the test PostgreSQL.
+async fn postgres_url() -> String {
+    let admin = std::env::var("CITYWATCH_TEST_POSTGRES").expect(
+        "CITYWATCH_TEST_POSTGRES is not set: run the tests with `make test` (scripts/test.sh starts PostgreSQL)",
+    );
+    let name = format!(
+        "cw_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    admin.rsplit_once('/').unwrap().0.to_string() + "/" + &name
+}
+
+async fn suite(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    // Migrating again is a no-op.
+    drop(Store::connect(url).await.unwrap());
+    let t = table();
+    store
+        .upsert_camera("vtest", "Campus", &location())
+        .await
+        .unwrap();
+
+    // Review mode: a capture, no case yet. Recording it again (a replay, a restart) changes
+    // nothing but its aggregation count.
+    let c1 = capture(RuleKind::AbandonedVehicle, 1, T0);
+    let (key, case) = store
+        .record_capture(&c1, None, FilingMode::Review, &t, &location(), T0)
+        .await
+        .unwrap();
+    assert!(case.is_none());
+    let mut again = c1.clone();
+    again.aggregation = 3;
+    let (key2, _) = store
+        .record_capture(&again, None, FilingMode::Review, &t, &location(), T0 + 5.0)
+        .await
+        .unwrap();
+    assert_eq!(key, key2);
+    let n = store.counts().await.unwrap();
+    assert_eq!(
+        (n.captures, n.pending_review, n.cases, n.outbox_pending),
+        (1, 1, 0, 0)
+    );
+
+    // Confirming files the case and its outbox row together; confirming twice is harmless.
+    let case = store
+        .confirm(&key, "op1", &t, &location(), T0 + 60.0)
+        .await
+        .unwrap();
+    assert_eq!(case, "CW20260105000001");
+    assert_eq!(
+        store
+            .confirm(&key, "op1", &t, &location(), T0 + 61.0)
+            .await
+            .unwrap(),
+        case
+    );
+    let n = store.counts().await.unwrap();
+    assert_eq!((n.pending_review, n.cases, n.outbox_pending), (0, 1, 1));
+    let rec = store.case(&case).await.unwrap().unwrap();
+    assert_eq!(rec.source, "视频抓拍");
+    assert_eq!(
+        (rec.major_code.as_str(), rec.minor_code.as_str()),
+        ("01", "0107")
+    );
+    assert_eq!(rec.minor_name, "废弃车辆");
+    assert_eq!(rec.time_limit, "5工作日");
+    assert_eq!(rec.location, location());
+    assert_eq!(rec.aggregation, 3);
+    assert_eq!(rec.status, "filed");
+    assert!(
+        rec.description.contains("废弃车辆") && rec.description.contains("10 分钟"),
+        "{}",
+        rec.description
+    );
+
+    // Auto mode: filed at once, with its outbox row.
+    let (_, auto_case) = store
+        .record_capture(
+            &capture(RuleKind::OverflowingBin, 2, T0 + 100.0),
+            None,
+            FilingMode::Auto,
+            &t,
+            &location(),
+            T0 + 100.0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(auto_case.as_deref(), Some("CW20260105000002"));
+
+    // Rejecting takes a reason; a rejected capture cannot be confirmed.
+    let (k3, _) = store
+        .record_capture(
+            &capture(RuleKind::IllegalVendor, 3, T0 + 200.0),
+            None,
+            FilingMode::Review,
+            &t,
+            &location(),
+            T0 + 200.0,
+        )
+        .await
+        .unwrap();
+    store
+        .reject(&k3, "op2", "compliant_vendor", Some("疏导点内"), T0 + 210.0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.confirm(&k3, "op2", &t, &location(), T0 + 220.0).await,
+        Err(StoreError::NotPending { .. })
+    ));
+    // SQL metacharacters are data.
+    let weird = "x'); DROP TABLE cases; --";
+    assert!(matches!(
+        store.confirm(weird, "op", &t, &location(), T0).await,
+        Err(StoreError::NoCapture(_))
+    ));
+    let n = store.counts().await.unwrap();
+    assert_eq!((n.captures, n.cases, n.outbox_pending), (3, 2, 2));
+}
+
+#[tokio::test]
+async fn store_suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cases.db").display());
+    suite(&url).await;
+}
+
+#[tokio::test]
+async fn store_suite_on_postgres() {
+    suite(&postgres_url().await).await;
+}
+
+/// What the receiver does with a request.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Ok,
+    Fail,
+    /// Answer after the client has given up (but still take the case).
+    Slow,
+}
+
+#[derive(Default)]
+struct Receiver {
+    /// Requests answered with each mode, in order; then Ok forever.
+    script: Vec<Mode>,
+    requests: u32,
+    /// Cases taken, by idempotency key: each must be taken once.
+    taken: BTreeMap<String, u32>,
+    bad_signatures: u32,
+}
+
+const SECRET: &str = "s3cret-for-tests";
+
+async fn start_receiver(
+    port: u16,
+    script: Vec<Mode>,
+) -> (Arc<Mutex<Receiver>>, tokio::task::JoinHandle<()>, u16) {
+    use axum::http::{HeaderMap, StatusCode};
+    let state = Arc::new(Mutex::new(Receiver {
+        script,
+        ..Default::default()
+    }));
+    let st = state.clone();
+    let app = axum::Router::new().route(
+        "/cases",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let st = st.clone();
+            async move {
+                let h = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let (mode, key) = {
+                    let mut r = st.lock().unwrap();
+                    let mode = r
+                        .script
+                        .get(r.requests as usize)
+                        .copied()
+                        .unwrap_or(Mode::Ok);
+                    r.requests += 1;
+                    if h("x-citywatch-signature")
+                        != sign(SECRET, &h("x-citywatch-timestamp"), &body)
+                    {
+                        r.bad_signatures += 1;
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    (mode, h("idempotency-key"))
+                };
+                match mode {
+                    Mode::Fail => StatusCode::INTERNAL_SERVER_ERROR,
+                    Mode::Slow => {
+                        *st.lock().unwrap().taken.entry(key).or_default() += 1;
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        StatusCode::OK
+                    }
+                    Mode::Ok => {
+                        // Idempotent: a key already taken is acknowledged, not taken again.
+                        st.lock().unwrap().taken.entry(key).or_insert(1);
+                        StatusCode::OK
+                    }
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (state, task, port)
+}
+
+/// A SQLite store with `n` auto-filed cases waiting in the outbox.
+async fn store_with_cases(n: u64) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
+        .await
+        .unwrap();
+    for i in 0..n {
+        store
+            .record_capture(
+                &capture(RuleKind::AbandonedVehicle, i, T0 + i as f64),
+                None,
+                FilingMode::Auto,
+                &table(),
+                &location(),
+                T0,
+            )
+            .await
+            .unwrap();
+    }
+    (dir, store)
+}
+
+fn forwarder(port: u16, max_attempts: u32) -> Forwarder {
+    Forwarder::new(WebhookConfig {
+        url: format!("http://127.0.0.1:{port}/cases"),
+        secret: SECRET.into(),
+        max_attempts,
+        backoff_initial_s: 1.0,
+        backoff_max_s: 60.0,
+        timeout_s: 0.5,
+    })
+}
+
+/// Runs delivery rounds on a clock that jumps past every backoff, until nothing is pending.
+async fn deliver_all(f: &Forwarder, store: &Store, mut now: f64) -> f64 {
+    for _ in 0..20 {
+        f.deliver_due(store, now).await.unwrap();
+        if store.counts().await.unwrap().outbox_pending == 0 {
+            break;
+        }
+        now += 120.0;
+    }
+    now
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_and_slow_receivers_still_get_each_case_exactly_once() {
+    let (_dir, store) = store_with_cases(5).await;
+    // 500 three times, then one answer after the 0.5 s client timeout, then fine.
+    let (rx, _task, port) =
+        start_receiver(0, vec![Mode::Fail, Mode::Fail, Mode::Fail, Mode::Slow]).await;
+    let f = forwarder(port, 10);
+    deliver_all(&f, &store, T0).await;
+    let n = store.counts().await.unwrap();
+    assert_eq!(
+        (n.outbox_delivered, n.outbox_pending, n.outbox_dead),
+        (5, 0, 0)
+    );
+    let r = rx.lock().unwrap();
+    assert_eq!(r.bad_signatures, 0);
+    assert_eq!(r.taken.len(), 5, "{:?}", r.taken);
+    assert!(r.taken.values().all(|&n| n == 1), "{:?}", r.taken);
+    assert!(r.requests >= 9, "retries happened: {}", r.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_was_down_gets_everything_when_it_returns() {
+    let (_dir, store) = store_with_cases(3).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = forwarder(port, 10);
+    // Down for several rounds: every attempt fails, nothing is lost.
+    let mut now = T0;
+    for _ in 0..4 {
+        let d = f.deliver_due(&store, now).await.unwrap();
+        assert_eq!(d.delivered, 0);
+        now += 120.0;
+    }
+    assert_eq!(store.counts().await.unwrap().outbox_pending, 3);
+    let (rx, _task, _) = start_receiver(port, vec![]).await;
+    deliver_all(&f, &store, now).await;
+    assert_eq!(store.counts().await.unwrap().outbox_delivered, 3);
+    assert_eq!(rx.lock().unwrap().taken.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_always_fails_dead_letters_after_max_attempts() {
+    let (_dir, store) = store_with_cases(1).await;
+    let (_rx, _task, port) = start_receiver(0, vec![Mode::Fail; 100]).await;
+    let f = forwarder(port, 3);
+    deliver_all(&f, &store, T0).await;
+    let n = store.counts().await.unwrap();
+    assert_eq!(
+        (n.outbox_delivered, n.outbox_pending, n.outbox_dead),
+        (0, 0, 1)
+    );
+}
