@@ -26,7 +26,38 @@ pub struct PipelineConfig {
     pub episodes: EpisodeSettings,
     pub limits: LimitSettings,
     pub replay: ReplaySettings,
+    /// Case filing; absent means captures are printed and logged only.
+    pub cases: Option<CasesSettings>,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[cases]`: where captures and cases go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasesSettings {
+    /// `sqlite://PATH` (relative to the config file) or `postgres://...`.
+    pub database: String,
+    /// The per-city category table, relative to the config file.
+    #[serde(default = "default_categories")]
+    pub categories: PathBuf,
+    /// Filing mode per rule: "review" (default) or "auto".
+    #[serde(default)]
+    pub filing: std::collections::BTreeMap<RuleKind, crate::store::FilingMode>,
+    #[serde(default)]
+    pub webhook: Option<crate::store::outbox::WebhookConfig>,
+    /// Loaded at validation.
+    #[serde(skip)]
+    pub table: Option<crate::store::categories::CategoryTable>,
+}
+
+fn default_categories() -> PathBuf {
+    PathBuf::from("categories/default.toml")
+}
+
+impl CasesSettings {
+    pub fn mode(&self, rule: RuleKind) -> crate::store::FilingMode {
+        self.filing.get(&rule).copied().unwrap_or_default()
+    }
 }
 
 /// `[episodes]`: how detections become stationary-object episodes.
@@ -297,6 +328,9 @@ struct RawCamera {
     /// of connecting to the live URL.
     #[serde(default)]
     footage: Option<String>,
+    /// Where the camera (or its preset) looks: for cases.
+    #[serde(default)]
+    location: crate::store::Location,
     #[serde(default)]
     zones: Vec<RawZone>,
     #[serde(default)]
@@ -433,6 +467,7 @@ pub struct CameraConfig {
     pub preset: Option<u32>,
     /// Recorded footage for replays.
     pub footage: Option<PathBuf>,
+    pub location: crate::store::Location,
     pub zones: Vec<Zone>,
     pub rules: Vec<RuleConfig>,
 }
@@ -532,11 +567,12 @@ impl PipelineConfig {
                     | "episodes"
                     | "limits"
                     | "replay"
+                    | "cases"
                     | "cameras"
             ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay or cameras)"
+                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases or cameras)"
                         .into(),
                 });
             }
@@ -603,6 +639,7 @@ impl PipelineConfig {
 
         validate_settings(&settings, &mut problems);
         validate_ingest(&ingest, &mut problems);
+        let mut cases: Option<CasesSettings> = section(&table, "cases", &mut problems);
         let mut seen = HashSet::new();
         let mut cameras = Vec::new();
         for (i, raw) in raw_cameras {
@@ -611,6 +648,39 @@ impl PipelineConfig {
             }
         }
 
+        if let Some(c) = cases.as_mut() {
+            if c.categories.is_relative() {
+                c.categories = base.join(&c.categories);
+            }
+            if let Some(rest) = c.database.strip_prefix("sqlite://")
+                && !rest.starts_with('/')
+                && !rest.starts_with(':')
+            {
+                c.database = format!("sqlite://{}", base.join(rest).display());
+            }
+            if !(c.database.starts_with("sqlite:") || c.database.starts_with("postgres")) {
+                problems.push(ConfigProblem {
+                    path: "cases.database".into(),
+                    message: format!(
+                        "expected sqlite://PATH or postgres://..., got {:?}",
+                        redact_url(&c.database)
+                    ),
+                });
+            }
+            let mut used: Vec<RuleKind> = cameras
+                .iter()
+                .flat_map(|c: &CameraConfig| c.rules.iter().map(|r| r.kind))
+                .collect();
+            used.sort();
+            used.dedup();
+            match crate::store::categories::CategoryTable::load(&c.categories, &used) {
+                Ok(t) => c.table = Some(t),
+                Err(message) => problems.push(ConfigProblem {
+                    path: "cases.categories".into(),
+                    message,
+                }),
+            }
+        }
         if problems.is_empty() {
             Ok(Self {
                 settings,
@@ -620,6 +690,7 @@ impl PipelineConfig {
                 episodes,
                 limits,
                 replay,
+                cases,
                 cameras,
             })
         } else {
@@ -1068,6 +1139,7 @@ fn validate_camera(
         utc_offset_s,
         preset: raw.preset,
         footage,
+        location: raw.location.clone(),
         zones,
         rules,
     })
@@ -1218,8 +1290,8 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay or cameras)".to_string(),
-                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `zones`, `rules`".into(),
+                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases or cameras)".to_string(),
+                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
                 "cameras[1].analysis_fps: must be from 1/60 (one frame a minute) to 10, got 20".into(),
@@ -1286,6 +1358,58 @@ active_hours = "25:00-26:00"
             bad_kind[0].starts_with("cameras[0].rules[0].rule: unknown variant `jaywalking`"),
             "{bad_kind:?}"
         );
+    }
+
+    #[test]
+    fn a_category_table_missing_a_used_rule_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cats.toml"),
+            "scheme = \"x\"\nsource = \"视频抓拍\"\nchannel = \"c\"\n[rules.illegal_vendor]\nmajor_code = \"05\"\nmajor_name = \"街面秩序\"\nminor_code = \"0501\"\nminor_name = \"无照经营游商\"\ntime_limit = \"2工作时\"\n",
+        )
+        .unwrap();
+        let text = r#"
+[cases]
+database = "sqlite://cases.db"
+categories = "cats.toml"
+[cases.webhook]
+url = "http://127.0.0.1:9/cases"
+secret = "do-not-print-me"
+[[cameras]]
+id = "a"
+url = "rtsp://h/a"
+[[cameras.zones]]
+id = "p"
+kind = "no_parking"
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["p"]
+"#;
+        let errs = PipelineConfig::parse(text, dir.path()).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "cases.categories");
+        assert!(
+            errs[0].message.ends_with(
+                "rules.abandoned_vehicle: no category for this rule, which the pipeline uses"
+            ),
+            "{errs:?}"
+        );
+        // With the shipped table it loads, and the secret stays out of debug output.
+        let ok = text.replace(
+            "cats.toml",
+            &format!(
+                "{}/pipelines/categories/default.toml",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        );
+        let c = PipelineConfig::parse(&ok, dir.path()).unwrap();
+        let cases = c.cases.as_ref().unwrap();
+        assert_eq!(
+            cases.database,
+            format!("sqlite://{}", dir.path().join("cases.db").display())
+        );
+        assert!(!format!("{c:?}").contains("do-not-print-me"));
     }
 
     #[test]

@@ -45,6 +45,10 @@ enum Command {
         /// Also print suppressed candidates (duplicate, rate limit, outside hours).
         #[arg(long)]
         suppressed: bool,
+        /// Store the captures in this database (sqlite://PATH or postgres://...), using the
+        /// config's [cases] table; replaying again adds nothing.
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
     },
     /// Checks a pipeline config and reports every problem.
     Check { pipeline: PathBuf },
@@ -160,6 +164,7 @@ fn main() -> ExitCode {
             pipeline,
             loops,
             suppressed,
+            db,
         } => {
             let config = match load(&pipeline) {
                 Ok(c) => c,
@@ -171,7 +176,11 @@ fn main() -> ExitCode {
                 .expect("tokio runtime");
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let opts = citywatch::replay::ReplayOptions { loops, suppressed };
+            let opts = citywatch::replay::ReplayOptions {
+                loops,
+                suppressed,
+                database: db,
+            };
             match rt.block_on(citywatch::replay::replay(config, opts, &mut out)) {
                 Ok((captures, suppressed, frames)) => {
                     drop(out);

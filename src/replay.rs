@@ -24,6 +24,10 @@ pub struct ReplayOptions {
     pub loops: u32,
     /// Also print suppressed candidates.
     pub suppressed: bool,
+    /// Store captures (and, for rules filed automatically, cases) in this database, with the
+    /// config's `[cases]` category table and filing modes. Idempotent: replaying the same
+    /// footage again adds nothing.
+    pub database: Option<String>,
 }
 
 /// One output line.
@@ -179,6 +183,22 @@ pub async fn replay(
         bail!("no camera has footage to replay");
     }
 
+    let store = match &opts.database {
+        None => None,
+        Some(url) => {
+            let Some(cases) = &config.cases else {
+                bail!("--db needs a [cases] section in the config (category table, filing modes)");
+            };
+            let store = crate::store::Store::connect(url).await?;
+            for cam in &config.cameras {
+                store
+                    .upsert_camera(&cam.id, &cam.name, &cam.location)
+                    .await?;
+            }
+            Some((store, cases))
+        }
+    };
+    let mut to_store: Vec<Capture> = Vec::new();
     let mut lines: Vec<(f64, String, u8, u64, String)> = Vec::new();
     let (mut n_caps, mut n_sup, mut frames) = (0, 0, 0);
     for (id, offset, task) in tasks {
@@ -186,6 +206,7 @@ pub async fn replay(
         frames += r.frames;
         for c in r.captures.values() {
             n_caps += 1;
+            to_store.push(c.clone());
             let k = &c.candidate;
             let line = Line {
                 kind: "capture",
@@ -253,6 +274,33 @@ pub async fn replay(
     });
     for (.., l) in lines {
         writeln!(out, "{l}")?;
+    }
+    if let Some((store, cases)) = store {
+        to_store.sort_by(|a, b| {
+            a.candidate
+                .confirm
+                .total_cmp(&b.candidate.confirm)
+                .then_with(|| a.candidate.camera.cmp(&b.candidate.camera))
+                .then(a.id.cmp(&b.id))
+        });
+        let table = cases.table.as_ref().context("category table")?;
+        for c in &to_store {
+            let cam = config
+                .cameras
+                .iter()
+                .find(|k| k.id == c.candidate.camera)
+                .context("capture of an unknown camera")?;
+            store
+                .record_capture(
+                    c,
+                    None,
+                    cases.mode(c.candidate.rule),
+                    table,
+                    &cam.location,
+                    c.candidate.confirm,
+                )
+                .await?;
+        }
     }
     Ok((n_caps, n_sup, frames))
 }

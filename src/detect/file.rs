@@ -64,6 +64,7 @@ pub async fn detect_file(
         utc_offset_s: 0,
         preset: None,
         footage: None,
+        location: Default::default(),
         zones: Vec::new(),
         rules: Vec::new(),
     };

@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
@@ -30,6 +30,16 @@ pub struct WebhookConfig {
     pub backoff_max_s: f64,
     #[serde(default = "timeout")]
     pub timeout_s: f64,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &crate::core::redact_url(&self.url))
+            .field("secret", &"***")
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 fn attempts() -> u32 {

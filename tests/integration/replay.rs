@@ -7,9 +7,9 @@ use citywatch::detect::decode::iou;
 
 use crate::common::*;
 
-fn replay() -> String {
+fn replay(db: &str) -> String {
     let out = Command::new(bin())
-        .args(["replay", "pipelines/demo.toml", "--loop", "3"])
+        .args(["replay", "pipelines/demo.toml", "--loop", "3", "--db", db])
         .current_dir(repo())
         .env("CITYWATCH_LOG", "warn")
         .output()
@@ -24,7 +24,9 @@ fn replay() -> String {
 
 #[test]
 fn replaying_vtest_three_times_files_the_van_and_the_car_once_each_and_repeats_exactly() {
-    let first = replay();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let first = replay(&db);
     let lines: Vec<serde_json::Value> = first
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -53,6 +55,22 @@ fn replaying_vtest_three_times_files_the_van_and_the_car_once_each_and_repeats_e
         assert_eq!(p["confirm"], "2026-01-05T09:01:00+08:00");
     }
 
-    let second = replay();
+    let second = replay(&db);
     assert_eq!(first, second, "replays differ");
+
+    // Both replays stored into one database: the two captures are there once, waiting for
+    // an operator (the demo files every rule for review).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let counts = rt.block_on(async {
+        citywatch::store::Store::connect(&db)
+            .await
+            .unwrap()
+            .counts()
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        (counts.captures, counts.pending_review, counts.cases),
+        (2, 2, 0)
+    );
 }
