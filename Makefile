@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_BUILD_JOBS ?= 2
 DEMO_PORT ?= 8554
-DEMO_SECONDS ?= 30
+DEMO_SECONDS ?= 75
 
 .PHONY: deps build demo test lint bench clean-demo
 

@@ -107,6 +107,10 @@ pub struct AnalysisStatus {
     pub open_episodes: usize,
     pub captures: u64,
     pub suppressed: u64,
+    /// Captures waiting for the database.
+    pub store_backlog: usize,
+    /// Captures dropped because the backlog was full.
+    pub store_dropped: u64,
 }
 
 /// Everything one camera does with a frame after ingest: gate, budget, detect, episodes,

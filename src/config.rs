@@ -656,7 +656,9 @@ impl PipelineConfig {
                 && !rest.starts_with('/')
                 && !rest.starts_with(':')
             {
-                c.database = format!("sqlite://{}", base.join(rest).display());
+                let path = base.join(rest);
+                let path = std::path::absolute(&path).unwrap_or(path);
+                c.database = format!("sqlite://{}", path.display());
             }
             if !(c.database.starts_with("sqlite:") || c.database.starts_with("postgres")) {
                 problems.push(ConfigProblem {

@@ -11,13 +11,16 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::analysis::{CameraAnalysis, FrameAnalyser};
-use crate::config::PipelineConfig;
+use crate::analysis::{CameraAnalysis, Event, FrameAnalyser};
+use crate::config::{CasesSettings, PipelineConfig};
 use crate::core::{Clock, Shutdown};
 use crate::detect::{DetectionService, Detector, Manifest, ModelError, OrtDetector, ServiceConfig};
 use crate::episodes::store::{EpisodeStore, JsonFileStore, NoStore};
 use crate::ingest::{CameraStatus, FrameReceiver, HealthBoard, spawn_camera};
+use crate::ratelimit::Capture;
 use crate::ratelimit::InferenceBudget;
+use crate::store::outbox::Forwarder;
+use crate::store::{Location, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusFormat {
@@ -100,12 +103,79 @@ pub fn budget(config: &PipelineConfig) -> Option<Arc<Mutex<InferenceBudget>>> {
 }
 
 /// Consumes one camera's frames: analysis when a detector is configured, else just drains.
+/// Where a camera's captures are filed.
+#[derive(Clone)]
+pub struct Filing {
+    pub store: Arc<Store>,
+    pub cases: Arc<CasesSettings>,
+    pub location: Location,
+}
+
+/// Most captures kept for retry while the database is unreachable; beyond this the oldest
+/// are dropped and counted (`store_dropped`).
+const STORE_BACKLOG: usize = 1000;
+
+/// Files what the analyser produced; captures the database refused wait and are retried.
+async fn file_events(
+    filing: &Filing,
+    events: Vec<Event>,
+    known: &mut BTreeMap<u64, Capture>,
+    backlog: &mut std::collections::VecDeque<Capture>,
+    status: &mut AnalysisStatus,
+    now: f64,
+) {
+    for e in events {
+        match e {
+            Event::Capture(c) => {
+                known.insert(c.id, c.clone());
+                backlog.push_back(c);
+            }
+            Event::Suppressed(s) => {
+                if let Some(k) = s.merged_into.and_then(|id| known.get_mut(&id)) {
+                    k.aggregation += 1;
+                    k.last_evidence = k.last_evidence.max(s.candidate.confirm);
+                    // Re-recording a known capture raises its stored aggregation count.
+                    backlog.push_back(k.clone());
+                }
+            }
+        }
+    }
+    while backlog.len() > STORE_BACKLOG {
+        backlog.pop_front();
+        status.store_dropped += 1;
+    }
+    let Some(table) = filing.cases.table.as_ref() else {
+        return;
+    };
+    while let Some(c) = backlog.front() {
+        let mode = filing.cases.mode(c.candidate.rule);
+        match filing
+            .store
+            .record_capture(c, None, mode, table, &filing.location, now)
+            .await
+        {
+            Ok(_) => {
+                backlog.pop_front();
+            }
+            Err(e) => {
+                warn!(error = %e, waiting = backlog.len(), "cannot file captures; will retry");
+                break;
+            }
+        }
+    }
+    status.store_backlog = backlog.len();
+}
+
 async fn analyse(
     id: String,
     mut frames: FrameReceiver,
     mut analyser: Option<FrameAnalyser>,
+    filing: Option<Filing>,
     board: AnalysisBoard,
 ) {
+    let mut known = BTreeMap::new();
+    let mut backlog = std::collections::VecDeque::new();
+    let mut extra = AnalysisStatus::default();
     while let Some(frame) = frames.recv().await {
         let Some(a) = analyser.as_mut() else {
             continue;
@@ -115,11 +185,41 @@ async fn analyse(
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
-        a.process(frame, t).await;
+        let events = a.process(frame, t).await;
+        if let Some(f) = &filing {
+            file_events(f, events, &mut known, &mut backlog, &mut extra, t).await;
+        }
+        let mut status = a.status;
+        status.store_backlog = extra.store_backlog;
+        status.store_dropped = extra.store_dropped;
         board
             .lock()
             .expect("analysis board")
-            .insert(id.clone(), a.status);
+            .insert(id.clone(), status);
+    }
+}
+
+/// Delivers filed cases to the city platform until shutdown.
+async fn forward(
+    store: Arc<Store>,
+    forwarder: Forwarder,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+) {
+    loop {
+        let now = clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        if let Err(e) = forwarder.deliver_due(&store, now).await {
+            warn!(error = %e, "outbox delivery round failed; will retry");
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.triggered() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
 }
 
@@ -150,6 +250,12 @@ pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
                     " inferences={} reused={} objects={} episodes={} captures={} suppressed={}",
                     a.inferences, a.reused, a.objects, a.open_episodes, a.captures, a.suppressed
                 ));
+                if a.store_backlog > 0 || a.store_dropped > 0 {
+                    out.push_str(&format!(
+                        " store_backlog={} store_dropped={}",
+                        a.store_backlog, a.store_dropped
+                    ));
+                }
             }
             if let Some(e) = &h.last_error {
                 out.push_str(&format!(" last_error=\"{e}\""));
@@ -168,6 +274,26 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let detection = start_detection(&config, false)?;
     let budget = budget(&config);
+    let store = match &config.cases {
+        Some(c) => {
+            let store = Arc::new(Store::connect(&c.database).await?);
+            for cam in &config.cameras {
+                store
+                    .upsert_camera(&cam.id, &cam.name, &cam.location)
+                    .await?;
+            }
+            if let Some(hook) = &c.webhook {
+                tokio::spawn(forward(
+                    store.clone(),
+                    Forwarder::new(hook.clone()),
+                    clock.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Some((store, Arc::new(c.clone())))
+        }
+        None => None,
+    };
     let analysis: AnalysisBoard = Arc::default();
     let backoff = config.backoff();
     let mut board = HealthBoard::default();
@@ -194,10 +320,16 @@ pub async fn run(
             )),
             None => None,
         };
+        let filing = store.as_ref().map(|(s, c)| Filing {
+            store: s.clone(),
+            cases: c.clone(),
+            location: cam.location.clone(),
+        });
         consumers.push(tokio::spawn(analyse(
             cam.id.clone(),
             frames,
             analyser,
+            filing,
             analysis.clone(),
         )));
     }
@@ -247,13 +379,26 @@ pub async fn run(
         stuck
     })
     .await?;
-    for c in consumers {
+    for c in &consumers {
         c.abort();
+    }
+    // The analysis tasks hold the detection service; once they are gone, let the inference
+    // threads finish the batch they hold before the process exits.
+    for c in consumers {
+        let _ = c.await;
+    }
+    let detecting = detection.is_some();
+    if let Some(d) = detection {
+        let service = d.service;
+        let done = tokio::task::spawn_blocking(move || service.join(deadline)).await?;
+        if !done {
+            warn!("inference threads did not stop within the shutdown deadline");
+        }
     }
     print_status(
         &board,
         &analysis,
-        detection.is_some(),
+        detecting,
         clock.as_ref(),
         opts.status_format,
     );

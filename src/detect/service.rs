@@ -27,6 +27,7 @@ pub struct DetectionService {
     tx: mpsc::Sender<Request>,
     room: Arc<Semaphore>,
     model: Arc<str>,
+    workers: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,19 +52,43 @@ impl DetectionService {
         let (tx, rx) = mpsc::channel::<Request>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let model: Arc<str> = detector.name().into();
+        let mut workers = Vec::new();
         for i in 0..cfg.threads.max(1) {
             let rx = rx.clone();
             let detector = detector.clone();
-            std::thread::Builder::new()
-                .name(format!("infer-{model}-{i}"))
-                .spawn(move || worker(detector, rx, cfg.max_wait))
-                .expect("spawn inference thread");
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("infer-{model}-{i}"))
+                    .spawn(move || worker(detector, rx, cfg.max_wait))
+                    .expect("spawn inference thread"),
+            );
         }
         Self {
             tx,
             room: Arc::new(Semaphore::new(cfg.queue.max(1))),
             model,
+            workers: Arc::new(std::sync::Mutex::new(workers)),
         }
+    }
+
+    /// Stops taking work and waits (up to `timeout`) for the inference threads to finish
+    /// what they hold, so the process never exits in the middle of `session.run`. Every
+    /// other clone must be dropped first; returns false if the threads did not stop in time.
+    pub fn join(self, timeout: std::time::Duration) -> bool {
+        let workers = self.workers.clone();
+        drop(self);
+        let deadline = Instant::now() + timeout;
+        let handles = std::mem::take(&mut *workers.lock().expect("workers"));
+        for h in handles {
+            while !h.is_finished() {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let _ = h.join();
+        }
+        true
     }
 
     pub fn model(&self) -> &str {
