@@ -109,6 +109,13 @@ fn init_tracing() {
         .init();
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 fn load(path: &std::path::Path) -> Result<PipelineConfig, ExitCode> {
     PipelineConfig::load(path).map_err(|e| {
         eprintln!("error: {e}");
@@ -136,10 +143,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let rt = runtime();
             rt.block_on(async move {
                 let shutdown = Shutdown::new();
                 spawn_signal_handler(shutdown.clone());
@@ -170,10 +174,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let rt = runtime();
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let opts = citywatch::replay::ReplayOptions {

@@ -17,6 +17,7 @@ use crate::detect::BBox;
 use crate::episodes::store::NoStore;
 use crate::ingest::spawn_camera;
 use crate::ratelimit::{Capture, Suppression};
+use crate::rules::engine::Candidate;
 use crate::run::{budget, start_detection};
 
 pub struct ReplayOptions {
@@ -54,6 +55,29 @@ struct Line<'a> {
     last_evidence_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<crate::ratelimit::SuppressionReason>,
+}
+
+impl<'a> Line<'a> {
+    /// The fields every line has, from a candidate; times relative to `start_unix`.
+    fn new(kind: &'static str, k: &'a Candidate, offset: i32, start_unix: f64) -> Self {
+        Line {
+            kind,
+            rule: k.rule.as_str(),
+            camera: &k.camera,
+            preset: k.preset,
+            zone: &k.zone,
+            label: &k.label,
+            start: local_time(k.start, offset),
+            confirm: local_time(k.confirm, offset),
+            start_s: round(k.start - start_unix, 3),
+            confirm_s: round(k.confirm - start_unix, 3),
+            bbox: bbox(&k.bbox),
+            score: round(k.score as f64, 4),
+            aggregation: None,
+            last_evidence_s: None,
+            reason: None,
+        }
+    }
 }
 
 fn round(v: f64, places: i32) -> f64 {
@@ -208,23 +232,9 @@ pub async fn replay(
             n_caps += 1;
             to_store.push(c.clone());
             let k = &c.candidate;
-            let line = Line {
-                kind: "capture",
-                rule: k.rule.as_str(),
-                camera: &k.camera,
-                preset: k.preset,
-                zone: &k.zone,
-                label: &k.label,
-                start: local_time(k.start, offset),
-                confirm: local_time(k.confirm, offset),
-                start_s: round(k.start - start_unix, 3),
-                confirm_s: round(k.confirm - start_unix, 3),
-                bbox: bbox(&k.bbox),
-                score: round(k.score as f64, 4),
-                aggregation: Some(c.aggregation),
-                last_evidence_s: Some(round(c.last_evidence - start_unix, 3)),
-                reason: None,
-            };
+            let mut line = Line::new("capture", k, offset, start_unix);
+            line.aggregation = Some(c.aggregation);
+            line.last_evidence_s = Some(round(c.last_evidence - start_unix, 3));
             lines.push((
                 k.confirm,
                 id.clone(),
@@ -237,23 +247,8 @@ pub async fn replay(
             for (i, s) in r.suppressed.iter().enumerate() {
                 n_sup += 1;
                 let k = &s.candidate;
-                let line = Line {
-                    kind: "suppressed",
-                    rule: k.rule.as_str(),
-                    camera: &k.camera,
-                    preset: k.preset,
-                    zone: &k.zone,
-                    label: &k.label,
-                    start: local_time(k.start, offset),
-                    confirm: local_time(k.confirm, offset),
-                    start_s: round(k.start - start_unix, 3),
-                    confirm_s: round(k.confirm - start_unix, 3),
-                    bbox: bbox(&k.bbox),
-                    score: round(k.score as f64, 4),
-                    aggregation: None,
-                    last_evidence_s: None,
-                    reason: Some(s.reason),
-                };
+                let mut line = Line::new("suppressed", k, offset, start_unix);
+                line.reason = Some(s.reason);
                 lines.push((
                     k.confirm,
                     id.clone(),
