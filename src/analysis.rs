@@ -99,7 +99,7 @@ impl CameraAnalysis {
 pub struct AnalysisStatus {
     pub inferences: u64,
     pub reused: u64,
-    /// Inferences skipped because the global budget said so (detections reused).
+    /// Of `reused`: frames the gate wanted to run that the global budget refused.
     pub over_budget: u64,
     pub detect_errors: u64,
     /// Detections in the latest analysed frame.
@@ -150,6 +150,7 @@ impl FrameAnalyser {
             let open = self.analysis.has_open_episodes();
             if !b.lock().expect("budget").allow(&self.camera, t, open) {
                 run = false;
+                self.gate.undo_run();
                 self.status.over_budget += 1;
             }
         }
@@ -171,8 +172,8 @@ impl FrameAnalyser {
         };
         let events = self.analysis.step(t, &dets, Some(&frame));
         let g = self.gate.stats;
-        self.status.inferences = g.inferences - self.status.over_budget.min(g.inferences);
-        self.status.reused = g.reused + self.status.over_budget;
+        self.status.inferences = g.inferences;
+        self.status.reused = g.reused;
         self.status.objects = dets.len();
         self.status.open_episodes = self.analysis.tracker().open().len();
         for e in &events {

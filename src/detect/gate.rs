@@ -53,6 +53,8 @@ pub struct SceneGate {
     cfg: GateConfig,
     reference: Option<[f32; THUMB_W * THUMB_H]>,
     reference_time: Duration,
+    /// The reference before the last `Run`, so a run that did not happen can be undone.
+    previous: Option<(Option<[f32; THUMB_W * THUMB_H]>, Duration)>,
     last: Vec<Detection>,
     current: [f32; THUMB_W * THUMB_H],
     pub stats: GateStats,
@@ -101,6 +103,7 @@ impl SceneGate {
             cfg,
             reference: None,
             reference_time: Duration::ZERO,
+            previous: None,
             last: Vec::new(),
             current: [0.0; THUMB_W * THUMB_H],
             stats: GateStats::default(),
@@ -141,12 +144,24 @@ impl SceneGate {
         match decision {
             Decision::Run => {
                 self.stats.inferences += 1;
+                self.previous = Some((self.reference, self.reference_time));
                 self.reference = Some(self.current);
                 self.reference_time = now;
             }
             Decision::Reuse => self.stats.reused += 1,
         }
         decision
+    }
+
+    /// The last `Run` did not happen (the inference budget said no): the reference stays the
+    /// last frame really sent to the detector, and the frame counts as reused.
+    pub fn undo_run(&mut self) {
+        if let Some((reference, time)) = self.previous.take() {
+            self.reference = reference;
+            self.reference_time = time;
+            self.stats.inferences -= 1;
+            self.stats.reused += 1;
+        }
     }
 
     /// Records the detections of the frame that was just run.
@@ -213,6 +228,24 @@ mod tests {
             GateStats {
                 inferences: 3,
                 reused: 4
+            }
+        );
+    }
+
+    #[test]
+    fn an_undone_run_keeps_the_old_reference() {
+        let mut g = SceneGate::new(GateConfig::default());
+        assert_eq!(g.decide(&frame(0.0, grey)), Decision::Run);
+        let bright = |_: usize, _: usize| [250, 250, 250];
+        assert_eq!(g.decide(&frame(1.0, bright)), Decision::Run);
+        g.undo_run();
+        // Still compared with the grey frame the detector saw, so it still wants to run.
+        assert_eq!(g.decide(&frame(2.0, bright)), Decision::Run);
+        assert_eq!(
+            g.stats,
+            GateStats {
+                inferences: 2,
+                reused: 1
             }
         );
     }

@@ -29,22 +29,6 @@ pub struct CameraHandle {
 }
 
 impl CameraHandle {
-    /// Waits for the camera thread to end; false if it did not within `timeout`.
-    pub fn join_timeout(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while let Some(t) = &self.thread {
-            if t.is_finished() {
-                let _ = self.thread.take().map(JoinHandle::join);
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        true
-    }
-
     /// Splits the handle so frames can be consumed on one task while another holds the rest.
     pub fn into_parts(self) -> (FrameReceiver, CameraThread) {
         (

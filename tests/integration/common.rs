@@ -189,3 +189,27 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&p, bytes).unwrap();
     p
 }
+
+/// Starts every camera of `cfg`, collects frames until camera `i` has delivered `min[i]`,
+/// then stops. Returns each camera's health and the frames it collected.
+pub async fn collect(
+    cfg: &PipelineConfig,
+    min: &[u64],
+    timeout: Duration,
+) -> Vec<(watch::Receiver<CameraHealth>, Vec<Seen>)> {
+    let shutdown = Shutdown::new();
+    let drained: Vec<Drained> = start_cameras(cfg, &shutdown)
+        .into_iter()
+        .map(drain)
+        .collect();
+    for ((health, ..), &n) in drained.iter().zip(min) {
+        wait_health(health, timeout, &format!("{n} frames"), |h| h.frames >= n).await;
+    }
+    let mut out = Vec::new();
+    for (health, task, stop) in drained {
+        stop.trigger();
+        out.push((health, task.await.unwrap()));
+    }
+    shutdown.trigger();
+    out
+}

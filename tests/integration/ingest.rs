@@ -38,24 +38,10 @@ analysis_fps = 0.5
         server.url("vtest"),
         server.url("bikes")
     ));
-    let shutdown = Shutdown::new();
-    let mut cams = start_cameras(&cfg, &shutdown).into_iter();
-    let (h1, t1, s1) = drain(cams.next().unwrap());
-    let (h2, t2, s2) = drain(cams.next().unwrap());
-    // Collect until each camera has delivered 9 s worth of frames after its first.
-    wait_health(&h1, Duration::from_secs(40), "walkway: 19 frames", |h| {
-        h.frames >= 19
-    })
-    .await;
-    wait_health(&h2, Duration::from_secs(40), "kerb: 5 frames", |h| {
-        h.frames >= 5
-    })
-    .await;
-    s1.trigger();
-    s2.trigger();
-    let f1 = t1.await.unwrap();
-    let f2 = t2.await.unwrap();
-    shutdown.trigger();
+    // Each camera delivers 9 s worth of frames after its first.
+    let mut got = collect(&cfg, &[19, 5], Duration::from_secs(40)).await;
+    let (h2, f2) = got.pop().unwrap();
+    let (h1, f1) = got.pop().unwrap();
 
     for (name, frames, want) in [("walkway", &f1, 2.0), ("kerb", &f2, 0.5)] {
         let (by_pts, by_wall) = rate(frames);
@@ -96,23 +82,9 @@ keyframe_only = "off"
 "#,
         url = server.url("vtest")
     ));
-    let shutdown = Shutdown::new();
-    let mut cams = start_cameras(&cfg, &shutdown).into_iter();
-    let (hk, tk, sk) = drain(cams.next().unwrap());
-    let (hf, tf, sf) = drain(cams.next().unwrap());
-    wait_health(&hk, Duration::from_secs(30), "6 keyframes", |h| {
-        h.frames >= 6
-    })
-    .await;
-    wait_health(&hf, Duration::from_secs(30), "30 frames", |h| {
-        h.frames >= 30
-    })
-    .await;
-    sk.trigger();
-    sf.trigger();
-    let keyed = tk.await.unwrap();
-    let full = tf.await.unwrap();
-    shutdown.trigger();
+    let mut got = collect(&cfg, &[6, 30], Duration::from_secs(30)).await;
+    let (hf, full) = got.pop().unwrap();
+    let (hk, keyed) = got.pop().unwrap();
 
     assert!(hk.borrow().keyframe_only);
     assert!(
