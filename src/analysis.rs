@@ -26,6 +26,9 @@ pub struct CameraAnalysis {
     limiter: CaseLimiter,
     store: Box<dyn EpisodeStore>,
     last_saved: f64,
+    /// Episodes the last step opened and closed.
+    pub opened: Vec<u64>,
+    pub closed: Vec<u64>,
 }
 
 /// How often unchanged episodes are saved anyway (their last-seen times move).
@@ -47,6 +50,8 @@ impl CameraAnalysis {
             limiter: CaseLimiter::new(&config.limits),
             store,
             last_saved: f64::MIN,
+            opened: Vec::new(),
+            closed: Vec::new(),
         })
     }
 
@@ -65,6 +70,8 @@ impl CameraAnalysis {
     /// Feeds one analysed frame (its detections, fresh or reused) at time `t`.
     pub fn step(&mut self, t: f64, dets: &[Detection], frame: Option<&Frame>) -> Vec<Event> {
         let up = self.tracker.update(t, dets, frame);
+        self.opened = up.opened.clone();
+        self.closed = up.closed.iter().map(|(e, _)| e.id).collect();
         for (e, _) in &up.closed {
             self.limiter.episode_closed(e.id, t);
         }
@@ -107,10 +114,6 @@ pub struct AnalysisStatus {
     pub open_episodes: usize,
     pub captures: u64,
     pub suppressed: u64,
-    /// Captures waiting for the database.
-    pub store_backlog: usize,
-    /// Captures dropped because the backlog was full.
-    pub store_dropped: u64,
 }
 
 /// Everything one camera does with a frame after ingest: gate, budget, detect, episodes,
@@ -122,6 +125,20 @@ pub struct FrameAnalyser {
     budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
     service: crate::detect::DetectionService,
     pub status: AnalysisStatus,
+    /// Keep first-seen frames and the latest frame for evidence.
+    evidence: bool,
+    first_seen: std::collections::VecDeque<(u64, crate::evidence::Snapshot)>,
+    last_frame: Option<std::sync::Arc<Frame>>,
+}
+
+/// Most first-seen frames one camera keeps (oldest dropped first).
+const FIRST_SEEN_KEPT: usize = 16;
+
+/// What evidence a capture gets from its camera's analysis.
+pub struct CaptureFrames {
+    pub confirm: crate::evidence::image::Picture,
+    pub confirm_stream_s: Option<f64>,
+    pub first_seen: Option<crate::evidence::Snapshot>,
 }
 
 impl FrameAnalyser {
@@ -139,6 +156,62 @@ impl FrameAnalyser {
             budget,
             service,
             status: AnalysisStatus::default(),
+            evidence: false,
+            first_seen: Default::default(),
+            last_frame: None,
+        }
+    }
+
+    /// Keeps what evidence packages need: first-seen frames and the latest frame.
+    pub fn with_evidence(mut self) -> Self {
+        self.evidence = true;
+        self
+    }
+
+    /// The frames for a capture made by the last processed frame.
+    pub fn capture_frames(&self, c: &crate::ratelimit::Capture) -> Option<CaptureFrames> {
+        let frame = self.last_frame.as_ref()?;
+        let first_seen = c.candidate.episode.and_then(|id| {
+            self.first_seen
+                .iter()
+                .find(|(e, _)| *e == id)
+                .map(|(_, s)| s.clone())
+        });
+        Some(CaptureFrames {
+            confirm: crate::evidence::image::Picture::from_frame(frame),
+            confirm_stream_s: frame.pts.map(|p| p.as_secs_f64()),
+            first_seen,
+        })
+    }
+
+    fn keep_first_seen(&mut self, frame: &std::sync::Arc<Frame>, t: f64) {
+        let closed = std::mem::take(&mut self.analysis.closed);
+        self.first_seen.retain(|(id, _)| !closed.contains(id));
+        let opened = std::mem::take(&mut self.analysis.opened);
+        if opened.is_empty() {
+            return;
+        }
+        let picture = crate::evidence::image::Picture::from_frame(frame);
+        for id in opened {
+            let bbox = self
+                .analysis
+                .tracker()
+                .open()
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| e.last_box);
+            self.first_seen.push_back((
+                id,
+                crate::evidence::Snapshot {
+                    picture: picture.clone(),
+                    t,
+                    stream_s: frame.pts.map(|p| p.as_secs_f64()),
+                    bbox,
+                },
+            ));
+            if self.first_seen.len() > FIRST_SEEN_KEPT {
+                self.first_seen.pop_front();
+            }
         }
     }
 
@@ -171,6 +244,10 @@ impl FrameAnalyser {
             self.gate.reused().to_vec()
         };
         let events = self.analysis.step(t, &dets, Some(&frame));
+        if self.evidence {
+            self.keep_first_seen(&frame, t);
+            self.last_frame = Some(frame.clone());
+        }
         let g = self.gate.stats;
         self.status.inferences = g.inferences;
         self.status.reused = g.reused;

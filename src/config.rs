@@ -28,7 +28,74 @@ pub struct PipelineConfig {
     pub replay: ReplaySettings,
     /// Case filing; absent means captures are printed and logged only.
     pub cases: Option<CasesSettings>,
+    /// Evidence packages; absent means captures carry no evidence files.
+    pub evidence: Option<EvidenceSettings>,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[evidence]`: evidence packages, their clips and their retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceSettings {
+    /// The storage root, relative to the config file.
+    pub root: PathBuf,
+    /// Clip seconds before and after the confirmation.
+    #[serde(default = "default_clip_s")]
+    pub pre_s: f64,
+    #[serde(default = "default_clip_s")]
+    pub post_s: f64,
+    /// Most memory one camera's encoded-stream ring may hold, in MiB.
+    #[serde(default = "default_ring_mb")]
+    pub ring_mb: u64,
+    /// Finished packages (rejected, or case closed) older than this are deleted.
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: f64,
+    /// Disk quota of the root, in GiB.
+    #[serde(default = "default_quota_gb")]
+    pub quota_gb: f64,
+    /// Share of the quota at which the quota alert is raised.
+    #[serde(default = "default_alert_ratio")]
+    pub alert_ratio: f64,
+    /// How often retention runs, in seconds.
+    #[serde(default = "default_sweep_s")]
+    pub sweep_interval_s: f64,
+    /// A CJK font file for the watermark; default: Debian's WenQuanYi Micro Hei.
+    #[serde(default)]
+    pub font: Option<PathBuf>,
+    /// Base URL under which the storage root is served; evidence references in cases and
+    /// webhooks become URLs under it. Default: references are root-relative paths.
+    #[serde(default)]
+    pub url_base: Option<String>,
+    /// Put the JPEG images into webhook payloads as base64 too.
+    #[serde(default)]
+    pub embed_images: bool,
+}
+
+fn default_clip_s() -> f64 {
+    10.0
+}
+fn default_ring_mb() -> u64 {
+    64
+}
+fn default_max_age_days() -> f64 {
+    90.0
+}
+fn default_quota_gb() -> f64 {
+    50.0
+}
+fn default_alert_ratio() -> f64 {
+    0.9
+}
+fn default_sweep_s() -> f64 {
+    600.0
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from("spool")
+}
+
+fn default_spool_max() -> usize {
+    10_000
 }
 
 /// `[cases]`: where captures and cases go.
@@ -45,6 +112,12 @@ pub struct CasesSettings {
     pub filing: std::collections::BTreeMap<RuleKind, crate::store::FilingMode>,
     #[serde(default)]
     pub webhook: Option<crate::store::outbox::WebhookConfig>,
+    /// The persistent queue of captures waiting for the database, relative to the config.
+    #[serde(default = "default_spool")]
+    pub spool: PathBuf,
+    /// Most captures the queue holds; beyond it new captures are dropped and counted.
+    #[serde(default = "default_spool_max")]
+    pub spool_max: usize,
     /// Loaded at validation.
     #[serde(skip)]
     pub table: Option<crate::store::categories::CategoryTable>,
@@ -568,11 +641,12 @@ impl PipelineConfig {
                     | "limits"
                     | "replay"
                     | "cases"
+                    | "evidence"
                     | "cameras"
             ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases or cameras)"
+                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence or cameras)"
                         .into(),
                 });
             }
@@ -648,9 +722,55 @@ impl PipelineConfig {
             }
         }
 
+        let mut evidence: Option<EvidenceSettings> = section(&table, "evidence", &mut problems);
+        if let Some(e) = evidence.as_mut() {
+            if e.root.is_relative() {
+                e.root = std::path::absolute(base.join(&e.root)).unwrap_or(base.join(&e.root));
+            }
+            let mut bad = |f: &str, m: String| {
+                problems.push(ConfigProblem {
+                    path: format!("evidence.{f}"),
+                    message: m,
+                })
+            };
+            for (f, v, max) in [
+                ("pre_s", e.pre_s, 600.0),
+                ("post_s", e.post_s, 600.0),
+                ("max_age_days", e.max_age_days, 36500.0),
+                ("quota_gb", e.quota_gb, 1e6),
+                ("sweep_interval_s", e.sweep_interval_s, 86400.0),
+            ] {
+                if !(v.is_finite() && v >= 0.0 && v <= max) {
+                    bad(f, format!("must be between 0 and {max}, got {v}"));
+                }
+            }
+            if !(e.alert_ratio > 0.0 && e.alert_ratio <= 1.0) {
+                bad("alert_ratio", format!("must be in (0, 1], got {}", e.alert_ratio));
+            }
+            if e.ring_mb == 0 || e.ring_mb > 4096 {
+                bad("ring_mb", format!("must be 1..=4096, got {}", e.ring_mb));
+            }
+            if let Some(f) = e.font.as_mut() {
+                if f.is_relative() {
+                    *f = base.join(&*f);
+                }
+                if let Err(err) = crate::evidence::image::Watermarker::load(Some(f)) {
+                    bad("font", err.to_string());
+                }
+            }
+        }
         if let Some(c) = cases.as_mut() {
             if c.categories.is_relative() {
                 c.categories = base.join(&c.categories);
+            }
+            if c.spool.is_relative() {
+                c.spool = std::path::absolute(base.join(&c.spool)).unwrap_or(base.join(&c.spool));
+            }
+            if c.spool_max == 0 {
+                problems.push(ConfigProblem {
+                    path: "cases.spool_max".into(),
+                    message: "must be at least 1".into(),
+                });
             }
             if let Some(rest) = c.database.strip_prefix("sqlite://")
                 && !rest.starts_with('/')
@@ -693,6 +813,7 @@ impl PipelineConfig {
                 limits,
                 replay,
                 cases,
+                evidence,
                 cameras,
             })
         } else {
@@ -1292,7 +1413,7 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases or cameras)".to_string(),
+                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence or cameras)".to_string(),
                 "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),

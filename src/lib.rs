@@ -14,6 +14,8 @@ pub mod config;
 pub mod core;
 pub mod detect;
 pub mod episodes;
+pub mod evidence;
+pub mod filing;
 pub mod ingest;
 pub mod probe;
 pub mod ratelimit;

@@ -15,8 +15,10 @@ use crate::config::{CameraConfig, PipelineConfig, SourceKind};
 use crate::core::{Shutdown, SystemClock};
 use crate::detect::BBox;
 use crate::episodes::store::NoStore;
-use crate::ingest::spawn_camera;
+use crate::filing::{CameraEvidence, FilingStage};
+use crate::ingest::spawn_camera_with_ring;
 use crate::ratelimit::{Capture, Suppression};
+use crate::store::outbox::Forwarder;
 use crate::rules::engine::Candidate;
 use crate::run::{budget, start_detection};
 
@@ -109,13 +111,15 @@ async fn replay_camera(
     config: Arc<PipelineConfig>,
     mut analyser: FrameAnalyser,
     start_unix: f64,
+    filing: Option<(Arc<FilingStage>, CameraEvidence)>,
 ) -> CameraResult {
-    let mut handle = spawn_camera(
+    let mut handle = spawn_camera_with_ring(
         &cam,
         &config.ingest,
         config.backoff(),
         Arc::new(SystemClock),
         Shutdown::new(),
+        filing.as_ref().and_then(|(_, c)| c.ring.clone()),
     );
     let mut out = CameraResult::default();
     while let Some(frame) = handle.next_frame().await {
@@ -127,9 +131,15 @@ async fn replay_camera(
         for e in analyser.process(frame, t).await {
             match e {
                 Event::Capture(c) => {
+                    if let Some((stage, cam)) = &filing {
+                        stage.capture(cam, c.clone(), analyser.capture_frames(&c));
+                    }
                     out.captures.insert(c.id, c);
                 }
                 Event::Suppressed(s) => {
+                    if let (Some((stage, _)), Some(m)) = (&filing, s.merged_into) {
+                        stage.merged(m, &cam.id, 1, s.candidate.confirm);
+                    }
                     if let Some(id) = s.merged_into
                         && let Some(c) = out.captures.get_mut(&id)
                     {
@@ -163,6 +173,29 @@ pub async fn replay(
         bail!("replay needs a [detect] section: there is nothing to analyse without a detector");
     };
     let budget = budget(&config);
+    let stage = match &opts.database {
+        None => None,
+        Some(url) => {
+            let Some(cases) = &config.cases else {
+                bail!("--db needs a [cases] section in the config (category table, filing modes)");
+            };
+            let store = Arc::new(crate::store::Store::connect(url).await?);
+            for cam in &config.cameras {
+                store
+                    .upsert_camera(&cam.id, &cam.name, &cam.location)
+                    .await?;
+            }
+            let stage = FilingStage::open(
+                store.clone(),
+                Arc::new(cases.clone()),
+                config.evidence.as_ref(),
+                Some(detection.model.clone()),
+                Arc::new(SystemClock),
+                Shutdown::new(),
+            )?;
+            Some((stage, store, cases.webhook.clone()))
+        }
+    };
     let config = Arc::new(config);
     let mut tasks = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
@@ -195,34 +228,36 @@ pub async fn replay(
             budget.clone(),
             detection.service.clone(),
         );
+        let filing = stage.as_ref().map(|(s, ..)| {
+            let ring = match (&config.evidence, s.keeps_evidence()) {
+                (Some(ev), true) => Some(crate::filing::ring_for(ev)),
+                _ => None,
+            };
+            (s.clone(), CameraEvidence::new(&cam, ring))
+        });
+        let analyser = if filing.as_ref().is_some_and(|(s, _)| s.keeps_evidence()) {
+            analyser.with_evidence()
+        } else {
+            analyser
+        };
         let offset = cam.utc_offset_s;
         let id = cam.id.clone();
         tasks.push((
             id,
             offset,
-            tokio::spawn(replay_camera(cam, config.clone(), analyser, start_unix)),
+            tokio::spawn(replay_camera(
+                cam,
+                config.clone(),
+                analyser,
+                start_unix,
+                filing,
+            )),
         ));
     }
     if tasks.is_empty() {
         bail!("no camera has footage to replay");
     }
 
-    let store = match &opts.database {
-        None => None,
-        Some(url) => {
-            let Some(cases) = &config.cases else {
-                bail!("--db needs a [cases] section in the config (category table, filing modes)");
-            };
-            let store = crate::store::Store::connect(url).await?;
-            for cam in &config.cameras {
-                store
-                    .upsert_camera(&cam.id, &cam.name, &cam.location)
-                    .await?;
-            }
-            Some((store, cases))
-        }
-    };
-    let mut to_store: Vec<Capture> = Vec::new();
     let mut lines: Vec<(f64, String, u8, u64, String)> = Vec::new();
     let (mut n_caps, mut n_sup, mut frames) = (0, 0, 0);
     for (id, offset, task) in tasks {
@@ -230,7 +265,6 @@ pub async fn replay(
         frames += r.frames;
         for c in r.captures.values() {
             n_caps += 1;
-            to_store.push(c.clone());
             let k = &c.candidate;
             let mut line = Line::new("capture", k, offset, start_unix);
             line.aggregation = Some(c.aggregation);
@@ -270,32 +304,39 @@ pub async fn replay(
     for (.., l) in lines {
         writeln!(out, "{l}")?;
     }
-    if let Some((store, cases)) = store {
-        to_store.sort_by(|a, b| {
-            a.candidate
-                .confirm
-                .total_cmp(&b.candidate.confirm)
-                .then_with(|| a.candidate.camera.cmp(&b.candidate.camera))
-                .then(a.id.cmp(&b.id))
-        });
-        let table = cases.table.as_ref().context("category table")?;
-        for c in &to_store {
-            let cam = config
-                .cameras
-                .iter()
-                .find(|k| k.id == c.candidate.camera)
-                .context("capture of an unknown camera")?;
-            store
-                .record_capture(
-                    c,
-                    None,
-                    cases.mode(c.candidate.rule),
-                    table,
-                    &cam.location,
-                    c.candidate.confirm,
-                )
-                .await?;
+    if let Some((stage, store, webhook)) = stage {
+        // Every package (clips cut once their footage has played), then the queue, in
+        // confirmation order: case numbers come out the same on every run.
+        let stored = stage.flush().await?;
+        tracing::info!(stored, "captures stored");
+        if let Some(hook) = webhook {
+            deliver_outbox(&store, Forwarder::new(hook)).await?;
         }
     }
     Ok((n_caps, n_sup, frames))
+}
+
+/// How long a replay keeps trying to deliver its cases before leaving the rest in the outbox
+/// (the next run, or `citywatch run`, goes on with them).
+const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Delivers the outbox until nothing is pending or patience runs out.
+async fn deliver_outbox(store: &crate::store::Store, forwarder: Forwarder) -> anyhow::Result<()> {
+    let until = std::time::Instant::now() + DELIVERY_PATIENCE;
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        forwarder.deliver_due(store, now).await?;
+        let pending = store.counts().await?.outbox_pending;
+        if pending == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= until {
+            tracing::warn!(pending, "cases not yet delivered stay in the outbox");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -12,15 +12,15 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::analysis::{CameraAnalysis, Event, FrameAnalyser};
-use crate::config::{CasesSettings, PipelineConfig};
+use crate::config::PipelineConfig;
 use crate::core::{Clock, Shutdown};
 use crate::detect::{DetectionService, Detector, Manifest, ModelError, OrtDetector, ServiceConfig};
 use crate::episodes::store::{EpisodeStore, JsonFileStore, NoStore};
-use crate::ingest::{CameraStatus, FrameReceiver, HealthBoard, spawn_camera};
-use crate::ratelimit::Capture;
+use crate::filing::{CameraEvidence, FilingStage};
+use crate::ingest::{CameraStatus, FrameReceiver, HealthBoard, spawn_camera_with_ring};
 use crate::ratelimit::InferenceBudget;
+use crate::store::Store;
 use crate::store::outbox::Forwarder;
-use crate::store::{Location, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusFormat {
@@ -52,6 +52,8 @@ pub struct StatusLine {
 pub struct Detection {
     pub service: DetectionService,
     pub model_sees_overflow: bool,
+    /// Name, version and sha256, for evidence manifests.
+    pub model: crate::evidence::ModelInfo,
 }
 
 /// Loads the configured detector and starts its service; `None` without `[detect]`.
@@ -65,6 +67,11 @@ pub fn start_detection(
     };
     let manifest = Manifest::load_named(&d.models_dir, &d.model)?;
     let sees = crate::analysis::model_sees_overflow(&manifest);
+    let model = crate::evidence::ModelInfo {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        sha256: manifest.sha256.clone(),
+    };
     let lib = crate::detect::runtime::library_path(d.ort_library.as_deref());
     let detector: Arc<dyn Detector> = Arc::new(OrtDetector::load(manifest, &lib, d.intra_threads)?);
     info!(model = %d.model, "detector loaded");
@@ -83,6 +90,7 @@ pub fn start_detection(
             },
         ),
         model_sees_overflow: sees,
+        model,
     }))
 }
 
@@ -102,80 +110,15 @@ pub fn budget(config: &PipelineConfig) -> Option<Arc<Mutex<InferenceBudget>>> {
         .map(|r| Arc::new(Mutex::new(InferenceBudget::new(r))))
 }
 
-/// Consumes one camera's frames: analysis when a detector is configured, else just drains.
-/// Where a camera's captures are filed.
-#[derive(Clone)]
-pub struct Filing {
-    pub store: Arc<Store>,
-    pub cases: Arc<CasesSettings>,
-    pub location: Location,
-}
-
-/// Most captures kept for retry while the database is unreachable; beyond this the oldest
-/// are dropped and counted (`store_dropped`).
-const STORE_BACKLOG: usize = 1000;
-
-/// Files what the analyser produced; captures the database refused wait and are retried.
-async fn file_events(
-    filing: &Filing,
-    events: Vec<Event>,
-    known: &mut BTreeMap<u64, Capture>,
-    backlog: &mut std::collections::VecDeque<Capture>,
-    status: &mut AnalysisStatus,
-    now: f64,
-) {
-    for e in events {
-        match e {
-            Event::Capture(c) => {
-                known.insert(c.id, c.clone());
-                backlog.push_back(c);
-            }
-            Event::Suppressed(s) => {
-                if let Some(k) = s.merged_into.and_then(|id| known.get_mut(&id)) {
-                    k.aggregation += 1;
-                    k.last_evidence = k.last_evidence.max(s.candidate.confirm);
-                    // Re-recording a known capture raises its stored aggregation count.
-                    backlog.push_back(k.clone());
-                }
-            }
-        }
-    }
-    while backlog.len() > STORE_BACKLOG {
-        backlog.pop_front();
-        status.store_dropped += 1;
-    }
-    let Some(table) = filing.cases.table.as_ref() else {
-        return;
-    };
-    while let Some(c) = backlog.front() {
-        let mode = filing.cases.mode(c.candidate.rule);
-        match filing
-            .store
-            .record_capture(c, None, mode, table, &filing.location, now)
-            .await
-        {
-            Ok(_) => {
-                backlog.pop_front();
-            }
-            Err(e) => {
-                warn!(error = %e, waiting = backlog.len(), "cannot file captures; will retry");
-                break;
-            }
-        }
-    }
-    status.store_backlog = backlog.len();
-}
-
+/// Consumes one camera's frames: analysis when a detector is configured, else just drains;
+/// captures go to the filing stage.
 async fn analyse(
     id: String,
     mut frames: FrameReceiver,
     mut analyser: Option<FrameAnalyser>,
-    filing: Option<Filing>,
+    filing: Option<(Arc<FilingStage>, CameraEvidence)>,
     board: AnalysisBoard,
 ) {
-    let mut known = BTreeMap::new();
-    let mut backlog = std::collections::VecDeque::new();
-    let mut extra = AnalysisStatus::default();
     while let Some(frame) = frames.recv().await {
         let Some(a) = analyser.as_mut() else {
             continue;
@@ -186,16 +129,25 @@ async fn analyse(
             .unwrap_or_default()
             .as_secs_f64();
         let events = a.process(frame, t).await;
-        if let Some(f) = &filing {
-            file_events(f, events, &mut known, &mut backlog, &mut extra, t).await;
+        if let Some((stage, cam)) = &filing {
+            for e in events {
+                match e {
+                    Event::Capture(c) => {
+                        let frames = a.capture_frames(&c);
+                        stage.capture(cam, c, frames);
+                    }
+                    Event::Suppressed(s) => {
+                        if let Some(m) = s.merged_into {
+                            stage.merged(m, &id, 1, s.candidate.confirm);
+                        }
+                    }
+                }
+            }
         }
-        let mut status = a.status;
-        status.store_backlog = extra.store_backlog;
-        status.store_dropped = extra.store_dropped;
         board
             .lock()
             .expect("analysis board")
-            .insert(id.clone(), status);
+            .insert(id.clone(), a.status);
     }
 }
 
@@ -250,12 +202,6 @@ pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
                     " inferences={} reused={} objects={} episodes={} captures={} suppressed={}",
                     a.inferences, a.reused, a.objects, a.open_episodes, a.captures, a.suppressed
                 ));
-                if a.store_backlog > 0 || a.store_dropped > 0 {
-                    out.push_str(&format!(
-                        " store_backlog={} store_dropped={}",
-                        a.store_backlog, a.store_dropped
-                    ));
-                }
             }
             if let Some(e) = &h.last_error {
                 out.push_str(&format!(" last_error=\"{e}\""));
@@ -274,7 +220,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let detection = start_detection(&config, false)?;
     let budget = budget(&config);
-    let store = match &config.cases {
+    let stage = match &config.cases {
         Some(c) => {
             let store = Arc::new(Store::connect(&c.database).await?);
             for cam in &config.cameras {
@@ -290,7 +236,17 @@ pub async fn run(
                     shutdown.clone(),
                 ));
             }
-            Some((store, Arc::new(c.clone())))
+            let stage = FilingStage::open(
+                store,
+                Arc::new(c.clone()),
+                config.evidence.as_ref(),
+                detection.as_ref().map(|d| d.model.clone()),
+                clock.clone(),
+                shutdown.clone(),
+            )?;
+            tokio::spawn(stage.clone().run_drainer());
+            tokio::spawn(stage.clone().run_retention());
+            Some(stage)
         }
         None => None,
     };
@@ -300,31 +256,42 @@ pub async fn run(
     let mut threads = Vec::new();
     let mut consumers = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
-        let handle = spawn_camera(
+        let ring = match (&stage, &config.evidence) {
+            (Some(s), Some(ev)) if s.keeps_evidence() => Some(crate::filing::ring_for(ev)),
+            _ => None,
+        };
+        let handle = spawn_camera_with_ring(
             cam,
             &config.ingest,
             backoff,
             clock.clone(),
             shutdown.clone(),
+            ring.clone(),
         );
         board.add(handle.health.clone());
         let (frames, thread) = handle.into_parts();
         threads.push(thread);
         let analyser = match &detection {
-            Some(d) => Some(FrameAnalyser::new(
-                &cam.id,
-                config.gate.to_gate(),
-                CameraAnalysis::new(cam, &config, episode_store(&config)?, d.model_sees_overflow)?,
-                budget.clone(),
-                d.service.clone(),
-            )),
+            Some(d) => {
+                let a = FrameAnalyser::new(
+                    &cam.id,
+                    config.gate.to_gate(),
+                    CameraAnalysis::new(
+                        cam,
+                        &config,
+                        episode_store(&config)?,
+                        d.model_sees_overflow,
+                    )?,
+                    budget.clone(),
+                    d.service.clone(),
+                );
+                Some(if ring.is_some() { a.with_evidence() } else { a })
+            }
             None => None,
         };
-        let filing = store.as_ref().map(|(s, c)| Filing {
-            store: s.clone(),
-            cases: c.clone(),
-            location: cam.location.clone(),
-        });
+        let filing = stage
+            .as_ref()
+            .map(|s| (s.clone(), CameraEvidence::new(cam, ring)));
         consumers.push(tokio::spawn(analyse(
             cam.id.clone(),
             frames,
@@ -352,6 +319,7 @@ pub async fn run(
             _ = &mut stop_after => { shutdown.trigger(); break; }
             _ = ticker.tick() => {
                 print_status(&board, &analysis, detection.is_some(), clock.as_ref(), opts.status_format);
+                print_filing(stage.as_deref(), opts.status_format);
                 if threads.iter().all(|t| t.is_finished()) {
                     info!("every camera has stopped");
                     break;
@@ -402,12 +370,58 @@ pub async fn run(
         clock.as_ref(),
         opts.status_format,
     );
+    if let Some(s) = &stage {
+        // What the cameras captured before the end: packages whose clips are complete are
+        // written; the queue is drained once more. What remains waits for the next start.
+        let _ = tokio::time::timeout(deadline, s.flush()).await;
+        print_filing(Some(s), opts.status_format);
+    }
     if !joined.is_empty() {
         warn!(cameras = ?joined, "shutdown deadline passed; forcing exit");
     } else {
         info!("shut down cleanly");
     }
     Ok(())
+}
+
+/// One line for the filing stage: evidence, the persistent queue, the database.
+fn print_filing(stage: Option<&FilingStage>, format: StatusFormat) {
+    let Some(stage) = stage else { return };
+    let s = stage.status();
+    match format {
+        StatusFormat::Json => println!(
+            "{}",
+            serde_json::json!({ "filing": s })
+        ),
+        StatusFormat::Table => {
+            let mut out = format!(
+                "{:<12} evidence_pending={} evidence_written={} evidence_errors={} queued={} queue_dropped={} stored={} db_errors={}",
+                "[filing]",
+                s.evidence_pending,
+                s.evidence_written,
+                s.evidence_errors,
+                s.queued,
+                s.queue_dropped,
+                s.stored,
+                s.db_errors
+            );
+            if let Some(r) = &s.retention {
+                out.push_str(&format!(
+                    " evidence_bytes={} quota_bytes={} quota_alert={}",
+                    r.used_bytes,
+                    r.quota_bytes,
+                    if r.quota_alert { "YES" } else { "no" }
+                ));
+            }
+            if let Some(e) = &s.last_evidence_error {
+                out.push_str(&format!(" last_evidence_error=\"{e}\""));
+            }
+            if let Some(e) = &s.last_db_error {
+                out.push_str(&format!(" last_db_error=\"{e}\""));
+            }
+            println!("{out}");
+        }
+    }
 }
 
 fn print_status(

@@ -85,6 +85,8 @@ struct Ctx {
     frames: FrameSender,
     id: CameraId,
     redacted: String,
+    /// The encoded-stream ring for evidence clips, if the camera keeps one.
+    ring: Option<crate::evidence::ring::PacketRing>,
 }
 
 /// Starts a camera on its own thread.
@@ -94,6 +96,19 @@ pub fn spawn_camera(
     backoff: BackoffPolicy,
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
+) -> CameraHandle {
+    spawn_camera_with_ring(cam, ingest, backoff, clock, shutdown, None)
+}
+
+/// Starts a camera that also keeps its encoded stream in `ring` (evidence clips). The ring
+/// is ended when the camera thread stops.
+pub fn spawn_camera_with_ring(
+    cam: &CameraConfig,
+    ingest: &IngestDefaults,
+    backoff: BackoffPolicy,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+    ring: Option<crate::evidence::ring::PacketRing>,
 ) -> CameraHandle {
     let redacted = cam.redacted_url();
     let (health_tx, health_rx) = watch::channel(CameraHealth::new(
@@ -120,13 +135,18 @@ pub fn spawn_camera(
         frames: tx,
         id: id.clone(),
         redacted,
+        ring,
     };
     let thread = std::thread::Builder::new()
         .name(format!("cam-{}", cam.id))
         .spawn(move || {
             let span = info_span!("camera", id = %ctx.id);
             let _enter = span.enter();
+            let ring = ctx.ring.clone();
             camera_loop(ctx, Backoff::new(backoff, seed));
+            if let Some(r) = ring {
+                r.end();
+            }
         })
         .expect("spawn camera thread");
     CameraHandle {
@@ -245,7 +265,12 @@ fn run_once(ctx: &Ctx, seq: &mut u64, pts_offset: Duration, backoff: &mut Backof
             format!("{} does not exist", path.display()),
         ));
     }
-    let built = match pipeline::build(&ctx.cam, &ctx.ingest, ctx.cam.keyframe_only) {
+    let built = match pipeline::build(
+        &ctx.cam,
+        &ctx.ingest,
+        ctx.cam.keyframe_only,
+        ctx.ring.clone().map(|r| (r, pts_offset)),
+    ) {
         Ok(b) => b,
         Err(e) => {
             let kind = if e.starts_with("cannot open") {

@@ -16,7 +16,7 @@ pub mod queue;
 pub mod sampler;
 
 pub use backoff::{Backoff, BackoffPolicy};
-pub use camera::{CameraHandle, CameraThread, spawn_camera};
+pub use camera::{CameraHandle, CameraThread, spawn_camera, spawn_camera_with_ring};
 pub use error::{IngestError, IngestErrorKind};
 pub use frame::{CameraId, Frame, FrameData};
 pub use health::{CameraHealth, CameraStatus, HealthBoard, HealthState};

@@ -70,10 +70,13 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
+/// `ring`: where to keep the encoded stream (evidence clips), with this run's offset on the
+/// camera's timeline (a looped file's earlier passes).
 pub fn build(
     cam: &CameraConfig,
     ingest: &IngestDefaults,
     mode_hint: KeyframeMode,
+    ring: Option<(crate::evidence::ring::PacketRing, std::time::Duration)>,
 ) -> Result<Built, String> {
     gst::init().map_err(|e| format!("GStreamer init failed: {e}"))?;
 
@@ -151,10 +154,24 @@ pub fn build(
             };
             let sampler = sampler.clone();
             let keyframes = keyframes.clone();
+            let ring = ring.clone();
+            if let Some((r, _)) = &ring {
+                // The decoder's input caps (codec data included) describe the ring's packets.
+                let r = r.clone();
+                sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_pad, info| {
+                    if let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) {
+                        r.set_caps(c.caps_owned());
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+            }
             sink.add_probe(gst::PadProbeType::BUFFER, move |_pad, info| {
                 let Some(buffer) = info.buffer() else {
                     return gst::PadProbeReturn::Ok;
                 };
+                if let Some((r, offset)) = &ring {
+                    r.push(buffer, *offset);
+                }
                 let is_key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
                 let pts = buffer.pts().or(buffer.dts()).map(|t| t.nseconds());
                 if is_key && let Some(p) = pts {

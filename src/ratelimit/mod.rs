@@ -58,7 +58,7 @@ pub enum SuppressionReason {
     OutsideHours,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Capture {
     pub id: u64,
     #[serde(flatten)]

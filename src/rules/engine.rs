@@ -15,7 +15,7 @@ use crate::ingest::Frame;
 use crate::rules::zones::ZoneKind;
 
 /// A rule met: what the limiter decides about.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Candidate {
     pub rule: RuleKind,
     pub camera: String,

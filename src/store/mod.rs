@@ -7,6 +7,7 @@
 
 pub mod categories;
 pub mod outbox;
+pub mod spool;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -307,6 +308,49 @@ impl Store {
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(case)
+    }
+
+    /// Keys of the captures whose evidence may go: rejected, or their case closed.
+    pub async fn finished_capture_keys(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT c.id FROM captures c LEFT JOIN cases k ON k.capture_id = c.id \
+             WHERE c.status = 'rejected' OR k.status = 'closed'",
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(|e| self.err(e)))
+            .collect()
+    }
+
+    /// Closes a filed case (the city platform reports it handled). Closing twice is a no-op.
+    pub async fn close_case(&self, case_number: &str, actor: &str, now: f64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let changed = sqlx::query(&self.sql(
+            "UPDATE cases SET status = 'closed' WHERE case_number = $1 AND status <> 'closed'",
+        ))
+        .bind(case_number)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .rows_affected();
+        if changed == 1 {
+            sqlx::query(&self.sql(
+                "INSERT INTO audit_log (id, at, actor, action, subject, detail) VALUES ($1, $2, $3, 'close_case', $4, NULL)",
+            ))
+            .bind(format!("close-{case_number}"))
+            .bind(now)
+            .bind(actor)
+            .bind(case_number)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// An operator rejects a capture with a reason.

@@ -1,0 +1,94 @@
+//! Evidence clips: packets cut from a camera's ring, remuxed into MP4 by GStreamer with no
+//! re-encode (`appsrc → parser → mp4mux → filesink`). The parser only repackages; the
+//! samples in the MP4 are the camera's own bytes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use super::ring::Packet;
+
+/// What a written clip covers, in stream seconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClipSpan {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub packets: usize,
+}
+
+/// Writes `packets` (starting at a keyframe, one caps) to `path` as MP4.
+pub fn write_mp4(packets: &[Packet], path: &Path) -> Result<ClipSpan, String> {
+    let first = packets.first().ok_or("no packets to write")?;
+    if !first.key {
+        return Err("a clip must start at a keyframe".into());
+    }
+    let caps = first.caps.clone();
+    let parser = match caps.structure(0).map(|s| s.name().as_str()) {
+        Some("video/x-h264") => "h264parse",
+        Some("video/x-h265") => "h265parse",
+        Some(other) => return Err(format!("cannot clip a {other} stream into MP4 without re-encoding")),
+        None => return Err("the stream has no caps".into()),
+    };
+    let pipeline = gst::Pipeline::with_name("clip");
+    let src = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .is_live(false)
+        .block(false)
+        .build();
+    let make = |f: &str| {
+        gst::ElementFactory::make(f)
+            .build()
+            .map_err(|_| format!("GStreamer element {f:?} is missing (make deps)"))
+    };
+    let parse = make(parser)?;
+    let mux = make("mp4mux")?;
+    let sink = make("filesink")?;
+    sink.set_property("location", path.to_string_lossy().as_ref());
+    let src_el: &gst::Element = src.upcast_ref();
+    pipeline
+        .add_many([src_el, &parse, &mux, &sink])
+        .map_err(|e| e.to_string())?;
+    gst::Element::link_many([src_el, &parse, &mux, &sink]).map_err(|e| e.to_string())?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot start the clip muxer: {e}"))?;
+
+    let base = first.dts.unwrap_or(first.pts).min(first.pts);
+    let mut end = first.pts;
+    for p in packets {
+        let mut b = p.buffer.copy();
+        {
+            let b = b.get_mut().expect("a fresh copy is writable");
+            b.set_pts(gst::ClockTime::from_nseconds(p.pts - base));
+            b.set_dts(p.dts.map(|d| gst::ClockTime::from_nseconds(d.saturating_sub(base))));
+            end = end.max(p.pts + b.duration().map_or(0, |d| d.nseconds()));
+        }
+        if src.push_buffer(b).is_err() {
+            break;
+        }
+    }
+    let _ = src.end_of_stream();
+    let bus = pipeline.bus().expect("pipeline has a bus");
+    let result = match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        Some(m) => match m.view() {
+            gst::MessageView::Eos(_) => Ok(()),
+            gst::MessageView::Error(e) => Err(format!("muxing the clip: {}", e.error())),
+            _ => Ok(()),
+        },
+        None => Err("muxing the clip timed out".into()),
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    Ok(ClipSpan {
+        start_s: Duration::from_nanos(first.pts).as_secs_f64(),
+        end_s: Duration::from_nanos(end).as_secs_f64(),
+        packets: packets.len(),
+    })
+}

@@ -1,0 +1,444 @@
+//! The filing stage, shared by `citywatch run` and `citywatch replay`: a capture becomes an
+//! evidence package, then a durable queue entry (`store::spool`), then a database row (and,
+//! for rules filed automatically, a case and its outbox row).
+//!
+//! ```text
+//! capture ─► package job (waits post_s of stream for the clip, writes the package; retried
+//!            with backoff while the disk refuses) ─► spool (fsynced file) ─► drainer ─► store
+//! ```
+//!
+//! Nothing is acknowledged before it is on disk: a crash at any point leaves either a
+//! complete package and a queue entry (drained at the next start) or nothing the next run
+//! cannot rebuild.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+use crate::analysis::CaptureFrames;
+use crate::config::{CameraConfig, CasesSettings, EvidenceSettings, RuleKind};
+use crate::core::{Clock, Shutdown};
+use crate::evidence::ring::PacketRing;
+use crate::evidence::{CameraInfo, EvidenceWriter, ModelInfo, PackageRef, PackageRequest, RuleInfo};
+use crate::ratelimit::Capture;
+use crate::store::spool::{Spool, SpoolEntry};
+use crate::store::{FilingMode, Location, Store, capture_key};
+
+/// Counters of the filing stage, for the status output and metrics.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FilingStatus {
+    /// Packages being built (waiting for the clip's end, or retrying a write).
+    pub evidence_pending: usize,
+    pub evidence_written: u64,
+    pub evidence_errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_evidence_error: Option<String>,
+    /// Captures in the persistent queue, waiting for the database.
+    pub queued: usize,
+    /// Captures refused because the queue was full.
+    pub queue_dropped: u64,
+    pub db_errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_db_error: Option<String>,
+    /// Captures written to the database by this process.
+    pub stored: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::evidence::retention::Sweep>,
+}
+
+/// What one camera contributes to its packages.
+#[derive(Clone)]
+pub struct CameraEvidence {
+    pub info: CameraInfo,
+    pub location: Location,
+    pub ring: Option<PacketRing>,
+    zones: HashMap<String, Vec<[f32; 2]>>,
+    rules: HashMap<RuleKind, (f64, f32)>,
+}
+
+impl CameraEvidence {
+    pub fn new(cam: &CameraConfig, ring: Option<PacketRing>) -> Self {
+        Self {
+            info: CameraInfo {
+                id: cam.id.clone(),
+                name: cam.name.clone(),
+                preset: cam.preset,
+                utc_offset_s: cam.utc_offset_s,
+            },
+            location: cam.location.clone(),
+            ring,
+            zones: cam
+                .zones
+                .iter()
+                .map(|z| (z.id.clone(), z.polygon.0.clone()))
+                .collect(),
+            rules: cam
+                .rules
+                .iter()
+                .map(|r| (r.kind, (r.dwell.as_secs_f64(), r.min_score)))
+                .collect(),
+        }
+    }
+}
+
+/// A ring sized for the configured clip.
+pub fn ring_for(ev: &EvidenceSettings) -> PacketRing {
+    PacketRing::new(
+        Duration::from_secs_f64(ev.pre_s + ev.post_s + 20.0),
+        (ev.ring_mb as usize) << 20,
+    )
+}
+
+struct Known {
+    capture: Capture,
+    mode: FilingMode,
+    location: Location,
+    /// Set once the package is written (or when there is none to write).
+    evidence: Option<Option<serde_json::Value>>,
+}
+
+pub struct FilingStage {
+    store: Arc<Store>,
+    cases: Arc<CasesSettings>,
+    evidence: Option<(EvidenceWriter, EvidenceSettings)>,
+    model: Option<ModelInfo>,
+    spool: Arc<Spool>,
+    known: Mutex<HashMap<String, Known>>,
+    status: Mutex<FilingStatus>,
+    wake: Notify,
+    jobs: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    writers: tokio::sync::Semaphore,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+}
+
+/// Most packages written at once; more wait their turn.
+const MAX_JOBS: usize = 8;
+
+impl FilingStage {
+    /// Opens the spool and, if configured, the evidence root.
+    pub fn open(
+        store: Arc<Store>,
+        cases: Arc<CasesSettings>,
+        evidence: Option<&EvidenceSettings>,
+        model: Option<ModelInfo>,
+        clock: Arc<dyn Clock>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Arc<Self>> {
+        let spool = Spool::open(&cases.spool, cases.spool_max)?;
+        let evidence = match evidence {
+            Some(e) => {
+                let font = crate::evidence::image::Watermarker::load(e.font.as_deref())?;
+                Some((EvidenceWriter::open(&e.root, font)?, e.clone()))
+            }
+            None => None,
+        };
+        Ok(Arc::new(Self {
+            store,
+            cases,
+            evidence,
+            model,
+            spool: Arc::new(spool),
+            known: Mutex::default(),
+            status: Mutex::default(),
+            wake: Notify::new(),
+            jobs: Mutex::default(),
+            writers: tokio::sync::Semaphore::new(MAX_JOBS),
+            clock,
+            shutdown,
+        }))
+    }
+
+    pub fn status(&self) -> FilingStatus {
+        let mut s = self.status.lock().expect("filing status").clone();
+        s.queued = self.spool.len();
+        s.queue_dropped = self.spool.dropped();
+        s
+    }
+
+    pub fn keeps_evidence(&self) -> bool {
+        self.evidence.is_some()
+    }
+
+    fn now(&self) -> f64 {
+        self.clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    }
+
+    /// A new capture: builds its package (in the background) and queues it for the store.
+    pub fn capture(self: &Arc<Self>, cam: &CameraEvidence, c: Capture, frames: Option<CaptureFrames>) {
+        let key = capture_key(&c);
+        let mode = self.cases.mode(c.candidate.rule);
+        self.known.lock().expect("known").insert(
+            key.clone(),
+            Known {
+                capture: c.clone(),
+                mode,
+                location: cam.location.clone(),
+                evidence: None,
+            },
+        );
+        match (&self.evidence, frames) {
+            (Some(_), Some(frames)) => {
+                let this = self.clone();
+                let cam = cam.clone();
+                self.status.lock().expect("filing status").evidence_pending += 1;
+                let job = tokio::spawn(async move { this.package(cam, key, c, frames).await });
+                let mut jobs = self.jobs.lock().expect("jobs");
+                jobs.retain(|j| !j.is_finished());
+                jobs.push(job);
+            }
+            _ => self.enqueue(&key, None),
+        }
+    }
+
+    /// A duplicate merged into a known capture: its count goes up in the store too.
+    pub fn merged(&self, id: u64, camera: &str, aggregation_delta: u32, evidence_t: f64) {
+        let mut known = self.known.lock().expect("known");
+        let Some((key, k)) = known
+            .iter_mut()
+            .find(|(_, k)| k.capture.id == id && k.capture.candidate.camera == camera)
+        else {
+            return;
+        };
+        k.capture.aggregation += aggregation_delta;
+        k.capture.last_evidence = k.capture.last_evidence.max(evidence_t);
+        let (key, ready) = (key.clone(), k.evidence.clone());
+        drop(known);
+        if let Some(ev) = ready {
+            self.enqueue(&key, ev);
+        }
+    }
+
+    fn enqueue(&self, key: &str, evidence: Option<serde_json::Value>) {
+        let entry = {
+            let mut known = self.known.lock().expect("known");
+            let Some(k) = known.get_mut(key) else { return };
+            k.evidence = Some(evidence.clone());
+            SpoolEntry {
+                capture: k.capture.clone(),
+                evidence,
+                mode: k.mode,
+                location: k.location.clone(),
+            }
+        };
+        if let Err(e) = self.spool.put(key, &entry) {
+            error!(capture = key, error = %e, "capture not queued");
+            let mut s = self.status.lock().expect("filing status");
+            s.last_db_error = Some(e.to_string());
+        }
+        self.wake.notify_one();
+    }
+
+    async fn package(self: Arc<Self>, cam: CameraEvidence, key: String, c: Capture, frames: CaptureFrames) {
+        let (writer, ev) = self.evidence.clone().expect("evidence configured");
+        // The clip: wait until the stream has passed the confirmation by post_s.
+        let (clip, clip_note) = match (&cam.ring, frames.confirm_stream_s) {
+            (Some(ring), Some(at)) => {
+                let at_ns = (at * 1e9) as u64;
+                let from = at_ns.saturating_sub((ev.pre_s * 1e9) as u64);
+                let until = at_ns + (ev.post_s * 1e9) as u64;
+                let generation0 = ring.progress().generation;
+                let waited = ring
+                    .reached(until, generation0, Duration::from_secs_f64(ev.post_s + 30.0))
+                    .await;
+                let packets = if waited.generation == generation0 { ring.cut(from, until) } else { Vec::new() };
+                let note = packets.is_empty().then(|| {
+                    if waited.generation != generation0 {
+                        "the camera reconnected before the clip was complete".to_string()
+                    } else {
+                        "the stream buffer no longer reached back to the clip's start".to_string()
+                    }
+                });
+                (packets, note)
+            }
+            _ => (Vec::new(), Some("this camera keeps no stream buffer".to_string())),
+        };
+        let rule = cam.rules.get(&c.candidate.rule).copied().unwrap_or((c.candidate.dwell_s, 0.0));
+        let req = Arc::new(PackageRequest {
+            key: key.clone(),
+            capture: c.clone(),
+            camera: cam.info.clone(),
+            location: cam.location.clone(),
+            rule: RuleInfo {
+                kind: c.candidate.rule.as_str().into(),
+                zone: c.candidate.zone.clone(),
+                dwell_s: rule.0,
+                min_score: rule.1,
+            },
+            model: self.model.clone(),
+            confirm: frames.confirm,
+            confirm_stream_s: frames.confirm_stream_s,
+            first_seen: frames.first_seen,
+            zone_polygon: cam.zones.get(&c.candidate.zone).cloned(),
+            clip,
+            clip_note,
+        });
+        let _permit = self.writers.acquire().await.expect("never closed");
+        let mut delay = Duration::from_millis(500);
+        let written = loop {
+            let (w, r) = (writer.clone(), req.clone());
+            match tokio::task::spawn_blocking(move || w.write(&r)).await {
+                Ok(Ok(p)) => break Some(p),
+                Ok(Err(e)) => {
+                    warn!(camera = %cam.info.id, capture = %key, error = %e, retry_in_s = delay.as_secs_f64(), "evidence package not written; will retry");
+                    let mut s = self.status.lock().expect("filing status");
+                    s.evidence_errors += 1;
+                    s.last_evidence_error = Some(e.to_string());
+                }
+                Err(e) => {
+                    error!(capture = %key, error = %e, "evidence writer panicked");
+                    break None;
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.triggered() => break None,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        };
+        self.status.lock().expect("filing status").evidence_pending -= 1;
+        let Some(p) = written else {
+            // Shutting down: the next run (a replay, or the same footage) rebuilds it.
+            return;
+        };
+        {
+            let mut s = self.status.lock().expect("filing status");
+            s.evidence_written += 1;
+            s.last_evidence_error = None;
+        }
+        info!(camera = %cam.info.id, capture = %key, package = %p.path, "evidence package written");
+        let value = self.reference(&p);
+        self.enqueue(&key, Some(value));
+    }
+
+    /// The evidence reference stored with the capture and sent with the case.
+    fn reference(&self, p: &PackageRef) -> serde_json::Value {
+        let (writer, ev) = self.evidence.as_ref().expect("evidence configured");
+        let url = |f: &str| match &ev.url_base {
+            Some(base) => format!("{}/{}/{f}", base.trim_end_matches('/'), p.path),
+            None => format!("{}/{f}", p.path),
+        };
+        let mut v = serde_json::json!({
+            "package": p.path,
+            "manifest_sha256": p.manifest_sha256,
+            "manifest": url("manifest.json"),
+            "files": p.files.iter().map(|f| url(f)).collect::<Vec<_>>(),
+        });
+        if ev.embed_images {
+            let mut images = serde_json::Map::new();
+            for f in p.files.iter().filter(|f| f.ends_with(".jpg")) {
+                if let Ok(b) = std::fs::read(writer.root().join(&p.path).join(f)) {
+                    images.insert(
+                        f.clone(),
+                        base64::engine::general_purpose::STANDARD.encode(b).into(),
+                    );
+                }
+            }
+            v["images"] = images.into();
+        }
+        v
+    }
+
+    /// Writes the queue to the store once. Returns how many were written.
+    pub async fn drain_once(&self) -> Result<usize, crate::store::StoreError> {
+        let table = self.cases.table.as_ref().expect("category table loaded");
+        let r = self.spool.drain(&self.store, table, self.now()).await;
+        let mut s = self.status.lock().expect("filing status");
+        match &r {
+            Ok(n) => {
+                s.stored += *n as u64;
+                s.last_db_error = None;
+            }
+            Err(e) => {
+                s.db_errors += 1;
+                s.last_db_error = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    /// Drains the queue whenever something arrives, retrying with backoff while the
+    /// database is unreachable, until shutdown.
+    pub async fn run_drainer(self: Arc<Self>) {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let wait = match self.drain_once().await {
+                Ok(_) => {
+                    delay = Duration::from_millis(500);
+                    Duration::from_secs(5)
+                }
+                Err(e) => {
+                    warn!(error = %e, queued = self.spool.len(), retry_in_s = delay.as_secs_f64(), "cannot write captures to the database; they wait in the queue");
+                    let d = delay;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                    d
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = self.shutdown.triggered() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Runs retention every `sweep_interval_s` until shutdown.
+    pub async fn run_retention(self: Arc<Self>) {
+        let Some((writer, ev)) = self.evidence.clone() else {
+            return;
+        };
+        let policy = crate::evidence::retention::Policy {
+            max_age: Duration::from_secs_f64(ev.max_age_days * 86400.0),
+            quota_bytes: (ev.quota_gb * (1u64 << 30) as f64) as u64,
+            alert_ratio: ev.alert_ratio,
+        };
+        loop {
+            match self.store.finished_capture_keys().await {
+                Ok(finished) => {
+                    let root = writer.root().to_path_buf();
+                    let now = self.clock.now();
+                    let sweep = tokio::task::spawn_blocking(move || {
+                        crate::evidence::retention::sweep(&root, now, &policy, &finished)
+                    })
+                    .await
+                    .unwrap_or_default();
+                    if sweep.quota_alert {
+                        warn!(used_bytes = sweep.used_bytes, quota_bytes = sweep.quota_bytes, kept_open = sweep.kept_open, "evidence storage is close to its quota");
+                    }
+                    self.status.lock().expect("filing status").retention = Some(sweep);
+                }
+                Err(e) => warn!(error = %e, "retention skipped: the store is unreachable"),
+            }
+            tokio::select! {
+                _ = self.shutdown.triggered() => return,
+                _ = tokio::time::sleep(Duration::from_secs_f64(ev.sweep_interval_s.max(1.0))) => {}
+            }
+        }
+    }
+
+    /// Waits for every package being built (their clips need the stream to go on, or the
+    /// cameras to end), then drains the queue.
+    pub async fn flush(&self) -> Result<usize, crate::store::StoreError> {
+        loop {
+            let jobs: Vec<_> = std::mem::take(&mut *self.jobs.lock().expect("jobs"));
+            if jobs.is_empty() {
+                break;
+            }
+            for j in jobs {
+                let _ = j.await;
+            }
+        }
+        self.drain_once().await
+    }
+
+}
