@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -109,8 +110,10 @@ pub struct FilingStage {
     model: Option<ModelInfo>,
     spool: Arc<Spool>,
     known: Mutex<HashMap<String, Known>>,
-    status: Mutex<FilingStatus>,
+    status: tokio::sync::watch::Sender<FilingStatus>,
     wake: Notify,
+    /// Woken when captures reach the store (cases may be waiting for delivery).
+    pub stored: Arc<Notify>,
     jobs: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     writers: tokio::sync::Semaphore,
     clock: Arc<dyn Clock>,
@@ -130,7 +133,11 @@ impl FilingStage {
         clock: Arc<dyn Clock>,
         shutdown: Shutdown,
     ) -> anyhow::Result<Arc<Self>> {
-        let spool = Spool::open(&cases.spool, cases.spool_max)?;
+        use sha2::Digest;
+        let store_url = store.url().to_string();
+        // One queue per database, so entries never reach a database they were not meant for.
+        let db = sha2::Sha256::digest(crate::core::redact_url(&store_url).as_bytes());
+        let spool = Spool::open(&cases.spool.join(hex::encode(&db[..6])), cases.spool_max)?;
         let evidence = match evidence {
             Some(e) => {
                 let font = crate::evidence::image::Watermarker::load(e.font.as_deref())?;
@@ -145,8 +152,9 @@ impl FilingStage {
             model,
             spool: Arc::new(spool),
             known: Mutex::default(),
-            status: Mutex::default(),
+            status: tokio::sync::watch::channel(FilingStatus::default()).0,
             wake: Notify::new(),
+            stored: Arc::new(Notify::new()),
             jobs: Mutex::default(),
             writers: tokio::sync::Semaphore::new(MAX_JOBS),
             clock,
@@ -155,10 +163,19 @@ impl FilingStage {
     }
 
     pub fn status(&self) -> FilingStatus {
-        let mut s = self.status.lock().expect("filing status").clone();
+        let mut s = self.status.borrow().clone();
         s.queued = self.spool.len();
         s.queue_dropped = self.spool.dropped();
         s
+    }
+
+    /// Status changes, to await (tests, the status page).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<FilingStatus> {
+        self.status.subscribe()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut FilingStatus)) {
+        self.status.send_modify(f);
     }
 
     pub fn keeps_evidence(&self) -> bool {
@@ -190,7 +207,7 @@ impl FilingStage {
             (Some(_), Some(frames)) => {
                 let this = self.clone();
                 let cam = cam.clone();
-                self.status.lock().expect("filing status").evidence_pending += 1;
+                self.update(|s| s.evidence_pending += 1);
                 let job = tokio::spawn(async move { this.package(cam, key, c, frames).await });
                 let mut jobs = self.jobs.lock().expect("jobs");
                 jobs.retain(|j| !j.is_finished());
@@ -232,8 +249,7 @@ impl FilingStage {
         };
         if let Err(e) = self.spool.put(key, &entry) {
             error!(capture = key, error = %e, "capture not queued");
-            let mut s = self.status.lock().expect("filing status");
-            s.last_db_error = Some(e.to_string());
+            self.update(|s| s.last_db_error = Some(e.to_string()));
         }
         self.wake.notify_one();
     }
@@ -290,9 +306,10 @@ impl FilingStage {
                 Ok(Ok(p)) => break Some(p),
                 Ok(Err(e)) => {
                     warn!(camera = %cam.info.id, capture = %key, error = %e, retry_in_s = delay.as_secs_f64(), "evidence package not written; will retry");
-                    let mut s = self.status.lock().expect("filing status");
-                    s.evidence_errors += 1;
-                    s.last_evidence_error = Some(e.to_string());
+                    self.update(|s| {
+                        s.evidence_errors += 1;
+                        s.last_evidence_error = Some(e.to_string());
+                    });
                 }
                 Err(e) => {
                     error!(capture = %key, error = %e, "evidence writer panicked");
@@ -305,16 +322,15 @@ impl FilingStage {
             }
             delay = (delay * 2).min(Duration::from_secs(60));
         };
-        self.status.lock().expect("filing status").evidence_pending -= 1;
+        self.update(|s| s.evidence_pending -= 1);
         let Some(p) = written else {
             // Shutting down: the next run (a replay, or the same footage) rebuilds it.
             return;
         };
-        {
-            let mut s = self.status.lock().expect("filing status");
+        self.update(|s| {
             s.evidence_written += 1;
             s.last_evidence_error = None;
-        }
+        });
         info!(camera = %cam.info.id, capture = %key, package = %p.path, "evidence package written");
         let value = self.reference(&p);
         self.enqueue(&key, Some(value));
@@ -352,16 +368,20 @@ impl FilingStage {
     pub async fn drain_once(&self) -> Result<usize, crate::store::StoreError> {
         let table = self.cases.table.as_ref().expect("category table loaded");
         let r = self.spool.drain(&self.store, table, self.now()).await;
-        let mut s = self.status.lock().expect("filing status");
         match &r {
             Ok(n) => {
-                s.stored += *n as u64;
-                s.last_db_error = None;
+                if *n > 0 {
+                    self.stored.notify_one();
+                }
+                self.update(|s| {
+                    s.stored += *n as u64;
+                    s.last_db_error = None;
+                });
             }
-            Err(e) => {
+            Err(e) => self.update(|s| {
                 s.db_errors += 1;
                 s.last_db_error = Some(e.to_string());
-            }
+            }),
         }
         r
     }
@@ -415,7 +435,7 @@ impl FilingStage {
                     if sweep.quota_alert {
                         warn!(used_bytes = sweep.used_bytes, quota_bytes = sweep.quota_bytes, kept_open = sweep.kept_open, "evidence storage is close to its quota");
                     }
-                    self.status.lock().expect("filing status").retention = Some(sweep);
+                    self.update(|s| s.retention = Some(sweep));
                 }
                 Err(e) => warn!(error = %e, "retention skipped: the store is unreachable"),
             }

@@ -152,11 +152,13 @@ async fn analyse(
 }
 
 /// Delivers filed cases to the city platform until shutdown.
-async fn forward(
+/// Rounds run every second, and at once when `stored` says new cases may be waiting.
+pub async fn forward(
     store: Arc<Store>,
     forwarder: Forwarder,
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
+    stored: Arc<tokio::sync::Notify>,
 ) {
     loop {
         let now = clock
@@ -170,6 +172,7 @@ async fn forward(
         tokio::select! {
             biased;
             _ = shutdown.triggered() => return,
+            _ = stored.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
@@ -228,22 +231,23 @@ pub async fn run(
                     .upsert_camera(&cam.id, &cam.name, &cam.location)
                     .await?;
             }
-            if let Some(hook) = &c.webhook {
-                tokio::spawn(forward(
-                    store.clone(),
-                    Forwarder::new(hook.clone()),
-                    clock.clone(),
-                    shutdown.clone(),
-                ));
-            }
             let stage = FilingStage::open(
-                store,
+                store.clone(),
                 Arc::new(c.clone()),
                 config.evidence.as_ref(),
                 detection.as_ref().map(|d| d.model.clone()),
                 clock.clone(),
                 shutdown.clone(),
             )?;
+            if let Some(hook) = &c.webhook {
+                tokio::spawn(forward(
+                    store,
+                    Forwarder::new(hook.clone()),
+                    clock.clone(),
+                    shutdown.clone(),
+                    stage.stored.clone(),
+                ));
+            }
             tokio::spawn(stage.clone().run_drainer());
             tokio::spawn(stage.clone().run_retention());
             Some(stage)

@@ -131,7 +131,6 @@ pub struct PackageManifest {
     pub clip: Option<clip::ClipSpan>,
     /// Why a part is missing (no clip, no first-seen frame), if one is.
     pub notes: Vec<String>,
-    pub created: String,
 }
 
 /// The frame an object was first seen in.
@@ -339,7 +338,6 @@ impl EvidenceWriter {
             files,
             clip,
             notes,
-            created: format_time(k.confirm, 0),
         };
         let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
         write_file(tmp, "manifest.json", &json)?;

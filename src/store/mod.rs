@@ -647,6 +647,11 @@ impl Store {
         })
     }
 
+    /// The database URL, credentials redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

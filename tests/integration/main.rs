@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod detect;
+mod evidence;
 mod ingest;
 mod probe;
 mod replay;

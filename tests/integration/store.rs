@@ -207,7 +207,7 @@ async fn store_suite_on_postgres() {
 
 /// What the receiver does with a request.
 #[derive(Clone, Copy, PartialEq)]
-enum Mode {
+pub(crate) enum Mode {
     Ok,
     Fail,
     /// Answer after the client has given up (but still take the case).
@@ -215,18 +215,18 @@ enum Mode {
 }
 
 #[derive(Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     /// Requests answered with each mode, in order; then Ok forever.
     script: Vec<Mode>,
-    requests: u32,
+    pub(crate) requests: u32,
     /// Cases taken, by idempotency key: each must be taken once.
-    taken: BTreeMap<String, u32>,
-    bad_signatures: u32,
+    pub(crate) taken: BTreeMap<String, u32>,
+    pub(crate) bad_signatures: u32,
 }
 
-const SECRET: &str = "s3cret-for-tests";
+pub(crate) const SECRET: &str = "s3cret-for-tests";
 
-async fn start_receiver(
+pub(crate) async fn start_receiver(
     port: u16,
     script: Vec<Mode>,
 ) -> (Arc<Mutex<Receiver>>, tokio::task::JoinHandle<()>, u16) {

@@ -1,0 +1,503 @@
+//! Evidence and filing end to end: packages from real footage (their images decoded and their
+//! clips demuxed and decoded by GStreamer, and compared with the source's own bitstream), an
+//! unwritable and a full evidence disk, and `kill -9` in the middle of filing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use citywatch::analysis::CaptureFrames;
+use citywatch::config::{PipelineConfig, RuleKind};
+use citywatch::core::{Shutdown, SystemClock};
+use citywatch::evidence::image::Picture;
+use citywatch::filing::{CameraEvidence, FilingStage, FilingStatus};
+use citywatch::ratelimit::Capture;
+use citywatch::rules::engine::Candidate;
+use citywatch::store::Store;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::common::*;
+
+/// A copy of `pipelines/demo.toml` (so its relative paths hold) with its own evidence root,
+/// queue and `[cases]` additions; removed on drop.
+struct DemoConfig {
+    path: PathBuf,
+}
+
+impl DemoConfig {
+    fn new(evidence: &Path, spool: &Path, cases_extra: &str) -> Self {
+        let text = std::fs::read_to_string(repo().join("pipelines/demo.toml")).unwrap();
+        let text = text
+            .replace(
+                "root = \"../.local/demo-evidence\"",
+                &format!("root = {:?}", evidence.display().to_string()),
+            )
+            .replace(
+                "spool = \"../.local/demo-spool\"",
+                &format!("spool = {:?}\n{cases_extra}", spool.display().to_string()),
+            );
+        assert!(text.contains(&evidence.display().to_string()));
+        let path = repo().join(format!(
+            "pipelines/.test-{}-{}.toml",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        std::fs::write(&path, text).unwrap();
+        Self { path }
+    }
+}
+
+impl Drop for DemoConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn replay_cmd(cfg: &DemoConfig, db: &str) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("replay")
+        .arg(&cfg.path)
+        .args(["--db", db])
+        .current_dir(repo())
+        .env("CITYWATCH_LOG", "warn");
+    c
+}
+
+/// (pts in ns, bytes) of every H.264 sample in an MP4, in file order.
+fn samples(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    gst::init().unwrap();
+    let p = gst::parse::launch(&format!(
+        "filesrc location={:?} ! qtdemux ! video/x-h264 ! appsink name=s sync=false",
+        path.display().to_string()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = p
+        .by_name("s")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut out = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        let b = s.buffer().unwrap();
+        out.push((
+            b.pts().map_or(0, |t| t.nseconds()),
+            b.map_readable().unwrap().to_vec(),
+        ));
+    }
+    p.set_state(gst::State::Null).unwrap();
+    out
+}
+
+/// Decodes a file with GStreamer: (frames, width, height). Panics on a decoding error.
+fn decode(path: &Path, chain: &str) -> (usize, i32, i32) {
+    gst::init().unwrap();
+    let p = gst::parse::launch(&format!(
+        "filesrc location={:?} ! {chain} ! videoconvert ! video/x-raw,format=RGB ! appsink name=s sync=false",
+        path.display().to_string()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = p
+        .by_name("s")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let (mut n, mut w, mut h) = (0, 0, 0);
+    while let Ok(s) = sink.pull_sample() {
+        let st = s.caps().unwrap().structure(0).unwrap().to_owned();
+        w = st.get::<i32>("width").unwrap();
+        h = st.get::<i32>("height").unwrap();
+        n += 1;
+    }
+    let bus = p.bus().unwrap();
+    if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        panic!("decoding {}: {m:?}", path.display());
+    }
+    p.set_state(gst::State::Null).unwrap();
+    (n, w, h)
+}
+
+#[test]
+fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("evidence");
+    let cfg = DemoConfig::new(&root, &dir.path().join("spool"), "");
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let out = replay_cmd(&cfg, &db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let packages = citywatch::evidence::packages(&root);
+    assert_eq!(packages.len(), 2, "{packages:?}");
+    let source = samples(&repo().join("sample-videos/vtest.mp4"));
+    for dir in &packages {
+        let m = citywatch::evidence::verify(dir).unwrap();
+        let names: Vec<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["confirm.jpg", "crop.jpg", "first_seen.jpg", "clip.mp4"],
+            "{:?}",
+            m.notes
+        );
+        assert_eq!(m.camera.id, "vtest");
+        assert_eq!(m.rule.kind, "abandoned_vehicle");
+        assert_eq!(m.rule.dwell_s, 60.0);
+        assert_eq!(m.model.as_ref().unwrap().name, "ssd_mobilenet_v2_coco");
+        assert_eq!(m.confirmed.local, "2026-01-05T09:01:00+08:00");
+        assert_eq!(m.confirmed.utc, "2026-01-05T01:01:00Z");
+        assert_eq!(m.confirmed.stream_s, Some(60.0));
+        assert!(m.location.grid_code.len() > 5);
+        assert!(dir.to_string_lossy().contains("2026-01-05/vtest/cap-"));
+
+        // Images decode, at the analysis size.
+        for jpg in ["confirm.jpg", "first_seen.jpg"] {
+            assert_eq!(decode(&dir.join(jpg), "jpegdec"), (1, 640, 480), "{jpg}");
+        }
+        assert_eq!(decode(&dir.join("crop.jpg"), "jpegdec").0, 1);
+
+        // The clip: 10 s either side of the confirmation, from a keyframe, decodable.
+        let span = m.clip.unwrap();
+        assert!(span.start_s <= 50.0 + 1e-6 && span.start_s > 48.9, "{span:?}");
+        assert!(span.end_s >= 70.0, "{span:?}");
+        let clip = dir.join("clip.mp4");
+        let (frames, w, h) = decode(&clip, "qtdemux ! h264parse ! avdec_h264");
+        assert_eq!((w, h), (768, 576));
+        assert_eq!(frames, span.packets);
+        assert!(frames >= 200, "{frames} frames for 20 s at 10 fps");
+
+        // Not re-encoded: its samples are the source's samples, in order, from the one at
+        // the clip's start.
+        let cut = samples(&clip);
+        assert_eq!(cut.len(), span.packets);
+        let start_ns = (span.start_s * 1e9).round() as u64;
+        let i = source
+            .iter()
+            .position(|(pts, _)| pts.abs_diff(start_ns) < 1_000_000)
+            .expect("the clip's first sample is in the source");
+        for (k, (_, bytes)) in cut.iter().enumerate() {
+            assert!(
+                source[i + k].1 == *bytes,
+                "sample {k} of the clip differs from the source's sample {}",
+                i + k
+            );
+        }
+    }
+
+    // The captures in the store refer to their packages.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let refs: Vec<String> = rt.block_on(async {
+        let store = Store::connect(&db).await.unwrap();
+        sqlx::query_scalar::<_, String>("SELECT evidence FROM captures ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    });
+    assert_eq!(refs.len(), 2);
+    for r in refs {
+        let v: serde_json::Value = serde_json::from_str(&r).unwrap();
+        let pkg = v["package"].as_str().unwrap();
+        assert!(root.join(pkg).join("manifest.json").is_file(), "{v}");
+        assert_eq!(v["files"].as_array().unwrap().len(), 4);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Faults: the evidence disk refuses writes.
+
+const T0: f64 = 1_767_574_800.0;
+
+fn stage_config(root: &Path, spool: &Path) -> PipelineConfig {
+    config(&format!(
+        r#"
+[cases]
+database = "sqlite://unused.db"
+categories = "pipelines/categories/default.toml"
+spool = {spool:?}
+
+[evidence]
+root = {root:?}
+
+[[cameras]]
+id = "cam"
+name = "Test street"
+url = "file://sample-videos/vtest.mp4"
+zones = [{{ id = "road", kind = "no_parking", polygon = [[0, 0], [1, 0], [1, 1], [0, 1]] }}]
+rules = [{{ rule = "abandoned_vehicle", zones = ["road"], dwell_s = 60 }}]
+"#,
+        spool = spool.display().to_string(),
+        root = root.display().to_string(),
+    ))
+}
+
+fn capture(i: u64) -> Capture {
+    Capture {
+        id: i,
+        candidate: Candidate {
+            rule: RuleKind::AbandonedVehicle,
+            camera: "cam".into(),
+            preset: None,
+            zone: "road".into(),
+            place: [0.2, 0.2, 0.5, 0.6],
+            episode: Some(i),
+            label: "car".into(),
+            start: T0,
+            confirm: T0 + 60.0 + i as f64,
+            bbox: [0.2, 0.2, 0.5, 0.6],
+            score: 0.8,
+            dwell_s: 60.0,
+        },
+        aggregation: 1,
+        last_evidence: T0 + 60.0,
+        closed_at: None,
+    }
+}
+
+fn frames() -> CaptureFrames {
+    let (w, h) = (320u32, 240u32);
+    let rgb: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            [(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]
+        })
+        .collect();
+    CaptureFrames {
+        confirm: Picture {
+            width: w,
+            height: h,
+            rgb: Arc::new(rgb),
+        },
+        confirm_stream_s: None,
+        first_seen: None,
+    }
+}
+
+async fn open_stage(cfg: &PipelineConfig, db: &str) -> (Arc<FilingStage>, Arc<Store>, Shutdown) {
+    let store = Arc::new(Store::connect(db).await.unwrap());
+    let shutdown = Shutdown::new();
+    let stage = FilingStage::open(
+        store.clone(),
+        Arc::new(cfg.cases.clone().unwrap()),
+        cfg.evidence.as_ref(),
+        None,
+        Arc::new(SystemClock),
+        shutdown.clone(),
+    )
+    .unwrap();
+    tokio::spawn(stage.clone().run_drainer());
+    (stage, store, shutdown)
+}
+
+async fn wait_status(
+    stage: &FilingStage,
+    what: &str,
+    pred: impl FnMut(&FilingStatus) -> bool,
+) -> FilingStatus {
+    let mut rx = stage.subscribe();
+    match tokio::time::timeout(Duration::from_secs(60), rx.wait_for(pred)).await {
+        Ok(Ok(s)) => s.clone(),
+        _ => panic!("timed out waiting for {what}: {:?}", stage.status()),
+    }
+}
+
+/// Nothing of the package is visible: no package folder, nothing left in `.incoming`.
+fn nothing_half_written(root: &Path) {
+    assert!(citywatch::evidence::packages(root).is_empty());
+    let incoming = root.join(".incoming");
+    let left: Vec<_> = std::fs::read_dir(&incoming)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in .incoming: {left:?}");
+}
+
+#[tokio::test]
+async fn an_unwritable_evidence_dir_keeps_the_capture_pending_and_it_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    // The root's parent is a file: nothing can be created under it.
+    let blocker = dir.path().join("disk");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let root = blocker.join("evidence");
+    let cfg = stage_config(&root, &dir.path().join("spool"));
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let (stage, store, shutdown) = open_stage(&cfg, &db).await;
+    let cam = CameraEvidence::new(&cfg.cameras[0], None);
+
+    stage.capture(&cam, capture(1), Some(frames()));
+    let s = wait_status(&stage, "an evidence error", |s| s.evidence_errors >= 1).await;
+    let err = s.last_evidence_error.unwrap();
+    assert!(err.contains("evidence") && err.contains("disk"), "{err}");
+    assert_eq!(s.evidence_pending, 1, "the capture waits");
+    assert_eq!(store.counts().await.unwrap().captures, 0);
+    assert_eq!(stage.status().queued, 0);
+
+    // The disk comes back: the same capture is written and stored, once.
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir_all(&root).unwrap();
+    wait_status(&stage, "the capture stored", |s| s.stored >= 1).await;
+    let pkgs = citywatch::evidence::packages(&root);
+    assert_eq!(pkgs.len(), 1);
+    let m = citywatch::evidence::verify(&pkgs[0]).unwrap();
+    assert!(m.notes.iter().any(|n| n.contains("no clip")), "{:?}", m.notes);
+    assert_eq!(store.counts().await.unwrap().captures, 1);
+    assert!(stage.status().last_evidence_error.is_none());
+    shutdown.trigger();
+}
+
+/// A small tmpfs, mounted for the test (the tests run as root, as CI does).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::inherit())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount a tmpfs at {} (the tests need root)", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Fills a file system until it refuses another byte.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0xA5u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    while f.write_all(&chunk[..1]).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+#[tokio::test]
+async fn a_full_disk_leaves_nothing_half_written_and_the_capture_is_written_once_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("disk"), "512k");
+    let root = disk.0.join("evidence");
+    let cfg = stage_config(&root, &dir.path().join("spool"));
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let (stage, store, shutdown) = open_stage(&cfg, &db).await;
+    let cam = CameraEvidence::new(&cfg.cameras[0], None);
+    let filler = fill(&disk.0);
+
+    stage.capture(&cam, capture(2), Some(frames()));
+    let s = wait_status(&stage, "an evidence error", |s| s.evidence_errors >= 2).await;
+    let err = s.last_evidence_error.unwrap();
+    assert!(err.contains("No space left"), "{err}");
+    nothing_half_written(&root);
+    assert_eq!(store.counts().await.unwrap().captures, 0);
+
+    std::fs::remove_file(&filler).unwrap();
+    wait_status(&stage, "the capture stored", |s| s.stored >= 1).await;
+    let pkgs = citywatch::evidence::packages(&root);
+    assert_eq!(pkgs.len(), 1);
+    citywatch::evidence::verify(&pkgs[0]).unwrap();
+    let c = store.counts().await.unwrap();
+    assert_eq!((c.captures, c.pending_review), (1, 1));
+    shutdown.trigger();
+}
+
+// ---------------------------------------------------------------------------------------
+// Crash safety.
+
+#[test]
+fn kill_9_while_filing_loses_and_duplicates_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (receiver, _task, port) =
+        rt.block_on(crate::store::start_receiver(0, Vec::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("evidence");
+    let cfg = DemoConfig::new(
+        &root,
+        &dir.path().join("spool"),
+        &format!(
+            "filing = {{ abandoned_vehicle = \"auto\" }}\n\n[cases.webhook]\nurl = \"http://127.0.0.1:{port}/cases\"\nsecret = {:?}\nbackoff_initial_s = 0.2\nbackoff_max_s = 1\n",
+            crate::store::SECRET
+        ),
+    );
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+
+    // A clean reference run (its own database and evidence) says what must come out.
+    let ref_dir = tempfile::tempdir().unwrap();
+    let ref_cfg = DemoConfig::new(&ref_dir.path().join("e"), &ref_dir.path().join("s"), "");
+    let reference = replay_cmd(
+        &ref_cfg,
+        &format!("sqlite://{}", ref_dir.path().join("c.db").display()),
+    )
+    .output()
+    .unwrap();
+    assert!(reference.status.success());
+    let expected = String::from_utf8(reference.stdout).unwrap().lines().count();
+    assert_eq!(expected, 2);
+
+    // Kill it at points spread over a whole run (about 15 s here): before, during and
+    // after the captures, the packages, the store and the deliveries.
+    let mut killed = 0;
+    for i in 0..10u64 {
+        let mut child = replay_cmd(&cfg, &db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let at = Duration::from_millis(1500 + i * 1400 + fastrand::u64(..700));
+        let deadline = std::time::Instant::now() + at;
+        let mut finished = false;
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !finished {
+            // SIGKILL: no handler, no flush.
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(killed >= 5, "only {killed} runs were killed mid-way");
+
+    // Restart once more and let it finish.
+    let out = replay_cmd(&cfg, &db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let counts = rt.block_on(async { Store::connect(&db).await.unwrap().counts().await.unwrap() });
+    assert_eq!(counts.captures as usize, expected, "{counts:?}");
+    assert_eq!(counts.cases as usize, expected, "{counts:?}");
+    assert_eq!(counts.outbox_delivered as usize, expected, "{counts:?}");
+    assert_eq!((counts.outbox_pending, counts.outbox_dead), (0, 0));
+
+    // Every package verifies, one per capture; nothing is left half-built or queued.
+    let pkgs = citywatch::evidence::packages(&root);
+    assert_eq!(pkgs.len(), expected);
+    for p in &pkgs {
+        citywatch::evidence::verify(p).unwrap();
+    }
+    let incoming: Vec<_> = std::fs::read_dir(root.join(".incoming"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(incoming.is_empty());
+
+    // The receiver took each case once, by its idempotency key, all signed.
+    let r = receiver.lock().unwrap();
+    assert_eq!(r.taken.len(), expected, "{:?}", r.taken);
+    assert!(r.taken.values().all(|&n| n == 1));
+    assert_eq!(r.bad_signatures, 0);
+}
