@@ -29,8 +29,10 @@ lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 # Decode cost, full against keyframe-only (benches/decode.rs); detection cost per model,
-# against Python onnxruntime as a peer (benches/detect.rs).
+# against Python onnxruntime as a peer (benches/detect.rs); filing latency under a burst of
+# 100 captures, fired to committed and to webhook delivered (benches/filing.rs).
 bench: deps
 	./scripts/bench-venv.sh
 	$(CARGO) bench --locked --bench decode
 	$(CARGO) bench --locked --bench detect
+	$(CARGO) bench --locked --bench filing

@@ -745,7 +745,10 @@ impl PipelineConfig {
                 }
             }
             if !(e.alert_ratio > 0.0 && e.alert_ratio <= 1.0) {
-                bad("alert_ratio", format!("must be in (0, 1], got {}", e.alert_ratio));
+                bad(
+                    "alert_ratio",
+                    format!("must be in (0, 1], got {}", e.alert_ratio),
+                );
             }
             if e.ring_mb == 0 || e.ring_mb > 4096 {
                 bad("ring_mb", format!("must be 1..=4096, got {}", e.ring_mb));

@@ -25,7 +25,9 @@ use crate::analysis::CaptureFrames;
 use crate::config::{CameraConfig, CasesSettings, EvidenceSettings, RuleKind};
 use crate::core::{Clock, Shutdown};
 use crate::evidence::ring::PacketRing;
-use crate::evidence::{CameraInfo, EvidenceWriter, ModelInfo, PackageRef, PackageRequest, RuleInfo};
+use crate::evidence::{
+    CameraInfo, EvidenceWriter, ModelInfo, PackageRef, PackageRequest, RuleInfo,
+};
 use crate::ratelimit::Capture;
 use crate::store::spool::{Spool, SpoolEntry};
 use crate::store::{FilingMode, Location, Store, capture_key};
@@ -118,6 +120,8 @@ pub struct FilingStage {
     writers: tokio::sync::Semaphore,
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
+    /// Told the key of each capture the store commits (benchmarks, tests).
+    commits: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
 }
 
 /// Most packages written at once; more wait their turn.
@@ -159,6 +163,7 @@ impl FilingStage {
             writers: tokio::sync::Semaphore::new(MAX_JOBS),
             clock,
             shutdown,
+            commits: Mutex::default(),
         }))
     }
 
@@ -167,6 +172,13 @@ impl FilingStage {
         s.queued = self.spool.len();
         s.queue_dropped = self.spool.dropped();
         s
+    }
+
+    /// The keys of captures as the store commits them, from now on.
+    pub fn observe_commits(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.commits.lock().expect("commits") = Some(tx);
+        rx
     }
 
     /// Status changes, to await (tests, the status page).
@@ -191,7 +203,12 @@ impl FilingStage {
     }
 
     /// A new capture: builds its package (in the background) and queues it for the store.
-    pub fn capture(self: &Arc<Self>, cam: &CameraEvidence, c: Capture, frames: Option<CaptureFrames>) {
+    pub fn capture(
+        self: &Arc<Self>,
+        cam: &CameraEvidence,
+        c: Capture,
+        frames: Option<CaptureFrames>,
+    ) {
         let key = capture_key(&c);
         let mode = self.cases.mode(c.candidate.rule);
         self.known.lock().expect("known").insert(
@@ -254,7 +271,13 @@ impl FilingStage {
         self.wake.notify_one();
     }
 
-    async fn package(self: Arc<Self>, cam: CameraEvidence, key: String, c: Capture, frames: CaptureFrames) {
+    async fn package(
+        self: Arc<Self>,
+        cam: CameraEvidence,
+        key: String,
+        c: Capture,
+        frames: CaptureFrames,
+    ) {
         let (writer, ev) = self.evidence.clone().expect("evidence configured");
         // The clip: wait until the stream has passed the confirmation by post_s.
         let (clip, clip_note) = match (&cam.ring, frames.confirm_stream_s) {
@@ -264,9 +287,17 @@ impl FilingStage {
                 let until = at_ns + (ev.post_s * 1e9) as u64;
                 let generation0 = ring.progress().generation;
                 let waited = ring
-                    .reached(until, generation0, Duration::from_secs_f64(ev.post_s + 30.0))
+                    .reached(
+                        until,
+                        generation0,
+                        Duration::from_secs_f64(ev.post_s + 30.0),
+                    )
                     .await;
-                let packets = if waited.generation == generation0 { ring.cut(from, until) } else { Vec::new() };
+                let packets = if waited.generation == generation0 {
+                    ring.cut(from, until)
+                } else {
+                    Vec::new()
+                };
                 let note = packets.is_empty().then(|| {
                     if waited.generation != generation0 {
                         "the camera reconnected before the clip was complete".to_string()
@@ -276,9 +307,16 @@ impl FilingStage {
                 });
                 (packets, note)
             }
-            _ => (Vec::new(), Some("this camera keeps no stream buffer".to_string())),
+            _ => (
+                Vec::new(),
+                Some("this camera keeps no stream buffer".to_string()),
+            ),
         };
-        let rule = cam.rules.get(&c.candidate.rule).copied().unwrap_or((c.candidate.dwell_s, 0.0));
+        let rule = cam
+            .rules
+            .get(&c.candidate.rule)
+            .copied()
+            .unwrap_or((c.candidate.dwell_s, 0.0));
         let req = Arc::new(PackageRequest {
             key: key.clone(),
             capture: c.clone(),
@@ -367,16 +405,21 @@ impl FilingStage {
     /// Writes the queue to the store once. Returns how many were written.
     pub async fn drain_once(&self) -> Result<usize, crate::store::StoreError> {
         let table = self.cases.table.as_ref().expect("category table loaded");
-        let r = self.spool.drain(&self.store, table, self.now()).await;
+        let r = self
+            .spool
+            .drain(&self.store, table, self.now(), |key| {
+                if let Some(tx) = self.commits.lock().expect("commits").as_ref() {
+                    let _ = tx.send(key.to_string());
+                }
+                self.update(|s| s.stored += 1);
+            })
+            .await;
         match &r {
             Ok(n) => {
                 if *n > 0 {
                     self.stored.notify_one();
                 }
-                self.update(|s| {
-                    s.stored += *n as u64;
-                    s.last_db_error = None;
-                });
+                self.update(|s| s.last_db_error = None);
             }
             Err(e) => self.update(|s| {
                 s.db_errors += 1;
@@ -433,7 +476,12 @@ impl FilingStage {
                     .await
                     .unwrap_or_default();
                     if sweep.quota_alert {
-                        warn!(used_bytes = sweep.used_bytes, quota_bytes = sweep.quota_bytes, kept_open = sweep.kept_open, "evidence storage is close to its quota");
+                        warn!(
+                            used_bytes = sweep.used_bytes,
+                            quota_bytes = sweep.quota_bytes,
+                            kept_open = sweep.kept_open,
+                            "evidence storage is close to its quota"
+                        );
                     }
                     self.update(|s| s.retention = Some(sweep));
                 }
@@ -460,5 +508,4 @@ impl FilingStage {
         }
         self.drain_once().await
     }
-
 }

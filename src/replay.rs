@@ -18,9 +18,9 @@ use crate::episodes::store::NoStore;
 use crate::filing::{CameraEvidence, FilingStage};
 use crate::ingest::spawn_camera_with_ring;
 use crate::ratelimit::{Capture, Suppression};
-use crate::store::outbox::Forwarder;
 use crate::rules::engine::Candidate;
 use crate::run::{budget, start_detection};
+use crate::store::outbox::Forwarder;
 
 pub struct ReplayOptions {
     /// Plays each file this many times back to back.

@@ -166,8 +166,13 @@ pub async fn forward(
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
-        if let Err(e) = forwarder.deliver_due(&store, now).await {
-            warn!(error = %e, "outbox delivery round failed; will retry");
+        match forwarder.deliver_due(&store, now).await {
+            // A full round: more may be due at once.
+            Ok(d) if d.delivered + d.retried + d.dead >= crate::store::outbox::ROUND as u32 => {
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "outbox delivery round failed; will retry"),
         }
         tokio::select! {
             biased;
@@ -393,10 +398,7 @@ fn print_filing(stage: Option<&FilingStage>, format: StatusFormat) {
     let Some(stage) = stage else { return };
     let s = stage.status();
     match format {
-        StatusFormat::Json => println!(
-            "{}",
-            serde_json::json!({ "filing": s })
-        ),
+        StatusFormat::Json => println!("{}", serde_json::json!({ "filing": s })),
         StatusFormat::Table => {
             let mut out = format!(
                 "{:<12} evidence_pending={} evidence_written={} evidence_errors={} queued={} queue_dropped={} stored={} db_errors={}",

@@ -29,7 +29,11 @@ pub fn write_mp4(packets: &[Packet], path: &Path) -> Result<ClipSpan, String> {
     let parser = match caps.structure(0).map(|s| s.name().as_str()) {
         Some("video/x-h264") => "h264parse",
         Some("video/x-h265") => "h265parse",
-        Some(other) => return Err(format!("cannot clip a {other} stream into MP4 without re-encoding")),
+        Some(other) => {
+            return Err(format!(
+                "cannot clip a {other} stream into MP4 without re-encoding"
+            ));
+        }
         None => return Err("the stream has no caps".into()),
     };
     let pipeline = gst::Pipeline::with_name("clip");
@@ -64,7 +68,10 @@ pub fn write_mp4(packets: &[Packet], path: &Path) -> Result<ClipSpan, String> {
         {
             let b = b.get_mut().expect("a fresh copy is writable");
             b.set_pts(gst::ClockTime::from_nseconds(p.pts - base));
-            b.set_dts(p.dts.map(|d| gst::ClockTime::from_nseconds(d.saturating_sub(base))));
+            b.set_dts(
+                p.dts
+                    .map(|d| gst::ClockTime::from_nseconds(d.saturating_sub(base))),
+            );
             end = end.max(p.pts + b.duration().map_or(0, |d| d.nseconds()));
         }
         if src.push_buffer(b).is_err() {

@@ -147,9 +147,9 @@ impl Canvas<'_> {
     fn blend(&mut self, x: i64, y: i64, c: [u8; 3], a: f32) {
         if x >= 0 && y >= 0 && x < self.w && y < self.h && a > 0.0 {
             let i = ((y * self.w + x) * 3) as usize;
-            for k in 0..3 {
-                let old = self.px[i + k] as f32;
-                self.px[i + k] = (old + (c[k] as f32 - old) * a.min(1.0)).round() as u8;
+            for (px, &to) in self.px[i..i + 3].iter_mut().zip(&c) {
+                let old = *px as f32;
+                *px = (old + (to as f32 - old) * a.min(1.0)).round() as u8;
             }
         }
     }

@@ -286,7 +286,10 @@ impl EvidenceWriter {
                 Stamp::new(s.t, req.camera.utc_offset_s, s.stream_s)
             }
             None => {
-                notes.push("no first-seen frame: it was not kept (a restart, or too many open objects)".into());
+                notes.push(
+                    "no first-seen frame: it was not kept (a restart, or too many open objects)"
+                        .into(),
+                );
                 let stream = req.confirm_stream_s.map(|c| c - (k.confirm - k.start));
                 Stamp::new(k.start, req.camera.utc_offset_s, stream)
             }
@@ -294,7 +297,9 @@ impl EvidenceWriter {
         let clip = if req.clip.is_empty() {
             notes.push(format!(
                 "no clip: {}",
-                req.clip_note.as_deref().unwrap_or("the stream was not buffered")
+                req.clip_note
+                    .as_deref()
+                    .unwrap_or("the stream was not buffered")
             ));
             None
         } else {
@@ -307,10 +312,10 @@ impl EvidenceWriter {
                 }
                 Err(e) => {
                     // A muxer failure loses the clip, not the capture; a disk error is retried.
-                    if let Err(source) = std::fs::metadata(&path).and_then(|_| std::fs::remove_file(&path)) {
-                        if source.kind() != std::io::ErrorKind::NotFound {
-                            return Err(io(&path)(source));
-                        }
+                    if let Err(source) = std::fs::remove_file(&path)
+                        && source.kind() != std::io::ErrorKind::NotFound
+                    {
+                        return Err(io(&path)(source));
                     }
                     if is_disk_error(&e) {
                         return Err(EvidenceError::Io {
@@ -347,11 +352,18 @@ impl EvidenceWriter {
 
 fn is_disk_error(muxer_message: &str) -> bool {
     let m = muxer_message.to_ascii_lowercase();
-    m.contains("no space") || m.contains("write") || m.contains("permission") || m.contains("open file")
+    m.contains("no space")
+        || m.contains("write")
+        || m.contains("permission")
+        || m.contains("open file")
 }
 
 fn utc_label(offset_s: i32) -> String {
-    let (sign, a) = if offset_s < 0 { ('-', -offset_s) } else { ('+', offset_s) };
+    let (sign, a) = if offset_s < 0 {
+        ('-', -offset_s)
+    } else {
+        ('+', offset_s)
+    };
     format!("UTC{sign}{:02}:{:02}", a / 3600, a % 3600 / 60)
 }
 
@@ -370,7 +382,13 @@ fn package_ref(rel: &Path, dir: &Path, m: &PackageManifest) -> PackageRef {
 pub fn safe_component(s: &str) -> String {
     let out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with('.') {
         format!("_{out}")
@@ -428,7 +446,10 @@ pub fn verify(dir: &Path) -> Result<PackageManifest, EvidenceError> {
     }
     for f in &m.files {
         if f.name.contains('/') || f.name.contains("..") {
-            return Err(invalid(format!("file name {:?} leaves the package", f.name)));
+            return Err(invalid(format!(
+                "file name {:?} leaves the package",
+                f.name
+            )));
         }
         let got = entry_of(&dir.join(&f.name), &f.name)?;
         if got.sha256 != f.sha256 {
@@ -462,8 +483,16 @@ pub fn packages(root: &Path) -> Vec<PathBuf> {
         if day.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        for cam in std::fs::read_dir(day.path()).into_iter().flatten().flatten() {
-            for pkg in std::fs::read_dir(cam.path()).into_iter().flatten().flatten() {
+        for cam in std::fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for pkg in std::fs::read_dir(cam.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if pkg.path().join("manifest.json").is_file() {
                     out.push(pkg.path());
                 }
@@ -485,7 +514,14 @@ mod tests {
             resolve(root, "2026-11-27/cam/cap-1/confirm.jpg"),
             Some(root.join("2026-11-27/cam/cap-1/confirm.jpg"))
         );
-        for bad in ["../etc/passwd", "/etc/passwd", "a/../../b", "", ".incoming/x", "a/.x"] {
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "",
+            ".incoming/x",
+            "a/.x",
+        ] {
             assert_eq!(resolve(root, bad), None, "{bad}");
         }
     }

@@ -141,7 +141,10 @@ mod tests {
             .into();
         let s = sweep(t.path(), SystemTime::now(), &policy(1 << 30), &finished);
         assert_eq!((s.packages, s.deleted, s.kept_open), (3, 1, 1));
-        assert!(!t.path().join("2026-01-01").exists(), "empty folders go too");
+        assert!(
+            !t.path().join("2026-01-01").exists(),
+            "empty folders go too"
+        );
         assert!(t.path().join("2026-01-02/cam/cap-old-open").exists());
         assert!(t.path().join("2026-11-27/cam/cap-new-closed").exists());
         assert!(!s.quota_alert);

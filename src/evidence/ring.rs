@@ -215,7 +215,10 @@ mod tests {
         let g = r.inner.lock().unwrap();
         assert!(g.packets.front().unwrap().key);
         let first = g.packets.front().unwrap().pts;
-        assert_eq!(first, 14_000_000_000, "the newest is 19.9 s: keep from 14 s");
+        assert_eq!(
+            first, 14_000_000_000,
+            "the newest is 19.9 s: keep from 14 s"
+        );
         assert_eq!(r.progress().newest, Some(19_900_000_000));
     }
 
@@ -244,7 +247,11 @@ mod tests {
         let r = ring(30, usize::MAX);
         feed(&r, 0, 3_000, Duration::ZERO);
         feed(&r, 0, 3_000, Duration::from_secs(3));
-        assert_eq!(r.progress().generation, 0, "a looped file continues the timeline");
+        assert_eq!(
+            r.progress().generation,
+            0,
+            "a looped file continues the timeline"
+        );
         assert_eq!(r.progress().newest, Some(5_900_000_000));
         feed(&r, 0, 1_000, Duration::ZERO);
         assert_eq!(r.progress().generation, 1);

@@ -327,7 +327,12 @@ impl Store {
     }
 
     /// Closes a filed case (the city platform reports it handled). Closing twice is a no-op.
-    pub async fn close_case(&self, case_number: &str, actor: &str, now: f64) -> Result<(), StoreError> {
+    pub async fn close_case(
+        &self,
+        case_number: &str,
+        actor: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         let changed = sqlx::query(&self.sql(
             "UPDATE cases SET status = 'closed' WHERE case_number = $1 AND status <> 'closed'",

@@ -64,6 +64,9 @@ pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Most rows one delivery round sends.
+pub const ROUND: usize = 64;
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
     pub delivered: u32,
@@ -94,9 +97,10 @@ impl Forwarder {
     pub async fn deliver_due(&self, store: &Store, now: f64) -> Result<Delivery, StoreError> {
         let rows = sqlx::query(&store.prepare(
             "SELECT id, idempotency_key, payload, attempts FROM outbox \
-             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 64",
+             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
         ))
         .bind(now)
+        .bind(ROUND as i64)
         .fetch_all(store.pool())
         .await
         .map_err(|e| store.db_err(e))?;

@@ -149,17 +149,19 @@ impl Spool {
         out
     }
 
-    /// Writes every queued capture to the store, removing each once committed. Stops at the
-    /// first database error (the rest wait). Returns how many were written.
+    /// Writes every queued capture to the store, removing each once committed, and tells
+    /// `committed` its key. Stops at the first database error (the rest wait). Returns how
+    /// many were written.
     pub async fn drain(
         &self,
         store: &Store,
         table: &CategoryTable,
         now: f64,
+        mut committed: impl FnMut(&str),
     ) -> Result<usize, StoreError> {
         let mut n = 0;
         for (path, e) in self.pending() {
-            store
+            let (key, _) = store
                 .record_capture(
                     &e.capture,
                     e.evidence.as_ref(),
@@ -169,6 +171,7 @@ impl Spool {
                     now,
                 )
                 .await?;
+            committed(&key);
             // A newer version of the entry (a higher count) written meanwhile stays queued.
             if std::fs::read(&path)
                 .ok()

@@ -132,7 +132,11 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
     let cfg = DemoConfig::new(&root, &dir.path().join("spool"), "");
     let db = format!("sqlite://{}", dir.path().join("cases.db").display());
     let out = replay_cmd(&cfg, &db).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let packages = citywatch::evidence::packages(&root);
     assert_eq!(packages.len(), 2, "{packages:?}");
@@ -164,7 +168,10 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
 
         // The clip: 10 s either side of the confirmation, from a keyframe, decodable.
         let span = m.clip.unwrap();
-        assert!(span.start_s <= 50.0 + 1e-6 && span.start_s > 48.9, "{span:?}");
+        assert!(
+            span.start_s <= 50.0 + 1e-6 && span.start_s > 48.9,
+            "{span:?}"
+        );
         assert!(span.end_s >= 70.0, "{span:?}");
         let clip = dir.join("clip.mp4");
         let (frames, w, h) = decode(&clip, "qtdemux ! h264parse ! avdec_h264");
@@ -343,7 +350,11 @@ async fn an_unwritable_evidence_dir_keeps_the_capture_pending_and_it_is_retried(
     let pkgs = citywatch::evidence::packages(&root);
     assert_eq!(pkgs.len(), 1);
     let m = citywatch::evidence::verify(&pkgs[0]).unwrap();
-    assert!(m.notes.iter().any(|n| n.contains("no clip")), "{:?}", m.notes);
+    assert!(
+        m.notes.iter().any(|n| n.contains("no clip")),
+        "{:?}",
+        m.notes
+    );
     assert_eq!(store.counts().await.unwrap().captures, 1);
     assert!(stage.status().last_evidence_error.is_none());
     shutdown.trigger();
@@ -362,7 +373,11 @@ impl Tmpfs {
             .status()
             .unwrap()
             .success();
-        assert!(ok, "cannot mount a tmpfs at {} (the tests need root)", dir.display());
+        assert!(
+            ok,
+            "cannot mount a tmpfs at {} (the tests need root)",
+            dir.display()
+        );
         Tmpfs(dir.to_path_buf())
     }
 }
@@ -419,8 +434,7 @@ async fn a_full_disk_leaves_nothing_half_written_and_the_capture_is_written_once
 #[test]
 fn kill_9_while_filing_loses_and_duplicates_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (receiver, _task, port) =
-        rt.block_on(crate::store::start_receiver(0, Vec::new()));
+    let (receiver, _task, port) = rt.block_on(crate::store::start_receiver(0, Vec::new()));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("evidence");
     let cfg = DemoConfig::new(
@@ -476,7 +490,11 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
 
     // Restart once more and let it finish.
     let out = replay_cmd(&cfg, &db).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let counts = rt.block_on(async { Store::connect(&db).await.unwrap().counts().await.unwrap() });
     assert_eq!(counts.captures as usize, expected, "{counts:?}");
