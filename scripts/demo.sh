@@ -9,16 +9,17 @@ bin=target/debug/citywatch
 log=$(mktemp)
 "$bin" serve-samples --port "$port" >"$log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+config=pipelines/demo.toml
+trap 'kill $server 2>/dev/null || true; rm -f "$log"; [ "$config" = pipelines/demo.toml ] || rm -f "$config"' EXIT
 for _ in $(seq 1 300); do
   grep -q '^listening on' "$log" && break
   kill -0 "$server" 2>/dev/null || { cat "$log"; echo "demo: the sample server failed to start"; exit 1; }
   sleep 0.1
 done
 grep '^serving' "$log"
-config=pipelines/demo.toml
 if [ "$port" != 8554 ]; then
-  config=$(mktemp --suffix=.toml)
+  # Beside the original, so its relative paths (footage, categories, .local) still hold.
+  config=pipelines/.test-demo-$port.toml
   sed "s/127.0.0.1:8554/127.0.0.1:$port/" pipelines/demo.toml >"$config"
 fi
 echo "demo: running $config for ${seconds}s; camera health every 5 s"

@@ -431,6 +431,21 @@ async fn a_full_disk_leaves_nothing_half_written_and_the_capture_is_written_once
 // ---------------------------------------------------------------------------------------
 // Crash safety.
 
+fn walk_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                walk_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
 #[test]
 fn kill_9_while_filing_loses_and_duplicates_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -485,6 +500,20 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
             killed += 1;
         }
         child.wait().unwrap();
+        // Where it was stopped (shown with --nocapture): what had reached each stage.
+        let queued = walk_files(&dir.path().join("spool"));
+        let counts = rt.block_on(async {
+            match Store::connect(&db).await {
+                Ok(s) => format!("{:?}", s.counts().await.ok()),
+                Err(e) => e.to_string(),
+            }
+        });
+        eprintln!(
+            "run {i}: {} after {at:?}; packages {}, queued {queued}, store {counts}, receiver took {}",
+            if finished { "finished" } else { "killed" },
+            citywatch::evidence::packages(&root).len(),
+            receiver.lock().unwrap().taken.len()
+        );
     }
     assert!(killed >= 5, "only {killed} runs were killed mid-way");
 
