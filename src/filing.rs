@@ -45,6 +45,8 @@ pub struct FilingStatus {
     pub queued: usize,
     /// Captures refused because the queue was full.
     pub queue_dropped: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_queue_error: Option<String>,
     pub db_errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_db_error: Option<String>,
@@ -266,7 +268,7 @@ impl FilingStage {
         };
         if let Err(e) = self.spool.put(key, &entry) {
             error!(capture = key, error = %e, "capture not queued");
-            self.update(|s| s.last_db_error = Some(e.to_string()));
+            self.update(|s| s.last_queue_error = Some(e.to_string()));
         }
         self.wake.notify_one();
     }

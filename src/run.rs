@@ -422,6 +422,9 @@ fn print_filing(stage: Option<&FilingStage>, format: StatusFormat) {
             if let Some(e) = &s.last_evidence_error {
                 out.push_str(&format!(" last_evidence_error=\"{e}\""));
             }
+            if let Some(e) = &s.last_queue_error {
+                out.push_str(&format!(" last_queue_error=\"{e}\""));
+            }
             if let Some(e) = &s.last_db_error {
                 out.push_str(&format!(" last_db_error=\"{e}\""));
             }

@@ -548,3 +548,101 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
     assert!(r.taken.values().all(|&n| n == 1));
     assert_eq!(r.bad_signatures, 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// The database goes away.
+
+/// A TCP relay on loopback in front of the test PostgreSQL: "down" closes every relayed
+/// connection and refuses new ones; "up" listens again on the same port.
+struct Relay {
+    port: u16,
+    target: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Self {
+        let mut r = Relay {
+            port: 0,
+            target,
+            task: None,
+        };
+        r.up().await;
+        r
+    }
+
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.port = listener.local_addr().unwrap().port();
+        let target = self.target;
+        self.task = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    break;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Dropping the task drops the listener and, with its JoinSet, every relayed connection.
+    async fn down(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn while_the_database_is_down_captures_wait_in_the_bounded_queue_and_overflow_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = crate::store::postgres_url().await;
+    let pg = url::Url::parse(&direct).unwrap();
+    let mut relay = Relay::start(pg.port().unwrap_or(5432)).await;
+    let mut via = pg.clone();
+    via.set_port(Some(relay.port)).unwrap();
+
+    let mut cfg = stage_config(&dir.path().join("evidence"), &dir.path().join("spool"));
+    cfg.cases.as_mut().unwrap().spool_max = 3;
+    let (stage, _store, shutdown) = open_stage(&cfg, via.as_str()).await;
+    let cam = CameraEvidence::new(&cfg.cameras[0], None);
+
+    stage.capture(&cam, capture(1), Some(frames()));
+    wait_status(&stage, "the first capture stored", |s| s.stored >= 1).await;
+
+    relay.down().await;
+    for i in 2..=4 {
+        stage.capture(&cam, capture(i), Some(frames()));
+    }
+    wait_status(&stage, "a database error", |s| s.db_errors >= 1).await;
+    wait_status(&stage, "three packages", |s| s.evidence_written >= 4).await;
+    let s = stage.status();
+    assert_eq!((s.queued, s.queue_dropped, s.stored), (3, 0, 1), "{s:?}");
+    assert!(s.last_db_error.is_some());
+    // The queue is on disk: three fsynced entries.
+    assert_eq!(walk_files(&dir.path().join("spool")), 3);
+
+    // Full: the next capture is refused, counted and reported.
+    stage.capture(&cam, capture(5), Some(frames()));
+    wait_status(&stage, "the fifth package", |s| s.evidence_written >= 5).await;
+    let s = stage.status();
+    assert_eq!((s.queued, s.queue_dropped), (3, 1), "{s:?}");
+    let err = s.last_queue_error.unwrap();
+    assert!(err.contains("full") && err.contains("dropped"), "{err}");
+
+    relay.up().await;
+    wait_status(&stage, "the queue drained", |s| s.stored >= 4).await;
+    let direct_store = Store::connect(&direct).await.unwrap();
+    assert_eq!(direct_store.counts().await.unwrap().captures, 4);
+    assert_eq!(stage.status().queued, 0);
+    shutdown.trigger();
+}

@@ -65,7 +65,7 @@ fn capture(rule: RuleKind, episode: u64, confirm: f64) -> Capture {
 }
 
 /// A fresh database on the test PostgreSQL.
-async fn postgres_url() -> String {
+pub(crate) async fn postgres_url() -> String {
     let admin = std::env::var("CITYWATCH_TEST_POSTGRES").expect(
         "CITYWATCH_TEST_POSTGRES is not set: run the tests with `make test` (scripts/test.sh starts PostgreSQL)",
     );
