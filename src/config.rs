@@ -149,6 +149,9 @@ pub struct EpisodeSettings {
     /// Folder where open episodes are kept across restarts, relative to the config file.
     /// Default: none (episodes live in memory only).
     pub state_dir: Option<PathBuf>,
+    /// Keep open episodes in the case database's `episodes` table instead (needs `[cases]`;
+    /// not with `state_dir`). Default false.
+    pub in_database: bool,
 }
 
 impl Default for EpisodeSettings {
@@ -159,6 +162,7 @@ impl Default for EpisodeSettings {
             vehicle_grace_s: 300.0,
             signature_distance: 0.35,
             state_dir: None,
+            in_database: false,
         }
     }
 }
@@ -760,6 +764,20 @@ impl PipelineConfig {
                 if let Err(err) = crate::evidence::image::Watermarker::load(Some(f)) {
                     bad("font", err.to_string());
                 }
+            }
+        }
+        if episodes.in_database {
+            if cases.is_none() {
+                problems.push(ConfigProblem {
+                    path: "episodes.in_database".into(),
+                    message: "needs a [cases] section: episodes are kept in its database".into(),
+                });
+            }
+            if episodes.state_dir.is_some() {
+                problems.push(ConfigProblem {
+                    path: "episodes.in_database".into(),
+                    message: "choose one place for episodes: state_dir or in_database".into(),
+                });
             }
         }
         if let Some(c) = cases.as_mut() {
@@ -1536,6 +1554,38 @@ zones = ["p"]
             format!("sqlite://{}", dir.path().join("cases.db").display())
         );
         assert!(!format!("{c:?}").contains("do-not-print-me"));
+    }
+
+    #[test]
+    fn evidence_and_episode_storage_are_checked_with_their_paths() {
+        let cam = "[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/1\"\n";
+        let errs = parse(&format!(
+            "[episodes]\nin_database = true\n[evidence]\nroot = \"ev\"\npre_s = -1\nalert_ratio = 2\nring_mb = 0\nfont = \"/no/such/font.ttc\"\n{cam}"
+        ))
+        .unwrap_err();
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        for (field, words) in [
+            ("evidence.pre_s", "between 0 and 600"),
+            ("evidence.alert_ratio", "(0, 1]"),
+            ("evidence.ring_mb", "1..=4096"),
+            ("evidence.font", "fonts-wqy-microhei"),
+            ("episodes.in_database", "needs a [cases] section"),
+        ] {
+            assert!(
+                errs.iter()
+                    .any(|e| e.starts_with(field) && e.contains(words)),
+                "{field}: {errs:?}"
+            );
+        }
+        let ok = parse(&format!("[evidence]\nroot = \"ev\"\n{cam}")).unwrap();
+        let ev = ok.evidence.unwrap();
+        assert_eq!(ev.root, Path::new("/base/ev"));
+        assert_eq!((ev.pre_s, ev.post_s, ev.quota_gb), (10.0, 10.0, 50.0));
+        let errs = parse(&format!("[evidence]\nroot = \"ev\"\nclip = true\n{cam}")).unwrap_err();
+        assert!(
+            errs[0].starts_with("evidence.clip: unknown field"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -228,9 +228,22 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let detection = start_detection(&config, false)?;
     let budget = budget(&config);
+    let mut db_episodes = None;
     let stage = match &config.cases {
         Some(c) => {
             let store = Arc::new(Store::connect(&c.database).await?);
+            if config.episodes.in_database {
+                let ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
+                db_episodes = Some(
+                    crate::store::episodes::DbEpisodeStore::open(
+                        store.clone(),
+                        &ids,
+                        clock.clone(),
+                        shutdown.clone(),
+                    )
+                    .await?,
+                );
+            }
             for cam in &config.cameras {
                 store
                     .upsert_camera(&cam.id, &cam.name, &cam.location)
@@ -288,7 +301,10 @@ pub async fn run(
                     CameraAnalysis::new(
                         cam,
                         &config,
-                        episode_store(&config)?,
+                        match &db_episodes {
+                            Some(db) => Box::new(db.clone()),
+                            None => episode_store(&config)?,
+                        },
                         d.model_sees_overflow,
                     )?,
                     budget.clone(),

@@ -6,6 +6,7 @@
 //! case and its outbox row in one transaction.
 
 pub mod categories;
+pub mod episodes;
 pub mod outbox;
 pub mod spool;
 
@@ -308,6 +309,48 @@ impl Store {
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(case)
+    }
+
+    /// A camera's saved episode state (JSON), if any.
+    pub async fn load_episodes(&self, camera: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT state FROM episodes WHERE camera = $1"))
+            .bind(camera)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        row.map(|r| r.try_get::<String, _>(0).map_err(|e| self.err(e)))
+            .transpose()
+    }
+
+    /// Saves a camera's episode state (JSON), replacing the previous one.
+    pub async fn save_episodes(
+        &self,
+        camera: &str,
+        state: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "INSERT INTO episodes (camera, state, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (camera) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        ))
+        .bind(camera)
+        .bind(state)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The case number filed for a capture, if any.
+    pub async fn case_of_capture(&self, capture_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT case_number FROM cases WHERE capture_id = $1"))
+            .bind(capture_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        row.map(|r| r.try_get::<String, _>(0).map_err(|e| self.err(e)))
+            .transpose()
     }
 
     /// Keys of the captures whose evidence may go: rejected, or their case closed.

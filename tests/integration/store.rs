@@ -191,6 +191,80 @@ async fn suite(url: &str) {
     ));
     let n = store.counts().await.unwrap();
     assert_eq!((n.captures, n.cases, n.outbox_pending), (3, 2, 2));
+
+    // Retention may delete only what is finished: the rejected capture, and a capture once
+    // its case is closed.
+    let finished = store.finished_capture_keys().await.unwrap();
+    assert_eq!(finished.len(), 1, "only the rejected capture: {finished:?}");
+    let rejected = finished.iter().next().unwrap();
+    assert_eq!(store.case_of_capture(rejected).await.unwrap(), None);
+    let (filed_key, _) = store
+        .record_capture(
+            &capture(RuleKind::AbandonedVehicle, 9, T0 + 900.0),
+            None,
+            FilingMode::Auto,
+            &t,
+            &location(),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .finished_capture_keys()
+            .await
+            .unwrap()
+            .contains(&filed_key)
+    );
+    let case = store.case_of_capture(&filed_key).await.unwrap().unwrap();
+    store
+        .close_case(&case, "platform", T0 + 1000.0)
+        .await
+        .unwrap();
+    // Closing again changes nothing (and writes no second audit row).
+    store
+        .close_case(&case, "platform", T0 + 1001.0)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .finished_capture_keys()
+            .await
+            .unwrap()
+            .contains(&filed_key)
+    );
+
+    // Episodes live in the episodes table: saved by one store, loaded by the next.
+    use citywatch::episodes::store::EpisodeStore;
+    use citywatch::store::episodes::DbEpisodeStore;
+    let store = Arc::new(store);
+    let shutdown = citywatch::core::Shutdown::new();
+    let clock = Arc::new(citywatch::core::SystemClock);
+    let cams = vec!["vtest".to_string()];
+    let db = DbEpisodeStore::open(store.clone(), &cams, clock.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    assert_eq!(db.load("vtest").unwrap(), Default::default());
+    let state: citywatch::episodes::TrackerState = serde_json::from_value(serde_json::json!({
+        "next_id": 8,
+        "open": [{
+            "id": 7, "kind": "vehicle", "label": "car", "anchor": [0.1, 0.1, 0.2, 0.2],
+            "last_box": [0.1, 0.1, 0.2, 0.2], "signature": null, "first_seen": T0,
+            "last_seen": T0 + 30.0, "hits": 4, "best_score": 0.9, "last_score": 0.8
+        }]
+    }))
+    .unwrap();
+    let mut written = db.written();
+    db.save("vtest", &state).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), written.wait_for(|n| *n >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+    let again = DbEpisodeStore::open(store.clone(), &cams, clock, shutdown.clone())
+        .await
+        .unwrap();
+    assert_eq!(again.load("vtest").unwrap(), state);
+    shutdown.trigger();
 }
 
 #[tokio::test]
