@@ -179,12 +179,7 @@ pub async fn replay(
             let Some(cases) = &config.cases else {
                 bail!("--db needs a [cases] section in the config (category table, filing modes)");
             };
-            let store = Arc::new(crate::store::Store::connect(url).await?);
-            for cam in &config.cameras {
-                store
-                    .upsert_camera(&cam.id, &cam.name, &cam.location)
-                    .await?;
-            }
+            let store = crate::run::open_store(url, &config).await?;
             let stage = FilingStage::open(
                 store.clone(),
                 Arc::new(cases.clone()),

@@ -94,6 +94,20 @@ pub fn start_detection(
     }))
 }
 
+/// Connects to the case database and records the config's cameras in it.
+pub async fn open_store(
+    url: &str,
+    config: &PipelineConfig,
+) -> Result<Arc<Store>, crate::store::StoreError> {
+    let store = Arc::new(Store::connect(url).await?);
+    for cam in &config.cameras {
+        store
+            .upsert_camera(&cam.id, &cam.name, &cam.location)
+            .await?;
+    }
+    Ok(store)
+}
+
 /// The episode store the config asks for.
 pub fn episode_store(config: &PipelineConfig) -> std::io::Result<Box<dyn EpisodeStore>> {
     Ok(match &config.episodes.state_dir {
@@ -231,7 +245,7 @@ pub async fn run(
     let mut db_episodes = None;
     let stage = match &config.cases {
         Some(c) => {
-            let store = Arc::new(Store::connect(&c.database).await?);
+            let store = open_store(&c.database, &config).await?;
             if config.episodes.in_database {
                 let ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
                 db_episodes = Some(
@@ -243,11 +257,6 @@ pub async fn run(
                     )
                     .await?,
                 );
-            }
-            for cam in &config.cameras {
-                store
-                    .upsert_camera(&cam.id, &cam.name, &cam.location)
-                    .await?;
             }
             let stage = FilingStage::open(
                 store.clone(),

@@ -66,11 +66,11 @@ fn replay_cmd(cfg: &DemoConfig, db: &str) -> Command {
     c
 }
 
-/// (pts in ns, bytes) of every H.264 sample in an MP4, in file order.
-fn samples(path: &Path) -> Vec<(u64, Vec<u8>)> {
+/// `filesrc location=PATH ! CHAIN ! appsink`, playing.
+fn play(path: &Path, chain: &str) -> (gst::Pipeline, gst_app::AppSink) {
     gst::init().unwrap();
     let p = gst::parse::launch(&format!(
-        "filesrc location={:?} ! qtdemux ! video/x-h264 ! appsink name=s sync=false",
+        "filesrc location={:?} ! {chain} ! appsink name=s sync=false",
         path.display().to_string()
     ))
     .unwrap()
@@ -82,6 +82,12 @@ fn samples(path: &Path) -> Vec<(u64, Vec<u8>)> {
         .downcast::<gst_app::AppSink>()
         .unwrap();
     p.set_state(gst::State::Playing).unwrap();
+    (p, sink)
+}
+
+/// (pts in ns, bytes) of every H.264 sample in an MP4, in file order.
+fn samples(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    let (p, sink) = play(path, "qtdemux ! video/x-h264");
     let mut out = Vec::new();
     while let Ok(s) = sink.pull_sample() {
         let b = s.buffer().unwrap();
@@ -96,20 +102,10 @@ fn samples(path: &Path) -> Vec<(u64, Vec<u8>)> {
 
 /// Decodes a file with GStreamer: (frames, width, height). Panics on a decoding error.
 fn decode(path: &Path, chain: &str) -> (usize, i32, i32) {
-    gst::init().unwrap();
-    let p = gst::parse::launch(&format!(
-        "filesrc location={:?} ! {chain} ! videoconvert ! video/x-raw,format=RGB ! appsink name=s sync=false",
-        path.display().to_string()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = p
-        .by_name("s")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
+    let (p, sink) = play(
+        path,
+        &format!("{chain} ! videoconvert ! video/x-raw,format=RGB"),
+    );
     let (mut n, mut w, mut h) = (0, 0, 0);
     while let Ok(s) = sink.pull_sample() {
         let st = s.caps().unwrap().structure(0).unwrap().to_owned();
