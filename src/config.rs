@@ -30,6 +30,8 @@ pub struct PipelineConfig {
     pub cases: Option<CasesSettings>,
     /// Evidence packages; absent means captures carry no evidence files.
     pub evidence: Option<EvidenceSettings>,
+    /// The review UI and API; absent means no HTTP server.
+    pub web: Option<WebSettings>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -69,6 +71,31 @@ pub struct EvidenceSettings {
     /// Put the JPEG images into webhook payloads as base64 too.
     #[serde(default)]
     pub embed_images: bool,
+}
+
+/// `[web]`: the operators' review UI, the JSON API and `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// Address to listen on. Default 127.0.0.1:8080.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Session lifetime, in hours.
+    #[serde(default = "default_session_h")]
+    pub session_hours: f64,
+    /// Failed logins allowed per user name and client address in 15 minutes.
+    #[serde(default = "default_login_attempts")]
+    pub login_attempts: u32,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_session_h() -> f64 {
+    12.0
+}
+fn default_login_attempts() -> u32 {
+    5
 }
 
 fn default_clip_s() -> f64 {
@@ -646,11 +673,12 @@ impl PipelineConfig {
                     | "replay"
                     | "cases"
                     | "evidence"
+                    | "web"
                     | "cameras"
             ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence or cameras)"
+                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web or cameras)"
                         .into(),
                 });
             }
@@ -766,6 +794,29 @@ impl PipelineConfig {
                 }
             }
         }
+        let web: Option<WebSettings> = section(&table, "web", &mut problems);
+        if let Some(w) = &web {
+            if w.listen.parse::<std::net::SocketAddr>().is_err() {
+                problems.push(ConfigProblem {
+                    path: "web.listen".into(),
+                    message: format!("expected IP:PORT, got {:?}", w.listen),
+                });
+            }
+            if cases.is_none() {
+                problems.push(ConfigProblem {
+                    path: "web".into(),
+                    message:
+                        "needs a [cases] section: users, captures and cases live in its database"
+                            .into(),
+                });
+            }
+            if !(w.session_hours > 0.0 && w.session_hours <= 24.0 * 30.0) {
+                problems.push(ConfigProblem {
+                    path: "web.session_hours".into(),
+                    message: format!("must be in (0, 720], got {}", w.session_hours),
+                });
+            }
+        }
         if episodes.in_database {
             if cases.is_none() {
                 problems.push(ConfigProblem {
@@ -835,6 +886,7 @@ impl PipelineConfig {
                 replay,
                 cases,
                 evidence,
+                web,
                 cameras,
             })
         } else {
@@ -1434,7 +1486,7 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence or cameras)".to_string(),
+                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web or cameras)".to_string(),
                 "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),

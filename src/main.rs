@@ -91,12 +91,56 @@ enum Command {
         every: u64,
         file: PathBuf,
     },
+    /// Manages web users (in the pipeline's case database).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Makes an API token for a user (printed once; only its hash is stored).
+    Token {
+        pipeline: PathBuf,
+        user: String,
+        #[arg(long, default_value = "integration")]
+        label: String,
+    },
     /// Checks a camera: connection, authentication, codec, resolution, frame rate.
     Probe {
         url: String,
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
     },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Adds a user, or replaces an existing user's role and password. The password is read
+    /// from standard input (first line); with --generate one is made and printed.
+    Add {
+        pipeline: PathBuf,
+        name: String,
+        #[arg(long, value_parser = ["viewer", "operator", "admin"], default_value = "operator")]
+        role: String,
+        #[arg(long)]
+        generate: bool,
+    },
+}
+
+/// Opens the case database of a pipeline config.
+async fn config_store(pipeline: &std::path::Path) -> Result<citywatch::store::Store, String> {
+    let config = PipelineConfig::load(pipeline).map_err(|e| e.to_string())?;
+    let cases = config
+        .cases
+        .ok_or("the config has no [cases] section: users live in its database")?;
+    citywatch::store::Store::connect(&cases.database)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 fn init_tracing() {
@@ -279,6 +323,82 @@ fn main() -> ExitCode {
                 Err(e) => {
                     drop(out);
                     eprintln!("error: {}: {e}", file.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::User {
+            action:
+                UserAction::Add {
+                    pipeline,
+                    name,
+                    role,
+                    generate,
+                },
+        } => {
+            use citywatch::store::users::{Role, random_secret};
+            let ok_name = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !ok_name {
+                eprintln!("error: a user name is 1-64 of A-Z a-z 0-9 - _ .");
+                return ExitCode::from(2);
+            }
+            let password = if generate {
+                random_secret()[..20].to_string()
+            } else {
+                let mut line = String::new();
+                let _ = std::io::stdin().read_line(&mut line);
+                line.trim_end_matches(['\r', '\n']).to_string()
+            };
+            if password.chars().count() < 10 {
+                eprintln!("error: the password must have at least 10 characters");
+                return ExitCode::from(2);
+            }
+            let role = Role::parse(&role).expect("clap checked the role");
+            let rt = runtime();
+            match rt.block_on(async {
+                let store = config_store(&pipeline).await?;
+                store
+                    .upsert_user(&name, role, &password, unix_now())
+                    .await
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(()) => {
+                    if generate {
+                        println!("user {name} ({}) password: {password}", role.as_str());
+                    } else {
+                        println!("user {name} ({})", role.as_str());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token {
+            pipeline,
+            user,
+            label,
+        } => {
+            let rt = runtime();
+            match rt.block_on(async {
+                let store = config_store(&pipeline).await?;
+                store
+                    .create_token(&user, &label, unix_now())
+                    .await
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -243,9 +243,11 @@ pub async fn run(
     let detection = start_detection(&config, false)?;
     let budget = budget(&config);
     let mut db_episodes = None;
+    let mut case_store = None;
     let stage = match &config.cases {
         Some(c) => {
             let store = open_store(&c.database, &config).await?;
+            case_store = Some(store.clone());
             if config.episodes.in_database {
                 let ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
                 db_episodes = Some(
@@ -335,6 +337,20 @@ pub async fn run(
         )));
     }
     info!(cameras = threads.len(), "pipeline started");
+    if let Some(store) = &case_store
+        && let Some(web) = crate::web::WebState::new(
+            &config,
+            store.clone(),
+            board.clone(),
+            analysis.clone(),
+            stage.clone(),
+            clock.clone(),
+        )
+    {
+        let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;
+        // Scripts and tests wait for this line.
+        println!("web: listening on http://{addr}");
+    }
 
     let interval = crate::config::secs(config.settings.status_interval_s);
     let mut ticker = tokio::time::interval(interval);

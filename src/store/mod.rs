@@ -8,7 +8,9 @@
 pub mod categories;
 pub mod episodes;
 pub mod outbox;
+pub mod query;
 pub mod spool;
+pub mod users;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -110,6 +112,11 @@ pub fn capture_key(c: &Capture) -> String {
     format!("cap-{}", hex::encode(&h[..12]))
 }
 
+/// The columns of a case, in the order `case_row` reads them.
+pub(crate) const CASE_COLUMNS: &str = "case_number, capture_id, idempotency_key, rule, major_code, \
+    major_name, minor_code, minor_name, time_limit, source, channel, camera, preset, location, \
+    description, status, aggregation, reported_at, filed_at";
+
 pub struct Store {
     pool: AnyPool,
     url: String,
@@ -168,7 +175,7 @@ impl Store {
     }
 
     /// The SQL with `$n` placeholders as this backend wants them.
-    fn sql(&self, q: &str) -> String {
+    pub(crate) fn sql(&self, q: &str) -> String {
         if self.sqlite {
             q.replace('$', "?")
         } else {
@@ -176,7 +183,7 @@ impl Store {
         }
     }
 
-    fn err(&self, source: sqlx::Error) -> StoreError {
+    pub(crate) fn err(&self, source: sqlx::Error) -> StoreError {
         StoreError::Db {
             url: self.url.clone(),
             source,
@@ -637,19 +644,20 @@ impl Store {
     }
 
     pub async fn case(&self, case_number: &str) -> Result<Option<CaseRecord>, StoreError> {
-        let row = sqlx::query(&self.sql(
-            "SELECT case_number, capture_id, idempotency_key, rule, major_code, major_name, minor_code, \
-             minor_name, time_limit, source, channel, camera, preset, location, description, status, \
-             aggregation, reported_at, filed_at FROM cases WHERE case_number = $1",
-        ))
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE case_number = $1"
+        )))
         .bind(case_number)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        let Some(r) = row else { return Ok(None) };
+        row.map(|r| self.case_row(&r)).transpose()
+    }
+
+    pub(crate) fn case_row(&self, r: &sqlx::any::AnyRow) -> Result<CaseRecord, StoreError> {
         let g = |e| self.err(e);
         let loc: String = r.try_get(13).map_err(g)?;
-        Ok(Some(CaseRecord {
+        Ok(CaseRecord {
             case_number: r.try_get(0).map_err(g)?,
             capture_id: r.try_get(1).map_err(g)?,
             idempotency_key: r.try_get(2).map_err(g)?,
@@ -669,7 +677,7 @@ impl Store {
             aggregation: r.try_get(16).map_err(g)?,
             reported_at: r.try_get(17).map_err(g)?,
             filed_at: r.try_get(18).map_err(g)?,
-        }))
+        })
     }
 
     /// (captures by status, cases, outbox by state): for status output and tests.

@@ -10,3 +10,4 @@ mod probe;
 mod replay;
 mod rules;
 mod store;
+mod web;

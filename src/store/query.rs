@@ -1,0 +1,270 @@
+//! Read queries behind the review UI and the API: captures and cases with filters and
+//! paging, and the per-rule summary. Every filter value is a bound parameter, never text
+//! spliced into SQL.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{CASE_COLUMNS, CaseRecord, Store, StoreError};
+
+/// A capture as the review queue shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaptureRow {
+    pub id: String,
+    pub camera: String,
+    pub preset: Option<i64>,
+    pub rule: String,
+    pub zone: String,
+    pub label: String,
+    pub start_at: f64,
+    pub confirm_at: f64,
+    #[serde(rename = "box")]
+    pub bbox: serde_json::Value,
+    pub score: f64,
+    pub aggregation: i64,
+    pub status: String,
+    pub evidence: Option<serde_json::Value>,
+    pub case_number: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureFilter {
+    /// pending_review (default), filed, rejected, or all.
+    pub status: Option<String>,
+    pub rule: Option<String>,
+    pub camera: Option<String>,
+    /// "newest" (default) or "oldest".
+    pub order: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// The page language (the UI's `?lang=`); no effect on the query.
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaseFilter {
+    pub rule: Option<String>,
+    pub camera: Option<String>,
+    pub status: Option<String>,
+    /// Unix seconds, on reported_at.
+    pub from: Option<f64>,
+    pub to: Option<f64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// The page language (the UI's `?lang=`); no effect on the query.
+    pub lang: Option<String>,
+}
+
+/// Captures and confirmations per rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleSummary {
+    pub rule: String,
+    pub captures: i64,
+    pub confirmed: i64,
+    pub rejected: i64,
+    pub pending: i64,
+}
+
+const CAPTURE_COLUMNS: &str = "c.id, c.camera, c.preset, c.rule, c.zone, c.label, c.start_at, \
+    c.confirm_at, c.bbox, c.score, c.aggregation, c.status, c.evidence, k.case_number";
+
+/// WHERE clauses and their values, numbered as they are added.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    texts: Vec<String>,
+    numbers: Vec<f64>,
+}
+
+enum Bind {
+    Text(usize),
+    Number(usize),
+}
+
+impl Where {
+    fn text(&mut self, clause: &str, v: &Option<String>, order: &mut Vec<Bind>) {
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            order.push(Bind::Text(self.texts.len()));
+            self.texts.push(v.clone());
+            self.clauses
+                .push(clause.replace('?', &format!("${}", order.len())));
+        }
+    }
+
+    fn number(&mut self, clause: &str, v: Option<f64>, order: &mut Vec<Bind>) {
+        if let Some(v) = v {
+            order.push(Bind::Number(self.numbers.len()));
+            self.numbers.push(v);
+            self.clauses
+                .push(clause.replace('?', &format!("${}", order.len())));
+        }
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
+    (
+        limit.unwrap_or(50).clamp(1, 500),
+        offset.unwrap_or(0).max(0),
+    )
+}
+
+impl Store {
+    fn capture_row(&self, r: &sqlx::any::AnyRow) -> Result<CaptureRow, StoreError> {
+        let g = |e| self.err(e);
+        let bbox: String = r.try_get(8).map_err(g)?;
+        let evidence: Option<String> = r.try_get(12).map_err(g)?;
+        Ok(CaptureRow {
+            id: r.try_get(0).map_err(g)?,
+            camera: r.try_get(1).map_err(g)?,
+            preset: r.try_get(2).map_err(g)?,
+            rule: r.try_get(3).map_err(g)?,
+            zone: r.try_get(4).map_err(g)?,
+            label: r.try_get(5).map_err(g)?,
+            start_at: r.try_get(6).map_err(g)?,
+            confirm_at: r.try_get(7).map_err(g)?,
+            bbox: serde_json::from_str(&bbox).unwrap_or_default(),
+            score: r.try_get(9).map_err(g)?,
+            aggregation: r.try_get(10).map_err(g)?,
+            status: r.try_get(11).map_err(g)?,
+            evidence: evidence.and_then(|e| serde_json::from_str(&e).ok()),
+            case_number: r.try_get(13).map_err(g)?,
+        })
+    }
+
+    async fn fetch(
+        &self,
+        sql: &str,
+        w: &Where,
+        order: &[Bind],
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let sql = self.sql(sql);
+        let mut q = sqlx::query(&sql);
+        for b in order {
+            q = match b {
+                Bind::Text(i) => q.bind(w.texts[*i].clone()),
+                Bind::Number(i) => q.bind(w.numbers[*i]),
+            };
+        }
+        q.fetch_all(self.pool()).await.map_err(|e| self.err(e))
+    }
+
+    pub async fn list_captures(&self, f: &CaptureFilter) -> Result<Vec<CaptureRow>, StoreError> {
+        let mut w = Where::default();
+        let mut order = Vec::new();
+        let status = match f.status.as_deref() {
+            None | Some("") => Some("pending_review".to_string()),
+            Some("all") => None,
+            Some(s) => Some(s.to_string()),
+        };
+        w.text("c.status = ?", &status, &mut order);
+        w.text("c.rule = ?", &f.rule, &mut order);
+        w.text("c.camera = ?", &f.camera, &mut order);
+        let dir = if f.order.as_deref() == Some("oldest") {
+            "ASC"
+        } else {
+            "DESC"
+        };
+        let (limit, offset) = page(f.limit, f.offset);
+        let sql = format!(
+            "SELECT {CAPTURE_COLUMNS} FROM captures c LEFT JOIN cases k ON k.capture_id = c.id{} \
+             ORDER BY c.confirm_at {dir}, c.id LIMIT {limit} OFFSET {offset}",
+            w.sql()
+        );
+        self.fetch(&sql, &w, &order)
+            .await?
+            .iter()
+            .map(|r| self.capture_row(r))
+            .collect()
+    }
+
+    pub async fn capture(&self, id: &str) -> Result<Option<CaptureRow>, StoreError> {
+        let mut w = Where::default();
+        let mut order = Vec::new();
+        w.text("c.id = ?", &Some(id.to_string()), &mut order);
+        let sql = format!(
+            "SELECT {CAPTURE_COLUMNS} FROM captures c LEFT JOIN cases k ON k.capture_id = c.id{}",
+            w.sql()
+        );
+        self.fetch(&sql, &w, &order)
+            .await?
+            .first()
+            .map(|r| self.capture_row(r))
+            .transpose()
+    }
+
+    /// Cases matching the filter, newest first, and how many match in all.
+    pub async fn list_cases(&self, f: &CaseFilter) -> Result<(Vec<CaseRecord>, i64), StoreError> {
+        let mut w = Where::default();
+        let mut order = Vec::new();
+        w.text("rule = ?", &f.rule, &mut order);
+        w.text("camera = ?", &f.camera, &mut order);
+        w.text("status = ?", &f.status, &mut order);
+        w.number("reported_at >= ?", f.from, &mut order);
+        w.number("reported_at < ?", f.to, &mut order);
+        let (limit, offset) = page(f.limit, f.offset);
+        let rows = self
+            .fetch(
+                &format!(
+                    "SELECT {CASE_COLUMNS} FROM cases{} ORDER BY reported_at DESC, case_number \
+                     LIMIT {limit} OFFSET {offset}",
+                    w.sql()
+                ),
+                &w,
+                &order,
+            )
+            .await?;
+        let total = self
+            .fetch(
+                &format!("SELECT COUNT(*) FROM cases{}", w.sql()),
+                &w,
+                &order,
+            )
+            .await?
+            .first()
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map_err(|e| self.err(e))?
+            .unwrap_or(0);
+        let cases = rows
+            .iter()
+            .map(|r| self.case_row(r))
+            .collect::<Result<_, _>>()?;
+        Ok((cases, total))
+    }
+
+    /// Captures per rule with their review outcome.
+    pub async fn rule_summary(&self) -> Result<Vec<RuleSummary>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT rule, COUNT(*), \
+             SUM(CASE WHEN status = 'filed' THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN status = 'pending_review' THEN 1 ELSE 0 END) \
+             FROM captures GROUP BY rule ORDER BY rule",
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| self.err(e);
+                Ok(RuleSummary {
+                    rule: r.try_get(0).map_err(g)?,
+                    captures: r.try_get(1).map_err(g)?,
+                    confirmed: r.try_get(2).map_err(g)?,
+                    rejected: r.try_get(3).map_err(g)?,
+                    pending: r.try_get(4).map_err(g)?,
+                })
+            })
+            .collect()
+    }
+}

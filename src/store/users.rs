@@ -1,0 +1,280 @@
+//! Web users, sessions and API tokens in the case database, and the audit log of admin
+//! actions. Passwords are argon2 PHC strings; session ids and tokens are kept as sha256
+//! hashes, so a copy of the database gives no way in.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A logged-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub csrf: String,
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A random URL-safe secret of 32 bytes.
+pub fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    getrandom(&mut b);
+    hex::encode(b)
+}
+
+fn getrandom(buf: &mut [u8]) {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    OsRng.fill_bytes(buf);
+}
+
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing with default parameters")
+        .to_string()
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+impl Store {
+    /// Adds a user, or replaces the role and password of an existing one.
+    pub async fn upsert_user(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let hash = hash_password(password);
+        sqlx::query(&self.sql(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
+        ))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(&hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        self.audit("cli", "user.add", name, Some(role.as_str()), now)
+            .await
+    }
+
+    /// Checks a password; the user when it matches.
+    pub async fn check_password(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT role, password_hash FROM users WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let Some(row) = row else {
+            // Spend the same time as a real check, so a name cannot be probed by timing.
+            static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            let _ = verify_password(password, DUMMY.get_or_init(|| hash_password("-")));
+            return Ok(None);
+        };
+        let role: String = row.try_get(0).map_err(|e| self.err(e))?;
+        let hash: String = row.try_get(1).map_err(|e| self.err(e))?;
+        let role =
+            Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
+        Ok(verify_password(password, &hash).then(|| User {
+            name: name.into(),
+            role,
+        }))
+    }
+
+    /// Starts a session; returns the cookie value (only its hash is stored) and the CSRF token.
+    pub async fn create_session(
+        &self,
+        user: &str,
+        ttl_s: f64,
+        now: f64,
+    ) -> Result<(String, String), StoreError> {
+        let token = random_secret();
+        let csrf = random_secret();
+        sqlx::query(
+            &self.sql(
+                "INSERT INTO sessions (id, user_name, csrf, expires_at) VALUES ($1, $2, $3, $4)",
+            ),
+        )
+        .bind(sha256_hex(&token))
+        .bind(user)
+        .bind(&csrf)
+        .bind(now + ttl_s)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok((token, csrf))
+    }
+
+    pub async fn session(&self, token: &str, now: f64) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT s.csrf, u.name, u.role FROM sessions s JOIN users u ON u.name = s.user_name \
+             WHERE s.id = $1 AND s.expires_at > $2",
+        ))
+        .bind(sha256_hex(token))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        row.map(|r| -> Result<Session, StoreError> {
+            let g = |e| self.err(e);
+            let role: String = r.try_get(2).map_err(g)?;
+            Ok(Session {
+                csrf: r.try_get(0).map_err(g)?,
+                user: User {
+                    name: r.try_get(1).map_err(g)?,
+                    role: Role::parse(&role)
+                        .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+                },
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("DELETE FROM sessions WHERE id = $1"))
+            .bind(sha256_hex(token))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Makes an API token for a user; returns it (only its hash is stored).
+    pub async fn create_token(
+        &self,
+        user: &str,
+        label: &str,
+        now: f64,
+    ) -> Result<String, StoreError> {
+        let token = format!("cwt_{}", random_secret());
+        sqlx::query(&self.sql(
+            "INSERT INTO api_tokens (id, user_name, label, created_at) VALUES ($1, $2, $3, $4)",
+        ))
+        .bind(sha256_hex(&token))
+        .bind(user)
+        .bind(label)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        self.audit("cli", "token.create", user, Some(label), now)
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn token_user(&self, token: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT u.name, u.role FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.id = $1",
+        ))
+        .bind(sha256_hex(token))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        row.map(|r| -> Result<User, StoreError> {
+            let role: String = r.try_get(1).map_err(|e| self.err(e))?;
+            Ok(User {
+                name: r.try_get(0).map_err(|e| self.err(e))?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// One audit-log row.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "INSERT INTO audit_log (id, at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        ))
+        .bind(format!("audit-{}", random_secret()))
+        .bind(now)
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2_and_verify() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert_ne!(h, hash_password("correct horse"), "salted");
+    }
+
+    #[test]
+    fn roles_order_by_power() {
+        assert!(Role::Admin > Role::Operator && Role::Operator > Role::Viewer);
+        assert_eq!(Role::parse("operator"), Some(Role::Operator));
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,349 @@
+//! The JSON API behind every page (`/api/...`, described at `/api/openapi.json`), the CSV
+//! export and the evidence file route.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::WebState;
+use super::auth::{Auth, server_error};
+use crate::store::StoreError;
+use crate::store::query::{CaptureFilter, CaseFilter};
+use crate::store::users::Role;
+
+/// Reasons an operator can give for a rejection.
+pub const REJECT_REASONS: &[&str] = &[
+    "false_detection",
+    "compliant_vendor",
+    "duplicate",
+    "not_a_problem",
+    "other",
+];
+
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::NoCapture(_) => (StatusCode::NOT_FOUND, "no such capture").into_response(),
+        StoreError::NotPending { status, .. } => (
+            StatusCode::CONFLICT,
+            format!("the capture is {status}, not pending review"),
+        )
+            .into_response(),
+        e => server_error(e),
+    }
+}
+
+pub async fn captures(State(st): State<Arc<WebState>>, Query(f): Query<CaptureFilter>) -> Response {
+    match st.store.list_captures(&f).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub async fn capture(State(st): State<Arc<WebState>>, Path(id): Path<String>) -> Response {
+    match st.store.capture(&id).await {
+        Ok(Some(c)) => {
+            let manifest = manifest_of(&st, &c.evidence);
+            Json(serde_json::json!({ "capture": c, "manifest": manifest })).into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no such capture").into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// The package manifest of a capture's evidence, if it has one under the root.
+pub fn manifest_of(
+    st: &WebState,
+    evidence: &Option<serde_json::Value>,
+) -> Option<crate::evidence::PackageManifest> {
+    let root = st.evidence_root.as_ref()?;
+    let rel = evidence.as_ref()?.get("package")?.as_str()?;
+    let dir = crate::evidence::resolve(root, rel)?;
+    crate::evidence::verify(&dir).ok()
+}
+
+/// Confirms a capture: files its case and its outbox row.
+pub async fn do_confirm(st: &WebState, auth: &Auth, id: &str) -> Result<String, Response> {
+    auth.require(Role::Operator)?;
+    let capture = st
+        .store
+        .capture(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| (StatusCode::NOT_FOUND, "no such capture").into_response())?;
+    let location = st
+        .cameras
+        .get(&capture.camera)
+        .map(|c| c.location.clone())
+        .unwrap_or_default();
+    let table = st.cases.table.as_ref().expect("category table loaded");
+    st.store
+        .confirm(id, &auth.user.name, table, &location, st.now())
+        .await
+        .map_err(store_error)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    pub reason: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The CSRF token, when the body is an HTML form.
+    #[serde(default)]
+    pub csrf: Option<String>,
+}
+
+pub async fn do_reject(
+    st: &WebState,
+    auth: &Auth,
+    id: &str,
+    body: &RejectBody,
+) -> Result<(), Response> {
+    auth.require(Role::Operator)?;
+    if !REJECT_REASONS.contains(&body.reason.as_str()) {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("reason must be one of {}", REJECT_REASONS.join(", ")),
+        )
+            .into_response());
+    }
+    let note = body.note.as_deref().filter(|n| !n.trim().is_empty());
+    if note.is_some_and(|n| n.chars().count() > 2000) {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "note is longer than 2000 characters",
+        )
+            .into_response());
+    }
+    st.store
+        .reject(id, &auth.user.name, &body.reason, note, st.now())
+        .await
+        .map_err(store_error)
+}
+
+pub async fn confirm(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+) -> Response {
+    match do_confirm(&st, &auth, &id).await {
+        Ok(case) => Json(serde_json::json!({ "case_number": case })).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn reject(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Json(body): Json<RejectBody>,
+) -> Response {
+    match do_reject(&st, &auth, &id, &body).await {
+        Ok(()) => Json(serde_json::json!({ "rejected": id })).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Serialize)]
+struct CasesPage {
+    cases: Vec<crate::store::CaseRecord>,
+    total: i64,
+}
+
+pub async fn cases(State(st): State<Arc<WebState>>, Query(f): Query<CaseFilter>) -> Response {
+    match st.store.list_cases(&f).await {
+        Ok((cases, total)) => Json(CasesPage { cases, total }).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// A CSV field, quoted, with formula-starting characters defused for spreadsheets.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub async fn cases_csv(
+    State(st): State<Arc<WebState>>,
+    Query(mut f): Query<CaseFilter>,
+) -> Response {
+    f.limit = Some(f.limit.unwrap_or(500));
+    let (cases, _) = match st.store.list_cases(&f).await {
+        Ok(c) => c,
+        Err(e) => return store_error(e),
+    };
+    let mut out = String::from(
+        "case_number,status,rule,major_code,major_name,minor_code,minor_name,time_limit,camera,address,grid_code,reported_at,aggregation,description\n",
+    );
+    for c in cases {
+        let row = [
+            c.case_number,
+            c.status,
+            c.rule,
+            c.major_code,
+            c.major_name,
+            c.minor_code,
+            c.minor_name,
+            c.time_limit,
+            c.camera,
+            c.location.address,
+            c.location.grid_code,
+            crate::evidence::format_time(c.reported_at, 8 * 3600),
+            c.aggregation.to_string(),
+            c.description,
+        ];
+        out.push_str(
+            &row.iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"cases.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+/// One camera as the API shows it: never its credentials.
+#[derive(Serialize)]
+pub struct CameraView {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub status: Option<crate::ingest::CameraStatus>,
+    pub analysis: Option<crate::analysis::AnalysisStatus>,
+    pub zones: Vec<serde_json::Value>,
+}
+
+pub fn camera_views(st: &WebState) -> Vec<CameraView> {
+    let health = st.health.snapshot(st.clock.now());
+    let analysis = st.analysis.lock().expect("analysis board").clone();
+    st.cameras
+        .values()
+        .map(|c| CameraView {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            url: c.redacted_url(),
+            status: health.iter().find(|h| h.health.id == c.id).cloned(),
+            analysis: analysis.get(&c.id).copied(),
+            zones: c
+                .zones
+                .iter()
+                .map(|z| serde_json::json!({ "id": z.id, "polygon": z.polygon.0 }))
+                .collect(),
+        })
+        .collect()
+}
+
+pub async fn cameras(State(st): State<Arc<WebState>>) -> Response {
+    Json(camera_views(&st)).into_response()
+}
+
+pub async fn summary(State(st): State<Arc<WebState>>) -> Response {
+    let rules = match st.store.rule_summary().await {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    let counts = match st.store.counts().await {
+        Ok(c) => c,
+        Err(e) => return store_error(e),
+    };
+    Json(serde_json::json!({
+        "rules": rules,
+        "outbox": { "pending": counts.outbox_pending, "delivered": counts.outbox_delivered, "dead": counts.outbox_dead },
+        "filing": st.filing.as_ref().map(|f| f.status()),
+    }))
+    .into_response()
+}
+
+/// Serves a file of an evidence package. The path must stay inside the storage root: no
+/// `..`, no absolute path, no hidden component, and no symlink that leads out.
+pub async fn evidence(State(st): State<Arc<WebState>>, Path(path): Path<String>) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "not found").into_response();
+    let Some(root) = st.evidence_root.as_ref() else {
+        return not_found();
+    };
+    if path.contains('\0') || path.contains('\\') {
+        return not_found();
+    }
+    let Some(full) = crate::evidence::resolve(root, &path) else {
+        return not_found();
+    };
+    let (Ok(real), Ok(real_root)) = (std::fs::canonicalize(&full), std::fs::canonicalize(root))
+    else {
+        return not_found();
+    };
+    if !real.starts_with(&real_root) || !real.is_file() {
+        return not_found();
+    }
+    let kind = match real.extension().and_then(|e| e.to_str()) {
+        Some("jpg") => "image/jpeg",
+        Some("mp4") => "video/mp4",
+        Some("json") => "application/json",
+        _ => return not_found(),
+    };
+    match tokio::fs::read(&real).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, kind),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => not_found(),
+    }
+}
+
+pub async fn openapi() -> Response {
+    let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json"))
+        .expect("the shipped OpenAPI document parses");
+    Json(doc).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "\"'=cmd()\"");
+        assert_eq!(csv_field("视频抓拍"), "\"视频抓拍\"");
+    }
+
+    #[test]
+    fn the_openapi_document_names_every_api_route() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        for p in [
+            "/api/captures",
+            "/api/captures/{id}",
+            "/api/captures/{id}/confirm",
+            "/api/captures/{id}/reject",
+            "/api/cases",
+            "/api/cameras",
+            "/api/summary",
+            "/metrics",
+        ] {
+            assert!(doc["paths"].get(p).is_some(), "{p}");
+        }
+    }
+}

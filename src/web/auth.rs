@@ -1,0 +1,285 @@
+//! Authentication and authorisation for every route: a session cookie (HttpOnly,
+//! SameSite=Strict) or an API token (`Authorization: Bearer`), roles, CSRF on every
+//! state-changing request made with a session, and rate-limited logins.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Form, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::WebState;
+use super::pages::{Lang, esc, t};
+use crate::store::users::{Role, User};
+
+pub const SESSION_COOKIE: &str = "cw_session";
+/// Largest form body the CSRF check reads.
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// Who is asking, attached to every authenticated request.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub user: User,
+    /// The session's CSRF token (none for API tokens, which need none).
+    pub csrf: Option<String>,
+}
+
+impl Auth {
+    /// 403 unless the user has at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), Response> {
+        if self.user.role >= role {
+            Ok(())
+        } else {
+            Err((StatusCode::FORBIDDEN, "forbidden: your role cannot do this").into_response())
+        }
+    }
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn wants_json(req: &Request) -> bool {
+    let p = req.uri().path();
+    p.starts_with("/api/") || p == "/metrics" || p.starts_with("/evidence/")
+}
+
+/// The middleware in front of every route but the login page: finds the user, refuses the
+/// unauthenticated (401 for the API, a redirect to the login page for pages) and checks CSRF.
+pub async fn require_auth(State(st): State<Arc<WebState>>, req: Request, next: Next) -> Response {
+    let now = st.now();
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let auth = if let Some(token) = bearer {
+        match st.store.token_user(&token).await {
+            Ok(Some(user)) => Some(Auth { user, csrf: None }),
+            Ok(None) => None,
+            Err(e) => return server_error(e),
+        }
+    } else if let Some(sid) = cookie(req.headers(), SESSION_COOKIE) {
+        match st.store.session(&sid, now).await {
+            Ok(Some(s)) => Some(Auth {
+                user: s.user,
+                csrf: Some(s.csrf),
+            }),
+            Ok(None) => None,
+            Err(e) => return server_error(e),
+        }
+    } else {
+        None
+    };
+    let Some(auth) = auth else {
+        return if wants_json(&req) {
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "authentication required",
+            )
+                .into_response()
+        } else {
+            Redirect::to("/login").into_response()
+        };
+    };
+    let mut req = req;
+    if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && let Some(expected) = auth.csrf.clone()
+    {
+        match csrf_ok(req, &expected).await {
+            Ok(r) => req = r,
+            Err(resp) => return resp,
+        }
+    }
+    req.extensions_mut().insert(auth);
+    next.run(req).await
+}
+
+/// Checks the CSRF token: the `X-CSRF-Token` header, or a `csrf` field in a form body (which
+/// is read, checked and put back).
+async fn csrf_ok(req: Request, expected: &str) -> Result<Request, Response> {
+    let forbidden = || {
+        (
+            StatusCode::FORBIDDEN,
+            "forbidden: missing or wrong CSRF token",
+        )
+            .into_response()
+    };
+    if let Some(h) = req.headers().get("x-csrf-token") {
+        return if h.as_bytes() == expected.as_bytes() {
+            Ok(req)
+        } else {
+            Err(forbidden())
+        };
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(forbidden());
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response())?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+    if fields.iter().any(|(k, v)| k == "csrf" && v == expected) {
+        Ok(Request::from_parts(parts, Body::from(bytes)))
+    } else {
+        Err(forbidden())
+    }
+}
+
+pub fn server_error(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "web request failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    pub user: String,
+    pub password: String,
+}
+
+/// Failed logins per (user name, client address), with their times.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: HashMap<(String, String), Vec<f64>>,
+}
+
+const WINDOW_S: f64 = 15.0 * 60.0;
+
+impl LoginLimiter {
+    pub fn blocked(&mut self, key: &(String, String), now: f64, max: u32) -> bool {
+        let v = self.failures.entry(key.clone()).or_default();
+        v.retain(|t| now - t < WINDOW_S);
+        v.len() as u32 >= max
+    }
+
+    pub fn failed(&mut self, key: (String, String), now: f64) {
+        self.failures.entry(key).or_default().push(now);
+    }
+
+    pub fn succeeded(&mut self, key: &(String, String)) {
+        self.failures.remove(key);
+    }
+}
+
+pub async fn login_page(lang: Lang) -> Html<String> {
+    Html(login_html(lang, None))
+}
+
+fn login_html(lang: Lang, error: Option<&str>) -> String {
+    format!(
+        r#"<!doctype html><html lang="{l}"><head><meta charset="utf-8"><title>citywatch · {title}</title>
+<link rel="stylesheet" href="/static/app.css"></head><body class="login">
+<form method="post" action="/login" id="login"><h1>citywatch</h1>{err}
+<label>{user} <input name="user" id="user" autocomplete="username" required></label>
+<label>{pass} <input name="password" id="password" type="password" autocomplete="current-password" required></label>
+<button type="submit" id="login-button">{title}</button></form></body></html>"#,
+        l = lang.code(),
+        title = t(lang, "login"),
+        user = t(lang, "user"),
+        pass = t(lang, "password"),
+        err = error
+            .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
+            .unwrap_or_default(),
+    )
+}
+
+pub async fn login(
+    State(st): State<Arc<WebState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    lang: Lang,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let now = st.now();
+    let key = (f.user.clone(), addr.ip().to_string());
+    if st
+        .logins
+        .lock()
+        .expect("login limiter")
+        .blocked(&key, now, st.settings.login_attempts)
+    {
+        tracing::warn!(user = %f.user, client = %addr.ip(), "login refused: too many failed attempts");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(login_html(lang, Some(t(lang, "too_many")))),
+        )
+            .into_response();
+    }
+    let user = match st.store.check_password(&f.user, &f.password).await {
+        Ok(u) => u,
+        Err(e) => return server_error(e),
+    };
+    let Some(user) = user else {
+        st.logins.lock().expect("login limiter").failed(key, now);
+        let _ = st
+            .store
+            .audit(&f.user, "login.failed", &addr.ip().to_string(), None, now)
+            .await;
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(login_html(lang, Some(t(lang, "bad_login")))),
+        )
+            .into_response();
+    };
+    st.logins.lock().expect("login limiter").succeeded(&key);
+    let ttl = st.settings.session_hours * 3600.0;
+    let (token, _csrf) = match st.store.create_session(&user.name, ttl, now).await {
+        Ok(s) => s,
+        Err(e) => return server_error(e),
+    };
+    let _ = st
+        .store
+        .audit(&user.name, "login", &addr.ip().to_string(), None, now)
+        .await;
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/review".to_string()),
+            (
+                header::SET_COOKIE,
+                format!(
+                    "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                    ttl as u64
+                ),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+pub async fn logout(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Response {
+    if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
+        let _ = st.store.end_session(&sid).await;
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/login".to_string()),
+            (
+                header::SET_COOKIE,
+                format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+            ),
+        ],
+    )
+        .into_response()
+}

@@ -1,0 +1,285 @@
+//! `/metrics` in the Prometheus text exposition format (0.0.4). Values are read at scrape
+//! time from the boards the pipeline already keeps (camera health, analysis counters, the
+//! filing stage) and from the store, so nothing is counted twice. Every name is listed in
+//! `docs/metrics.md`.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::WebState;
+use super::auth::server_error;
+
+/// Escapes a label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+            .collect();
+        if l.is_empty() {
+            let _ = writeln!(self.0, "{name} {v}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{}}} {v}", l.join(","));
+        }
+    }
+}
+
+pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
+    let mut o = Out(String::new());
+    let health = st.health.snapshot(st.clock.now());
+    let analysis = st.analysis.lock().expect("analysis board").clone();
+
+    o.family(
+        "citywatch_camera_up",
+        "gauge",
+        "1 while the camera is streaming.",
+    );
+    for h in &health {
+        let up = h.health.state == crate::ingest::HealthState::Streaming;
+        o.sample(
+            "citywatch_camera_up",
+            &[("camera", &h.health.id)],
+            up as u8 as f64,
+        );
+    }
+    o.family(
+        "citywatch_camera_frames_total",
+        "counter",
+        "Frames delivered to analysis.",
+    );
+    for h in &health {
+        o.sample(
+            "citywatch_camera_frames_total",
+            &[("camera", &h.health.id)],
+            h.health.frames as f64,
+        );
+    }
+    o.family(
+        "citywatch_camera_frames_dropped_total",
+        "counter",
+        "Frames dropped because analysis fell behind.",
+    );
+    for h in &health {
+        o.sample(
+            "citywatch_camera_frames_dropped_total",
+            &[("camera", &h.health.id)],
+            h.health.frames_dropped as f64,
+        );
+    }
+    o.family(
+        "citywatch_camera_reconnects_total",
+        "counter",
+        "Reconnects after failures.",
+    );
+    for h in &health {
+        o.sample(
+            "citywatch_camera_reconnects_total",
+            &[("camera", &h.health.id)],
+            h.health.reconnects as f64,
+        );
+    }
+    o.family(
+        "citywatch_camera_last_frame_age_seconds",
+        "gauge",
+        "Seconds since the camera's last frame.",
+    );
+    for h in &health {
+        if let Some(a) = h.last_frame_age_s {
+            o.sample(
+                "citywatch_camera_last_frame_age_seconds",
+                &[("camera", &h.health.id)],
+                a,
+            );
+        }
+    }
+    o.family(
+        "citywatch_frames_analysed_total",
+        "counter",
+        "Frames the detector ran on.",
+    );
+    for (cam, a) in &analysis {
+        o.sample(
+            "citywatch_frames_analysed_total",
+            &[("camera", cam)],
+            a.inferences as f64,
+        );
+    }
+    o.family(
+        "citywatch_frames_reused_total",
+        "counter",
+        "Frames that reused the last detections (scene unchanged or over budget).",
+    );
+    for (cam, a) in &analysis {
+        o.sample(
+            "citywatch_frames_reused_total",
+            &[("camera", cam)],
+            a.reused as f64,
+        );
+    }
+    o.family(
+        "citywatch_captures_made_total",
+        "counter",
+        "Captures this process made, by camera.",
+    );
+    for (cam, a) in &analysis {
+        o.sample(
+            "citywatch_captures_made_total",
+            &[("camera", cam)],
+            a.captures as f64,
+        );
+    }
+    o.family(
+        "citywatch_suppressions_total",
+        "counter",
+        "Candidates suppressed (duplicate, rate limit, outside hours), by camera.",
+    );
+    for (cam, a) in &analysis {
+        o.sample(
+            "citywatch_suppressions_total",
+            &[("camera", cam)],
+            a.suppressed as f64,
+        );
+    }
+
+    let rules = match st.store.rule_summary().await {
+        Ok(r) => r,
+        Err(e) => return server_error(e),
+    };
+    o.family(
+        "citywatch_captures",
+        "gauge",
+        "Captures in the store, by rule and review status.",
+    );
+    for r in &rules {
+        for (status, n) in [
+            ("pending_review", r.pending),
+            ("filed", r.confirmed),
+            ("rejected", r.rejected),
+        ] {
+            o.sample(
+                "citywatch_captures",
+                &[("rule", &r.rule), ("status", status)],
+                n as f64,
+            );
+        }
+    }
+    let counts = match st.store.counts().await {
+        Ok(c) => c,
+        Err(e) => return server_error(e),
+    };
+    o.family("citywatch_cases", "gauge", "Cases in the store.");
+    o.sample("citywatch_cases", &[], counts.cases as f64);
+    o.family(
+        "citywatch_outbox",
+        "gauge",
+        "Outbox rows by state: pending is the delivery backlog, dead the dead letters.",
+    );
+    for (state, n) in [
+        ("pending", counts.outbox_pending),
+        ("delivered", counts.outbox_delivered),
+        ("dead", counts.outbox_dead),
+    ] {
+        o.sample("citywatch_outbox", &[("state", state)], n as f64);
+    }
+    if let Some(f) = &st.filing {
+        let s = f.status();
+        o.family(
+            "citywatch_capture_queue",
+            "gauge",
+            "Captures waiting in the persistent queue for the database.",
+        );
+        o.sample("citywatch_capture_queue", &[], s.queued as f64);
+        o.family(
+            "citywatch_capture_queue_dropped_total",
+            "counter",
+            "Captures refused because the queue was full.",
+        );
+        o.sample(
+            "citywatch_capture_queue_dropped_total",
+            &[],
+            s.queue_dropped as f64,
+        );
+        o.family(
+            "citywatch_evidence_pending",
+            "gauge",
+            "Evidence packages being built.",
+        );
+        o.sample("citywatch_evidence_pending", &[], s.evidence_pending as f64);
+        o.family(
+            "citywatch_evidence_write_errors_total",
+            "counter",
+            "Failed evidence package writes (each retried).",
+        );
+        o.sample(
+            "citywatch_evidence_write_errors_total",
+            &[],
+            s.evidence_errors as f64,
+        );
+        if let Some(r) = &s.retention {
+            o.family(
+                "citywatch_evidence_bytes",
+                "gauge",
+                "Bytes of evidence under the storage root at the last retention sweep.",
+            );
+            o.sample("citywatch_evidence_bytes", &[], r.used_bytes as f64);
+            o.family(
+                "citywatch_evidence_quota_bytes",
+                "gauge",
+                "The evidence disk quota.",
+            );
+            o.sample("citywatch_evidence_quota_bytes", &[], r.quota_bytes as f64);
+            o.family(
+                "citywatch_evidence_quota_alert",
+                "gauge",
+                "1 when evidence use is at or over the alert share of the quota.",
+            );
+            o.sample(
+                "citywatch_evidence_quota_alert",
+                &[],
+                r.quota_alert as u8 as f64,
+            );
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        o.0,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let mut o = Out(String::new());
+        o.family("x_total", "counter", "X.");
+        o.sample("x_total", &[("camera", "c\"1")], 3.0);
+        o.sample("x_total", &[], 1.5);
+        assert_eq!(
+            o.0,
+            "# HELP x_total X.\n# TYPE x_total counter\nx_total{camera=\"c\\\"1\"} 3\nx_total 1.5\n"
+        );
+    }
+}

@@ -1,0 +1,556 @@
+//! Server-rendered pages: review queue, capture detail (confirm / reject), cases, cameras
+//! and the status summary. Chinese by default; `?lang=en` (remembered in a cookie) switches
+//! to English. Every value from the store or the config is HTML-escaped.
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, Form, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::WebState;
+use super::api::{REJECT_REASONS, RejectBody, camera_views, do_confirm, do_reject, manifest_of};
+use super::auth::{Auth, cookie, server_error};
+use crate::store::query::{CaptureFilter, CaseFilter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let asked = q
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("lang="))
+            .map(str::to_string)
+            .or_else(|| cookie(&parts.headers, "cw_lang"));
+        Ok(if asked.as_deref() == Some("en") {
+            Lang::En
+        } else {
+            Lang::Zh
+        })
+    }
+}
+
+/// The UI's words.
+pub fn t(lang: Lang, key: &str) -> &'static str {
+    let (zh, en) = match key {
+        "login" => ("登录", "Log in"),
+        "logout" => ("退出", "Log out"),
+        "user" => ("用户名", "User"),
+        "password" => ("密码", "Password"),
+        "bad_login" => ("用户名或密码错误", "Wrong user name or password"),
+        "too_many" => (
+            "登录失败次数过多，请稍后再试",
+            "Too many failed logins; try again later",
+        ),
+        "review" => ("待审核", "Review queue"),
+        "cases" => ("案件", "Cases"),
+        "cameras" => ("摄像头", "Cameras"),
+        "summary" => ("统计", "Summary"),
+        "rule" => ("规则", "Rule"),
+        "camera" => ("摄像头", "Camera"),
+        "time" => ("时间", "Time"),
+        "score" => ("置信度", "Score"),
+        "aggregation" => ("合并次数", "Merged"),
+        "status" => ("状态", "Status"),
+        "confirm" => ("确认立案", "Confirm"),
+        "reject" => ("驳回", "Reject"),
+        "reason" => ("驳回原因", "Reason"),
+        "note" => ("备注", "Note"),
+        "newest" => ("最新优先", "Newest first"),
+        "oldest" => ("最早优先", "Oldest first"),
+        "empty" => ("没有待审核的抓拍", "Nothing waiting for review"),
+        "full_frame" => ("全景", "Full frame"),
+        "crop" => ("特写", "Crop"),
+        "first_seen" => ("首次发现", "First seen"),
+        "clip" => ("视频片段", "Clip"),
+        "manifest" => ("证据清单", "Manifest"),
+        "location" => ("位置", "Location"),
+        "category" => ("类别", "Category"),
+        "time_limit" => ("处置时限", "Time limit"),
+        "case_number" => ("案件编号", "Case number"),
+        "filter" => ("筛选", "Filter"),
+        "export" => ("导出 CSV", "Export CSV"),
+        "health" => ("状态", "Health"),
+        "frames" => ("帧数", "Frames"),
+        "reused" => ("复用", "Reused"),
+        "analysed" => ("已分析", "Analysed"),
+        "reconnects" => ("重连", "Reconnects"),
+        "last_error" => ("最近错误", "Last error"),
+        "captures" => ("抓拍", "Captures"),
+        "confirmed" => ("已确认", "Confirmed"),
+        "rejected" => ("已驳回", "Rejected"),
+        "pending" => ("待审核", "Pending"),
+        "rate" => ("确认率", "Confirmation rate"),
+        "next" => ("下一条", "Next"),
+        "keys" => (
+            "快捷键：c 确认，r 驳回，n 下一条",
+            "Keys: c confirm, r reject, n next",
+        ),
+        "false_detection" => ("误检", "False detection"),
+        "compliant_vendor" => ("合规摊点", "Compliant vendor"),
+        "duplicate" => ("重复", "Duplicate"),
+        "not_a_problem" => ("不构成问题", "Not a problem"),
+        "other" => ("其他", "Other"),
+        "abandoned_vehicle" => ("废弃车辆", "Abandoned vehicle"),
+        "illegal_vendor" => ("占道经营", "Illegal vendor"),
+        "overflowing_bin" => ("垃圾满溢", "Overflowing bin"),
+        "pending_review" => ("待审核", "Pending review"),
+        "filed" => ("已立案", "Filed"),
+        "closed" => ("已结案", "Closed"),
+        _ => ("?", "?"),
+    };
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+/// HTML-escapes text.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn local(unix: f64) -> String {
+    crate::evidence::format_time(unix, 8 * 3600)
+        .replace('T', " ")
+        .chars()
+        .take(19)
+        .collect()
+}
+
+fn page(lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
+    let nav = ["review", "cases", "cameras", "summary"]
+        .iter()
+        .map(|k| format!("<a href=\"/{k}\" id=\"nav-{k}\">{}</a>", t(lang, k)))
+        .collect::<String>();
+    let other = match lang {
+        Lang::Zh => "<a href=\"?lang=en\" id=\"lang\">English</a>",
+        Lang::En => "<a href=\"?lang=zh\" id=\"lang\">中文</a>",
+    };
+    let csrf = auth.csrf.clone().unwrap_or_default();
+    let html = format!(
+        r#"<!doctype html><html lang="{l}"><head><meta charset="utf-8"><title>citywatch · {title}</title>
+<meta name="csrf" content="{csrf}"><link rel="stylesheet" href="/static/app.css"></head><body>
+<header><b>citywatch</b> {nav} <span class="me">{user} ({role}) {other}
+<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button>{logout}</button></form></span></header>
+<main><h1>{title}</h1>{body}</main></body></html>"#,
+        l = lang.code(),
+        title = esc(title),
+        user = esc(&auth.user.name),
+        role = auth.user.role.as_str(),
+        logout = t(lang, "logout"),
+    );
+    let mut r = Html(html).into_response();
+    let value = format!(
+        "cw_lang={}; SameSite=Strict; Path=/; Max-Age=31536000",
+        if lang == Lang::En { "en" } else { "zh" }
+    );
+    if let Ok(v) = value.parse() {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css")],
+        include_str!("app.css"),
+    )
+        .into_response()
+}
+
+pub async fn home() -> Redirect {
+    Redirect::to("/review")
+}
+
+fn thumb(evidence: &Option<serde_json::Value>, file: &str) -> Option<String> {
+    let pkg = evidence.as_ref()?.get("package")?.as_str()?;
+    Some(format!("/evidence/{pkg}/{file}"))
+}
+
+pub async fn review(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+    Query(f): Query<CaptureFilter>,
+) -> Response {
+    let rows = match st.store.list_captures(&f).await {
+        Ok(r) => r,
+        Err(e) => return server_error(e),
+    };
+    let order = f.order.as_deref().unwrap_or("newest");
+    let mut body = format!(
+        "<p class=\"tools\"><a href=\"/review?order=newest\" id=\"order-newest\">{}</a> · <a href=\"/review?order=oldest\" id=\"order-oldest\">{}</a> · {}</p>",
+        t(lang, "newest"),
+        t(lang, "oldest"),
+        t(lang, "keys")
+    );
+    if rows.is_empty() {
+        body.push_str(&format!("<p id=\"empty\">{}</p>", t(lang, "empty")));
+    }
+    body.push_str("<ol class=\"queue\" id=\"queue\">");
+    for c in &rows {
+        let img = thumb(&c.evidence, "crop.jpg")
+            .map(|u| format!("<img src=\"{}\" alt=\"\">", esc(&u)))
+            .unwrap_or_default();
+        body.push_str(&format!(
+            "<li><a class=\"capture\" href=\"/captures/{id}?order={order}\">{img}<span>{rule}</span><span>{cam}</span><span>{time}</span><span>{score:.2}</span><span>×{agg}</span></a></li>",
+            id = esc(&c.id),
+            order = esc(order),
+            rule = t(lang, &c.rule),
+            cam = esc(&c.camera),
+            time = local(c.confirm_at),
+            score = c.score,
+            agg = c.aggregation,
+        ));
+    }
+    body.push_str("</ol><script>document.addEventListener('keydown',e=>{if(e.key==='n'||e.key==='Enter'){const a=document.querySelector('a.capture');if(a)location=a.href;}});</script>");
+    page(lang, &auth, t(lang, "review"), &body)
+}
+
+pub async fn capture(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+    Path(id): Path<String>,
+) -> Response {
+    let c = match st.store.capture(&id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such capture").into_response(),
+        Err(e) => return server_error(e),
+    };
+    let manifest = manifest_of(&st, &c.evidence);
+    let cam = st.cameras.get(&c.camera);
+    let table = st.cases.table.as_ref();
+    let cat = serde_json::from_value::<crate::config::RuleKind>(serde_json::Value::String(
+        c.rule.clone(),
+    ))
+    .ok()
+    .and_then(|r| table.and_then(|t| t.rules.get(&r)));
+    let img = |file: &str, key: &str| {
+        thumb(&c.evidence, file)
+            .map(|u| format!("<figure><img id=\"img-{}\" src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>", file.trim_end_matches(".jpg"), esc(&u), t(lang, key), t(lang, key)))
+            .unwrap_or_default()
+    };
+    let clip = thumb(&c.evidence, "clip.mp4")
+        .filter(|_| manifest.as_ref().is_some_and(|m| m.clip.is_some()))
+        .map(|u| format!("<figure><video id=\"clip\" controls muted preload=\"metadata\" src=\"{}\"></video><figcaption>{}</figcaption></figure>", esc(&u), t(lang, "clip")))
+        .unwrap_or_default();
+    let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
+    let actions = if c.status == "pending_review" {
+        let reasons: String = REJECT_REASONS
+            .iter()
+            .map(|r| format!("<option value=\"{r}\">{}</option>", t(lang, r)))
+            .collect();
+        format!(
+            r#"<div class="actions">
+<form method="post" action="/captures/{id}/confirm" id="confirm-form"><input type="hidden" name="csrf" value="{csrf}"><button id="confirm">{confirm} (c)</button></form>
+<form method="post" action="/captures/{id}/reject" id="reject-form"><input type="hidden" name="csrf" value="{csrf}">
+<label>{reason} <select name="reason" id="reason">{reasons}</select></label> <label>{note} <input name="note" id="note" maxlength="2000"></label>
+<button id="reject">{reject} (r)</button></form></div>
+<script>document.addEventListener('keydown',e=>{{if(e.target.tagName==='INPUT'||e.target.tagName==='SELECT')return;if(e.key==='c')document.getElementById('confirm-form').submit();if(e.key==='r')document.getElementById('reason').focus();if(e.key==='n')location='/review';}});</script>"#,
+            id = esc(&c.id),
+            confirm = t(lang, "confirm"),
+            reject = t(lang, "reject"),
+            reason = t(lang, "reason"),
+            note = t(lang, "note"),
+        )
+    } else {
+        format!(
+            "<p class=\"done\" id=\"outcome\">{}{}</p>",
+            t(lang, &c.status),
+            c.case_number
+                .as_ref()
+                .map(|n| format!(
+                    " · {} <b id=\"case-number\">{}</b>",
+                    t(lang, "case_number"),
+                    esc(n)
+                ))
+                .unwrap_or_default()
+        )
+    };
+    let loc = cam.map(|c| &c.location);
+    let facts = format!(
+        "<dl><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{} {}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{:.2} ×{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>",
+        t(lang, "rule"),
+        t(lang, &c.rule),
+        t(lang, "camera"),
+        esc(&c.camera),
+        esc(cam.map(|c| c.name.as_str()).unwrap_or("")),
+        t(lang, "time"),
+        local(c.confirm_at),
+        t(lang, "score"),
+        c.score,
+        c.aggregation,
+        t(lang, "location"),
+        esc(&loc
+            .map(|l| format!(
+                "{} ({}) {} {}",
+                l.address, l.grid_code, l.street, l.community
+            ))
+            .unwrap_or_default()),
+        t(lang, "category"),
+        esc(&cat
+            .map(|k| format!(
+                "{} {} / {} {}",
+                k.major_code, k.major_name, k.minor_code, k.minor_name
+            ))
+            .unwrap_or_default()),
+        t(lang, "time_limit"),
+        esc(&cat.map(|k| k.time_limit.clone()).unwrap_or_default()),
+    );
+    let manifest_html = manifest
+        .as_ref()
+        .map(|m| {
+            format!(
+                "<details open><summary>{}</summary><pre id=\"manifest\">{}</pre></details>",
+                t(lang, "manifest"),
+                esc(&serde_json::to_string_pretty(m).unwrap_or_default())
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "{facts}{actions}<div class=\"evidence\">{}{}{}{clip}</div>{manifest_html}",
+        img("confirm.jpg", "full_frame"),
+        img("first_seen.jpg", "first_seen"),
+        img("crop.jpg", "crop"),
+    );
+    page(
+        lang,
+        &auth,
+        &format!("{} · {}", t(lang, "review"), c.id),
+        &body,
+    )
+}
+
+/// After a decision, the next capture of the queue (or the queue when it is empty).
+async fn next_in_queue(st: &WebState) -> Redirect {
+    match st.store.list_captures(&CaptureFilter::default()).await {
+        Ok(rows) if !rows.is_empty() => Redirect::to(&format!("/captures/{}", rows[0].id)),
+        _ => Redirect::to("/review"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[allow(dead_code)]
+    csrf: Option<String>,
+}
+
+pub async fn confirm(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(_f): Form<CsrfOnly>,
+) -> Response {
+    match do_confirm(&st, &auth, &id).await {
+        Ok(_) => next_in_queue(&st).await.into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn reject(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(body): Form<RejectBody>,
+) -> Response {
+    match do_reject(&st, &auth, &id, &body).await {
+        Ok(()) => next_in_queue(&st).await.into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn cases(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+    Query(f): Query<CaseFilter>,
+) -> Response {
+    let (cases, total) = match st.store.list_cases(&f).await {
+        Ok(c) => c,
+        Err(e) => return server_error(e),
+    };
+    let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
+    let mut body = format!(
+        r#"<form method="get" action="/cases" class="filters"><label>{rule} <input name="rule" value="{r}"></label>
+<label>{camera} <input name="camera" value="{c}"></label><label>{status} <input name="status" value="{s}"></label>
+<button>{filter}</button> <a href="/cases.csv" id="export">{export}</a></form><p>{total}</p><table id="cases"><tr><th>{num}</th><th>{rule}</th><th>{category}</th><th>{camera}</th><th>{time}</th><th>{limit}</th><th>{status}</th></tr>"#,
+        rule = t(lang, "rule"),
+        camera = t(lang, "camera"),
+        status = t(lang, "status"),
+        filter = t(lang, "filter"),
+        export = t(lang, "export"),
+        num = t(lang, "case_number"),
+        category = t(lang, "category"),
+        time = t(lang, "time"),
+        limit = t(lang, "time_limit"),
+        r = v(&f.rule),
+        c = v(&f.camera),
+        s = v(&f.status),
+    );
+    for k in &cases {
+        body.push_str(&format!(
+            "<tr><td class=\"case-number\">{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&k.case_number),
+            t(lang, &k.rule),
+            esc(&k.minor_code),
+            esc(&k.minor_name),
+            esc(&k.camera),
+            local(k.reported_at),
+            esc(&k.time_limit),
+            t(lang, &k.status),
+        ));
+    }
+    body.push_str("</table>");
+    let (limit, offset) = (
+        f.limit.unwrap_or(50).clamp(1, 500),
+        f.offset.unwrap_or(0).max(0),
+    );
+    if offset + limit < total {
+        body.push_str(&format!(
+            "<p><a href=\"/cases?offset={}&limit={limit}\" id=\"next-page\">{} →</a></p>",
+            offset + limit,
+            t(lang, "next")
+        ));
+    }
+    page(lang, &auth, t(lang, "cases"), &body)
+}
+
+pub async fn cameras(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+) -> Response {
+    let mut body = format!(
+        "<table id=\"cameras\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        t(lang, "camera"),
+        t(lang, "health"),
+        t(lang, "frames"),
+        t(lang, "analysed"),
+        t(lang, "reused"),
+        t(lang, "reconnects"),
+        t(lang, "last_error"),
+    );
+    for c in camera_views(&st) {
+        let (state, frames, reconnects, err) = c
+            .status
+            .as_ref()
+            .map(|s| {
+                (
+                    s.health.state.as_str(),
+                    s.health.frames,
+                    s.health.reconnects,
+                    s.health.last_error.clone().unwrap_or_default(),
+                )
+            })
+            .unwrap_or(("-", 0, 0, String::new()));
+        let (analysed, reused) = c
+            .analysis
+            .map(|a| (a.inferences, a.reused))
+            .unwrap_or((0, 0));
+        body.push_str(&format!(
+            "<tr><td>{} <small>{}</small><br><small>{}</small></td><td class=\"state {state}\">{state}</td><td>{frames}</td><td>{analysed}</td><td>{reused}</td><td>{reconnects}</td><td>{}</td></tr>",
+            esc(&c.id),
+            esc(&c.name),
+            esc(&c.url),
+            esc(&err),
+        ));
+    }
+    body.push_str("</table>");
+    page(lang, &auth, t(lang, "cameras"), &body)
+}
+
+pub async fn summary(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+) -> Response {
+    let rules = match st.store.rule_summary().await {
+        Ok(r) => r,
+        Err(e) => return server_error(e),
+    };
+    let mut body = format!(
+        "<table id=\"summary\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        t(lang, "rule"),
+        t(lang, "captures"),
+        t(lang, "confirmed"),
+        t(lang, "rejected"),
+        t(lang, "pending"),
+        t(lang, "rate"),
+    );
+    for r in rules {
+        let decided = r.confirmed + r.rejected;
+        let rate = if decided > 0 {
+            format!("{:.0}%", 100.0 * r.confirmed as f64 / decided as f64)
+        } else {
+            "-".into()
+        };
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{rate}</td></tr>",
+            t(lang, &r.rule),
+            r.captures,
+            r.confirmed,
+            r.rejected,
+            r.pending
+        ));
+    }
+    body.push_str("</table>");
+    page(lang, &auth, t(lang, "summary"), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            esc("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
+    }
+
+    #[test]
+    fn every_word_has_both_languages() {
+        for k in [
+            "review",
+            "confirm",
+            "reject",
+            "false_detection",
+            "abandoned_vehicle",
+        ] {
+            assert_ne!(t(Lang::Zh, k), "?");
+            assert_ne!(t(Lang::En, k), t(Lang::Zh, k));
+        }
+    }
+}

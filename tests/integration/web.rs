@@ -1,0 +1,651 @@
+//! The review UI and API over real HTTP on loopback: authentication on every route, roles,
+//! CSRF, path traversal on evidence, SQL metacharacters, oversized bodies, login rate
+//! limiting, API tokens, metrics, and camera passwords never shown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use citywatch::config::{PipelineConfig, RuleKind};
+use citywatch::core::{Shutdown, SystemClock};
+use citywatch::evidence::image::{Picture, Watermarker};
+use citywatch::evidence::{CameraInfo, EvidenceWriter, PackageRequest, RuleInfo};
+use citywatch::ratelimit::Capture;
+use citywatch::rules::engine::Candidate;
+use citywatch::store::users::Role;
+use citywatch::store::{FilingMode, Store};
+use reqwest::StatusCode;
+
+use crate::common::*;
+
+const CAMERA_PASSWORD: &str = "S3cretCamPass";
+const T0: f64 = 1_767_574_800.0;
+
+struct Site {
+    base: String,
+    client: reqwest::Client,
+    store: Arc<Store>,
+    dir: tempfile::TempDir,
+    captures: Vec<String>,
+    _shutdown: ShutdownOnDrop,
+}
+
+struct ShutdownOnDrop(Shutdown);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.trigger();
+    }
+}
+
+fn site_config(dir: &Path) -> PipelineConfig {
+    config(&format!(
+        r#"
+[cases]
+database = "sqlite://{d}/cases.db"
+categories = "pipelines/categories/default.toml"
+spool = "{d}/spool"
+
+[evidence]
+root = "{d}/evidence"
+
+[web]
+listen = "127.0.0.1:0"
+login_attempts = 5
+
+[[cameras]]
+id = "cam"
+name = "Test street"
+url = "rtsp://admin:{CAMERA_PASSWORD}@127.0.0.1:9/stream"
+zones = [{{ id = "road", kind = "no_parking", polygon = [[0, 0], [1, 0], [1, 1], [0, 1]] }}]
+rules = [{{ rule = "abandoned_vehicle", zones = ["road"], dwell_s = 60 }}]
+"#,
+        d = dir.display()
+    ))
+}
+
+fn capture(i: u64) -> Capture {
+    Capture {
+        id: i,
+        candidate: Candidate {
+            rule: RuleKind::AbandonedVehicle,
+            camera: "cam".into(),
+            preset: None,
+            zone: "road".into(),
+            place: [0.2, 0.2, 0.5, 0.6],
+            episode: Some(i),
+            label: "car".into(),
+            start: T0,
+            confirm: T0 + 60.0 + i as f64,
+            bbox: [0.2, 0.2, 0.5, 0.6],
+            score: 0.8,
+            dwell_s: 60.0,
+        },
+        aggregation: 1,
+        last_evidence: T0 + 60.0,
+        closed_at: None,
+    }
+}
+
+async fn site() -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = site_config(dir.path());
+    let cases = cfg.cases.clone().unwrap();
+    let store = citywatch::run::open_store(&cases.database, &cfg)
+        .await
+        .unwrap();
+    store
+        .upsert_user("op", Role::Operator, "operator-password", T0)
+        .await
+        .unwrap();
+    store
+        .upsert_user("view", Role::Viewer, "viewer-password", T0)
+        .await
+        .unwrap();
+
+    // Two captures with real packages, waiting for review.
+    let root = cfg.evidence.as_ref().unwrap().root.clone();
+    let writer = EvidenceWriter::open(&root, Watermarker::load(None).unwrap()).unwrap();
+    let mut captures = Vec::new();
+    for i in 1..=2 {
+        let c = capture(i);
+        let key = citywatch::store::capture_key(&c);
+        let p = writer
+            .write(&PackageRequest {
+                key: key.clone(),
+                capture: c.clone(),
+                camera: CameraInfo {
+                    id: "cam".into(),
+                    name: "Test street".into(),
+                    preset: None,
+                    utc_offset_s: 8 * 3600,
+                },
+                location: cfg.cameras[0].location.clone(),
+                rule: RuleInfo {
+                    kind: "abandoned_vehicle".into(),
+                    zone: "road".into(),
+                    dwell_s: 60.0,
+                    min_score: 0.3,
+                },
+                model: None,
+                confirm: Picture {
+                    width: 64,
+                    height: 48,
+                    rgb: Arc::new(vec![100; 64 * 48 * 3]),
+                },
+                confirm_stream_s: None,
+                first_seen: None,
+                zone_polygon: None,
+                clip: Vec::new(),
+                clip_note: None,
+            })
+            .unwrap();
+        let ev = serde_json::json!({ "package": p.path, "files": p.files });
+        store
+            .record_capture(
+                &c,
+                Some(&ev),
+                FilingMode::Review,
+                cases.table.as_ref().unwrap(),
+                &cfg.cameras[0].location,
+                T0,
+            )
+            .await
+            .unwrap();
+        captures.push(key);
+    }
+    // Bait for traversal: a file beside the root, and a symlink inside it that leads out.
+    std::fs::write(dir.path().join("secret.txt"), "outside the root").unwrap();
+    let pkg_dir = root.join("2026-01-05/cam");
+    std::os::unix::fs::symlink("/etc/passwd", pkg_dir.join("evil.jpg")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), pkg_dir.join("secret.json")).unwrap();
+
+    let shutdown = Shutdown::new();
+    let state = citywatch::web::WebState::new(
+        &cfg,
+        store.clone(),
+        Default::default(),
+        Default::default(),
+        None,
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let addr = citywatch::web::serve(Arc::new(state), shutdown.clone())
+        .await
+        .unwrap();
+    Site {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        store,
+        dir,
+        captures,
+        _shutdown: ShutdownOnDrop(shutdown),
+    }
+}
+
+/// A logged-in session: (cookie header, CSRF token).
+async fn login(s: &Site, user: &str, password: &str) -> (String, String) {
+    let r = s
+        .client
+        .post(format!("{}/login", s.base))
+        .form(&[("user", user), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "login as {user}");
+    let set = r.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    let page = s
+        .client
+        .get(format!("{}/review", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("<meta name=\"csrf\" content=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    (cookie, csrf)
+}
+
+const PROTECTED_GET: &[&str] = &[
+    "/",
+    "/review",
+    "/captures/x",
+    "/cases",
+    "/cases.csv",
+    "/cameras",
+    "/summary",
+    "/evidence/2026-01-05/cam/x/confirm.jpg",
+    "/api/captures",
+    "/api/captures/x",
+    "/api/cases",
+    "/api/cameras",
+    "/api/summary",
+    "/api/openapi.json",
+    "/metrics",
+];
+
+const PROTECTED_POST: &[&str] = &[
+    "/captures/x/confirm",
+    "/captures/x/reject",
+    "/api/captures/x/confirm",
+    "/api/captures/x/reject",
+    "/logout",
+];
+
+#[tokio::test]
+async fn every_route_needs_a_session_or_a_token() {
+    let s = site().await;
+    for p in PROTECTED_GET {
+        for auth in [None, Some("Bearer cwt_wrong"), Some("cw_session=forged")] {
+            let mut req = s.client.get(format!("{}{p}", s.base));
+            match auth {
+                Some(a) if a.starts_with("Bearer") => req = req.header("authorization", a),
+                Some(c) => req = req.header("cookie", c),
+                None => {}
+            }
+            let r = req.send().await.unwrap();
+            let ok = r.status() == StatusCode::UNAUTHORIZED
+                || (r.status() == StatusCode::SEE_OTHER && r.headers()["location"] == "/login");
+            assert!(ok, "GET {p} with {auth:?}: {}", r.status());
+        }
+    }
+    for p in PROTECTED_POST {
+        let r = s
+            .client
+            .post(format!("{}{p}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::SEE_OTHER),
+            "POST {p}: {}",
+            r.status()
+        );
+    }
+    // The login page and its stylesheet are open.
+    for p in ["/login", "/static/app.css"] {
+        let r = s.client.get(format!("{}{p}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{p}");
+    }
+    // An API token works; the store holds only its hash.
+    let token = s.store.create_token("view", "test", T0).await.unwrap();
+    let r = s
+        .client
+        .get(format!("{}/api/captures", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let rows: Vec<serde_json::Value> = r.json().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM api_tokens")
+        .fetch_all(s.store.pool())
+        .await
+        .unwrap();
+    assert!(!stored.contains(&token));
+}
+
+#[tokio::test]
+async fn roles_and_csrf_guard_every_decision() {
+    let s = site().await;
+    let id = &s.captures[0];
+    let (viewer, vcsrf) = login(&s, "view", "viewer-password").await;
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{id}/confirm", s.base))
+        .header("cookie", &viewer)
+        .header("x-csrf-token", &vcsrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a viewer cannot confirm");
+    let r = s
+        .client
+        .post(format!("{}/captures/{id}/reject", s.base))
+        .header("cookie", &viewer)
+        .form(&[("csrf", vcsrf.as_str()), ("reason", "duplicate")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a viewer cannot reject");
+
+    let (op, csrf) = login(&s, "op", "operator-password").await;
+    for (what, req) in [
+        (
+            "no token",
+            s.client
+                .post(format!("{}/api/captures/{id}/confirm", s.base)),
+        ),
+        (
+            "wrong token",
+            s.client
+                .post(format!("{}/api/captures/{id}/confirm", s.base))
+                .header("x-csrf-token", "0000"),
+        ),
+        (
+            "another session's token",
+            s.client
+                .post(format!("{}/api/captures/{id}/confirm", s.base))
+                .header("x-csrf-token", &vcsrf),
+        ),
+        (
+            "form without token",
+            s.client
+                .post(format!("{}/captures/{id}/confirm", s.base))
+                .form(&[("x", "1")]),
+        ),
+    ] {
+        let r = req.header("cookie", &op).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{what}");
+    }
+    assert_eq!(s.store.counts().await.unwrap().cases, 0);
+
+    // With the token: confirmed (a case and its outbox row), then rejected elsewhere.
+    let r = s
+        .client
+        .post(format!("{}/captures/{id}/confirm", s.base))
+        .header("cookie", &op)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let c = s.store.counts().await.unwrap();
+    assert_eq!((c.cases, c.outbox_pending), (1, 1));
+    let other = &s.captures[1];
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{other}/reject", s.base))
+        .header("cookie", &op)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "reason": "because" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown reason"
+    );
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{other}/reject", s.base))
+        .header("cookie", &op)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "reason": "false_detection", "note": "a shadow" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let audit: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'review.%'")
+            .fetch_one(s.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(audit, 2, "every review is audited");
+    // Logging out ends the session.
+    let r = s
+        .client
+        .post(format!("{}/logout", s.base))
+        .header("cookie", &op)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = s
+        .client
+        .get(format!("{}/api/captures", s.base))
+        .header("cookie", &op)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn evidence_paths_cannot_leave_the_root() {
+    let s = site().await;
+    let (op, _) = login(&s, "op", "operator-password").await;
+    let row: serde_json::Value = s
+        .client
+        .get(format!("{}/api/captures/{}", s.base, s.captures[0]))
+        .header("cookie", &op)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pkg = row["capture"]["evidence"]["package"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(row["manifest"]["capture_key"], s.captures[0].as_str());
+    let good = s
+        .client
+        .get(format!("{}/evidence/{pkg}/confirm.jpg", s.base))
+        .header("cookie", &op)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), StatusCode::OK);
+    assert_eq!(good.headers()["content-type"], "image/jpeg");
+
+    let outside = s.dir.path().join("secret.txt");
+    let variants = [
+        "../secret.txt".to_string(),
+        "..%2fsecret.txt".into(),
+        "%2e%2e/secret.txt".into(),
+        "%2e%2e%2fsecret.txt".into(),
+        "%252e%252e%252fsecret.txt".into(),
+        format!("{pkg}/../../../../secret.txt"),
+        format!("{pkg}/..%2f..%2f..%2f..%2fsecret.txt"),
+        "/etc/passwd".into(),
+        "%2fetc%2fpasswd".into(),
+        format!("{}", outside.display()),
+        "2026-01-05/cam/evil.jpg".into(),
+        "2026-01-05/cam/secret.json".into(),
+        format!("{pkg}/confirm.jpg%00.png"),
+        "%00".into(),
+        format!("{pkg}\\..\\..\\secret.txt"),
+        ".incoming/x.jpg".into(),
+        "....//....//secret.txt".into(),
+        format!("{pkg}/manifest.json/.."),
+    ];
+    for v in &variants {
+        let r = s
+            .client
+            .get(format!("{}/evidence/{v}", s.base))
+            .header("cookie", &op)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(
+            status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST,
+            "{v}: {status}"
+        );
+        assert!(
+            !body.contains("outside the root") && !body.contains("root:x:0"),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn filters_bodies_logins_and_secrets_are_handled() {
+    let s = site().await;
+    let (op, csrf) = login(&s, "op", "operator-password").await;
+    let get = |p: String| {
+        let c = s.client.get(format!("{}{p}", s.base)).header("cookie", &op);
+        async move { c.send().await.unwrap() }
+    };
+    // SQL metacharacters in filters are data.
+    for q in [
+        "/api/cases?rule=%27%20OR%201%3D1%20--",
+        "/api/captures?camera=x%27%3B%20DROP%20TABLE%20captures%3B--",
+        "/api/captures?status=all&rule=%22%29%20OR%20%281%3D1",
+        "/cases?camera=%27%3Cscript%3E",
+    ] {
+        let r = get(q.to_string()).await;
+        assert_eq!(r.status(), StatusCode::OK, "{q}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("<script>"), "{q}: escaped");
+        if q.starts_with("/api/captures") {
+            assert_eq!(body, "[]", "{q}");
+        }
+    }
+    assert_eq!(s.store.counts().await.unwrap().captures, 2);
+
+    // Oversized bodies are refused.
+    let big = "x".repeat(200 * 1024);
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{}/reject", s.base, s.captures[0]))
+        .header("cookie", &op)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "reason": "other", "note": big }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Camera passwords appear in no page and no API answer.
+    let mut seen = String::new();
+    for p in [
+        "/review",
+        "/cameras",
+        "/cases",
+        "/summary",
+        "/api/cameras",
+        "/api/summary",
+        "/metrics",
+        "/api/openapi.json",
+    ] {
+        let r = get(p.to_string()).await;
+        assert_eq!(r.status(), StatusCode::OK, "{p}");
+        seen.push_str(&r.text().await.unwrap());
+    }
+    seen.push_str(
+        &get(format!("/captures/{}", s.captures[0]))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(seen.contains("127.0.0.1:9"), "the camera is listed");
+    assert!(!seen.contains(CAMERA_PASSWORD));
+    assert!(seen.contains("citywatch_outbox{state=\"pending\"}"));
+    assert!(seen.contains("废弃车辆"), "Chinese by default");
+    let en = get("/review?lang=en".into()).await.text().await.unwrap();
+    assert!(en.contains("Review queue"));
+
+    // Five failed logins, then even the right password is refused for a while.
+    for _ in 0..5 {
+        let r = s
+            .client
+            .post(format!("{}/login", s.base))
+            .form(&[("user", "view"), ("password", "guess")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = s
+        .client
+        .post(format!("{}/login", s.base))
+        .form(&[("user", "view"), ("password", "viewer-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[test]
+fn citywatch_run_serves_the_ui_and_user_add_hashes_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path: PathBuf = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[cases]\ndatabase = \"sqlite://cases.db\"\ncategories = {:?}\n[web]\nlisten = \"127.0.0.1:0\"\n[[cameras]]\nid = \"cam\"\nurl = \"rtsp://u:{CAMERA_PASSWORD}@127.0.0.1:9/x\"\n",
+            repo().join("pipelines/categories/default.toml").display().to_string()
+        ),
+    )
+    .unwrap();
+    use std::io::Write;
+    let mut add = std::process::Command::new(bin())
+        .args(["user", "add"])
+        .arg(&cfg_path)
+        .args(["alice", "--role", "admin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-long-password\n")
+        .unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "user alice (admin)"
+    );
+    let db = std::fs::read(dir.path().join("cases.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains("a-long-password"));
+
+    let mut run = std::process::Command::new(bin())
+        .arg("run")
+        .arg(&cfg_path)
+        .args(["--for", "30"])
+        .env("CITYWATCH_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = run.stdout.take().unwrap();
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("web: listening on "))
+        .expect("the web server starts");
+    let url = line.trim_start_matches("web: listening on ").to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{url}/review"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    let _ = run.kill();
+    let _ = run.wait();
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
