@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_BUILD_JOBS ?= 2
 DEMO_PORT ?= 8554
-DEMO_SECONDS ?= 75
+DEMO_SECONDS ?= 600
 
 .PHONY: deps build demo test lint bench clean-demo
 
@@ -15,7 +15,8 @@ build: deps
 	$(CARGO) build --locked
 
 # Serves the sample footage over RTSP on loopback, runs the demo pipeline against it for
-# DEMO_SECONDS, prints camera health as it goes, then stops both.
+# DEMO_SECONDS (Ctrl-C stops it sooner) with the review UI on http://127.0.0.1:8080 and a
+# demo operator account, prints camera health as it goes, then stops both.
 demo: build
 	./scripts/demo.sh $(DEMO_PORT) $(DEMO_SECONDS)
 

@@ -22,5 +22,9 @@ if [ "$port" != 8554 ]; then
   config=pipelines/.test-demo-$port.toml
   sed "s/127.0.0.1:8554/127.0.0.1:$port/" pipelines/demo.toml >"$config"
 fi
+# A demo operator account, with a fresh password each time.
+login=$("$bin" user add "$config" demo --role operator --generate)
 echo "demo: running $config for ${seconds}s; camera health every 5 s"
+echo "demo: review UI at http://127.0.0.1:8080 ($login); the parked van and car reach the"
+echo "      review queue about 70 s after the start"
 "$bin" run "$config" --for "$seconds"
