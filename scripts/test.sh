@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+# The browser test drives Debian's chromium, headless.
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "test: installing Debian's chromium for the browser test" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 # The store tests run the same suite on SQLite and on a real PostgreSQL on loopback.
 CITYWATCH_TEST_POSTGRES="$(./scripts/postgres.sh)"
 export CITYWATCH_TEST_POSTGRES

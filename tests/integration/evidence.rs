@@ -23,12 +23,12 @@ use crate::common::*;
 
 /// A copy of `pipelines/demo.toml` (so its relative paths hold) with its own evidence root,
 /// queue and `[cases]` additions; removed on drop.
-struct DemoConfig {
-    path: PathBuf,
+pub(crate) struct DemoConfig {
+    pub(crate) path: PathBuf,
 }
 
 impl DemoConfig {
-    fn new(evidence: &Path, spool: &Path, cases_extra: &str) -> Self {
+    pub(crate) fn new(evidence: &Path, spool: &Path, cases_extra: &str) -> Self {
         let text = std::fs::read_to_string(repo().join("pipelines/demo.toml")).unwrap();
         let text = text
             .replace(
@@ -56,7 +56,7 @@ impl Drop for DemoConfig {
     }
 }
 
-fn replay_cmd(cfg: &DemoConfig, db: &str) -> Command {
+pub(crate) fn replay_cmd(cfg: &DemoConfig, db: &str) -> Command {
     let mut c = Command::new(bin());
     c.arg("replay")
         .arg(&cfg.path)

@@ -1,6 +1,7 @@
 //! Integration tests against real parts: the `serve-samples` RTSP server on loopback, real
 //! GStreamer decoding of the shipped footage, and the `citywatch` binary itself.
 
+mod browser;
 mod cli;
 mod common;
 mod detect;

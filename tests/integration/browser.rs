@@ -1,0 +1,355 @@
+//! The review UI in real headless Chromium (Debian's `chromium`), driven over the DevTools
+//! protocol: log in, open the queue, open a capture and play its clip, confirm one capture
+//! and reject another with a reason, find the case in the cases list, and check that a
+//! webhook receiver on loopback got it. Screenshots of each page go to
+//! `target/browser-test/`, with the time each page took to load.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use citywatch::core::{Shutdown, SystemClock};
+use citywatch::store::users::Role;
+
+use crate::common::*;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A headless Chromium and one page of it.
+struct Browser {
+    child: Child,
+    ws: Ws,
+    next_id: u64,
+    /// Events that arrived while waiting for a reply.
+    events: Vec<Value>,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new("chromium")
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--mute-audio",
+                "--autoplay-policy=no-user-gesture-required",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                "--window-size=1280,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium (Debian's chromium package; make test installs it)");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let browser_ws = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("chromium printed its DevTools address");
+        let port = browser_ws
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        let targets: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = targets
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("a page target");
+        let (ws, _) =
+            tokio_tungstenite::connect_async(page["webSocketDebuggerUrl"].as_str().unwrap())
+                .await
+                .unwrap();
+        let mut b = Browser {
+            child,
+            ws,
+            next_id: 0,
+            events: Vec::new(),
+            _profile: profile,
+        };
+        b.call("Page.enable", json!({})).await;
+        b.call("Runtime.enable", json!({})).await;
+        b
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.ws
+            .send(Message::text(
+                json!({ "id": id, "method": method, "params": params }).to_string(),
+            ))
+            .await
+            .unwrap();
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(60), self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{method}: no answer"))
+                .unwrap()
+                .unwrap();
+            let Message::Text(text) = msg else { continue };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+            self.events.push(v);
+        }
+    }
+
+    /// Waits for an event (one that already arrived counts).
+    async fn event(&mut self, method: &str) -> Value {
+        if let Some(i) = self.events.iter().position(|e| e["method"] == method) {
+            return self.events.remove(i);
+        }
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(60), self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {method} event"))
+                .unwrap()
+                .unwrap();
+            let Message::Text(text) = msg else { continue };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["method"] == method {
+                return v;
+            }
+        }
+    }
+
+    /// Evaluates JavaScript (awaiting a promise) and returns its value.
+    async fn eval(&mut self, js: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": js, "awaitPromise": true, "returnByValue": true }),
+            )
+            .await;
+        assert!(r.get("exceptionDetails").is_none(), "{js}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Runs `action` (which navigates) and waits for the new page's load event. Returns the
+    /// time it took.
+    async fn navigating(&mut self, action: &str) -> Duration {
+        self.events.retain(|e| e["method"] != "Page.loadEventFired");
+        let t = Instant::now();
+        self.eval(action).await;
+        self.event("Page.loadEventFired").await;
+        t.elapsed()
+    }
+
+    async fn goto(&mut self, url: &str) -> Duration {
+        self.events.retain(|e| e["method"] != "Page.loadEventFired");
+        let t = Instant::now();
+        self.call("Page.navigate", json!({ "url": url })).await;
+        self.event("Page.loadEventFired").await;
+        t.elapsed()
+    }
+
+    async fn screenshot(&mut self, name: &str) -> PathBuf {
+        let r = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap())
+            .unwrap();
+        let dir = repo().join("target/browser-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+#[test]
+fn an_operator_reviews_real_captures_in_headless_chromium() {
+    // Real captures with real evidence: the demo footage replayed into a fresh database.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("evidence");
+    let cfg = crate::evidence::DemoConfig::new(&root, &dir.path().join("spool"), "");
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let out = crate::evidence::replay_cmd(&cfg, &db).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut config = citywatch::config::PipelineConfig::load(&cfg.path).unwrap();
+    config.web.as_mut().unwrap().listen = "127.0.0.1:0".into();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let (receiver, _task, port) = crate::store::start_receiver(0, Vec::new()).await;
+        let store = Arc::new(citywatch::store::Store::connect(&db).await.unwrap());
+        store
+            .upsert_user("op", Role::Operator, "operator-password", 0.0)
+            .await
+            .unwrap();
+        let shutdown = Shutdown::new();
+        let clock: Arc<SystemClock> = Arc::new(SystemClock);
+        tokio::spawn(citywatch::run::forward(
+            store.clone(),
+            citywatch::store::outbox::Forwarder::new(citywatch::store::outbox::WebhookConfig {
+                url: format!("http://127.0.0.1:{port}/cases"),
+                secret: crate::store::SECRET.into(),
+                max_attempts: 10,
+                backoff_initial_s: 0.2,
+                backoff_max_s: 1.0,
+                timeout_s: 5.0,
+            }),
+            clock.clone(),
+            shutdown.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+        ));
+        let state = citywatch::web::WebState::new(
+            &config,
+            store.clone(),
+            Default::default(),
+            Default::default(),
+            None,
+            clock,
+        )
+        .unwrap();
+        let addr = citywatch::web::serve(Arc::new(state), shutdown.clone())
+            .await
+            .unwrap();
+        let base = format!("http://{addr}");
+
+        let mut b = Browser::start().await;
+        let mut timings: Vec<(&str, Duration)> = Vec::new();
+
+        // 1. Log in.
+        timings.push(("login page", b.goto(&format!("{base}/review")).await));
+        assert!(b.eval("location.pathname").await == "/login", "unauthenticated: sent to login");
+        b.screenshot("01-login").await;
+        let t = b
+            .navigating(
+                "document.getElementById('user').value='op';\
+                 document.getElementById('password').value='operator-password';\
+                 document.getElementById('login').submit()",
+            )
+            .await;
+        timings.push(("review queue", t));
+        assert_eq!(b.eval("location.pathname").await, "/review");
+        // 2. The queue: the van and the car, with thumbnails.
+        assert_eq!(b.eval("document.querySelectorAll('a.capture').length").await, 2);
+        assert_eq!(
+            b.eval("Promise.all([...document.images].map(i=>i.decode().then(()=>i.naturalWidth))).then(w=>w.every(x=>x>0))")
+                .await,
+            true
+        );
+        b.screenshot("02-review-queue").await;
+        // 3. Open a capture and play its clip.
+        timings.push((
+            "capture detail",
+            b.navigating("document.querySelector('a.capture').click()").await,
+        ));
+        let first = b.eval("location.pathname").await;
+        let played = b
+            .eval(
+                "(async()=>{const v=document.getElementById('clip');await v.play();\
+                 await new Promise(r=>setTimeout(r,1500));return v.currentTime;})()",
+            )
+            .await;
+        assert!(played.as_f64().unwrap() > 0.5, "the clip plays: {played}");
+        assert_eq!(
+            b.eval("document.getElementById('manifest').textContent.includes('sha256')").await,
+            true
+        );
+        b.screenshot("03-capture-detail").await;
+        // 4. Confirm it: the next capture opens.
+        timings.push((
+            "after confirm",
+            b.navigating("document.getElementById('confirm').click()").await,
+        ));
+        let second = b.eval("location.pathname").await;
+        assert_ne!(first, second);
+        // 5. Reject the other with a reason and a note.
+        b.screenshot("04-second-capture").await;
+        timings.push((
+            "after reject",
+            b.navigating(
+                "document.getElementById('reason').value='false_detection';\
+                 document.getElementById('note').value='a shadow';\
+                 document.getElementById('reject').click()",
+            )
+            .await,
+        ));
+        assert_eq!(b.eval("location.pathname").await, "/review");
+        assert!(b.eval("document.getElementById('empty')!==null").await == true);
+        b.screenshot("05-queue-empty").await;
+        // 6. The confirmed case is in the cases list.
+        timings.push(("cases list", b.goto(&format!("{base}/cases")).await));
+        let numbers = b
+            .eval("[...document.querySelectorAll('td.case-number')].map(t=>t.textContent)")
+            .await;
+        let numbers: Vec<String> = serde_json::from_value(numbers).unwrap();
+        assert_eq!(numbers.len(), 1, "{numbers:?}");
+        b.screenshot("06-cases").await;
+        timings.push(("cameras", b.goto(&format!("{base}/cameras")).await));
+        b.screenshot("07-cameras").await;
+        timings.push(("summary", b.goto(&format!("{base}/summary?lang=en")).await));
+        b.screenshot("08-summary-en").await;
+
+        // 7. The city platform's receiver got that case, once.
+        let case = store.case(&numbers[0]).await.unwrap().unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if receiver.lock().unwrap().taken.contains_key(&case.idempotency_key) {
+                break;
+            }
+            assert!(Instant::now() < until, "the webhook receiver never got {}", case.case_number);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(receiver.lock().unwrap().taken.len(), 1);
+        let counts = store.counts().await.unwrap();
+        assert_eq!((counts.cases, counts.pending_review), (1, 0));
+
+        let report: HashMap<&str, f64> = timings
+            .iter()
+            .map(|(k, d)| (*k, (d.as_secs_f64() * 1e4).round() / 10.0))
+            .collect();
+        let path = repo().join("target/browser-test/timings.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        eprintln!("browser test: {} steps; page load ms: {report:?}", timings.len());
+        shutdown.trigger();
+    });
+}
