@@ -103,6 +103,15 @@ enum Command {
         #[arg(long, default_value = "integration")]
         label: String,
     },
+    /// Writes the captures operators rejected as a COCO dataset (images + annotations.json,
+    /// the rejection reason as an attribute) for model teams.
+    ExportNegatives {
+        pipeline: PathBuf,
+        out: PathBuf,
+        /// The database (default: the config's [cases] database).
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
+    },
     /// Checks a camera: connection, authentication, codec, resolution, frame rate.
     Probe {
         url: String,
@@ -399,6 +408,31 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::ExportNegatives { pipeline, out, db } => {
+            let config = match load(&pipeline) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let (Some(cases), Some(ev)) = (&config.cases, &config.evidence) else {
+                eprintln!("error: export-negatives needs [cases] and [evidence] in the config");
+                return ExitCode::from(2);
+            };
+            let url = db.unwrap_or_else(|| cases.database.clone());
+            let rt = runtime();
+            match rt.block_on(async {
+                let store = citywatch::store::Store::connect(&url).await?;
+                citywatch::evidence::negatives::export(&store, &ev.root, &out).await
+            }) {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string(&report).expect("json"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -99,3 +99,51 @@ pub fn write_mp4(packets: &[Packet], path: &Path) -> Result<ClipSpan, String> {
         packets: packets.len(),
     })
 }
+
+/// Decodes the frame of an MP4 clip shown `offset_s` after its first frame, at the clip's own
+/// size: (width, height, packed RGB). Clean: no box, zone or watermark.
+pub fn frame_at(path: &Path, offset_s: f64) -> Result<(u32, u32, Vec<u8>), String> {
+    gst::init().map_err(|e| e.to_string())?;
+    let pipeline = gst::parse::launch(
+        "filesrc name=src ! qtdemux ! h264parse ! avdec_h264 ! videoconvert \
+         ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+    )
+    .map_err(|e| format!("cannot build the clip decoder: {e}"))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline")?;
+    let src = pipeline.by_name("src").ok_or("no source")?;
+    src.set_property("location", path.to_string_lossy().as_ref());
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no sink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot play {}: {e}", path.display()))?;
+    let mut first = None;
+    let mut chosen = None;
+    while let Ok(sample) = sink.pull_sample() {
+        let Some(buffer) = sample.buffer() else {
+            continue;
+        };
+        let pts = buffer.pts().map_or(0, |t| t.nseconds());
+        let p0 = *first.get_or_insert(pts);
+        let info = sample
+            .caps()
+            .and_then(|c| gstreamer_video::VideoInfo::from_caps(c).ok())
+            .ok_or("a decoded frame without video caps")?;
+        let map = buffer.map_readable().map_err(|e| e.to_string())?;
+        let (w, h) = (info.width(), info.height());
+        let stride = info.stride()[0] as usize;
+        let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+        for row in 0..h as usize {
+            rgb.extend_from_slice(&map[row * stride..row * stride + w as usize * 3]);
+        }
+        chosen = Some((w, h, rgb));
+        if (pts - p0) as f64 / 1e9 + 1e-3 >= offset_s {
+            break;
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    chosen.ok_or_else(|| format!("{} has no decodable frame", path.display()))
+}

@@ -14,6 +14,7 @@
 
 pub mod clip;
 pub mod image;
+pub mod negatives;
 pub mod retention;
 pub mod ring;
 

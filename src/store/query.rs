@@ -242,6 +242,28 @@ impl Store {
         Ok((cases, total))
     }
 
+    /// Rejected captures with the reviewer's reason and note, oldest first.
+    pub async fn rejected_captures(
+        &self,
+    ) -> Result<Vec<(CaptureRow, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {CAPTURE_COLUMNS}, r.reason, r.note FROM captures c \
+             LEFT JOIN cases k ON k.capture_id = c.id \
+             JOIN reviews r ON r.capture_id = c.id AND r.decision = 'reject' \
+             WHERE c.status = 'rejected' ORDER BY c.confirm_at, c.id"
+        )))
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let reason: Option<String> = r.try_get(14).map_err(|e| self.err(e))?;
+                let note: Option<String> = r.try_get(15).map_err(|e| self.err(e))?;
+                Ok((self.capture_row(r)?, reason.unwrap_or_default(), note))
+            })
+            .collect()
+    }
+
     /// Captures per rule with their review outcome.
     pub async fn rule_summary(&self) -> Result<Vec<RuleSummary>, StoreError> {
         let rows = sqlx::query(&self.sql(

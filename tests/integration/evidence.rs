@@ -209,6 +209,55 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
         assert!(root.join(pkg).join("manifest.json").is_file(), "{v}");
         assert_eq!(v["files"].as_array().unwrap().len(), 4);
     }
+
+    // An operator rejects one; the negatives export has it as a clean full-resolution frame
+    // with the box and the reason.
+    let rejected = rt.block_on(async {
+        let store = Store::connect(&db).await.unwrap();
+        let c = store
+            .list_captures(&Default::default())
+            .await
+            .unwrap()
+            .remove(0);
+        store
+            .reject(&c.id, "op", "false_detection", Some("parked legally"), T0)
+            .await
+            .unwrap();
+        c
+    });
+    let out_dir = dir.path().join("negatives");
+    let out = Command::new(bin())
+        .arg("export-negatives")
+        .arg(&cfg.path)
+        .arg(&out_dir)
+        .args(["--db", &db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let coco: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("annotations.json")).unwrap()).unwrap();
+    assert_eq!(coco["images"].as_array().unwrap().len(), 1, "{coco}");
+    let img = &coco["images"][0];
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(768), Some(576))
+    );
+    let (n, w, h) = decode(&out_dir.join(img["file_name"].as_str().unwrap()), "jpegdec");
+    assert_eq!((n, w, h), (1, 768, 576));
+    let a = &coco["annotations"][0];
+    assert_eq!(a["attributes"]["rejection_reason"], "false_detection");
+    assert_eq!(a["attributes"]["note"], "parked legally");
+    assert_eq!(a["attributes"]["capture_key"], rejected.id.as_str());
+    let bbox: Vec<f64> = serde_json::from_value(a["bbox"].clone()).unwrap();
+    assert!(
+        bbox[0] >= 0.0 && bbox[0] + bbox[2] <= 768.01 && bbox[2] > 10.0,
+        "{bbox:?}"
+    );
+    assert_eq!(coco["categories"][0]["name"], rejected.label.as_str());
 }
 
 // ---------------------------------------------------------------------------------------

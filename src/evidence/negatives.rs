@@ -1,0 +1,110 @@
+//! `citywatch export-negatives`: the captures operators rejected, as a COCO-format dataset
+//! for model teams. Each image is the clean frame at the confirmation, decoded from the
+//! package's clip at the camera's own resolution (the package's JPEGs carry the box, the zone
+//! and the watermark); each annotation is the rejected box, with the rejection reason, note,
+//! rule, camera, score and capture key as attributes. Packages that fail their manifest check
+//! or have no clip are skipped and counted.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::store::Store;
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct ExportReport {
+    pub exported: usize,
+    pub skipped_no_package: usize,
+    pub skipped_invalid: usize,
+    pub skipped_no_clip: usize,
+}
+
+pub async fn export(store: &Store, root: &Path, out: &Path) -> anyhow::Result<ExportReport> {
+    let images_dir = out.join("images");
+    std::fs::create_dir_all(&images_dir)?;
+    let mut report = ExportReport::default();
+    let mut images = Vec::new();
+    let mut annotations = Vec::new();
+    let mut categories: Vec<String> = Vec::new();
+    for (c, reason, note) in store.rejected_captures().await? {
+        let Some(dir) = c
+            .evidence
+            .as_ref()
+            .and_then(|e| e.get("package"))
+            .and_then(|p| p.as_str())
+            .and_then(|p| super::resolve(root, p))
+        else {
+            report.skipped_no_package += 1;
+            continue;
+        };
+        let manifest = match super::verify(&dir) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(capture = %c.id, error = %e, "package fails its manifest; not exported");
+                report.skipped_invalid += 1;
+                continue;
+            }
+        };
+        let (Some(span), Some(at)) = (manifest.clip, manifest.confirmed.stream_s) else {
+            report.skipped_no_clip += 1;
+            continue;
+        };
+        let clip = dir.join("clip.mp4");
+        let offset = (at - span.start_s).max(0.0);
+        let (w, h, rgb) = tokio::task::spawn_blocking(move || super::clip::frame_at(&clip, offset))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let file_name = format!("{}.jpg", super::safe_component(&c.id));
+        let jpeg = super::image::encode_jpeg(&rgb, w, h);
+        std::fs::write(images_dir.join(&file_name), jpeg)?;
+        let image_id = images.len() + 1;
+        images.push(serde_json::json!({
+            "id": image_id, "file_name": format!("images/{file_name}"), "width": w, "height": h,
+            "date_captured": manifest.confirmed.utc,
+        }));
+        let label = c.label.clone();
+        let category_id = match categories.iter().position(|k| *k == label) {
+            Some(i) => i + 1,
+            None => {
+                categories.push(label);
+                categories.len()
+            }
+        };
+        let b: Vec<f64> = serde_json::from_value(c.bbox.clone()).unwrap_or_default();
+        let (x1, y1, x2, y2) = match b.as_slice() {
+            [a, b, c, d] => (a * w as f64, b * h as f64, c * w as f64, d * h as f64),
+            _ => (0.0, 0.0, 0.0, 0.0),
+        };
+        annotations.push(serde_json::json!({
+            "id": annotations.len() + 1,
+            "image_id": image_id,
+            "category_id": category_id,
+            "bbox": [x1, y1, x2 - x1, y2 - y1],
+            "area": (x2 - x1) * (y2 - y1),
+            "iscrowd": 0,
+            "score": c.score,
+            "attributes": {
+                "rejection_reason": reason, "note": note, "rule": c.rule, "camera": c.camera,
+                "zone": c.zone, "capture_key": c.id,
+                "model": manifest.model.as_ref().map(|m| format!("{} {}", m.name, m.version)),
+            },
+        }));
+        report.exported += 1;
+    }
+    let doc = serde_json::json!({
+        "info": {
+            "description": "citywatch: captures rejected by operators (hard negatives)",
+            "version": "1",
+        },
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories.iter().enumerate()
+            .map(|(i, n)| serde_json::json!({ "id": i + 1, "name": n }))
+            .collect::<Vec<_>>(),
+    });
+    let tmp = out.join("annotations.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
+    std::fs::rename(&tmp, out.join("annotations.json"))?;
+    Ok(report)
+}
