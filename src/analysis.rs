@@ -114,6 +114,10 @@ pub struct AnalysisStatus {
     pub open_episodes: usize,
     pub captures: u64,
     pub suppressed: u64,
+    /// Of `suppressed`, by reason.
+    pub suppressed_duplicate: u64,
+    pub suppressed_rate_limit: u64,
+    pub suppressed_outside_hours: u64,
 }
 
 /// Everything one camera does with a frame after ingest: gate, budget, detect, episodes,
@@ -261,6 +265,12 @@ impl FrameAnalyser {
                 }
                 Event::Suppressed(s) => {
                     self.status.suppressed += 1;
+                    use crate::ratelimit::SuppressionReason as R;
+                    match s.reason {
+                        R::Duplicate => self.status.suppressed_duplicate += 1,
+                        R::RateLimit => self.status.suppressed_rate_limit += 1,
+                        R::OutsideHours => self.status.suppressed_outside_hours += 1,
+                    }
                     tracing::info!(camera = %self.camera, rule = s.candidate.rule.as_str(), reason = ?s.reason, "capture suppressed");
                 }
             }

@@ -347,6 +347,8 @@ pub async fn run(
             clock.clone(),
         )
     {
+        let mut web = web;
+        web.inference = detection.as_ref().map(|d| d.service.latency());
         let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;
         // Scripts and tests wait for this line.
         println!("web: listening on http://{addr}");

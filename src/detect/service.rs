@@ -28,6 +28,43 @@ pub struct DetectionService {
     room: Arc<Semaphore>,
     model: Arc<str>,
     workers: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
+    latency: Arc<Latency>,
+}
+
+/// Upper bounds (seconds) of the inference latency histogram's buckets.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// How long each batch took in the detector (`session.run` with its pre- and
+/// post-processing), as a cumulative histogram.
+#[derive(Debug, Default)]
+pub struct Latency {
+    buckets: [std::sync::atomic::AtomicU64; LATENCY_BUCKETS.len()],
+    count: std::sync::atomic::AtomicU64,
+    sum_us: std::sync::atomic::AtomicU64,
+}
+
+impl Latency {
+    pub fn record(&self, d: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = d.as_secs_f64();
+        for (b, le) in self.buckets.iter().zip(LATENCY_BUCKETS) {
+            if s <= le {
+                b.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    /// (cumulative count per bucket, count, sum in seconds).
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
+            self.count.load(Relaxed),
+            self.sum_us.load(Relaxed) as f64 / 1e6,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,14 +89,16 @@ impl DetectionService {
         let (tx, rx) = mpsc::channel::<Request>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let model: Arc<str> = detector.name().into();
+        let latency = Arc::new(Latency::default());
         let mut workers = Vec::new();
         for i in 0..cfg.threads.max(1) {
             let rx = rx.clone();
             let detector = detector.clone();
+            let latency = latency.clone();
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("infer-{model}-{i}"))
-                    .spawn(move || worker(detector, rx, cfg.max_wait))
+                    .spawn(move || worker(detector, rx, cfg.max_wait, &latency))
                     .expect("spawn inference thread"),
             );
         }
@@ -68,7 +107,13 @@ impl DetectionService {
             room: Arc::new(Semaphore::new(cfg.queue.max(1))),
             model,
             workers: Arc::new(std::sync::Mutex::new(workers)),
+            latency,
         }
+    }
+
+    /// The inference latency histogram.
+    pub fn latency(&self) -> Arc<Latency> {
+        self.latency.clone()
     }
 
     /// Stops taking work and waits (up to `timeout`) for the inference threads to finish
@@ -120,6 +165,7 @@ fn worker(
     detector: Arc<dyn Detector>,
     rx: Arc<std::sync::Mutex<mpsc::Receiver<Request>>>,
     max_wait: Duration,
+    latency: &Latency,
 ) {
     let max_batch = detector.max_batch().max(1);
     loop {
@@ -140,7 +186,10 @@ fn worker(
             }
         }
         let frames: Vec<&Frame> = batch.iter().map(|r| r.frame.as_ref()).collect();
-        match detector.detect(&frames) {
+        let t0 = Instant::now();
+        let result = detector.detect(&frames);
+        latency.record(t0.elapsed());
+        match result {
             Ok(results) => {
                 for (r, dets) in batch.into_iter().zip(results) {
                     let _ = r.reply.send(Ok(dets));
@@ -158,6 +207,20 @@ fn worker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latency_histogram_is_cumulative() {
+        let l = Latency::default();
+        l.record(Duration::from_millis(3));
+        l.record(Duration::from_millis(40));
+        l.record(Duration::from_secs(9));
+        let (b, n, sum) = l.snapshot();
+        assert_eq!(n, 3);
+        assert_eq!(b[0], 1, "<= 5 ms");
+        assert_eq!(b[3], 2, "<= 50 ms");
+        assert_eq!(*b.last().unwrap(), 2, "9 s is only in +Inf");
+        assert!((sum - 9.043).abs() < 1e-6);
+    }
     use std::sync::Mutex;
 
     /// Records the batch sizes it was called with; one detection per frame, scored by width.

@@ -37,6 +37,8 @@ pub struct WebState {
     pub settings: WebSettings,
     pub clock: Arc<dyn Clock>,
     pub logins: Mutex<auth::LoginLimiter>,
+    /// The detector's latency histogram, when the pipeline detects.
+    pub inference: Option<Arc<crate::detect::service::Latency>>,
 }
 
 impl WebState {
@@ -66,6 +68,7 @@ impl WebState {
             settings,
             clock,
             logins: Mutex::default(),
+            inference: None,
         })
     }
 
