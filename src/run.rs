@@ -39,6 +39,12 @@ pub use crate::analysis::AnalysisStatus;
 /// Every camera's analysis counters, by camera id.
 pub type AnalysisBoard = Arc<Mutex<BTreeMap<String, AnalysisStatus>>>;
 
+/// Each camera's latest frame as JPEG, with its time (Unix seconds): the cameras page.
+pub type LatestFrames = Arc<Mutex<BTreeMap<String, (Arc<Vec<u8>>, f64)>>>;
+
+/// How often a camera's latest frame is re-encoded for the cameras page, in seconds.
+const LATEST_EVERY_S: f64 = 10.0;
+
 /// A status line: camera health plus analysis.
 #[derive(Debug, Serialize)]
 pub struct StatusLine {
@@ -132,16 +138,30 @@ async fn analyse(
     mut analyser: Option<FrameAnalyser>,
     filing: Option<(Arc<FilingStage>, CameraEvidence)>,
     board: AnalysisBoard,
+    latest: LatestFrames,
 ) {
+    let mut latest_t = f64::MIN;
     while let Some(frame) = frames.recv().await {
-        let Some(a) = analyser.as_mut() else {
-            continue;
-        };
         let t = frame
             .wall
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
+        if t - latest_t >= LATEST_EVERY_S {
+            latest_t = t;
+            let jpeg = crate::evidence::image::encode_jpeg(
+                &frame.to_packed_rgb(),
+                frame.width,
+                frame.height,
+            );
+            latest
+                .lock()
+                .expect("latest frames")
+                .insert(id.clone(), (Arc::new(jpeg), t));
+        }
+        let Some(a) = analyser.as_mut() else {
+            continue;
+        };
         let events = a.process(frame, t).await;
         if let Some((stage, cam)) = &filing {
             for e in events {
@@ -284,6 +304,7 @@ pub async fn run(
         None => None,
     };
     let analysis: AnalysisBoard = Arc::default();
+    let latest: LatestFrames = Arc::default();
     let backoff = config.backoff();
     let mut board = HealthBoard::default();
     let mut threads = Vec::new();
@@ -334,6 +355,7 @@ pub async fn run(
             analyser,
             filing,
             analysis.clone(),
+            latest.clone(),
         )));
     }
     info!(cameras = threads.len(), "pipeline started");
@@ -349,6 +371,7 @@ pub async fn run(
     {
         let mut web = web;
         web.inference = detection.as_ref().map(|d| d.service.latency());
+        web.latest = latest.clone();
         let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;
         // Scripts and tests wait for this line.
         println!("web: listening on http://{addr}");

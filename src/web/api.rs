@@ -313,6 +313,22 @@ pub async fn evidence(State(st): State<Arc<WebState>>, Path(path): Path<String>)
     }
 }
 
+/// A camera's latest frame (re-encoded every 10 s of its stream).
+pub async fn latest_frame(State(st): State<Arc<WebState>>, Path(id): Path<String>) -> Response {
+    let got = st.latest.lock().expect("latest frames").get(&id).cloned();
+    match got {
+        Some((jpeg, _)) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            jpeg.as_ref().clone(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no frame yet").into_response(),
+    }
+}
+
 pub async fn openapi() -> Response {
     let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json"))
         .expect("the shipped OpenAPI document parses");

@@ -159,22 +159,42 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
 
     if let Some(lat) = &st.inference {
         let (buckets, count, sum) = lat.snapshot();
-        o.family("citywatch_inference_seconds", "histogram", "Time the detector took per batch (preprocessing, session.run, decoding).");
+        o.family(
+            "citywatch_inference_seconds",
+            "histogram",
+            "Time the detector took per batch (preprocessing, session.run, decoding).",
+        );
         for (n, le) in buckets.iter().zip(crate::detect::service::LATENCY_BUCKETS) {
-            o.sample("citywatch_inference_seconds_bucket", &[("le", &le.to_string())], *n as f64);
+            o.sample(
+                "citywatch_inference_seconds_bucket",
+                &[("le", &le.to_string())],
+                *n as f64,
+            );
         }
-        o.sample("citywatch_inference_seconds_bucket", &[("le", "+Inf")], count as f64);
+        o.sample(
+            "citywatch_inference_seconds_bucket",
+            &[("le", "+Inf")],
+            count as f64,
+        );
         o.sample("citywatch_inference_seconds_sum", &[], sum);
         o.sample("citywatch_inference_seconds_count", &[], count as f64);
     }
-    o.family("citywatch_suppressions_by_reason_total", "counter", "Suppressed candidates by camera and reason.");
+    o.family(
+        "citywatch_suppressions_by_reason_total",
+        "counter",
+        "Suppressed candidates by camera and reason.",
+    );
     for (cam, a) in &analysis {
         for (reason, n) in [
             ("duplicate", a.suppressed_duplicate),
             ("rate_limit", a.suppressed_rate_limit),
             ("outside_hours", a.suppressed_outside_hours),
         ] {
-            o.sample("citywatch_suppressions_by_reason_total", &[("camera", cam), ("reason", reason)], n as f64);
+            o.sample(
+                "citywatch_suppressions_by_reason_total",
+                &[("camera", cam), ("reason", reason)],
+                n as f64,
+            );
         }
     }
 

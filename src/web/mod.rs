@@ -39,6 +39,8 @@ pub struct WebState {
     pub logins: Mutex<auth::LoginLimiter>,
     /// The detector's latency histogram, when the pipeline detects.
     pub inference: Option<Arc<crate::detect::service::Latency>>,
+    /// Each camera's latest frame (JPEG).
+    pub latest: crate::run::LatestFrames,
 }
 
 impl WebState {
@@ -69,6 +71,7 @@ impl WebState {
             clock,
             logins: Mutex::default(),
             inference: None,
+            latest: Default::default(),
         })
     }
 
@@ -92,6 +95,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/cases", get(pages::cases))
         .route("/cases.csv", get(api::cases_csv))
         .route("/cameras", get(pages::cameras))
+        .route("/cameras/{id}/latest.jpg", get(api::latest_frame))
         .route("/summary", get(pages::summary))
         .route("/logout", post(auth::logout))
         .route("/evidence/{*path}", get(api::evidence))

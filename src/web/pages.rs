@@ -478,8 +478,36 @@ pub async fn cameras(
             .analysis
             .map(|a| (a.inferences, a.reused))
             .unwrap_or((0, 0));
+        let zones: String = c
+            .zones
+            .iter()
+            .map(|z| {
+                let pts = z["polygon"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter_map(|p| Some(format!("{},{}", p[0].as_f64()?, p[1].as_f64()?)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "<polygon points=\"{}\"><title>{}</title></polygon>",
+                    esc(&pts),
+                    esc(z["id"].as_str().unwrap_or(""))
+                )
+            })
+            .collect();
+        let live = if st.latest.lock().expect("latest frames").contains_key(&c.id) {
+            format!(
+                "<div class=\"live\"><img src=\"/cameras/{id}/latest.jpg\" alt=\"\"><svg viewBox=\"0 0 1 1\" preserveAspectRatio=\"none\">{zones}</svg></div>",
+                id = esc(&c.id)
+            )
+        } else {
+            String::new()
+        };
         body.push_str(&format!(
-            "<tr><td>{} <small>{}</small><br><small>{}</small></td><td class=\"state {state}\">{state}</td><td>{frames}</td><td>{analysed}</td><td>{reused}</td><td>{reconnects}</td><td>{}</td></tr>",
+            "<tr><td>{live}{} <small>{}</small><br><small>{}</small></td><td class=\"state {state}\">{state}</td><td>{frames}</td><td>{analysed}</td><td>{reused}</td><td>{reconnects}</td><td>{}</td></tr>",
             esc(&c.id),
             esc(&c.name),
             esc(&c.url),

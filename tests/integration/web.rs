@@ -160,7 +160,7 @@ async fn site() -> Site {
     std::os::unix::fs::symlink(dir.path().join("secret.txt"), pkg_dir.join("secret.json")).unwrap();
 
     let shutdown = Shutdown::new();
-    let state = citywatch::web::WebState::new(
+    let mut state = citywatch::web::WebState::new(
         &cfg,
         store.clone(),
         Default::default(),
@@ -169,6 +169,12 @@ async fn site() -> Site {
         Arc::new(SystemClock),
     )
     .unwrap();
+    let frame = citywatch::evidence::image::encode_jpeg(&vec![90; 64 * 48 * 3], 64, 48);
+    state
+        .latest
+        .lock()
+        .unwrap()
+        .insert("cam".into(), (Arc::new(frame), T0));
     let addr = citywatch::web::serve(Arc::new(state), shutdown.clone())
         .await
         .unwrap();
@@ -232,6 +238,7 @@ const PROTECTED_GET: &[&str] = &[
     "/cases",
     "/cases.csv",
     "/cameras",
+    "/cameras/cam/latest.jpg",
     "/summary",
     "/evidence/2026-01-05/cam/x/confirm.jpg",
     "/api/captures",
@@ -556,6 +563,17 @@ async fn filters_bodies_logins_and_secrets_are_handled() {
             .unwrap(),
     );
     assert!(seen.contains("127.0.0.1:9"), "the camera is listed");
+    assert!(
+        seen.contains("<img src=\"/cameras/cam/latest.jpg\"")
+            && seen.contains("<polygon points=\"0,0 1,0 1,1 0,1\">"),
+        "{seen}"
+    );
+    let r = get("/cameras/cam/latest.jpg".into()).await;
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        get("/cameras/nope/latest.jpg".into()).await.status(),
+        StatusCode::NOT_FOUND
+    );
     assert!(!seen.contains(CAMERA_PASSWORD));
     assert!(seen.contains("citywatch_outbox{state=\"pending\"}"));
     assert!(seen.contains("废弃车辆"), "Chinese by default");
