@@ -160,7 +160,7 @@ async fn site() -> Site {
     std::os::unix::fs::symlink(dir.path().join("secret.txt"), pkg_dir.join("secret.json")).unwrap();
 
     let shutdown = Shutdown::new();
-    let mut state = citywatch::web::WebState::new(
+    let state = citywatch::web::WebState::new(
         &cfg,
         store.clone(),
         Default::default(),
