@@ -57,6 +57,16 @@ pub struct CaseFilter {
     pub lang: Option<String>,
 }
 
+/// One capture's outcome, for the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub rule: String,
+    pub camera: String,
+    pub confirm_at: f64,
+    pub status: String,
+    pub filed_at: Option<f64>,
+}
+
 /// Captures and confirmations per rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleSummary {
@@ -240,6 +250,33 @@ impl Store {
             .map(|r| self.case_row(r))
             .collect::<Result<_, _>>()?;
         Ok((cases, total))
+    }
+
+    /// (rule, camera, confirmed at, status, case filed at) of the captures confirmed in the
+    /// 30 days up to the newest one (recorded footage keeps its own dates), at most 100 000:
+    /// what the summary page aggregates.
+    pub async fn recent_outcomes(&self) -> Result<Vec<Outcome>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT c.rule, c.camera, c.confirm_at, c.status, k.filed_at FROM captures c \
+             LEFT JOIN cases k ON k.capture_id = c.id \
+             WHERE c.confirm_at >= (SELECT MAX(confirm_at) FROM captures) - 2592000 \
+             ORDER BY c.confirm_at DESC LIMIT 100000",
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| self.err(e);
+                Ok(Outcome {
+                    rule: r.try_get(0).map_err(g)?,
+                    camera: r.try_get(1).map_err(g)?,
+                    confirm_at: r.try_get(2).map_err(g)?,
+                    status: r.try_get(3).map_err(g)?,
+                    filed_at: r.try_get(4).map_err(g)?,
+                })
+            })
+            .collect()
     }
 
     /// Rejected captures with the reviewer's reason and note, oldest first.

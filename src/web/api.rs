@@ -265,8 +265,13 @@ pub async fn summary(State(st): State<Arc<WebState>>) -> Response {
         Ok(c) => c,
         Err(e) => return store_error(e),
     };
+    let outcomes = match st.store.recent_outcomes().await {
+        Ok(o) => o,
+        Err(e) => return store_error(e),
+    };
     Json(serde_json::json!({
         "rules": rules,
+        "last_30_days": super::summary::summarise(&outcomes),
         "outbox": { "pending": counts.outbox_pending, "delivered": counts.outbox_delivered, "dead": counts.outbox_dead },
         "filing": st.filing.as_ref().map(|f| f.status()),
     }))

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod pages;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -100,6 +100,12 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "pending" => ("待审核", "Pending"),
         "rate" => ("确认率", "Confirmation rate"),
         "next" => ("下一条", "Next"),
+        "last_30_days" => (
+            "最近30天：按规则和摄像头",
+            "Last 30 days (to the newest capture), by rule and camera",
+        ),
+        "per_day" => ("每日抓拍", "Captures per day"),
+        "filing_latency" => ("抓拍到立案耗时", "Capture to filing"),
         "keys" => (
             "快捷键：c 确认，r 驳回，n 下一条",
             "Keys: c confirm, r reject, n next",
@@ -550,6 +556,57 @@ pub async fn summary(
             r.confirmed,
             r.rejected,
             r.pending
+        ));
+    }
+    body.push_str("</table>");
+    let outcomes = match st.store.recent_outcomes().await {
+        Ok(o) => o,
+        Err(e) => return server_error(e),
+    };
+    let sum = super::summary::summarise(&outcomes);
+    body.push_str(&format!(
+        "<h2>{}</h2><table id=\"rates\"><tr><th>{} / {}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        t(lang, "last_30_days"),
+        t(lang, "rule"),
+        t(lang, "camera"),
+        t(lang, "captures"),
+        t(lang, "confirmed"),
+        t(lang, "rejected"),
+        t(lang, "rate"),
+    ));
+    for (k, r) in &sum.per_rule_camera {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(k),
+            r.captures,
+            r.confirmed,
+            r.rejected,
+            r.confirmation_rate
+                .map(|x| format!("{:.0}%", 100.0 * x))
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    body.push_str(&format!(
+        "</table><h2>{}</h2><table id=\"per-day\">",
+        t(lang, "per_day")
+    ));
+    for (day, rules) in sum.per_day.iter().rev() {
+        let cells: String = rules
+            .iter()
+            .map(|(r, n)| format!("{} {n}; ", t(lang, r)))
+            .collect();
+        body.push_str(&format!("<tr><td>{day}</td><td>{cells}</td></tr>"));
+    }
+    body.push_str(&format!(
+        "</table><h2>{}</h2><table id=\"latency\">",
+        t(lang, "filing_latency")
+    ));
+    for (rule, (p50, p90)) in &sum.filing_latency_s {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>p50 {:.0} s</td><td>p90 {:.0} s</td></tr>",
+            t(lang, rule),
+            p50,
+            p90
         ));
     }
     body.push_str("</table>");

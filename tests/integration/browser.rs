@@ -327,6 +327,15 @@ fn an_operator_reviews_real_captures_in_headless_chromium() {
         timings.push(("cameras", b.goto(&format!("{base}/cameras")).await));
         b.screenshot("07-cameras").await;
         timings.push(("summary", b.goto(&format!("{base}/summary?lang=en")).await));
+        assert_eq!(
+            b.eval("document.querySelectorAll('#latency tr').length").await,
+            1,
+            "capture-to-filing latency of the confirmed case"
+        );
+        assert!(
+            b.eval("document.getElementById('rates').textContent.includes('50%')").await == true,
+            "one confirmed, one rejected"
+        );
         b.screenshot("08-summary-en").await;
 
         // 7. The city platform's receiver got that case, once.

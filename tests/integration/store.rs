@@ -191,6 +191,26 @@ async fn suite(url: &str) {
     ));
     let n = store.counts().await.unwrap();
     assert_eq!((n.captures, n.cases, n.outbox_pending), (3, 2, 2));
+    // The read queries behind the UI run on both backends, filters bound as data.
+    assert_eq!(store.recent_outcomes().await.unwrap().len(), 3);
+    assert_eq!(store.rejected_captures().await.unwrap().len(), 1);
+    let (cases, total) = store
+        .list_cases(&citywatch::store::query::CaseFilter {
+            rule: Some("abandoned_vehicle".into()),
+            from: Some(0.0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((cases.len(), total), (1, 1));
+    let (_, all) = store.list_cases(&Default::default()).await.unwrap();
+    assert_eq!(all, 2);
+    let weird = citywatch::store::query::CaptureFilter {
+        camera: Some("x' OR '1'='1".into()),
+        status: Some("all".into()),
+        ..Default::default()
+    };
+    assert!(store.list_captures(&weird).await.unwrap().is_empty());
 
     // Retention may delete only what is finished: the rejected capture, and a capture once
     // its case is closed.
