@@ -118,6 +118,10 @@ pub struct AnalysisStatus {
     pub suppressed_duplicate: u64,
     pub suppressed_rate_limit: u64,
     pub suppressed_outside_hours: u64,
+    /// Frames the detector ran on, and frames that reused detections, in the last minute of
+    /// stream time.
+    pub analysed_per_min: u32,
+    pub reused_per_min: u32,
 }
 
 /// Everything one camera does with a frame after ingest: gate, budget, detect, episodes,
@@ -133,6 +137,8 @@ pub struct FrameAnalyser {
     evidence: bool,
     first_seen: std::collections::VecDeque<(u64, crate::evidence::Snapshot)>,
     last_frame: Option<std::sync::Arc<Frame>>,
+    /// (time, ran the detector) of the frames of the last minute.
+    recent: std::collections::VecDeque<(f64, bool)>,
 }
 
 /// Most first-seen frames one camera keeps (oldest dropped first).
@@ -163,6 +169,7 @@ impl FrameAnalyser {
             evidence: false,
             first_seen: Default::default(),
             last_frame: None,
+            recent: Default::default(),
         }
     }
 
@@ -252,6 +259,13 @@ impl FrameAnalyser {
             self.keep_first_seen(&frame, t);
             self.last_frame = Some(frame.clone());
         }
+        self.recent.push_back((t, run));
+        while self.recent.front().is_some_and(|(t0, _)| t - t0 >= 60.0) {
+            self.recent.pop_front();
+        }
+        let ran = self.recent.iter().filter(|(_, r)| *r).count() as u32;
+        self.status.analysed_per_min = ran;
+        self.status.reused_per_min = self.recent.len() as u32 - ran;
         let g = self.gate.stats;
         self.status.inferences = g.inferences;
         self.status.reused = g.reused;

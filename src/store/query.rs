@@ -51,6 +51,9 @@ pub struct CaseFilter {
     /// Unix seconds, on reported_at.
     pub from: Option<f64>,
     pub to: Option<f64>,
+    /// Days (YYYY-MM-DD, Beijing time), inclusive: the cases page's date range.
+    pub from_date: Option<String>,
+    pub to_date: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
     /// The page language (the UI's `?lang=`); no effect on the query.
@@ -119,6 +122,13 @@ impl Where {
             format!(" WHERE {}", self.clauses.join(" AND "))
         }
     }
+}
+
+/// 00:00 Beijing time of a YYYY-MM-DD day, in Unix seconds; None when absent or malformed.
+fn day_start(day: &Option<String>) -> Option<f64> {
+    let format = time::format_description::parse("[year]-[month]-[day]").ok()?;
+    let d = time::Date::parse(day.as_deref()?, &format).ok()?;
+    Some((d.midnight().assume_utc().unix_timestamp() - 8 * 3600) as f64)
 }
 
 fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
@@ -221,6 +231,12 @@ impl Store {
         w.text("status = ?", &f.status, &mut order);
         w.number("reported_at >= ?", f.from, &mut order);
         w.number("reported_at < ?", f.to, &mut order);
+        w.number("reported_at >= ?", day_start(&f.from_date), &mut order);
+        w.number(
+            "reported_at < ?",
+            day_start(&f.to_date).map(|t| t + 86400.0),
+            &mut order,
+        );
         let (limit, offset) = page(f.limit, f.offset);
         let rows = self
             .fetch(

@@ -100,6 +100,8 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "pending" => ("待审核", "Pending"),
         "rate" => ("确认率", "Confirmation rate"),
         "next" => ("下一条", "Next"),
+        "from" => ("起始日期", "From"),
+        "to" => ("截止日期", "To"),
         "last_30_days" => (
             "最近30天：按规则和摄像头",
             "Last 30 days (to the newest capture), by rule and camera",
@@ -410,6 +412,7 @@ pub async fn cases(
     let mut body = format!(
         r#"<form method="get" action="/cases" class="filters"><label>{rule} <input name="rule" value="{r}"></label>
 <label>{camera} <input name="camera" value="{c}"></label><label>{status} <input name="status" value="{s}"></label>
+<label>{from} <input type="date" name="from_date" value="{fd}"></label><label>{to} <input type="date" name="to_date" value="{td}"></label>
 <button>{filter}</button> <a href="/cases.csv" id="export">{export}</a></form><p>{total}</p><table id="cases"><tr><th>{num}</th><th>{rule}</th><th>{category}</th><th>{camera}</th><th>{time}</th><th>{limit}</th><th>{status}</th></tr>"#,
         rule = t(lang, "rule"),
         camera = t(lang, "camera"),
@@ -423,6 +426,10 @@ pub async fn cases(
         r = v(&f.rule),
         c = v(&f.camera),
         s = v(&f.status),
+        fd = v(&f.from_date),
+        td = v(&f.to_date),
+        from = t(lang, "from"),
+        to = t(lang, "to"),
     );
     for k in &cases {
         body.push_str(&format!(
@@ -482,8 +489,13 @@ pub async fn cameras(
             .unwrap_or(("-", 0, 0, String::new()));
         let (analysed, reused) = c
             .analysis
-            .map(|a| (a.inferences, a.reused))
-            .unwrap_or((0, 0));
+            .map(|a| {
+                (
+                    format!("{} ({}/min)", a.inferences, a.analysed_per_min),
+                    format!("{} ({}/min)", a.reused, a.reused_per_min),
+                )
+            })
+            .unwrap_or_default();
         let zones: String = c
             .zones
             .iter()

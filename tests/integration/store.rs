@@ -205,6 +205,28 @@ async fn suite(url: &str) {
     assert_eq!((cases.len(), total), (1, 1));
     let (_, all) = store.list_cases(&Default::default()).await.unwrap();
     assert_eq!(all, 2);
+    let day = |from: &str, to: &str| citywatch::store::query::CaseFilter {
+        from_date: Some(from.into()),
+        to_date: Some(to.into()),
+        ..Default::default()
+    };
+    // The cases were reported on 2026-01-05 (Beijing time).
+    assert_eq!(
+        store
+            .list_cases(&day("2026-01-05", "2026-01-05"))
+            .await
+            .unwrap()
+            .1,
+        2
+    );
+    assert_eq!(
+        store
+            .list_cases(&day("2026-01-06", "2026-01-09"))
+            .await
+            .unwrap()
+            .1,
+        0
+    );
     let weird = citywatch::store::query::CaptureFilter {
         camera: Some("x' OR '1'='1".into()),
         status: Some("all".into()),
