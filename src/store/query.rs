@@ -126,8 +126,11 @@ impl Where {
 
 /// 00:00 Beijing time of a YYYY-MM-DD day, in Unix seconds; None when absent or malformed.
 fn day_start(day: &Option<String>) -> Option<f64> {
-    let format = time::format_description::parse("[year]-[month]-[day]").ok()?;
-    let d = time::Date::parse(day.as_deref()?, &format).ok()?;
+    let mut parts = day.as_deref()?.splitn(3, '-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let dom: u8 = parts.next()?.parse().ok()?;
+    let d = time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, dom).ok()?;
     Some((d.midnight().assume_utc().unix_timestamp() - 8 * 3600) as f64)
 }
 
