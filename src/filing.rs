@@ -99,6 +99,51 @@ pub fn ring_for(ev: &EvidenceSettings) -> PacketRing {
     )
 }
 
+/// Captures this process made, for merging later duplicates into them: by key, by
+/// (camera, capture id), and in the order they came. Bounded: past `KNOWN_MAX`, the oldest
+/// whose package is done are forgotten (a duplicate of one of those then only counts in
+/// the camera's own limiter, not in the stored aggregation).
+#[derive(Default)]
+struct KnownCaptures {
+    by_key: HashMap<String, Known>,
+    by_id: HashMap<(String, u64), String>,
+    order: std::collections::VecDeque<String>,
+}
+
+const KNOWN_MAX: usize = 4096;
+
+impl KnownCaptures {
+    fn insert(&mut self, key: String, k: Known) {
+        self.by_id.insert(
+            (k.capture.candidate.camera.clone(), k.capture.id),
+            key.clone(),
+        );
+        if self.by_key.insert(key.clone(), k).is_none() {
+            self.order.push_back(key);
+        }
+        let mut tries = self.order.len();
+        while self.by_key.len() > KNOWN_MAX && tries > 0 {
+            tries -= 1;
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            match self.by_key.get(&old) {
+                Some(k) if k.evidence.is_some() => {
+                    self.by_id
+                        .remove(&(k.capture.candidate.camera.clone(), k.capture.id));
+                    self.by_key.remove(&old);
+                }
+                Some(_) => self.order.push_back(old),
+                None => {}
+            }
+        }
+    }
+
+    fn key_of(&self, camera: &str, id: u64) -> Option<String> {
+        self.by_id.get(&(camera.to_string(), id)).cloned()
+    }
+}
+
 struct Known {
     capture: Capture,
     mode: FilingMode,
@@ -113,7 +158,7 @@ pub struct FilingStage {
     evidence: Option<(EvidenceWriter, EvidenceSettings)>,
     model: Option<ModelInfo>,
     spool: Arc<Spool>,
-    known: Mutex<HashMap<String, Known>>,
+    known: Mutex<KnownCaptures>,
     status: tokio::sync::watch::Sender<FilingStatus>,
     wake: Notify,
     /// Woken when captures reach the store (cases may be waiting for delivery).
@@ -239,15 +284,15 @@ impl FilingStage {
     /// A duplicate merged into a known capture: its count goes up in the store too.
     pub fn merged(&self, id: u64, camera: &str, aggregation_delta: u32, evidence_t: f64) {
         let mut known = self.known.lock().expect("known");
-        let Some((key, k)) = known
-            .iter_mut()
-            .find(|(_, k)| k.capture.id == id && k.capture.candidate.camera == camera)
-        else {
+        let Some(key) = known.key_of(camera, id) else {
+            return;
+        };
+        let Some(k) = known.by_key.get_mut(&key) else {
             return;
         };
         k.capture.aggregation += aggregation_delta;
         k.capture.last_evidence = k.capture.last_evidence.max(evidence_t);
-        let (key, ready) = (key.clone(), k.evidence.clone());
+        let ready = k.evidence.clone();
         drop(known);
         if let Some(ev) = ready {
             self.enqueue(&key, ev);
@@ -257,7 +302,9 @@ impl FilingStage {
     fn enqueue(&self, key: &str, evidence: Option<serde_json::Value>) {
         let entry = {
             let mut known = self.known.lock().expect("known");
-            let Some(k) = known.get_mut(key) else { return };
+            let Some(k) = known.by_key.get_mut(key) else {
+                return;
+            };
             k.evidence = Some(evidence.clone());
             SpoolEntry {
                 capture: k.capture.clone(),
@@ -509,5 +556,59 @@ impl FilingStage {
             }
         }
         self.drain_once().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(id: u64, ready: bool) -> Known {
+        Known {
+            capture: Capture {
+                id,
+                candidate: crate::rules::engine::Candidate {
+                    rule: RuleKind::AbandonedVehicle,
+                    camera: "cam".into(),
+                    preset: None,
+                    zone: "z".into(),
+                    place: [0.0, 0.0, 0.1, 0.1],
+                    episode: Some(id),
+                    label: "car".into(),
+                    start: 0.0,
+                    confirm: id as f64,
+                    bbox: [0.0, 0.0, 0.1, 0.1],
+                    score: 0.9,
+                    dwell_s: 60.0,
+                },
+                aggregation: 1,
+                last_evidence: 0.0,
+                closed_at: None,
+            },
+            mode: FilingMode::Review,
+            location: Location::default(),
+            evidence: ready.then_some(None),
+        }
+    }
+
+    #[test]
+    fn known_captures_are_bounded_and_keep_those_still_being_packaged() {
+        let mut k = KnownCaptures::default();
+        k.insert("pending".into(), known(0, false));
+        for i in 1..=(KNOWN_MAX as u64 + 10) {
+            k.insert(format!("k{i}"), known(i, true));
+        }
+        assert_eq!(k.by_key.len(), KNOWN_MAX);
+        assert_eq!(k.by_id.len(), KNOWN_MAX);
+        assert_eq!(
+            k.key_of("cam", 0).as_deref(),
+            Some("pending"),
+            "still packaging: kept"
+        );
+        assert_eq!(k.key_of("cam", 1), None, "the oldest done one went");
+        assert_eq!(
+            k.key_of("cam", KNOWN_MAX as u64 + 10).as_deref(),
+            Some("k4106")
+        );
     }
 }
