@@ -27,6 +27,22 @@ impl Out {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
+    /// A family with one sample per camera; cameras without a value are left out.
+    fn per_camera(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        values: Vec<(String, Option<f64>)>,
+    ) {
+        self.family(name, kind, help);
+        for (cam, v) in values {
+            if let Some(v) = v {
+                self.sample(name, &[("camera", &cam)], v);
+            }
+        }
+    }
+
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
         let l: Vec<String> = labels
             .iter()
@@ -44,119 +60,72 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
     let mut o = Out(String::new());
     let health = st.health.snapshot(st.clock.now());
     let analysis = st.analysis.lock().expect("analysis board").clone();
-
-    o.family(
+    let ids = |f: fn(&crate::ingest::CameraStatus) -> Option<f64>| {
+        health
+            .iter()
+            .map(move |h| (h.health.id.to_string(), f(h)))
+            .collect::<Vec<_>>()
+    };
+    o.per_camera(
         "citywatch_camera_up",
         "gauge",
         "1 while the camera is streaming.",
+        ids(|h| Some((h.health.state == crate::ingest::HealthState::Streaming) as u8 as f64)),
     );
-    for h in &health {
-        let up = h.health.state == crate::ingest::HealthState::Streaming;
-        o.sample(
-            "citywatch_camera_up",
-            &[("camera", &h.health.id)],
-            up as u8 as f64,
-        );
-    }
-    o.family(
+    o.per_camera(
         "citywatch_camera_frames_total",
         "counter",
         "Frames delivered to analysis.",
+        ids(|h| Some(h.health.frames as f64)),
     );
-    for h in &health {
-        o.sample(
-            "citywatch_camera_frames_total",
-            &[("camera", &h.health.id)],
-            h.health.frames as f64,
-        );
-    }
-    o.family(
+    o.per_camera(
         "citywatch_camera_frames_dropped_total",
         "counter",
         "Frames dropped because analysis fell behind.",
+        ids(|h| Some(h.health.frames_dropped as f64)),
     );
-    for h in &health {
-        o.sample(
-            "citywatch_camera_frames_dropped_total",
-            &[("camera", &h.health.id)],
-            h.health.frames_dropped as f64,
-        );
-    }
-    o.family(
+    o.per_camera(
         "citywatch_camera_reconnects_total",
         "counter",
         "Reconnects after failures.",
+        ids(|h| Some(h.health.reconnects as f64)),
     );
-    for h in &health {
-        o.sample(
-            "citywatch_camera_reconnects_total",
-            &[("camera", &h.health.id)],
-            h.health.reconnects as f64,
-        );
-    }
-    o.family(
+    o.per_camera(
         "citywatch_camera_last_frame_age_seconds",
         "gauge",
         "Seconds since the camera's last frame.",
+        ids(|h| h.last_frame_age_s),
     );
-    for h in &health {
-        if let Some(a) = h.last_frame_age_s {
-            o.sample(
-                "citywatch_camera_last_frame_age_seconds",
-                &[("camera", &h.health.id)],
-                a,
-            );
-        }
-    }
-    o.family(
+    let counts = |f: fn(&crate::analysis::AnalysisStatus) -> u64| {
+        analysis
+            .iter()
+            .map(move |(cam, a)| (cam.clone(), Some(f(a) as f64)))
+            .collect::<Vec<_>>()
+    };
+    o.per_camera(
         "citywatch_frames_analysed_total",
         "counter",
         "Frames the detector ran on.",
+        counts(|a| a.inferences),
     );
-    for (cam, a) in &analysis {
-        o.sample(
-            "citywatch_frames_analysed_total",
-            &[("camera", cam)],
-            a.inferences as f64,
-        );
-    }
-    o.family(
+    o.per_camera(
         "citywatch_frames_reused_total",
         "counter",
         "Frames that reused the last detections (scene unchanged or over budget).",
+        counts(|a| a.reused),
     );
-    for (cam, a) in &analysis {
-        o.sample(
-            "citywatch_frames_reused_total",
-            &[("camera", cam)],
-            a.reused as f64,
-        );
-    }
-    o.family(
+    o.per_camera(
         "citywatch_captures_made_total",
         "counter",
         "Captures this process made, by camera.",
+        counts(|a| a.captures),
     );
-    for (cam, a) in &analysis {
-        o.sample(
-            "citywatch_captures_made_total",
-            &[("camera", cam)],
-            a.captures as f64,
-        );
-    }
-    o.family(
+    o.per_camera(
         "citywatch_suppressions_total",
         "counter",
         "Candidates suppressed (duplicate, rate limit, outside hours), by camera.",
+        counts(|a| a.suppressed),
     );
-    for (cam, a) in &analysis {
-        o.sample(
-            "citywatch_suppressions_total",
-            &[("camera", cam)],
-            a.suppressed as f64,
-        );
-    }
-
     if let Some(lat) = &st.inference {
         let (buckets, count, sum) = lat.snapshot();
         o.family(
