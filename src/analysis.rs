@@ -139,6 +139,9 @@ pub struct FrameAnalyser {
     last_frame: Option<std::sync::Arc<Frame>>,
     /// (time, ran the detector) of the frames of the last minute.
     recent: std::collections::VecDeque<(f64, bool)>,
+    /// Keep the detector's own output of the last frame (evaluation scores it).
+    keep_fresh: bool,
+    fresh: Option<Vec<Detection>>,
 }
 
 /// Most first-seen frames one camera keeps (oldest dropped first).
@@ -170,7 +173,21 @@ impl FrameAnalyser {
             first_seen: Default::default(),
             last_frame: None,
             recent: Default::default(),
+            keep_fresh: false,
+            fresh: None,
         }
+    }
+
+    /// Keeps each frame's fresh detections for [`Self::fresh`].
+    pub fn keeping_detections(mut self) -> Self {
+        self.keep_fresh = true;
+        self
+    }
+
+    /// What the detector returned for the last processed frame; None when that frame reused
+    /// earlier detections (or detections are not kept).
+    pub fn fresh(&self) -> Option<&[Detection]> {
+        self.fresh.as_deref()
     }
 
     /// Keeps what evidence packages need: first-seen frames and the latest frame.
@@ -239,10 +256,14 @@ impl FrameAnalyser {
             }
         }
         let frame = std::sync::Arc::new(frame);
+        self.fresh = None;
         let dets = if run {
             match self.service.detect(frame.clone()).await {
                 Ok(d) => {
                     self.gate.record(&d);
+                    if self.keep_fresh {
+                        self.fresh = Some(d.clone());
+                    }
                     d
                 }
                 Err(e) => {

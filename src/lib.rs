@@ -7,6 +7,7 @@
 //! - [`ingest`]: cameras (RTSP and recorded files) through GStreamer, sampled in the pipeline.
 //! - [`probe`]: checks a camera URL over RTSP (OPTIONS/DESCRIBE, auth, SDP).
 //! - [`samples`]: the loopback RTSP server that loops the sample footage.
+//! - [`eval`]: scores a pipeline on recorded footage against truth; makes scenario clips.
 //! - [`run`]: wires the stages together for `citywatch run`.
 
 pub mod analysis;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod core;
 pub mod detect;
 pub mod episodes;
+pub mod eval;
 pub mod evidence;
 pub mod filing;
 pub mod ingest;

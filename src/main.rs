@@ -112,6 +112,46 @@ enum Command {
         #[arg(long, value_name = "URL")]
         db: Option<String>,
     },
+    /// Scores a pipeline on recorded footage against truth files (docs/eval.md); writes
+    /// report.json, report.html and SVG plots.
+    Eval {
+        #[arg(long)]
+        pipeline: PathBuf,
+        /// A truth file (JSON, one per clip); repeat for more clips.
+        #[arg(long, required = true)]
+        truth: Vec<PathBuf>,
+        #[arg(long, default_value = "eval-report")]
+        out: PathBuf,
+        /// A second pipeline to score on the same footage, side by side.
+        #[arg(long, value_name = "PIPELINE")]
+        compare: Option<PathBuf>,
+        /// Use this model (a manifest name) instead of the pipeline's.
+        #[arg(long)]
+        model: Option<String>,
+        /// Score the second variant with this model (without --compare: the same pipeline).
+        #[arg(long, value_name = "MODEL")]
+        compare_model: Option<String>,
+        /// How far outside a truth event's span a capture may be confirmed (seconds).
+        #[arg(long, default_value_t = 2.0)]
+        tolerance: f64,
+        /// Least IoU between a capture's box and a truth event's box.
+        #[arg(long, default_value_t = 0.3)]
+        iou: f64,
+        /// Clips played at once (0: one per CPU core).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Makes a clip with exact truth by pasting real object crops into real footage
+    /// (a spec in TOML; docs/eval.md). Writes STEM.mp4 and STEM.json.
+    Scenario {
+        spec: PathBuf,
+        /// Output folder (default: the spec's).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Checks a camera: connection, authentication, codec, resolution, frame rate.
     Probe {
         url: String,
@@ -434,6 +474,56 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Eval {
+            pipeline,
+            truth,
+            out,
+            compare,
+            model,
+            compare_model,
+            tolerance,
+            iou,
+            jobs,
+            quiet,
+        } => {
+            let opts = citywatch::eval::EvalOptions {
+                pipeline,
+                truth,
+                out,
+                compare,
+                model,
+                compare_model,
+                matching: citywatch::eval::metrics::MatchParams {
+                    tolerance_s: tolerance,
+                    min_iou: iou,
+                },
+                progress: !quiet,
+                jobs,
+            };
+            match runtime().block_on(citywatch::eval::eval(opts)) {
+                Ok(w) => {
+                    println!("{}", w.json.display());
+                    println!("{}", w.html.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Scenario { spec, out } => {
+            match citywatch::eval::scenario::make(&spec, out.as_deref()) {
+                Ok(o) => {
+                    println!("{}", serde_json::to_string(&o).expect("json"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
                 }
             }
         }

@@ -100,10 +100,25 @@ fn bbox(b: &BBox) -> [f64; 4] {
 
 /// What one camera's replay produced.
 #[derive(Default)]
-struct CameraResult {
-    captures: BTreeMap<u64, Capture>,
-    suppressed: Vec<Suppression>,
-    frames: u64,
+pub(crate) struct CameraResult {
+    pub captures: BTreeMap<u64, Capture>,
+    pub suppressed: Vec<Suppression>,
+    /// Frames analysed, and of those the ones the detector ran on.
+    pub frames: u64,
+    pub inferences: u64,
+    /// With [`PlayOptions::keep_detections`]: (stream seconds, detections) of every frame the
+    /// detector ran on.
+    pub detections: Vec<(f64, Vec<crate::detect::Detection>)>,
+}
+
+/// How [`play`] runs its cameras.
+#[derive(Clone, Default)]
+pub(crate) struct PlayOptions {
+    pub keep_detections: bool,
+    /// Adds the milliseconds of stream time played, as they are played.
+    pub progress: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Most cameras played at once (0: all).
+    pub jobs: usize,
 }
 
 async fn replay_camera(
@@ -112,6 +127,7 @@ async fn replay_camera(
     mut analyser: FrameAnalyser,
     start_unix: f64,
     filing: Option<(Arc<FilingStage>, CameraEvidence)>,
+    opts: PlayOptions,
 ) -> CameraResult {
     let mut handle = spawn_camera_with_ring(
         &cam,
@@ -122,13 +138,23 @@ async fn replay_camera(
         filing.as_ref().and_then(|(_, c)| c.ring.clone()),
     );
     let mut out = CameraResult::default();
+    let mut played_ms = 0u64;
     while let Some(frame) = handle.next_frame().await {
         let Some(pts) = frame.pts else {
             continue;
         };
         out.frames += 1;
+        if let Some(p) = &opts.progress {
+            let ms = pts.as_millis() as u64;
+            p.fetch_add(ms.saturating_sub(played_ms), std::sync::atomic::Ordering::Relaxed);
+            played_ms = played_ms.max(ms);
+        }
         let t = start_unix + pts.as_secs_f64();
-        for e in analyser.process(frame, t).await {
+        let events = analyser.process(frame, t).await;
+        if let Some(d) = analyser.fresh() {
+            out.detections.push((pts.as_secs_f64(), d.to_vec()));
+        }
+        for e in events {
             match e {
                 Event::Capture(c) => {
                     if let Some((stage, cam)) = &filing {
@@ -151,12 +177,79 @@ async fn replay_camera(
             }
         }
     }
+    out.inferences = analyser.status.inferences;
     if let Some(err) = handle.health.borrow().last_error.clone()
         && handle.health.borrow().state == crate::ingest::HealthState::Failed
     {
         tracing::error!(camera = %cam.id, error = %err, "footage could not be played");
     }
     out
+}
+
+/// Plays `cams` (file sources) through the whole pipeline with stream time as the clock, and
+/// returns each camera's result, in the order given.
+pub(crate) async fn play(
+    config: Arc<PipelineConfig>,
+    cams: Vec<CameraConfig>,
+    detection: &crate::run::Detection,
+    start_unix: f64,
+    stage: Option<Arc<FilingStage>>,
+    opts: PlayOptions,
+) -> anyhow::Result<Vec<(CameraConfig, CameraResult)>> {
+    let budget = budget(&config);
+    let permits = Arc::new(tokio::sync::Semaphore::new(if opts.jobs == 0 {
+        tokio::sync::Semaphore::MAX_PERMITS
+    } else {
+        opts.jobs
+    }));
+    let mut tasks = Vec::new();
+    for cam in cams {
+        let analysis = CameraAnalysis::new(
+            &cam,
+            &config,
+            Box::new(NoStore),
+            detection.model_sees_overflow,
+        )
+        .context("starting episodes")?;
+        let analyser = FrameAnalyser::new(
+            &cam.id,
+            config.gate.to_gate(),
+            analysis,
+            budget.clone(),
+            detection.service.clone(),
+        );
+        let filing = stage.as_ref().map(|s| {
+            let ring = match (&config.evidence, s.keeps_evidence()) {
+                (Some(ev), true) => Some(crate::filing::ring_for(ev)),
+                _ => None,
+            };
+            (s.clone(), CameraEvidence::new(&cam, ring))
+        });
+        let analyser = if filing.as_ref().is_some_and(|(s, _)| s.keeps_evidence()) {
+            analyser.with_evidence()
+        } else {
+            analyser
+        };
+        let analyser = if opts.keep_detections {
+            analyser.keeping_detections()
+        } else {
+            analyser
+        };
+        let permits = permits.clone();
+        let (config, opts, c) = (config.clone(), opts.clone(), cam.clone());
+        tasks.push((
+            cam,
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                replay_camera(c, config, analyser, start_unix, filing, opts).await
+            }),
+        ));
+    }
+    let mut out = Vec::new();
+    for (cam, task) in tasks {
+        out.push((cam, task.await.context("replay task")?));
+    }
+    Ok(out)
 }
 
 /// Runs the replay; writes JSON lines to `out`. Returns (captures, suppressed, frames).
@@ -172,7 +265,6 @@ pub async fn replay(
     let Some(detection) = start_detection(&config, true)? else {
         bail!("replay needs a [detect] section: there is nothing to analyse without a detector");
     };
-    let budget = budget(&config);
     let stage = match &opts.database {
         None => None,
         Some(url) => {
@@ -192,7 +284,7 @@ pub async fn replay(
         }
     };
     let config = Arc::new(config);
-    let mut tasks = Vec::new();
+    let mut cams = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
         let path = match (&cam.footage, &cam.source) {
             (Some(p), _) => p.clone(),
@@ -203,60 +295,26 @@ pub async fn replay(
             }
         };
         let mut cam = cam.clone();
-        cam.source = SourceKind::File {
-            path,
-            realtime: false,
-            looped: opts.loops > 1,
-            max_passes: Some(opts.loops.max(1)),
-        };
-        let analysis = CameraAnalysis::new(
-            &cam,
-            &config,
-            Box::new(NoStore),
-            detection.model_sees_overflow,
-        )
-        .context("starting episodes")?;
-        let analyser = FrameAnalyser::new(
-            &cam.id,
-            config.gate.to_gate(),
-            analysis,
-            budget.clone(),
-            detection.service.clone(),
-        );
-        let filing = stage.as_ref().map(|(s, ..)| {
-            let ring = match (&config.evidence, s.keeps_evidence()) {
-                (Some(ev), true) => Some(crate::filing::ring_for(ev)),
-                _ => None,
-            };
-            (s.clone(), CameraEvidence::new(&cam, ring))
-        });
-        let analyser = if filing.as_ref().is_some_and(|(s, _)| s.keeps_evidence()) {
-            analyser.with_evidence()
-        } else {
-            analyser
-        };
-        let offset = cam.utc_offset_s;
-        let id = cam.id.clone();
-        tasks.push((
-            id,
-            offset,
-            tokio::spawn(replay_camera(
-                cam,
-                config.clone(),
-                analyser,
-                start_unix,
-                filing,
-            )),
-        ));
+        cam.source = file_source(path, opts.loops);
+        cams.push(cam);
     }
-    if tasks.is_empty() {
+    if cams.is_empty() {
         bail!("no camera has footage to replay");
     }
+    let results = play(
+        config.clone(),
+        cams,
+        &detection,
+        start_unix,
+        stage.as_ref().map(|(s, ..)| s.clone()),
+        PlayOptions::default(),
+    )
+    .await?;
 
     let mut lines: Vec<(f64, String, u8, u64, String)> = Vec::new();
     let (mut n_caps, mut n_sup, mut frames) = (0, 0, 0);
-    for (id, offset, task) in tasks {
-        let r = task.await.context("replay task")?;
+    for (cam, r) in results {
+        let (id, offset) = (cam.id, cam.utc_offset_s);
         frames += r.frames;
         for c in r.captures.values() {
             n_caps += 1;
@@ -309,6 +367,16 @@ pub async fn replay(
         }
     }
     Ok((n_caps, n_sup, frames))
+}
+
+/// A recorded file played as fast as analysis takes it, `loops` times.
+pub(crate) fn file_source(path: std::path::PathBuf, loops: u32) -> SourceKind {
+    SourceKind::File {
+        path,
+        realtime: false,
+        looped: loops > 1,
+        max_passes: Some(loops.max(1)),
+    }
 }
 
 /// How long a replay keeps trying to deliver its cases before leaving the rest in the outbox
