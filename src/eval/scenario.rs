@@ -28,6 +28,9 @@ pub struct ScenarioSpec {
     /// Keyframe interval of the output, in frames.
     #[serde(default = "default_keyint")]
     pub keyframe_interval: u32,
+    /// The pipeline camera whose zones and rules the clip is scored with (written into the
+    /// truth file).
+    pub camera: Option<String>,
     /// Truth events already in the background (copied into the truth file as they are).
     #[serde(default)]
     pub events: Vec<TruthEvent>,
@@ -418,7 +421,7 @@ pub fn make(spec_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<Scenario
     events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
     let truth = TruthFile {
         footage: format!("{stem}.mp4"),
-        camera: None,
+        camera: spec.camera.clone(),
         events,
         frames: None,
     };
