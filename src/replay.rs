@@ -146,7 +146,10 @@ async fn replay_camera(
         out.frames += 1;
         if let Some(p) = &opts.progress {
             let ms = pts.as_millis() as u64;
-            p.fetch_add(ms.saturating_sub(played_ms), std::sync::atomic::Ordering::Relaxed);
+            p.fetch_add(
+                ms.saturating_sub(played_ms),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             played_ms = played_ms.max(ms);
         }
         let t = start_unix + pts.as_secs_f64();

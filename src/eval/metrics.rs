@@ -112,11 +112,7 @@ pub fn match_events(caps: &[CaptureRec], events: &[EventRec], p: &MatchParams) -
             let Some(v) = matches(&caps[i], e, p) else {
                 continue;
             };
-            let slot = if hit[j] {
-                &mut best_dup
-            } else {
-                &mut best_new
-            };
+            let slot = if hit[j] { &mut best_dup } else { &mut best_new };
             if slot.is_none_or(|(bv, _)| v > bv) {
                 *slot = Some((v, j));
             }
@@ -391,8 +387,14 @@ mod tests {
             cap("a", V, 50.0, [0.3, 0.6, 0.5, 0.9], 0.7),
         ];
         let (v, s) = all(&caps, &evs);
-        assert_eq!(v, vec![Verdict::Hit(0), Verdict::Duplicate(0), Verdict::False]);
-        assert_eq!((s.hits, s.duplicates, s.false_captures, s.missed), (1, 1, 1, 1));
+        assert_eq!(
+            v,
+            vec![Verdict::Hit(0), Verdict::Duplicate(0), Verdict::False]
+        );
+        assert_eq!(
+            (s.hits, s.duplicates, s.false_captures, s.missed),
+            (1, 1, 1, 1)
+        );
         assert_eq!(s.precision, Some(1.0 / 3.0));
         assert_eq!(s.recall, Some(0.5));
         // 2·1 / (2 + 1 + 1 + 1)
@@ -462,7 +464,12 @@ mod tests {
         let v = match_events(&[wrong_rule, wrong_clip, late, just], &evs, &p);
         assert_eq!(
             v,
-            vec![Verdict::False, Verdict::False, Verdict::False, Verdict::Hit(0)]
+            vec![
+                Verdict::False,
+                Verdict::False,
+                Verdict::False,
+                Verdict::Hit(0)
+            ]
         );
     }
 
@@ -553,7 +560,10 @@ mod tests {
     fn no_detections_no_truth_and_ignored_regions() {
         let a = [0.0, 0.0, 0.5, 0.5];
         let s = score_class(&[], &[gt(0, a)]);
-        assert_eq!((s.ap50, s.recall, s.precision), (Some(0.0), Some(0.0), None));
+        assert_eq!(
+            (s.ap50, s.recall, s.precision),
+            (Some(0.0), Some(0.0), None)
+        );
         let s = score_class(&[det(0, a, 0.9)], &[]);
         assert_eq!((s.ap50, s.recall, s.precision), (None, None, Some(0.0)));
         let ignored = FrameGt {

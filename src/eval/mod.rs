@@ -84,8 +84,7 @@ pub fn cpu_seconds() -> f64 {
 
 fn sha256_file(path: &Path) -> anyhow::Result<String> {
     use sha2::Digest;
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h)?;
     Ok(hex::encode(h.finalize()))
@@ -128,7 +127,11 @@ pub fn load_clips(paths: &[PathBuf]) -> anyhow::Result<Vec<Clip>> {
 
 /// The pipeline camera a clip is played as: the one the truth names, else the one whose
 /// footage has the clip's file name. It takes the clip's name as its id.
-fn camera_for(config: &PipelineConfig, pipeline: &Path, clip: &Clip) -> anyhow::Result<CameraConfig> {
+fn camera_for(
+    config: &PipelineConfig,
+    pipeline: &Path,
+    clip: &Clip,
+) -> anyhow::Result<CameraConfig> {
     let t = &clip.truth;
     let found = match &t.camera {
         Some(id) => config.cameras.iter().find(|c| &c.id == id).ok_or_else(|| {
@@ -182,10 +185,7 @@ async fn run_variant(
 ) -> anyhow::Result<Variant> {
     let mut config = PipelineConfig::load(pipeline).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(m) = model {
-        config
-            .detect
-            .get_or_insert_with(Default::default)
-            .model = m.to_string();
+        config.detect.get_or_insert_with(Default::default).model = m.to_string();
     }
     let start_unix = config
         .replay
@@ -233,7 +233,10 @@ async fn run_variant(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        b.set_prefix(format!("{name}: {}", config.detect.as_ref().map_or("", |d| &d.model)));
+        b.set_prefix(format!(
+            "{name}: {}",
+            config.detect.as_ref().map_or("", |d| &d.model)
+        ));
         b
     });
     let ticker = bar.clone().map(|b| {
@@ -360,9 +363,13 @@ async fn run_variant(
 /// Runs the evaluation and writes the report; returns the paths written.
 pub async fn eval(opts: EvalOptions) -> anyhow::Result<report::Written> {
     let clips = load_clips(&opts.truth)?;
-    let mut variants = vec![run_variant("A", &opts.pipeline, opts.model.as_deref(), &clips, &opts).await?];
+    let mut variants =
+        vec![run_variant("A", &opts.pipeline, opts.model.as_deref(), &clips, &opts).await?];
     if opts.compare.is_some() || opts.compare_model.is_some() {
-        let p = opts.compare.clone().unwrap_or_else(|| opts.pipeline.clone());
+        let p = opts
+            .compare
+            .clone()
+            .unwrap_or_else(|| opts.pipeline.clone());
         variants.push(run_variant("B", &p, opts.compare_model.as_deref(), &clips, &opts).await?);
     }
     report::write(&opts, &clips, &variants)

@@ -118,7 +118,7 @@ struct RunOut {
     variants: Vec<RunVariant>,
 }
 
-fn events_out(v: &Variant) -> EventsOut {
+fn events_out(v: &Variant, clips: &[Clip]) -> EventsOut {
     let all = |_: &CaptureRec| true;
     let s = |kc: &dyn Fn(&CaptureRec) -> bool, ke: &dyn Fn(&EventRec) -> bool| {
         metrics::score_events(&v.captures, &v.events, &v.verdicts, kc, ke)
@@ -127,7 +127,8 @@ fn events_out(v: &Variant) -> EventsOut {
     rules.extend(v.captures.iter().map(|c| c.rule));
     rules.sort();
     rules.dedup();
-    let mut cams: Vec<_> = v.events.iter().map(|e| e.clip.clone()).collect();
+    // Every clip, even one with no events and no captures (a clean negative).
+    let mut cams: Vec<_> = clips.iter().map(|c| c.truth.clip.clone()).collect();
     cams.extend(v.captures.iter().map(|c| c.clip.clone()));
     cams.sort();
     cams.dedup();
@@ -202,7 +203,12 @@ fn diff(scope: String, metric: &'static str, a: Option<f64>, b: Option<f64>) -> 
     }
 }
 
-fn event_diffs(scope: &str, a: Option<&EventScores>, b: Option<&EventScores>, out: &mut Vec<DiffRow>) {
+fn event_diffs(
+    scope: &str,
+    a: Option<&EventScores>,
+    b: Option<&EventScores>,
+    out: &mut Vec<DiffRow>,
+) {
     let f = |s: Option<&EventScores>, k: &str| -> Option<f64> {
         let s = s?;
         match k {
@@ -229,8 +235,18 @@ fn event_diffs(scope: &str, a: Option<&EventScores>, b: Option<&EventScores>, ou
 
 fn comparison(a: &VariantOut, b: &VariantOut) -> Vec<DiffRow> {
     let mut out = Vec::new();
-    event_diffs("events", Some(&a.events.overall), Some(&b.events.overall), &mut out);
-    let mut rules: Vec<&String> = a.events.by_rule.keys().chain(b.events.by_rule.keys()).collect();
+    event_diffs(
+        "events",
+        Some(&a.events.overall),
+        Some(&b.events.overall),
+        &mut out,
+    );
+    let mut rules: Vec<&String> = a
+        .events
+        .by_rule
+        .keys()
+        .chain(b.events.by_rule.keys())
+        .collect();
     rules.sort();
     rules.dedup();
     for r in rules {
@@ -267,7 +283,10 @@ fn pr_plot(path: &Path, class: &str, variants: &[Variant]) -> anyhow::Result<()>
     let root = SVGBackend::new(path, (480, 360)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{class}: precision–recall (IoU 0.5)"), ("sans-serif", 18))
+        .caption(
+            format!("{class}: precision–recall (IoU 0.5)"),
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(36)
         .y_label_area_size(44)
@@ -297,7 +316,9 @@ fn pr_plot(path: &Path, class: &str, variants: &[Variant]) -> anyhow::Result<()>
             .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
             .map_err(plot_err)?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -312,14 +333,20 @@ fn pr_plot(path: &Path, class: &str, variants: &[Variant]) -> anyhow::Result<()>
 
 /// Event precision and recall per rule, bars per variant.
 fn rules_plot(path: &Path, variants: &[VariantOut]) -> anyhow::Result<()> {
-    let mut rules: Vec<&String> = variants.iter().flat_map(|v| v.events.by_rule.keys()).collect();
+    let mut rules: Vec<&String> = variants
+        .iter()
+        .flat_map(|v| v.events.by_rule.keys())
+        .collect();
     rules.sort();
     rules.dedup();
     let n = rules.len().max(1) as f64;
     let root = SVGBackend::new(path, (640, 360)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Event precision (solid) and recall (light) per rule", ("sans-serif", 18))
+        .caption(
+            "Event precision (solid) and recall (light) per rule",
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(44)
@@ -392,7 +419,7 @@ pub fn write(opts: &EvalOptions, clips: &[Clip], variants: &[Variant]) -> anyhow
             name: &v.name,
             pipeline: display_path(&v.pipeline),
             model: &v.model,
-            events: events_out(v),
+            events: events_out(v, clips),
             frames: frames_out(v, clips),
             work: WorkOut {
                 video_s,
@@ -409,9 +436,7 @@ pub fn write(opts: &EvalOptions, clips: &[Clip], variants: &[Variant]) -> anyhow
                 .events
                 .iter()
                 .enumerate()
-                .filter(|(j, _)| {
-                    !v.verdicts.iter().any(|x| *x == Verdict::Hit(*j))
-                })
+                .filter(|(j, _)| !v.verdicts.contains(&Verdict::Hit(*j)))
                 .map(|(_, e)| e)
                 .collect(),
         })
@@ -722,9 +747,9 @@ fn html(r: &Results, run: &RunOut, plots: &[PathBuf]) -> String {
             v.speed
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "</table><p>citywatch {}, {} CPUs.</p></div></body></html>\n",
+        "</table><p>citywatch {}, {} CPUs.</p></div></body></html>",
         run.citywatch, run.cpus
     );
     h

@@ -253,8 +253,8 @@ fn sprite(src: &Rgb, o: &ObjectSpec, out_w: u32, out_h: u32) -> anyhow::Result<S
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     let src_img = fir::images::ImageRef::new(cw, ch, &cut, fir::PixelType::U8x3)?;
     let mut dst_img = fir::images::Image::from_slice_u8(w, h, &mut rgb, fir::PixelType::U8x3)?;
-    let opts =
-        fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    let opts = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
     fir::Resizer::new().resize(&src_img, &mut dst_img, &opts)?;
     let f = o.feather_px.max(1) as f32;
     let mut alpha = Vec::with_capacity((w * h) as usize);
@@ -303,9 +303,9 @@ pub fn make(spec_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<Scenario
     let truth_path = dir.join(format!("{stem}.json"));
 
     let (dec, sink) = decoder(&spec.background)?;
-    let first = sink.pull_sample().map_err(|_| {
-        anyhow::anyhow!("{}: no decodable video frame", spec.background.display())
-    })?;
+    let first = sink
+        .pull_sample()
+        .map_err(|_| anyhow::anyhow!("{}: no decodable video frame", spec.background.display()))?;
     let info = first
         .caps()
         .and_then(|c| gstreamer_video::VideoInfo::from_caps(c).ok())
@@ -389,7 +389,11 @@ pub fn make(spec_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<Scenario
         match msg.view() {
             gst::MessageView::Eos(..) => break,
             gst::MessageView::Error(e) => {
-                result = Err(anyhow::anyhow!("encoding {}: {}", clip.display(), e.error()));
+                result = Err(anyhow::anyhow!(
+                    "encoding {}: {}",
+                    clip.display(),
+                    e.error()
+                ));
                 break;
             }
             _ => {}

@@ -59,8 +59,12 @@ impl TruthEvent {
 
 fn check_box(b: &[f64; 4]) -> Result<(), String> {
     const SLACK: f64 = 1e-6;
-    if b.iter().any(|v| !v.is_finite() || *v < -SLACK || *v > 1.0 + SLACK) {
-        return Err(format!("{b:?} is out of range: boxes are normalised to 0..1"));
+    if b.iter()
+        .any(|v| !v.is_finite() || *v < -SLACK || *v > 1.0 + SLACK)
+    {
+        return Err(format!(
+            "{b:?} is out of range: boxes are normalised to 0..1"
+        ));
     }
     if b[0] >= b[2] || b[1] >= b[3] {
         return Err(format!("{b:?} is not a box (x1 < x2 and y1 < y2)"));
@@ -218,7 +222,10 @@ impl FrameTruth {
                 return Err(err(
                     path,
                     field("(row)"),
-                    format!("{} columns; need frame,id,x,y,w,h[,conf,class,visibility]", cols.len()),
+                    format!(
+                        "{} columns; need frame,id,x,y,w,h[,conf,class,visibility]",
+                        cols.len()
+                    ),
                 ));
             }
             let num = |i: usize, name: &str| -> Result<f64, TruthError> {
@@ -232,7 +239,11 @@ impl FrameTruth {
             }
             let (x, y, bw, bh) = (num(2, "x")?, num(3, "y")?, num(4, "w")?, num(5, "h")?);
             let conf = if cols.len() > 6 { num(6, "conf")? } else { 1.0 };
-            let class = if cols.len() > 7 { num(7, "class")? as i64 } else { 1 };
+            let class = if cols.len() > 7 {
+                num(7, "class")? as i64
+            } else {
+                1
+            };
             let idx = frame as u64 - 1;
             last = last.max(idx);
             let Some((label, ignored)) = mot_class(class) else {
@@ -310,7 +321,11 @@ impl FrameTruth {
                 .get(&a.image_id)
                 .ok_or_else(|| err(path, field("image_id"), format!("no image {}", a.image_id)))?;
             let class = cats.get(&a.category_id).ok_or_else(|| {
-                err(path, field("category_id"), format!("no category {}", a.category_id))
+                err(
+                    path,
+                    field("category_id"),
+                    format!("no category {}", a.category_id),
+                )
             })?;
             let (w, h) = (img.width.max(1) as f64, img.height.max(1) as f64);
             let [x, y, bw, bh] = a.bbox;
@@ -342,7 +357,7 @@ mod tests {
         write(d.path(), "clip.mp4", "x");
         let cases = [
             (r#"{"footage": "nope.mp4", "events": []}"#, "footage"),
-            (r#"{"footage": "clip.mp4", "events": [}"#, "(document)"),
+            (r#"{"footage": "clip.mp4", "events": [}"#, "events[0]"),
             (
                 r#"{"footage": "clip.mp4", "events": [{"rule": "parking", "start_s": 0, "end_s": 1}]}"#,
                 "events[0].rule",
@@ -357,7 +372,7 @@ mod tests {
             ),
             (
                 r#"{"footage": "clip.mp4", "events": [], "colour": 1}"#,
-                "(document)",
+                "colour",
             ),
         ];
         for (i, (text, field)) in cases.iter().enumerate() {

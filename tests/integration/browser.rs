@@ -24,7 +24,7 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A headless Chromium and one page of it.
-struct Browser {
+pub(crate) struct Browser {
     child: Child,
     ws: Ws,
     next_id: u64,
@@ -41,7 +41,7 @@ impl Drop for Browser {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new("chromium")
             .args([
@@ -155,7 +155,7 @@ impl Browser {
     }
 
     /// Evaluates JavaScript (awaiting a promise) and returns its value.
-    async fn eval(&mut self, js: &str) -> Value {
+    pub(crate) async fn eval(&mut self, js: &str) -> Value {
         let r = self
             .call(
                 "Runtime.evaluate",
@@ -176,7 +176,7 @@ impl Browser {
         t.elapsed()
     }
 
-    async fn goto(&mut self, url: &str) -> Duration {
+    pub(crate) async fn goto(&mut self, url: &str) -> Duration {
         self.events.retain(|e| e["method"] != "Page.loadEventFired");
         let t = Instant::now();
         self.call("Page.navigate", json!({ "url": url })).await;
@@ -184,7 +184,7 @@ impl Browser {
         t.elapsed()
     }
 
-    async fn screenshot(&mut self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&mut self, name: &str) -> PathBuf {
         let r = self
             .call("Page.captureScreenshot", json!({ "format": "png" }))
             .await;

@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod common;
 mod detect;
+mod eval;
 mod evidence;
 mod ingest;
 mod probe;
