@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 DEMO_PORT ?= 8554
 DEMO_SECONDS ?= 600
 
-.PHONY: deps build demo test lint bench clean-demo
+.PHONY: deps build demo test lint bench eval clean-demo
 
 deps:
 	./scripts/deps.sh
@@ -28,6 +28,18 @@ test: deps
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Scores the demo pipeline on the hand-written truth of the sample footage (against the
+# pedestrian model), and the scenario pipeline on the scenario clips: target/eval/*/report.html.
+eval: deps
+	$(CARGO) build --locked --release
+	./target/release/citywatch eval --pipeline pipelines/demo.toml \
+	  --truth sample-videos/truth/vtest.json --truth sample-videos/truth/bikes.json \
+	  --compare-model ssdlite_mobilenet_v2_pedestrian --out target/eval/samples
+	./target/release/citywatch eval --pipeline tests/scenarios/pipeline.toml \
+	  --truth tests/scenarios/vehicle.json --truth tests/scenarios/vendor.json \
+	  --truth tests/scenarios/vendor_far.json --truth tests/scenarios/bin.json \
+	  --out target/eval/scenarios
 
 # Decode cost, full against keyframe-only (benches/decode.rs); detection cost per model,
 # against Python onnxruntime as a peer (benches/detect.rs); filing latency under a burst of
