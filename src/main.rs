@@ -192,10 +192,11 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-fn init_tracing() {
+/// Logs to stderr at `default` unless CITYWATCH_LOG says otherwise.
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_env("CITYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        EnvFilter::try_from_env("CITYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -218,7 +219,11 @@ fn load(path: &std::path::Path) -> Result<PipelineConfig, ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // Evaluation prints a report (and a progress bar), not a running log.
+    init_tracing(match cli.command {
+        Command::Eval { .. } | Command::Scenario { .. } => "warn",
+        _ => "info",
+    });
     match cli.command {
         Command::Check { pipeline } => match load(&pipeline) {
             Ok(c) => {

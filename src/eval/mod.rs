@@ -167,6 +167,8 @@ fn camera_for(
     let mut cam = found.clone();
     cam.id = t.clip.clone();
     cam.enabled = true;
+    cam.url = format!("file://{}", t.footage.display());
+    cam.footage = Some(t.footage.clone());
     cam.source = crate::replay::file_source(t.footage.clone(), 1);
     Ok(cam)
 }
