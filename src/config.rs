@@ -4,7 +4,7 @@
 //! reported at once. Unknown fields are errors. `docs/config.md` lists every field with
 //! its default; keep it in step with this file.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,7 +32,38 @@ pub struct PipelineConfig {
     pub evidence: Option<EvidenceSettings>,
     /// The review UI and API; absent means no HTTP server.
     pub web: Option<WebSettings>,
+    /// Patrol under a stream cap; absent means every camera streams continuously.
+    pub patrol: Option<PatrolSettings>,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[patrol]`: visiting cameras in turn under each video platform's cap on concurrent pulls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatrolSettings {
+    /// Most concurrent stream pulls per platform; every camera's `platform` must be listed.
+    pub caps: std::collections::BTreeMap<String, usize>,
+    /// Default visit length. Default 20 s.
+    #[serde(default = "default_visit_s")]
+    pub visit_s: f64,
+    /// Default revisit period (from one visit's start to the next). Default 300 s.
+    #[serde(default = "default_revisit_s")]
+    pub revisit_s: f64,
+    /// Cameras with open episodes are due after `revisit_s / hot_factor`. Default 3.
+    #[serde(default = "default_hot_factor")]
+    pub hot_factor: f64,
+}
+
+fn default_visit_s() -> f64 {
+    20.0
+}
+
+fn default_revisit_s() -> f64 {
+    300.0
+}
+
+fn default_hot_factor() -> f64 {
+    3.0
 }
 
 /// `[evidence]`: evidence packages, their clips and their retention.
@@ -435,6 +466,17 @@ struct RawCamera {
     /// Where the camera (or its preset) looks: for cases.
     #[serde(default)]
     location: crate::store::Location,
+    /// The video platform the stream is pulled from (its cap applies). Default "default".
+    #[serde(default)]
+    platform: Option<String>,
+    /// With [patrol]: stay connected instead of being visited in turn.
+    #[serde(default)]
+    continuous: bool,
+    /// With [patrol]: this camera's visit length and revisit period.
+    #[serde(default)]
+    visit_s: Option<f64>,
+    #[serde(default)]
+    revisit_s: Option<f64>,
     #[serde(default)]
     zones: Vec<RawZone>,
     #[serde(default)]
@@ -572,6 +614,11 @@ pub struct CameraConfig {
     /// Recorded footage for replays.
     pub footage: Option<PathBuf>,
     pub location: crate::store::Location,
+    /// The video platform (for patrol caps).
+    pub platform: String,
+    pub continuous: bool,
+    pub visit_s: Option<f64>,
+    pub revisit_s: Option<f64>,
     pub zones: Vec<Zone>,
     pub rules: Vec<RuleConfig>,
 }
@@ -674,11 +721,12 @@ impl PipelineConfig {
                     | "cases"
                     | "evidence"
                     | "web"
+                    | "patrol"
                     | "cameras"
             ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web or cameras)"
+                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web, patrol or cameras)"
                         .into(),
                 });
             }
@@ -875,6 +923,10 @@ impl PipelineConfig {
                 }),
             }
         }
+        let patrol: Option<PatrolSettings> = section(&table, "patrol", &mut problems);
+        if let Some(pt) = &patrol {
+            validate_patrol(pt, &cameras, &mut problems);
+        }
         if problems.is_empty() {
             Ok(Self {
                 settings,
@@ -887,6 +939,7 @@ impl PipelineConfig {
                 cases,
                 evidence,
                 web,
+                patrol,
                 cameras,
             })
         } else {
@@ -1336,9 +1389,84 @@ fn validate_camera(
         preset: raw.preset,
         footage,
         location: raw.location.clone(),
+        platform: raw.platform.clone().unwrap_or_else(|| "default".into()),
+        continuous: raw.continuous,
+        visit_s: raw.visit_s,
+        revisit_s: raw.revisit_s,
         zones,
         rules,
     })
+}
+
+/// `[patrol]` against the cameras: caps, periods, and continuous cameras within their caps.
+fn validate_patrol(
+    pt: &PatrolSettings,
+    cameras: &[CameraConfig],
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let mut bad = |path: String, message: String| problems.push(ConfigProblem { path, message });
+    for (k, cap) in &pt.caps {
+        if *cap == 0 {
+            bad(format!("patrol.caps.{k}"), "must be at least 1".into());
+        }
+    }
+    if !(pt.visit_s.is_finite() && pt.visit_s > 0.0) {
+        bad(
+            "patrol.visit_s".into(),
+            format!("must be > 0, got {}", pt.visit_s),
+        );
+    }
+    if !(pt.revisit_s.is_finite() && pt.revisit_s >= pt.visit_s) {
+        bad(
+            "patrol.revisit_s".into(),
+            format!(
+                "must be at least visit_s ({}), got {}",
+                pt.visit_s, pt.revisit_s
+            ),
+        );
+    }
+    if !(pt.hot_factor.is_finite() && pt.hot_factor >= 1.0) {
+        bad(
+            "patrol.hot_factor".into(),
+            format!("must be ≥ 1, got {}", pt.hot_factor),
+        );
+    }
+    let mut continuous: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, c) in cameras.iter().enumerate().filter(|(_, c)| c.enabled) {
+        if !pt.caps.contains_key(&c.platform) {
+            bad(
+                format!("cameras[{i}].platform"),
+                format!("{:?} has no cap in [patrol] caps", c.platform),
+            );
+        }
+        let visit = c.visit_s.unwrap_or(pt.visit_s);
+        let revisit = c.revisit_s.unwrap_or(pt.revisit_s);
+        if !(visit.is_finite() && visit > 0.0) {
+            bad(
+                format!("cameras[{i}].visit_s"),
+                format!("must be > 0, got {visit}"),
+            );
+        }
+        if !(revisit.is_finite() && revisit >= visit) {
+            bad(
+                format!("cameras[{i}].revisit_s"),
+                format!("must be at least the visit ({visit} s), got {revisit}"),
+            );
+        }
+        if c.continuous {
+            *continuous.entry(&c.platform).or_default() += 1;
+        }
+    }
+    for (platform, n) in continuous {
+        if let Some(cap) = pt.caps.get(platform)
+            && n > *cap
+        {
+            bad(
+                format!("patrol.caps.{platform}"),
+                format!("{n} continuous cameras need more than the cap of {cap}"),
+            );
+        }
+    }
 }
 
 /// The name serde gives an enum value (`no_parking`).
@@ -1417,6 +1545,53 @@ mod tests {
     }
 
     #[test]
+    fn patrol_settings_are_checked_against_the_cameras() {
+        let errs = parse(
+            r#"
+[patrol]
+caps = { police = 1, city = 0 }
+visit_s = 30
+revisit_s = 10
+[[cameras]]
+id = "a"
+url = "rtsp://h/a"
+platform = "police"
+continuous = true
+[[cameras]]
+id = "b"
+url = "rtsp://h/b"
+platform = "police"
+continuous = true
+[[cameras]]
+id = "c"
+url = "rtsp://h/c"
+platform = "traffic"
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "patrol.caps.city: must be at least 1",
+                "patrol.revisit_s: must be at least visit_s (30), got 10",
+                "cameras[0].revisit_s: must be at least the visit (30 s), got 10",
+                "cameras[1].revisit_s: must be at least the visit (30 s), got 10",
+                "cameras[2].platform: \"traffic\" has no cap in [patrol] caps",
+                "cameras[2].revisit_s: must be at least the visit (30 s), got 10",
+                "patrol.caps.police: 2 continuous cameras need more than the cap of 1",
+            ]
+        );
+        let c = parse(
+            "[patrol]\ncaps = { default = 2 }\n[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nvisit_s = 5\n",
+        )
+        .unwrap();
+        let p = c.patrol.unwrap();
+        assert_eq!((p.visit_s, p.revisit_s, p.hot_factor), (20.0, 300.0, 3.0));
+        assert_eq!(c.cameras[0].platform, "default");
+        assert_eq!(c.cameras[0].visit_s, Some(5.0));
+    }
+
+    #[test]
     fn relative_file_paths_resolve_against_the_config_folder() {
         let c = parse("[[cameras]]\nid = \"f\"\nurl = \"file://../v.mp4\"\nloop = true\n").unwrap();
         assert_eq!(
@@ -1486,8 +1661,8 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web or cameras)".to_string(),
-                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `zones`, `rules`".into(),
+                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web, patrol or cameras)".to_string(),
+                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `platform`, `continuous`, `visit_s`, `revisit_s`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
                 "cameras[1].analysis_fps: must be from 1/60 (one frame a minute) to 10, got 20".into(),

@@ -19,6 +19,7 @@ pub mod eval;
 pub mod evidence;
 pub mod filing;
 pub mod ingest;
+pub mod patrol;
 pub mod probe;
 pub mod ratelimit;
 pub mod replay;

@@ -65,6 +65,10 @@ pub async fn detect_file(
         preset: None,
         footage: None,
         location: Default::default(),
+        platform: "default".into(),
+        continuous: false,
+        visit_s: None,
+        revisit_s: None,
         zones: Vec::new(),
         rules: Vec::new(),
     };

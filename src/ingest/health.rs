@@ -24,6 +24,8 @@ pub enum HealthState {
     Finished,
     /// Shut down.
     Stopped,
+    /// Patrolled: disconnected until its next visit.
+    Waiting,
 }
 
 impl HealthState {
@@ -35,6 +37,7 @@ impl HealthState {
             HealthState::Failed => "failed",
             HealthState::Finished => "finished",
             HealthState::Stopped => "stopped",
+            HealthState::Waiting => "waiting",
         }
     }
 }
