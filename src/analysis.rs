@@ -59,6 +59,15 @@ impl CameraAnalysis {
         !self.tracker.open().is_empty()
     }
 
+    /// Open episodes that could meet one of the camera's rules.
+    pub fn watched_episodes(&self) -> usize {
+        self.tracker
+            .open()
+            .iter()
+            .filter(|e| self.engine.watches(e))
+            .count()
+    }
+
     pub fn tracker(&self) -> &EpisodeTracker {
         &self.tracker
     }
@@ -112,6 +121,8 @@ pub struct AnalysisStatus {
     /// Detections in the latest analysed frame.
     pub objects: usize,
     pub open_episodes: usize,
+    /// Of `open_episodes`: those in one of the camera's rule zones, of a kind a rule judges.
+    pub watched_episodes: usize,
     pub captures: u64,
     pub suppressed: u64,
     /// Of `suppressed`, by reason.
@@ -292,6 +303,7 @@ impl FrameAnalyser {
         self.status.reused = g.reused;
         self.status.objects = dets.len();
         self.status.open_episodes = self.analysis.tracker().open().len();
+        self.status.watched_episodes = self.analysis.watched_episodes();
         for e in &events {
             match e {
                 Event::Capture(c) => {

@@ -52,6 +52,8 @@ pub struct StatusLine {
     pub camera: CameraStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patrol: Option<crate::patrol::CameraPatrol>,
 }
 
 /// The loaded detector: its service, and whether it sees overflowing bins itself.
@@ -130,16 +132,17 @@ pub fn budget(config: &PipelineConfig) -> Option<Arc<Mutex<InferenceBudget>>> {
         .map(|r| Arc::new(Mutex::new(InferenceBudget::new(r))))
 }
 
-/// Consumes one camera's frames: analysis when a detector is configured, else just drains;
-/// captures go to the filing stage.
-async fn analyse(
+/// Consumes one camera's frames until they end: analysis when a detector is configured, else
+/// just drains; captures go to the filing stage. Returns the analyser (a patrolled camera's
+/// next visit goes on with it).
+pub(crate) async fn analyse(
     id: String,
     mut frames: FrameReceiver,
     mut analyser: Option<FrameAnalyser>,
     filing: Option<(Arc<FilingStage>, CameraEvidence)>,
     board: AnalysisBoard,
     latest: LatestFrames,
-) {
+) -> Option<FrameAnalyser> {
     let mut latest_t = f64::MIN;
     while let Some(frame) = frames.recv().await {
         let t = frame
@@ -183,6 +186,7 @@ async fn analyse(
             .expect("analysis board")
             .insert(id.clone(), a.status);
     }
+    analyser
 }
 
 /// Delivers filed cases to the city platform until shutdown.
@@ -243,6 +247,15 @@ pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
                 out.push_str(&format!(
                     " inferences={} reused={} objects={} episodes={} captures={} suppressed={}",
                     a.inferences, a.reused, a.objects, a.open_episodes, a.captures, a.suppressed
+                ));
+            }
+            if let Some(p) = &line.patrol {
+                out.push_str(&format!(
+                    " visits={} late_visits={} max_gap_s={:.0}{}",
+                    p.visits,
+                    p.late_visits,
+                    p.max_gap_s,
+                    if p.hot { " hot" } else { "" }
                 ));
             }
             if let Some(e) = &h.last_error {
@@ -309,22 +322,22 @@ pub async fn run(
     let mut board = HealthBoard::default();
     let mut threads = Vec::new();
     let mut consumers = Vec::new();
+    let patrol = config
+        .patrol
+        .as_ref()
+        .map(|p| crate::patrol::visits::scheduler(&config, p));
+    if let Some(s) = &patrol {
+        crate::patrol::visits::report_loads(s);
+    }
+    let patrol_board: crate::patrol::visits::PatrolBoard = Arc::default();
+    let mut visit_senders = BTreeMap::new();
+    let (ended_tx, ended_rx) = tokio::sync::mpsc::channel(config.cameras.len().max(1));
+    let mut patrol_tasks = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
         let ring = match (&stage, &config.evidence) {
             (Some(s), Some(ev)) if s.keeps_evidence() => Some(crate::filing::ring_for(ev)),
             _ => None,
         };
-        let handle = spawn_camera_with_ring(
-            cam,
-            &config.ingest,
-            backoff,
-            clock.clone(),
-            shutdown.clone(),
-            ring.clone(),
-        );
-        board.add(handle.health.clone());
-        let (frames, thread) = handle.into_parts();
-        threads.push(thread);
         let analyser = match &detection {
             Some(d) => {
                 let a = FrameAnalyser::new(
@@ -348,7 +361,46 @@ pub async fn run(
         };
         let filing = stage
             .as_ref()
-            .map(|s| (s.clone(), CameraEvidence::new(cam, ring)));
+            .map(|s| (s.clone(), CameraEvidence::new(cam, ring.clone())));
+        if patrol.is_some() && !cam.continuous {
+            // Visited in turn: connected only while the patrol says so.
+            let health = Arc::new(crate::patrol::visits::persistent_health(
+                cam,
+                clock.as_ref(),
+            ));
+            board.add(health.subscribe());
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            visit_senders.insert(cam.id.clone(), tx);
+            let ctx = crate::patrol::visits::VisitContext {
+                cam: cam.clone(),
+                ingest: config.ingest.clone(),
+                backoff,
+                clock: clock.clone(),
+                ring,
+                analyser,
+                filing,
+                board: analysis.clone(),
+                latest: latest.clone(),
+            };
+            patrol_tasks.push(tokio::spawn(crate::patrol::visits::camera_task(
+                ctx,
+                health,
+                rx,
+                ended_tx.clone(),
+            )));
+            continue;
+        }
+        let handle = spawn_camera_with_ring(
+            cam,
+            &config.ingest,
+            backoff,
+            clock.clone(),
+            shutdown.clone(),
+            ring,
+        );
+        board.add(handle.health.clone());
+        let (frames, thread) = handle.into_parts();
+        threads.push(thread);
         consumers.push(tokio::spawn(analyse(
             cam.id.clone(),
             frames,
@@ -358,7 +410,23 @@ pub async fn run(
             latest.clone(),
         )));
     }
-    info!(cameras = threads.len(), "pipeline started");
+    drop(ended_tx);
+    let patrol_loop = patrol.map(|s| {
+        tokio::spawn(crate::patrol::visits::patrol_loop(
+            s,
+            visit_senders,
+            ended_rx,
+            analysis.clone(),
+            patrol_board.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        ))
+    });
+    info!(
+        cameras = threads.len() + patrol_tasks.len(),
+        patrolled = patrol_tasks.len(),
+        "pipeline started"
+    );
     if let Some(store) = &case_store
         && let Some(web) = crate::web::WebState::new(
             &config,
@@ -393,9 +461,10 @@ pub async fn run(
             _ = shutdown.triggered() => break,
             _ = &mut stop_after => { shutdown.trigger(); break; }
             _ = ticker.tick() => {
-                print_status(&board, &analysis, detection.is_some(), clock.as_ref(), opts.status_format);
+                print_status(&board, &analysis, &patrol_board, detection.is_some(), clock.as_ref(), opts.status_format);
                 print_filing(stage.as_deref(), opts.status_format);
-                if threads.iter().all(|t| t.is_finished()) {
+                print_patrol(patrol_loop.is_some().then_some(&patrol_board), opts.status_format);
+                if patrol_loop.is_none() && threads.iter().all(|t| t.is_finished()) {
                     info!("every camera has stopped");
                     break;
                 }
@@ -422,6 +491,16 @@ pub async fn run(
         stuck
     })
     .await?;
+    // Patrolled cameras end their current visit (the patrol loop has stopped them) and their
+    // tasks return once the loop is gone.
+    if let Some(l) = patrol_loop {
+        let _ = l.await;
+    }
+    for t in patrol_tasks {
+        if tokio::time::timeout(deadline, t).await.is_err() {
+            warn!("a patrolled camera did not close its visit within the shutdown deadline");
+        }
+    }
     for c in &consumers {
         c.abort();
     }
@@ -441,6 +520,7 @@ pub async fn run(
     print_status(
         &board,
         &analysis,
+        &patrol_board,
         detecting,
         clock.as_ref(),
         opts.status_format,
@@ -499,18 +579,43 @@ fn print_filing(stage: Option<&FilingStage>, format: StatusFormat) {
     }
 }
 
+/// One line per platform while patrolling: demand against cap.
+fn print_patrol(board: Option<&crate::patrol::visits::PatrolBoard>, format: StatusFormat) {
+    let Some(board) = board else { return };
+    let platforms = board.lock().expect("patrol board").platforms.clone();
+    for l in platforms {
+        match format {
+            StatusFormat::Json => println!("{}", serde_json::json!({ "patrol": l })),
+            StatusFormat::Table => println!(
+                "{:<12} platform={} cap={} cameras={} continuous={} demand={:.2} round_s={:.0} feasible={}",
+                "[patrol]",
+                l.platform,
+                l.cap,
+                l.cameras,
+                l.continuous,
+                l.demand,
+                l.round_s,
+                if l.feasible { "yes" } else { "NO" }
+            ),
+        }
+    }
+}
+
 fn print_status(
     board: &HealthBoard,
     analysis: &AnalysisBoard,
+    patrol: &crate::patrol::visits::PatrolBoard,
     detecting: bool,
     clock: &dyn Clock,
     format: StatusFormat,
 ) {
     let now = clock.now();
     let analysis = analysis.lock().expect("analysis board").clone();
+    let patrol = patrol.lock().expect("patrol board").cameras.clone();
     for camera in board.snapshot(now) {
         let a = detecting.then(|| analysis.get(&camera.health.id).copied().unwrap_or_default());
         let line = StatusLine {
+            patrol: patrol.get(&camera.health.id).cloned(),
             camera,
             analysis: a,
         };

@@ -5,10 +5,14 @@
 //!
 //! - Each platform has a cap on concurrent pulls; a visit holds a slot from its start until its
 //!   stream has actually disconnected, so the cap is never exceeded.
-//! - A camera is due `revisit_s` after its last visit began; one with open episodes is due
-//!   `revisit_s / hot_factor` after, so its dwell timers keep running on evidence.
-//! - Free slots go to due cameras, earliest due first (config order breaks ties).
+//! - A camera is due `revisit_s` after its last visit began; one with open episodes in its
+//!   rule zones is due `revisit_s / hot_factor` after, so dwell timers keep running on
+//!   evidence.
+//! - Free slots go to cameras due within one visit's length, earliest due first (config order
+//!   breaks ties): starting a little early keeps visits from bunching up and starting late.
 //! - `continuous` cameras hold a slot for good.
+
+pub mod visits;
 
 use std::collections::BTreeMap;
 
@@ -188,10 +192,12 @@ impl Scheduler {
                 *used.entry(c.platform.as_str()).or_default() += 1;
             }
         }
-        // Continuous cameras first, then due cameras, earliest due first.
+        // Continuous cameras first, then cameras due within one visit's length, earliest due
+        // first: a free slot starts a visit a little early rather than letting visits bunch
+        // up and start late.
         let mut want: Vec<(bool, f64, usize)> = (0..self.cams.len())
             .filter(|&i| self.phase[i] == Phase::Idle)
-            .filter(|&i| self.cams[i].continuous || self.due(i) <= now)
+            .filter(|&i| self.cams[i].continuous || self.due(i) <= now + self.cams[i].visit_s)
             .map(|i| (!self.cams[i].continuous, self.due(i), i))
             .collect();
         want.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));

@@ -138,6 +138,18 @@ impl RuleEngine {
         out
     }
 
+    /// Whether an open episode could meet one of this camera's rules: a kind the rule
+    /// watches, its anchor in one of the rule's zones. (Patrol visits such cameras sooner.)
+    pub fn watches(&self, e: &Episode) -> bool {
+        self.cam.rules.iter().any(|rule| {
+            if !rule_kinds(rule.kind).contains(&e.kind) {
+                return false;
+            }
+            let (x, y) = anchor_point(&e.anchor, ground(e.kind));
+            self.zones_of(rule).any(|z| z.polygon.contains(x, y))
+        })
+    }
+
     fn episode_rule(
         &self,
         rule: &RuleConfig,
@@ -145,11 +157,7 @@ impl RuleEngine {
         tracker: &mut EpisodeTracker,
         out: &mut Vec<Outcome>,
     ) {
-        let kinds: &[ObjectKind] = match rule.kind {
-            RuleKind::AbandonedVehicle => &[ObjectKind::Vehicle],
-            RuleKind::IllegalVendor => &[ObjectKind::StallPart],
-            RuleKind::OverflowingBin => &[ObjectKind::BinOverflow, ObjectKind::Garbage],
-        };
+        let kinds = rule_kinds(rule.kind);
         for e in tracker.state.open.iter_mut() {
             if !kinds.contains(&e.kind) || e.resolved.contains(&rule.kind) {
                 continue;
@@ -259,6 +267,15 @@ impl RuleEngine {
                 st.resolved = false;
             }
         }
+    }
+}
+
+/// The object kinds whose episodes a rule judges.
+fn rule_kinds(rule: RuleKind) -> &'static [ObjectKind] {
+    match rule {
+        RuleKind::AbandonedVehicle => &[ObjectKind::Vehicle],
+        RuleKind::IllegalVendor => &[ObjectKind::StallPart],
+        RuleKind::OverflowingBin => &[ObjectKind::BinOverflow, ObjectKind::Garbage],
     }
 }
 

@@ -1,0 +1,214 @@
+//! Carrying out the scheduler's plan in `citywatch run`: one task per patrolled camera that
+//! connects for each visit (a fresh GStreamer pipeline with its own stop signal), feeds the
+//! camera's one analyser (its episodes and dwell timers live on between visits), and reports
+//! when the stream has closed; and the patrol loop that asks the scheduler twice a second.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::{CameraPatrol, PatrolCamera, PlatformLoad, Scheduler};
+use crate::analysis::FrameAnalyser;
+use crate::config::{CameraConfig, IngestDefaults, PatrolSettings, PipelineConfig};
+use crate::core::{Clock, Shutdown};
+use crate::evidence::ring::PacketRing;
+use crate::filing::{CameraEvidence, FilingStage};
+use crate::ingest::{CameraHealth, HealthState, spawn_camera_with_ring};
+use crate::run::{AnalysisBoard, LatestFrames};
+
+/// What the patrol is doing: per platform load, per camera visits.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PatrolStatus {
+    pub platforms: Vec<PlatformLoad>,
+    pub cameras: BTreeMap<String, CameraPatrol>,
+}
+
+pub type PatrolBoard = Arc<Mutex<PatrolStatus>>;
+
+/// How often the patrol loop asks the scheduler.
+const TICK: Duration = Duration::from_millis(500);
+
+/// The scheduler's view of the config's enabled cameras.
+pub fn scheduler(config: &PipelineConfig, p: &PatrolSettings) -> Scheduler {
+    let cams = config
+        .cameras
+        .iter()
+        .filter(|c| c.enabled)
+        .map(|c| PatrolCamera {
+            id: c.id.clone(),
+            platform: c.platform.clone(),
+            visit_s: c.visit_s.unwrap_or(p.visit_s),
+            revisit_s: c.revisit_s.unwrap_or(p.revisit_s),
+            continuous: c.continuous,
+        })
+        .collect();
+    Scheduler::new(cams, p.caps.clone(), p.hot_factor)
+}
+
+/// Logs each platform's load at start-up: a warning, with the figures, when the cap cannot
+/// give every camera its revisit period.
+pub fn report_loads(s: &Scheduler) {
+    for l in s.loads() {
+        if l.feasible {
+            info!(platform = %l.platform, cap = l.cap, cameras = l.cameras, continuous = l.continuous,
+                demand = format!("{:.2}", l.demand), round_s = format!("{:.0}", l.round_s),
+                "patrol: every camera can be visited within its revisit period");
+        } else {
+            warn!(platform = %l.platform, cap = l.cap, cameras = l.cameras, continuous = l.continuous,
+                demand = format!("{:.2}", l.demand), round_s = format!("{:.0}", l.round_s),
+                "patrol: the cap is too low to visit every camera within its revisit period; \
+                 visits will come late (a round of visits takes round_s)");
+        }
+    }
+}
+
+/// The pieces one patrolled camera's task needs.
+pub struct VisitContext {
+    pub cam: CameraConfig,
+    pub ingest: IngestDefaults,
+    pub backoff: crate::ingest::BackoffPolicy,
+    pub clock: Arc<dyn Clock>,
+    pub ring: Option<PacketRing>,
+    pub analyser: Option<FrameAnalyser>,
+    pub filing: Option<(Arc<FilingStage>, CameraEvidence)>,
+    pub board: AnalysisBoard,
+    pub latest: LatestFrames,
+}
+
+/// A camera's health across visits: the live visit's health with the counters of earlier
+/// visits added, and `waiting` in between.
+pub fn persistent_health(cam: &CameraConfig, clock: &dyn Clock) -> watch::Sender<CameraHealth> {
+    let mut h = CameraHealth::new(&cam.id, &cam.name, cam.redacted_url(), clock.now());
+    h.state = HealthState::Waiting;
+    watch::channel(h).0
+}
+
+fn merged(base: &CameraHealth, visit: &CameraHealth) -> CameraHealth {
+    CameraHealth {
+        reconnects: base.reconnects + visit.reconnects,
+        frames: base.frames + visit.frames,
+        frames_dropped: base.frames_dropped + visit.frames_dropped,
+        watchdog_restarts: base.watchdog_restarts + visit.watchdog_restarts,
+        last_frame_at: visit.last_frame_at.or(base.last_frame_at),
+        last_error: visit.last_error.clone().or(base.last_error.clone()),
+        ..visit.clone()
+    }
+}
+
+/// One patrolled camera: a visit per stop signal received, until the channel closes.
+pub async fn camera_task(
+    mut ctx: VisitContext,
+    health: Arc<watch::Sender<CameraHealth>>,
+    mut visits: mpsc::Receiver<Shutdown>,
+    ended: mpsc::Sender<String>,
+) {
+    let id = ctx.cam.id.clone();
+    while let Some(stop) = visits.recv().await {
+        let handle = spawn_camera_with_ring(
+            &ctx.cam,
+            &ctx.ingest,
+            ctx.backoff,
+            ctx.clock.clone(),
+            stop,
+            ctx.ring.clone(),
+        );
+        let base = health.borrow().clone();
+        let mut visit_health = handle.health.clone();
+        let relay = {
+            let health = health.clone();
+            let base = base.clone();
+            tokio::spawn(async move {
+                loop {
+                    let h = visit_health.borrow_and_update().clone();
+                    health.send_replace(merged(&base, &h));
+                    if visit_health.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let (frames, thread) = handle.into_parts();
+        ctx.analyser = crate::run::analyse(
+            id.clone(),
+            frames,
+            ctx.analyser.take(),
+            ctx.filing.clone(),
+            ctx.board.clone(),
+            ctx.latest.clone(),
+        )
+        .await;
+        let last = thread.health.borrow().clone();
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        relay.abort();
+        let mut h = merged(&base, &last);
+        h.state = HealthState::Waiting;
+        h.since = ctx.clock.now();
+        h.retry_in_s = None;
+        health.send_replace(h);
+        if ended.send(id.clone()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The patrol loop: asks the scheduler, starts and stops visits, publishes the status.
+pub async fn patrol_loop(
+    mut sched: Scheduler,
+    visits: BTreeMap<String, mpsc::Sender<Shutdown>>,
+    mut ended: mpsc::Receiver<String>,
+    analysis: AnalysisBoard,
+    status: PatrolBoard,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+) {
+    let start = clock.now();
+    let mut active: BTreeMap<String, Shutdown> = BTreeMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    status.lock().expect("patrol board").platforms = sched.loads();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.triggered() => break,
+            Some(id) = ended.recv() => {
+                active.remove(&id);
+                sched.ended(&id);
+            }
+            _ = tick.tick() => {
+                let now = clock
+                    .now()
+                    .duration_since(start)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                {
+                    let a = analysis.lock().expect("analysis board");
+                    for c in sched.cameras().to_vec() {
+                        let hot = a.get(&c.id).is_some_and(|s| s.watched_episodes > 0);
+                        sched.set_hot(&c.id, hot);
+                    }
+                }
+                let plan = sched.tick(now);
+                for id in &plan.stop {
+                    if let Some(s) = active.get(id) {
+                        s.trigger();
+                    }
+                }
+                for id in plan.start {
+                    // Continuous cameras run outside the patrol; they only hold their slot.
+                    let Some(tx) = visits.get(&id) else { continue };
+                    let stop = Shutdown::new();
+                    if tx.send(stop.clone()).await.is_ok() {
+                        active.insert(id, stop);
+                    }
+                }
+                status.lock().expect("patrol board").cameras = sched.status();
+            }
+        }
+    }
+    for s in active.values() {
+        s.trigger();
+    }
+}
