@@ -440,6 +440,7 @@ pub async fn run(
         let mut web = web;
         web.inference = detection.as_ref().map(|d| d.service.latency());
         web.latest = latest.clone();
+        web.patrol = patrol_loop.is_some().then(|| patrol_board.clone());
         let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;
         // Scripts and tests wait for this line.
         println!("web: listening on http://{addr}");

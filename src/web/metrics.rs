@@ -207,6 +207,61 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
     ] {
         o.sample("citywatch_outbox", &[("state", state)], n as f64);
     }
+    if let Some(p) = &st.patrol {
+        let p = p.lock().expect("patrol board").clone();
+        let cams = |f: fn(&crate::patrol::CameraPatrol) -> f64| {
+            p.cameras
+                .iter()
+                .map(|(id, c)| (id.clone(), Some(f(c))))
+                .collect::<Vec<_>>()
+        };
+        o.per_camera(
+            "citywatch_patrol_visits_total",
+            "counter",
+            "Patrol visits started.",
+            cams(|c| c.visits as f64),
+        );
+        o.per_camera(
+            "citywatch_patrol_late_visits_total",
+            "counter",
+            "Patrol visits that began later than the camera's revisit period allowed.",
+            cams(|c| c.late_visits as f64),
+        );
+        o.per_camera(
+            "citywatch_patrol_max_gap_seconds",
+            "gauge",
+            "Longest time between two visit starts.",
+            cams(|c| c.max_gap_s),
+        );
+        o.per_camera(
+            "citywatch_patrol_visiting",
+            "gauge",
+            "1 while the camera holds a stream slot.",
+            cams(|c| c.visiting as u8 as f64),
+        );
+        for (name, help, f) in [
+            (
+                "citywatch_patrol_cap",
+                "Concurrent stream pulls the platform allows.",
+                (|l: &crate::patrol::PlatformLoad| l.cap as f64) as fn(&_) -> f64,
+            ),
+            (
+                "citywatch_patrol_demand",
+                "Concurrent pulls needed on average: continuous cameras plus the sum of visit / revisit.",
+                |l| l.demand,
+            ),
+            (
+                "citywatch_patrol_feasible",
+                "1 when the cap lets every camera be visited within its revisit period.",
+                |l| l.feasible as u8 as f64,
+            ),
+        ] {
+            o.family(name, "gauge", help);
+            for l in &p.platforms {
+                o.sample(name, &[("platform", &l.platform)], f(l));
+            }
+        }
+    }
     if let Some(f) = &st.filing {
         let s = f.status();
         o.family(

@@ -42,6 +42,8 @@ pub struct WebState {
     pub inference: Option<Arc<crate::detect::service::Latency>>,
     /// Each camera's latest frame (JPEG).
     pub latest: crate::run::LatestFrames,
+    /// The patrol's status, when cameras are patrolled.
+    pub patrol: Option<crate::patrol::visits::PatrolBoard>,
 }
 
 impl WebState {
@@ -73,6 +75,7 @@ impl WebState {
             logins: Mutex::default(),
             inference: None,
             latest: Default::default(),
+            patrol: None,
         })
     }
 
