@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 DEMO_PORT ?= 8554
 DEMO_SECONDS ?= 600
 
-.PHONY: deps build demo test lint bench eval clean-demo
+.PHONY: deps build demo test lint bench bench-capacity eval clean-demo
 
 deps:
 	./scripts/deps.sh
@@ -28,6 +28,12 @@ test: deps
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Cameras sustained per core at 1080p/720p, 1 frame per 5 s and per second, keyframe-only and
+# gating on and off (benches/capacity.py; several minutes per setting).
+bench-capacity: deps
+	$(CARGO) build --locked --release
+	python3 benches/capacity.py
 
 # Scores the demo pipeline on the hand-written truth of the sample footage (against the
 # pedestrian model), and the scenario pipeline on the scenario clips: target/eval/*/report.html.

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Capacity benchmark: how many cameras one machine sustains.
+
+`citywatch serve-samples` serves the sample footage transcoded up to 1080p25 and 720p25
+(keyframe every 2 s, as city cameras send) on loopback. `citywatch run` (release build) pulls
+N streams of it with the default model. N grows until analysis falls behind its schedule: a
+camera behind when, over the last minute of the run, fewer than 90% of its due frames reached
+analysis, or any frame was dropped. For each setting it prints the largest N sustained, cameras
+per core, and CPU and peak RSS per camera at that N.
+
+    python3 benches/capacity.py                 # the headline setting and its variations
+    python3 benches/capacity.py --quick         # fewer, shorter steps
+Results go to target/bench-data/capacity/results.json as well.
+"""
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = REPO / "target" / "release" / "citywatch"
+DATA = REPO / "target" / "bench-data" / "capacity"
+
+
+def transcode(height: int) -> Path:
+    """The sample footage at `height`p25, keyframe every 50 frames."""
+    width = height * 16 // 9
+    folder = DATA / f"{height}p"
+    out = folder / "vtest.mp4"
+    if out.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    src = REPO / "sample-videos" / "vtest.mp4"
+    subprocess.run(
+        [
+            "gst-launch-1.0", "-q", "filesrc", f"location={src}", "!", "qtdemux", "!",
+            "h264parse", "!", "avdec_h264", "!", "videoconvert", "!", "videoscale", "!",
+            "videorate", "!", f"video/x-raw,width={width},height={height},framerate=25/1",
+            "!", "x264enc", "bframes=0", "key-int-max=50", "speed-preset=veryfast",
+            f"bitrate={4000 if height >= 1080 else 2000}", "!",
+            "video/x-h264,profile=main", "!", "h264parse", "!", "mp4mux", "!",
+            "filesink", f"location={out}",
+        ],
+        check=True,
+    )
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config(n: int, port: int, fps: float, keyframe_only: str, gate: bool) -> str:
+    text = f"""[settings]
+status_interval_s = 15
+
+[detect]
+models_dir = "{REPO / 'models'}"
+
+[gate]
+enabled = {'true' if gate else 'false'}
+"""
+    for i in range(n):
+        text += f"""
+[[cameras]]
+id = "cam{i:03}"
+url = "rtsp://127.0.0.1:{port}/vtest"
+analysis_fps = {fps}
+keyframe_only = "{keyframe_only}"
+"""
+    return text
+
+
+def run_once(n, port, fps, kf, gate, seconds):
+    path = DATA / "run.toml"
+    path.write_text(config(n, port, fps, kf, gate))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [str(BIN), "run", "--status-json", "--for", str(seconds), str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CITYWATCH_LOG": "warn"},
+    )
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"citywatch run failed:\n{proc.stderr[-2000:]}")
+    last = {}
+    for line in proc.stdout.splitlines():
+        try:
+            v = json.loads(line)
+        except ValueError:
+            continue
+        if "id" in v:
+            last[v["id"]] = v
+    due = 60 * fps
+    behind = 0
+    for v in last.values():
+        a = v.get("analysis") or {}
+        got = a.get("analysed_per_min", 0) + a.get("reused_per_min", 0)
+        if got < 0.9 * due or v.get("frames_dropped", 0) > 0:
+            behind += 1
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "cameras": n,
+        "behind": behind,
+        "cpu_s_per_camera_hour": cpu / wall * 3600 / n,
+        "cores_used": cpu / wall,
+        # ru_maxrss of children is the largest child's peak, in KiB.
+        "peak_rss_mib": after.ru_maxrss / 1024,
+    }
+
+
+def search(label, port, fps, kf, gate, steps, seconds):
+    best = None
+    for n in steps:
+        r = run_once(n, port, fps, kf, gate, seconds)
+        ok = r["behind"] == 0
+        print(
+            f"  {label}: {n:3} cameras: {'ok' if ok else str(r['behind']) + ' behind'}, "
+            f"{r['cores_used']:.2f} cores, {r['cpu_s_per_camera_hour']:.0f} CPU-s per camera-hour, "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
+        if not ok:
+            break
+        best = r
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if not BIN.exists():
+        sys.exit("build first: cargo build --release")
+    cores = os.cpu_count() or 1
+    seconds = 75 if args.quick else 90
+    settings = [
+        # (resolution, frames/s, keyframe-only, gating, N steps)
+        (1080, 0.2, "on", True, [16, 32, 48, 64, 96]),
+        (1080, 0.2, "off", True, [8, 16, 24, 32, 48]),
+        (1080, 0.2, "on", False, [16, 32, 48, 64]),
+        (1080, 1.0, "on", True, [4, 8, 12, 16, 24]),
+        (720, 0.2, "on", True, [32, 48, 64, 96, 128]),
+        (720, 1.0, "on", True, [8, 16, 24, 32]),
+    ]
+    if args.quick:
+        settings = settings[:1]
+    results = []
+    for height, fps, kf, gate, steps in settings:
+        folder = transcode(height)
+        port = free_port()
+        server = subprocess.Popen(
+            [str(BIN), "serve-samples", "--dir", str(folder), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(100):
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.1)
+            label = f"{height}p, 1 frame/{1 / fps:.0f} s, keyframe-only {kf}, gating {'on' if gate else 'off'}"
+            best = search(label, port, fps, kf, gate, steps, seconds)
+        finally:
+            server.terminate()
+            server.wait()
+        row = {
+            "resolution": f"{height}p25",
+            "analysis_fps": fps,
+            "keyframe_only": kf,
+            "gating": gate,
+            "sustained": best["cameras"] if best else 0,
+            "cameras_per_core": (best["cameras"] / cores) if best else 0,
+            "at_sustained": best,
+        }
+        results.append(row)
+        print(f"{label}: sustained {row['sustained']} cameras ({row['cameras_per_core']:.1f} per core)\n", flush=True)
+    DATA.mkdir(parents=True, exist_ok=True)
+    (DATA / "results.json").write_text(json.dumps({"cores": cores, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
