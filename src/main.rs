@@ -203,6 +203,20 @@ fn init_tracing(default: &str) {
         .init();
 }
 
+/// Prints a command's result, or its error (exit status 2).
+fn finish<T>(r: anyhow::Result<T>, print: impl FnOnce(T)) -> ExitCode {
+    match r {
+        Ok(v) => {
+            print(v);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -508,30 +522,15 @@ fn main() -> ExitCode {
                 progress: !quiet,
                 jobs,
             };
-            match runtime().block_on(citywatch::eval::eval(opts)) {
-                Ok(w) => {
-                    println!("{}", w.json.display());
-                    println!("{}", w.html.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
+            finish(runtime().block_on(citywatch::eval::eval(opts)), |w| {
+                println!("{}", w.json.display());
+                println!("{}", w.html.display());
+            })
         }
-        Command::Scenario { spec, out } => {
-            match citywatch::eval::scenario::make(&spec, out.as_deref()) {
-                Ok(o) => {
-                    println!("{}", serde_json::to_string(&o).expect("json"));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Scenario { spec, out } => finish(
+            citywatch::eval::scenario::make(&spec, out.as_deref()),
+            |o| println!("{}", serde_json::to_string(&o).expect("json")),
+        ),
         Command::Probe { url, timeout } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -277,17 +277,12 @@ rule = "abandoned_vehicle"
         ),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .arg("scenario")
-        .arg(&spec)
-        .arg("--out")
-        .arg(d.path().join("made"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin())
+            .arg("scenario")
+            .arg(&spec)
+            .arg("--out")
+            .arg(d.path().join("made")),
     );
     let clip: PathBuf = d.path().join("made/parked.mp4");
     let truth: Value =
@@ -323,17 +318,12 @@ rule = "abandoned_vehicle"
 
     // The shipped scenario's truth is what its spec makes.
     let again = d.path().join("again");
-    let out = Command::new(bin())
-        .arg("scenario")
-        .arg(repo().join("tests/scenarios/vehicle.toml"))
-        .arg("--out")
-        .arg(&again)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin())
+            .arg("scenario")
+            .arg(repo().join("tests/scenarios/vehicle.toml"))
+            .arg("--out")
+            .arg(&again),
     );
     assert_eq!(
         std::fs::read_to_string(again.join("vehicle.json")).unwrap(),

@@ -45,16 +45,11 @@ hot_factor = 3
     }
     let path = d.path().join("patrol.toml");
     std::fs::write(&path, cfg).unwrap();
-    let out = Command::new(bin())
-        .args(["run", "--status-json", "--for", "50"])
-        .arg(&path)
-        .env("CITYWATCH_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(bin())
+            .args(["run", "--status-json", "--for", "50"])
+            .arg(&path)
+            .env("CITYWATCH_LOG", "warn"),
     );
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()

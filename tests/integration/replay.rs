@@ -8,16 +8,11 @@ use citywatch::detect::decode::iou;
 use crate::common::*;
 
 fn replay(db: &str) -> String {
-    let out = Command::new(bin())
-        .args(["replay", "pipelines/demo.toml", "--loop", "3", "--db", db])
-        .current_dir(repo())
-        .env("CITYWATCH_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(bin())
+            .args(["replay", "pipelines/demo.toml", "--loop", "3", "--db", db])
+            .current_dir(repo())
+            .env("CITYWATCH_LOG", "warn"),
     );
     String::from_utf8(out.stdout).unwrap()
 }
