@@ -9,7 +9,8 @@ analysis, or any frame was dropped. For each setting it prints the largest N sus
 per core, and CPU and peak RSS per camera at that N.
 
     python3 benches/capacity.py                 # the headline setting and its variations
-    python3 benches/capacity.py --quick         # fewer, shorter steps
+    python3 benches/capacity.py --quick         # the headline setting only, shorter steps
+    python3 benches/capacity.py --setting 1     # one row of the settings table
 Results go to target/bench-data/capacity/results.json as well.
 """
 
@@ -140,6 +141,10 @@ def search(label, port, fps, kf, gate, steps, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--setting", type=int, action="append",
+        help="run only these settings (0-5, in the order of the table in main); repeatable",
+    )
     args = ap.parse_args()
     if not BIN.exists():
         sys.exit("build first: cargo build --release")
@@ -156,6 +161,8 @@ def main():
     ]
     if args.quick:
         settings = settings[:1]
+    if args.setting:
+        settings = [settings[i] for i in args.setting]
     results = []
     for height, fps, kf, gate, steps in settings:
         folder = transcode(height)
