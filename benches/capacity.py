@@ -9,7 +9,7 @@ analysis, or any frame was dropped. For each setting it prints the largest N sus
 per core, and CPU and peak RSS per camera at that N.
 
     python3 benches/capacity.py                 # the headline setting and its variations
-    python3 benches/capacity.py --quick         # the headline setting only, shorter steps
+    python3 benches/capacity.py --quick         # the headline setting only; shorter steps
     python3 benches/capacity.py --setting 1     # one row of the settings table
 Results go to target/bench-data/capacity/results.json as well.
 """
@@ -159,10 +159,10 @@ def main():
         (720, 0.2, "on", True, [32, 48, 64, 96, 128]),
         (720, 1.0, "on", True, [8, 16, 24, 32]),
     ]
-    if args.quick:
-        settings = settings[:1]
     if args.setting:
         settings = [settings[i] for i in args.setting]
+    elif args.quick:
+        settings = settings[:1]
     results = []
     for height, fps, kf, gate, steps in settings:
         folder = transcode(height)
