@@ -17,7 +17,6 @@ Results go to target/bench-data/capacity/results.json as well.
 import argparse
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -83,20 +82,24 @@ keyframe_only = "{keyframe_only}"
 def run_once(n, port, fps, kf, gate, seconds):
     path = DATA / "run.toml"
     path.write_text(config(n, port, fps, kf, gate))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    proc = subprocess.run(
-        [str(BIN), "run", "--status-json", "--for", str(seconds), str(path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CITYWATCH_LOG": "warn"},
-    )
+    with open(DATA / "run.stderr", "w") as err:
+        proc = subprocess.Popen(
+            [str(BIN), "run", "--status-json", "--for", str(seconds), str(path)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env={**os.environ, "CITYWATCH_LOG": "warn"},
+        )
+        stdout = proc.stdout.read()
+        # This child's own usage (RUSAGE_CHILDREN would mix in earlier runs' peak RSS).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        sys.exit(f"citywatch run failed:\n{proc.stderr[-2000:]}")
+        sys.exit(f"citywatch run failed:\n{(DATA / 'run.stderr').read_text()[-2000:]}")
     last = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         try:
             v = json.loads(line)
         except ValueError:
@@ -110,14 +113,14 @@ def run_once(n, port, fps, kf, gate, seconds):
         got = a.get("analysed_per_min", 0) + a.get("reused_per_min", 0)
         if got < 0.9 * due or v.get("frames_dropped", 0) > 0:
             behind += 1
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = usage.ru_utime + usage.ru_stime
     return {
         "cameras": n,
         "behind": behind,
         "cpu_s_per_camera_hour": cpu / wall * 3600 / n,
         "cores_used": cpu / wall,
-        # ru_maxrss of children is the largest child's peak, in KiB.
-        "peak_rss_mib": after.ru_maxrss / 1024,
+        # ru_maxrss is in KiB on Linux.
+        "peak_rss_mib": usage.ru_maxrss / 1024,
     }
 
 
