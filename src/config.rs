@@ -627,6 +627,15 @@ impl CameraConfig {
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
     }
+
+    /// The recorded footage replays and evaluations play: `footage`, else a file:// URL.
+    pub fn footage_path(&self) -> Option<&PathBuf> {
+        match (&self.footage, &self.source) {
+            (Some(p), _) => Some(p),
+            (None, SourceKind::File { path, .. }) => Some(path),
+            (None, SourceKind::Rtsp { .. }) => None,
+        }
+    }
 }
 
 /// One problem in a config, with the path of the field it is about.

@@ -289,13 +289,9 @@ pub async fn replay(
     let config = Arc::new(config);
     let mut cams = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
-        let path = match (&cam.footage, &cam.source) {
-            (Some(p), _) => p.clone(),
-            (None, SourceKind::File { path, .. }) => path.clone(),
-            (None, SourceKind::Rtsp { .. }) => {
-                tracing::warn!(camera = %cam.id, "no footage to replay (set footage = \"file://...\"); skipped");
-                continue;
-            }
+        let Some(path) = cam.footage_path().cloned() else {
+            tracing::warn!(camera = %cam.id, "no footage to replay (set footage = \"file://...\"); skipped");
+            continue;
         };
         let mut cam = cam.clone();
         cam.source = file_source(path, opts.loops);

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
 
-use crate::config::{CameraConfig, PipelineConfig, SourceKind};
+use crate::config::{CameraConfig, PipelineConfig};
 use metrics::{CaptureRec, EventRec, FrameDet, FrameGt, MatchParams};
 use truth::{FrameTruth, Truth};
 
@@ -146,14 +146,7 @@ fn camera_for(
             config
                 .cameras
                 .iter()
-                .find(|c| {
-                    let f = match (&c.footage, &c.source) {
-                        (Some(p), _) => Some(p),
-                        (None, SourceKind::File { path, .. }) => Some(path),
-                        _ => None,
-                    };
-                    f.and_then(|p| p.file_name()) == name
-                })
+                .find(|c| c.footage_path().and_then(|p| p.file_name()) == name)
                 .ok_or_else(|| {
                     anyhow::anyhow!(
                         "{}: footage: no camera of {} has footage named {:?}; name one with \"camera\"",

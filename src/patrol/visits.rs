@@ -185,9 +185,8 @@ pub async fn patrol_loop(
                     .as_secs_f64();
                 {
                     let a = analysis.lock().expect("analysis board");
-                    for c in sched.cameras().to_vec() {
-                        let hot = a.get(&c.id).is_some_and(|s| s.watched_episodes > 0);
-                        sched.set_hot(&c.id, hot);
+                    for id in visits.keys() {
+                        sched.set_hot(id, a.get(id).is_some_and(|s| s.watched_episodes > 0));
                     }
                 }
                 let plan = sched.tick(now);
