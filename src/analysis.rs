@@ -166,6 +166,11 @@ pub struct CaptureFrames {
 }
 
 impl FrameAnalyser {
+    /// The camera's episodes, rules and limits.
+    pub fn analysis(&self) -> &CameraAnalysis {
+        &self.analysis
+    }
+
     pub fn new(
         camera: &str,
         gate: crate::detect::GateConfig,

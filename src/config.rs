@@ -34,7 +34,31 @@ pub struct PipelineConfig {
     pub web: Option<WebSettings>,
     /// Patrol under a stream cap; absent means every camera streams continuously.
     pub patrol: Option<PatrolSettings>,
+    /// Camera leases for `citywatch run --worker`; defaults apply when absent.
+    pub workers: WorkerSettings,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[workers]`: camera leases when several `citywatch run --worker` processes share one
+/// database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// A lease (and a worker's heartbeat) lasts this long unless renewed. A dead worker's
+    /// cameras move after at most `lease_ttl_s + heartbeat_s`. Default 15 s.
+    pub lease_ttl_s: f64,
+    /// How often a worker renews its leases and rebalances. Default 5 s; at most a third of
+    /// `lease_ttl_s`, so one late heartbeat does not lose the leases.
+    pub heartbeat_s: f64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            lease_ttl_s: 15.0,
+            heartbeat_s: 5.0,
+        }
+    }
 }
 
 /// `[patrol]`: visiting cameras in turn under each video platform's cap on concurrent pulls.
@@ -731,11 +755,12 @@ impl PipelineConfig {
                     | "evidence"
                     | "web"
                     | "patrol"
+                    | "workers"
                     | "cameras"
             ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web, patrol or cameras)"
+                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web, patrol, workers or cameras)"
                         .into(),
                 });
             }
@@ -936,6 +961,25 @@ impl PipelineConfig {
         if let Some(pt) = &patrol {
             validate_patrol(pt, &cameras, &mut problems);
         }
+        let workers: WorkerSettings =
+            section(&table, "workers", &mut problems).unwrap_or_default();
+        if !(workers.lease_ttl_s.is_finite() && workers.lease_ttl_s >= 1.0) {
+            problems.push(ConfigProblem {
+                path: "workers.lease_ttl_s".into(),
+                message: format!("must be at least 1 s, got {}", workers.lease_ttl_s),
+            });
+        } else if !(workers.heartbeat_s.is_finite()
+            && workers.heartbeat_s > 0.0
+            && workers.heartbeat_s * 3.0 <= workers.lease_ttl_s)
+        {
+            problems.push(ConfigProblem {
+                path: "workers.heartbeat_s".into(),
+                message: format!(
+                    "must be > 0 and at most a third of lease_ttl_s ({}), got {}",
+                    workers.lease_ttl_s, workers.heartbeat_s
+                ),
+            });
+        }
         if problems.is_empty() {
             Ok(Self {
                 settings,
@@ -949,6 +993,7 @@ impl PipelineConfig {
                 evidence,
                 web,
                 patrol,
+                workers,
                 cameras,
             })
         } else {
@@ -1670,7 +1715,7 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web, patrol or cameras)".to_string(),
+                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web, patrol, workers or cameras)".to_string(),
                 "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `platform`, `continuous`, `visit_s`, `revisit_s`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),

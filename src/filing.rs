@@ -171,6 +171,14 @@ pub struct FilingStage {
     commits: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
 }
 
+/// The queue folder's name under the spool root: one queue per database, so entries never
+/// reach a database they were not meant for.
+fn queue_name(store: &Store) -> String {
+    use sha2::Digest;
+    let db = sha2::Sha256::digest(crate::core::redact_url(store.url()).as_bytes());
+    hex::encode(&db[..6])
+}
+
 /// Most packages written at once; more wait their turn.
 const MAX_JOBS: usize = 8;
 
@@ -184,11 +192,7 @@ impl FilingStage {
         clock: Arc<dyn Clock>,
         shutdown: Shutdown,
     ) -> anyhow::Result<Arc<Self>> {
-        use sha2::Digest;
-        let store_url = store.url().to_string();
-        // One queue per database, so entries never reach a database they were not meant for.
-        let db = sha2::Sha256::digest(crate::core::redact_url(&store_url).as_bytes());
-        let spool = Spool::open(&cases.spool.join(hex::encode(&db[..6])), cases.spool_max)?;
+        let spool = Spool::open(&cases.spool.join(queue_name(&store)), cases.spool_max)?;
         let evidence = match evidence {
             Some(e) => {
                 let font = crate::evidence::image::Watermarker::load(e.font.as_deref())?;
@@ -239,6 +243,10 @@ impl FilingStage {
 
     pub fn keeps_evidence(&self) -> bool {
         self.evidence.is_some()
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     fn now(&self) -> f64 {
@@ -476,6 +484,30 @@ impl FilingStage {
             }),
         }
         r
+    }
+
+    /// Drains another worker's queue (a worker that died with captures waiting for the
+    /// database). Entries are keyed, so two workers draining the same queue store each once.
+    /// `root` is the spool root that worker was given.
+    pub async fn drain_orphan(
+        &self,
+        root: &std::path::Path,
+    ) -> Result<usize, crate::store::StoreError> {
+        let table = self.cases.table.as_ref().expect("category table loaded");
+        let dir = root.join(queue_name(&self.store));
+        let Ok(spool) = Spool::adopt(&dir) else {
+            return Ok(0);
+        };
+        let n = spool
+            .drain(&self.store, table, self.now(), |_| {
+                self.update(|s| s.stored += 1);
+            })
+            .await?;
+        if n > 0 {
+            info!(queue = %dir.display(), captures = n, "stored the captures a departed worker left queued");
+            self.stored.notify_one();
+        }
+        Ok(n)
     }
 
     /// Drains the queue whenever something arrives, retrying with backoff while the

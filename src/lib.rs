@@ -31,3 +31,4 @@ pub mod store;
 // larger than clippy likes for an `Err`.
 #[allow(clippy::result_large_err)]
 pub mod web;
+pub mod workers;

@@ -34,6 +34,19 @@ enum Command {
         /// Print status as JSON lines instead of a table.
         #[arg(long)]
         status_json: bool,
+        /// Run as one of several workers sharing the [cases] database: each takes a fair
+        /// share of the cameras by lease, and takes over those of a worker that dies.
+        #[arg(long)]
+        worker: bool,
+        /// This worker's id (letters, digits, '.', '-', '_'); default HOSTNAME-PID.
+        #[arg(long, value_name = "ID", requires = "worker")]
+        worker_id: Option<String>,
+        /// The most cameras this worker takes (0: only the web UI and the jobs).
+        #[arg(long, value_name = "N", requires = "worker")]
+        max_cameras: Option<u64>,
+        /// Do not serve the web UI even if [web] is configured.
+        #[arg(long)]
+        no_web: bool,
     },
     /// Runs the pipeline over its cameras' recorded footage to the end; prints captures as
     /// JSON lines.
@@ -185,6 +198,34 @@ async fn config_store(pipeline: &std::path::Path) -> Result<citywatch::store::St
         .map_err(|e| e.to_string())
 }
 
+/// `--worker-id` checked, or HOSTNAME-PID.
+fn worker_options(
+    id: Option<String>,
+    max_cameras: Option<u64>,
+) -> Result<citywatch::run::WorkerOptions, String> {
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "worker".into());
+            format!("{host}-{}", std::process::id())
+        }
+    };
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !ok {
+        return Err(format!(
+            "--worker-id: must be 1-64 letters, digits, '.', '-' or '_' (not starting with '.'), got {id:?}"
+        ));
+    }
+    Ok(citywatch::run::WorkerOptions { id, max_cameras })
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -250,10 +291,22 @@ fn main() -> ExitCode {
             pipeline,
             duration,
             status_json,
+            worker,
+            worker_id,
+            max_cameras,
+            no_web,
         } => {
             let config = match load(&pipeline) {
                 Ok(c) => c,
                 Err(code) => return code,
+            };
+            let worker = match worker.then(|| worker_options(worker_id, max_cameras)) {
+                None => None,
+                Some(Ok(w)) => Some(w),
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
             };
             let rt = runtime();
             rt.block_on(async move {
@@ -266,6 +319,8 @@ fn main() -> ExitCode {
                     } else {
                         StatusFormat::Table
                     },
+                    worker,
+                    web: !no_web,
                 };
                 match citywatch::run::run(config, Arc::new(SystemClock), shutdown, opts).await {
                     Ok(()) => ExitCode::SUCCESS,

@@ -32,6 +32,42 @@ pub struct RunOptions {
     /// Stop by itself after this long (demos, smoke tests).
     pub duration: Option<Duration>,
     pub status_format: StatusFormat,
+    /// Run as one of several workers sharing the case database: cameras by lease.
+    pub worker: Option<WorkerOptions>,
+    /// Serve the web UI when `[web]` is configured (`--no-web` turns it off).
+    pub web: bool,
+}
+
+/// `citywatch run --worker`.
+pub struct WorkerOptions {
+    /// Unique among the workers; also names this worker's capture queue.
+    pub id: String,
+    /// The most cameras this worker takes (`Some(0)`: web UI and jobs only).
+    pub max_cameras: Option<u64>,
+}
+
+/// What `--worker` needs from the config, as errors that name the field.
+fn check_worker_config(config: &PipelineConfig) -> anyhow::Result<()> {
+    let Some(cases) = &config.cases else {
+        anyhow::bail!(
+            "cases: --worker needs a [cases] database that every worker shares (PostgreSQL)"
+        );
+    };
+    if config.detect.is_some() && !config.episodes.in_database {
+        anyhow::bail!(
+            "episodes.in_database: must be true with --worker, so a camera's episodes move \
+             with it to the worker that takes it over"
+        );
+    }
+    if config.patrol.is_some() {
+        anyhow::bail!("patrol: patrol scheduling does not combine with --worker yet");
+    }
+    if cases.database.starts_with("sqlite:") {
+        warn!(
+            "cases.database is SQLite: workers can share it only on one machine; use PostgreSQL"
+        );
+    }
+    Ok(())
 }
 
 pub use crate::analysis::AnalysisStatus;
@@ -266,6 +302,66 @@ pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
     }
 }
 
+/// What starting one camera's analysis needs: shared by the fixed camera list, the patrol
+/// and a worker's leased cameras.
+#[derive(Clone)]
+pub struct Launcher {
+    pub config: Arc<PipelineConfig>,
+    /// The detection service, and whether the model sees overflowing bins itself.
+    pub detection: Option<(DetectionService, bool)>,
+    pub budget: Option<Arc<Mutex<InferenceBudget>>>,
+    pub db_episodes: Option<crate::store::episodes::DbEpisodeStore>,
+    pub stage: Option<Arc<FilingStage>>,
+    pub analysis: AnalysisBoard,
+    pub latest: LatestFrames,
+    pub clock: Arc<dyn Clock>,
+    pub backoff: crate::ingest::BackoffPolicy,
+}
+
+impl Launcher {
+    /// A packet ring for the camera's clips, when evidence is kept.
+    pub fn ring(&self) -> Option<crate::evidence::ring::PacketRing> {
+        match (&self.stage, &self.config.evidence) {
+            (Some(s), Some(ev)) if s.keeps_evidence() => Some(crate::filing::ring_for(ev)),
+            _ => None,
+        }
+    }
+
+    /// The camera's analyser (its episodes loaded from the episode store), when a detector
+    /// is configured.
+    pub fn analyser(
+        &self,
+        cam: &crate::config::CameraConfig,
+        evidence: bool,
+    ) -> std::io::Result<Option<FrameAnalyser>> {
+        let Some((service, sees)) = &self.detection else {
+            return Ok(None);
+        };
+        let store: Box<dyn EpisodeStore> = match &self.db_episodes {
+            Some(db) => Box::new(db.clone()),
+            None => episode_store(&self.config)?,
+        };
+        let a = FrameAnalyser::new(
+            &cam.id,
+            self.config.gate.to_gate(),
+            CameraAnalysis::new(cam, &self.config, store, *sees)?,
+            self.budget.clone(),
+            service.clone(),
+        );
+        Ok(Some(if evidence { a.with_evidence() } else { a }))
+    }
+
+    pub fn filing(
+        &self,
+        cam: &crate::config::CameraConfig,
+        ring: &Option<crate::evidence::ring::PacketRing>,
+    ) -> Option<(Arc<FilingStage>, CameraEvidence)> {
+        self.stage
+            .as_ref()
+            .map(|s| (s.clone(), CameraEvidence::new(cam, ring.clone())))
+    }
+}
+
 /// Runs until shutdown (a signal, `duration`, or every camera finished).
 pub async fn run(
     config: PipelineConfig,
@@ -273,15 +369,32 @@ pub async fn run(
     shutdown: Shutdown,
     opts: RunOptions,
 ) -> anyhow::Result<()> {
+    if opts.worker.is_some() {
+        check_worker_config(&config)?;
+    }
+    let config = Arc::new(config);
     let detection = start_detection(&config, false)?;
     let budget = budget(&config);
     let mut db_episodes = None;
     let mut case_store = None;
+    let mut jobs: BTreeMap<String, crate::workers::host::JobStarter> = BTreeMap::new();
     let stage = match &config.cases {
         Some(c) => {
             let store = open_store(&c.database, &config).await?;
             case_store = Some(store.clone());
-            if config.episodes.in_database {
+            let mut c = c.clone();
+            if let Some(w) = &opts.worker {
+                // Each worker has its own capture queue; the others drain it if it dies.
+                c.spool = c.spool.join("workers").join(&w.id);
+                if config.episodes.in_database {
+                    db_episodes = Some(crate::store::episodes::DbEpisodeStore::for_worker(
+                        store.clone(),
+                        &w.id,
+                        clock.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+            } else if config.episodes.in_database {
                 let ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
                 db_episodes = Some(
                     crate::store::episodes::DbEpisodeStore::open(
@@ -302,16 +415,41 @@ pub async fn run(
                 shutdown.clone(),
             )?;
             if let Some(hook) = &c.webhook {
-                tokio::spawn(forward(
-                    store,
-                    Forwarder::new(hook.clone()),
-                    clock.clone(),
-                    shutdown.clone(),
-                    stage.stored.clone(),
-                ));
+                let (clock, stored, hook) = (clock.clone(), stage.stored.clone(), hook.clone());
+                let start = move |stop: Shutdown| {
+                    tokio::spawn(forward(
+                        store.clone(),
+                        Forwarder::new(hook.clone()),
+                        clock.clone(),
+                        stop,
+                        stored.clone(),
+                    ))
+                };
+                if opts.worker.is_some() {
+                    // One forwarder among the workers: whoever holds the job's lease.
+                    jobs.insert(crate::workers::OUTBOX_JOB.into(), Box::new(start));
+                } else {
+                    start(shutdown.clone());
+                }
             }
             tokio::spawn(stage.clone().run_drainer());
-            tokio::spawn(stage.clone().run_retention());
+            if opts.worker.is_some() {
+                let stage = stage.clone();
+                jobs.insert(
+                    crate::workers::RETENTION_JOB.into(),
+                    Box::new(move |stop: Shutdown| {
+                        let stage = stage.clone();
+                        tokio::spawn(async move {
+                            tokio::select! {
+                                _ = stop.triggered() => {}
+                                _ = stage.run_retention() => {}
+                            }
+                        })
+                    }),
+                );
+            } else {
+                tokio::spawn(stage.clone().run_retention());
+            }
             Some(stage)
         }
         None => None,
@@ -319,7 +457,20 @@ pub async fn run(
     let analysis: AnalysisBoard = Arc::default();
     let latest: LatestFrames = Arc::default();
     let backoff = config.backoff();
-    let mut board = HealthBoard::default();
+    let board = HealthBoard::default();
+    let launcher = Launcher {
+        config: config.clone(),
+        detection: detection
+            .as_ref()
+            .map(|d| (d.service.clone(), d.model_sees_overflow)),
+        budget: budget.clone(),
+        db_episodes: db_episodes.clone(),
+        stage: stage.clone(),
+        analysis: analysis.clone(),
+        latest: latest.clone(),
+        clock: clock.clone(),
+        backoff,
+    };
     let mut threads = Vec::new();
     let mut consumers = Vec::new();
     let patrol = config
@@ -333,35 +484,50 @@ pub async fn run(
     let mut visit_senders = BTreeMap::new();
     let (ended_tx, ended_rx) = tokio::sync::mpsc::channel(config.cameras.len().max(1));
     let mut patrol_tasks = Vec::new();
-    for cam in config.cameras.iter().filter(|c| c.enabled) {
-        let ring = match (&stage, &config.evidence) {
-            (Some(s), Some(ev)) if s.keeps_evidence() => Some(crate::filing::ring_for(ev)),
-            _ => None,
-        };
-        let analyser = match &detection {
-            Some(d) => {
-                let a = FrameAnalyser::new(
-                    &cam.id,
-                    config.gate.to_gate(),
-                    CameraAnalysis::new(
-                        cam,
-                        &config,
-                        match &db_episodes {
-                            Some(db) => Box::new(db.clone()),
-                            None => episode_store(&config)?,
-                        },
-                        d.model_sees_overflow,
-                    )?,
-                    budget.clone(),
-                    d.service.clone(),
-                );
-                Some(if ring.is_some() { a.with_evidence() } else { a })
+    let worker_board: crate::workers::host::WorkerBoard = Arc::default();
+    let mut host = None;
+    if let (Some(w), Some(store)) = (&opts.worker, &case_store) {
+        let enabled: BTreeMap<String, crate::config::CameraConfig> = config
+            .cameras
+            .iter()
+            .filter(|c| c.enabled)
+            .map(|c| (c.id.clone(), c.clone()))
+            .collect();
+        let leases = crate::workers::Leases::new(
+            store.clone(),
+            w.id.clone(),
+            unix_secs(clock.as_ref()),
+            config.workers.lease_ttl_s,
+            w.max_cameras,
+            enabled.keys().cloned().collect(),
+            jobs.keys().cloned().collect(),
+        )
+        .await?;
+        info!(worker = %w.id, cameras = enabled.len(), "worker started; taking camera leases");
+        host = Some(tokio::spawn(
+            crate::workers::host::WorkerHost {
+                launcher: launcher.clone(),
+                leases,
+                heartbeat: crate::config::secs(config.workers.heartbeat_s),
+                cameras: enabled,
+                health: board.clone(),
+                jobs: std::mem::take(&mut jobs),
+                spool_root: config.cases.as_ref().map(|c| c.spool.join("workers")),
+                status: worker_board.clone(),
+                clock: clock.clone(),
+                deadline: crate::config::secs(config.settings.shutdown_timeout_s),
             }
-            None => None,
-        };
-        let filing = stage
-            .as_ref()
-            .map(|s| (s.clone(), CameraEvidence::new(cam, ring.clone())));
+            .run(shutdown.clone()),
+        ));
+    }
+    for cam in config
+        .cameras
+        .iter()
+        .filter(|c| c.enabled && opts.worker.is_none())
+    {
+        let ring = launcher.ring();
+        let analyser = launcher.analyser(cam, ring.is_some())?;
+        let filing = launcher.filing(cam, &ring);
         if patrol.is_some() && !cam.continuous {
             // Visited in turn: connected only while the patrol says so.
             let health = Arc::new(crate::patrol::visits::persistent_health(
@@ -428,6 +594,7 @@ pub async fn run(
         "pipeline started"
     );
     if let Some(store) = &case_store
+        && opts.web
         && let Some(web) = crate::web::WebState::new(
             &config,
             store.clone(),
@@ -465,7 +632,8 @@ pub async fn run(
                 print_status(&board, &analysis, &patrol_board, detection.is_some(), clock.as_ref(), opts.status_format);
                 print_filing(stage.as_deref(), opts.status_format);
                 print_patrol(patrol_loop.is_some().then_some(&patrol_board), opts.status_format);
-                if patrol_loop.is_none() && threads.iter().all(|t| t.is_finished()) {
+                print_worker(host.is_some().then_some(&worker_board), opts.status_format);
+                if patrol_loop.is_none() && host.is_none() && threads.iter().all(|t| t.is_finished()) {
                     info!("every camera has stopped");
                     break;
                 }
@@ -492,6 +660,10 @@ pub async fn run(
         stuck
     })
     .await?;
+    // A worker stops its cameras, saves their episodes and gives its leases back.
+    if let Some(h) = host {
+        let _ = h.await;
+    }
     // Patrolled cameras end their current visit (the patrol loop has stopped them) and their
     // tasks return once the loop is gone.
     if let Some(l) = patrol_loop {
@@ -574,6 +746,42 @@ fn print_filing(stage: Option<&FilingStage>, format: StatusFormat) {
             }
             if let Some(e) = &s.last_db_error {
                 out.push_str(&format!(" last_db_error=\"{e}\""));
+            }
+            println!("{out}");
+        }
+    }
+}
+
+fn unix_secs(clock: &dyn Clock) -> f64 {
+    clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// One line for a worker: its share, its cameras and jobs, its lease changes.
+fn print_worker(board: Option<&crate::workers::host::WorkerBoard>, format: StatusFormat) {
+    let Some(board) = board else { return };
+    let w = board.lock().expect("worker status").clone();
+    match format {
+        StatusFormat::Json => println!("{}", serde_json::json!({ "worker": w })),
+        StatusFormat::Table => {
+            let mut out = format!(
+                "{:<12} id={} live_workers={} share={} cameras={} jobs={} taken={} given_back={} lost={} round_errors={}",
+                "[worker]",
+                w.id,
+                w.live_workers,
+                w.share,
+                w.cameras.len(),
+                w.jobs.join(","),
+                w.taken,
+                w.given_back,
+                w.lost,
+                w.round_errors
+            );
+            if let Some(e) = &w.last_error {
+                out.push_str(&format!(" last_error=\"{e}\""));
             }
             println!("{out}");
         }

@@ -110,19 +110,33 @@ pub struct CameraStatus {
     pub last_frame_age_s: Option<f64>,
 }
 
-/// Read access to every camera's health.
+/// Read access to every camera's health. Clones share one list: a worker adds the cameras
+/// it takes and removes those it gives back, and the web UI sees the change.
 #[derive(Clone, Default)]
 pub struct HealthBoard {
-    cameras: Vec<watch::Receiver<CameraHealth>>,
+    cameras: std::sync::Arc<std::sync::Mutex<Vec<watch::Receiver<CameraHealth>>>>,
 }
 
 impl HealthBoard {
-    pub fn add(&mut self, rx: watch::Receiver<CameraHealth>) {
-        self.cameras.push(rx);
+    pub fn add(&self, rx: watch::Receiver<CameraHealth>) {
+        let mut cams = self.cameras.lock().expect("health board");
+        let id = rx.borrow().id.clone();
+        cams.retain(|c| c.borrow().id != id);
+        cams.push(rx);
+    }
+
+    /// Forgets a camera (a worker gave it back).
+    pub fn remove(&self, id: &str) {
+        self.cameras
+            .lock()
+            .expect("health board")
+            .retain(|c| c.borrow().id != id);
     }
 
     pub fn snapshot(&self, now: SystemTime) -> Vec<CameraStatus> {
         self.cameras
+            .lock()
+            .expect("health board")
             .iter()
             .map(|rx| {
                 let health = rx.borrow().clone();

@@ -18,11 +18,17 @@ use crate::episodes::store::EpisodeStore;
 
 #[derive(Clone)]
 pub struct DbEpisodeStore {
+    store: Arc<Store>,
     loaded: Arc<Mutex<HashMap<String, TrackerState>>>,
     pending: Arc<Mutex<HashMap<String, String>>>,
     wake: Arc<Notify>,
     /// How many states have been written so far.
     written: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Worker mode: saves only while this worker holds the camera's lease.
+    fence: Option<String>,
+    /// Held while states are being written, so a flush never races the writer task.
+    writing: Arc<tokio::sync::Mutex<()>>,
+    clock: Arc<dyn crate::core::Clock>,
 }
 
 impl DbEpisodeStore {
@@ -42,49 +48,148 @@ impl DbEpisodeStore {
             }
         }
         let this = Self {
+            store,
             loaded: Arc::new(Mutex::new(loaded)),
             pending: Arc::default(),
             wake: Arc::new(Notify::new()),
             written: Arc::new(tokio::sync::watch::channel(0).0),
+            fence: None,
+            writing: Arc::default(),
+            clock,
         };
-        tokio::spawn(this.clone().write(store, clock, shutdown));
+        tokio::spawn(this.clone().write(shutdown));
         Ok(this)
     }
 
-    async fn write(
-        self,
+    /// Worker mode: loads nothing up front (a camera's state is loaded with [`Self::reload`]
+    /// when its lease is taken), and saves a camera's state only while `worker` holds its
+    /// lease.
+    pub fn for_worker(
         store: Arc<Store>,
+        worker: &str,
         clock: Arc<dyn crate::core::Clock>,
         shutdown: crate::core::Shutdown,
-    ) {
-        let mut delay = Duration::from_millis(500);
-        loop {
-            let batch: Vec<(String, String)> = self
-                .pending
+    ) -> Self {
+        let this = Self {
+            store,
+            loaded: Arc::default(),
+            pending: Arc::default(),
+            wake: Arc::new(Notify::new()),
+            written: Arc::new(tokio::sync::watch::channel(0).0),
+            fence: Some(worker.to_string()),
+            writing: Arc::default(),
+            clock,
+        };
+        tokio::spawn(this.clone().write(shutdown));
+        this
+    }
+
+    /// Loads a camera's latest state from the database (another worker's, after a
+    /// takeover), for the next [`EpisodeStore::load`]. A state of this process's own not yet
+    /// written wins: it is newer.
+    pub async fn reload(&self, camera: &str) -> Result<(), StoreError> {
+        let _w = self.writing.lock().await;
+        let own = self
+            .pending
+            .lock()
+            .expect("pending episodes")
+            .get(camera)
+            .cloned();
+        let json = match own {
+            Some(j) => Some(j),
+            None => self.store.load_episodes(camera).await?,
+        };
+        let mut loaded = self.loaded.lock().expect("loaded episodes");
+        match json {
+            Some(j) => {
+                let state = serde_json::from_str(&j).map_err(|e| {
+                    StoreError::Corrupt(format!("episodes of camera {camera}: {e}"))
+                })?;
+                loaded.insert(camera.to_string(), state);
+            }
+            None => {
+                loaded.remove(camera);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a camera's pending state now (a worker giving the camera back saves it before
+    /// the lease goes).
+    pub async fn flush(&self, camera: &str) -> Result<(), StoreError> {
+        let _w = self.writing.lock().await;
+        let json = self
+            .pending
+            .lock()
+            .expect("pending episodes")
+            .remove(camera);
+        if let Some(json) = json
+            && let Err(e) = self.save_one(camera, &json).await
+        {
+            self.pending
                 .lock()
                 .expect("pending episodes")
-                .drain()
-                .collect();
-            let now = clock
-                .now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            let mut failed = false;
-            for (cam, json) in batch {
-                let r = store.save_episodes(&cam, &json, now).await;
-                if r.is_ok() {
-                    self.written.send_modify(|n| *n += 1);
+                .entry(camera.to_string())
+                .or_insert(json);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Forgets a camera's unwritten state (its lease was lost: the new holder's state wins).
+    pub fn discard(&self, camera: &str) {
+        self.pending
+            .lock()
+            .expect("pending episodes")
+            .remove(camera);
+    }
+
+    async fn save_one(&self, cam: &str, json: &str) -> Result<(), StoreError> {
+        let now = self
+            .clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        match &self.fence {
+            None => self.store.save_episodes(cam, json, now).await?,
+            Some(worker) => {
+                if !self
+                    .store
+                    .save_episodes_fenced(cam, json, now, worker)
+                    .await?
+                {
+                    tracing::warn!(camera = %cam, "episodes not saved: another worker holds the camera now");
                 }
-                if let Err(e) = r {
-                    tracing::warn!(camera = %cam, error = %e, "cannot save episodes; will retry");
-                    // Keep it unless a newer state arrived meanwhile.
-                    self.pending
-                        .lock()
-                        .expect("pending episodes")
-                        .entry(cam)
-                        .or_insert(json);
-                    failed = true;
+            }
+        }
+        self.written.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    async fn write(self, shutdown: crate::core::Shutdown) {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let mut failed = false;
+            {
+                let _w = self.writing.lock().await;
+                let batch: Vec<(String, String)> = self
+                    .pending
+                    .lock()
+                    .expect("pending episodes")
+                    .drain()
+                    .collect();
+                for (cam, json) in batch {
+                    if let Err(e) = self.save_one(&cam, &json).await {
+                        tracing::warn!(camera = %cam, error = %e, "cannot save episodes; will retry");
+                        // Keep it unless a newer state arrived meanwhile.
+                        self.pending
+                            .lock()
+                            .expect("pending episodes")
+                            .entry(cam)
+                            .or_insert(json);
+                        failed = true;
+                    }
                 }
             }
             let wait = if failed {

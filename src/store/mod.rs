@@ -7,6 +7,7 @@
 
 pub mod categories;
 pub mod episodes;
+pub mod leases;
 pub mod outbox;
 pub mod query;
 pub mod spool;
@@ -95,18 +96,21 @@ pub struct CaseRecord {
     pub filed_at: f64,
 }
 
-/// The idempotency key of a capture: the same capture always gets the same key.
+/// The idempotency key of a capture: the same capture always gets the same key. It names
+/// the episode (camera, preset, rule, zone, episode id and start) and not the confirmation
+/// time: an episode resolves each rule once, so this is unique, and a worker that takes a
+/// camera over and confirms the same episode again, because the previous worker died after
+/// filing but before its episode state was saved, produces the same key, not a second case.
 pub fn capture_key(c: &Capture) -> String {
     let k = &c.candidate;
     let text = format!(
-        "{}|{:?}|{}|{}|{:?}|{:.3}|{:.3}",
+        "{}|{:?}|{}|{}|{:?}|{:.3}",
         k.camera,
         k.preset,
         k.rule.as_str(),
         k.zone,
         k.episode,
         k.start,
-        k.confirm
     );
     let h = Sha256::digest(text.as_bytes());
     format!("cap-{}", hex::encode(&h[..12]))

@@ -66,6 +66,21 @@ impl Spool {
         })
     }
 
+    /// Opens another process's queue to drain it, touching nothing else in it.
+    pub fn adopt(dir: &Path) -> Result<Self, SpoolError> {
+        if !dir.is_dir() {
+            return Err(SpoolError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            max: usize::MAX,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
     fn path(&self, key: &str) -> PathBuf {
         self.dir
             .join(format!("{}.json", crate::evidence::safe_component(key)))

@@ -1,0 +1,294 @@
+//! The worker loop: every heartbeat, one [`Leases::round`], then the cameras and jobs it
+//! decided on are started and stopped.
+//!
+//! - A camera taken: its episodes are loaded from the database (the previous holder's last
+//!   save, so dwell timers go on), then it streams and is analysed like any other camera.
+//! - A camera given back (a worker joined): it stops, its episodes are written, and only
+//!   then is its lease released, so the next holder resumes the newest state.
+//! - A camera lost (this worker was cut off past its TTL and another took it): it stops at
+//!   once; its episode saves are refused by the lease fence.
+//! - A round that fails (the database is down) changes nothing: cameras keep streaming and
+//!   captures wait in this worker's queue; the next round renews.
+//! - Captures left queued by a worker that is gone are stored by the live ones.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::Leases;
+use crate::config::CameraConfig;
+use crate::core::{Clock, Shutdown};
+use crate::ingest::{HealthBoard, spawn_camera_with_ring};
+use crate::run::Launcher;
+
+/// What this worker is doing, for the status output, the web UI and metrics.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct WorkerStatus {
+    pub id: String,
+    pub live_workers: usize,
+    /// This worker's fair share of the cameras.
+    pub share: usize,
+    pub cameras: Vec<String>,
+    pub jobs: Vec<String>,
+    /// Leases taken (including takeovers), given back on rebalance, and lost to another
+    /// worker, since start.
+    pub taken: u64,
+    pub given_back: u64,
+    pub lost: u64,
+    /// Heartbeats that failed (database unreachable).
+    pub round_errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+pub type WorkerBoard = Arc<Mutex<WorkerStatus>>;
+
+/// Starts a singleton job with its own stop signal.
+pub type JobStarter = Box<dyn Fn(Shutdown) -> JoinHandle<()> + Send + Sync>;
+
+/// Everything the worker loop runs with.
+pub struct WorkerHost {
+    pub launcher: Launcher,
+    pub leases: Leases,
+    pub heartbeat: Duration,
+    pub cameras: BTreeMap<String, CameraConfig>,
+    pub health: HealthBoard,
+    pub jobs: BTreeMap<String, JobStarter>,
+    /// `[cases] spool` root of every worker's queue (`<root>/<worker id>`).
+    pub spool_root: Option<PathBuf>,
+    pub status: WorkerBoard,
+    pub clock: Arc<dyn Clock>,
+    /// How long a stopping camera may take.
+    pub deadline: Duration,
+}
+
+struct Running {
+    stop: Shutdown,
+    task: JoinHandle<()>,
+}
+
+fn unix(clock: &dyn Clock) -> f64 {
+    clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+impl WorkerHost {
+    /// Runs until `shutdown`, then stops every camera, saves their episodes and gives every
+    /// lease back.
+    pub async fn run(mut self, shutdown: Shutdown) {
+        let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        let mut jobs: BTreeMap<String, Running> = BTreeMap::new();
+        let mut tick = tokio::time::interval(self.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.status.lock().expect("worker status").id = self.leases.id.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.triggered() => break,
+                _ = tick.tick() => {}
+            }
+            let now = unix(self.clock.as_ref());
+            let round = match self.leases.round(now).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(worker = %self.leases.id, error = %e, "heartbeat failed; cameras keep running, will retry");
+                    let mut s = self.status.lock().expect("worker status");
+                    s.round_errors += 1;
+                    s.last_error = Some(e.to_string());
+                    continue;
+                }
+            };
+            for id in &round.lost {
+                warn!(worker = %self.leases.id, camera = %id, "lease lost to another worker; stopping the camera");
+                if let Some(r) = running.remove(id) {
+                    self.stop(id, r, false).await;
+                }
+            }
+            for id in &round.give_back {
+                if let Some(r) = running.remove(id) {
+                    self.stop(id, r, true).await;
+                }
+                match self.leases.release(id).await {
+                    Ok(()) => info!(worker = %self.leases.id, camera = %id, "camera given back for rebalancing"),
+                    Err(e) => warn!(worker = %self.leases.id, camera = %id, error = %e, "cannot give the camera back; its lease will expire"),
+                }
+            }
+            for id in &round.take {
+                let Some(cam) = self.cameras.get(id).cloned() else {
+                    continue;
+                };
+                info!(worker = %self.leases.id, camera = %id, "lease taken; starting the camera");
+                if let Some(old) = running.remove(id) {
+                    self.stop(id, old, false).await;
+                }
+                running.insert(id.clone(), self.start(cam));
+            }
+            for job in &round.jobs_lost {
+                if let Some(r) = jobs.remove(job) {
+                    r.stop.trigger();
+                    let _ = tokio::time::timeout(self.deadline, r.task).await;
+                }
+            }
+            for job in &round.jobs_taken {
+                if let Some(start) = self.jobs.get(job) {
+                    info!(worker = %self.leases.id, job = %job, "job lease taken; starting it");
+                    let stop = Shutdown::new();
+                    let task = start(stop.clone());
+                    jobs.insert(job.clone(), Running { stop, task });
+                }
+            }
+            self.adopt_orphan_queues(now).await;
+            let mut s = self.status.lock().expect("worker status");
+            s.live_workers = round.live_workers;
+            s.share = round.share;
+            s.cameras = running.keys().cloned().collect();
+            s.jobs = jobs.keys().cloned().collect();
+            s.taken += round.take.len() as u64;
+            s.given_back += round.give_back.len() as u64;
+            s.lost += round.lost.len() as u64;
+            s.last_error = None;
+        }
+        for r in jobs.values() {
+            r.stop.trigger();
+        }
+        for r in running.values() {
+            r.stop.trigger();
+        }
+        for (id, r) in std::mem::take(&mut running) {
+            self.stop(&id, r, true).await;
+        }
+        for (_, r) in jobs {
+            let _ = tokio::time::timeout(self.deadline, r.task).await;
+        }
+        match self.leases.retire().await {
+            Ok(()) => info!(worker = %self.leases.id, "leases given back"),
+            Err(e) => {
+                warn!(worker = %self.leases.id, error = %e, "cannot give the leases back; they expire after the TTL")
+            }
+        }
+    }
+
+    fn start(&self, cam: CameraConfig) -> Running {
+        let stop = Shutdown::new();
+        let span = info_span!("camera", camera = %cam.id);
+        let task = tokio::spawn(
+            watch_camera(self.launcher.clone(), cam, self.health.clone(), stop.clone())
+                .instrument(span),
+        );
+        Running { stop, task }
+    }
+
+    /// Stops a camera and waits for it; with `save`, writes its episodes before returning.
+    async fn stop(&self, id: &str, r: Running, save: bool) {
+        r.stop.trigger();
+        if tokio::time::timeout(self.deadline, r.task).await.is_err() {
+            warn!(camera = %id, "the camera did not stop within the shutdown deadline");
+        }
+        if let Some(db) = &self.launcher.db_episodes {
+            if save {
+                if let Err(e) = db.flush(id).await {
+                    warn!(camera = %id, error = %e, "cannot save the camera's episodes before giving it back");
+                }
+            } else {
+                db.discard(id);
+            }
+        }
+    }
+
+    /// Stores the captures queued by workers whose heartbeat has expired.
+    async fn adopt_orphan_queues(&self, now: f64) {
+        let (Some(root), Some(stage)) = (&self.spool_root, &self.launcher.stage) else {
+            return;
+        };
+        let Ok(dirs) = std::fs::read_dir(root) else {
+            return;
+        };
+        let live: Vec<String> = match self.launcher_store() {
+            Some(store) => match store.live_workers(now).await {
+                Ok(l) => l.into_iter().map(|w| w.id).collect(),
+                Err(_) => return,
+            },
+            None => return,
+        };
+        for d in dirs.flatten() {
+            let name = d.file_name().to_string_lossy().to_string();
+            if name == self.leases.id || live.contains(&name) || !d.path().is_dir() {
+                continue;
+            }
+            if let Err(e) = stage.drain_orphan(&d.path()).await {
+                warn!(queue = %d.path().display(), error = %e, "cannot store a departed worker's queued captures; will retry");
+            }
+        }
+    }
+
+    fn launcher_store(&self) -> Option<Arc<crate::store::Store>> {
+        self.launcher.stage.as_ref().map(|s| s.store())
+    }
+}
+
+/// One leased camera: resumes its episodes from the database, then streams and is analysed
+/// until its stop signal.
+async fn watch_camera(l: Launcher, cam: CameraConfig, health: HealthBoard, stop: Shutdown) {
+    if let Some(db) = &l.db_episodes {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match db.reload(&cam.id).await {
+                Ok(()) => break,
+                Err(e) => {
+                    warn!(error = %e, retry_in_s = delay.as_secs_f64(), "cannot load the camera's episodes; will retry");
+                    tokio::select! {
+                        _ = stop.triggered() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+    let ring = l.ring();
+    let analyser = match l.analyser(&cam, ring.is_some()) {
+        Ok(a) => a,
+        Err(e) => {
+            error!(error = %e, "cannot start the camera's analysis");
+            return;
+        }
+    };
+    if let Some(a) = &analyser {
+        info!(
+            resumed_episodes = a.analysis().tracker().open().len(),
+            "camera started"
+        );
+    }
+    let filing = l.filing(&cam, &ring);
+    let handle = spawn_camera_with_ring(
+        &cam,
+        &l.config.ingest,
+        l.backoff,
+        l.clock.clone(),
+        stop,
+        ring,
+    );
+    health.add(handle.health.clone());
+    let (frames, thread) = handle.into_parts();
+    crate::run::analyse(
+        cam.id.clone(),
+        frames,
+        analyser,
+        filing,
+        l.analysis.clone(),
+        l.latest.clone(),
+    )
+    .await;
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    health.remove(&cam.id);
+    l.analysis.lock().expect("analysis board").remove(&cam.id);
+    l.latest.lock().expect("latest frames").remove(&cam.id);
+}
