@@ -142,9 +142,11 @@ impl Store {
         if n == 0 || candidates.is_empty() {
             return Ok(Vec::new());
         }
+        // SQLite walks every free name until it has taken `n`; PostgreSQL locks `n`.
+        let limit = if self.sqlite { candidates.len() } else { n };
         let free = format!(
             "SELECT name FROM leases WHERE name IN ({}) AND (worker IS NULL OR expires_at < $1) \
-             ORDER BY name LIMIT {n}",
+             ORDER BY name LIMIT {limit}",
             placeholders(2, candidates.len())
         );
         let take = "UPDATE leases SET worker = $1, expires_at = $2, generation = generation + 1, \
@@ -169,6 +171,9 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             let take_sql = self.sql(take);
             for name in names {
+                if taken.len() == n {
+                    break;
+                }
                 let row = sqlx::query(&take_sql)
                     .bind(worker)
                     .bind(now + ttl)

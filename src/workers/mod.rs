@@ -72,6 +72,10 @@ pub struct Leases {
     jobs: Vec<String>,
     /// Held leases (cameras and jobs) with the generation this worker took them at.
     held: BTreeMap<String, i64>,
+    /// The last heartbeat failed: the next one only renews. After a database outage every
+    /// lease and heartbeat has expired; the first worker back would otherwise take every
+    /// camera before its peers have renewed theirs.
+    recovering: bool,
 }
 
 impl Leases {
@@ -98,6 +102,7 @@ impl Leases {
             cameras,
             jobs,
             held: BTreeMap::new(),
+            recovering: false,
         })
     }
 
@@ -116,6 +121,13 @@ impl Leases {
 
     /// One heartbeat at `now`.
     pub async fn round(&mut self, now: f64) -> Result<Round, StoreError> {
+        let may_take = !self.recovering;
+        let r = self.round_inner(now, may_take).await;
+        self.recovering = r.is_err();
+        r
+    }
+
+    async fn round_inner(&mut self, now: f64, may_take: bool) -> Result<Round, StoreError> {
         let mut round = Round::default();
         self.store
             .worker_heartbeat(
@@ -171,7 +183,7 @@ impl Leases {
             // Give back from the end of the name order; a newcomer takes from the start of
             // what is free.
             round.give_back = held[round.share..].to_vec();
-        } else if held.len() < round.share {
+        } else if held.len() < round.share && may_take {
             let free: Vec<String> = self
                 .cameras
                 .iter()
@@ -188,7 +200,7 @@ impl Leases {
             }
         }
         for job in self.jobs.clone() {
-            if !self.held.contains_key(&job) {
+            if may_take && !self.held.contains_key(&job) {
                 for (name, generation) in self
                     .store
                     .take_leases(&self.id, std::slice::from_ref(&job), 1, now, self.ttl)
@@ -357,7 +369,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let rounds = futures::future::join_all(ws.iter_mut().map(|w| w.round(50.0))).await;
+        let rounds = futures_util::future::join_all(ws.iter_mut().map(|w| w.round(50.0))).await;
         let mut seen = std::collections::BTreeSet::new();
         for r in rounds {
             let r = r.unwrap();

@@ -14,3 +14,4 @@ mod replay;
 mod rules;
 mod store;
 mod web;
+mod workers;

@@ -1,0 +1,536 @@
+//! Several `citywatch run --worker` processes sharing a real PostgreSQL: leases rebalance
+//! when workers join, a SIGKILLed worker's cameras move to the others with their episodes,
+//! and a PostgreSQL restart loses no capture.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::common::*;
+
+/// Each worker's status lines, read as they come.
+struct Worker {
+    id: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<(Instant, Value)>>>,
+}
+
+impl Worker {
+    fn start(config: &Path, id: &str) -> Self {
+        let mut child = Command::new(bin())
+            .args(["run", "--status-json", "--worker", "--worker-id", id])
+            .arg(config)
+            .env("CITYWATCH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
+        let out = child.stdout.take().unwrap();
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    l.lock().unwrap().push((Instant::now(), v));
+                }
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let tag = id.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[{tag}] {line}");
+            }
+        });
+        Self {
+            id: id.into(),
+            child,
+            lines,
+        }
+    }
+
+    /// The first time, after `since`, this worker reported `camera` streaming.
+    fn streaming_since(&self, camera: &str, since: Instant) -> Option<Instant> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, v)| {
+                *t >= since
+                    && v["id"] == camera
+                    && v["state"] == "streaming"
+                    && v["frames"].as_u64().unwrap_or(0) > 0
+            })
+            .map(|(t, _)| *t)
+    }
+
+    fn last_worker_line(&self) -> Option<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|(_, v)| v.get("worker").cloned())
+    }
+
+    fn filing_lines(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, v)| v.get("filing").cloned())
+            .collect()
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A pipeline for workers: cam0 watches vtest's car park (the van and the teal car stand
+/// there all through the footage) for abandoned vehicles, filed automatically; the other
+/// cameras watch footage without a rule.
+fn worker_config(dir: &Path, db: &str, server: &Server, cameras: usize, dwell_s: u32) -> PathBuf {
+    let mut cfg = format!(
+        r#"[settings]
+status_interval_s = 1
+shutdown_timeout_s = 5
+
+[detect]
+models_dir = "{models}"
+
+[episodes]
+in_database = true
+
+[cases]
+database = "{db}"
+categories = "{categories}"
+spool = "{spool}"
+filing = {{ abandoned_vehicle = "auto" }}
+
+[workers]
+lease_ttl_s = 6
+heartbeat_s = 2
+"#,
+        models = repo().join("models").display(),
+        categories = repo().join("pipelines/categories/default.toml").display(),
+        spool = dir.join("spool").display(),
+    );
+    for i in 0..cameras {
+        let mount = if i % 2 == 0 { "vtest" } else { "bikes" };
+        cfg.push_str(&format!(
+            "\n[[cameras]]\nid = \"cam{i}\"\nurl = \"{}\"\nanalysis_fps = 1.0\n",
+            server.url(mount)
+        ));
+        if i == 0 {
+            cfg.push_str(&format!(
+                "[[cameras.zones]]\nid = \"car_park\"\nkind = \"no_parking\"\n\
+                 polygon = [[0.78, 0.04], [1.0, 0.04], [1.0, 0.26], [0.78, 0.26]]\n\
+                 [[cameras.rules]]\nrule = \"abandoned_vehicle\"\nzones = [\"car_park\"]\ndwell_s = {dwell_s}\n",
+            ));
+        }
+    }
+    let path = dir.join("workers.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+async fn leases(db: &str) -> Vec<(String, Option<String>)> {
+    let s = citywatch::store::Store::connect(db).await.unwrap();
+    s.leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.name, l.worker))
+        .collect()
+}
+
+/// Camera → worker, cameras only.
+async fn holders(db: &str) -> std::collections::BTreeMap<String, Option<String>> {
+    leases(db)
+        .await
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with('@'))
+        .collect()
+}
+
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The first open episode of `camera` saved in the database: (id, first_seen).
+async fn saved_episode(store: &citywatch::store::Store, camera: &str) -> Option<(u64, f64)> {
+    let json = store.load_episodes(camera).await.ok()??;
+    let v: Value = serde_json::from_str(&json).ok()?;
+    let e = v["open"]
+        .as_array()?
+        .iter()
+        .filter(|e| e["kind"] == "vehicle")
+        .min_by(|a, b| {
+            a["first_seen"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["first_seen"].as_f64().unwrap())
+        })?
+        .clone();
+    Some((e["id"].as_u64()?, e["first_seen"].as_f64()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplicated() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::store::postgres_url().await;
+    const DWELL: f64 = 45.0;
+    let cfg = worker_config(dir.path(), &db, &server, 3, DWELL as u32);
+    let store = citywatch::store::Store::connect(&db).await.unwrap();
+
+    // One worker alone takes every camera.
+    let w1 = Worker::start(&cfg, "w1");
+    wait_for("w1 to hold all three cameras", Duration::from_secs(30), async || {
+        let h = holders(&db).await;
+        (h.len() == 3 && h.values().all(|w| w.as_deref() == Some("w1"))).then_some(())
+    })
+    .await;
+
+    // Two more join: the leases rebalance to one camera each.
+    let w2 = Worker::start(&cfg, "w2");
+    let w3 = Worker::start(&cfg, "w3");
+    let split = wait_for("the leases to rebalance", Duration::from_secs(40), async || {
+        let h = holders(&db).await;
+        let mut owners: Vec<String> = h.values().flatten().cloned().collect();
+        owners.sort();
+        (owners == ["w1", "w2", "w3"]).then_some(h)
+    })
+    .await;
+    let victim_id = split["cam0"].clone().unwrap();
+
+    // The vehicle episode is open, saved by the worker that holds cam0.
+    let (episode, first_seen) = wait_for(
+        "a vehicle episode on cam0",
+        Duration::from_secs(60),
+        async || saved_episode(&store, "cam0").await,
+    )
+    .await;
+    // Let it age a little, then SIGKILL cam0's worker: no handler runs, nothing is flushed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut workers = vec![w1, w2, w3];
+    let victim = workers.iter().position(|w| w.id == victim_id).unwrap();
+    let mut victim = workers.remove(victim);
+    let killed_at = Instant::now();
+    let killed_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    victim.child.kill().unwrap();
+    victim.child.wait().unwrap();
+    assert!(
+        killed_unix - first_seen < DWELL - 10.0,
+        "the episode was confirmed before the kill"
+    );
+
+    // Every camera streams on a surviving worker within TTL + 10 s.
+    for cam in ["cam0", "cam1", "cam2"] {
+        let at = wait_for(
+            &format!("{cam} streaming on a survivor"),
+            Duration::from_secs(40),
+            async || workers.iter().find_map(|w| w.streaming_since(cam, killed_at)),
+        )
+        .await;
+        let took = at - killed_at;
+        eprintln!("{cam} streams again {took:?} after the kill");
+        assert!(took <= Duration::from_secs(6 + 10), "{cam} took {took:?}");
+    }
+    let h = holders(&db).await;
+    assert!(h.values().all(|w| w.as_deref() != Some(victim_id.as_str())), "{h:?}");
+
+    // The episode goes on where it was: the capture comes at first_seen + dwell, counted
+    // from before the kill, under the same episode.
+    let (start, confirm, ep) = wait_for(
+        "the abandoned-vehicle capture",
+        Duration::from_secs(90),
+        async || {
+            let r = sqlx::query(
+                "SELECT start_at, confirm_at, episode FROM captures WHERE camera = 'cam0' \
+                 AND rule = 'abandoned_vehicle' AND episode = $1",
+            )
+            .bind(episode as i64)
+            .fetch_optional(store.pool())
+            .await
+            .unwrap()?;
+            Some((
+                r.get::<f64, _>(0),
+                r.get::<f64, _>(1),
+                r.get::<i64, _>(2),
+            ))
+        },
+    )
+    .await;
+    assert!((start - first_seen).abs() < 0.01, "start {start} vs first seen {first_seen}");
+    assert_eq!(ep as u64, episode);
+    assert!(confirm - start >= DWELL, "confirmed after {}", confirm - start);
+    // Had the dwell restarted on the new worker, confirmation would come a whole dwell
+    // after the takeover.
+    assert!(
+        confirm < killed_unix + DWELL - 5.0,
+        "the dwell restarted: confirmed {} s after the kill",
+        confirm - killed_unix
+    );
+
+    // Let it run on, then stop the survivors cleanly: each capture and case exists once.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    for w in workers {
+        assert!(w.stop().success());
+    }
+    let dup: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM (SELECT episode FROM captures WHERE camera = 'cam0' \
+         GROUP BY episode, rule HAVING COUNT(*) > 1) d",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(dup, 0);
+    let cases: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM cases c JOIN captures k ON k.id = c.capture_id \
+         WHERE k.camera = 'cam0' AND k.episode = $1",
+    )
+    .bind(episode as i64)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(cases, 1);
+    // Leaving cleanly gives every lease back.
+    let h = holders(&db).await;
+    assert!(h.values().all(|w| w.is_none()), "{h:?}");
+}
+
+/// A PostgreSQL server of the test's own, on loopback, that it can stop and start.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (scripts/postgres.sh)")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    versions.sort();
+    versions.last().unwrap().join("bin").join(name)
+}
+
+/// Runs a PostgreSQL program as the `postgres` user when this is root (it refuses root).
+fn as_postgres(program: &Path) -> Command {
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl PrivatePostgres {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        if unsafe { libc::geteuid() } == 0 {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            assert!(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&data)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let ok = as_postgres(&pg_bin("initdb"))
+            .args(["-A", "trust", "-U", "citywatch", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "initdb failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut pg = Self {
+            dir,
+            port,
+            child: None,
+        };
+        pg.start();
+        pg
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://citywatch@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start(&mut self) {
+        let child = as_postgres(&pg_bin("postgres"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", self.dir.path().join("data").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(30);
+        while !as_postgres(&pg_bin("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(Instant::now() < until, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A fast shutdown (SIGINT: clients disconnected, no crash recovery needed).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // runuser forwards the signal to postgres.
+            let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
+    let server = Server::start(&[]);
+    let mut pg = tokio::task::block_in_place(PrivatePostgres::new);
+    let dir = tempfile::tempdir().unwrap();
+    let db = pg.url();
+    // Two cameras on the car park, one per worker; short dwell, so captures come while the
+    // database is down.
+    const DWELL: u32 = 12;
+    let cfg = worker_config(dir.path(), &db, &server, 1, DWELL);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let cam1 = text[text.find("[[cameras]]").unwrap()..].replace("cam0", "cam1");
+    std::fs::write(&cfg, format!("{text}\n{cam1}")).unwrap();
+
+    let w1 = Worker::start(&cfg, "w1");
+    let w2 = Worker::start(&cfg, "w2");
+    wait_for("one camera per worker", Duration::from_secs(40), async || {
+        let h = holders(&db).await;
+        let mut owners: Vec<String> = h.values().flatten().cloned().collect();
+        owners.sort();
+        (owners == ["w1", "w2"]).then_some(())
+    })
+    .await;
+    // Both cameras have their vehicle episodes open and saved; none is confirmed yet.
+    let store = citywatch::store::Store::connect(&db).await.unwrap();
+    for cam in ["cam0", "cam1"] {
+        wait_for("a vehicle episode", Duration::from_secs(60), async || {
+            saved_episode(&store, cam).await
+        })
+        .await;
+    }
+    let before = store.counts().await.unwrap().captures;
+    drop(store);
+
+    // PostgreSQL goes down for longer than the dwell and the lease TTL, then comes back.
+    tokio::task::block_in_place(|| pg.stop());
+    let down_at = Instant::now();
+    wait_for(
+        "captures queued while the database is down",
+        Duration::from_secs(60),
+        async || {
+            let queued: u64 = [&w1, &w2]
+                .iter()
+                .filter_map(|w| w.filing_lines().last().cloned())
+                .map(|f| f["queued"].as_u64().unwrap_or(0))
+                .sum();
+            (queued >= 2).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(down_at.elapsed())).await;
+    tokio::task::block_in_place(|| pg.start());
+
+    // The queues drain into the restarted database; the workers keep their own cameras.
+    let store = citywatch::store::Store::connect(&db).await.unwrap();
+    wait_for("the queued captures stored", Duration::from_secs(60), async || {
+        let queued: u64 = [&w1, &w2]
+            .iter()
+            .filter_map(|w| w.filing_lines().last().cloned())
+            .map(|f| f["queued"].as_u64().unwrap_or(1))
+            .sum();
+        (queued == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for w in [&w1, &w2] {
+        let s = w.last_worker_line().unwrap();
+        assert!(s["round_errors"].as_u64().unwrap() > 0, "{s}");
+        assert_eq!(s["lost"], 0, "{s}");
+        assert_eq!(s["cameras"].as_array().unwrap().len(), 1, "{s}");
+        assert_eq!(s["live_workers"], 2, "{s}");
+    }
+    // Every capture the workers made is in the database, once.
+    let made: u64 = [&w1, &w2]
+        .iter()
+        .map(|w| {
+            w.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(_, v)| v["id"].is_string() && v.get("analysis").is_some())
+                .map(|(_, v)| v["analysis"]["captures"].as_u64().unwrap())
+                .unwrap_or(0)
+        })
+        .sum();
+    let counts = store.counts().await.unwrap();
+    assert!(made >= 2, "{made} captures made");
+    assert_eq!(counts.captures as u64, made, "{counts:?} (before the outage: {before})");
+    assert_eq!(counts.cases, counts.captures);
+    for w in [w1, w2] {
+        assert!(w.stop().success());
+    }
+}
