@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::analysis::{CameraAnalysis, Event, FrameAnalyser};
 use crate::config::PipelineConfig;
-use crate::core::{Clock, Shutdown};
+use crate::core::{Clock, Shutdown, unix_secs};
 use crate::detect::{DetectionService, Detector, Manifest, ModelError, OrtDetector, ServiceConfig};
 use crate::episodes::store::{EpisodeStore, JsonFileStore, NoStore};
 use crate::filing::{CameraEvidence, FilingStage};
@@ -495,6 +495,7 @@ pub async fn run(
             .collect();
         let leases = crate::workers::Leases::new(
             store.clone(),
+            clock.clone(),
             w.id.clone(),
             unix_secs(clock.as_ref()),
             config.workers.lease_ttl_s,
@@ -577,6 +578,9 @@ pub async fn run(
         )));
     }
     drop(ended_tx);
+    // The launcher holds a handle on the detection service, which must be gone before the
+    // service's threads can be joined at shutdown.
+    drop(launcher);
     let patrol_loop = patrol.map(|s| {
         tokio::spawn(crate::patrol::visits::patrol_loop(
             s,
@@ -750,14 +754,6 @@ fn print_filing(stage: Option<&FilingStage>, format: StatusFormat) {
             println!("{out}");
         }
     }
-}
-
-fn unix_secs(clock: &dyn Clock) -> f64 {
-    clock
-        .now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 /// One line for a worker: its share, its cameras and jobs, its lease changes.

@@ -10,6 +10,15 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> SystemTime;
 }
 
+/// A clock's time as Unix seconds.
+pub fn unix_secs(clock: &dyn Clock) -> f64 {
+    clock
+        .now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 /// The real wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

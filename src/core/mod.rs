@@ -5,6 +5,6 @@ pub mod clock;
 pub mod redact;
 pub mod shutdown;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, unix_secs};
 pub use redact::{RedactedUrl, redact_url};
 pub use shutdown::Shutdown;

@@ -104,6 +104,18 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Every worker row: id and heartbeat expiry (expired ones included).
+    pub async fn worker_expiries(&self) -> Result<Vec<(String, f64)>, StoreError> {
+        let rows = sqlx::query("SELECT id, expires_at FROM workers")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// Extends every lease `worker` still holds to `now + ttl`; returns them with their
     /// generations. A lease that expired but that nobody took is still the worker's.
     pub async fn renew_leases(

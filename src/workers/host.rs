@@ -72,14 +72,6 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-fn unix(clock: &dyn Clock) -> f64 {
-    clock
-        .now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
 impl WorkerHost {
     /// Runs until `shutdown`, then stops every camera, saves their episodes and gives every
     /// lease back.
@@ -95,7 +87,7 @@ impl WorkerHost {
                 _ = shutdown.triggered() => break,
                 _ = tick.tick() => {}
             }
-            let now = unix(self.clock.as_ref());
+            let now = crate::core::unix_secs(self.clock.as_ref());
             let round = match self.leases.round(now).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -145,7 +137,11 @@ impl WorkerHost {
                     jobs.insert(job.clone(), Running { stop, task });
                 }
             }
-            self.adopt_orphan_queues(now).await;
+            if round.renewed_only {
+                // Back from an outage: every heartbeat looks expired for a moment.
+            } else {
+                self.adopt_orphan_queues(now).await;
+            }
             let mut s = self.status.lock().expect("worker status");
             s.live_workers = round.live_workers;
             s.share = round.share;
@@ -203,7 +199,8 @@ impl WorkerHost {
         }
     }
 
-    /// Stores the captures queued by workers whose heartbeat has expired.
+    /// Stores the captures queued by departed workers: those without a heartbeat row (they
+    /// left cleanly) or whose heartbeat expired more than a TTL ago (they died).
     async fn adopt_orphan_queues(&self, now: f64) {
         let (Some(root), Some(stage)) = (&self.spool_root, &self.launcher.stage) else {
             return;
@@ -211,26 +208,23 @@ impl WorkerHost {
         let Ok(dirs) = std::fs::read_dir(root) else {
             return;
         };
-        let live: Vec<String> = match self.launcher_store() {
-            Some(store) => match store.live_workers(now).await {
-                Ok(l) => l.into_iter().map(|w| w.id).collect(),
-                Err(_) => return,
-            },
-            None => return,
+        let Ok(rows) = stage.store().worker_expiries().await else {
+            return;
         };
+        let ttl = self.leases.ttl();
         for d in dirs.flatten() {
             let name = d.file_name().to_string_lossy().to_string();
-            if name == self.leases.id || live.contains(&name) || !d.path().is_dir() {
+            let departed = rows
+                .iter()
+                .find(|(id, _)| *id == name)
+                .is_none_or(|(_, expires)| *expires < now - ttl);
+            if name == self.leases.id || !departed || !d.path().is_dir() {
                 continue;
             }
             if let Err(e) = stage.drain_orphan(&d.path()).await {
                 warn!(queue = %d.path().display(), error = %e, "cannot store a departed worker's queued captures; will retry");
             }
         }
-    }
-
-    fn launcher_store(&self) -> Option<Arc<crate::store::Store>> {
-        self.launcher.stage.as_ref().map(|s| s.store())
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Round {
     pub jobs_lost: Vec<String>,
     pub live_workers: usize,
     pub share: usize,
+    /// Back from a failed heartbeat: this round only renewed.
+    pub renewed_only: bool,
 }
 
 /// This worker's leases: what it holds, and one heartbeat's decisions.
@@ -76,12 +78,18 @@ pub struct Leases {
     /// lease and heartbeat has expired; the first worker back would otherwise take every
     /// camera before its peers have renewed theirs.
     recovering: bool,
+    /// When the last heartbeat was written (read from `clock` after the write), to tell a
+    /// heartbeat that waited out an outage for its connection.
+    last_written: Option<f64>,
+    clock: std::sync::Arc<dyn crate::core::Clock>,
 }
 
 impl Leases {
     /// Makes sure every camera and job has a lease row.
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         store: std::sync::Arc<Store>,
+        clock: std::sync::Arc<dyn crate::core::Clock>,
         id: String,
         started_at: f64,
         ttl: f64,
@@ -103,6 +111,8 @@ impl Leases {
             jobs,
             held: BTreeMap::new(),
             recovering: false,
+            last_written: None,
+            clock,
         })
     }
 
@@ -113,6 +123,10 @@ impl Leases {
             .filter(|n| !self.jobs.contains(n))
             .cloned()
             .collect()
+    }
+
+    pub fn ttl(&self) -> f64 {
+        self.ttl
     }
 
     pub fn holds(&self, name: &str) -> bool {
@@ -128,7 +142,6 @@ impl Leases {
     }
 
     async fn round_inner(&mut self, now: f64, may_take: bool) -> Result<Round, StoreError> {
-        let mut round = Round::default();
         self.store
             .worker_heartbeat(
                 &self.id,
@@ -139,6 +152,15 @@ impl Leases {
                 self.cameras_held().len() as u64,
             )
             .await?;
+        let written = crate::core::unix_secs(self.clock.as_ref());
+        // A heartbeat that came more than a TTL after the previous one (it waited for the
+        // database) finds everyone's leases expired, like one after a failure.
+        let may_take = may_take && self.last_written.is_none_or(|t| written - t <= self.ttl);
+        self.last_written = Some(written);
+        let mut round = Round {
+            renewed_only: !may_take,
+            ..Round::default()
+        };
         let renewed: BTreeMap<String, i64> = self
             .store
             .renew_leases(&self.id, now, self.ttl)
@@ -275,9 +297,25 @@ mod tests {
         (0..n).map(|i| format!("cam{i}")).collect()
     }
 
-    async fn worker(store: &Arc<Store>, id: &str, n: usize) -> Leases {
+    /// Every worker in a test shares one hand-driven clock; `at` sets it and runs a round.
+    fn clock() -> Arc<crate::core::ManualClock> {
+        Arc::new(crate::core::ManualClock::new(std::time::UNIX_EPOCH))
+    }
+
+    async fn at(w: &mut Leases, c: &crate::core::ManualClock, t: f64) -> Round {
+        c.set(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t));
+        w.round(t).await.unwrap()
+    }
+
+    async fn worker(
+        store: &Arc<Store>,
+        clock: &Arc<crate::core::ManualClock>,
+        id: &str,
+        n: usize,
+    ) -> Leases {
         Leases::new(
             store.clone(),
+            clock.clone(),
             id.into(),
             0.0,
             10.0,
@@ -292,24 +330,25 @@ mod tests {
     #[tokio::test]
     async fn workers_split_the_cameras_take_over_the_dead_and_rebalance_on_join() {
         let (_d, store) = sqlite().await;
-        let mut a = worker(&store, "a", 6).await;
+        let c = clock();
+        let mut a = worker(&store, &c, "a", 6).await;
         // Alone: everything, and the outbox job.
-        let r = a.round(100.0).await.unwrap();
+        let r = at(&mut a, &c, 100.0).await;
         assert_eq!(r.take.len(), 6);
         assert_eq!(r.jobs_taken, vec![OUTBOX_JOB.to_string()]);
 
         // b joins: it sees two live workers, but a still holds everything.
-        let mut b = worker(&store, "b", 6).await;
-        let r = b.round(101.0).await.unwrap();
+        let mut b = worker(&store, &c, "b", 6).await;
+        let r = at(&mut b, &c, 101.0).await;
         assert_eq!((r.share, r.take.len()), (3, 0));
         assert!(r.jobs_taken.is_empty());
         // a's next heartbeat gives back its surplus; b takes it at its next.
-        let r = a.round(102.0).await.unwrap();
+        let r = at(&mut a, &c, 102.0).await;
         assert_eq!(r.give_back, vec!["cam3", "cam4", "cam5"]);
         for c in &r.give_back {
             a.release(c).await.unwrap();
         }
-        let r = b.round(103.0).await.unwrap();
+        let r = at(&mut b, &c, 103.0).await;
         assert_eq!(r.take, vec!["cam3", "cam4", "cam5"]);
         let owners = |rows: Vec<crate::store::leases::LeaseRow>| {
             rows.into_iter()
@@ -321,16 +360,16 @@ mod tests {
         assert_eq!(o["cam5"], "b");
 
         // a dies (no more heartbeats). Before its TTL runs out b leaves its cameras alone.
-        let r = b.round(110.0).await.unwrap();
+        let r = at(&mut b, &c, 110.0).await;
         assert!(r.take.is_empty(), "{r:?}");
         // After it, b is the only live worker and takes everything, the outbox included.
-        let r = b.round(113.0).await.unwrap();
+        let r = at(&mut b, &c, 113.0).await;
         assert_eq!(r.live_workers, 1);
         assert_eq!(r.take, vec!["cam0", "cam1", "cam2"]);
         assert_eq!(r.jobs_taken, vec![OUTBOX_JOB.to_string()]);
 
         // a comes back from a long pause: it learns it lost everything.
-        let r = a.round(114.0).await.unwrap();
+        let r = at(&mut a, &c, 114.0).await;
         assert_eq!(r.lost, vec!["cam0", "cam1", "cam2"]);
         assert_eq!(r.jobs_lost, vec![OUTBOX_JOB.to_string()]);
         assert!(a.cameras_held().is_empty());
@@ -350,17 +389,46 @@ mod tests {
 
         // b leaves cleanly: a takes everything at its next heartbeat, without waiting.
         b.retire().await.unwrap();
-        let r = a.round(115.0).await.unwrap();
+        let r = at(&mut a, &c, 115.0).await;
         assert_eq!(r.take.len(), 6);
         assert_eq!(a.cameras_held().len(), 6);
     }
 
     #[tokio::test]
+    async fn after_an_outage_the_first_worker_back_only_renews() {
+        let (_d, store) = sqlite().await;
+        let c = clock();
+        let mut a = worker(&store, &c, "a", 4).await;
+        let mut b = worker(&store, &c, "b", 4).await;
+        at(&mut a, &c, 100.0).await;
+        at(&mut b, &c, 100.5).await;
+        let r = at(&mut a, &c, 101.0).await;
+        for n in &r.give_back {
+            a.release(n).await.unwrap();
+        }
+        at(&mut b, &c, 101.5).await;
+        assert_eq!((a.cameras_held().len(), b.cameras_held().len()), (2, 2));
+        // Nobody reached the database for 30 s: every lease and heartbeat has expired.
+        let r = at(&mut a, &c, 131.0).await;
+        assert!(r.renewed_only && r.take.is_empty() && r.lost.is_empty(), "{r:?}");
+        assert_eq!(r.live_workers, 1);
+        let r = at(&mut b, &c, 131.5).await;
+        assert!(r.take.is_empty() && r.lost.is_empty(), "{r:?}");
+        // The next heartbeats see both again; nothing moved.
+        let r = at(&mut a, &c, 133.0).await;
+        assert_eq!((r.live_workers, r.share), (2, 2));
+        assert!(r.take.is_empty() && r.give_back.is_empty(), "{r:?}");
+        assert_eq!((a.cameras_held().len(), b.cameras_held().len()), (2, 2));
+    }
+
+    #[tokio::test]
     async fn concurrent_takes_never_hand_a_camera_to_two_workers() {
         let (_d, store) = sqlite().await;
+        let c = clock();
+        c.set(std::time::UNIX_EPOCH + std::time::Duration::from_secs(50));
         let mut ws = Vec::new();
         for id in ["a", "b", "c"] {
-            ws.push(worker(&store, id, 9).await);
+            ws.push(worker(&store, &c, id, 9).await);
         }
         // All three heartbeat first, so each sees three live workers and a share of 3.
         for w in &mut ws {
