@@ -499,6 +499,7 @@ pub async fn run(
             w.id.clone(),
             unix_secs(clock.as_ref()),
             config.workers.lease_ttl_s,
+            config.workers.heartbeat_s,
             w.max_cameras,
             enabled.keys().cloned().collect(),
             jobs.keys().cloned().collect(),

@@ -39,6 +39,15 @@ fn placeholders(from: usize, n: usize) -> String {
 }
 
 impl Store {
+    /// Waits for a working connection (a round trip).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Makes sure every name has a lease row (free when new).
     pub async fn ensure_leases(&self, names: &[String]) -> Result<(), StoreError> {
         for name in names {
@@ -141,8 +150,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Takes up to `n` of `candidates` that are free or expired, in name order; returns the
-    /// names taken with their new generations.
+    /// Takes up to `n` of `candidates` that are free or expired more than `grace` seconds
+    /// ago, in name order; returns the names taken with their new generations.
     pub async fn take_leases(
         &self,
         worker: &str,
@@ -150,7 +159,9 @@ impl Store {
         n: usize,
         now: f64,
         ttl: f64,
+        grace: f64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
+        let expired = now - grace;
         if n == 0 || candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -169,7 +180,7 @@ impl Store {
             // SQLite: no row locks. Each conditional update is atomic; a name another
             // worker took between the select and the update is simply not taken.
             let sql = self.sql(&free);
-            let mut q = sqlx::query(&sql).bind(now);
+            let mut q = sqlx::query(&sql).bind(expired);
             for c in candidates {
                 q = q.bind(c);
             }
@@ -191,7 +202,7 @@ impl Store {
                     .bind(now + ttl)
                     .bind(now)
                     .bind(&name)
-                    .bind(now)
+                    .bind(expired)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(|e| self.err(e))?;
@@ -205,7 +216,7 @@ impl Store {
         // worker's transaction has locked, then take them in the same transaction.
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         let sql = format!("{free} FOR UPDATE SKIP LOCKED");
-        let mut q = sqlx::query(&sql).bind(now);
+        let mut q = sqlx::query(&sql).bind(expired);
         for c in candidates {
             q = q.bind(c);
         }
@@ -223,7 +234,7 @@ impl Store {
                 .bind(now + ttl)
                 .bind(now)
                 .bind(&name)
-                .bind(now)
+                .bind(expired)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| self.err(e))?;

@@ -87,8 +87,7 @@ impl WorkerHost {
                 _ = shutdown.triggered() => break,
                 _ = tick.tick() => {}
             }
-            let now = crate::core::unix_secs(self.clock.as_ref());
-            let round = match self.leases.round(now).await {
+            let round = match self.leases.round().await {
                 Ok(r) => r,
                 Err(e) => {
                     warn!(worker = %self.leases.id, error = %e, "heartbeat failed; cameras keep running, will retry");
@@ -137,10 +136,10 @@ impl WorkerHost {
                     jobs.insert(job.clone(), Running { stop, task });
                 }
             }
-            if round.renewed_only {
-                // Back from an outage: every heartbeat looks expired for a moment.
-            } else {
-                self.adopt_orphan_queues(now).await;
+            if !round.renewed_only {
+                // (Back from an outage every heartbeat looks expired for a moment.)
+                self.adopt_orphan_queues(crate::core::unix_secs(self.clock.as_ref()))
+                    .await;
             }
             let mut s = self.status.lock().expect("worker status");
             s.live_workers = round.live_workers;

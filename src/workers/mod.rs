@@ -69,6 +69,9 @@ pub struct Leases {
     pub id: String,
     started_at: f64,
     ttl: f64,
+    /// A lease must have expired this long before it is taken (one heartbeat): after a
+    /// short outage a peer's lease may have lapsed a moment before the peer renews it.
+    grace: f64,
     capacity: Option<u64>,
     cameras: Vec<String>,
     jobs: Vec<String>,
@@ -78,8 +81,7 @@ pub struct Leases {
     /// lease and heartbeat has expired; the first worker back would otherwise take every
     /// camera before its peers have renewed theirs.
     recovering: bool,
-    /// When the last heartbeat was written (read from `clock` after the write), to tell a
-    /// heartbeat that waited out an outage for its connection.
+    /// When the last heartbeat was written, to tell one that waited out an outage.
     last_written: Option<f64>,
     clock: std::sync::Arc<dyn crate::core::Clock>,
 }
@@ -93,6 +95,7 @@ impl Leases {
         id: String,
         started_at: f64,
         ttl: f64,
+        heartbeat: f64,
         capacity: Option<u64>,
         mut cameras: Vec<String>,
         jobs: Vec<String>,
@@ -106,6 +109,7 @@ impl Leases {
             id,
             started_at,
             ttl,
+            grace: heartbeat,
             capacity,
             cameras,
             jobs,
@@ -133,15 +137,19 @@ impl Leases {
         self.held.contains_key(name)
     }
 
-    /// One heartbeat at `now`.
-    pub async fn round(&mut self, now: f64) -> Result<Round, StoreError> {
+    /// One heartbeat.
+    pub async fn round(&mut self) -> Result<Round, StoreError> {
         let may_take = !self.recovering;
-        let r = self.round_inner(now, may_take).await;
+        let r = self.round_inner(may_take).await;
         self.recovering = r.is_err();
         r
     }
 
-    async fn round_inner(&mut self, now: f64, may_take: bool) -> Result<Round, StoreError> {
+    async fn round_inner(&mut self, may_take: bool) -> Result<Round, StoreError> {
+        // The time is read once the database answers: a heartbeat that waited for a
+        // connection through an outage must not write an expiry already in the past.
+        self.store.ping().await?;
+        let now = crate::core::unix_secs(self.clock.as_ref());
         self.store
             .worker_heartbeat(
                 &self.id,
@@ -152,11 +160,10 @@ impl Leases {
                 self.cameras_held().len() as u64,
             )
             .await?;
-        let written = crate::core::unix_secs(self.clock.as_ref());
         // A heartbeat that came more than a TTL after the previous one (it waited for the
         // database) finds everyone's leases expired, like one after a failure.
-        let may_take = may_take && self.last_written.is_none_or(|t| written - t <= self.ttl);
-        self.last_written = Some(written);
+        let may_take = may_take && self.last_written.is_none_or(|t| now - t <= self.ttl);
+        self.last_written = Some(now);
         let mut round = Round {
             renewed_only: !may_take,
             ..Round::default()
@@ -214,7 +221,14 @@ impl Leases {
                 .collect();
             for (name, generation) in self
                 .store
-                .take_leases(&self.id, &free, round.share - held.len(), now, self.ttl)
+                .take_leases(
+                    &self.id,
+                    &free,
+                    round.share - held.len(),
+                    now,
+                    self.ttl,
+                    self.grace,
+                )
                 .await?
             {
                 self.held.insert(name.clone(), generation);
@@ -225,7 +239,14 @@ impl Leases {
             if may_take && !self.held.contains_key(&job) {
                 for (name, generation) in self
                     .store
-                    .take_leases(&self.id, std::slice::from_ref(&job), 1, now, self.ttl)
+                    .take_leases(
+                        &self.id,
+                        std::slice::from_ref(&job),
+                        1,
+                        now,
+                        self.ttl,
+                        self.grace,
+                    )
                     .await?
                 {
                     self.held.insert(name.clone(), generation);
@@ -304,7 +325,7 @@ mod tests {
 
     async fn at(w: &mut Leases, c: &crate::core::ManualClock, t: f64) -> Round {
         c.set(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t));
-        w.round(t).await.unwrap()
+        w.round().await.unwrap()
     }
 
     async fn worker(
@@ -319,6 +340,7 @@ mod tests {
             id.into(),
             0.0,
             10.0,
+            2.0,
             None,
             cams(n),
             vec![OUTBOX_JOB.into()],
@@ -362,34 +384,37 @@ mod tests {
         // a dies (no more heartbeats). Before its TTL runs out b leaves its cameras alone.
         let r = at(&mut b, &c, 110.0).await;
         assert!(r.take.is_empty(), "{r:?}");
-        // After it, b is the only live worker and takes everything, the outbox included.
+        // a's leases lapsed at 112; b waits one heartbeat more (the grace), then, the only
+        // live worker, takes everything, the outbox included.
         let r = at(&mut b, &c, 113.0).await;
         assert_eq!(r.live_workers, 1);
+        assert!(r.take.is_empty(), "{r:?}");
+        let r = at(&mut b, &c, 114.5).await;
         assert_eq!(r.take, vec!["cam0", "cam1", "cam2"]);
         assert_eq!(r.jobs_taken, vec![OUTBOX_JOB.to_string()]);
 
         // a comes back from a long pause: it learns it lost everything.
-        let r = at(&mut a, &c, 114.0).await;
+        let r = at(&mut a, &c, 115.0).await;
         assert_eq!(r.lost, vec!["cam0", "cam1", "cam2"]);
         assert_eq!(r.jobs_lost, vec![OUTBOX_JOB.to_string()]);
         assert!(a.cameras_held().is_empty());
         // Its stale episode saves are refused; b's are kept.
         assert!(
             !store
-                .save_episodes_fenced("cam0", "{}", 114.0, "a")
+                .save_episodes_fenced("cam0", "{}", 115.0, "a")
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .save_episodes_fenced("cam0", "{\"x\":1}", 114.0, "b")
+                .save_episodes_fenced("cam0", "{\"x\":1}", 115.0, "b")
                 .await
                 .unwrap()
         );
 
         // b leaves cleanly: a takes everything at its next heartbeat, without waiting.
         b.retire().await.unwrap();
-        let r = at(&mut a, &c, 115.0).await;
+        let r = at(&mut a, &c, 116.0).await;
         assert_eq!(r.take.len(), 6);
         assert_eq!(a.cameras_held().len(), 6);
     }
@@ -437,7 +462,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let rounds = futures_util::future::join_all(ws.iter_mut().map(|w| w.round(50.0))).await;
+        let rounds = futures_util::future::join_all(ws.iter_mut().map(|w| w.round())).await;
         let mut seen = std::collections::BTreeSet::new();
         for r in rounds {
             let r = r.unwrap();

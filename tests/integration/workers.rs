@@ -477,6 +477,7 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
 
     // PostgreSQL goes down for longer than the dwell and the lease TTL, then comes back.
     tokio::task::block_in_place(|| pg.stop());
+    eprintln!("PostgreSQL stopped");
     let down_at = Instant::now();
     wait_for(
         "captures queued while the database is down",
@@ -493,6 +494,7 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
     .await;
     tokio::time::sleep(Duration::from_secs(8).saturating_sub(down_at.elapsed())).await;
     tokio::task::block_in_place(|| pg.start());
+    eprintln!("PostgreSQL started again");
 
     // The queues drain into the restarted database; the workers keep their own cameras.
     let store = citywatch::store::Store::connect(&db).await.unwrap();
