@@ -160,9 +160,12 @@ impl Leases {
                 self.cameras_held().len() as u64,
             )
             .await?;
-        // A heartbeat that came more than a TTL after the previous one (it waited for the
-        // database) finds everyone's leases expired, like one after a failure.
-        let may_take = may_take && self.last_written.is_none_or(|t| now - t <= self.ttl);
+        // A heartbeat that came more than two heartbeats after the previous one (it waited
+        // for the database) may find peers' leases lapsed that they are about to renew: it
+        // only renews, like one after a failure. (Peers wrote at most a heartbeat before
+        // this worker's previous write, and the TTL is at least three heartbeats, so after
+        // a timely heartbeat no live peer's lease has lapsed by more than the grace.)
+        let may_take = may_take && self.last_written.is_none_or(|t| now - t <= 2.0 * self.grace);
         self.last_written = Some(now);
         let mut round = Round {
             renewed_only: !may_take,
