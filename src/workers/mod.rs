@@ -165,8 +165,11 @@ impl Leases {
         // only renews, like one after a failure. (Peers wrote at most a heartbeat before
         // this worker's previous write, and the TTL is at least three heartbeats, so after
         // a timely heartbeat no live peer's lease has lapsed by more than the grace.)
-        let may_take = may_take && self.last_written.is_none_or(|t| now - t <= 2.0 * self.grace);
-        self.last_written = Some(now);
+        let previous = self.last_written.replace(now);
+        let timely = |c: &dyn crate::core::Clock| {
+            previous.is_none_or(|t| crate::core::unix_secs(c) - t <= 2.0 * self.grace)
+        };
+        let mut may_take = may_take && timely(self.clock.as_ref());
         let mut round = Round {
             renewed_only: !may_take,
             ..Round::default()
@@ -210,6 +213,10 @@ impl Leases {
             .get(&self.id)
             .copied()
             .unwrap_or(0);
+        // Checked again just before taking: the round itself may have waited for the
+        // database after the heartbeat went in.
+        may_take = may_take && timely(self.clock.as_ref());
+        round.renewed_only = !may_take;
         let held = self.cameras_held();
         if held.len() > round.share {
             // Give back from the end of the name order; a newcomer takes from the start of
