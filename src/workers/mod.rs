@@ -83,6 +83,9 @@ pub struct Leases {
     recovering: bool,
     /// When the last heartbeat was written, to tell one that waited out an outage.
     last_written: Option<f64>,
+    /// After a heartbeat that only renewed, no take before this time (one TTL later): by
+    /// then every live peer has renewed too.
+    hold_until: f64,
     clock: std::sync::Arc<dyn crate::core::Clock>,
 }
 
@@ -116,6 +119,7 @@ impl Leases {
             held: BTreeMap::new(),
             recovering: false,
             last_written: None,
+            hold_until: f64::MIN,
             clock,
         })
     }
@@ -169,7 +173,7 @@ impl Leases {
         let timely = |c: &dyn crate::core::Clock| {
             previous.is_none_or(|t| crate::core::unix_secs(c) - t <= 2.0 * self.grace)
         };
-        let mut may_take = may_take && timely(self.clock.as_ref());
+        let mut may_take = may_take && timely(self.clock.as_ref()) && now >= self.hold_until;
         let mut round = Round {
             renewed_only: !may_take,
             ..Round::default()
@@ -217,6 +221,11 @@ impl Leases {
         // database after the heartbeat went in.
         may_take = may_take && timely(self.clock.as_ref());
         round.renewed_only = !may_take;
+        if !may_take && now >= self.hold_until {
+            self.hold_until = now + self.ttl;
+        }
+        tracing::debug!(worker = %self.id, now, ?previous, may_take, live = round.live_workers,
+            share = round.share, held = self.cameras_held().len(), "lease round");
         let held = self.cameras_held();
         if held.len() > round.share {
             // Give back from the end of the name order; a newcomer takes from the start of
@@ -391,41 +400,49 @@ mod tests {
         assert_eq!(o["cam0"], "a");
         assert_eq!(o["cam5"], "b");
 
-        // a dies (no more heartbeats). Before its TTL runs out b leaves its cameras alone.
-        let r = at(&mut b, &c, 110.0).await;
-        assert!(r.take.is_empty(), "{r:?}");
-        // a's leases lapsed at 112; b waits one heartbeat more (the grace), then, the only
-        // live worker, takes everything, the outbox included.
-        let r = at(&mut b, &c, 113.0).await;
-        assert_eq!(r.live_workers, 1);
-        assert!(r.take.is_empty(), "{r:?}");
-        let r = at(&mut b, &c, 114.5).await;
-        assert_eq!(r.take, vec!["cam0", "cam1", "cam2"]);
-        assert_eq!(r.jobs_taken, vec![OUTBOX_JOB.to_string()]);
+        // a dies (no more heartbeats); b goes on every 2 s. a's leases lapse at 112; b
+        // waits one heartbeat more (the grace), then, the only live worker, takes
+        // everything, the outbox included.
+        let mut taken_at = None;
+        for t in [105.0, 107.0, 109.0, 111.0, 113.0, 115.0] {
+            let r = at(&mut b, &c, t).await;
+            if !r.take.is_empty() {
+                assert_eq!(r.take, vec!["cam0", "cam1", "cam2"]);
+                assert_eq!(r.jobs_taken, vec![OUTBOX_JOB.to_string()]);
+                assert_eq!(r.live_workers, 1);
+                taken_at = Some(t);
+            }
+        }
+        assert_eq!(taken_at, Some(115.0));
 
         // a comes back from a long pause: it learns it lost everything.
-        let r = at(&mut a, &c, 115.0).await;
+        let r = at(&mut a, &c, 116.0).await;
         assert_eq!(r.lost, vec!["cam0", "cam1", "cam2"]);
         assert_eq!(r.jobs_lost, vec![OUTBOX_JOB.to_string()]);
         assert!(a.cameras_held().is_empty());
         // Its stale episode saves are refused; b's are kept.
         assert!(
             !store
-                .save_episodes_fenced("cam0", "{}", 115.0, "a")
+                .save_episodes_fenced("cam0", "{}", 116.0, "a")
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .save_episodes_fenced("cam0", "{\"x\":1}", 115.0, "b")
+                .save_episodes_fenced("cam0", "{\"x\":1}", 116.0, "b")
                 .await
                 .unwrap()
         );
 
-        // b leaves cleanly: a takes everything at its next heartbeat, without waiting.
+        // b leaves cleanly: its leases are free at once, but a, back from its pause, first
+        // holds off for a TTL (its peers may be renewing late too), then takes everything.
         b.retire().await.unwrap();
-        let r = at(&mut a, &c, 116.0).await;
-        assert_eq!(r.take.len(), 6);
+        let mut taken = 0;
+        for t in [118.0, 120.0, 122.0, 124.0] {
+            taken += at(&mut a, &c, t).await.take.len();
+        }
+        assert_eq!(taken, 0);
+        assert_eq!(at(&mut a, &c, 126.0).await.take.len(), 6);
         assert_eq!(a.cameras_held().len(), 6);
     }
 

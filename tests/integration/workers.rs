@@ -25,7 +25,7 @@ impl Worker {
         let mut child = Command::new(bin())
             .args(["run", "--status-json", "--worker", "--worker-id", id])
             .arg(config)
-            .env("CITYWATCH_LOG", "info")
+            .env("CITYWATCH_LOG", "info,citywatch::workers=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
