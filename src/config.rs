@@ -961,8 +961,7 @@ impl PipelineConfig {
         if let Some(pt) = &patrol {
             validate_patrol(pt, &cameras, &mut problems);
         }
-        let workers: WorkerSettings =
-            section(&table, "workers", &mut problems).unwrap_or_default();
+        let workers: WorkerSettings = section(&table, "workers", &mut problems).unwrap_or_default();
         if !(workers.lease_ttl_s.is_finite() && workers.lease_ttl_s >= 1.0) {
             problems.push(ConfigProblem {
                 path: "workers.lease_ttl_s".into(),
@@ -1643,6 +1642,31 @@ platform = "traffic"
         assert_eq!((p.visit_s, p.revisit_s, p.hot_factor), (20.0, 300.0, 3.0));
         assert_eq!(c.cameras[0].platform, "default");
         assert_eq!(c.cameras[0].visit_s, Some(5.0));
+    }
+
+    #[test]
+    fn worker_settings_have_defaults_and_are_checked() {
+        let cam = "[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/a\"\n";
+        let c = parse(cam).unwrap();
+        assert_eq!((c.workers.lease_ttl_s, c.workers.heartbeat_s), (15.0, 5.0));
+        let errs = parse(&format!(
+            "[workers]\nlease_ttl_s = 6\nheartbeat_s = 3\n{cam}"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["workers.heartbeat_s: must be > 0 and at most a third of lease_ttl_s (6), got 3"]
+        );
+        let errs = parse(&format!("[workers]\nlease_ttl_s = 0.5\n{cam}")).unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["workers.lease_ttl_s: must be at least 1 s, got 0.5"]
+        );
+        let errs = parse(&format!("[workers]\nttl = 5\n{cam}")).unwrap_err();
+        assert!(
+            errs[0].starts_with("workers.ttl: unknown field"),
+            "{errs:?}"
+        );
     }
 
     #[test]

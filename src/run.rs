@@ -63,9 +63,7 @@ fn check_worker_config(config: &PipelineConfig) -> anyhow::Result<()> {
         anyhow::bail!("patrol: patrol scheduling does not combine with --worker yet");
     }
     if cases.database.starts_with("sqlite:") {
-        warn!(
-            "cases.database is SQLite: workers can share it only on one machine; use PostgreSQL"
-        );
+        warn!("cases.database is SQLite: workers can share it only on one machine; use PostgreSQL");
     }
     Ok(())
 }
@@ -613,6 +611,7 @@ pub async fn run(
         web.inference = detection.as_ref().map(|d| d.service.latency());
         web.latest = latest.clone();
         web.patrol = patrol_loop.is_some().then(|| patrol_board.clone());
+        web.worker = host.is_some().then(|| worker_board.clone());
         let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;
         // Scripts and tests wait for this line.
         println!("web: listening on http://{addr}");

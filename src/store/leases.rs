@@ -133,14 +133,15 @@ impl Store {
         now: f64,
         ttl: f64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(&self.sql(
-            "UPDATE leases SET expires_at = $1 WHERE worker = $2 RETURNING name, generation",
-        ))
-        .bind(now + ttl)
-        .bind(worker)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
+        let rows =
+            sqlx::query(&self.sql(
+                "UPDATE leases SET expires_at = $1 WHERE worker = $2 RETURNING name, generation",
+            ))
+            .bind(now + ttl)
+            .bind(worker)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         let mut out: Vec<(String, i64)> = rows
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -263,13 +264,11 @@ impl Store {
     /// others take its cameras at their next heartbeat instead of after the TTL.
     pub async fn retire_worker(&self, worker: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        sqlx::query(&self.sql(
-            "UPDATE leases SET worker = NULL, expires_at = 0 WHERE worker = $1",
-        ))
-        .bind(worker)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?;
+        sqlx::query(&self.sql("UPDATE leases SET worker = NULL, expires_at = 0 WHERE worker = $1"))
+            .bind(worker)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
         sqlx::query(&self.sql("DELETE FROM workers WHERE id = $1"))
             .bind(worker)
             .execute(&mut *tx)

@@ -262,6 +262,57 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
             }
         }
     }
+    if let Some(w) = &st.worker {
+        let w = w.lock().expect("worker status").clone();
+        let label = [("worker", w.id.as_str())];
+        for (name, kind, help, v) in [
+            (
+                "citywatch_worker_cameras",
+                "gauge",
+                "Cameras this worker holds the lease of.",
+                w.cameras.len() as f64,
+            ),
+            (
+                "citywatch_worker_share",
+                "gauge",
+                "This worker's fair share of the cameras.",
+                w.share as f64,
+            ),
+            (
+                "citywatch_workers_live",
+                "gauge",
+                "Workers whose heartbeat has not expired, as this worker last saw them.",
+                w.live_workers as f64,
+            ),
+            (
+                "citywatch_worker_leases_taken_total",
+                "counter",
+                "Camera leases this worker took (start, rebalance, takeover).",
+                w.taken as f64,
+            ),
+            (
+                "citywatch_worker_leases_given_back_total",
+                "counter",
+                "Camera leases this worker gave back to rebalance.",
+                w.given_back as f64,
+            ),
+            (
+                "citywatch_worker_leases_lost_total",
+                "counter",
+                "Camera leases another worker took while this one held them.",
+                w.lost as f64,
+            ),
+            (
+                "citywatch_worker_heartbeat_errors_total",
+                "counter",
+                "Heartbeats that failed (the database unreachable).",
+                w.round_errors as f64,
+            ),
+        ] {
+            o.family(name, kind, help);
+            o.sample(name, &label, v);
+        }
+    }
     if let Some(f) = &st.filing {
         let s = f.status();
         o.family(

@@ -44,6 +44,8 @@ pub struct WebState {
     pub latest: crate::run::LatestFrames,
     /// The patrol's status, when cameras are patrolled.
     pub patrol: Option<crate::patrol::visits::PatrolBoard>,
+    /// This worker's leases, with `--worker`.
+    pub worker: Option<crate::workers::host::WorkerBoard>,
 }
 
 impl WebState {
@@ -76,6 +78,7 @@ impl WebState {
             inference: None,
             latest: Default::default(),
             patrol: None,
+            worker: None,
         })
     }
 

@@ -108,8 +108,12 @@ impl WorkerHost {
                     self.stop(id, r, true).await;
                 }
                 match self.leases.release(id).await {
-                    Ok(()) => info!(worker = %self.leases.id, camera = %id, "camera given back for rebalancing"),
-                    Err(e) => warn!(worker = %self.leases.id, camera = %id, error = %e, "cannot give the camera back; its lease will expire"),
+                    Ok(()) => {
+                        info!(worker = %self.leases.id, camera = %id, "camera given back for rebalancing")
+                    }
+                    Err(e) => {
+                        warn!(worker = %self.leases.id, camera = %id, error = %e, "cannot give the camera back; its lease will expire")
+                    }
                 }
             }
             for id in &round.take {
@@ -175,8 +179,13 @@ impl WorkerHost {
         let stop = Shutdown::new();
         let span = info_span!("camera", camera = %cam.id);
         let task = tokio::spawn(
-            watch_camera(self.launcher.clone(), cam, self.health.clone(), stop.clone())
-                .instrument(span),
+            watch_camera(
+                self.launcher.clone(),
+                cam,
+                self.health.clone(),
+                stop.clone(),
+            )
+            .instrument(span),
         );
         Running { stop, task }
     }

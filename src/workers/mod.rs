@@ -317,7 +317,10 @@ mod tests {
     #[test]
     fn shares_respect_capacity_and_give_the_rest_to_others() {
         // A web-only process (capacity 0) takes nothing; a small worker takes its capacity.
-        let s = shares(10, &[w("web", Some(0)), w("small", Some(2)), w("big", None)]);
+        let s = shares(
+            10,
+            &[w("web", Some(0)), w("small", Some(2)), w("big", None)],
+        );
         assert_eq!(s["web"], 0);
         assert_eq!(s["small"], 2);
         assert_eq!(s["big"], 8);
@@ -462,7 +465,10 @@ mod tests {
         assert_eq!((a.cameras_held().len(), b.cameras_held().len()), (2, 2));
         // Nobody reached the database for 30 s: every lease and heartbeat has expired.
         let r = at(&mut a, &c, 131.0).await;
-        assert!(r.renewed_only && r.take.is_empty() && r.lost.is_empty(), "{r:?}");
+        assert!(
+            r.renewed_only && r.take.is_empty() && r.lost.is_empty(),
+            "{r:?}"
+        );
         assert_eq!(r.live_workers, 1);
         let r = at(&mut b, &c, 131.5).await;
         assert!(r.take.is_empty() && r.lost.is_empty(), "{r:?}");

@@ -210,21 +210,29 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
 
     // One worker alone takes every camera.
     let w1 = Worker::start(&cfg, "w1");
-    wait_for("w1 to hold all three cameras", Duration::from_secs(30), async || {
-        let h = holders(&db).await;
-        (h.len() == 3 && h.values().all(|w| w.as_deref() == Some("w1"))).then_some(())
-    })
+    wait_for(
+        "w1 to hold all three cameras",
+        Duration::from_secs(30),
+        async || {
+            let h = holders(&db).await;
+            (h.len() == 3 && h.values().all(|w| w.as_deref() == Some("w1"))).then_some(())
+        },
+    )
     .await;
 
     // Two more join: the leases rebalance to one camera each.
     let w2 = Worker::start(&cfg, "w2");
     let w3 = Worker::start(&cfg, "w3");
-    let split = wait_for("the leases to rebalance", Duration::from_secs(40), async || {
-        let h = holders(&db).await;
-        let mut owners: Vec<String> = h.values().flatten().cloned().collect();
-        owners.sort();
-        (owners == ["w1", "w2", "w3"]).then_some(h)
-    })
+    let split = wait_for(
+        "the leases to rebalance",
+        Duration::from_secs(40),
+        async || {
+            let h = holders(&db).await;
+            let mut owners: Vec<String> = h.values().flatten().cloned().collect();
+            owners.sort();
+            (owners == ["w1", "w2", "w3"]).then_some(h)
+        },
+    )
     .await;
     let victim_id = split["cam0"].clone().unwrap();
 
@@ -257,7 +265,11 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
         let at = wait_for(
             &format!("{cam} streaming on a survivor"),
             Duration::from_secs(40),
-            async || workers.iter().find_map(|w| w.streaming_since(cam, killed_at)),
+            async || {
+                workers
+                    .iter()
+                    .find_map(|w| w.streaming_since(cam, killed_at))
+            },
         )
         .await;
         let took = at - killed_at;
@@ -265,7 +277,10 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
         assert!(took <= Duration::from_secs(6 + 10), "{cam} took {took:?}");
     }
     let h = holders(&db).await;
-    assert!(h.values().all(|w| w.as_deref() != Some(victim_id.as_str())), "{h:?}");
+    assert!(
+        h.values().all(|w| w.as_deref() != Some(victim_id.as_str())),
+        "{h:?}"
+    );
 
     // The episode goes on where it was: the capture comes at first_seen + dwell, counted
     // from before the kill, under the same episode.
@@ -281,17 +296,20 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
             .fetch_optional(store.pool())
             .await
             .unwrap()?;
-            Some((
-                r.get::<f64, _>(0),
-                r.get::<f64, _>(1),
-                r.get::<i64, _>(2),
-            ))
+            Some((r.get::<f64, _>(0), r.get::<f64, _>(1), r.get::<i64, _>(2)))
         },
     )
     .await;
-    assert!((start - first_seen).abs() < 0.01, "start {start} vs first seen {first_seen}");
+    assert!(
+        (start - first_seen).abs() < 0.01,
+        "start {start} vs first seen {first_seen}"
+    );
     assert_eq!(ep as u64, episode);
-    assert!(confirm - start >= DWELL, "confirmed after {}", confirm - start);
+    assert!(
+        confirm - start >= DWELL,
+        "confirmed after {}",
+        confirm - start
+    );
     // Had the dwell restarted on the new worker, confirmation would come a whole dwell
     // after the takeover.
     assert!(
@@ -429,7 +447,10 @@ impl PrivatePostgres {
     /// A fast shutdown: clients disconnected, no crash recovery needed at the next start.
     fn stop(&mut self) {
         if self.running {
-            assert!(self.pg_ctl(&["-m", "fast", "stop"]), "PostgreSQL did not stop");
+            assert!(
+                self.pg_ctl(&["-m", "fast", "stop"]),
+                "PostgreSQL did not stop"
+            );
             self.running = false;
         }
     }
@@ -457,12 +478,16 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
 
     let w1 = Worker::start(&cfg, "w1");
     let w2 = Worker::start(&cfg, "w2");
-    wait_for("one camera per worker", Duration::from_secs(40), async || {
-        let h = holders(&db).await;
-        let mut owners: Vec<String> = h.values().flatten().cloned().collect();
-        owners.sort();
-        (owners == ["w1", "w2"]).then_some(())
-    })
+    wait_for(
+        "one camera per worker",
+        Duration::from_secs(40),
+        async || {
+            let h = holders(&db).await;
+            let mut owners: Vec<String> = h.values().flatten().cloned().collect();
+            owners.sort();
+            (owners == ["w1", "w2"]).then_some(())
+        },
+    )
     .await;
     // Both cameras have their vehicle episodes open and saved; none is confirmed yet.
     let store = citywatch::store::Store::connect(&db).await.unwrap();
@@ -498,14 +523,18 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
 
     // The queues drain into the restarted database; the workers keep their own cameras.
     let store = citywatch::store::Store::connect(&db).await.unwrap();
-    wait_for("the queued captures stored", Duration::from_secs(60), async || {
-        let queued: u64 = [&w1, &w2]
-            .iter()
-            .filter_map(|w| w.filing_lines().last().cloned())
-            .map(|f| f["queued"].as_u64().unwrap_or(1))
-            .sum();
-        (queued == 0).then_some(())
-    })
+    wait_for(
+        "the queued captures stored",
+        Duration::from_secs(60),
+        async || {
+            let queued: u64 = [&w1, &w2]
+                .iter()
+                .filter_map(|w| w.filing_lines().last().cloned())
+                .map(|f| f["queued"].as_u64().unwrap_or(1))
+                .sum();
+            (queued == 0).then_some(())
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     for w in [&w1, &w2] {
@@ -531,7 +560,10 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
         .sum();
     let counts = store.counts().await.unwrap();
     assert!(made >= 2, "{made} captures made");
-    assert_eq!(counts.captures as u64, made, "{counts:?} (before the outage: {before})");
+    assert_eq!(
+        counts.captures as u64, made,
+        "{counts:?} (before the outage: {before})"
+    );
     assert_eq!(counts.cases, counts.captures);
     for w in [w1, w2] {
         assert!(w.stop().success());
