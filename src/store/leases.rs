@@ -39,6 +39,18 @@ fn placeholders(from: usize, n: usize) -> String {
 }
 
 impl Store {
+    /// Reads every row with `f`; a column error names the database.
+    fn map_rows<T>(
+        &self,
+        rows: &[sqlx::any::AnyRow],
+        f: impl Fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        rows.iter()
+            .map(f)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// Waits for a working connection (a round trip).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
@@ -100,17 +112,14 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                Ok(LiveWorker {
-                    id: r.try_get(0)?,
-                    capacity: r.try_get::<Option<i64>, _>(1)?.map(|c| c.max(0) as u64),
-                    held: r.try_get::<i64, _>(2)?.max(0) as u64,
-                    heartbeat_at: r.try_get(3)?,
-                })
+        self.map_rows(&rows, |r| {
+            Ok(LiveWorker {
+                id: r.try_get(0)?,
+                capacity: r.try_get::<Option<i64>, _>(1)?.map(|c| c.max(0) as u64),
+                held: r.try_get::<i64, _>(2)?.max(0) as u64,
+                heartbeat_at: r.try_get(3)?,
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+        })
     }
 
     /// Every worker row: id and heartbeat expiry (expired ones included).
@@ -119,10 +128,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+        self.map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
     }
 
     /// Extends every lease `worker` still holds to `now + ttl`; returns them with their
@@ -142,11 +148,8 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
-        let mut out: Vec<(String, i64)> = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))?;
+        let mut out: Vec<(String, i64)> =
+            self.map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))?;
         out.sort();
         Ok(out)
     }
@@ -285,18 +288,15 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                Ok(LeaseRow {
-                    name: r.try_get(0)?,
-                    worker: r.try_get(1)?,
-                    expires_at: r.try_get(2)?,
-                    generation: r.try_get(3)?,
-                    taken_at: r.try_get(4)?,
-                })
+        self.map_rows(&rows, |r| {
+            Ok(LeaseRow {
+                name: r.try_get(0)?,
+                worker: r.try_get(1)?,
+                expires_at: r.try_get(2)?,
+                generation: r.try_get(3)?,
+                taken_at: r.try_get(4)?,
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+        })
     }
 
     /// Saves a camera's episode state only while `worker` holds the camera's lease: a

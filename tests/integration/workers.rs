@@ -462,6 +462,18 @@ impl Drop for PrivatePostgres {
     }
 }
 
+/// Captures waiting in the workers' queues, by their latest filing lines.
+fn queued(workers: &[&Worker]) -> u64 {
+    workers
+        .iter()
+        .map(|w| {
+            w.filing_lines()
+                .last()
+                .map_or(1, |f| f["queued"].as_u64().unwrap_or(1))
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
     let server = Server::start(&[]);
@@ -507,14 +519,7 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
     wait_for(
         "captures queued while the database is down",
         Duration::from_secs(60),
-        async || {
-            let queued: u64 = [&w1, &w2]
-                .iter()
-                .filter_map(|w| w.filing_lines().last().cloned())
-                .map(|f| f["queued"].as_u64().unwrap_or(0))
-                .sum();
-            (queued >= 2).then_some(())
-        },
+        async || (queued(&[&w1, &w2]) >= 2).then_some(()),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(8).saturating_sub(down_at.elapsed())).await;
@@ -526,14 +531,7 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
     wait_for(
         "the queued captures stored",
         Duration::from_secs(60),
-        async || {
-            let queued: u64 = [&w1, &w2]
-                .iter()
-                .filter_map(|w| w.filing_lines().last().cloned())
-                .map(|f| f["queued"].as_u64().unwrap_or(1))
-                .sum();
-            (queued == 0).then_some(())
-        },
+        async || (queued(&[&w1, &w2]) == 0).then_some(()),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
