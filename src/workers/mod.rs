@@ -137,10 +137,6 @@ impl Leases {
         self.ttl
     }
 
-    pub fn holds(&self, name: &str) -> bool {
-        self.held.contains_key(name)
-    }
-
     /// One heartbeat.
     pub async fn round(&mut self) -> Result<Round, StoreError> {
         let may_take = !self.recovering;
