@@ -39,25 +39,10 @@ impl DbEpisodeStore {
         clock: Arc<dyn crate::core::Clock>,
         shutdown: crate::core::Shutdown,
     ) -> Result<Self, StoreError> {
-        let mut loaded = HashMap::new();
+        let this = Self::start(store, None, clock, shutdown);
         for cam in cameras {
-            if let Some(json) = store.load_episodes(cam).await? {
-                let state = serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Corrupt(format!("episodes of camera {cam}: {e}")))?;
-                loaded.insert(cam.clone(), state);
-            }
+            this.reload(cam).await?;
         }
-        let this = Self {
-            store,
-            loaded: Arc::new(Mutex::new(loaded)),
-            pending: Arc::default(),
-            wake: Arc::new(Notify::new()),
-            written: Arc::new(tokio::sync::watch::channel(0).0),
-            fence: None,
-            writing: Arc::default(),
-            clock,
-        };
-        tokio::spawn(this.clone().write(shutdown));
         Ok(this)
     }
 
@@ -70,13 +55,23 @@ impl DbEpisodeStore {
         clock: Arc<dyn crate::core::Clock>,
         shutdown: crate::core::Shutdown,
     ) -> Self {
+        Self::start(store, Some(worker.to_string()), clock, shutdown)
+    }
+
+    /// The store with nothing loaded, and its writer task running.
+    fn start(
+        store: Arc<Store>,
+        fence: Option<String>,
+        clock: Arc<dyn crate::core::Clock>,
+        shutdown: crate::core::Shutdown,
+    ) -> Self {
         let this = Self {
             store,
             loaded: Arc::default(),
             pending: Arc::default(),
             wake: Arc::new(Notify::new()),
             written: Arc::new(tokio::sync::watch::channel(0).0),
-            fence: Some(worker.to_string()),
+            fence,
             writing: Arc::default(),
             clock,
         };
