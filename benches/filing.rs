@@ -150,7 +150,7 @@ rules = [{{ rule = "abandoned_vehicle", zones = ["road"], dwell_s = 600 }}]
         .unwrap();
         let mut commits = stage.observe_commits();
         tokio::spawn(stage.clone().run_drainer());
-        tokio::spawn(citywatch::run::forward(
+        tokio::spawn(citywatch::store::outbox::forward(
             store.clone(),
             Forwarder::new(cases.webhook.clone().unwrap()),
             clock,

@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::analysis::CaptureFrames;
 use crate::config::{CameraConfig, CasesSettings, EvidenceSettings, RuleKind};
-use crate::core::{Clock, Shutdown};
+use crate::core::{Backoff, Clock, Shutdown};
 use crate::evidence::ring::PacketRing;
 use crate::evidence::{
     CameraInfo, EvidenceWriter, ModelInfo, PackageRef, PackageRequest, RuleInfo,
@@ -250,11 +250,7 @@ impl FilingStage {
     }
 
     fn now(&self) -> f64 {
-        self.clock
-            .now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64()
+        crate::core::to_unix(self.clock.now())
     }
 
     /// A new capture: builds its package (in the background) and queues it for the store.
@@ -394,13 +390,13 @@ impl FilingStage {
             clip_note,
         });
         let _permit = self.writers.acquire().await.expect("never closed");
-        let mut delay = Duration::from_millis(500);
+        let mut backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(60));
         let written = loop {
             let (w, r) = (writer.clone(), req.clone());
             match tokio::task::spawn_blocking(move || w.write(&r)).await {
                 Ok(Ok(p)) => break Some(p),
                 Ok(Err(e)) => {
-                    warn!(camera = %cam.info.id, capture = %key, error = %e, retry_in_s = delay.as_secs_f64(), "evidence package not written; will retry");
+                    warn!(camera = %cam.info.id, capture = %key, error = %e, retry_in_s = backoff.peek().as_secs_f64(), "evidence package not written; will retry");
                     self.update(|s| {
                         s.evidence_errors += 1;
                         s.last_evidence_error = Some(e.to_string());
@@ -413,9 +409,8 @@ impl FilingStage {
             }
             tokio::select! {
                 _ = self.shutdown.triggered() => break None,
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(60));
         };
         self.update(|s| s.evidence_pending -= 1);
         let Some(p) = written else {
@@ -513,17 +508,16 @@ impl FilingStage {
     /// Drains the queue whenever something arrives, retrying with backoff while the
     /// database is unreachable, until shutdown.
     pub async fn run_drainer(self: Arc<Self>) {
-        let mut delay = Duration::from_millis(500);
+        let mut backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             let wait = match self.drain_once().await {
                 Ok(_) => {
-                    delay = Duration::from_millis(500);
+                    backoff.reset();
                     Duration::from_secs(5)
                 }
                 Err(e) => {
-                    warn!(error = %e, queued = self.spool.len(), retry_in_s = delay.as_secs_f64(), "cannot write captures to the database; they wait in the queue");
-                    let d = delay;
-                    delay = (delay * 2).min(Duration::from_secs(30));
+                    let d = backoff.next_delay();
+                    warn!(error = %e, queued = self.spool.len(), retry_in_s = d.as_secs_f64(), "cannot write captures to the database; they wait in the queue");
                     d
                 }
             };

@@ -20,12 +20,14 @@ pub mod evidence;
 pub mod filing;
 pub mod ingest;
 pub mod patrol;
+pub mod pipeline;
 pub mod probe;
 pub mod ratelimit;
 pub mod replay;
 pub mod rules;
 pub mod run;
 pub mod samples;
+pub mod status;
 pub mod store;
 // Handlers return axum `Response`s as errors (built once per refused request), which is
 // larger than clippy likes for an `Err`.

@@ -227,10 +227,7 @@ fn worker_options(
 }
 
 fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+    citywatch::core::to_unix(std::time::SystemTime::now())
 }
 
 /// Logs to stderr at `default` unless CITYWATCH_LOG says otherwise.

@@ -10,16 +10,15 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
-use crate::analysis::{CameraAnalysis, Event, FrameAnalyser};
+use crate::analysis::Event;
 use crate::config::{CameraConfig, PipelineConfig, SourceKind};
 use crate::core::{Shutdown, SystemClock};
 use crate::detect::BBox;
-use crate::episodes::store::NoStore;
-use crate::filing::{CameraEvidence, FilingStage};
-use crate::ingest::spawn_camera_with_ring;
+use crate::filing::FilingStage;
+use crate::pipeline::setup::{budget, open_store, start_detection};
+use crate::pipeline::{Episodes, Launcher, Timebase, Watcher};
 use crate::ratelimit::{Capture, Suppression};
 use crate::rules::engine::Candidate;
-use crate::run::{budget, start_detection};
 use crate::store::outbox::Forwarder;
 
 pub struct ReplayOptions {
@@ -121,72 +120,52 @@ pub(crate) struct PlayOptions {
     pub jobs: usize,
 }
 
-async fn replay_camera(
-    cam: CameraConfig,
-    config: Arc<PipelineConfig>,
-    mut analyser: FrameAnalyser,
-    start_unix: f64,
-    filing: Option<(Arc<FilingStage>, CameraEvidence)>,
-    opts: PlayOptions,
-) -> CameraResult {
-    let mut handle = spawn_camera_with_ring(
-        &cam,
-        &config.ingest,
-        config.backoff(),
-        Arc::new(SystemClock),
-        Shutdown::new(),
-        filing.as_ref().and_then(|(_, c)| c.ring.clone()),
-    );
-    let mut out = CameraResult::default();
-    let mut played_ms = 0u64;
-    while let Some(frame) = handle.next_frame().await {
-        let Some(pts) = frame.pts else {
-            continue;
-        };
-        out.frames += 1;
-        if let Some(p) = &opts.progress {
+/// Records what a replayed camera produced, frame by frame.
+struct Recorder {
+    out: CameraResult,
+    progress: Option<Arc<std::sync::atomic::AtomicU64>>,
+    played_ms: u64,
+    /// Stream time of the frame being analysed.
+    stream_s: f64,
+}
+
+impl Watcher for Recorder {
+    fn frame(&mut self, frame: &crate::ingest::Frame, _t: f64) {
+        self.out.frames += 1;
+        self.stream_s = frame.pts.unwrap_or_default().as_secs_f64();
+        if let (Some(p), Some(pts)) = (&self.progress, frame.pts) {
             let ms = pts.as_millis() as u64;
             p.fetch_add(
-                ms.saturating_sub(played_ms),
+                ms.saturating_sub(self.played_ms),
                 std::sync::atomic::Ordering::Relaxed,
             );
-            played_ms = played_ms.max(ms);
+            self.played_ms = self.played_ms.max(ms);
         }
-        let t = start_unix + pts.as_secs_f64();
-        let events = analyser.process(frame, t).await;
+    }
+
+    fn analysed(&mut self, events: &[Event], analyser: &crate::analysis::FrameAnalyser) {
+        let out = &mut self.out;
         if let Some(d) = analyser.fresh() {
-            out.detections.push((pts.as_secs_f64(), d.to_vec()));
+            out.detections.push((self.stream_s, d.to_vec()));
         }
         for e in events {
             match e {
                 Event::Capture(c) => {
-                    if let Some((stage, cam)) = &filing {
-                        stage.capture(cam, c.clone(), analyser.capture_frames(&c));
-                    }
-                    out.captures.insert(c.id, c);
+                    out.captures.insert(c.id, c.clone());
                 }
                 Event::Suppressed(s) => {
-                    if let (Some((stage, _)), Some(m)) = (&filing, s.merged_into) {
-                        stage.merged(m, &cam.id, 1, s.candidate.confirm);
-                    }
                     if let Some(id) = s.merged_into
                         && let Some(c) = out.captures.get_mut(&id)
                     {
                         c.aggregation += 1;
                         c.last_evidence = c.last_evidence.max(s.candidate.confirm);
                     }
-                    out.suppressed.push(s);
+                    out.suppressed.push(s.clone());
                 }
             }
         }
+        out.inferences = analyser.status.inferences;
     }
-    out.inferences = analyser.status.inferences;
-    if let Some(err) = handle.health.borrow().last_error.clone()
-        && handle.health.borrow().state == crate::ingest::HealthState::Failed
-    {
-        tracing::error!(camera = %cam.id, error = %err, "footage could not be played");
-    }
-    out
 }
 
 /// Plays `cams` (file sources) through the whole pipeline with stream time as the clock, and
@@ -194,12 +173,23 @@ async fn replay_camera(
 pub(crate) async fn play(
     config: Arc<PipelineConfig>,
     cams: Vec<CameraConfig>,
-    detection: &crate::run::Detection,
+    detection: &crate::pipeline::Detection,
     start_unix: f64,
     stage: Option<Arc<FilingStage>>,
     opts: PlayOptions,
 ) -> anyhow::Result<Vec<(CameraConfig, CameraResult)>> {
-    let budget = budget(&config);
+    let launcher = Launcher {
+        config: config.clone(),
+        detection: Some((detection.service.clone(), detection.model_sees_overflow)),
+        budget: budget(&config),
+        episodes: Episodes::Forget,
+        stage,
+        clock: Arc::new(SystemClock),
+        backoff: config.backoff(),
+        analysis: Default::default(),
+        latest: Default::default(),
+        keep_detections: opts.keep_detections,
+    };
     let permits = Arc::new(tokio::sync::Semaphore::new(if opts.jobs == 0 {
         tokio::sync::Semaphore::MAX_PERMITS
     } else {
@@ -207,44 +197,31 @@ pub(crate) async fn play(
     }));
     let mut tasks = Vec::new();
     for cam in cams {
-        let analysis = CameraAnalysis::new(
-            &cam,
-            &config,
-            Box::new(NoStore),
-            detection.model_sees_overflow,
-        )
-        .context("starting episodes")?;
-        let analyser = FrameAnalyser::new(
-            &cam.id,
-            config.gate.to_gate(),
-            analysis,
-            budget.clone(),
-            detection.service.clone(),
-        );
-        let filing = stage.as_ref().map(|s| {
-            let ring = match (&config.evidence, s.keeps_evidence()) {
-                (Some(ev), true) => Some(crate::filing::ring_for(ev)),
-                _ => None,
-            };
-            (s.clone(), CameraEvidence::new(&cam, ring))
-        });
-        let analyser = if filing.as_ref().is_some_and(|(s, _)| s.keeps_evidence()) {
-            analyser.with_evidence()
-        } else {
-            analyser
-        };
-        let analyser = if opts.keep_detections {
-            analyser.keeping_detections()
-        } else {
-            analyser
-        };
+        let rig = launcher.rig(&cam).context("starting episodes")?;
         let permits = permits.clone();
-        let (config, opts, c) = (config.clone(), opts.clone(), cam.clone());
+        let progress = opts.progress.clone();
         tasks.push((
             cam,
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                replay_camera(c, config, analyser, start_unix, filing, opts).await
+                let mut rec = Recorder {
+                    out: CameraResult::default(),
+                    progress,
+                    played_ms: 0,
+                    stream_s: 0.0,
+                };
+                let connected = rig.connect(Shutdown::new());
+                let health = connected.health.clone();
+                let rig = connected
+                    .consume(Timebase::Stream { start_unix }, &mut rec)
+                    .await;
+                let h = health.borrow().clone();
+                if let Some(err) = h.last_error
+                    && h.state == crate::ingest::HealthState::Failed
+                {
+                    tracing::error!(camera = %rig.cam.id, error = %err, "footage could not be played");
+                }
+                rec.out
             }),
         ));
     }
@@ -274,7 +251,7 @@ pub async fn replay(
             let Some(cases) = &config.cases else {
                 bail!("--db needs a [cases] section in the config (category table, filing modes)");
             };
-            let store = crate::run::open_store(url, &config).await?;
+            let store = open_store(url, &config).await?;
             let stage = FilingStage::open(
                 store.clone(),
                 Arc::new(cases.clone()),
@@ -386,10 +363,7 @@ const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60
 async fn deliver_outbox(store: &crate::store::Store, forwarder: Forwarder) -> anyhow::Result<()> {
     let until = std::time::Instant::now() + DELIVERY_PATIENCE;
     loop {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let now = crate::core::to_unix(std::time::SystemTime::now());
         forwarder.deliver_due(store, now).await?;
         let pending = store.counts().await?.outbox_pending;
         if pending == 0 {

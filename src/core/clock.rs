@@ -12,9 +12,12 @@ pub trait Clock: Send + Sync + 'static {
 
 /// A clock's time as Unix seconds.
 pub fn unix_secs(clock: &dyn Clock) -> f64 {
-    clock
-        .now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+    to_unix(clock.now())
+}
+
+/// A time as Unix seconds (0 for times before 1970).
+pub fn to_unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
 }

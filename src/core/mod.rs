@@ -1,10 +1,12 @@
-//! The small core every stage shares: the injected clock, the one shutdown signal and
-//! credential redaction.
+//! The small core every stage shares: the injected clock and time helpers, the one shutdown
+//! signal, retry backoff and credential redaction.
 
+pub mod backoff;
 pub mod clock;
 pub mod redact;
 pub mod shutdown;
 
-pub use clock::{Clock, ManualClock, SystemClock, unix_secs};
+pub use backoff::{Backoff, BackoffPolicy};
+pub use clock::{Clock, ManualClock, SystemClock, to_unix, unix_secs};
 pub use redact::{RedactedUrl, redact_url};
 pub use shutdown::Shutdown;

@@ -186,7 +186,7 @@ async fn run_variant(
         .replay
         .start_unix()
         .map_err(|e| anyhow::anyhow!("{}: replay.start: {e}", pipeline.display()))?;
-    let Some(detection) = crate::run::start_detection(&config, true)
+    let Some(detection) = crate::pipeline::start_detection(&config, true)
         .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.display()))?
     else {
         bail!(

@@ -155,10 +155,7 @@ mod unix_secs {
     use std::time::SystemTime;
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        let secs = t
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let secs = crate::core::to_unix(*t);
         s.serialize_f64((secs * 1000.0).round() / 1000.0)
     }
 }

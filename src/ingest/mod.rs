@@ -6,7 +6,6 @@
 //! - [`queue`]: the bounded hand-off to analysis and its policy when full;
 //! - [`health`]: per-camera state and counters.
 
-pub mod backoff;
 pub mod camera;
 pub mod error;
 pub mod frame;
@@ -15,8 +14,11 @@ pub mod pipeline;
 pub mod queue;
 pub mod sampler;
 
-pub use backoff::{Backoff, BackoffPolicy};
-pub use camera::{CameraHandle, CameraThread, spawn_camera, spawn_camera_with_ring};
+pub use crate::core::{Backoff, BackoffPolicy};
+pub use camera::{
+    CameraHandle, CameraThread, GstOpener, Opener, Pulled, Session, Waiter, spawn_camera,
+    spawn_camera_with, spawn_camera_with_ring,
+};
 pub use error::{IngestError, IngestErrorKind};
 pub use frame::{CameraId, Frame, FrameData};
 pub use health::{CameraHealth, CameraStatus, HealthBoard, HealthState};

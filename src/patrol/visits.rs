@@ -11,13 +11,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::{CameraPatrol, PatrolCamera, PlatformLoad, Scheduler};
-use crate::analysis::FrameAnalyser;
-use crate::config::{CameraConfig, IngestDefaults, PatrolSettings, PipelineConfig};
+use crate::config::{CameraConfig, PatrolSettings, PipelineConfig};
 use crate::core::{Clock, Shutdown};
-use crate::evidence::ring::PacketRing;
-use crate::filing::{CameraEvidence, FilingStage};
-use crate::ingest::{CameraHealth, HealthState, spawn_camera_with_ring};
-use crate::run::{AnalysisBoard, LatestFrames};
+use crate::ingest::{CameraHealth, HealthBoard, HealthState};
+use crate::pipeline::{AnalysisBoard, Boards, CameraRig, Launcher, Timebase};
 
 /// What the patrol is doing: per platform load, per camera visits.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -65,19 +62,6 @@ pub fn report_loads(s: &Scheduler) {
     }
 }
 
-/// The pieces one patrolled camera's task needs.
-pub struct VisitContext {
-    pub cam: CameraConfig,
-    pub ingest: IngestDefaults,
-    pub backoff: crate::ingest::BackoffPolicy,
-    pub clock: Arc<dyn Clock>,
-    pub ring: Option<PacketRing>,
-    pub analyser: Option<FrameAnalyser>,
-    pub filing: Option<(Arc<FilingStage>, CameraEvidence)>,
-    pub board: AnalysisBoard,
-    pub latest: LatestFrames,
-}
-
 /// A camera's health across visits: the live visit's health with the counters of earlier
 /// visits added, and `waiting` in between.
 pub fn persistent_health(cam: &CameraConfig, clock: &dyn Clock) -> watch::Sender<CameraHealth> {
@@ -98,25 +82,22 @@ fn merged(base: &CameraHealth, visit: &CameraHealth) -> CameraHealth {
     }
 }
 
-/// One patrolled camera: a visit per stop signal received, until the channel closes.
+/// One patrolled camera: a visit per stop signal received, until the channel closes. Its
+/// rig (and so its analyser, with its episodes and dwell timers) lives across visits.
 pub async fn camera_task(
-    mut ctx: VisitContext,
+    mut rig: CameraRig,
+    mut boards: Boards,
+    clock: Arc<dyn Clock>,
     health: Arc<watch::Sender<CameraHealth>>,
     mut visits: mpsc::Receiver<Shutdown>,
     ended: mpsc::Sender<String>,
 ) {
-    let id = ctx.cam.id.clone();
+    let id = rig.cam.id.clone();
     while let Some(stop) = visits.recv().await {
-        let handle = spawn_camera_with_ring(
-            &ctx.cam,
-            &ctx.ingest,
-            ctx.backoff,
-            ctx.clock.clone(),
-            stop,
-            ctx.ring.clone(),
-        );
+        let connected = rig.connect(stop);
         let base = health.borrow().clone();
-        let mut visit_health = handle.health.clone();
+        let mut visit_health = connected.health.clone();
+        let last_health = connected.health.clone();
         let relay = {
             let health = health.clone();
             let base = base.clone();
@@ -130,26 +111,93 @@ pub async fn camera_task(
                 }
             })
         };
-        let (frames, thread) = handle.into_parts();
-        ctx.analyser = crate::run::analyse(
-            id.clone(),
-            frames,
-            ctx.analyser.take(),
-            ctx.filing.clone(),
-            ctx.board.clone(),
-            ctx.latest.clone(),
-        )
-        .await;
-        let last = thread.health.borrow().clone();
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        rig = connected.consume(Timebase::Wall, &mut boards).await;
         relay.abort();
-        let mut h = merged(&base, &last);
+        let mut h = merged(&base, &last_health.borrow());
         h.state = HealthState::Waiting;
-        h.since = ctx.clock.now();
+        h.since = clock.now();
         h.retry_in_s = None;
         health.send_replace(h);
         if ended.send(id.clone()).await.is_err() {
             return;
+        }
+    }
+}
+
+/// A run's patrol: its loop, its cameras' tasks and its board.
+pub struct Patrol {
+    pub board: PatrolBoard,
+    main: tokio::task::JoinHandle<()>,
+    cameras: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Whether `cam` is visited in turn by the patrol rather than watched all the time.
+pub fn patrolled(config: &PipelineConfig, cam: &CameraConfig) -> bool {
+    config.patrol.is_some() && cam.enabled && !cam.continuous
+}
+
+impl Patrol {
+    /// Starts the patrol over the config's patrolled cameras, their health on `board`;
+    /// `None` without `[patrol]`.
+    pub fn start(
+        launcher: &Launcher,
+        board: &HealthBoard,
+        shutdown: Shutdown,
+    ) -> std::io::Result<Option<Self>> {
+        let config = &launcher.config;
+        let Some(p) = &config.patrol else {
+            return Ok(None);
+        };
+        let sched = scheduler(config, p);
+        report_loads(&sched);
+        let (ended_tx, ended_rx) = mpsc::channel(config.cameras.len().max(1));
+        let mut senders = BTreeMap::new();
+        let mut cameras = Vec::new();
+        for cam in config.cameras.iter().filter(|c| patrolled(config, c)) {
+            let rig = launcher.rig(cam)?;
+            // Connected only while the patrol says so.
+            let health = Arc::new(persistent_health(cam, launcher.clock.as_ref()));
+            board.add(health.subscribe());
+            let (tx, rx) = mpsc::channel(1);
+            senders.insert(cam.id.clone(), tx);
+            cameras.push(tokio::spawn(camera_task(
+                rig,
+                launcher.boards(&cam.id),
+                launcher.clock.clone(),
+                health,
+                rx,
+                ended_tx.clone(),
+            )));
+        }
+        let status = PatrolBoard::default();
+        let main = tokio::spawn(patrol_loop(
+            sched,
+            senders,
+            ended_rx,
+            launcher.analysis.clone(),
+            status.clone(),
+            launcher.clock.clone(),
+            shutdown,
+        ));
+        Ok(Some(Self {
+            board: status,
+            main,
+            cameras,
+        }))
+    }
+
+    pub fn cameras(&self) -> usize {
+        self.cameras.len()
+    }
+
+    /// After shutdown: the loop has stopped every visit; each camera closes its current
+    /// one within `deadline`.
+    pub async fn join(self, deadline: Duration) {
+        let _ = self.main.await;
+        for t in self.cameras {
+            if tokio::time::timeout(deadline, t).await.is_err() {
+                warn!("a patrolled camera did not close its visit within the shutdown deadline");
+            }
         }
     }
 }

@@ -140,12 +140,7 @@ impl DbEpisodeStore {
     }
 
     async fn save_one(&self, cam: &str, json: &str) -> Result<(), StoreError> {
-        let now = self
-            .clock
-            .now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let now = crate::core::unix_secs(self.clock.as_ref());
         match &self.fence {
             None => self.store.save_episodes(cam, json, now).await?,
             Some(worker) => {
@@ -163,7 +158,8 @@ impl DbEpisodeStore {
     }
 
     async fn write(self, shutdown: crate::core::Shutdown) {
-        let mut delay = Duration::from_millis(500);
+        let mut backoff =
+            crate::core::Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             let mut failed = false;
             {
@@ -188,11 +184,9 @@ impl DbEpisodeStore {
                 }
             }
             let wait = if failed {
-                let d = delay;
-                delay = (delay * 2).min(Duration::from_secs(30));
-                d
+                backoff.next_delay()
             } else {
-                delay = Duration::from_millis(500);
+                backoff.reset();
                 Duration::from_secs(3600)
             };
             tokio::select! {

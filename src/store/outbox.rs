@@ -176,6 +176,32 @@ impl Forwarder {
     }
 }
 
+/// Delivers filed cases to the city platform until shutdown. Rounds run every second, and
+/// at once when `stored` says new cases may be waiting.
+pub async fn forward(
+    store: std::sync::Arc<Store>,
+    forwarder: Forwarder,
+    clock: std::sync::Arc<dyn crate::core::Clock>,
+    shutdown: crate::core::Shutdown,
+    stored: std::sync::Arc<tokio::sync::Notify>,
+) {
+    loop {
+        let now = crate::core::unix_secs(clock.as_ref());
+        match forwarder.deliver_due(&store, now).await {
+            // A full round: more may be due at once.
+            Ok(d) if d.delivered + d.retried + d.dead >= ROUND as u32 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox delivery round failed; will retry"),
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.triggered() => return,
+            _ = stored.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use crate::config::{CameraConfig, CasesSettings, PipelineConfig, WebSettings};
 use crate::core::{Clock, Shutdown};
 use crate::filing::FilingStage;
 use crate::ingest::HealthBoard;
-use crate::run::AnalysisBoard;
+use crate::pipeline::AnalysisBoard;
 use crate::store::Store;
 
 /// Largest request body any route takes.
@@ -41,7 +41,7 @@ pub struct WebState {
     /// The detector's latency histogram, when the pipeline detects.
     pub inference: Option<Arc<crate::detect::service::Latency>>,
     /// Each camera's latest frame (JPEG).
-    pub latest: crate::run::LatestFrames,
+    pub latest: crate::pipeline::LatestFrames,
     /// The patrol's status, when cameras are patrolled.
     pub patrol: Option<crate::patrol::visits::PatrolBoard>,
     /// This worker's leases, with `--worker`.
@@ -83,11 +83,7 @@ impl WebState {
     }
 
     pub fn now(&self) -> f64 {
-        self.clock
-            .now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64()
+        crate::core::to_unix(self.clock.now())
     }
 }
 

@@ -23,8 +23,10 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::Leases;
 use crate::config::CameraConfig;
 use crate::core::{Clock, Shutdown};
-use crate::ingest::{HealthBoard, spawn_camera_with_ring};
-use crate::run::Launcher;
+use crate::ingest::HealthBoard;
+use crate::pipeline::{Launcher, Timebase};
+
+pub use crate::pipeline::setup::JobStarter;
 
 /// What this worker is doing, for the status output, the web UI and metrics.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -48,9 +50,6 @@ pub struct WorkerStatus {
 
 pub type WorkerBoard = Arc<Mutex<WorkerStatus>>;
 
-/// Starts a singleton job with its own stop signal.
-pub type JobStarter = Box<dyn Fn(Shutdown) -> JoinHandle<()> + Send + Sync>;
-
 /// Everything the worker loop runs with.
 pub struct WorkerHost {
     pub launcher: Launcher,
@@ -65,6 +64,60 @@ pub struct WorkerHost {
     pub clock: Arc<dyn Clock>,
     /// How long a stopping camera may take.
     pub deadline: Duration,
+}
+
+/// `citywatch run --worker`.
+pub struct WorkerOptions {
+    /// Unique among the workers; also names this worker's capture queue.
+    pub id: String,
+    /// The most cameras this worker takes (`Some(0)`: web UI and jobs only).
+    pub max_cameras: Option<u64>,
+}
+
+/// Starts the worker loop over the config's enabled cameras; returns its task and board.
+pub async fn start(
+    launcher: &Launcher,
+    opts: &WorkerOptions,
+    store: Arc<crate::store::Store>,
+    jobs: BTreeMap<String, JobStarter>,
+    health: HealthBoard,
+    shutdown: Shutdown,
+) -> Result<(JoinHandle<()>, WorkerBoard), crate::store::StoreError> {
+    let config = &launcher.config;
+    let clock = launcher.clock.clone();
+    let cameras: BTreeMap<String, CameraConfig> = config
+        .cameras
+        .iter()
+        .filter(|c| c.enabled)
+        .map(|c| (c.id.clone(), c.clone()))
+        .collect();
+    let leases = Leases::new(
+        store,
+        clock.clone(),
+        opts.id.clone(),
+        crate::core::unix_secs(clock.as_ref()),
+        config.workers.lease_ttl_s,
+        config.workers.heartbeat_s,
+        opts.max_cameras,
+        cameras.keys().cloned().collect(),
+        jobs.keys().cloned().collect(),
+    )
+    .await?;
+    info!(worker = %opts.id, cameras = cameras.len(), "worker started; taking camera leases");
+    let status = WorkerBoard::default();
+    let host = WorkerHost {
+        launcher: launcher.clone(),
+        leases,
+        heartbeat: crate::config::secs(config.workers.heartbeat_s),
+        cameras,
+        health,
+        jobs,
+        spool_root: config.cases.as_ref().map(|c| c.spool.join("workers")),
+        status: status.clone(),
+        clock,
+        deadline: crate::config::secs(config.settings.shutdown_timeout_s),
+    };
+    Ok((tokio::spawn(host.run(shutdown)), status))
 }
 
 struct Running {
@@ -196,7 +249,7 @@ impl WorkerHost {
         if tokio::time::timeout(self.deadline, r.task).await.is_err() {
             warn!(camera = %id, "the camera did not stop within the shutdown deadline");
         }
-        if let Some(db) = &self.launcher.db_episodes {
+        if let Some(db) = self.launcher.db_episodes() {
             if save {
                 if let Err(e) = db.flush(id).await {
                     warn!(camera = %id, error = %e, "cannot save the camera's episodes before giving it back");
@@ -239,57 +292,41 @@ impl WorkerHost {
 /// One leased camera: resumes its episodes from the database, then streams and is analysed
 /// until its stop signal.
 async fn watch_camera(l: Launcher, cam: CameraConfig, health: HealthBoard, stop: Shutdown) {
-    if let Some(db) = &l.db_episodes {
-        let mut delay = Duration::from_millis(500);
+    if let Some(db) = l.db_episodes() {
+        let mut backoff =
+            crate::core::Backoff::doubling(Duration::from_millis(500), Duration::from_secs(10));
         loop {
             match db.reload(&cam.id).await {
                 Ok(()) => break,
                 Err(e) => {
+                    let delay = backoff.next_delay();
                     warn!(error = %e, retry_in_s = delay.as_secs_f64(), "cannot load the camera's episodes; will retry");
                     tokio::select! {
                         _ = stop.triggered() => return,
                         _ = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }
     }
-    let ring = l.ring();
-    let analyser = match l.analyser(&cam, ring.is_some()) {
-        Ok(a) => a,
+    let rig = match l.rig(&cam) {
+        Ok(r) => r,
         Err(e) => {
             error!(error = %e, "cannot start the camera's analysis");
             return;
         }
     };
-    if let Some(a) = &analyser {
+    if let Some(a) = rig.analyser() {
         info!(
             resumed_episodes = a.analysis().tracker().open().len(),
             "camera started"
         );
     }
-    let filing = l.filing(&cam, &ring);
-    let handle = spawn_camera_with_ring(
-        &cam,
-        &l.config.ingest,
-        l.backoff,
-        l.clock.clone(),
-        stop,
-        ring,
-    );
-    health.add(handle.health.clone());
-    let (frames, thread) = handle.into_parts();
-    crate::run::analyse(
-        cam.id.clone(),
-        frames,
-        analyser,
-        filing,
-        l.analysis.clone(),
-        l.latest.clone(),
-    )
-    .await;
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    let connected = rig.connect(stop);
+    health.add(connected.health.clone());
+    connected
+        .consume(Timebase::Wall, &mut l.boards(&cam.id))
+        .await;
     health.remove(&cam.id);
     l.analysis.lock().expect("analysis board").remove(&cam.id);
     l.latest.lock().expect("latest frames").remove(&cam.id);

@@ -17,10 +17,32 @@ use std::collections::BTreeMap;
 use crate::store::leases::LiveWorker;
 use crate::store::{Store, StoreError};
 
-/// The singleton job that forwards filed cases to the city platform.
-pub const OUTBOX_JOB: &str = "@outbox";
-/// The singleton job that sweeps the shared evidence root.
-pub const RETENTION_JOB: &str = "@retention";
+/// The singleton jobs: the outbox forwarder and the evidence sweep.
+pub use crate::pipeline::setup::{OUTBOX_JOB, RETENTION_JOB};
+
+/// What `--worker` needs from the config, as errors that name the field.
+pub fn check_config(config: &crate::config::PipelineConfig) -> anyhow::Result<()> {
+    let Some(cases) = &config.cases else {
+        anyhow::bail!(
+            "cases: --worker needs a [cases] database that every worker shares (PostgreSQL)"
+        );
+    };
+    if config.detect.is_some() && !config.episodes.in_database {
+        anyhow::bail!(
+            "episodes.in_database: must be true with --worker, so a camera's episodes move \
+             with it to the worker that takes it over"
+        );
+    }
+    if config.patrol.is_some() {
+        anyhow::bail!("patrol: patrol scheduling does not combine with --worker yet");
+    }
+    if cases.database.starts_with("sqlite:") {
+        tracing::warn!(
+            "cases.database is SQLite: workers can share it only on one machine; use PostgreSQL"
+        );
+    }
+    Ok(())
+}
 
 /// How many cameras each live worker should hold: workers with the smallest capacity are
 /// filled first, each with at most an even share of what is left, so the split is as even

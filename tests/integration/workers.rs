@@ -204,7 +204,12 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let db = crate::store::postgres_url().await;
-    const DWELL: f64 = 45.0;
+    // The dwell is far longer than anything the test waits for before the kill (the
+    // rebalance, the first saved episode: 100 s of timeouts at most), so the episode cannot
+    // be confirmed before the kill however slow the machine is; and a dwell that restarted
+    // at the takeover would end a whole dwell after the kill, which the test tells apart
+    // from one that went on.
+    const DWELL: f64 = 120.0;
     let cfg = worker_config(dir.path(), &db, &server, 3, DWELL as u32);
     let store = citywatch::store::Store::connect(&db).await.unwrap();
 
@@ -255,12 +260,20 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
         .as_secs_f64();
     victim.child.kill().unwrap();
     victim.child.wait().unwrap();
+    // No capture yet: the kill falls inside the dwell.
+    let filed: i64 = sqlx::query("SELECT COUNT(*) FROM captures WHERE camera = 'cam0'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(filed, 0, "the episode was confirmed before the kill");
     assert!(
-        killed_unix - first_seen < DWELL - 10.0,
-        "the episode was confirmed before the kill"
+        killed_unix - first_seen < DWELL,
+        "the kill came after the dwell"
     );
 
-    // Every camera streams on a surviving worker within TTL + 10 s.
+    // Every camera streams on a surviving worker: the lease lapses after the TTL and is
+    // taken a heartbeat later; the rest is connecting, which a loaded machine may slow.
     for cam in ["cam0", "cam1", "cam2"] {
         let at = wait_for(
             &format!("{cam} streaming on a survivor"),
@@ -274,7 +287,7 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
         .await;
         let took = at - killed_at;
         eprintln!("{cam} streams again {took:?} after the kill");
-        assert!(took <= Duration::from_secs(6 + 10), "{cam} took {took:?}");
+        assert!(took <= Duration::from_secs(6 + 30), "{cam} took {took:?}");
     }
     let h = holders(&db).await;
     assert!(
@@ -286,7 +299,7 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
     // from before the kill, under the same episode.
     let (start, confirm, ep) = wait_for(
         "the abandoned-vehicle capture",
-        Duration::from_secs(90),
+        Duration::from_secs(DWELL as u64 + 60),
         async || {
             let r = sqlx::query(
                 "SELECT start_at, confirm_at, episode FROM captures WHERE camera = 'cam0' \
@@ -311,9 +324,9 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
         confirm - start
     );
     // Had the dwell restarted on the new worker, confirmation would come a whole dwell
-    // after the takeover.
+    // after the takeover, which is itself after the kill.
     assert!(
-        confirm < killed_unix + DWELL - 5.0,
+        confirm < killed_unix + DWELL,
         "the dwell restarted: confirmed {} s after the kill",
         confirm - killed_unix
     );
@@ -480,9 +493,10 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
     let mut pg = tokio::task::block_in_place(PrivatePostgres::new);
     let dir = tempfile::tempdir().unwrap();
     let db = pg.url();
-    // Two cameras on the car park, one per worker; short dwell, so captures come while the
-    // database is down.
-    const DWELL: u32 = 12;
+    // Two cameras on the car park, one per worker. The dwell outlasts what the test waits
+    // for before stopping the database (the split, the saved episodes), so the captures are
+    // confirmed while the database is down, not before, however slow the machine is.
+    const DWELL: u32 = 45;
     let cfg = worker_config(dir.path(), &db, &server, 1, DWELL);
     let text = std::fs::read_to_string(&cfg).unwrap();
     let cam1 = text[text.find("[[cameras]]").unwrap()..].replace("cam0", "cam1");
@@ -510,6 +524,7 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
         .await;
     }
     let before = store.counts().await.unwrap().captures;
+    assert_eq!(before, 0, "a capture was confirmed before the outage");
     drop(store);
 
     // PostgreSQL goes down for longer than the dwell and the lease TTL, then comes back.
@@ -518,7 +533,7 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
     let down_at = Instant::now();
     wait_for(
         "captures queued while the database is down",
-        Duration::from_secs(60),
+        Duration::from_secs(DWELL as u64 + 60),
         async || (queued(&[&w1, &w2]) >= 2).then_some(()),
     )
     .await;

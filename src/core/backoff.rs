@@ -1,5 +1,6 @@
-//! Reconnect delays: exponential, capped, with random jitter so that many cameras behind one
-//! platform do not reconnect in lockstep.
+//! Retry delays, one implementation for every retry loop: exponential and capped, with random
+//! jitter where many peers retry at once (cameras behind one platform must not reconnect in
+//! lockstep) and without it for a single writer's retries.
 
 use std::time::Duration;
 
@@ -38,6 +39,27 @@ impl Backoff {
             attempt: 0,
             rng: fastrand::Rng::with_seed(seed),
         }
+    }
+
+    /// Delays from `initial`, doubling up to `max`, without jitter.
+    pub fn doubling(initial: Duration, max: Duration) -> Self {
+        Self::new(
+            BackoffPolicy {
+                initial,
+                max,
+                multiplier: 2.0,
+                jitter: 0.0,
+            },
+            0,
+        )
+    }
+
+    /// The delay the next call to [`Backoff::next_delay`] returns, without taking it
+    /// (for logs that announce it).
+    pub fn peek(&self) -> Duration {
+        let p = &self.policy;
+        let base = p.initial.as_secs_f64() * p.multiplier.powi(self.attempt.min(64) as i32);
+        Duration::from_secs_f64(base.min(p.max.as_secs_f64()))
     }
 
     /// The delay before the next attempt; each call grows the next one.

@@ -1,0 +1,287 @@
+//! The camera runner: the one place a camera is started, fed through analysis and filing,
+//! and stopped. `citywatch run`, patrol visits, workers, replay and eval all go through it.
+//!
+//! A camera's life, in order:
+//! 1. [`Launcher::rig`] builds its parts once: the packet ring for clips, the analyser (gate,
+//!    budget, detector, episodes, rules, limits; episodes loaded from the episode store) and
+//!    its filing context;
+//! 2. [`CameraRig::connect`] starts its ingest thread (one connection's life: a patrol visit,
+//!    or until shutdown);
+//! 3. [`Connected::consume`] analyses its frames until they end, hands captures to filing,
+//!    joins the ingest thread and gives the rig back for the next visit.
+
+pub mod setup;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::analysis::{CameraAnalysis, Event, FrameAnalyser};
+use crate::config::{CameraConfig, PipelineConfig};
+use crate::core::{Clock, Shutdown, to_unix};
+use crate::detect::DetectionService;
+use crate::episodes::store::{EpisodeStore, NoStore};
+use crate::evidence::ring::PacketRing;
+use crate::filing::{CameraEvidence, FilingStage};
+use crate::ingest::{
+    BackoffPolicy, CameraHealth, CameraThread, Frame, FrameReceiver, spawn_camera_with_ring,
+};
+use crate::ratelimit::InferenceBudget;
+
+pub use crate::analysis::AnalysisStatus;
+pub use setup::{Detection, budget, episode_store, open_store, start_detection};
+
+/// Every camera's analysis counters, by camera id.
+pub type AnalysisBoard = Arc<Mutex<BTreeMap<String, AnalysisStatus>>>;
+
+/// Each camera's latest frame as JPEG, with its time (Unix seconds): the cameras page.
+pub type LatestFrames = Arc<Mutex<BTreeMap<String, (Arc<Vec<u8>>, f64)>>>;
+
+/// How often a camera's latest frame is re-encoded for the cameras page, in seconds.
+const LATEST_EVERY_S: f64 = 10.0;
+
+/// Where a camera's episodes are kept between frames, restarts and workers.
+#[derive(Clone)]
+pub enum Episodes {
+    /// As `[episodes]` says: a JSON file per camera under `state_dir`, or nowhere.
+    Config,
+    /// In the case database (`[episodes] in_database`), saved by its writer task.
+    Database(crate::store::episodes::DbEpisodeStore),
+    /// Nowhere: a replay starts every camera afresh.
+    Forget,
+}
+
+/// What starting a camera needs, shared by every way of running cameras.
+#[derive(Clone)]
+pub struct Launcher {
+    pub config: Arc<PipelineConfig>,
+    /// The detection service, and whether the model sees overflowing bins itself.
+    pub detection: Option<(DetectionService, bool)>,
+    pub budget: Option<Arc<Mutex<InferenceBudget>>>,
+    pub episodes: Episodes,
+    pub stage: Option<Arc<FilingStage>>,
+    pub clock: Arc<dyn Clock>,
+    pub backoff: BackoffPolicy,
+    /// The live boards the cameras' [`Boards`] watchers write.
+    pub analysis: AnalysisBoard,
+    pub latest: LatestFrames,
+    /// Keep the detector's own output of every frame it ran on (eval scores it).
+    pub keep_detections: bool,
+}
+
+impl Launcher {
+    /// The database episode store, when episodes are kept there.
+    pub fn db_episodes(&self) -> Option<&crate::store::episodes::DbEpisodeStore> {
+        match &self.episodes {
+            Episodes::Database(db) => Some(db),
+            _ => None,
+        }
+    }
+
+    /// A camera's live boards watcher.
+    pub fn boards(&self, id: &str) -> Boards {
+        Boards::new(id, self.analysis.clone(), self.latest.clone())
+    }
+
+    /// Builds a camera's parts: ring, analyser (its episodes loaded), filing context.
+    pub fn rig(&self, cam: &CameraConfig) -> std::io::Result<CameraRig> {
+        let ring = match (&self.stage, &self.config.evidence) {
+            (Some(s), Some(ev)) if s.keeps_evidence() => Some(crate::filing::ring_for(ev)),
+            _ => None,
+        };
+        let analyser = match &self.detection {
+            None => None,
+            Some((service, sees)) => {
+                let store: Box<dyn EpisodeStore> = match &self.episodes {
+                    Episodes::Database(db) => Box::new(db.clone()),
+                    Episodes::Config => episode_store(&self.config)?,
+                    Episodes::Forget => Box::new(NoStore),
+                };
+                let mut a = FrameAnalyser::new(
+                    &cam.id,
+                    self.config.gate.to_gate(),
+                    CameraAnalysis::new(cam, &self.config, store, *sees)?,
+                    self.budget.clone(),
+                    service.clone(),
+                );
+                if ring.is_some() {
+                    a = a.with_evidence();
+                }
+                if self.keep_detections {
+                    a = a.keeping_detections();
+                }
+                Some(a)
+            }
+        };
+        let filing = self
+            .stage
+            .as_ref()
+            .map(|s| (s.clone(), CameraEvidence::new(cam, ring.clone())));
+        Ok(CameraRig {
+            cam: cam.clone(),
+            ring,
+            analyser,
+            filing,
+            clock: self.clock.clone(),
+            backoff: self.backoff,
+            ingest: self.config.ingest.clone(),
+        })
+    }
+}
+
+/// One camera's parts, built once and kept across its connections.
+pub struct CameraRig {
+    pub cam: CameraConfig,
+    ring: Option<PacketRing>,
+    analyser: Option<FrameAnalyser>,
+    filing: Option<(Arc<FilingStage>, CameraEvidence)>,
+    clock: Arc<dyn Clock>,
+    backoff: BackoffPolicy,
+    ingest: crate::config::IngestDefaults,
+}
+
+impl CameraRig {
+    /// The camera's analyser, when a detector is configured.
+    pub fn analyser(&self) -> Option<&FrameAnalyser> {
+        self.analyser.as_ref()
+    }
+
+    /// Starts the camera's ingest thread, which runs until `stop` (or a file's end).
+    pub fn connect(self, stop: Shutdown) -> Connected {
+        let handle = spawn_camera_with_ring(
+            &self.cam,
+            &self.ingest,
+            self.backoff,
+            self.clock.clone(),
+            stop,
+            self.ring.clone(),
+        );
+        let health = handle.health.clone();
+        let (frames, thread) = handle.into_parts();
+        Connected {
+            rig: self,
+            health,
+            frames,
+            thread,
+        }
+    }
+}
+
+/// A connected camera: its health, and its frames waiting to be consumed.
+pub struct Connected {
+    rig: CameraRig,
+    pub health: watch::Receiver<CameraHealth>,
+    frames: FrameReceiver,
+    thread: CameraThread,
+}
+
+/// Which time a frame is judged at.
+#[derive(Debug, Clone, Copy)]
+pub enum Timebase {
+    /// The frame's wall time (live cameras).
+    Wall,
+    /// `start_unix` plus the frame's stream time (replays: the same every run). Frames
+    /// without a timestamp are skipped.
+    Stream { start_unix: f64 },
+}
+
+/// Sees what a camera's consumer does, frame by frame.
+pub trait Watcher: Send {
+    /// Each frame, before analysis, at its time `t` (Unix seconds).
+    fn frame(&mut self, _frame: &Frame, _t: f64) {}
+    /// After analysis: what the frame produced, and the analyser.
+    fn analysed(&mut self, _events: &[Event], _analyser: &FrameAnalyser) {}
+}
+
+/// Watches nothing.
+impl Watcher for () {}
+
+/// The live boards: each camera's analysis counters and latest frame.
+pub struct Boards {
+    pub id: String,
+    pub analysis: AnalysisBoard,
+    pub latest: LatestFrames,
+    latest_t: f64,
+}
+
+impl Boards {
+    pub fn new(id: &str, analysis: AnalysisBoard, latest: LatestFrames) -> Self {
+        Self {
+            id: id.to_string(),
+            analysis,
+            latest,
+            latest_t: f64::MIN,
+        }
+    }
+}
+
+impl Watcher for Boards {
+    fn frame(&mut self, frame: &Frame, t: f64) {
+        if t - self.latest_t >= LATEST_EVERY_S {
+            self.latest_t = t;
+            let jpeg = crate::evidence::image::encode_jpeg(
+                &frame.to_packed_rgb(),
+                frame.width,
+                frame.height,
+            );
+            self.latest
+                .lock()
+                .expect("latest frames")
+                .insert(self.id.clone(), (Arc::new(jpeg), t));
+        }
+    }
+
+    fn analysed(&mut self, _events: &[Event], analyser: &FrameAnalyser) {
+        self.analysis
+            .lock()
+            .expect("analysis board")
+            .insert(self.id.clone(), analyser.status);
+    }
+}
+
+impl Connected {
+    /// Consumes the camera's frames until they end (its stop signal, or a file's end):
+    /// analysis when a detector is configured, else just draining; captures and merges go
+    /// to the filing stage. Then joins the ingest thread and returns the rig.
+    pub async fn consume(mut self, timebase: Timebase, watcher: &mut dyn Watcher) -> CameraRig {
+        let rig = &mut self.rig;
+        while let Some(frame) = self.frames.recv().await {
+            let t = match timebase {
+                Timebase::Wall => to_unix(frame.wall),
+                Timebase::Stream { start_unix } => match frame.pts {
+                    Some(pts) => start_unix + pts.as_secs_f64(),
+                    None => continue,
+                },
+            };
+            watcher.frame(&frame, t);
+            let Some(a) = rig.analyser.as_mut() else {
+                continue;
+            };
+            let events = a.process(frame, t).await;
+            if let Some((stage, cam)) = &rig.filing {
+                for e in &events {
+                    match e {
+                        Event::Capture(c) => {
+                            stage.capture(cam, c.clone(), a.capture_frames(c));
+                        }
+                        Event::Suppressed(s) => {
+                            if let Some(m) = s.merged_into {
+                                stage.merged(m, &rig.cam.id, 1, s.candidate.confirm);
+                            }
+                        }
+                    }
+                }
+            }
+            watcher.analysed(&events, a);
+        }
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        self.rig
+    }
+
+    /// The camera's health now.
+    pub fn health(&self) -> CameraHealth {
+        self.health.borrow().clone()
+    }
+}
