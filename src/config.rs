@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::core::redact_url;
-use crate::rules::zones::{ActiveHours, Polygon, ZoneKind, parse_utc_offset};
+use crate::model::categories::CategoryTable;
+use crate::model::zones::{ActiveHours, Polygon, ZoneKind, parse_utc_offset};
+pub use crate::model::{FilingMode, Location, RuleKind};
 
 /// The whole pipeline config.
 #[derive(Debug, Clone)]
@@ -191,18 +193,69 @@ pub struct CasesSettings {
     pub categories: PathBuf,
     /// Filing mode per rule: "review" (default) or "auto".
     #[serde(default)]
-    pub filing: std::collections::BTreeMap<RuleKind, crate::store::FilingMode>,
+    pub filing: std::collections::BTreeMap<RuleKind, FilingMode>,
     #[serde(default)]
-    pub webhook: Option<crate::store::outbox::WebhookConfig>,
+    pub webhook: Option<WebhookConfig>,
     /// The persistent queue of captures waiting for the database, relative to the config.
     #[serde(default = "default_spool")]
     pub spool: PathBuf,
     /// Most captures the queue holds; beyond it new captures are dropped and counted.
     #[serde(default = "default_spool_max")]
     pub spool_max: usize,
-    /// Loaded at validation.
+    /// The reporting time zone, as a UTC offset: case numbers' days, the date filters and
+    /// every time the review UI shows. Default "+08:00".
+    #[serde(default = "default_report_timezone")]
+    pub timezone: String,
+    /// `timezone` in seconds east of UTC; set at validation.
     #[serde(skip)]
-    pub table: Option<crate::store::categories::CategoryTable>,
+    pub utc_offset_s: i32,
+    /// Loaded at validation: a config that passed validation always has it.
+    #[serde(skip)]
+    pub table: std::sync::Arc<CategoryTable>,
+}
+
+/// `[cases.webhook]`: where filed cases are sent.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Shared secret for the signature. Never logged.
+    pub secret: String,
+    #[serde(default = "attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "initial")]
+    pub backoff_initial_s: f64,
+    #[serde(default = "max_backoff")]
+    pub backoff_max_s: f64,
+    #[serde(default = "timeout")]
+    pub timeout_s: f64,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &crate::core::redact_url(&self.url))
+            .field("secret", &"***")
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn attempts() -> u32 {
+    10
+}
+fn initial() -> f64 {
+    1.0
+}
+fn max_backoff() -> f64 {
+    300.0
+}
+fn timeout() -> f64 {
+    10.0
+}
+
+fn default_report_timezone() -> String {
+    crate::cases::DEFAULT_TIMEZONE.into()
 }
 
 fn default_categories() -> PathBuf {
@@ -210,7 +263,12 @@ fn default_categories() -> PathBuf {
 }
 
 impl CasesSettings {
-    pub fn mode(&self, rule: RuleKind) -> crate::store::FilingMode {
+    /// The case policy: the category table and the reporting time zone.
+    pub fn policy(&self) -> crate::cases::CasePolicy {
+        crate::cases::CasePolicy::new(self.table.clone(), self.utc_offset_s)
+    }
+
+    pub fn mode(&self, rule: RuleKind) -> FilingMode {
         self.filing.get(&rule).copied().unwrap_or_default()
     }
 }
@@ -363,17 +421,6 @@ impl Default for GateSettings {
     }
 }
 
-impl GateSettings {
-    pub fn to_gate(&self) -> crate::detect::GateConfig {
-        crate::detect::GateConfig {
-            enabled: self.enabled,
-            cell_delta: self.cell_delta,
-            changed_share: self.changed_share,
-            max_reuse: secs(self.max_reuse_s),
-        }
-    }
-}
-
 /// `[settings]`: process-wide behaviour.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -489,7 +536,7 @@ struct RawCamera {
     footage: Option<String>,
     /// Where the camera (or its preset) looks: for cases.
     #[serde(default)]
-    location: crate::store::Location,
+    location: Location,
     /// The video platform the stream is pulled from (its cap applies). Default "default".
     #[serde(default)]
     platform: Option<String>,
@@ -535,44 +582,6 @@ struct RawRule {
 }
 
 /// The rules citywatch knows.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleKind {
-    AbandonedVehicle,
-    IllegalVendor,
-    OverflowingBin,
-}
-
-impl RuleKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleKind::AbandonedVehicle => "abandoned_vehicle",
-            RuleKind::IllegalVendor => "illegal_vendor",
-            RuleKind::OverflowingBin => "overflowing_bin",
-        }
-    }
-
-    /// Default dwell: 72 h, 5 min, 10 min.
-    pub fn default_dwell(self) -> Duration {
-        Duration::from_secs(match self {
-            RuleKind::AbandonedVehicle => 72 * 3600,
-            RuleKind::IllegalVendor => 300,
-            RuleKind::OverflowingBin => 600,
-        })
-    }
-
-    /// The zone kind a rule watches.
-    pub fn zone_kind(self) -> ZoneKind {
-        match self {
-            RuleKind::AbandonedVehicle => ZoneKind::NoParking,
-            RuleKind::IllegalVendor => ZoneKind::NoVending,
-            RuleKind::OverflowingBin => ZoneKind::Bin,
-        }
-    }
-}
-
 /// A validated zone.
 #[derive(Debug, Clone)]
 pub struct Zone {
@@ -637,7 +646,7 @@ pub struct CameraConfig {
     pub preset: Option<u32>,
     /// Recorded footage for replays.
     pub footage: Option<PathBuf>,
-    pub location: crate::store::Location,
+    pub location: Location,
     /// The video platform (for patrol caps).
     pub platform: String,
     pub continuous: bool,
@@ -871,7 +880,7 @@ impl PipelineConfig {
                 if f.is_relative() {
                     *f = base.join(&*f);
                 }
-                if let Err(err) = crate::evidence::image::Watermarker::load(Some(f)) {
+                if let Err(err) = crate::core::font::load(Some(f)) {
                     bad("font", err.to_string());
                 }
             }
@@ -926,6 +935,13 @@ impl PipelineConfig {
                     message: "must be at least 1".into(),
                 });
             }
+            match parse_utc_offset(&c.timezone) {
+                Ok(s) => c.utc_offset_s = s,
+                Err(message) => problems.push(ConfigProblem {
+                    path: "cases.timezone".into(),
+                    message,
+                }),
+            }
             if let Some(rest) = c.database.strip_prefix("sqlite://")
                 && !rest.starts_with('/')
                 && !rest.starts_with(':')
@@ -949,8 +965,8 @@ impl PipelineConfig {
                 .collect();
             used.sort();
             used.dedup();
-            match crate::store::categories::CategoryTable::load(&c.categories, &used) {
-                Ok(t) => c.table = Some(t),
+            match CategoryTable::load(&c.categories, &used) {
+                Ok(t) => c.table = std::sync::Arc::new(t),
                 Err(message) => problems.push(ConfigProblem {
                     path: "cases.categories".into(),
                     message,
@@ -1001,8 +1017,8 @@ impl PipelineConfig {
     }
 
     /// Backoff settings shared by every camera.
-    pub fn backoff(&self) -> crate::ingest::BackoffPolicy {
-        crate::ingest::BackoffPolicy {
+    pub fn backoff(&self) -> crate::core::BackoffPolicy {
+        crate::core::BackoffPolicy {
             initial: secs(self.ingest.backoff_initial_s),
             max: secs(self.ingest.backoff_max_s),
             multiplier: self.ingest.backoff_multiplier,

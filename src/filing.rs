@@ -24,10 +24,10 @@ use tracing::{error, info, warn};
 use crate::analysis::CaptureFrames;
 use crate::config::{CameraConfig, CasesSettings, EvidenceSettings, RuleKind};
 use crate::core::{Backoff, Clock, Shutdown};
-use crate::evidence::ring::PacketRing;
 use crate::evidence::{
     CameraInfo, EvidenceWriter, ModelInfo, PackageRef, PackageRequest, RuleInfo,
 };
+use crate::ingest::ring::PacketRing;
 use crate::ratelimit::Capture;
 use crate::store::spool::{Spool, SpoolEntry};
 use crate::store::{FilingMode, Location, Store, capture_key};
@@ -456,10 +456,10 @@ impl FilingStage {
 
     /// Writes the queue to the store once. Returns how many were written.
     pub async fn drain_once(&self) -> Result<usize, crate::store::StoreError> {
-        let table = self.cases.table.as_ref().expect("category table loaded");
+        let policy = self.cases.policy();
         let r = self
             .spool
-            .drain(&self.store, table, self.now(), |key| {
+            .drain(&self.store, &policy, self.now(), |key| {
                 if let Some(tx) = self.commits.lock().expect("commits").as_ref() {
                     let _ = tx.send(key.to_string());
                 }
@@ -488,13 +488,13 @@ impl FilingStage {
         &self,
         root: &std::path::Path,
     ) -> Result<usize, crate::store::StoreError> {
-        let table = self.cases.table.as_ref().expect("category table loaded");
+        let policy = self.cases.policy();
         let dir = root.join(queue_name(&self.store));
         let Ok(spool) = Spool::adopt(&dir) else {
             return Ok(0);
         };
         let n = spool
-            .drain(&self.store, table, self.now(), |_| {
+            .drain(&self.store, &policy, self.now(), |_| {
                 self.update(|s| s.stored += 1);
             })
             .await?;

@@ -1,16 +1,32 @@
 //! citywatch: watches city cameras and files evidence-backed cases.
 //!
-//! The pipeline runs in one direction, one module per stage (see `ARCHITECTURE.md`):
+//! The pipeline runs in one direction, one module per stage, in layers: a module imports
+//! only modules below it (`tests/integration/layering.rs` checks this; `ARCHITECTURE.md`
+//! draws it).
 //!
-//! - [`core`]: clock, shutdown signal, credential redaction: shared by every stage.
+//! - [`core`]: clock and time helpers, the shutdown signal, backoff, redaction, HTML
+//!   escaping, safe path components, the watermark font.
+//! - [`model`]: the shared vocabulary: boxes, zones, rule kinds, category tables,
+//!   locations, filing modes.
+//! - [`cases`]: case policy: numbers, descriptions, the reporting time zone.
 //! - [`config`]: the strict pipeline config and its validation.
-//! - [`ingest`]: cameras (RTSP and recorded files) through GStreamer, sampled in the pipeline.
-//! - [`probe`]: checks a camera URL over RTSP (OPTIONS/DESCRIBE, auth, SDP).
-//! - [`samples`]: the loopback RTSP server that loops the sample footage.
-//! - [`eval`]: scores a pipeline on recorded footage against truth; makes scenario clips.
-//! - [`run`]: wires the stages together for `citywatch run`.
+//! - Stages, in the order the data flows: [`ingest`] (cameras through GStreamer, sampled in
+//!   the pipeline; the packet ring), [`detect`] (ONNX detectors, batching, the scene gate),
+//!   [`episodes`] (stationary objects by place), [`rules`] (the three rules), [`ratelimit`]
+//!   (dedup, token bucket, inference budget), [`evidence`] (packages, clips, retention),
+//!   [`store`] (captures, cases, outbox, users, leases).
+//! - Wiring: [`analysis`] (one camera's gate → detect → episodes → rules → limits),
+//!   [`filing`] (capture → package → queue → store), [`pipeline`] (the camera runner: the
+//!   one way a camera starts, is analysed and stops).
+//! - Running many cameras: [`patrol`] (visits under a platform's stream cap), [`workers`]
+//!   (cameras by lease across processes).
+//! - Outputs: [`status`] (status lines), [`web`] (review UI, JSON API, metrics).
+//! - Commands: [`replay`] (recorded footage to the end), [`eval`] (scores against truth;
+//!   scenario clips; training data), [`run`] (the live pipeline), [`probe`] (checks a camera
+//!   URL), [`samples`] (the loopback RTSP server of the sample footage).
 
 pub mod analysis;
+pub mod cases;
 pub mod config;
 pub mod core;
 pub mod detect;
@@ -19,6 +35,7 @@ pub mod eval;
 pub mod evidence;
 pub mod filing;
 pub mod ingest;
+pub mod model;
 pub mod patrol;
 pub mod pipeline;
 pub mod probe;

@@ -536,7 +536,7 @@ fn main() -> ExitCode {
             let rt = runtime();
             match rt.block_on(async {
                 let store = citywatch::store::Store::connect(&url).await?;
-                citywatch::evidence::negatives::export(&store, &ev.root, &out).await
+                citywatch::eval::negatives::export(&store, &ev.root, &out).await
             }) {
                 Ok(report) => {
                     println!("{}", serde_json::to_string(&report).expect("json"));

@@ -1,8 +1,11 @@
 //! The small core every stage shares: the injected clock and time helpers, the one shutdown
-//! signal, retry backoff and credential redaction.
+//! signal, retry backoff, credential redaction and HTML escaping.
 
 pub mod backoff;
 pub mod clock;
+pub mod font;
+pub mod html;
+pub mod path;
 pub mod redact;
 pub mod shutdown;
 

@@ -4,8 +4,7 @@
 
 use super::manifest::OutputLayout;
 
-/// A box as (x1, y1, x2, y2).
-pub type BBox = [f32; 4];
+pub use crate::model::geometry::{BBox, iou};
 
 /// One decoded candidate, before labels and kinds are attached.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,15 +37,6 @@ pub enum DecodeError {
         expected: String,
         shape: Vec<usize>,
     },
-}
-
-pub fn iou(a: &BBox, b: &BBox) -> f32 {
-    let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = ix * iy;
-    let area = |r: &BBox| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union <= 0.0 { 0.0 } else { inter / union }
 }
 
 /// Greedy per-class non-maximum suppression; ties keep the earlier candidate.
@@ -230,15 +220,6 @@ mod tests {
 
     fn close(a: &BBox, b: &BBox) -> bool {
         a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
-    }
-
-    #[test]
-    fn iou_by_hand() {
-        let a = [0.0, 0.0, 2.0, 2.0];
-        let b = [1.0, 1.0, 3.0, 3.0];
-        assert!((iou(&a, &b) - 1.0 / 7.0).abs() < 1e-6);
-        assert_eq!(iou(&a, &[5.0, 5.0, 6.0, 6.0]), 0.0);
-        assert_eq!(iou(&a, &a), 1.0);
     }
 
     #[test]

@@ -174,6 +174,17 @@ impl SceneGate {
     }
 }
 
+impl From<&crate::config::GateSettings> for GateConfig {
+    fn from(s: &crate::config::GateSettings) -> Self {
+        Self {
+            enabled: s.enabled,
+            cell_delta: s.cell_delta,
+            changed_share: s.changed_share,
+            max_reuse: crate::config::secs(s.max_reuse_s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

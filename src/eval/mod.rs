@@ -9,6 +9,7 @@
 //! - [`scenario`]: `citywatch scenario`, clips with exact truth made by compositing.
 
 pub mod metrics;
+pub mod negatives;
 pub mod report;
 pub mod scenario;
 pub mod truth;

@@ -528,12 +528,7 @@ fn file_safe(s: &str) -> String {
         .collect()
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::core::html::escape as esc;
 
 fn num(v: Option<f64>) -> String {
     v.map_or("–".into(), |x| {

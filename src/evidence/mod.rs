@@ -14,9 +14,8 @@
 
 pub mod clip;
 pub mod image;
-pub mod negatives;
 pub mod retention;
-pub mod ring;
+pub use crate::ingest::ring;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::detect::BBox;
+use crate::model::Location;
 use crate::ratelimit::Capture;
-use crate::store::Location;
 use image::{Overlay, Picture, Watermarker};
 use ring::Packet;
 
@@ -379,24 +378,7 @@ fn package_ref(rel: &Path, dir: &Path, m: &PackageManifest) -> PackageRef {
     }
 }
 
-/// Keeps a path component to a safe, portable set of characters.
-pub fn safe_component(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() || out.starts_with('.') {
-        format!("_{out}")
-    } else {
-        out
-    }
-}
+pub use crate::core::path::safe_component;
 
 /// Writes `bytes` to `dir/name` and fsyncs it.
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<FileEntry, EvidenceError> {

@@ -152,7 +152,7 @@ pub fn spawn_camera_with_ring(
     backoff: BackoffPolicy,
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
-    ring: Option<crate::evidence::ring::PacketRing>,
+    ring: Option<crate::ingest::ring::PacketRing>,
 ) -> CameraHandle {
     let opener = GstOpener::new(cam, ingest, clock.clone(), ring);
     spawn_camera_with(
@@ -415,7 +415,7 @@ pub struct GstOpener {
     id: CameraId,
     clock: Arc<dyn Clock>,
     /// The encoded-stream ring for evidence clips, if the camera keeps one.
-    ring: Option<crate::evidence::ring::PacketRing>,
+    ring: Option<crate::ingest::ring::PacketRing>,
 }
 
 impl GstOpener {
@@ -423,7 +423,7 @@ impl GstOpener {
         cam: &CameraConfig,
         ingest: &IngestDefaults,
         clock: Arc<dyn Clock>,
-        ring: Option<crate::evidence::ring::PacketRing>,
+        ring: Option<crate::ingest::ring::PacketRing>,
     ) -> Self {
         Self {
             cam: cam.clone(),

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod health;
 pub mod pipeline;
 pub mod queue;
+pub mod ring;
 pub mod sampler;
 
 pub use crate::core::{Backoff, BackoffPolicy};

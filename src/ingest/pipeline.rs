@@ -76,7 +76,7 @@ pub fn build(
     cam: &CameraConfig,
     ingest: &IngestDefaults,
     mode_hint: KeyframeMode,
-    ring: Option<(crate::evidence::ring::PacketRing, std::time::Duration)>,
+    ring: Option<(crate::ingest::ring::PacketRing, std::time::Duration)>,
 ) -> Result<Built, String> {
     gst::init().map_err(|e| format!("GStreamer init failed: {e}"))?;
 

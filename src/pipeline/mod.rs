@@ -22,8 +22,8 @@ use crate::config::{CameraConfig, PipelineConfig};
 use crate::core::{Clock, Shutdown, to_unix};
 use crate::detect::DetectionService;
 use crate::episodes::store::{EpisodeStore, NoStore};
-use crate::evidence::ring::PacketRing;
 use crate::filing::{CameraEvidence, FilingStage};
+use crate::ingest::ring::PacketRing;
 use crate::ingest::{
     BackoffPolicy, CameraHealth, CameraThread, Frame, FrameReceiver, spawn_camera_with_ring,
 };
@@ -100,7 +100,7 @@ impl Launcher {
                 };
                 let mut a = FrameAnalyser::new(
                     &cam.id,
-                    self.config.gate.to_gate(),
+                    (&self.config.gate).into(),
                     CameraAnalysis::new(cam, &self.config, store, *sees)?,
                     self.budget.clone(),
                     service.clone(),

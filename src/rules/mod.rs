@@ -2,4 +2,4 @@
 //! candidates.
 
 pub mod engine;
-pub mod zones;
+pub use crate::model::zones;

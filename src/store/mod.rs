@@ -5,7 +5,7 @@
 //! a restart that produces the same capture again changes nothing. Filing a case writes the
 //! case and its outbox row in one transaction.
 
-pub mod categories;
+pub use crate::model::categories;
 pub mod episodes;
 pub mod leases;
 pub mod outbox;
@@ -13,15 +13,15 @@ pub mod query;
 pub mod spool;
 pub mod users;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Row, Transaction};
 
+use crate::cases::CasePolicy;
 use crate::config::RuleKind;
 use crate::ratelimit::Capture;
-use categories::CategoryTable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,37 +41,7 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Where a camera is, for cases.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Location {
-    #[serde(default)]
-    pub address: String,
-    #[serde(default)]
-    pub lat: Option<f64>,
-    #[serde(default)]
-    pub lon: Option<f64>,
-    /// 单元网格 code.
-    #[serde(default)]
-    pub grid_code: String,
-    /// 社区.
-    #[serde(default)]
-    pub community: String,
-    /// 街道.
-    #[serde(default)]
-    pub street: String,
-}
-
-/// How a rule's captures become cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum FilingMode {
-    /// An operator confirms first (the default: field accuracy is 70–81%).
-    #[default]
-    Review,
-    /// Filed at once.
-    Auto,
-}
+pub use crate::model::{FilingMode, Location};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseRecord {
@@ -221,7 +191,7 @@ impl Store {
         c: &Capture,
         evidence: Option<&serde_json::Value>,
         mode: FilingMode,
-        table: &CategoryTable,
+        policy: &CasePolicy,
         location: &Location,
         now: f64,
     ) -> Result<(String, Option<String>), StoreError> {
@@ -266,7 +236,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         }
         let case = if mode == FilingMode::Auto {
-            Some(self.file_in(&mut tx, &key, table, location, now).await?)
+            Some(self.file_in(&mut tx, &key, policy, location, now).await?)
         } else {
             None
         };
@@ -299,7 +269,7 @@ impl Store {
         &self,
         capture_id: &str,
         reviewer: &str,
-        table: &CategoryTable,
+        policy: &CasePolicy,
         location: &Location,
         now: f64,
     ) -> Result<String, StoreError> {
@@ -312,7 +282,7 @@ impl Store {
             });
         }
         let case = self
-            .file_in(&mut tx, capture_id, table, location, now)
+            .file_in(&mut tx, capture_id, policy, location, now)
             .await?;
         if status == "pending_review" {
             self.review_in(&mut tx, capture_id, reviewer, "confirm", None, None, now)
@@ -509,7 +479,7 @@ impl Store {
         &self,
         tx: &mut Transaction<'_, Any>,
         capture_id: &str,
-        table: &CategoryTable,
+        policy: &CasePolicy,
         location: &Location,
         now: f64,
     ) -> Result<String, StoreError> {
@@ -543,17 +513,16 @@ impl Store {
         let start_at: f64 = row.try_get(8).map_err(g)?;
         let rule: RuleKind = serde_json::from_value(serde_json::Value::String(rule_s.clone()))
             .map_err(|e| StoreError::Corrupt(format!("rule {rule_s:?}: {e}")))?;
+        let table = &policy.table;
         let cat = table
             .rules
             .get(&rule)
             .ok_or_else(|| StoreError::Corrupt(format!("no category for {rule_s}")))?;
 
-        // Case numbers: CW + date + a counter shared by every worker on this database.
-        let day = time::OffsetDateTime::from_unix_timestamp(confirm_at as i64)
-            .map(|t| t.to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("offset")))
-            .map(|t| format!("{:04}{:02}{:02}", t.year(), t.month() as u8, t.day()))
-            .unwrap_or_else(|_| "00000000".into());
-        let counter = format!("case-{day}");
+        // Case numbers: CW + the reporting day + a counter shared by every worker on this
+        // database.
+        let day = policy.day(confirm_at);
+        let counter = CasePolicy::counter(&day);
         sqlx::query(&self.sql(
             "INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
         ))
@@ -570,14 +539,10 @@ impl Store {
         .map_err(g)?
         .try_get(0)
         .map_err(g)?;
-        let case_number = format!("CW{day}{n:06}");
-        let key = format!("case-{capture_id}");
+        let case_number = CasePolicy::number(&day, n);
+        let key = CasePolicy::idempotency_key(capture_id);
         let minutes = ((confirm_at - start_at) / 60.0).round() as i64;
-        let description = format!(
-            "视频抓拍: {} ({}), 摄像头 {camera} 区域 {zone}: 检测到 {label} 持续约 {minutes} 分钟. \
-             AI 线索, 需人工核实.",
-            cat.minor_name, rule_s
-        );
+        let description = CasePolicy::description(cat, &rule_s, &camera, &zone, &label, minutes);
         let loc_json = serde_json::to_string(location).expect("location");
         sqlx::query(&self.sql(
             "INSERT INTO cases (case_number, capture_id, idempotency_key, rule, major_code, major_name, \

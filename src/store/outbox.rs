@@ -10,50 +10,12 @@
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use sha2::Sha256;
 use sqlx::Row;
 
 use super::{Store, StoreError};
 
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    pub url: String,
-    /// Shared secret for the signature. Never logged.
-    pub secret: String,
-    #[serde(default = "attempts")]
-    pub max_attempts: u32,
-    #[serde(default = "initial")]
-    pub backoff_initial_s: f64,
-    #[serde(default = "max_backoff")]
-    pub backoff_max_s: f64,
-    #[serde(default = "timeout")]
-    pub timeout_s: f64,
-}
-
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &crate::core::redact_url(&self.url))
-            .field("secret", &"***")
-            .field("max_attempts", &self.max_attempts)
-            .finish_non_exhaustive()
-    }
-}
-
-fn attempts() -> u32 {
-    10
-}
-fn initial() -> f64 {
-    1.0
-}
-fn max_backoff() -> f64 {
-    300.0
-}
-fn timeout() -> f64 {
-    10.0
-}
+pub use crate::config::WebhookConfig;
 
 /// The signature header value for a body sent at `timestamp`.
 pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {

@@ -124,14 +124,15 @@ impl Where {
     }
 }
 
-/// 00:00 Beijing time of a YYYY-MM-DD day, in Unix seconds; None when absent or malformed.
-fn day_start(day: &Option<String>) -> Option<f64> {
+/// 00:00 of a YYYY-MM-DD day in the reporting time zone (`utc_offset_s` east of UTC), in
+/// Unix seconds; None when absent or malformed.
+fn day_start(day: &Option<String>, utc_offset_s: i32) -> Option<f64> {
     let mut parts = day.as_deref()?.splitn(3, '-');
     let year: i32 = parts.next()?.parse().ok()?;
     let month: u8 = parts.next()?.parse().ok()?;
     let dom: u8 = parts.next()?.parse().ok()?;
     let d = time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, dom).ok()?;
-    Some((d.midnight().assume_utc().unix_timestamp() - 8 * 3600) as f64)
+    Some((d.midnight().assume_utc().unix_timestamp() - utc_offset_s as i64) as f64)
 }
 
 fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
@@ -226,7 +227,12 @@ impl Store {
     }
 
     /// Cases matching the filter, newest first, and how many match in all.
-    pub async fn list_cases(&self, f: &CaseFilter) -> Result<(Vec<CaseRecord>, i64), StoreError> {
+    /// Cases by the filter; its dates are days of the reporting time zone.
+    pub async fn list_cases(
+        &self,
+        f: &CaseFilter,
+        utc_offset_s: i32,
+    ) -> Result<(Vec<CaseRecord>, i64), StoreError> {
         let mut w = Where::default();
         let mut order = Vec::new();
         w.text("rule = ?", &f.rule, &mut order);
@@ -234,10 +240,14 @@ impl Store {
         w.text("status = ?", &f.status, &mut order);
         w.number("reported_at >= ?", f.from, &mut order);
         w.number("reported_at < ?", f.to, &mut order);
-        w.number("reported_at >= ?", day_start(&f.from_date), &mut order);
+        w.number(
+            "reported_at >= ?",
+            day_start(&f.from_date, utc_offset_s),
+            &mut order,
+        );
         w.number(
             "reported_at < ?",
-            day_start(&f.to_date).map(|t| t + 86400.0),
+            day_start(&f.to_date, utc_offset_s).map(|t| t + 86400.0),
             &mut order,
         );
         let (limit, offset) = page(f.limit, f.offset);

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::categories::CategoryTable;
 use super::{FilingMode, Location, Store, StoreError};
+use crate::cases::CasePolicy;
 use crate::ratelimit::Capture;
 
 /// One queued capture.
@@ -83,7 +83,7 @@ impl Spool {
 
     fn path(&self, key: &str) -> PathBuf {
         self.dir
-            .join(format!("{}.json", crate::evidence::safe_component(key)))
+            .join(format!("{}.json", crate::core::path::safe_component(key)))
     }
 
     /// Captures refused because the queue was full.
@@ -170,7 +170,7 @@ impl Spool {
     pub async fn drain(
         &self,
         store: &Store,
-        table: &CategoryTable,
+        policy: &CasePolicy,
         now: f64,
         mut committed: impl FnMut(&str),
     ) -> Result<usize, StoreError> {
@@ -181,7 +181,7 @@ impl Spool {
                     &e.capture,
                     e.evidence.as_ref(),
                     e.mode,
-                    table,
+                    policy,
                     &e.location,
                     now,
                 )

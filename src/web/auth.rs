@@ -2,7 +2,6 @@
 //! SameSite=Strict) or an API token (`Authorization: Bearer`), roles, CSRF on every
 //! state-changing request made with a session, and rate-limited logins.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -13,8 +12,8 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::WebState;
-use super::pages::{Lang, esc, t};
+use super::html::{Lang, cookie, esc, t};
+use super::state::WebState;
 use crate::store::users::{Role, User};
 
 pub const SESSION_COOKIE: &str = "cw_session";
@@ -38,17 +37,6 @@ impl Auth {
             Err((StatusCode::FORBIDDEN, "forbidden: your role cannot do this").into_response())
         }
     }
-}
-
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
 }
 
 fn wants_json(req: &Request) -> bool {
@@ -156,30 +144,6 @@ pub fn server_error(e: impl std::fmt::Display) -> Response {
 pub struct LoginForm {
     pub user: String,
     pub password: String,
-}
-
-/// Failed logins per (user name, client address), with their times.
-#[derive(Default)]
-pub struct LoginLimiter {
-    failures: HashMap<(String, String), Vec<f64>>,
-}
-
-const WINDOW_S: f64 = 15.0 * 60.0;
-
-impl LoginLimiter {
-    pub fn blocked(&mut self, key: &(String, String), now: f64, max: u32) -> bool {
-        let v = self.failures.entry(key.clone()).or_default();
-        v.retain(|t| now - t < WINDOW_S);
-        v.len() as u32 >= max
-    }
-
-    pub fn failed(&mut self, key: (String, String), now: f64) {
-        self.failures.entry(key).or_default().push(now);
-    }
-
-    pub fn succeeded(&mut self, key: &(String, String)) {
-        self.failures.remove(key);
-    }
 }
 
 pub async fn login_page(lang: Lang) -> Html<String> {

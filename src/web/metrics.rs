@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::WebState;
 use super::auth::server_error;
+use super::state::WebState;
 
 /// Escapes a label value.
 fn label(v: &str) -> String {

@@ -4,88 +4,25 @@
 
 pub mod api;
 pub mod auth;
+pub mod html;
 pub mod metrics;
 pub mod pages;
+pub mod review;
+pub mod state;
 pub mod summary;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+pub use state::{LoginLimiter, WebState};
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use crate::config::{CameraConfig, CasesSettings, PipelineConfig, WebSettings};
-use crate::core::{Clock, Shutdown};
-use crate::filing::FilingStage;
-use crate::ingest::HealthBoard;
-use crate::pipeline::AnalysisBoard;
-use crate::store::Store;
+use crate::core::Shutdown;
 
 /// Largest request body any route takes.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// What the handlers read.
-pub struct WebState {
-    pub store: Arc<Store>,
-    pub cases: Arc<CasesSettings>,
-    pub cameras: BTreeMap<String, CameraConfig>,
-    pub evidence_root: Option<PathBuf>,
-    pub health: HealthBoard,
-    pub analysis: AnalysisBoard,
-    pub filing: Option<Arc<FilingStage>>,
-    pub settings: WebSettings,
-    pub clock: Arc<dyn Clock>,
-    pub logins: Mutex<auth::LoginLimiter>,
-    /// The detector's latency histogram, when the pipeline detects.
-    pub inference: Option<Arc<crate::detect::service::Latency>>,
-    /// Each camera's latest frame (JPEG).
-    pub latest: crate::pipeline::LatestFrames,
-    /// The patrol's status, when cameras are patrolled.
-    pub patrol: Option<crate::patrol::visits::PatrolBoard>,
-    /// This worker's leases, with `--worker`.
-    pub worker: Option<crate::workers::host::WorkerBoard>,
-}
-
-impl WebState {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: &PipelineConfig,
-        store: Arc<Store>,
-        health: HealthBoard,
-        analysis: AnalysisBoard,
-        filing: Option<Arc<FilingStage>>,
-        clock: Arc<dyn Clock>,
-    ) -> Option<Self> {
-        let settings = config.web.clone()?;
-        let cases = Arc::new(config.cases.clone()?);
-        Some(Self {
-            store,
-            cases,
-            cameras: config
-                .cameras
-                .iter()
-                .map(|c| (c.id.clone(), c.clone()))
-                .collect(),
-            evidence_root: config.evidence.as_ref().map(|e| e.root.clone()),
-            health,
-            analysis,
-            filing,
-            settings,
-            clock,
-            logins: Mutex::default(),
-            inference: None,
-            latest: Default::default(),
-            patrol: None,
-            worker: None,
-        })
-    }
-
-    pub fn now(&self) -> f64 {
-        crate::core::to_unix(self.clock.now())
-    }
-}
 
 /// Every route. The login page and the stylesheet are the only ones open to all.
 pub fn router(state: Arc<WebState>) -> Router {

@@ -4,156 +4,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Extension, Form, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::WebState;
-use super::api::{REJECT_REASONS, RejectBody, camera_views, do_confirm, do_reject, manifest_of};
-use super::auth::{Auth, cookie, server_error};
+use super::auth::{Auth, server_error};
+use super::html::{Lang, esc, local, t};
+use super::review::{REJECT_REASONS, RejectBody, camera_views, do_confirm, do_reject, manifest_of};
+use super::state::WebState;
 use crate::store::query::{CaptureFilter, CaseFilter};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Zh,
-    En,
-}
-
-impl Lang {
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Zh => "zh-CN",
-            Lang::En => "en",
-        }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Lang {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let q = parts.uri.query().unwrap_or("");
-        let asked = q
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("lang="))
-            .map(str::to_string)
-            .or_else(|| cookie(&parts.headers, "cw_lang"));
-        Ok(if asked.as_deref() == Some("en") {
-            Lang::En
-        } else {
-            Lang::Zh
-        })
-    }
-}
-
-/// The UI's words.
-pub fn t(lang: Lang, key: &str) -> &'static str {
-    let (zh, en) = match key {
-        "login" => ("登录", "Log in"),
-        "logout" => ("退出", "Log out"),
-        "user" => ("用户名", "User"),
-        "password" => ("密码", "Password"),
-        "bad_login" => ("用户名或密码错误", "Wrong user name or password"),
-        "too_many" => (
-            "登录失败次数过多，请稍后再试",
-            "Too many failed logins; try again later",
-        ),
-        "review" => ("待审核", "Review queue"),
-        "cases" => ("案件", "Cases"),
-        "cameras" => ("摄像头", "Cameras"),
-        "summary" => ("统计", "Summary"),
-        "rule" => ("规则", "Rule"),
-        "camera" => ("摄像头", "Camera"),
-        "time" => ("时间", "Time"),
-        "score" => ("置信度", "Score"),
-        "aggregation" => ("合并次数", "Merged"),
-        "status" => ("状态", "Status"),
-        "confirm" => ("确认立案", "Confirm"),
-        "reject" => ("驳回", "Reject"),
-        "reason" => ("驳回原因", "Reason"),
-        "note" => ("备注", "Note"),
-        "newest" => ("最新优先", "Newest first"),
-        "oldest" => ("最早优先", "Oldest first"),
-        "empty" => ("没有待审核的抓拍", "Nothing waiting for review"),
-        "full_frame" => ("全景", "Full frame"),
-        "crop" => ("特写", "Crop"),
-        "first_seen" => ("首次发现", "First seen"),
-        "clip" => ("视频片段", "Clip"),
-        "manifest" => ("证据清单", "Manifest"),
-        "location" => ("位置", "Location"),
-        "category" => ("类别", "Category"),
-        "time_limit" => ("处置时限", "Time limit"),
-        "case_number" => ("案件编号", "Case number"),
-        "filter" => ("筛选", "Filter"),
-        "export" => ("导出 CSV", "Export CSV"),
-        "health" => ("状态", "Health"),
-        "frames" => ("帧数", "Frames"),
-        "reused" => ("复用", "Reused"),
-        "analysed" => ("已分析", "Analysed"),
-        "reconnects" => ("重连", "Reconnects"),
-        "last_error" => ("最近错误", "Last error"),
-        "captures" => ("抓拍", "Captures"),
-        "confirmed" => ("已确认", "Confirmed"),
-        "rejected" => ("已驳回", "Rejected"),
-        "pending" => ("待审核", "Pending"),
-        "rate" => ("确认率", "Confirmation rate"),
-        "next" => ("下一条", "Next"),
-        "from" => ("起始日期", "From"),
-        "to" => ("截止日期", "To"),
-        "last_30_days" => (
-            "最近30天：按规则和摄像头",
-            "Last 30 days (to the newest capture), by rule and camera",
-        ),
-        "per_day" => ("每日抓拍", "Captures per day"),
-        "filing_latency" => ("抓拍到立案耗时", "Capture to filing"),
-        "keys" => (
-            "快捷键：c 确认，r 驳回，n 下一条",
-            "Keys: c confirm, r reject, n next",
-        ),
-        "false_detection" => ("误检", "False detection"),
-        "compliant_vendor" => ("合规摊点", "Compliant vendor"),
-        "duplicate" => ("重复", "Duplicate"),
-        "not_a_problem" => ("不构成问题", "Not a problem"),
-        "other" => ("其他", "Other"),
-        "abandoned_vehicle" => ("废弃车辆", "Abandoned vehicle"),
-        "illegal_vendor" => ("占道经营", "Illegal vendor"),
-        "overflowing_bin" => ("垃圾满溢", "Overflowing bin"),
-        "pending_review" => ("待审核", "Pending review"),
-        "filed" => ("已立案", "Filed"),
-        "closed" => ("已结案", "Closed"),
-        _ => ("?", "?"),
-    };
-    match lang {
-        Lang::Zh => zh,
-        Lang::En => en,
-    }
-}
-
-/// HTML-escapes text.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-fn local(unix: f64) -> String {
-    crate::evidence::format_time(unix, 8 * 3600)
-        .replace('T', " ")
-        .chars()
-        .take(19)
-        .collect()
-}
 
 fn page(lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
     let nav = ["review", "cases", "cameras", "summary"]
@@ -236,7 +96,7 @@ pub async fn review(
             order = esc(order),
             rule = t(lang, &c.rule),
             cam = esc(&c.camera),
-            time = local(c.confirm_at),
+            time = local(c.confirm_at, st.cases.utc_offset_s),
             score = c.score,
             agg = c.aggregation,
         ));
@@ -258,12 +118,12 @@ pub async fn capture(
     };
     let manifest = manifest_of(&st, &c.evidence);
     let cam = st.cameras.get(&c.camera);
-    let table = st.cases.table.as_ref();
+    let table = &st.cases.table;
     let cat = serde_json::from_value::<crate::config::RuleKind>(serde_json::Value::String(
         c.rule.clone(),
     ))
     .ok()
-    .and_then(|r| table.and_then(|t| t.rules.get(&r)));
+    .and_then(|r| table.rules.get(&r));
     let img = |file: &str, key: &str| {
         thumb(&c.evidence, file)
             .map(|u| format!("<figure><img id=\"img-{}\" src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>", file.trim_end_matches(".jpg"), esc(&u), t(lang, key), t(lang, key)))
@@ -315,7 +175,7 @@ pub async fn capture(
         esc(&c.camera),
         esc(cam.map(|c| c.name.as_str()).unwrap_or("")),
         t(lang, "time"),
-        local(c.confirm_at),
+        local(c.confirm_at, st.cases.utc_offset_s),
         t(lang, "score"),
         c.score,
         c.aggregation,
@@ -404,7 +264,7 @@ pub async fn cases(
     lang: Lang,
     Query(f): Query<CaseFilter>,
 ) -> Response {
-    let (cases, total) = match st.store.list_cases(&f).await {
+    let (cases, total) = match st.store.list_cases(&f, st.cases.utc_offset_s).await {
         Ok(c) => c,
         Err(e) => return server_error(e),
     };
@@ -439,7 +299,7 @@ pub async fn cases(
             esc(&k.minor_code),
             esc(&k.minor_name),
             esc(&k.camera),
-            local(k.reported_at),
+            local(k.reported_at, st.cases.utc_offset_s),
             esc(&k.time_limit),
             t(lang, &k.status),
         ));
@@ -575,7 +435,7 @@ pub async fn summary(
         Ok(o) => o,
         Err(e) => return server_error(e),
     };
-    let sum = super::summary::summarise(&outcomes);
+    let sum = super::summary::summarise(&outcomes, st.cases.utc_offset_s);
     body.push_str(&format!(
         "<h2>{}</h2><table id=\"rates\"><tr><th>{} / {}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         t(lang, "last_30_days"),

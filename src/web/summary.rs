@@ -18,7 +18,7 @@ pub struct Rates {
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// day (YYYY-MM-DD, +08:00) → rule → captures.
+    /// day (YYYY-MM-DD, reporting time zone) → rule → captures.
     pub per_day: BTreeMap<String, BTreeMap<String, u64>>,
     /// "rule / camera" → rates.
     pub per_rule_camera: BTreeMap<String, Rates>,
@@ -31,11 +31,12 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-pub fn summarise(rows: &[Outcome]) -> Summary {
+/// Sums up the outcomes; days are days of the reporting time zone.
+pub fn summarise(rows: &[Outcome], utc_offset_s: i32) -> Summary {
     let mut s = Summary::default();
     let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in rows {
-        let day = crate::evidence::format_time(r.confirm_at, 8 * 3600)
+        let day = crate::evidence::format_time(r.confirm_at, utc_offset_s)
             .get(..10)
             .unwrap_or("")
             .to_string();
@@ -91,12 +92,15 @@ mod tests {
     fn days_rates_and_latencies() {
         let d1 = 1_767_574_800.0; // 2026-01-05 09:00 +08:00
         let d2 = d1 + 86400.0;
-        let s = summarise(&[
-            o("abandoned_vehicle", "a", d1, "filed", Some(d1 + 60.0)),
-            o("abandoned_vehicle", "a", d1 + 10.0, "rejected", None),
-            o("abandoned_vehicle", "a", d2, "filed", Some(d2 + 600.0)),
-            o("illegal_vendor", "b", d2, "pending_review", None),
-        ]);
+        let s = summarise(
+            &[
+                o("abandoned_vehicle", "a", d1, "filed", Some(d1 + 60.0)),
+                o("abandoned_vehicle", "a", d1 + 10.0, "rejected", None),
+                o("abandoned_vehicle", "a", d2, "filed", Some(d2 + 600.0)),
+                o("illegal_vendor", "b", d2, "pending_review", None),
+            ],
+            8 * 3600,
+        );
         assert_eq!(s.per_day["2026-01-05"]["abandoned_vehicle"], 2);
         assert_eq!(s.per_day["2026-01-06"]["illegal_vendor"], 1);
         let r = &s.per_rule_camera["abandoned_vehicle / a"];

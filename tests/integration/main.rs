@@ -8,6 +8,7 @@ mod detect;
 mod eval;
 mod evidence;
 mod ingest;
+mod layering;
 mod patrol;
 mod probe;
 mod replay;

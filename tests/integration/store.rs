@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use citywatch::cases::CasePolicy;
 use citywatch::config::RuleKind;
 use citywatch::ratelimit::Capture;
 use citywatch::rules::engine::Candidate;
@@ -18,8 +19,11 @@ use crate::common::repo;
 
 const T0: f64 = 1_767_574_800.0; // 2026-01-05 09:00 +08:00
 
-fn table() -> CategoryTable {
-    CategoryTable::load(
+/// China Standard Time, the default reporting time zone.
+const CST: i32 = 8 * 3600;
+
+fn table() -> CasePolicy {
+    let t = CategoryTable::load(
         &repo().join("pipelines/categories/default.toml"),
         &[
             RuleKind::AbandonedVehicle,
@@ -27,7 +31,8 @@ fn table() -> CategoryTable {
             RuleKind::OverflowingBin,
         ],
     )
-    .unwrap()
+    .unwrap();
+    CasePolicy::new(std::sync::Arc::new(t), CST)
 }
 
 fn location() -> Location {
@@ -195,15 +200,18 @@ async fn suite(url: &str) {
     assert_eq!(store.recent_outcomes().await.unwrap().len(), 3);
     assert_eq!(store.rejected_captures().await.unwrap().len(), 1);
     let (cases, total) = store
-        .list_cases(&citywatch::store::query::CaseFilter {
-            rule: Some("abandoned_vehicle".into()),
-            from: Some(0.0),
-            ..Default::default()
-        })
+        .list_cases(
+            &citywatch::store::query::CaseFilter {
+                rule: Some("abandoned_vehicle".into()),
+                from: Some(0.0),
+                ..Default::default()
+            },
+            CST,
+        )
         .await
         .unwrap();
     assert_eq!((cases.len(), total), (1, 1));
-    let (_, all) = store.list_cases(&Default::default()).await.unwrap();
+    let (_, all) = store.list_cases(&Default::default(), CST).await.unwrap();
     assert_eq!(all, 2);
     let day = |from: &str, to: &str| citywatch::store::query::CaseFilter {
         from_date: Some(from.into()),
@@ -213,7 +221,7 @@ async fn suite(url: &str) {
     // The cases were reported on 2026-01-05 (Beijing time).
     assert_eq!(
         store
-            .list_cases(&day("2026-01-05", "2026-01-05"))
+            .list_cases(&day("2026-01-05", "2026-01-05"), CST)
             .await
             .unwrap()
             .1,
@@ -221,7 +229,7 @@ async fn suite(url: &str) {
     );
     assert_eq!(
         store
-            .list_cases(&day("2026-01-06", "2026-01-09"))
+            .list_cases(&day("2026-01-06", "2026-01-09"), CST)
             .await
             .unwrap()
             .1,

@@ -145,7 +145,7 @@ async fn site() -> Site {
                 &c,
                 Some(&ev),
                 FilingMode::Review,
-                cases.table.as_ref().unwrap(),
+                &cases.policy(),
                 &cfg.cameras[0].location,
                 T0,
             )

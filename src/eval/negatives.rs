@@ -32,12 +32,12 @@ pub async fn export(store: &Store, root: &Path, out: &Path) -> anyhow::Result<Ex
             .as_ref()
             .and_then(|e| e.get("package"))
             .and_then(|p| p.as_str())
-            .and_then(|p| super::resolve(root, p))
+            .and_then(|p| crate::evidence::resolve(root, p))
         else {
             report.skipped_no_package += 1;
             continue;
         };
-        let manifest = match super::verify(&dir) {
+        let manifest = match crate::evidence::verify(&dir) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(capture = %c.id, error = %e, "package fails its manifest; not exported");
@@ -51,11 +51,12 @@ pub async fn export(store: &Store, root: &Path, out: &Path) -> anyhow::Result<Ex
         };
         let clip = dir.join("clip.mp4");
         let offset = (at - span.start_s).max(0.0);
-        let (w, h, rgb) = tokio::task::spawn_blocking(move || super::clip::frame_at(&clip, offset))
-            .await?
-            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-        let file_name = format!("{}.jpg", super::safe_component(&c.id));
-        let jpeg = super::image::encode_jpeg(&rgb, w, h);
+        let (w, h, rgb) =
+            tokio::task::spawn_blocking(move || crate::evidence::clip::frame_at(&clip, offset))
+                .await?
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let file_name = format!("{}.jpg", crate::core::path::safe_component(&c.id));
+        let jpeg = crate::evidence::image::encode_jpeg(&rgb, w, h);
         std::fs::write(images_dir.join(&file_name), jpeg)?;
         let image_id = images.len() + 1;
         images.push(serde_json::json!({

@@ -1,0 +1,146 @@
+//! What every page shares: the language and its words, HTML escaping, local times and
+//! cookies. Auth, the review actions and the pages build on it; it builds on nothing else in
+//! web.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+
+pub use crate::core::html::escape as esc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let asked = q
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("lang="))
+            .map(str::to_string)
+            .or_else(|| cookie(&parts.headers, "cw_lang"));
+        Ok(if asked.as_deref() == Some("en") {
+            Lang::En
+        } else {
+            Lang::Zh
+        })
+    }
+}
+
+/// The UI's words.
+pub fn t(lang: Lang, key: &str) -> &'static str {
+    let (zh, en) = match key {
+        "login" => ("登录", "Log in"),
+        "logout" => ("退出", "Log out"),
+        "user" => ("用户名", "User"),
+        "password" => ("密码", "Password"),
+        "bad_login" => ("用户名或密码错误", "Wrong user name or password"),
+        "too_many" => (
+            "登录失败次数过多，请稍后再试",
+            "Too many failed logins; try again later",
+        ),
+        "review" => ("待审核", "Review queue"),
+        "cases" => ("案件", "Cases"),
+        "cameras" => ("摄像头", "Cameras"),
+        "summary" => ("统计", "Summary"),
+        "rule" => ("规则", "Rule"),
+        "camera" => ("摄像头", "Camera"),
+        "time" => ("时间", "Time"),
+        "score" => ("置信度", "Score"),
+        "aggregation" => ("合并次数", "Merged"),
+        "status" => ("状态", "Status"),
+        "confirm" => ("确认立案", "Confirm"),
+        "reject" => ("驳回", "Reject"),
+        "reason" => ("驳回原因", "Reason"),
+        "note" => ("备注", "Note"),
+        "newest" => ("最新优先", "Newest first"),
+        "oldest" => ("最早优先", "Oldest first"),
+        "empty" => ("没有待审核的抓拍", "Nothing waiting for review"),
+        "full_frame" => ("全景", "Full frame"),
+        "crop" => ("特写", "Crop"),
+        "first_seen" => ("首次发现", "First seen"),
+        "clip" => ("视频片段", "Clip"),
+        "manifest" => ("证据清单", "Manifest"),
+        "location" => ("位置", "Location"),
+        "category" => ("类别", "Category"),
+        "time_limit" => ("处置时限", "Time limit"),
+        "case_number" => ("案件编号", "Case number"),
+        "filter" => ("筛选", "Filter"),
+        "export" => ("导出 CSV", "Export CSV"),
+        "health" => ("状态", "Health"),
+        "frames" => ("帧数", "Frames"),
+        "reused" => ("复用", "Reused"),
+        "analysed" => ("已分析", "Analysed"),
+        "reconnects" => ("重连", "Reconnects"),
+        "last_error" => ("最近错误", "Last error"),
+        "captures" => ("抓拍", "Captures"),
+        "confirmed" => ("已确认", "Confirmed"),
+        "rejected" => ("已驳回", "Rejected"),
+        "pending" => ("待审核", "Pending"),
+        "rate" => ("确认率", "Confirmation rate"),
+        "next" => ("下一条", "Next"),
+        "from" => ("起始日期", "From"),
+        "to" => ("截止日期", "To"),
+        "last_30_days" => (
+            "最近30天：按规则和摄像头",
+            "Last 30 days (to the newest capture), by rule and camera",
+        ),
+        "per_day" => ("每日抓拍", "Captures per day"),
+        "filing_latency" => ("抓拍到立案耗时", "Capture to filing"),
+        "keys" => (
+            "快捷键：c 确认，r 驳回，n 下一条",
+            "Keys: c confirm, r reject, n next",
+        ),
+        "false_detection" => ("误检", "False detection"),
+        "compliant_vendor" => ("合规摊点", "Compliant vendor"),
+        "duplicate" => ("重复", "Duplicate"),
+        "not_a_problem" => ("不构成问题", "Not a problem"),
+        "other" => ("其他", "Other"),
+        "abandoned_vehicle" => ("废弃车辆", "Abandoned vehicle"),
+        "illegal_vendor" => ("占道经营", "Illegal vendor"),
+        "overflowing_bin" => ("垃圾满溢", "Overflowing bin"),
+        "pending_review" => ("待审核", "Pending review"),
+        "filed" => ("已立案", "Filed"),
+        "closed" => ("已结案", "Closed"),
+        _ => ("?", "?"),
+    };
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+/// A time as local date and time to the second, for tables.
+pub fn local(unix: f64, utc_offset_s: i32) -> String {
+    crate::evidence::format_time(unix, utc_offset_s)
+        .replace('T', " ")
+        .chars()
+        .take(19)
+        .collect()
+}
+
+/// A cookie's value from the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}

@@ -1,0 +1,318 @@
+//! The declared layering of `src/`, checked on every `make test` (ArchUnit-style): each
+//! module may import only modules of a lower layer, so no two modules can import each other
+//! however indirectly. ARCHITECTURE.md draws the same layers.
+//!
+//! The scan reads the non-test code of every file under `src/` and takes each `crate::NAME`
+//! path (also inside `use crate::{...}` groups) as an import of module NAME; inside `web`,
+//! each `super::NAME` as an import of web's submodule NAME.
+
+use std::path::Path;
+
+/// Top-level modules, bottom to top. A module may import modules of lower layers only: the
+/// stages in the order the data flows through them, each stage seeing only the words of the
+/// stages before it; wiring above the stages; commands and tools on top.
+const LAYERS: &[(&str, u32)] = &[
+    ("core", 0),
+    // The shared vocabulary: boxes, zones, rule kinds, categories, locations.
+    ("model", 1),
+    // Case policy: numbers, descriptions, the reporting time zone.
+    ("cases", 2),
+    // Parses and validates into model words and settings; imports no stage.
+    ("config", 3),
+    ("ingest", 4),
+    ("detect", 5),
+    ("episodes", 6),
+    ("rules", 7),
+    ("ratelimit", 8),
+    ("evidence", 9),
+    ("store", 10),
+    ("analysis", 11),
+    ("filing", 12),
+    // The camera runner: the one way a camera starts, is analysed and stops.
+    ("pipeline", 13),
+    ("patrol", 14),
+    ("workers", 14),
+    ("status", 15),
+    ("web", 15),
+    ("replay", 16),
+    ("eval", 17),
+    ("run", 18),
+    ("probe", 19),
+    ("samples", 19),
+];
+
+/// Web's submodules, bottom to top (the router in `web/mod.rs` on top).
+const WEB_LAYERS: &[(&str, u32)] = &[
+    ("state", 0),
+    ("html", 0),
+    ("summary", 0),
+    ("auth", 1),
+    ("review", 2),
+    ("api", 3),
+    ("pages", 3),
+    ("metrics", 3),
+    ("mod", 4),
+];
+
+/// The code of a file without its test module and comments.
+fn production_code(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ident_at(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// The modules a piece of code names after `prefix` (`crate::` or `super::`), with the
+/// names inside `prefix{a, b::c}` groups.
+fn imports(code: &str, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(i) = rest.find(prefix) {
+        // Only whole paths: `xcrate::` or `a::crate::` are not ours.
+        let before = rest[..i].chars().last();
+        rest = &rest[i + prefix.len()..];
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            // The brace that closes this group, past any nested ones.
+            let mut open = 1;
+            let Some(end) = group.find(|c: char| {
+                match c {
+                    '{' => open += 1,
+                    '}' => open -= 1,
+                    _ => {}
+                }
+                open == 0
+            }) else {
+                continue;
+            };
+            // Top-level names of the group: the first segment of each comma-separated item
+            // at nesting depth zero.
+            let mut depth = 0;
+            let mut item_start = true;
+            for (j, c) in group[..end].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && (c.is_ascii_alphabetic() || c == '_') => {
+                        out.push(ident_at(&group[j..]).to_string());
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let name = ident_at(rest);
+            if !name.is_empty() {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn layer(table: &[(&str, u32)], name: &str) -> Option<u32> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, l)| *l)
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every import that breaks the layering, as "file: from -> to (why)".
+fn violations(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    let mut bad = Vec::new();
+    for path in files {
+        let rel = path.strip_prefix(src).unwrap();
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+            .collect();
+        let top = parts[0].as_str();
+        if matches!(top, "lib" | "main") {
+            continue;
+        }
+        let Some(from) = layer(LAYERS, top) else {
+            bad.push(format!(
+                "{}: module `{top}` is not in the layering table",
+                rel.display()
+            ));
+            continue;
+        };
+        let code = production_code(&std::fs::read_to_string(&path).unwrap());
+        for to in imports(&code, "crate::") {
+            if to == top {
+                continue;
+            }
+            match layer(LAYERS, &to) {
+                Some(l) if l < from => {}
+                Some(l) => bad.push(format!(
+                    "{}: {top} (layer {from}) imports {to} (layer {l})",
+                    rel.display()
+                )),
+                None => bad.push(format!(
+                    "{}: imports `{to}`, which is not in the layering table",
+                    rel.display()
+                )),
+            }
+        }
+        if top == "web" && parts.len() == 2 {
+            let sub = parts[1].as_str();
+            let Some(from) = layer(WEB_LAYERS, sub) else {
+                bad.push(format!(
+                    "{}: web module `{sub}` is not in the web layering table",
+                    rel.display()
+                ));
+                continue;
+            };
+            for to in imports(&code, "super::") {
+                match layer(WEB_LAYERS, &to) {
+                    Some(l) if l < from => {}
+                    Some(l) => bad.push(format!(
+                        "{}: web::{sub} (layer {from}) imports web::{to} (layer {l})",
+                        rel.display()
+                    )),
+                    // `super::` from web/x.rs names web's own items only through submodules.
+                    None => bad.push(format!(
+                        "{}: imports web::{to}; name the submodule that defines it",
+                        rel.display()
+                    )),
+                }
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_module_imports_only_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let bad = violations(&src);
+    assert!(bad.is_empty(), "layering broken:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn the_table_has_no_module_that_src_lacks_and_names_every_one() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .filter(|n| n != "lib" && n != "main")
+        .collect();
+    on_disk.sort();
+    let mut declared: Vec<String> = LAYERS.iter().map(|(n, _)| n.to_string()).collect();
+    declared.sort();
+    assert_eq!(on_disk, declared);
+    // lib.rs's doc lists every module.
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    for (m, _) in LAYERS {
+        assert!(
+            lib.contains(&format!("[`{m}`]")),
+            "the lib.rs doc does not list `{m}`"
+        );
+    }
+}
+
+/// The check itself catches what it must: each cycle the restructuring removed, put back
+/// in a copy of the tree, is reported.
+#[test]
+fn the_scan_reports_the_cycles_it_forbids() {
+    let cases = [
+        // config reaching up into a stage
+        (
+            "config.rs",
+            "use crate::rules::engine::Candidate;\n",
+            "config (layer 3) imports rules",
+        ),
+        // ingest <-> evidence
+        (
+            "ingest/ring.rs",
+            "use crate::evidence::image::Picture;\n",
+            "ingest (layer 4) imports evidence",
+        ),
+        // evidence <-> store
+        (
+            "evidence/mod.rs",
+            "use crate::store::Store;\n",
+            "evidence (layer 9) imports store",
+        ),
+        // a stage importing the command
+        (
+            "workers/host.rs",
+            "use crate::{run::RunOptions, core};\n",
+            "workers (layer 14) imports run",
+        ),
+        // web: auth <-> pages
+        (
+            "web/auth.rs",
+            "use super::pages::home;\n",
+            "web::auth (layer 1) imports web::pages",
+        ),
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (file, line, expect) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&src, dir.path());
+        let p = dir.path().join(file);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, format!("{line}{text}")).unwrap();
+        let bad = violations(dir.path());
+        assert!(
+            bad.iter().any(|b| b.contains(expect)),
+            "{file}: expected `{expect}` in {bad:?}"
+        );
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn imports_are_read_from_paths_and_groups() {
+    let code = "use crate::{core::Clock, model::{BBox, Zone}, ingest};\nlet x = crate::store::Store::new();\n// crate::web in a comment\nlet y = not_crate::eval::x;";
+    let mut got = imports(&production_code(code), "crate::");
+    got.sort();
+    assert_eq!(got, ["core", "ingest", "model", "store"]);
+}
