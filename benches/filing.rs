@@ -22,9 +22,9 @@ use citywatch::core::{Shutdown, SystemClock};
 use citywatch::evidence::image::Picture;
 use citywatch::filing::{CameraEvidence, FilingStage};
 use citywatch::ingest::spawn_camera;
+use citywatch::notify::Forwarder;
 use citywatch::ratelimit::Capture;
 use citywatch::rules::engine::Candidate;
-use citywatch::store::outbox::Forwarder;
 use citywatch::store::{Store, capture_key};
 
 const BURST: u64 = 100;
@@ -150,7 +150,7 @@ rules = [{{ rule = "abandoned_vehicle", zones = ["road"], dwell_s = 600 }}]
         .unwrap();
         let mut commits = stage.observe_commits();
         tokio::spawn(stage.clone().run_drainer());
-        tokio::spawn(citywatch::store::outbox::forward(
+        tokio::spawn(citywatch::notify::forward(
             store.clone(),
             Forwarder::new(cases.webhook.clone().unwrap()),
             clock,

@@ -20,7 +20,8 @@
 //!   one way a camera starts, is analysed and stops).
 //! - Running many cameras: [`patrol`] (visits under a platform's stream cap), [`workers`]
 //!   (cameras by lease across processes).
-//! - Outputs: [`status`] (status lines), [`web`] (review UI, JSON API, metrics).
+//! - Outputs: [`notify`] (the outbox delivered to the city platform), [`status`] (status
+//!   lines), [`web`] (review UI, JSON API, metrics).
 //! - Commands: [`replay`] (recorded footage to the end), [`eval`] (scores against truth;
 //!   scenario clips; training data), [`run`] (the live pipeline), [`probe`] (checks a camera
 //!   URL), [`samples`] (the loopback RTSP server of the sample footage).
@@ -36,6 +37,7 @@ pub mod evidence;
 pub mod filing;
 pub mod ingest;
 pub mod model;
+pub mod notify;
 pub mod patrol;
 pub mod pipeline;
 pub mod probe;

@@ -15,11 +15,11 @@ use crate::config::{CameraConfig, PipelineConfig, SourceKind};
 use crate::core::{Shutdown, SystemClock};
 use crate::detect::BBox;
 use crate::filing::FilingStage;
+use crate::notify::Forwarder;
 use crate::pipeline::setup::{budget, open_store, start_detection};
 use crate::pipeline::{Episodes, Launcher, Timebase, Watcher};
 use crate::ratelimit::{Capture, Suppression};
 use crate::rules::engine::Candidate;
-use crate::store::outbox::Forwarder;
 
 pub struct ReplayOptions {
     /// Plays each file this many times back to back.

@@ -133,9 +133,9 @@ pub fn open_filing(
         jobs.insert(
             OUTBOX_JOB.into(),
             Box::new(move |stop| {
-                tokio::spawn(crate::store::outbox::forward(
+                tokio::spawn(crate::notify::forward(
                     store.clone(),
-                    crate::store::outbox::Forwarder::new(hook.clone()),
+                    crate::notify::Forwarder::new(hook.clone()),
                     clock.clone(),
                     stop,
                     stored.clone(),

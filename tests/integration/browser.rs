@@ -225,9 +225,9 @@ fn an_operator_reviews_real_captures_in_headless_chromium() {
             .unwrap();
         let shutdown = Shutdown::new();
         let clock: Arc<SystemClock> = Arc::new(SystemClock);
-        tokio::spawn(citywatch::store::outbox::forward(
+        tokio::spawn(citywatch::notify::forward(
             store.clone(),
-            citywatch::store::outbox::Forwarder::new(citywatch::store::outbox::WebhookConfig {
+            citywatch::notify::Forwarder::new(citywatch::config::WebhookConfig {
                 url: format!("http://127.0.0.1:{port}/cases"),
                 secret: crate::store::SECRET.into(),
                 max_attempts: 10,

@@ -26,6 +26,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("ratelimit", 8),
     ("evidence", 9),
     ("store", 10),
+    // Delivers the store's outbox through a notifier (the platform's webhook).
+    ("notify", 11),
     ("analysis", 11),
     ("filing", 12),
     // The camera runner: the one way a camera starts, is analysed and stops.

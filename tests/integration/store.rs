@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use citywatch::cases::CasePolicy;
 use citywatch::config::RuleKind;
+use citywatch::config::WebhookConfig;
+use citywatch::notify::{Forwarder, sign};
 use citywatch::ratelimit::Capture;
 use citywatch::rules::engine::Candidate;
 use citywatch::store::categories::CategoryTable;
-use citywatch::store::outbox::{Forwarder, WebhookConfig, sign};
 use citywatch::store::{FilingMode, Location, Store, StoreError};
 use sqlx::Connection;
 
