@@ -142,7 +142,7 @@ pub struct FrameAnalyser {
     gate: crate::detect::SceneGate,
     analysis: CameraAnalysis,
     budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
-    service: crate::detect::DetectionService,
+    service: std::sync::Arc<dyn crate::detect::Detect>,
     pub status: AnalysisStatus,
     /// Keep first-seen frames and the latest frame for evidence.
     evidence: bool,
@@ -176,7 +176,7 @@ impl FrameAnalyser {
         gate: crate::detect::GateConfig,
         analysis: CameraAnalysis,
         budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
-        service: crate::detect::DetectionService,
+        service: std::sync::Arc<dyn crate::detect::Detect>,
     ) -> Self {
         Self {
             camera: camera.to_string(),
@@ -338,4 +338,95 @@ pub fn model_sees_overflow(manifest: &crate::detect::Manifest) -> bool {
         .label_kinds
         .iter()
         .any(|k| matches!(k, ObjectKind::BinOverflow | ObjectKind::Garbage))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The analyser on a fake detector: the decisions after detection, without a model.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::detect::{Detect, ModelError, ObjectKind};
+    use crate::episodes::store::NoStore;
+
+    /// Sees the same objects in every frame; counts its calls.
+    struct Fixed {
+        dets: Vec<Detection>,
+        calls: AtomicU32,
+    }
+
+    impl Detect for Fixed {
+        fn detect(
+            &self,
+            _frame: Arc<Frame>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<Detection>, ModelError>> + Send + '_>,
+        > {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let d = self.dets.clone();
+            Box::pin(async move { Ok(d) })
+        }
+    }
+
+    fn analyser(det: Arc<Fixed>) -> FrameAnalyser {
+        let cfg = PipelineConfig::parse(
+            r#"
+[[cameras]]
+id = "c"
+url = "rtsp://127.0.0.1/c"
+[[cameras.zones]]
+id = "car_park"
+kind = "no_parking"
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["car_park"]
+dwell_s = 60
+"#,
+            std::path::Path::new("/"),
+        )
+        .expect("test config");
+        let cam = &cfg.cameras[0];
+        FrameAnalyser::new(
+            "c",
+            (&cfg.gate).into(),
+            CameraAnalysis::new(cam, &cfg, Box::new(NoStore), false).unwrap(),
+            None,
+            det,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_vehicle_standing_past_its_dwell_is_captured_once_and_the_gate_spares_the_detector() {
+        let det = Arc::new(Fixed {
+            dets: vec![Detection {
+                label: "car".into(),
+                kind: ObjectKind::Vehicle,
+                score: 0.9,
+                bbox: [0.4, 0.4, 0.6, 0.6],
+            }],
+            calls: AtomicU32::new(0),
+        });
+        let mut a = analyser(det.clone());
+        let mut captures = Vec::new();
+        for i in 0..20 {
+            let t = 1_000.0 + i as f64 * 10.0;
+            let frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
+            for e in a.process(frame, t).await {
+                if let Event::Capture(c) = e {
+                    captures.push(c);
+                }
+            }
+        }
+        assert_eq!(captures.len(), 1, "{captures:?}");
+        let c = &captures[0].candidate;
+        assert_eq!(c.rule, crate::model::RuleKind::AbandonedVehicle);
+        assert!(c.confirm - c.start >= 60.0, "{c:?}");
+        assert!(c.confirm <= 1_000.0 + 60.0 + 20.0, "{c:?}");
+        // An unchanged scene reuses the last detections: the detector ran on few frames.
+        let calls = det.calls.load(Ordering::Relaxed);
+        assert!(calls < 20, "the detector ran on {calls} of 20 frames");
+        assert_eq!(a.status.inferences, calls as u64);
+    }
 }

@@ -49,6 +49,28 @@ pub trait Detector: Send + Sync {
     fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError>;
 }
 
+/// Detection as a camera's analyser sees it: one frame in, its detections out. Live, the
+/// batching [`DetectionService`] shared by every camera; a fake in the analyser's tests.
+pub trait Detect: Send + Sync {
+    fn detect(
+        &self,
+        frame: Arc<Frame>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<Detection>, ModelError>> + Send + '_>,
+    >;
+}
+
+impl Detect for DetectionService {
+    fn detect(
+        &self,
+        frame: Arc<Frame>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<Detection>, ModelError>> + Send + '_>,
+    > {
+        Box::pin(DetectionService::detect(self, frame))
+    }
+}
+
 /// A detector that takes frames one at a time, so results never depend on which frames
 /// happened to share a batch (replays and evaluations must repeat exactly).
 pub struct OneAtATime(pub Arc<dyn Detector>);

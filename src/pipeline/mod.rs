@@ -103,7 +103,7 @@ impl Launcher {
                     (&self.config.gate).into(),
                     CameraAnalysis::new(cam, &self.config, store, *sees)?,
                     self.budget.clone(),
-                    service.clone(),
+                    Arc::new(service.clone()),
                 );
                 if ring.is_some() {
                     a = a.with_evidence();
