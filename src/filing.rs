@@ -30,7 +30,7 @@ use crate::evidence::{
 use crate::ingest::ring::PacketRing;
 use crate::ratelimit::Capture;
 use crate::store::spool::{Spool, SpoolEntry};
-use crate::store::{FilingMode, Location, Store, capture_key};
+use crate::store::{CaseStore, FilingMode, Location, capture_key};
 
 /// Counters of the filing stage, for the status output and metrics.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -153,7 +153,7 @@ struct Known {
 }
 
 pub struct FilingStage {
-    store: Arc<Store>,
+    store: Arc<dyn CaseStore>,
     cases: Arc<CasesSettings>,
     evidence: Option<(EvidenceWriter, EvidenceSettings)>,
     model: Option<ModelInfo>,
@@ -173,7 +173,7 @@ pub struct FilingStage {
 
 /// The queue folder's name under the spool root: one queue per database, so entries never
 /// reach a database they were not meant for.
-fn queue_name(store: &Store) -> String {
+fn queue_name(store: &dyn CaseStore) -> String {
     use sha2::Digest;
     let db = sha2::Sha256::digest(crate::core::redact_url(store.url()).as_bytes());
     hex::encode(&db[..6])
@@ -185,14 +185,17 @@ const MAX_JOBS: usize = 8;
 impl FilingStage {
     /// Opens the spool and, if configured, the evidence root.
     pub fn open(
-        store: Arc<Store>,
+        store: Arc<dyn CaseStore>,
         cases: Arc<CasesSettings>,
         evidence: Option<&EvidenceSettings>,
         model: Option<ModelInfo>,
         clock: Arc<dyn Clock>,
         shutdown: Shutdown,
     ) -> anyhow::Result<Arc<Self>> {
-        let spool = Spool::open(&cases.spool.join(queue_name(&store)), cases.spool_max)?;
+        let spool = Spool::open(
+            &cases.spool.join(queue_name(store.as_ref())),
+            cases.spool_max,
+        )?;
         let evidence = match evidence {
             Some(e) => {
                 let font = crate::evidence::image::Watermarker::load(e.font.as_deref())?;
@@ -243,10 +246,6 @@ impl FilingStage {
 
     pub fn keeps_evidence(&self) -> bool {
         self.evidence.is_some()
-    }
-
-    pub fn store(&self) -> Arc<Store> {
-        self.store.clone()
     }
 
     fn now(&self) -> f64 {
@@ -459,7 +458,7 @@ impl FilingStage {
         let policy = self.cases.policy();
         let r = self
             .spool
-            .drain(&self.store, &policy, self.now(), |key| {
+            .drain(self.store.as_ref(), &policy, self.now(), |key| {
                 if let Some(tx) = self.commits.lock().expect("commits").as_ref() {
                     let _ = tx.send(key.to_string());
                 }
@@ -489,12 +488,12 @@ impl FilingStage {
         root: &std::path::Path,
     ) -> Result<usize, crate::store::StoreError> {
         let policy = self.cases.policy();
-        let dir = root.join(queue_name(&self.store));
+        let dir = root.join(queue_name(self.store.as_ref()));
         let Ok(spool) = Spool::adopt(&dir) else {
             return Ok(0);
         };
         let n = spool
-            .drain(&self.store, &policy, self.now(), |_| {
+            .drain(self.store.as_ref(), &policy, self.now(), |_| {
                 self.update(|s| s.stored += 1);
             })
             .await?;
@@ -636,5 +635,121 @@ mod tests {
             k.key_of("cam", KNOWN_MAX as u64 + 10).as_deref(),
             Some("k4106")
         );
+    }
+}
+
+#[cfg(test)]
+mod store_down_tests {
+    //! The filing stage on a fake case store: while the database is down captures wait in
+    //! the queue, and each reaches the store exactly once when it returns.
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::cases::CasePolicy;
+    use crate::model::RuleKind;
+    use crate::rules::engine::Candidate;
+    use crate::store::{StoreError, StoreFuture};
+
+    #[derive(Default)]
+    struct FakeStore {
+        down: AtomicBool,
+        recorded: Mutex<Vec<String>>,
+    }
+
+    impl CaseStore for FakeStore {
+        fn url(&self) -> &str {
+            "fake://cases"
+        }
+
+        fn record_capture<'a>(
+            &'a self,
+            c: &'a Capture,
+            _evidence: Option<&'a serde_json::Value>,
+            _mode: FilingMode,
+            _policy: &'a CasePolicy,
+            _location: &'a Location,
+            _now: f64,
+        ) -> StoreFuture<'a, (String, Option<String>)> {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    return Err(StoreError::Db {
+                        url: "fake://cases".into(),
+                        source: sqlx::Error::PoolTimedOut,
+                    });
+                }
+                let key = capture_key(c);
+                self.recorded.lock().unwrap().push(key.clone());
+                Ok((key, None))
+            })
+        }
+
+        fn finished_capture_keys(&self) -> StoreFuture<'_, HashSet<String>> {
+            Box::pin(async { Ok(HashSet::new()) })
+        }
+    }
+
+    fn capture(id: u64) -> Capture {
+        let t = 1_767_574_800.0 + id as f64;
+        Capture {
+            id,
+            candidate: Candidate {
+                rule: RuleKind::AbandonedVehicle,
+                camera: "c".into(),
+                preset: None,
+                zone: "z".into(),
+                place: [0.1, 0.1, 0.2, 0.2],
+                episode: Some(id),
+                label: "car".into(),
+                start: t - 600.0,
+                confirm: t,
+                bbox: [0.1, 0.1, 0.2, 0.2],
+                score: 0.7,
+                dwell_s: 600.0,
+            },
+            aggregation: 1,
+            last_evidence: t,
+            closed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn captures_wait_while_the_store_is_down_and_each_is_stored_once_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[cases]\ndatabase = \"sqlite::memory:\"\ncategories = \"pipelines/categories/default.toml\"\nspool = \"{}\"\n[[cameras]]\nid = \"c\"\nurl = \"rtsp://127.0.0.1/c\"\n",
+            dir.path().display()
+        );
+        let cfg = crate::config::PipelineConfig::parse(
+            &text,
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        )
+        .expect("test config");
+        let store = Arc::new(FakeStore::default());
+        store.down.store(true, Ordering::SeqCst);
+        let stage = FilingStage::open(
+            store.clone(),
+            Arc::new(cfg.cases.clone().unwrap()),
+            None,
+            None,
+            Arc::new(crate::core::ManualClock::new(std::time::UNIX_EPOCH)),
+            Shutdown::new(),
+        )
+        .unwrap();
+        let cam = CameraEvidence::new(&cfg.cameras[0], None);
+        for i in 0..3 {
+            stage.capture(&cam, capture(i), None);
+        }
+        assert!(stage.drain_once().await.is_err());
+        assert_eq!(stage.status().queued, 3);
+        assert!(store.recorded.lock().unwrap().is_empty());
+
+        store.down.store(false, Ordering::SeqCst);
+        assert_eq!(stage.drain_once().await.unwrap(), 3);
+        assert_eq!(stage.drain_once().await.unwrap(), 0);
+        let recorded = store.recorded.lock().unwrap().clone();
+        let distinct: HashSet<&String> = recorded.iter().collect();
+        assert_eq!((recorded.len(), distinct.len()), (3, 3));
+        assert_eq!(stage.status().queued, 0);
     }
 }

@@ -43,6 +43,53 @@ pub enum StoreError {
 
 pub use crate::model::{FilingMode, Location};
 
+/// A boxed store future: what [`CaseStore`]'s methods return.
+pub type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The case store as the filing stage sees it: the database live ([`Store`]), a fake in the
+/// stage's unit tests.
+pub trait CaseStore: Send + Sync {
+    /// The database's URL (it names the stage's queue folder, redacted).
+    fn url(&self) -> &str;
+    /// Records a capture, idempotent on its key; files its case in `Auto` mode.
+    fn record_capture<'a>(
+        &'a self,
+        c: &'a Capture,
+        evidence: Option<&'a serde_json::Value>,
+        mode: FilingMode,
+        policy: &'a CasePolicy,
+        location: &'a Location,
+        now: f64,
+    ) -> StoreFuture<'a, (String, Option<String>)>;
+    /// Keys of captures whose evidence retention may delete.
+    fn finished_capture_keys(&self) -> StoreFuture<'_, std::collections::HashSet<String>>;
+}
+
+impl CaseStore for Store {
+    fn url(&self) -> &str {
+        Store::url(self)
+    }
+
+    fn record_capture<'a>(
+        &'a self,
+        c: &'a Capture,
+        evidence: Option<&'a serde_json::Value>,
+        mode: FilingMode,
+        policy: &'a CasePolicy,
+        location: &'a Location,
+        now: f64,
+    ) -> StoreFuture<'a, (String, Option<String>)> {
+        Box::pin(Store::record_capture(
+            self, c, evidence, mode, policy, location, now,
+        ))
+    }
+
+    fn finished_capture_keys(&self) -> StoreFuture<'_, std::collections::HashSet<String>> {
+        Box::pin(Store::finished_capture_keys(self))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseRecord {
     pub case_number: String,

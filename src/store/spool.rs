@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FilingMode, Location, Store, StoreError};
+use super::{FilingMode, Location, StoreError};
 use crate::cases::CasePolicy;
 use crate::ratelimit::Capture;
 
@@ -169,7 +169,7 @@ impl Spool {
     /// many were written.
     pub async fn drain(
         &self,
-        store: &Store,
+        store: &dyn super::CaseStore,
         policy: &CasePolicy,
         now: f64,
         mut committed: impl FnMut(&str),

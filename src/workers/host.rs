@@ -269,7 +269,7 @@ impl WorkerHost {
         let Ok(dirs) = std::fs::read_dir(root) else {
             return;
         };
-        let Ok(rows) = stage.store().worker_expiries().await else {
+        let Ok(rows) = self.leases.store.worker_expiries().await else {
             return;
         };
         let ttl = self.leases.ttl();

@@ -87,7 +87,7 @@ pub struct Round {
 
 /// This worker's leases: what it holds, and one heartbeat's decisions.
 pub struct Leases {
-    store: std::sync::Arc<Store>,
+    pub(crate) store: std::sync::Arc<Store>,
     pub id: String,
     started_at: f64,
     ttl: f64,
