@@ -647,8 +647,6 @@ mod store_down_tests {
 
     use super::*;
     use crate::cases::CasePolicy;
-    use crate::model::RuleKind;
-    use crate::rules::engine::Candidate;
     use crate::store::{StoreError, StoreFuture};
 
     #[derive(Default)]
@@ -690,27 +688,7 @@ mod store_down_tests {
     }
 
     fn capture(id: u64) -> Capture {
-        let t = 1_767_574_800.0 + id as f64;
-        Capture {
-            id,
-            candidate: Candidate {
-                rule: RuleKind::AbandonedVehicle,
-                camera: "c".into(),
-                preset: None,
-                zone: "z".into(),
-                place: [0.1, 0.1, 0.2, 0.2],
-                episode: Some(id),
-                label: "car".into(),
-                start: t - 600.0,
-                confirm: t,
-                bbox: [0.1, 0.1, 0.2, 0.2],
-                score: 0.7,
-                dwell_s: 600.0,
-            },
-            aggregation: 1,
-            last_evidence: t,
-            closed_at: None,
-        }
+        crate::ratelimit::sample_capture(id, 1_767_574_800.0 + id as f64)
     }
 
     #[tokio::test]

@@ -175,8 +175,6 @@ mod tests {
 
     use super::*;
     use crate::model::{CategoryTable, FilingMode, Location, RuleKind};
-    use crate::ratelimit::Capture;
-    use crate::rules::engine::Candidate;
 
     /// Answers each send with the next scripted result (then success), and records the keys.
     #[derive(Default)]
@@ -213,26 +211,7 @@ mod tests {
         let policy = crate::cases::CasePolicy::new(Arc::new(table), 8 * 3600);
         for i in 0..n {
             let t = 1_767_574_800.0 + i as f64;
-            let c = Capture {
-                id: i,
-                candidate: Candidate {
-                    rule: RuleKind::AbandonedVehicle,
-                    camera: "cam".into(),
-                    preset: None,
-                    zone: "z".into(),
-                    place: [0.1, 0.1, 0.2, 0.2],
-                    episode: Some(i),
-                    label: "car".into(),
-                    start: t - 600.0,
-                    confirm: t,
-                    bbox: [0.1, 0.1, 0.2, 0.2],
-                    score: 0.7,
-                    dwell_s: 600.0,
-                },
-                aggregation: 1,
-                last_evidence: t,
-                closed_at: None,
-            };
+            let c = crate::ratelimit::sample_capture(i, t);
             store
                 .record_capture(&c, None, FilingMode::Auto, &policy, &Location::default(), t)
                 .await

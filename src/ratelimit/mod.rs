@@ -71,6 +71,32 @@ pub struct Capture {
     pub closed_at: Option<f64>,
 }
 
+/// A vehicle capture of episode `id`, confirmed at `confirm` after a 600 s dwell: a fixture
+/// for the unit tests of the stages after the limiter.
+#[cfg(test)]
+pub(crate) fn sample_capture(id: u64, confirm: f64) -> Capture {
+    Capture {
+        id,
+        candidate: Candidate {
+            rule: crate::model::RuleKind::AbandonedVehicle,
+            camera: "c".into(),
+            preset: None,
+            zone: "z".into(),
+            place: [0.1, 0.1, 0.2, 0.2],
+            episode: Some(id),
+            label: "car".into(),
+            start: confirm - 600.0,
+            confirm,
+            bbox: [0.1, 0.1, 0.2, 0.2],
+            score: 0.7,
+            dwell_s: 600.0,
+        },
+        aggregation: 1,
+        last_evidence: confirm,
+        closed_at: None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Suppression {
     pub reason: SuppressionReason,
