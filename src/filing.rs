@@ -271,11 +271,13 @@ impl FilingStage {
             },
         );
         match (&self.evidence, frames) {
-            (Some(_), Some(frames)) => {
+            (Some(evidence), Some(frames)) => {
                 let this = self.clone();
                 let cam = cam.clone();
+                let evidence = evidence.clone();
                 self.update(|s| s.evidence_pending += 1);
-                let job = tokio::spawn(async move { this.package(cam, key, c, frames).await });
+                let job =
+                    tokio::spawn(async move { this.package(evidence, cam, key, c, frames).await });
                 let mut jobs = self.jobs.lock().expect("jobs");
                 jobs.retain(|j| !j.is_finished());
                 jobs.push(job);
@@ -325,12 +327,12 @@ impl FilingStage {
 
     async fn package(
         self: Arc<Self>,
+        (writer, ev): (EvidenceWriter, EvidenceSettings),
         cam: CameraEvidence,
         key: String,
         c: Capture,
         frames: CaptureFrames,
     ) {
-        let (writer, ev) = self.evidence.clone().expect("evidence configured");
         // The clip: wait until the stream has passed the confirmation by post_s.
         let (clip, clip_note) = match (&cam.ring, frames.confirm_stream_s) {
             (Some(ring), Some(at)) => {
@@ -421,38 +423,39 @@ impl FilingStage {
             s.last_evidence_error = None;
         });
         info!(camera = %cam.info.id, capture = %key, package = %p.path, "evidence package written");
-        let value = self.reference(&p);
+        let value = reference(&writer, &ev, &p);
         self.enqueue(&key, Some(value));
     }
+}
 
-    /// The evidence reference stored with the capture and sent with the case.
-    fn reference(&self, p: &PackageRef) -> serde_json::Value {
-        let (writer, ev) = self.evidence.as_ref().expect("evidence configured");
-        let url = |f: &str| match &ev.url_base {
-            Some(base) => format!("{}/{}/{f}", base.trim_end_matches('/'), p.path),
-            None => format!("{}/{f}", p.path),
-        };
-        let mut v = serde_json::json!({
-            "package": p.path,
-            "manifest_sha256": p.manifest_sha256,
-            "manifest": url("manifest.json"),
-            "files": p.files.iter().map(|f| url(f)).collect::<Vec<_>>(),
-        });
-        if ev.embed_images {
-            let mut images = serde_json::Map::new();
-            for f in p.files.iter().filter(|f| f.ends_with(".jpg")) {
-                if let Ok(b) = std::fs::read(writer.root().join(&p.path).join(f)) {
-                    images.insert(
-                        f.clone(),
-                        base64::engine::general_purpose::STANDARD.encode(b).into(),
-                    );
-                }
+/// The evidence reference stored with the capture and sent with the case.
+fn reference(writer: &EvidenceWriter, ev: &EvidenceSettings, p: &PackageRef) -> serde_json::Value {
+    let url = |f: &str| match &ev.url_base {
+        Some(base) => format!("{}/{}/{f}", base.trim_end_matches('/'), p.path),
+        None => format!("{}/{f}", p.path),
+    };
+    let mut v = serde_json::json!({
+        "package": p.path,
+        "manifest_sha256": p.manifest_sha256,
+        "manifest": url("manifest.json"),
+        "files": p.files.iter().map(|f| url(f)).collect::<Vec<_>>(),
+    });
+    if ev.embed_images {
+        let mut images = serde_json::Map::new();
+        for f in p.files.iter().filter(|f| f.ends_with(".jpg")) {
+            if let Ok(b) = std::fs::read(writer.root().join(&p.path).join(f)) {
+                images.insert(
+                    f.clone(),
+                    base64::engine::general_purpose::STANDARD.encode(b).into(),
+                );
             }
-            v["images"] = images.into();
         }
-        v
+        v["images"] = images.into();
     }
+    v
+}
 
+impl FilingStage {
     /// Writes the queue to the store once. Returns how many were written.
     pub async fn drain_once(&self) -> Result<usize, crate::store::StoreError> {
         let policy = self.cases.policy();
