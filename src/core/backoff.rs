@@ -13,6 +13,18 @@ pub struct BackoffPolicy {
     pub jitter: f64,
 }
 
+impl BackoffPolicy {
+    /// The delay before retry number `attempt` (1 = the first retry), without jitter: for
+    /// retries whose count is kept elsewhere (an outbox row's attempts).
+    pub fn nth_delay(&self, attempt: u32) -> Duration {
+        let base = self.initial.as_secs_f64()
+            * self
+                .multiplier
+                .powi(attempt.saturating_sub(1).min(64) as i32);
+        Duration::from_secs_f64(base.min(self.max.as_secs_f64()))
+    }
+}
+
 impl Default for BackoffPolicy {
     fn default() -> Self {
         Self {
@@ -86,6 +98,20 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nth_delay_matches_the_stateful_backoff_without_jitter() {
+        let policy = BackoffPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            multiplier: 2.0,
+            jitter: 0.0,
+        };
+        let mut b = Backoff::new(policy, 1);
+        for n in 1..8 {
+            assert_eq!(policy.nth_delay(n), b.next_delay(), "attempt {n}");
+        }
+    }
 
     #[test]
     fn grows_caps_and_resets() {
