@@ -164,7 +164,6 @@ impl Watcher for Recorder {
                 }
             }
         }
-        out.inferences = analyser.status.inferences;
     }
 }
 
@@ -211,10 +210,11 @@ pub(crate) async fn play(
                     stream_s: 0.0,
                 };
                 let connected = rig.connect(Shutdown::new());
-                let health = connected.health.clone();
+                let health = connected.health();
                 let rig = connected
                     .consume(Timebase::Stream { start_unix }, &mut rec)
                     .await;
+                rec.out.inferences = rig.analyser().map_or(0, |a| a.status.inferences);
                 let h = health.borrow().clone();
                 if let Some(err) = h.last_error
                     && h.state == crate::ingest::HealthState::Failed

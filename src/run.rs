@@ -113,7 +113,7 @@ pub async fn run(
                     continue;
                 }
                 let connected = launcher.rig(cam)?.connect(shutdown.clone());
-                health.add(connected.health.clone());
+                health.add(connected.health());
                 let mut boards = launcher.boards(&cam.id);
                 let task = tokio::spawn(async move {
                     connected.consume(Timebase::Wall, &mut boards).await;

@@ -14,14 +14,27 @@ pub struct BackoffPolicy {
 }
 
 impl BackoffPolicy {
+    /// Delays from `initial`, doubling up to `max`, without jitter: a single writer's
+    /// retries.
+    pub fn doubling(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            multiplier: 2.0,
+            jitter: 0.0,
+        }
+    }
+
     /// The delay before retry number `attempt` (1 = the first retry), without jitter: for
     /// retries whose count is kept elsewhere (an outbox row's attempts).
     pub fn nth_delay(&self, attempt: u32) -> Duration {
-        let base = self.initial.as_secs_f64()
-            * self
-                .multiplier
-                .powi(attempt.saturating_sub(1).min(64) as i32);
-        Duration::from_secs_f64(base.min(self.max.as_secs_f64()))
+        Duration::from_secs_f64(self.base_s(attempt.saturating_sub(1)))
+    }
+
+    /// Seconds of delay after `grown` doublings (multiplications), capped, before jitter.
+    fn base_s(&self, grown: u32) -> f64 {
+        let base = self.initial.as_secs_f64() * self.multiplier.powi(grown.min(64) as i32);
+        base.min(self.max.as_secs_f64())
     }
 }
 
@@ -55,30 +68,19 @@ impl Backoff {
 
     /// Delays from `initial`, doubling up to `max`, without jitter.
     pub fn doubling(initial: Duration, max: Duration) -> Self {
-        Self::new(
-            BackoffPolicy {
-                initial,
-                max,
-                multiplier: 2.0,
-                jitter: 0.0,
-            },
-            0,
-        )
+        Self::new(BackoffPolicy::doubling(initial, max), 0)
     }
 
     /// The delay the next call to [`Backoff::next_delay`] returns, without taking it
     /// (for logs that announce it).
     pub fn peek(&self) -> Duration {
-        let p = &self.policy;
-        let base = p.initial.as_secs_f64() * p.multiplier.powi(self.attempt.min(64) as i32);
-        Duration::from_secs_f64(base.min(p.max.as_secs_f64()))
+        Duration::from_secs_f64(self.policy.base_s(self.attempt))
     }
 
     /// The delay before the next attempt; each call grows the next one.
     pub fn next_delay(&mut self) -> Duration {
         let p = &self.policy;
-        let base = p.initial.as_secs_f64() * p.multiplier.powi(self.attempt.min(64) as i32);
-        let base = base.min(p.max.as_secs_f64());
+        let base = p.base_s(self.attempt);
         self.attempt = self.attempt.saturating_add(1);
         let spread = 1.0 + p.jitter * (2.0 * self.rng.f64() - 1.0);
         Duration::from_secs_f64((base * spread).clamp(0.0, p.max.as_secs_f64()))
@@ -101,12 +103,7 @@ mod tests {
 
     #[test]
     fn nth_delay_matches_the_stateful_backoff_without_jitter() {
-        let policy = BackoffPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            multiplier: 2.0,
-            jitter: 0.0,
-        };
+        let policy = BackoffPolicy::doubling(Duration::from_millis(100), Duration::from_secs(1));
         let mut b = Backoff::new(policy, 1);
         for n in 1..8 {
             assert_eq!(policy.nth_delay(n), b.next_delay(), "attempt {n}");
@@ -115,12 +112,7 @@ mod tests {
 
     #[test]
     fn grows_caps_and_resets() {
-        let policy = BackoffPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            multiplier: 2.0,
-            jitter: 0.0,
-        };
+        let policy = BackoffPolicy::doubling(Duration::from_millis(100), Duration::from_secs(1));
         let mut b = Backoff::new(policy, 1);
         let got: Vec<u128> = (0..6).map(|_| b.next_delay().as_millis()).collect();
         assert_eq!(got, vec![100, 200, 400, 800, 1000, 1000]);

@@ -803,12 +803,8 @@ mod tests {
             health: health_rx,
             waited: waited.clone(),
         };
-        let policy = BackoffPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(800),
-            multiplier: 2.0,
-            jitter: 0.0,
-        };
+        let policy =
+            BackoffPolicy::doubling(Duration::from_millis(100), Duration::from_millis(800));
         camera_loop(&ctx, Backoff::new(policy, 1), &mut opener, &mut waiter);
         let health = ctx.health.borrow().clone();
         drop(ctx);

@@ -77,12 +77,10 @@ impl From<&WebhookConfig> for RetryPolicy {
 impl RetryPolicy {
     /// Seconds until the next attempt after `attempts` failed ones.
     fn delay(&self, attempts: u32) -> f64 {
-        crate::core::BackoffPolicy {
-            initial: Duration::from_secs_f64(self.initial_s.max(0.0)),
-            max: Duration::from_secs_f64(self.max_s.max(0.0)),
-            multiplier: 2.0,
-            jitter: 0.0,
-        }
+        crate::core::BackoffPolicy::doubling(
+            Duration::from_secs_f64(self.initial_s.max(0.0)),
+            Duration::from_secs_f64(self.max_s.max(0.0)),
+        )
         .nth_delay(attempts)
         .as_secs_f64()
     }

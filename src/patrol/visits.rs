@@ -14,7 +14,7 @@ use super::{CameraPatrol, PatrolCamera, PlatformLoad, Scheduler};
 use crate::config::{CameraConfig, PatrolSettings, PipelineConfig};
 use crate::core::{Clock, Shutdown};
 use crate::ingest::{CameraHealth, HealthBoard, HealthState};
-use crate::pipeline::{AnalysisBoard, Boards, CameraRig, Launcher, Timebase};
+use crate::pipeline::{AnalysisBoard, CameraRig, Launcher, LiveBoards, Timebase};
 
 /// What the patrol is doing: per platform load, per camera visits.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -86,7 +86,7 @@ fn merged(base: &CameraHealth, visit: &CameraHealth) -> CameraHealth {
 /// rig (and so its analyser, with its episodes and dwell timers) lives across visits.
 pub async fn camera_task(
     mut rig: CameraRig,
-    mut boards: Boards,
+    mut boards: LiveBoards,
     clock: Arc<dyn Clock>,
     health: Arc<watch::Sender<CameraHealth>>,
     mut visits: mpsc::Receiver<Shutdown>,
@@ -96,8 +96,8 @@ pub async fn camera_task(
     while let Some(stop) = visits.recv().await {
         let connected = rig.connect(stop);
         let base = health.borrow().clone();
-        let mut visit_health = connected.health.clone();
-        let last_health = connected.health.clone();
+        let mut visit_health = connected.health();
+        let last_health = connected.health();
         let relay = {
             let health = health.clone();
             let base = base.clone();

@@ -63,7 +63,7 @@ pub struct Launcher {
     pub stage: Option<Arc<FilingStage>>,
     pub clock: Arc<dyn Clock>,
     pub backoff: BackoffPolicy,
-    /// The live boards the cameras' [`Boards`] watchers write.
+    /// The live boards the cameras' [`LiveBoards`] watchers write.
     pub analysis: AnalysisBoard,
     pub latest: LatestFrames,
     /// Keep the detector's own output of every frame it ran on (eval scores it).
@@ -80,8 +80,8 @@ impl Launcher {
     }
 
     /// A camera's live boards watcher.
-    pub fn boards(&self, id: &str) -> Boards {
-        Boards::new(id, self.analysis.clone(), self.latest.clone())
+    pub fn boards(&self, id: &str) -> LiveBoards {
+        LiveBoards::new(id, self.analysis.clone(), self.latest.clone())
     }
 
     /// Builds a camera's parts: ring, analyser (its episodes loaded), filing context.
@@ -157,21 +157,18 @@ impl CameraRig {
             stop,
             self.ring.clone(),
         );
-        let health = handle.health.clone();
         let (frames, thread) = handle.into_parts();
         Connected {
             rig: self,
-            health,
             frames,
             thread,
         }
     }
 }
 
-/// A connected camera: its health, and its frames waiting to be consumed.
+/// A connected camera: its ingest thread, and its frames waiting to be consumed.
 pub struct Connected {
     rig: CameraRig,
-    pub health: watch::Receiver<CameraHealth>,
     frames: FrameReceiver,
     thread: CameraThread,
 }
@@ -194,18 +191,15 @@ pub trait Watcher: Send {
     fn analysed(&mut self, _events: &[Event], _analyser: &FrameAnalyser) {}
 }
 
-/// Watches nothing.
-impl Watcher for () {}
-
 /// The live boards: each camera's analysis counters and latest frame.
-pub struct Boards {
+pub struct LiveBoards {
     pub id: String,
     pub analysis: AnalysisBoard,
     pub latest: LatestFrames,
     latest_t: f64,
 }
 
-impl Boards {
+impl LiveBoards {
     pub fn new(id: &str, analysis: AnalysisBoard, latest: LatestFrames) -> Self {
         Self {
             id: id.to_string(),
@@ -216,7 +210,7 @@ impl Boards {
     }
 }
 
-impl Watcher for Boards {
+impl Watcher for LiveBoards {
     fn frame(&mut self, frame: &Frame, t: f64) {
         if t - self.latest_t >= LATEST_EVERY_S {
             self.latest_t = t;
@@ -280,8 +274,8 @@ impl Connected {
         self.rig
     }
 
-    /// The camera's health now.
-    pub fn health(&self) -> CameraHealth {
-        self.health.borrow().clone()
+    /// The camera's health, as its ingest thread publishes it.
+    pub fn health(&self) -> watch::Receiver<CameraHealth> {
+        self.thread.health.clone()
     }
 }

@@ -323,7 +323,7 @@ async fn watch_camera(l: Launcher, cam: CameraConfig, health: HealthBoard, stop:
         );
     }
     let connected = rig.connect(stop);
-    health.add(connected.health.clone());
+    health.add(connected.health());
     connected
         .consume(Timebase::Wall, &mut l.boards(&cam.id))
         .await;
