@@ -475,15 +475,12 @@ impl Drop for PrivatePostgres {
     }
 }
 
-/// Captures waiting in the workers' queues, by their latest filing lines.
-fn queued(workers: &[&Worker]) -> u64 {
+/// Captures waiting in the workers' queues, by their latest filing lines; `None` until every
+/// worker has printed one (a worker that has not reported yet has queued nothing we know of).
+fn queued(workers: &[&Worker]) -> Option<u64> {
     workers
         .iter()
-        .map(|w| {
-            w.filing_lines()
-                .last()
-                .map_or(1, |f| f["queued"].as_u64().unwrap_or(1))
-        })
+        .map(|w| w.filing_lines().last().and_then(|f| f["queued"].as_u64()))
         .sum()
 }
 
@@ -534,7 +531,7 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
     wait_for(
         "captures queued while the database is down",
         Duration::from_secs(DWELL as u64 + 60),
-        async || (queued(&[&w1, &w2]) >= 2).then_some(()),
+        async || queued(&[&w1, &w2]).is_some_and(|q| q >= 2).then_some(()),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(8).saturating_sub(down_at.elapsed())).await;
@@ -546,7 +543,7 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
     wait_for(
         "the queued captures stored",
         Duration::from_secs(60),
-        async || (queued(&[&w1, &w2]) == 0).then_some(()),
+        async || (queued(&[&w1, &w2]) == Some(0)).then_some(()),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
