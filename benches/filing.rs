@@ -72,6 +72,7 @@ fn capture(i: u64) -> Capture {
         aggregation: 1,
         last_evidence: t,
         closed_at: None,
+        left: false,
     }
 }
 

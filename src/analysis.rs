@@ -10,6 +10,7 @@ use crate::episodes::{EpisodeTracker, Params};
 use crate::ingest::Frame;
 use crate::ratelimit::{Capture, CaseLimiter, Suppression, Verdict};
 use crate::rules::engine::{Outcome, RuleEngine};
+use crate::scene::view::{ViewGuard, ViewParams, ViewState};
 
 /// What one analysed frame produced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,6 +25,8 @@ pub struct CameraAnalysis {
     tracker: EpisodeTracker,
     engine: RuleEngine,
     limiter: CaseLimiter,
+    /// The view-drift guard; None when `[view] guard = false`.
+    view: Option<ViewGuard>,
     store: Box<dyn EpisodeStore>,
     last_saved: f64,
     /// Episodes the last step opened and closed.
@@ -43,11 +46,28 @@ impl CameraAnalysis {
         model_sees_overflow: bool,
     ) -> std::io::Result<Self> {
         let state = store.load(&cam.id)?;
+        let mut params = Params::from(&config.episodes);
+        // A patrolled camera sends nothing between visits: grace follows its revisit period,
+        // so an object is never taken for gone between two visits.
+        if let Some(gap) = config.patrol_gap(cam) {
+            params.grace = params.grace.max(gap);
+            params.vehicle_grace = params.vehicle_grace.max(gap);
+        }
+        let mut limiter = CaseLimiter::new(&config.limits);
+        limiter.restore_deferred(state.deferred.clone());
+        let v = &config.view;
         Ok(Self {
             camera: cam.id.clone(),
-            tracker: EpisodeTracker::new(Params::from(&config.episodes), state),
+            tracker: EpisodeTracker::new(params, state),
             engine: RuleEngine::new(cam.clone(), model_sees_overflow),
-            limiter: CaseLimiter::new(&config.limits),
+            limiter,
+            view: v.guard.then(|| {
+                ViewGuard::new(ViewParams {
+                    tolerance: v.tolerance,
+                    min_match: v.min_match,
+                    frames: v.frames,
+                })
+            }),
             store,
             last_saved: f64::MIN,
             opened: Vec::new(),
@@ -76,30 +96,73 @@ impl CameraAnalysis {
         &self.limiter
     }
 
+    /// Whether the camera is off the view its zones were drawn for (rules paused).
+    pub fn off_view(&self) -> bool {
+        self.view
+            .as_ref()
+            .is_some_and(|g| g.state() == ViewState::OffView)
+    }
+
+    /// Candidates waiting for a token.
+    pub fn deferred(&self) -> usize {
+        self.limiter.deferred().len()
+    }
+
     /// Feeds one analysed frame (its detections, fresh or reused) at time `t`.
     pub fn step(&mut self, t: f64, dets: &[Detection], frame: Option<&Frame>) -> Vec<Event> {
-        let up = self.tracker.update(t, dets, frame);
-        self.opened = up.opened.clone();
-        self.closed = up.closed.iter().map(|(e, _)| e.id).collect();
-        for (e, _) in &up.closed {
-            self.limiter.episode_closed(e.id, t);
-        }
-        let outcomes = self.engine.evaluate(t, &mut self.tracker, dets, frame);
         let mut events = Vec::new();
-        for o in &outcomes {
-            match o.clone() {
-                Outcome::Met(c) => events.push(match self.limiter.offer(c) {
-                    Verdict::Captured(k) => Event::Capture(k),
-                    Verdict::Suppressed(s) => Event::Suppressed(s),
-                }),
-                Outcome::OutsideHours(c) => {
-                    events.push(Event::Suppressed(self.limiter.outside_hours(c)))
-                }
-                Outcome::Cleared { rule, zone } => self.limiter.zone_cleared(rule, &zone, t),
+        let was_off = self.off_view();
+        if let (Some(guard), Some(f)) = (self.view.as_mut(), frame) {
+            guard.check(&mut self.tracker.state.view, f);
+        }
+        let off = self.off_view();
+        if off != was_off {
+            let r = self.view.as_ref().and_then(|g| g.last);
+            if off {
+                tracing::warn!(camera = %self.camera, registration = ?r, "camera off its view: rules paused");
+            } else {
+                tracing::info!(camera = %self.camera, "camera back on its view: rules resume");
             }
         }
-        let changed = !up.opened.is_empty() || !up.closed.is_empty() || !outcomes.is_empty();
+        let mut changed = off != was_off;
+        if off {
+            // The zones cover the wrong ground: nothing is matched, judged or ended.
+            self.tracker.hold_all(t);
+        } else {
+            let up = self.tracker.update(t, dets, frame);
+            self.opened = up.opened.clone();
+            self.closed = up.closed.iter().map(|(e, _)| e.id).collect();
+            for (e, why) in &up.closed {
+                self.limiter.episode_closed(e.id, t, why.seen_to_leave());
+            }
+            for f in &up.fixtures {
+                tracing::info!(camera = %self.camera, label = %f.label, source = ?f.source, "fixture learned");
+            }
+            let outcomes = self.engine.evaluate(t, &mut self.tracker, dets, frame);
+            for o in &outcomes {
+                match o.clone() {
+                    Outcome::Met(c) => events.push(verdict(self.limiter.offer(c))),
+                    Outcome::OutsideHours(c) => {
+                        events.push(Event::Suppressed(self.limiter.outside_hours(c)))
+                    }
+                    Outcome::Cleared { rule, zone } => self.limiter.zone_cleared(rule, &zone, t),
+                }
+            }
+            // Candidates waiting for a token: filed as tokens return, if still there.
+            let (open, engine) = (self.tracker.open(), &self.engine);
+            for v in self.limiter.release(t, |c| match c.episode {
+                Some(id) => open.iter().any(|e| e.id == id),
+                None => engine.zone_over(&c.zone),
+            }) {
+                events.push(verdict(v));
+            }
+            changed |= !up.opened.is_empty()
+                || !up.closed.is_empty()
+                || !up.fixtures.is_empty()
+                || !events.is_empty();
+        }
         if changed || t - self.last_saved >= SAVE_EVERY_S {
+            self.tracker.state.deferred = self.limiter.deferred().to_vec();
             if let Err(e) = self.store.save(&self.camera, &self.tracker.state) {
                 tracing::warn!(camera = %self.camera, error = %e, "cannot save episodes; will retry");
             } else {
@@ -107,6 +170,13 @@ impl CameraAnalysis {
             }
         }
         events
+    }
+}
+
+fn verdict(v: Verdict) -> Event {
+    match v {
+        Verdict::Captured(k) => Event::Capture(k),
+        Verdict::Suppressed(s) => Event::Suppressed(s),
     }
 }
 
@@ -129,6 +199,14 @@ pub struct AnalysisStatus {
     pub suppressed_duplicate: u64,
     pub suppressed_rate_limit: u64,
     pub suppressed_outside_hours: u64,
+    pub suppressed_aggregated: u64,
+    pub suppressed_expired: u64,
+    /// Candidates waiting for a token now.
+    pub deferred: usize,
+    /// The camera is off the view its zones were drawn for: rules paused.
+    pub off_view: bool,
+    /// Fixtures the camera knows (benches, a shop's chairs).
+    pub fixtures: usize,
     /// Frames the detector ran on, and frames that reused detections, in the last minute of
     /// stream time.
     pub analysed_per_min: u32,
@@ -309,6 +387,9 @@ impl FrameAnalyser {
         self.status.objects = dets.len();
         self.status.open_episodes = self.analysis.tracker().open().len();
         self.status.watched_episodes = self.analysis.watched_episodes();
+        self.status.deferred = self.analysis.deferred();
+        self.status.off_view = self.analysis.off_view();
+        self.status.fixtures = self.analysis.tracker().state.fixtures.len();
         for e in &events {
             match e {
                 Event::Capture(c) => {
@@ -322,6 +403,8 @@ impl FrameAnalyser {
                         R::Duplicate => self.status.suppressed_duplicate += 1,
                         R::RateLimit => self.status.suppressed_rate_limit += 1,
                         R::OutsideHours => self.status.suppressed_outside_hours += 1,
+                        R::Aggregated => self.status.suppressed_aggregated += 1,
+                        R::Expired => self.status.suppressed_expired += 1,
                     }
                     tracing::info!(camera = %self.camera, rule = s.candidate.rule.as_str(), reason = ?s.reason, "capture suppressed");
                 }

@@ -26,6 +26,7 @@ pub struct PipelineConfig {
     pub detect: Option<DetectSettings>,
     pub gate: GateSettings,
     pub episodes: EpisodeSettings,
+    pub view: ViewSettings,
     pub limits: LimitSettings,
     pub replay: ReplaySettings,
     /// Case filing; absent means captures are printed and logged only.
@@ -292,6 +293,15 @@ pub struct EpisodeSettings {
     /// Keep open episodes in the case database's `episodes` table instead (needs `[cases]`;
     /// not with `state_dir`). Default false.
     pub in_database: bool,
+    /// Analysed frames in a row that must see an episode's place empty (visible, nothing
+    /// detected, the object's structure gone) to end it. Default 3.
+    pub clear_frames: u32,
+    /// Stall parts standing in the first this-many seconds of a camera's first run (no saved
+    /// state) are learned as fixtures. Default 5.
+    pub fixture_learn_s: f64,
+    /// Stall parts that stand this long become fixtures (a kiosk, a shop's chairs).
+    /// Default 172800 (two days).
+    pub fixture_after_s: f64,
 }
 
 impl Default for EpisodeSettings {
@@ -303,6 +313,9 @@ impl Default for EpisodeSettings {
             signature_distance: 0.35,
             state_dir: None,
             in_database: false,
+            clear_frames: 3,
+            fixture_learn_s: 5.0,
+            fixture_after_s: 172_800.0,
         }
     }
 }
@@ -323,6 +336,11 @@ pub struct LimitSettings {
     /// Inferences per second shared by all cameras; cameras with open episodes weigh
     /// double. Default: no budget.
     pub inference_fps: Option<f64>,
+    /// Candidates the token bucket refused that wait for a token, per camera. When full, a
+    /// new one merges into the oldest waiting one of its rule. Default 32.
+    pub deferred_max: usize,
+    /// A waiting candidate expires after this long (recorded, not filed). Default 3600.
+    pub deferred_expiry_s: f64,
 }
 
 impl Default for LimitSettings {
@@ -333,6 +351,35 @@ impl Default for LimitSettings {
             cooldown_s: 600.0,
             place_iou: 0.3,
             inference_fps: None,
+            deferred_max: 32,
+            deferred_expiry_s: 3600.0,
+        }
+    }
+}
+
+/// `[view]`: the view-drift guard. Each camera keeps a reference view; when the current view
+/// no longer registers to it, rules pause and the camera's health shows `off_view`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ViewSettings {
+    /// Whether the guard runs. Default true.
+    pub guard: bool,
+    /// Largest shift of the view, as a share of the frame's width, that is still the same
+    /// view. Default 0.04.
+    pub tolerance: f32,
+    /// Least edge-map correlation (0..1) for the view to register. Default 0.45.
+    pub min_match: f32,
+    /// Analysed frames in a row before the camera goes off view or back. Default 3.
+    pub frames: u32,
+}
+
+impl Default for ViewSettings {
+    fn default() -> Self {
+        Self {
+            guard: true,
+            tolerance: 0.04,
+            min_match: 0.45,
+            frames: 3,
         }
     }
 }
@@ -712,6 +759,18 @@ impl fmt::Display for ConfigError {
 }
 
 impl PipelineConfig {
+    /// For a camera the patrol visits in turn: the longest time between two of its frames
+    /// that a patrol plans (its revisit period plus one visit, for a late slot). Grace
+    /// periods follow it: an object is never taken for gone between two visits.
+    pub fn patrol_gap(&self, cam: &CameraConfig) -> Option<f64> {
+        let pt = self.patrol.as_ref()?;
+        if !cam.enabled || cam.continuous {
+            return None;
+        }
+        let visit = cam.visit_s.unwrap_or(pt.visit_s);
+        Some(cam.revisit_s.unwrap_or(pt.revisit_s) + visit)
+    }
+
     /// Reads and validates a config file. Relative `file://` paths resolve against the
     /// config file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -793,6 +852,8 @@ impl PipelineConfig {
         let mut episodes: EpisodeSettings =
             section(&table, "episodes", &mut problems).unwrap_or_default();
         validate_episodes(&episodes, &mut problems);
+        let view: ViewSettings = section(&table, "view", &mut problems).unwrap_or_default();
+        validate_view(&view, &mut problems);
         if let Some(dir) = episodes.state_dir.as_mut()
             && dir.is_relative()
         {
@@ -1002,6 +1063,7 @@ impl PipelineConfig {
                 detect,
                 gate,
                 episodes,
+                view,
                 limits,
                 replay,
                 cases,
@@ -1174,9 +1236,44 @@ fn validate_episodes(e: &EpisodeSettings, problems: &mut Vec<ConfigProblem>) {
     }
     positive("episodes.grace_s", e.grace_s, problems);
     positive("episodes.vehicle_grace_s", e.vehicle_grace_s, problems);
+    positive("episodes.fixture_after_s", e.fixture_after_s, problems);
+    if !(e.fixture_learn_s.is_finite() && e.fixture_learn_s >= 0.0) {
+        problems.push(ConfigProblem {
+            path: "episodes.fixture_learn_s".into(),
+            message: format!("must be 0 or more, got {}", e.fixture_learn_s),
+        });
+    }
+    if e.clear_frames == 0 {
+        problems.push(ConfigProblem {
+            path: "episodes.clear_frames".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+}
+
+fn validate_view(v: &ViewSettings, problems: &mut Vec<ConfigProblem>) {
+    if !(v.tolerance > 0.0 && v.tolerance <= 0.25) {
+        problems.push(ConfigProblem {
+            path: "view.tolerance".into(),
+            message: format!("must be above 0 and at most 0.25, got {}", v.tolerance),
+        });
+    }
+    if !(v.min_match > 0.0 && v.min_match < 1.0) {
+        problems.push(ConfigProblem {
+            path: "view.min_match".into(),
+            message: format!("must be above 0 and below 1, got {}", v.min_match),
+        });
+    }
+    if v.frames == 0 {
+        problems.push(ConfigProblem {
+            path: "view.frames".into(),
+            message: "must be at least 1".into(),
+        });
+    }
 }
 
 fn validate_limits(l: &LimitSettings, problems: &mut Vec<ConfigProblem>) {
+    positive("limits.deferred_expiry_s", l.deferred_expiry_s, problems);
     positive("limits.captures_per_hour", l.captures_per_hour, problems);
     if !(l.burst.is_finite() && l.burst >= 1.0) {
         problems.push(ConfigProblem {

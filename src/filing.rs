@@ -612,6 +612,7 @@ mod tests {
                 aggregation: 1,
                 last_evidence: 0.0,
                 closed_at: None,
+                left: false,
             },
             mode: FilingMode::Review,
             location: Location::default(),

@@ -12,6 +12,7 @@
 //! - [`config`]: the strict pipeline config and its validation.
 //! - Stages, in the order the data flows: [`ingest`] (cameras through GStreamer, sampled in
 //!   the pipeline; the packet ring), [`detect`] (ONNX detectors, batching, the scene gate),
+//!   [`scene`] (light-proof zone structure and the view-drift guard),
 //!   [`episodes`] (stationary objects by place), [`rules`] (the three rules), [`ratelimit`]
 //!   (dedup, token bucket, inference budget), [`evidence`] (packages, clips, retention),
 //!   [`store`] (captures, cases, outbox, users, leases).
@@ -46,6 +47,7 @@ pub mod replay;
 pub mod rules;
 pub mod run;
 pub mod samples;
+pub mod scene;
 pub mod status;
 pub mod store;
 // Handlers return axum `Response`s as errors (built once per refused request), which is

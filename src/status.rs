@@ -98,6 +98,12 @@ pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
                     " inferences={} reused={} objects={} episodes={} captures={} suppressed={}",
                     a.inferences, a.reused, a.objects, a.open_episodes, a.captures, a.suppressed
                 ));
+                if a.deferred > 0 {
+                    out.push_str(&format!(" deferred={}", a.deferred));
+                }
+                if a.off_view {
+                    out.push_str(" view=off_view");
+                }
             }
             if let Some(p) = &line.patrol {
                 out.push_str(&format!(

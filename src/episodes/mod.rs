@@ -1,6 +1,12 @@
-//! Stage 3, episodes: stationary objects keyed by place (IoU with an anchor box) and, for
-//! vehicles, appearance, never by tracker id. An episode tolerates missed detections and
-//! occlusion up to a grace period, and is kept in a store so a restart resumes its dwell.
+//! Stage 3, episodes: stationary objects keyed by place (IoU with an anchor box) and
+//! appearance, never by tracker id, and what one camera remembers about its scene.
+//!
+//! An episode ends when its place is *seen empty*: plainly visible, nothing detected there,
+//! and its structure no longer that of the object, for a few analysed frames in a row. The
+//! grace period bridges only the time the place cannot be judged: hidden by a person or a
+//! vehicle, a camera that sends nothing, a patrol that is elsewhere. While the place is too
+//! dark to judge, or the object's structure is still there though the detector missed it, the
+//! grace clock does not run: a parked car keeps its episode through a night.
 //!
 //! Times are seconds on the pipeline's clock (Unix seconds: wall time live, replay start +
 //! stream time for recorded footage), so dwell survives restarts and replays repeat exactly.
@@ -8,16 +14,35 @@
 pub mod signature;
 pub mod store;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EpisodeSettings, RuleKind};
 use crate::detect::decode::iou;
 use crate::detect::{BBox, Detection, ObjectKind};
 use crate::ingest::Frame;
+use crate::model::candidate::Deferred;
+use crate::scene::Light;
+use crate::scene::structure::{Patch, ZoneReferences};
+use crate::scene::view::ViewMemory;
 use signature::Signature;
 
 /// Two detections of one kind overlapping this much are one object.
 const SAME_OBJECT_IOU: f32 = 0.7;
+/// Cells per side of an object's structure patch.
+const OBJECT_SIDE: usize = 16;
+/// The place still shows the object when at most this share of its structure changed...
+const SAME_STRUCTURE_MAX: f32 = 0.3;
+/// ...and shows something else (the empty place) when at least this share changed.
+const CLEAR_STRUCTURE_MIN: f32 = 0.5;
+/// ...or when its colour is this many times further from the object's than a same-object
+/// match allows.
+const CLEAR_LOOK_FACTOR: f32 = 1.5;
+/// How fast an object's stored structure follows what is seen (light, shadows).
+const PATCH_BLEND: f32 = 0.2;
+/// A person or vehicle covering this share of a place hides it.
+const HIDDEN_SHARE: f32 = 0.25;
 
 /// Kinds that become episodes: things that stay put.
 pub fn is_stationary_kind(kind: ObjectKind) -> bool {
@@ -37,6 +62,7 @@ pub struct Episode {
     pub last_box: BBox,
     pub signature: Option<Signature>,
     pub first_seen: f64,
+    /// Last time the detector found it.
     pub last_seen: f64,
     pub hits: u32,
     pub best_score: f32,
@@ -44,14 +70,32 @@ pub struct Episode {
     /// Rules already resolved for this episode (one capture or one suppression each).
     #[serde(default)]
     pub resolved: Vec<RuleKind>,
-    /// Last time a person was seen next to it (stall evidence).
+    /// Rules met outside their active hours, waiting for the hours to open.
+    #[serde(default)]
+    pub deferred: Vec<RuleKind>,
+    /// Last time a person was seen attending it (stall evidence).
     #[serde(default)]
     pub person_near: Option<f64>,
+    /// Last time the place showed the object: found, or its structure still there, or too
+    /// dark to tell. The grace period runs from here.
+    #[serde(default)]
+    pub held: f64,
+    /// Analysed frames in a row that saw the place empty.
+    #[serde(default)]
+    pub clear_frames: u32,
+    /// The object's structure (grey cells of its place), for telling it from the empty place.
+    #[serde(default)]
+    pub patch: Option<Vec<f32>>,
 }
 
 impl Episode {
     pub fn dwell(&self) -> f64 {
         self.last_seen - self.first_seen
+    }
+
+    /// When the grace period started running.
+    pub fn evidence_at(&self) -> f64 {
+        self.last_seen.max(self.held)
     }
 }
 
@@ -59,16 +103,27 @@ impl Episode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseReason {
-    /// Not seen for longer than its grace period.
+    /// Not seen, and its place not judged, for longer than its grace period.
     Gone,
+    /// Its place was seen empty.
+    Cleared,
     /// A different-looking vehicle now stands in the same place.
     Replaced,
+}
+
+impl CloseReason {
+    /// Whether the object was seen to leave (not just lost from view).
+    pub fn seen_to_leave(self) -> bool {
+        matches!(self, CloseReason::Cleared | CloseReason::Replaced)
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Update {
     pub opened: Vec<u64>,
     pub closed: Vec<(Episode, CloseReason)>,
+    /// Fixtures learned by this update.
+    pub fixtures: Vec<Fixture>,
 }
 
 /// The matching parameters.
@@ -78,6 +133,13 @@ pub struct Params {
     pub grace: f64,
     pub vehicle_grace: f64,
     pub signature_distance: f32,
+    /// Analysed frames of an empty place that end an episode.
+    pub clear_frames: u32,
+    /// Stall parts standing in the first this-many seconds of a camera's first run are
+    /// fixtures.
+    pub fixture_learn: f64,
+    /// Stall parts that stay this long become fixtures.
+    pub fixture_after: f64,
 }
 
 impl From<&EpisodeSettings> for Params {
@@ -87,15 +149,137 @@ impl From<&EpisodeSettings> for Params {
             grace: s.grace_s,
             vehicle_grace: s.vehicle_grace_s,
             signature_distance: s.signature_distance,
+            clear_frames: s.clear_frames,
+            fixture_learn: s.fixture_learn_s,
+            fixture_after: s.fixture_after_s,
         }
     }
 }
 
-/// What a tracker keeps, and what the store saves.
+/// How a fixture became one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixtureSource {
+    /// Standing when the camera first learned its scene.
+    Learned,
+    /// Stood for days.
+    Stayed,
+    /// Added by an operator (the camera page, or a 固定设施 rejection).
+    Operator,
+}
+
+/// A stationary thing that belongs to the street: a bench, a shop's chairs, a kiosk. Stall
+/// evidence on a fixture is not a stall, and a person sitting on one is not a vendor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fixture {
+    pub label: String,
+    pub bbox: BBox,
+    pub since: f64,
+    pub source: FixtureSource,
+}
+
+/// Whether box `a` mostly lies on fixture box `f`.
+fn on_fixture(a: &BBox, f: &BBox) -> bool {
+    iou(a, f) >= 0.3 || crate::model::geometry::overlap_share(a, f) >= 0.6
+}
+
+/// What one camera remembers across restarts: its open episodes, its fixtures, the clean
+/// references of its zones, its reference view and the candidates waiting for a token.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrackerState {
     pub next_id: u64,
     pub open: Vec<Episode>,
+    #[serde(default)]
+    pub fixtures: Vec<Fixture>,
+    /// End of the fixture-learning time of the camera's first run.
+    #[serde(default)]
+    pub learn_until: Option<f64>,
+    /// Bin and garbage zones' clean references, by zone id.
+    #[serde(default)]
+    pub zones: BTreeMap<String, ZoneReferences>,
+    #[serde(default)]
+    pub view: ViewMemory,
+    #[serde(default)]
+    pub deferred: Vec<Deferred>,
+}
+
+impl TrackerState {
+    /// The fixture a box lies on, if any.
+    pub fn fixture_at(&self, b: &BBox) -> Option<&Fixture> {
+        self.fixtures.iter().find(|f| on_fixture(b, &f.bbox))
+    }
+
+    /// Adds a fixture unless one is already there; says whether it was added.
+    pub fn add_fixture(&mut self, f: Fixture) -> bool {
+        if self.fixture_at(&f.bbox).is_some() {
+            return false;
+        }
+        self.fixtures.push(f);
+        true
+    }
+
+    /// Removes the fixtures a box lies on; says how many.
+    pub fn remove_fixtures_at(&mut self, b: &BBox) -> usize {
+        let before = self.fixtures.len();
+        self.fixtures.retain(|f| !on_fixture(b, &f.bbox));
+        before - self.fixtures.len()
+    }
+}
+
+/// What an analysed frame shows of a place whose object the detector did not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceView {
+    /// Hidden by a person or vehicle, or no frame: the grace clock runs.
+    Hidden,
+    /// Too dark to tell: the grace clock waits.
+    Dark,
+    /// The object's structure is still there (the detector missed it).
+    Same,
+    /// Neither clearly the object nor clearly empty.
+    Unsure,
+    /// Plainly visible and not the object.
+    Clear,
+}
+
+/// Judges a place the detector found nothing at: by structure (light-proof relations of its
+/// cells) and by colour (chromaticity, also light-proof). `distance` is the signature
+/// distance within which a look is the same object's.
+pub fn judge_place(
+    e: &Episode,
+    frame: Option<&Frame>,
+    dets: &[Detection],
+    distance: f32,
+) -> PlaceView {
+    let Some(frame) = frame else {
+        return PlaceView::Hidden;
+    };
+    let hidden = dets.iter().any(|d| {
+        matches!(d.kind, ObjectKind::Person | ObjectKind::Vehicle)
+            && !(d.kind == e.kind && iou(&d.bbox, &e.anchor) >= 0.5)
+            && crate::model::geometry::overlap_share(&e.anchor, &d.bbox) >= HIDDEN_SHARE
+    });
+    if hidden {
+        return PlaceView::Hidden;
+    }
+    let now = Patch::of_box(frame, &e.anchor, OBJECT_SIDE);
+    if now.light() == Light::Dark {
+        return PlaceView::Dark;
+    }
+    let Some(object) = &e.patch else {
+        return PlaceView::Unsure;
+    };
+    let changed = now.changed_share(object);
+    let look = e
+        .signature
+        .as_ref()
+        .map(|s| s.distance(&Signature::of(frame, &e.anchor)));
+    if changed >= CLEAR_STRUCTURE_MIN || look.is_some_and(|d| d > distance * CLEAR_LOOK_FACTOR) {
+        PlaceView::Clear
+    } else if changed <= SAME_STRUCTURE_MAX && look.is_none_or(|d| d <= distance) {
+        PlaceView::Same
+    } else {
+        PlaceView::Unsure
+    }
 }
 
 /// One camera's episodes.
@@ -125,15 +309,27 @@ impl EpisodeTracker {
         self.state.open.iter_mut().find(|e| e.id == id)
     }
 
-    /// Feeds one analysed frame's detections at time `t`. `frame` gives vehicle signatures.
+    /// No place can be judged at `t` (the camera is off its view): every open episode is
+    /// held, nothing is matched or ended.
+    pub fn hold_all(&mut self, t: f64) {
+        for e in &mut self.state.open {
+            e.held = e.held.max(t);
+        }
+    }
+
+    /// Feeds one analysed frame's detections at time `t`. `frame` gives appearance.
     pub fn update(&mut self, t: f64, dets: &[Detection], frame: Option<&Frame>) -> Update {
         let mut up = Update::default();
+        let learn_until = *self
+            .state
+            .learn_until
+            .get_or_insert(t + self.params.fixture_learn);
         // First close what has been away longer than its grace period: evidence must be
         // continuous within the grace, also when no frames came at all (camera offline).
         let mut i = 0;
         while i < self.state.open.len() {
             let e = &self.state.open[i];
-            if t - e.last_seen > self.grace(e.kind) {
+            if t - e.evidence_at() > self.grace(e.kind) {
                 let e = self.state.open.remove(i);
                 up.closed.push((e, CloseReason::Gone));
             } else {
@@ -163,10 +359,7 @@ impl EpisodeTracker {
         let order = kept;
         let mut matched = vec![false; self.state.open.len()];
         for d in order {
-            let sig = match (d.kind, frame) {
-                (ObjectKind::Vehicle, Some(f)) => Some(Signature::of(f, &d.bbox)),
-                _ => None,
-            };
+            let sig = frame.map(|f| Signature::of(f, &d.bbox));
             let best = self
                 .state
                 .open
@@ -177,14 +370,19 @@ impl EpisodeTracker {
                 .filter(|(_, v)| *v >= self.params.iou)
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             if let Some((i, _)) = best {
-                let same_look = match (&self.state.open[i].signature, &sig) {
-                    (Some(a), Some(b)) => a.distance(b) <= self.params.signature_distance,
-                    _ => true,
-                };
+                // Only vehicles are told apart by look: stall goods and litter change as
+                // they are handled.
+                let same_look = d.kind != ObjectKind::Vehicle
+                    || match (&self.state.open[i].signature, &sig) {
+                        (Some(a), Some(b)) => a.distance(b) <= self.params.signature_distance,
+                        _ => true,
+                    };
                 if same_look {
                     matched[i] = true;
                     let e = &mut self.state.open[i];
                     e.last_seen = t;
+                    e.held = t;
+                    e.clear_frames = 0;
                     e.hits += 1;
                     e.last_box = d.bbox;
                     e.last_score = d.score;
@@ -193,8 +391,13 @@ impl EpisodeTracker {
                     for k in 0..4 {
                         e.anchor[k] = 0.9 * e.anchor[k] + 0.1 * d.bbox[k];
                     }
-                    if let (Some(a), Some(b)) = (e.signature.as_mut(), &sig) {
-                        a.blend(b, 0.1);
+                    match (e.signature.as_mut(), &sig) {
+                        (Some(a), Some(b)) => a.blend(b, 0.1),
+                        (None, Some(b)) => e.signature = Some(b.clone()),
+                        _ => {}
+                    }
+                    if let Some(f) = frame {
+                        remember_structure(e, f);
                     }
                     continue;
                 }
@@ -205,7 +408,7 @@ impl EpisodeTracker {
             }
             let id = self.state.next_id;
             self.state.next_id += 1;
-            self.state.open.push(Episode {
+            let mut e = Episode {
                 id,
                 kind: d.kind,
                 label: d.label.to_string(),
@@ -218,12 +421,97 @@ impl EpisodeTracker {
                 best_score: d.score,
                 last_score: d.score,
                 resolved: Vec::new(),
+                deferred: Vec::new(),
                 person_near: None,
-            });
+                held: t,
+                clear_frames: 0,
+                patch: None,
+            };
+            if let Some(f) = frame {
+                remember_structure(&mut e, f);
+            }
+            self.state.open.push(e);
             matched.push(true);
             up.opened.push(id);
         }
+        // The places whose object the detector did not find this frame.
+        let mut i = 0;
+        while i < self.state.open.len() {
+            if matched[i] {
+                i += 1;
+                continue;
+            }
+            let e = &mut self.state.open[i];
+            match judge_place(e, frame, dets, self.params.signature_distance) {
+                PlaceView::Same | PlaceView::Dark => {
+                    e.held = e.held.max(t);
+                    e.clear_frames = 0;
+                }
+                PlaceView::Clear => e.clear_frames += 1,
+                PlaceView::Hidden | PlaceView::Unsure => {}
+            }
+            if e.clear_frames >= self.params.clear_frames.max(1) {
+                let e = self.state.open.remove(i);
+                matched.remove(i);
+                up.closed.push((e, CloseReason::Cleared));
+            } else {
+                i += 1;
+            }
+        }
+        self.learn_fixtures(t, learn_until, &mut up);
         up
+    }
+
+    /// Stall parts standing while the scene is first learned, or for days, are fixtures.
+    fn learn_fixtures(&mut self, t: f64, learn_until: f64, up: &mut Update) {
+        let mut found = Vec::new();
+        for e in &self.state.open {
+            if e.kind != ObjectKind::StallPart || e.last_seen < t {
+                continue;
+            }
+            let source = if t <= learn_until && e.hits >= 2 {
+                FixtureSource::Learned
+            } else if e.dwell() >= self.params.fixture_after {
+                FixtureSource::Stayed
+            } else {
+                continue;
+            };
+            found.push(Fixture {
+                label: e.label.clone(),
+                bbox: e.anchor,
+                since: t,
+                source,
+            });
+        }
+        for f in found {
+            if self.state.add_fixture(f.clone()) {
+                up.fixtures.push(f);
+            }
+        }
+    }
+}
+
+/// Keeps the structure of the place where `e` was just found.
+fn remember_structure(e: &mut Episode, frame: &Frame) {
+    let now = Patch::of_box(frame, &e.anchor, OBJECT_SIDE);
+    if now.light() == Light::Dark {
+        return;
+    }
+    match &mut e.patch {
+        Some(p) if p.len() == now.grey.len() => {
+            // Follow the light: rescale the stored cells to the current brightness first, so
+            // blending mixes structure, not two gains.
+            let old_mean = p.iter().sum::<f32>() / p.len() as f32;
+            let gain = if old_mean > 1e-3 {
+                now.mean() / old_mean
+            } else {
+                1.0
+            };
+            for (a, b) in p.iter_mut().zip(&now.grey) {
+                *a = (1.0 - PATCH_BLEND) * *a * gain + PATCH_BLEND * b;
+            }
+        }
+        _ => e.patch = Some(now.grey),
     }
 }
 
@@ -237,6 +525,9 @@ mod tests {
             grace: 30.0,
             vehicle_grace: 60.0,
             signature_distance: 0.35,
+            clear_frames: 3,
+            fixture_learn: 5.0,
+            fixture_after: 1000.0,
         }
     }
 
@@ -308,5 +599,150 @@ mod tests {
             None,
         );
         assert_eq!(t.open().len(), 3);
+    }
+
+    // Frames of a street (textured paving) with a car painted on it.
+    use crate::scene::testing::scene;
+
+    const CAR: BBox = [0.4, 0.4, 0.6, 0.6];
+
+    fn street(gain: f32, car: Option<[u8; 3]>) -> Frame {
+        let paint: Vec<([f32; 4], [u8; 3])> = car.into_iter().map(|c| (CAR, c)).collect();
+        scene(320, 240, gain, &paint, 0)
+    }
+
+    fn car() -> Detection {
+        Detection {
+            label: "car".into(),
+            kind: ObjectKind::Vehicle,
+            score: 0.8,
+            bbox: CAR,
+        }
+    }
+
+    const TEAL: [u8; 3] = [40, 140, 150];
+    const RED: [u8; 3] = [180, 30, 30];
+
+    #[test]
+    fn an_episode_ends_when_its_place_is_seen_clear() {
+        let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        t.update(0.0, &[car()], Some(&street(1.0, Some(TEAL))));
+        t.update(1.0, &[car()], Some(&street(1.0, Some(TEAL))));
+        // The detector misses the car for a while but it is still there: held, not ended.
+        for i in 2..10 {
+            let up = t.update(i as f64, &[], Some(&street(1.0, Some(TEAL))));
+            assert!(up.closed.is_empty());
+        }
+        assert_eq!(t.open()[0].held, 9.0);
+        // It leaves: the empty paving is seen three frames in a row and the episode ends,
+        // long before the 60 s grace.
+        t.update(10.0, &[], Some(&street(1.0, None)));
+        t.update(11.0, &[], Some(&street(1.0, None)));
+        let up = t.update(12.0, &[], Some(&street(1.0, None)));
+        assert_eq!(up.closed.len(), 1);
+        assert_eq!(up.closed[0].1, CloseReason::Cleared);
+        // A second car stopping at the same spot is a new episode, its dwell from zero.
+        let up = t.update(20.0, &[car()], Some(&street(1.0, Some(TEAL))));
+        assert_eq!(up.opened, vec![1]);
+        assert_eq!(t.open()[0].dwell(), 0.0);
+    }
+
+    #[test]
+    fn a_hidden_place_is_bridged_by_grace_and_darkness_stops_the_clock() {
+        let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        t.update(0.0, &[car()], Some(&street(1.0, Some(TEAL))));
+        // A bus stands in front of it (a vehicle covering the place): the paving is not
+        // judged, and the grace clock runs.
+        let bus = Detection {
+            bbox: [0.3, 0.3, 0.7, 0.7],
+            score: 0.9,
+            ..car()
+        };
+        for i in 1..=5 {
+            let up = t.update(
+                i as f64 * 10.0,
+                std::slice::from_ref(&bus),
+                Some(&street(1.0, Some([200, 200, 0]))),
+            );
+            assert!(up.closed.iter().all(|(e, _)| e.id != 0), "at {i}: {up:?}");
+        }
+        // Night: too dark to judge for hours; the car's episode waits.
+        for i in 0..1000 {
+            let up = t.update(55.0 + i as f64 * 30.0, &[], Some(&street(0.02, Some(TEAL))));
+            assert!(up.closed.iter().all(|(e, _)| e.id != 0));
+        }
+        // Morning: seen again, its dwell now spans the night.
+        t.update(30_050.0, &[car()], Some(&street(1.0, Some(TEAL))));
+        let e = t.open().iter().find(|e| e.id == 0).unwrap();
+        assert_eq!(e.dwell(), 30_050.0);
+        // No frames at all for longer than the grace (camera down): gone.
+        let up = t.update(30_200.0, &[], None);
+        assert!(
+            up.closed
+                .iter()
+                .any(|(e, r)| e.id == 0 && *r == CloseReason::Gone)
+        );
+    }
+
+    #[test]
+    fn a_swapped_car_of_another_colour_is_a_new_episode_and_dusk_splits_nothing() {
+        let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        // One teal car through a dusk ramp, seen every 10 s: one episode.
+        for i in 0..30 {
+            let gain = 1.0 - 0.025 * i as f32;
+            let up = t.update(i as f64 * 10.0, &[car()], Some(&street(gain, Some(TEAL))));
+            assert!(up.closed.is_empty(), "at gain {gain}: {up:?}");
+        }
+        assert_eq!(t.open().len(), 1);
+        // A red car takes its place at once: the teal one is replaced.
+        let up = t.update(300.0, &[car()], Some(&street(1.0, Some(RED))));
+        assert_eq!(up.closed.len(), 1);
+        assert_eq!(up.closed[0].1, CloseReason::Replaced);
+        assert_eq!(up.opened, vec![1]);
+    }
+
+    #[test]
+    fn stall_parts_standing_at_the_first_look_are_fixtures() {
+        let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        let bench = Detection {
+            label: "bench".into(),
+            ..det(ObjectKind::StallPart, STALL)
+        };
+        t.update(100.0, std::slice::from_ref(&bench), None);
+        let up = t.update(101.0, std::slice::from_ref(&bench), None);
+        assert_eq!(up.fixtures.len(), 1);
+        assert_eq!(up.fixtures[0].source, FixtureSource::Learned);
+        // A table set up later is not, until it has stood for days (1000 s here).
+        let table = det(ObjectKind::StallPart, [0.6, 0.6, 0.8, 0.8]);
+        for i in 0..100 {
+            t.update(
+                200.0 + i as f64 * 10.0,
+                &[bench.clone(), table.clone()],
+                None,
+            );
+        }
+        assert!(t.state.fixture_at(&[0.6, 0.6, 0.8, 0.8]).is_none());
+        let up = t.update(1200.0, &[bench.clone(), table.clone()], None);
+        assert_eq!(up.fixtures.len(), 1, "{:?}", up.fixtures);
+        assert_eq!(up.fixtures[0].source, FixtureSource::Stayed);
+        // An operator can remove one.
+        assert_eq!(t.state.remove_fixtures_at(&STALL), 1);
+        assert!(t.state.fixture_at(&STALL).is_none());
+    }
+
+    proptest::proptest! {
+        /// Any light between full day and deep dusk keeps a car's look; another colour never
+        /// matches it.
+        #[test]
+        fn light_does_not_split_one_car_and_colour_does(
+            gain in 0.15f32..1.0,
+            other in proptest::sample::select(vec![[180u8, 30, 30], [200, 200, 40], [60, 60, 200]]),
+        ) {
+            let day = Signature::of(&street(1.0, Some(TEAL)), &CAR);
+            let dusk = Signature::of(&street(gain, Some(TEAL)), &CAR);
+            let another = Signature::of(&street(gain, Some(other)), &CAR);
+            proptest::prop_assert!(day.distance(&dusk) <= 0.35 / 2.0, "{}", day.distance(&dusk));
+            proptest::prop_assert!(day.distance(&another) > 0.35, "{}", day.distance(&another));
+        }
     }
 }

@@ -4,6 +4,14 @@
 pub type BBox = [f32; 4];
 
 /// Intersection over union of two boxes (0 when they do not overlap or are empty).
+/// Share (0..1) of box `a` that lies inside box `b`.
+pub fn overlap_share(a: &BBox, b: &BBox) -> f32 {
+    let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let area = (a[2] - a[0]).max(1e-9) * (a[3] - a[1]).max(1e-9);
+    ix * iy / area
+}
+
 pub fn iou(a: &BBox, b: &BBox) -> f32 {
     let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);

@@ -1,15 +1,17 @@
 //! The vocabulary every stage shares: boxes and IoU, zones and polygons with their active
-//! hours, the rule kinds, the per-city category tables, locations and filing modes.
+//! hours, the rule kinds, the candidate a rule meets, the per-city category tables, locations and filing modes.
 //!
 //! It depends on nothing but `core`; config and every stage build on it, so stages need not
 //! import each other for a shared word.
 
+pub mod candidate;
 pub mod categories;
 pub mod geometry;
 pub mod place;
 pub mod rule;
 pub mod zones;
 
+pub use candidate::Candidate;
 pub use categories::{Category, CategoryTable};
 pub use geometry::{BBox, iou};
 pub use place::{FilingMode, Location};

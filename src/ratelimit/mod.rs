@@ -1,8 +1,12 @@
 //! Stage 5, limits: what becomes a capture. Per camera:
 //! - deduplication: the same (camera, preset, rule, place) merges into one capture while that
 //!   capture is open or within a cooldown after it closed, raising its aggregation count;
-//! - a token bucket caps captures per hour;
-//! - every candidate that does not become a capture is recorded with its reason.
+//! - a token bucket caps captures per hour; a candidate it refuses waits in a bounded
+//!   deferral queue (saved with the camera's state) and is filed when a token returns, if
+//!   its object is still there; when the queue is full it merges into the oldest waiting
+//!   candidate of its rule; one that waits too long, or whose object left, expires;
+//! - every candidate that does not become a capture, every deferral, merge and expiry is
+//!   recorded with its reason.
 //!
 //! Also the global inference budget, shared fairly between cameras.
 
@@ -12,6 +16,7 @@ use serde::Serialize;
 
 use crate::config::{LimitSettings, RuleKind};
 use crate::detect::decode::iou;
+use crate::model::candidate::Deferred;
 use crate::rules::engine::Candidate;
 
 /// A token bucket on the pipeline clock.
@@ -53,9 +58,16 @@ impl TokenBucket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuppressionReason {
+    /// The token bucket was empty: deferred, waiting for a token.
     RateLimit,
+    /// Merged into an open capture (or one in cooldown) of the same rule and place.
     Duplicate,
+    /// Met outside active hours: deferred until they open.
     OutsideHours,
+    /// The deferral queue was full: merged into the oldest waiting candidate of its rule.
+    Aggregated,
+    /// Waited too long for a token, or its object left first: not filed.
+    Expired,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -69,6 +81,10 @@ pub struct Capture {
     pub last_evidence: f64,
     #[serde(skip)]
     pub closed_at: Option<f64>,
+    /// Its vehicle was seen to leave (its place seen empty, or another vehicle there): a new
+    /// vehicle at the place is a new case, not a duplicate in cooldown.
+    #[serde(skip)]
+    pub left: bool,
 }
 
 /// A vehicle capture of episode `id`, confirmed at `confirm` after a 600 s dwell: a fixture
@@ -94,6 +110,7 @@ pub(crate) fn sample_capture(id: u64, confirm: f64) -> Capture {
         aggregation: 1,
         last_evidence: confirm,
         closed_at: None,
+        left: false,
     }
 }
 
@@ -118,6 +135,7 @@ pub struct CaseLimiter {
     bucket: TokenBucket,
     captures: Vec<Capture>,
     next_id: u64,
+    deferred: Vec<Deferred>,
 }
 
 impl CaseLimiter {
@@ -127,7 +145,61 @@ impl CaseLimiter {
             cfg: cfg.clone(),
             captures: Vec::new(),
             next_id: 0,
+            deferred: Vec::new(),
         }
+    }
+
+    /// Candidates waiting for a token, oldest first (saved with the camera's state).
+    pub fn deferred(&self) -> &[Deferred] {
+        &self.deferred
+    }
+
+    /// Takes back the waiting candidates a restart saved.
+    pub fn restore_deferred(&mut self, deferred: Vec<Deferred>) {
+        self.deferred = deferred;
+    }
+
+    fn capture(&mut self, candidate: Candidate, aggregation: u32) -> Capture {
+        let t = candidate.confirm;
+        let cap = Capture {
+            id: self.next_id,
+            aggregation,
+            last_evidence: t,
+            closed_at: None,
+            left: false,
+            candidate,
+        };
+        self.next_id += 1;
+        self.captures.push(cap.clone());
+        cap
+    }
+
+    /// Files waiting candidates as tokens return, oldest first, at time `t`. One whose
+    /// object is gone (`present` says no) or that waited past the expiry is dropped, and
+    /// recorded as expired.
+    pub fn release(&mut self, t: f64, present: impl Fn(&Candidate) -> bool) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        while let Some(d) = self.deferred.first() {
+            if t - d.candidate.confirm > self.cfg.deferred_expiry_s || !present(&d.candidate) {
+                let d = self.deferred.remove(0);
+                let mut candidate = d.candidate;
+                candidate.confirm = t;
+                out.push(Verdict::Suppressed(Suppression {
+                    reason: SuppressionReason::Expired,
+                    candidate,
+                    merged_into: None,
+                }));
+                continue;
+            }
+            if !self.bucket.take(t) {
+                break; // first in, first out: the oldest waits for the next token
+            }
+            let d = self.deferred.remove(0);
+            let mut candidate = d.candidate;
+            candidate.confirm = t;
+            out.push(Verdict::Captured(self.capture(candidate, 1 + d.merged)));
+        }
+        out
     }
 
     /// Decides about a candidate that met its rule during active hours.
@@ -138,7 +210,8 @@ impl CaseLimiter {
             k.candidate.rule == c.rule
                 && k.candidate.preset == c.preset
                 && iou(&k.candidate.place, &c.place) >= self.cfg.place_iou
-                && k.closed_at.is_none_or(|closed| t - closed <= cooldown)
+                && k.closed_at
+                    .is_none_or(|closed| !k.left && t - closed <= cooldown)
         }) {
             cap.aggregation += 1;
             cap.last_evidence = cap.last_evidence.max(t);
@@ -148,23 +221,32 @@ impl CaseLimiter {
                 merged_into: Some(cap.id),
             });
         }
-        if !self.bucket.take(t) {
+        // Waiting candidates go first: a new one does not jump the queue.
+        if !self.deferred.is_empty() || !self.bucket.take(t) {
+            if self.deferred.len() >= self.cfg.deferred_max.max(1) {
+                let rule = c.rule;
+                if let Some(d) = self.deferred.iter_mut().find(|d| d.candidate.rule == rule) {
+                    d.merged += 1;
+                    return Verdict::Suppressed(Suppression {
+                        reason: SuppressionReason::Aggregated,
+                        candidate: c,
+                        merged_into: None,
+                    });
+                }
+                // Full of other rules: the oldest waiting one gives way (recorded).
+                self.deferred.remove(0);
+            }
+            self.deferred.push(Deferred {
+                candidate: c.clone(),
+                merged: 0,
+            });
             return Verdict::Suppressed(Suppression {
                 reason: SuppressionReason::RateLimit,
                 candidate: c,
                 merged_into: None,
             });
         }
-        let cap = Capture {
-            id: self.next_id,
-            aggregation: 1,
-            last_evidence: t,
-            closed_at: None,
-            candidate: c,
-        };
-        self.next_id += 1;
-        self.captures.push(cap.clone());
-        Verdict::Captured(cap)
+        Verdict::Captured(self.capture(c, 1))
     }
 
     /// Records a candidate that met its rule outside active hours.
@@ -177,10 +259,13 @@ impl CaseLimiter {
     }
 
     /// The episode behind a capture ended: the capture closes and its cooldown starts.
-    pub fn episode_closed(&mut self, episode: u64, t: f64) {
+    /// `seen_to_leave`: its place was seen empty or another vehicle took it; a vehicle
+    /// capture then has no cooldown (the next vehicle there is another vehicle).
+    pub fn episode_closed(&mut self, episode: u64, t: f64, seen_to_leave: bool) {
         for k in &mut self.captures {
             if k.candidate.episode == Some(episode) && k.closed_at.is_none() {
                 k.closed_at = Some(t);
+                k.left = seen_to_leave && k.candidate.rule == RuleKind::AbandonedVehicle;
             }
         }
         self.forget(t);
@@ -281,6 +366,8 @@ mod tests {
             cooldown_s: 100.0,
             place_iou: 0.3,
             inference_fps: None,
+            deferred_max: 2,
+            deferred_expiry_s: 5000.0,
         }
     }
 
@@ -304,8 +391,8 @@ mod tests {
         ));
         // Closed at 20; within the 100 s cooldown it still merges, after it a new capture
         // needs a token: the burst of 2 is spent, and 3/h refills one every 1200 s.
-        l.episode_closed(1, 20.0);
-        l.episode_closed(2, 20.0);
+        l.episode_closed(1, 20.0, false);
+        l.episode_closed(2, 20.0, false);
         assert!(matches!(
             l.offer(cand(RuleKind::AbandonedVehicle, 0.1, 110.0, 4)),
             Verdict::Suppressed(Suppression {
@@ -313,7 +400,7 @@ mod tests {
                 ..
             })
         ));
-        l.episode_closed(4, 115.0);
+        l.episode_closed(4, 115.0, false);
         let v = l.offer(cand(RuleKind::AbandonedVehicle, 0.1, 300.0, 5));
         assert!(
             matches!(
@@ -325,9 +412,81 @@ mod tests {
             ),
             "{v:?}"
         );
+        // It waits; when a token returns it is filed, at that time, before anything new.
+        assert_eq!(l.deferred().len(), 1);
+        assert!(l.release(1000.0, |_| true).is_empty());
+        let out = l.release(1300.0, |_| true);
+        assert!(
+            matches!(&out[..], [Verdict::Captured(c)] if c.candidate.episode == Some(5) && c.candidate.confirm == 1300.0),
+            "{out:?}"
+        );
+        assert!(l.deferred().is_empty());
+    }
+
+    #[test]
+    fn refused_candidates_wait_merge_when_the_queue_is_full_and_expire() {
+        let mut l = CaseLimiter::new(&LimitSettings {
+            burst: 1.0,
+            ..limits()
+        });
+        let reason = |v: Verdict| match v {
+            Verdict::Suppressed(s) => Some(s.reason),
+            Verdict::Captured(_) => None,
+        };
+        assert_eq!(
+            reason(l.offer(cand(RuleKind::AbandonedVehicle, 0.0, 0.0, 1))),
+            None
+        );
+        // Three more vehicles at other places: two wait (the queue holds 2), the third merges
+        // into the oldest waiting one.
+        for (x, e) in [(0.2, 2), (0.4, 3)] {
+            assert_eq!(
+                reason(l.offer(cand(RuleKind::AbandonedVehicle, x, 10.0, e))),
+                Some(SuppressionReason::RateLimit)
+            );
+        }
+        assert_eq!(
+            reason(l.offer(cand(RuleKind::AbandonedVehicle, 0.6, 11.0, 4))),
+            Some(SuppressionReason::Aggregated)
+        );
+        assert_eq!(l.deferred()[0].merged, 1);
+        // A token at 1210 s (3/h): episode 2 has gone by then, so it expires and episode 3
+        // takes the token.
+        let out = l.release(1210.0, |c| c.episode != Some(2));
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(
+            matches!(&out[0], Verdict::Suppressed(s) if s.reason == SuppressionReason::Expired && s.candidate.episode == Some(2))
+        );
+        assert!(matches!(&out[1], Verdict::Captured(c) if c.candidate.episode == Some(3)));
+        // Nothing waits past the expiry.
+        l.offer(cand(RuleKind::IllegalVendor, 0.8, 1211.0, 5));
+        let out = l.release(1211.0 + 5001.0, |_| false);
+        assert!(
+            matches!(&out[..], [Verdict::Suppressed(s)] if s.reason == SuppressionReason::Expired)
+        );
+    }
+
+    #[test]
+    fn a_vehicle_seen_to_leave_leaves_no_cooldown() {
+        let mut l = CaseLimiter::new(&LimitSettings {
+            burst: 5.0,
+            ..limits()
+        });
         assert!(matches!(
-            l.offer(cand(RuleKind::AbandonedVehicle, 0.5, 1300.0, 6)),
+            l.offer(cand(RuleKind::AbandonedVehicle, 0.1, 0.0, 1)),
             Verdict::Captured(_)
+        ));
+        l.episode_closed(1, 10.0, true);
+        // Another car at the same spot 20 s later is another case.
+        assert!(matches!(
+            l.offer(cand(RuleKind::AbandonedVehicle, 0.1, 30.0, 2)),
+            Verdict::Captured(_)
+        ));
+        // Lost from view (not seen to leave): the cooldown merges.
+        l.episode_closed(2, 40.0, false);
+        assert!(matches!(
+            l.offer(cand(RuleKind::AbandonedVehicle, 0.1, 50.0, 3)),
+            Verdict::Suppressed(_)
         ));
     }
 
@@ -386,7 +545,7 @@ mod tests {
                 l.offer(c);
                 prop_assert!(l.open_at(rules[r], &place) <= 1);
                 if close {
-                    l.episode_closed(k as u64, t);
+                    l.episode_closed(k as u64, t, false);
                 }
             }
         }

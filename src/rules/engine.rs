@@ -3,36 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::zones::anchor_point;
 use crate::config::{CameraConfig, RuleConfig, RuleKind, Zone};
-use crate::detect::decode::iou;
-use crate::detect::gate::changed_share;
 use crate::detect::{BBox, Detection, ObjectKind};
-use crate::episodes::{Episode, EpisodeTracker};
+use crate::episodes::{Episode, EpisodeTracker, TrackerState};
 use crate::ingest::Frame;
+use crate::model::geometry::overlap_share;
 use crate::rules::zones::ZoneKind;
+use crate::scene::Light;
+use crate::scene::structure::Patch;
 
-/// A rule met: what the limiter decides about.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Candidate {
-    pub rule: RuleKind,
-    pub camera: String,
-    pub preset: Option<u32>,
-    pub zone: String,
-    /// The place, for deduplication: the episode's anchor, or the bin zone's bounds.
-    pub place: BBox,
-    pub episode: Option<u64>,
-    pub label: String,
-    /// When the condition began and when it was confirmed (pipeline clock, Unix seconds).
-    pub start: f64,
-    pub confirm: f64,
-    pub bbox: BBox,
-    pub score: f32,
-    /// The rule's dwell threshold, in seconds.
-    pub dwell_s: f64,
-}
+pub use crate::model::Candidate;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -44,19 +25,27 @@ pub enum Outcome {
     Cleared { rule: RuleKind, zone: String },
 }
 
-/// The reference-image state of one bin zone.
+/// What one bin zone's comparison is doing (its references live in the camera's
+/// [`TrackerState`], so they are saved).
 #[derive(Debug, Default, Clone)]
 struct BinState {
-    reference: Option<Vec<f32>>,
     previous: Option<Vec<f32>>,
     stable: u32,
     over_since: Option<f64>,
     resolved: bool,
+    /// Met outside active hours, waiting for them to open.
+    deferred: bool,
 }
 
-const BIN_THUMB: usize = 16;
-/// Consecutive unoccluded, unchanging frames before a clean reference is taken.
+/// Consecutive unoccluded, unchanging frames before a reference is taken.
 const REFERENCE_STABLE_FRAMES: u32 = 3;
+/// A zone is judged clean (its reference may adapt) below this share of the rule's
+/// `change_share`.
+const CLEAN_BELOW: f32 = 1.0 / 3.0;
+/// How fast a clean zone's reference follows it.
+const REFERENCE_ADAPT: f32 = 0.02;
+/// Labels that are seats: a person on one is sitting, not attending a stall.
+pub const SEAT_LABELS: &[&str] = &["bench", "chair", "couch", "sofa", "stool"];
 /// How recently a person must have been next to a stall.
 const PERSON_NEAR_WITHIN_S: f64 = 60.0;
 
@@ -108,10 +97,13 @@ impl RuleEngine {
         frame: Option<&Frame>,
     ) -> Vec<Outcome> {
         let mut out = Vec::new();
-        // Stall evidence: note people standing next to stall episodes.
+        // Stall evidence: note people attending stall episodes. Someone sitting (on a
+        // fixture, or on the seat in question) attends nothing.
+        let state = &tracker.state;
         let people: Vec<&Detection> = dets
             .iter()
             .filter(|d| d.kind == ObjectKind::Person)
+            .filter(|p| !state.fixtures.iter().any(|f| sits_on(&p.bbox, &f.bbox)))
             .collect();
         for e in tracker
             .state
@@ -119,7 +111,11 @@ impl RuleEngine {
             .iter_mut()
             .filter(|e| e.kind == ObjectKind::StallPart)
         {
-            if people.iter().any(|p| near(&p.bbox, &e.last_box)) {
+            let seat = SEAT_LABELS.contains(&e.label.as_str());
+            if people
+                .iter()
+                .any(|p| near(&p.bbox, &e.last_box) && !(seat && sits_on(&p.bbox, &e.last_box)))
+            {
                 e.person_near = Some(t);
             }
         }
@@ -132,7 +128,9 @@ impl RuleEngine {
                 RuleKind::OverflowingBin if self.model_sees_overflow => {
                     self.episode_rule(rule, t, tracker, &mut out)
                 }
-                RuleKind::OverflowingBin => self.bin_reference_rule(rule, t, dets, frame, &mut out),
+                RuleKind::OverflowingBin => {
+                    self.bin_reference_rule(rule, t, dets, frame, &mut tracker.state, &mut out)
+                }
             }
         }
         out
@@ -158,7 +156,8 @@ impl RuleEngine {
         out: &mut Vec<Outcome>,
     ) {
         let kinds = rule_kinds(rule.kind);
-        for e in tracker.state.open.iter_mut() {
+        let TrackerState { open, fixtures, .. } = &mut tracker.state;
+        for e in open.iter_mut() {
             if !kinds.contains(&e.kind) || e.resolved.contains(&rule.kind) {
                 continue;
             }
@@ -175,6 +174,10 @@ impl RuleEngine {
             }
             if rule.kind == RuleKind::IllegalVendor
                 && (self.in_kind(ZoneKind::VendingAllowed, x, y)
+                    || fixtures.iter().any(|f| {
+                        crate::detect::decode::iou(&e.anchor, &f.bbox) >= 0.3
+                            || overlap_share(&e.anchor, &f.bbox) >= 0.6
+                    })
                     || e.person_near.is_none_or(|p| t - p > PERSON_NEAR_WITHIN_S))
             {
                 continue;
@@ -183,21 +186,27 @@ impl RuleEngine {
                 continue;
             };
             let c = candidate(&self.cam, rule, zone, e, t);
-            e.resolved.push(rule.kind);
-            out.push(if self.active(rule, zone, t) {
-                Outcome::Met(c)
-            } else {
-                Outcome::OutsideHours(c)
-            });
+            if self.active(rule, zone, t) {
+                e.resolved.push(rule.kind);
+                out.push(Outcome::Met(c));
+            } else if !e.deferred.contains(&rule.kind) {
+                // Deferred, not resolved: judged again when the hours open, and filed then if
+                // the object is still there.
+                e.deferred.push(rule.kind);
+                out.push(Outcome::OutsideHours(c));
+            }
         }
     }
 
+    /// The bin rule without a model that sees overflow: each bin zone's structure compared
+    /// with its clean reference for the current light (see `scene::structure`).
     fn bin_reference_rule(
         &mut self,
         rule: &RuleConfig,
         t: f64,
         dets: &[Detection],
         frame: Option<&Frame>,
+        state: &mut TrackerState,
         out: &mut Vec<Outcome>,
     ) {
         let Some(frame) = frame else {
@@ -209,32 +218,44 @@ impl RuleEngine {
             // Frames where a person or vehicle covers the zone do not count.
             let covered = dets.iter().any(|d| {
                 matches!(d.kind, ObjectKind::Person | ObjectKind::Vehicle)
-                    && iou(&d.bbox, &bounds) > 0.0
                     && overlap_share(&d.bbox, &bounds) > 0.05
             });
             if covered {
                 continue;
             }
-            let thumb = zone_thumbnail(frame, &bounds);
+            let patch = Patch::of(frame, &zone.polygon);
+            let light = patch.light();
+            if light == Light::Dark {
+                continue; // too dark to judge: nothing starts, nothing clears
+            }
             let st = self.bins.entry(zone.id.clone()).or_default();
-            let Some(reference) = &st.reference else {
-                // Take a clean reference once the zone has been still for a few frames.
-                let still = st
-                    .previous
-                    .as_ref()
-                    .is_some_and(|p| changed_share(p, &thumb, 0.04) < 0.02);
-                st.stable = if still { st.stable + 1 } else { 0 };
+            let still = st
+                .previous
+                .as_ref()
+                .is_some_and(|p| patch.changed_share(p) < 0.02);
+            st.stable = if still { st.stable + 1 } else { 0 };
+            st.previous = Some(patch.grey.clone());
+            let refs = state.zones.entry(zone.id.clone()).or_default();
+            let Some((reference, own)) = refs.for_light(light) else {
+                // The first reference: the zone once it has been still for a few frames.
                 if st.stable >= REFERENCE_STABLE_FRAMES {
-                    st.reference = Some(thumb.clone());
+                    refs.set(light, patch.grey);
                 }
-                st.previous = Some(thumb);
                 continue;
             };
-            let share = changed_share(reference, &thumb, 0.08);
+            let share = patch.changed_share(reference);
+            tracing::trace!(zone = %zone.id, t, share, own, light = ?light, "bin zone compared");
+            if share < rule.change_share * CLEAN_BELOW {
+                if own {
+                    refs.adapt(light, &patch.grey, REFERENCE_ADAPT);
+                } else if st.stable >= REFERENCE_STABLE_FRAMES {
+                    // This light's first reference, from a view that matches the other's.
+                    refs.set(light, patch.grey.clone());
+                }
+            }
             if share >= rule.change_share {
                 let since = *st.over_since.get_or_insert(t);
                 if !st.resolved && t - since >= rule.dwell.as_secs_f64() {
-                    st.resolved = true;
                     let c = Candidate {
                         rule: rule.kind,
                         camera: self.cam.id.clone(),
@@ -251,11 +272,13 @@ impl RuleEngine {
                     };
                     let active = rule.active.contains(t, self.cam.utc_offset_s)
                         && zone.active.contains(t, self.cam.utc_offset_s);
-                    out.push(if active {
-                        Outcome::Met(c)
-                    } else {
-                        Outcome::OutsideHours(c)
-                    });
+                    if active {
+                        st.resolved = true;
+                        out.push(Outcome::Met(c));
+                    } else if !st.deferred {
+                        st.deferred = true;
+                        out.push(Outcome::OutsideHours(c));
+                    }
                 }
             } else if st.over_since.take().is_some() {
                 if st.resolved {
@@ -265,8 +288,25 @@ impl RuleEngine {
                     });
                 }
                 st.resolved = false;
+                st.deferred = false;
             }
         }
+    }
+
+    /// Whether a bin zone's condition holds now (a deferred bin candidate is still due).
+    pub fn zone_over(&self, zone: &str) -> bool {
+        self.bins.get(zone).is_some_and(|b| b.over_since.is_some())
+    }
+
+    /// What a zone's comparison sees now, for the docs' figure and the eval report: the
+    /// structure change and the old brightness change against the zone's reference.
+    pub fn zone_shares(state: &TrackerState, zone: &Zone, frame: &Frame) -> Option<(f32, f32)> {
+        let patch = Patch::of(frame, &zone.polygon);
+        let (reference, _) = state.zones.get(&zone.id)?.for_light(patch.light())?;
+        Some((
+            patch.changed_share(reference),
+            patch.brightness_share(reference, 0.08),
+        ))
     }
 }
 
@@ -296,14 +336,6 @@ fn candidate(cam: &CameraConfig, rule: &RuleConfig, zone: &Zone, e: &Episode, t:
     }
 }
 
-/// Share of `a` that lies inside `b`.
-fn overlap_share(a: &BBox, b: &BBox) -> f32 {
-    let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let area = (a[2] - a[0]).max(1e-9) * (a[3] - a[1]).max(1e-9);
-    ix * iy / area
-}
-
 /// A person is next to a stall when their boxes, each grown by half its size, touch.
 fn near(person: &BBox, stall: &BBox) -> bool {
     let grow = |b: &BBox| {
@@ -314,20 +346,9 @@ fn near(person: &BBox, stall: &BBox) -> bool {
     p[0] < s[2] && s[0] < p[2] && p[1] < s[3] && s[1] < p[3]
 }
 
-/// A 16×16 grey thumbnail of the zone's bounding box.
-fn zone_thumbnail(frame: &Frame, b: &BBox) -> Vec<f32> {
-    let (w, h) = (frame.width as f32, frame.height as f32);
-    let mut out = vec![0f32; BIN_THUMB * BIN_THUMB];
-    for ty in 0..BIN_THUMB {
-        for tx in 0..BIN_THUMB {
-            let x = ((b[0] + (b[2] - b[0]) * (tx as f32 + 0.5) / BIN_THUMB as f32) * w)
-                .clamp(0.0, w - 1.0) as usize;
-            let y = ((b[1] + (b[3] - b[1]) * (ty as f32 + 0.5) / BIN_THUMB as f32) * h)
-                .clamp(0.0, h - 1.0) as u32;
-            let p = &frame.row(y)[x * 3..x * 3 + 3];
-            out[ty * BIN_THUMB + tx] =
-                (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0;
-        }
-    }
-    out
+/// A person sits on a seat when the lower half of their box lies mostly on it.
+fn sits_on(person: &BBox, seat: &BBox) -> bool {
+    let mid = (person[1] + person[3]) / 2.0;
+    let lower = [person[0], mid, person[2], person[3]];
+    overlap_share(&lower, seat) >= 0.4
 }

@@ -121,6 +121,24 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
         counts(|a| a.captures),
     );
     o.per_camera(
+        "citywatch_camera_off_view",
+        "gauge",
+        "1 while the camera is off the view its zones were drawn for (rules paused).",
+        counts(|a| a.off_view as u64),
+    );
+    o.per_camera(
+        "citywatch_deferred_candidates",
+        "gauge",
+        "Candidates waiting for a capture token.",
+        counts(|a| a.deferred as u64),
+    );
+    o.per_camera(
+        "citywatch_fixtures",
+        "gauge",
+        "Fixtures the camera knows (benches, a shop's chairs): never stall evidence.",
+        counts(|a| a.fixtures as u64),
+    );
+    o.per_camera(
         "citywatch_suppressions_total",
         "counter",
         "Candidates suppressed (duplicate, rate limit, outside hours), by camera.",
@@ -158,6 +176,8 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
             ("duplicate", a.suppressed_duplicate),
             ("rate_limit", a.suppressed_rate_limit),
             ("outside_hours", a.suppressed_outside_hours),
+            ("aggregated", a.suppressed_aggregated),
+            ("expired", a.suppressed_expired),
         ] {
             o.sample(
                 "citywatch_suppressions_by_reason_total",

@@ -347,6 +347,12 @@ pub async fn cameras(
                 )
             })
             .unwrap_or(("-", 0, 0, String::new()));
+        // Off view outranks a streaming camera's health: its rules are paused.
+        let state = if c.analysis.is_some_and(|a| a.off_view) {
+            "off_view"
+        } else {
+            state
+        };
         let (analysed, reused) = c
             .analysis
             .map(|a| {

@@ -21,6 +21,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 3),
     ("ingest", 4),
     ("detect", 5),
+    // Light-proof structure of zones and of the whole view (bins, the drift guard).
+    ("scene", 5),
     ("episodes", 6),
     ("rules", 7),
     ("ratelimit", 8),

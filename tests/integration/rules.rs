@@ -151,26 +151,32 @@ fn captures(events: &[(f64, Event)]) -> Vec<(f64, String)> {
 
 #[test]
 fn abandoned_vehicle_timelines() {
-    // (name, gap in the detections, expected capture times)
-    type Case = (&'static str, Option<(f64, f64)>, Vec<f64>);
-    let cases: [Case; 3] = [
-        ("dwell reached", None, vec![600.0]),
-        // Last seen at 190, seen again at 250: 60 s apart, within the 60 s grace.
+    // (name, gap in the detections, whether the car is in the gap's frames, expected
+    // capture times)
+    type Case = (&'static str, Option<(f64, f64)>, bool, Vec<f64>);
+    let cases: [Case; 4] = [
+        ("dwell reached", None, true, vec![600.0]),
+        // Not detected from 200 to 240 but still there: its episode holds.
         (
-            "occluded within the grace",
+            "missed within the grace",
             Some((200.0, 240.0)),
+            true,
             vec![600.0],
         ),
-        // Last seen at 190, seen again at 300: the first episode closed; a new one starts.
+        // Not detected from 200 to 290, longer than the grace, but plainly still there in
+        // the frames: its structure holds the episode, the dwell goes on.
         (
-            "away longer than the grace",
+            "missed by the detector longer than the grace",
             Some((200.0, 290.0)),
-            vec![900.0],
+            true,
+            vec![600.0],
         ),
+        // Gone from 200 to 290: the empty kerb is seen, the episode ends; a car at 300 is
+        // a new episode with its own dwell.
+        ("gone and back", Some((200.0, 290.0)), false, vec![900.0]),
     ];
-    for (name, gap, want) in cases {
+    for (name, gap, there, want) in cases {
         let mut a = analysis(false);
-        // Frames keep coming during the gap; the car is just not detected in them.
         let steps = times(0.0, 1000.0, 10.0, None).into_iter().map(|t| {
             let hidden = gap.is_some_and(|(a, b)| t >= a && t <= b);
             let dets = if hidden {
@@ -178,7 +184,8 @@ fn abandoned_vehicle_timelines() {
             } else {
                 vec![det(ObjectKind::Vehicle, CAR)]
             };
-            (t, dets, Some(frame(Some([40, 140, 150]), 0)))
+            let car = (!hidden || there).then_some([40, 140, 150]);
+            (t, dets, Some(frame(car, 0)))
         });
         let got = captures(&run(&mut a, steps));
         let want: Vec<(f64, String)> = want
@@ -333,7 +340,8 @@ fn a_restart_in_the_middle_of_the_dwell_resumes() {
 
 proptest! {
     /// Every episode that met a rule ends as exactly one capture or one recorded
-    /// suppression; none that did not meet it produces anything.
+    /// suppression (a duplicate, or a deferral that expired), or is still waiting for a token
+    /// at the end; it is deferred at most once. None that did not meet it produces anything.
     #[test]
     fn every_episode_that_met_a_rule_is_resolved_exactly_once(
         // Three parking spots; per 10 s step, whether each car is seen.
@@ -355,17 +363,22 @@ proptest! {
                 episodes.insert(e.id, e.dwell());
             }
         }
-        let mut per_episode = std::collections::BTreeMap::new();
+        let mut ended = std::collections::BTreeMap::new();
+        let mut deferred = std::collections::BTreeMap::new();
         for e in &events {
-            let c = match e {
-                Event::Capture(c) => &c.candidate,
-                Event::Suppressed(s) => &s.candidate,
+            let (c, deferral) = match e {
+                Event::Capture(c) => (&c.candidate, false),
+                Event::Suppressed(s) => (&s.candidate, s.reason == SuppressionReason::RateLimit),
             };
-            *per_episode.entry(c.episode.unwrap()).or_insert(0) += 1;
+            let m = if deferral { &mut deferred } else { &mut ended };
+            *m.entry(c.episode.unwrap()).or_insert(0) += 1;
         }
+        let waiting: Vec<u64> = a.limiter().deferred().iter().map(|d| d.candidate.episode.unwrap()).collect();
         for (id, dwell) in episodes {
-            let want = if dwell >= 600.0 { 1 } else { 0 };
-            prop_assert_eq!(per_episode.get(&id).copied().unwrap_or(0), want, "episode {} dwell {}", id, dwell);
+            let met = dwell >= 600.0;
+            let want = if met && !waiting.contains(&id) { 1 } else { 0 };
+            prop_assert_eq!(ended.get(&id).copied().unwrap_or(0), want, "episode {} dwell {}", id, dwell);
+            prop_assert!(deferred.get(&id).copied().unwrap_or(0) <= met as u32, "episode {} deferred twice", id);
         }
     }
 }

@@ -67,6 +67,7 @@ fn capture(rule: RuleKind, episode: u64, confirm: f64) -> Capture {
         aggregation: 1,
         last_evidence: confirm,
         closed_at: None,
+        left: false,
     }
 }
 

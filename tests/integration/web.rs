@@ -83,6 +83,7 @@ fn capture(i: u64) -> Capture {
         aggregation: 1,
         last_evidence: T0 + 60.0,
         closed_at: None,
+        left: false,
     }
 }
 

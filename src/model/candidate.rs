@@ -1,0 +1,35 @@
+//! A rule met: what the limiter decides about, what a deferral keeps and what a capture
+//! carries.
+
+use serde::{Deserialize, Serialize};
+
+use super::{BBox, RuleKind};
+
+/// A rule met: what the limiter decides about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub rule: RuleKind,
+    pub camera: String,
+    pub preset: Option<u32>,
+    pub zone: String,
+    /// The place, for deduplication: the episode's anchor, or the bin zone's bounds.
+    pub place: BBox,
+    pub episode: Option<u64>,
+    pub label: String,
+    /// When the condition began and when it was confirmed (pipeline clock, Unix seconds).
+    pub start: f64,
+    pub confirm: f64,
+    pub bbox: BBox,
+    pub score: f32,
+    /// The rule's dwell threshold, in seconds.
+    pub dwell_s: f64,
+}
+
+/// A candidate the token bucket refused, waiting for a token: kept with the camera's state so
+/// a restart does not lose it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deferred {
+    pub candidate: Candidate,
+    /// Later candidates of the same rule merged into this one while the queue was full.
+    pub merged: u32,
+}

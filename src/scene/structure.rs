@@ -1,0 +1,298 @@
+//! A zone's structure, compared across light: the bin rule's scene comparison.
+//!
+//! A zone is sampled on its polygon (cells outside it are masked) as a grid of `SIDE`×`SIDE`
+//! area-mean grey cells over its bounds. Each cell is related to four neighbours by their
+//! normalised difference (difference over mean brightness, a soft census). Halving the light
+//! halves both cells, so the relations stay: the comparison is gain-compensated. A cell
+//! changed when one of its relations moved by more than a margin from the reference's, or
+//! its brightness relative to the zone's mean moved (the smooth inside of a bag), and it counts only with changed neighbours (a bag of rubbish is a blob,
+//! compression noise is speckle). The result is the changed share of the zone.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Light, cells};
+use crate::ingest::Frame;
+use crate::model::{BBox, Polygon};
+
+/// Cells per side of a zone's grid: a bag of rubbish in a 150-px bin zone covers a few.
+pub const SIDE: usize = 40;
+/// A neighbour relation changed when the normalised difference of the two cells moved by
+/// more than this.
+const REL_CHANGE: f32 = 0.2;
+/// A cell changed when its brightness relative to the patch's mean moved by more than this.
+const LEVEL_CHANGE: f32 = 0.3;
+/// Added to a pair's mean grey, so the noise of dark cells does not count.
+const ABS_MARGIN: f32 = 0.008;
+/// Neighbours compared: right, down, down-right, down-left (each pair once).
+const NEIGHBOURS: [(i32, i32); 4] = [(1, 0), (0, 1), (1, 1), (-1, 1)];
+
+/// One zone seen in one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    /// Cells per side.
+    pub side: usize,
+    pub grey: Vec<f32>,
+    pub mask: Vec<bool>,
+}
+
+/// The mask of a polygon's grid: cells whose centre lies inside it.
+pub fn mask_of(poly: &Polygon) -> Vec<bool> {
+    let b = poly.bounds();
+    let mut m = vec![false; SIDE * SIDE];
+    for cy in 0..SIDE {
+        for cx in 0..SIDE {
+            let x = b[0] + (b[2] - b[0]) * (cx as f32 + 0.5) / SIDE as f32;
+            let y = b[1] + (b[3] - b[1]) * (cy as f32 + 0.5) / SIDE as f32;
+            m[cy * SIDE + cx] = poly.contains(x, y);
+        }
+    }
+    m
+}
+
+impl Patch {
+    pub fn of(frame: &Frame, poly: &Polygon) -> Self {
+        Self {
+            side: SIDE,
+            grey: cells(frame, &poly.bounds(), SIDE, SIDE),
+            mask: mask_of(poly),
+        }
+    }
+
+    /// A whole box at `side`×`side` cells (an object's place).
+    pub fn of_box(frame: &Frame, b: &BBox, side: usize) -> Self {
+        Self {
+            side,
+            grey: cells(frame, b, side, side),
+            mask: vec![true; side * side],
+        }
+    }
+
+    /// Mean grey inside the polygon.
+    pub fn mean(&self) -> f32 {
+        let (s, n) = self
+            .grey
+            .iter()
+            .zip(&self.mask)
+            .filter(|(_, m)| **m)
+            .fold((0.0, 0usize), |(s, n), (g, _)| (s + g, n + 1));
+        if n == 0 { 0.0 } else { s / n as f32 }
+    }
+
+    pub fn light(&self) -> Light {
+        Light::of_mean(self.mean())
+    }
+
+    /// The normalised difference of two cells: their difference over their mean. Halving the
+    /// light halves both, so it stays.
+    fn rel(&self, i: usize, j: usize) -> f32 {
+        let (a, b) = (self.grey[i], self.grey[j]);
+        (b - a) / ((a + b) / 2.0 + ABS_MARGIN)
+    }
+
+    /// Per cell: whether its structure differs from `reference`'s (before the blob filter).
+    fn raw_changes(&self, reference: &[f32]) -> Vec<bool> {
+        let r = Patch {
+            side: self.side,
+            grey: reference.to_vec(),
+            mask: self.mask.clone(),
+        };
+        let side = self.side as i32;
+        let mut out = vec![false; self.grey.len()];
+        if reference.len() != self.grey.len() {
+            return out;
+        }
+        let (m_now, m_ref) = (self.mean() + ABS_MARGIN, r.mean() + ABS_MARGIN);
+        for y in 0..side {
+            for x in 0..side {
+                let i = (y * side + x) as usize;
+                if !self.mask[i] {
+                    continue;
+                }
+                let mut differ = 0;
+                for (dx, dy) in NEIGHBOURS {
+                    let (nx, ny) = (x + dx, y + dy);
+                    if nx < 0 || ny < 0 || nx >= side || ny >= side {
+                        continue;
+                    }
+                    let j = (ny * side + nx) as usize;
+                    if self.mask[j] && (self.rel(i, j) - r.rel(i, j)).abs() > REL_CHANGE {
+                        differ += 1;
+                    }
+                }
+                // Gain-compensated brightness: each cell over its patch's mean. Catches the
+                // smooth inside of what was added, where relations to neighbours stay alike.
+                let level = (self.grey[i] / m_now - r.grey[i] / m_ref).abs() > LEVEL_CHANGE;
+                out[i] = differ >= 1 || level;
+            }
+        }
+        out
+    }
+
+    /// Cells whose structure differs from the reference grey grid, kept only where at least
+    /// two of their eight neighbours changed too.
+    pub fn changes(&self, reference: &[f32]) -> Vec<bool> {
+        let raw = self.raw_changes(reference);
+        let side = self.side as i32;
+        let mut out = vec![false; self.grey.len()];
+        for y in 0..side {
+            for x in 0..side {
+                let i = (y * side + x) as usize;
+                if !raw[i] {
+                    continue;
+                }
+                let mut n = 0;
+                for dy in -1..=1 {
+                    for dx in -1..=1 {
+                        let (nx, ny) = (x + dx, y + dy);
+                        if (dx, dy) != (0, 0)
+                            && nx >= 0
+                            && ny >= 0
+                            && nx < side
+                            && ny < side
+                            && raw[(ny * side + nx) as usize]
+                        {
+                            n += 1;
+                        }
+                    }
+                }
+                out[i] = n >= 2;
+            }
+        }
+        out
+    }
+
+    /// Share (0..1) of the zone whose structure differs from the reference.
+    pub fn changed_share(&self, reference: &[f32]) -> f32 {
+        let n = self.mask.iter().filter(|m| **m).count().max(1);
+        self.changes(reference).iter().filter(|c| **c).count() as f32 / n as f32
+    }
+
+    /// The comparison this replaced, for the figure in docs/rules.md: share of the zone whose
+    /// absolute brightness moved by more than `delta`.
+    pub fn brightness_share(&self, reference: &[f32], delta: f32) -> f32 {
+        let n = self.mask.iter().filter(|m| **m).count().max(1);
+        self.grey
+            .iter()
+            .zip(reference)
+            .zip(&self.mask)
+            .filter(|((a, b), m)| **m && (*a - *b).abs() > delta)
+            .count() as f32
+            / n as f32
+    }
+}
+
+/// A zone's clean references, one per light, as grey grids: what the store keeps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneReferences {
+    #[serde(default)]
+    pub day: Option<Vec<f32>>,
+    #[serde(default)]
+    pub night: Option<Vec<f32>>,
+    /// When an operator last marked the zone clean (pipeline clock).
+    #[serde(default)]
+    pub marked_clean: Option<f64>,
+}
+
+impl ZoneReferences {
+    pub fn get(&self, light: Light) -> Option<&Vec<f32>> {
+        let r = match light {
+            Light::Day => self.day.as_ref(),
+            Light::Night => self.night.as_ref(),
+            Light::Dark => None,
+        };
+        r.filter(|g| g.len() == SIDE * SIDE)
+    }
+
+    /// The reference to compare with in `light`: its own, else the other light's (structure
+    /// carries across light; a night reference is only ever taken from a frame that matched
+    /// the day one, or the other way round).
+    pub fn for_light(&self, light: Light) -> Option<(&Vec<f32>, bool)> {
+        match (self.get(light), light) {
+            (Some(r), _) => Some((r, true)),
+            (None, Light::Day) => self.get(Light::Night).map(|r| (r, false)),
+            (None, Light::Night) => self.get(Light::Day).map(|r| (r, false)),
+            (None, Light::Dark) => None,
+        }
+    }
+
+    pub fn set(&mut self, light: Light, grey: Vec<f32>) {
+        match light {
+            Light::Day => self.day = Some(grey),
+            Light::Night => self.night = Some(grey),
+            Light::Dark => {}
+        }
+    }
+
+    /// Moves `light`'s reference a fraction `alpha` towards `grey` (slow adaptation while the
+    /// zone is judged clean: leaves, shadows of the season).
+    pub fn adapt(&mut self, light: Light, grey: &[f32], alpha: f32) {
+        let r = match light {
+            Light::Day => self.day.as_mut(),
+            Light::Night => self.night.as_mut(),
+            Light::Dark => None,
+        };
+        if let Some(r) = r.filter(|r| r.len() == grey.len()) {
+            for (a, b) in r.iter_mut().zip(grey) {
+                *a = (1.0 - alpha) * *a + alpha * b;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::testing::scene;
+
+    fn zone() -> Polygon {
+        Polygon(vec![[0.5, 0.5], [0.9, 0.5], [0.9, 0.9], [0.5, 0.9]])
+    }
+
+    #[test]
+    fn dusk_moves_brightness_but_not_structure() {
+        let day = Patch::of(&scene(320, 240, 1.0, &[], 0), &zone());
+        for gain in [0.8, 0.6, 0.4, 0.25, 0.15] {
+            let dusk = Patch::of(&scene(320, 240, gain, &[], 0), &zone());
+            let s = dusk.changed_share(&day.grey);
+            assert!(s < 0.03, "gain {gain}: structure changed on {s}");
+            if gain <= 0.6 {
+                assert!(dusk.brightness_share(&day.grey, 0.08) > 0.5);
+            }
+        }
+    }
+
+    #[test]
+    fn a_bag_in_the_zone_changes_structure_in_any_light() {
+        let day = Patch::of(&scene(320, 240, 1.0, &[], 0), &zone());
+        let bag = ([0.6, 0.6, 0.75, 0.78], [40, 40, 45]);
+        for gain in [1.0, 0.5, 0.2] {
+            let now = Patch::of(&scene(320, 240, gain, &[bag], 0), &zone());
+            let s = now.changed_share(&day.grey);
+            assert!(s > 0.1, "gain {gain}: only {s}");
+        }
+    }
+
+    #[test]
+    fn cells_outside_the_polygon_do_not_count() {
+        let tri = Polygon(vec![[0.5, 0.5], [0.9, 0.5], [0.5, 0.9]]);
+        let day = Patch::of(&scene(320, 240, 1.0, &[], 0), &tri);
+        // Paint the corner of the bounds the triangle leaves out.
+        let now = Patch::of(
+            &scene(320, 240, 1.0, &[([0.78, 0.78, 0.9, 0.9], [10, 10, 10])], 0),
+            &tri,
+        );
+        assert!(now.changed_share(&day.grey) < 0.01);
+    }
+
+    #[test]
+    fn references_fall_back_across_light_and_adapt() {
+        let mut r = ZoneReferences::default();
+        assert!(r.for_light(Light::Day).is_none());
+        r.set(Light::Day, vec![0.5; SIDE * SIDE]);
+        assert_eq!(r.for_light(Light::Night).map(|x| x.1), Some(false));
+        assert_eq!(r.for_light(Light::Day).map(|x| x.1), Some(true));
+        assert!(r.for_light(Light::Dark).is_none());
+        r.adapt(Light::Day, &vec![1.0; SIDE * SIDE], 0.1);
+        assert!((r.day.as_ref().unwrap()[0] - 0.55).abs() < 1e-6);
+    }
+}
