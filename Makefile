@@ -43,8 +43,7 @@ eval: deps
 	  --truth sample-videos/truth/vtest.json --truth sample-videos/truth/bikes.json \
 	  --compare-model ssdlite_mobilenet_v2_pedestrian --out target/eval/samples
 	./target/release/citywatch eval --pipeline tests/scenarios/pipeline.toml \
-	  --truth tests/scenarios/vehicle.json --truth tests/scenarios/vendor.json \
-	  --truth tests/scenarios/vendor_far.json --truth tests/scenarios/bin.json \
+	  $(foreach s,vehicle vendor vendor_far bin dusk dusk_litter brief_stops swap fixture view_shift early_stall,--truth tests/scenarios/$(s).json) \
 	  --out target/eval/scenarios
 
 # Decode cost, full against keyframe-only (benches/decode.rs); detection cost per model,

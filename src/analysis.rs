@@ -133,7 +133,13 @@ impl CameraAnalysis {
             self.opened = up.opened.clone();
             self.closed = up.closed.iter().map(|(e, _)| e.id).collect();
             for (e, why) in &up.closed {
+                tracing::debug!(camera = %self.camera, episode = e.id, label = %e.label, reason = ?why, dwell = e.dwell(), hits = e.hits, t, "episode closed");
                 self.limiter.episode_closed(e.id, t, why.seen_to_leave());
+            }
+            for id in &up.opened {
+                if let Some(e) = self.tracker.open().iter().find(|e| e.id == *id) {
+                    tracing::debug!(camera = %self.camera, episode = id, label = %e.label, bbox = ?e.anchor, t, "episode opened");
+                }
             }
             for f in &up.fixtures {
                 tracing::info!(camera = %self.camera, label = %f.label, source = ?f.source, "fixture learned");
@@ -231,6 +237,8 @@ pub struct FrameAnalyser {
     /// Keep the detector's own output of the last frame (evaluation scores it).
     keep_fresh: bool,
     fresh: Option<Vec<Detection>>,
+    /// Regions the detector also runs on (a camera's `detect_crops`).
+    crops: Vec<crate::model::BBox>,
 }
 
 /// Most first-seen frames one camera keeps (oldest dropped first).
@@ -269,7 +277,15 @@ impl FrameAnalyser {
             recent: Default::default(),
             keep_fresh: false,
             fresh: None,
+            crops: Vec::new(),
         }
+    }
+
+    /// Also runs the detector on these regions of each analysed frame, for objects too small
+    /// in the whole frame.
+    pub fn with_crops(mut self, crops: Vec<crate::model::BBox>) -> Self {
+        self.crops = crops;
+        self
     }
 
     /// Keeps each frame's fresh detections for [`Self::fresh`].
@@ -352,7 +368,7 @@ impl FrameAnalyser {
         let frame = std::sync::Arc::new(frame);
         self.fresh = None;
         let dets = if run {
-            match self.service.detect(frame.clone()).await {
+            match detect_all(&self.service, &self.crops, &frame).await {
                 Ok(d) => {
                     self.gate.record(&d);
                     if self.keep_fresh {
@@ -412,6 +428,52 @@ impl FrameAnalyser {
         }
         events
     }
+}
+
+/// The whole frame's detections plus those of each crop, mapped back to the frame; a
+/// crop's detection that repeats one already found (same label, IoU ≥ 0.5) is dropped.
+async fn detect_all(
+    service: &std::sync::Arc<dyn crate::detect::Detect>,
+    crops: &[crate::model::BBox],
+    frame: &std::sync::Arc<Frame>,
+) -> Result<Vec<Detection>, crate::detect::ModelError> {
+    let mut all = service.detect(frame.clone()).await?;
+    for b in crops {
+        let part = std::sync::Arc::new(crop(frame, b));
+        for mut d in service.detect(part).await? {
+            let (w, h) = (b[2] - b[0], b[3] - b[1]);
+            d.bbox = [
+                b[0] + d.bbox[0] * w,
+                b[1] + d.bbox[1] * h,
+                b[0] + d.bbox[2] * w,
+                b[1] + d.bbox[3] * h,
+            ];
+            if !all
+                .iter()
+                .any(|k| k.label == d.label && crate::model::iou(&k.bbox, &d.bbox) >= 0.5)
+            {
+                all.push(d);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// The pixels of a normalised box of a frame, as a frame of their own.
+fn crop(frame: &Frame, b: &crate::model::BBox) -> Frame {
+    let (fw, fh) = (frame.width as f32, frame.height as f32);
+    let x0 = (b[0] * fw).floor().clamp(0.0, fw - 1.0) as u32;
+    let y0 = (b[1] * fh).floor().clamp(0.0, fh - 1.0) as u32;
+    let x1 = ((b[2] * fw).ceil() as u32).clamp(x0 + 1, frame.width);
+    let y1 = ((b[3] * fh).ceil() as u32).clamp(y0 + 1, frame.height);
+    let mut data = Vec::with_capacity(((x1 - x0) * (y1 - y0) * 3) as usize);
+    for y in y0..y1 {
+        data.extend_from_slice(&frame.row(y)[x0 as usize * 3..x1 as usize * 3]);
+    }
+    let mut f = Frame::from_rgb(frame.camera.clone(), x1 - x0, y1 - y0, data);
+    f.pts = frame.pts;
+    f.seq = frame.seq;
+    f
 }
 
 /// Whether a detector's labels include the kinds the overflowing-bin rule can use directly.

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::core::redact_url;
+use crate::model::BBox;
 use crate::model::categories::CategoryTable;
 use crate::model::zones::{ActiveHours, Polygon, ZoneKind, parse_utc_offset};
 pub use crate::model::{FilingMode, Location, RuleKind};
@@ -595,6 +596,14 @@ struct RawCamera {
     visit_s: Option<f64>,
     #[serde(default)]
     revisit_s: Option<f64>,
+    /// Zones whose bounds the detector also runs on, for objects too small in the whole
+    /// frame (a stall 20 m away). Each costs one more inference per analysed frame.
+    #[serde(default)]
+    detect_crops: Vec<String>,
+    /// Each crop is cut into this many tiles per side (overlapping by a quarter), so small
+    /// objects reach the detector larger. Default 1.
+    #[serde(default)]
+    detect_crop_grid: Option<u32>,
     #[serde(default)]
     zones: Vec<RawZone>,
     #[serde(default)]
@@ -699,6 +708,8 @@ pub struct CameraConfig {
     pub continuous: bool,
     pub visit_s: Option<f64>,
     pub revisit_s: Option<f64>,
+    /// The bounds of the zones the detector also runs on (`detect_crops`).
+    pub detect_crops: Vec<BBox>,
     pub zones: Vec<Zone>,
     pub rules: Vec<RuleConfig>,
 }
@@ -1475,6 +1486,20 @@ fn validate_camera(
             });
         }
     }
+    let mut detect_crops = Vec::new();
+    let grid = raw.detect_crop_grid.unwrap_or(1);
+    if !(1..=4).contains(&grid) {
+        bad!("detect_crop_grid", format!("must be 1 to 4, got {grid}"));
+    }
+    for zid in &raw.detect_crops {
+        match zones.iter().find(|z: &&Zone| &z.id == zid) {
+            Some(z) => detect_crops.extend(tiles(&z.polygon.bounds(), grid.clamp(1, 4))),
+            None => bad!(
+                "detect_crops",
+                format!("zone {zid:?} does not exist on camera {:?}", raw.id),
+            ),
+        }
+    }
     let mut rules = Vec::new();
     for (r, rr) in raw.rules.iter().enumerate() {
         let rp = |f: &str| format!("rules[{r}].{f}");
@@ -1559,9 +1584,26 @@ fn validate_camera(
         continuous: raw.continuous,
         visit_s: raw.visit_s,
         revisit_s: raw.revisit_s,
+        detect_crops,
         zones,
         rules,
     })
+}
+
+/// A box cut into `n`×`n` tiles that overlap by a quarter of a tile.
+fn tiles(b: &BBox, n: u32) -> Vec<BBox> {
+    let n = n as f32;
+    // Tile size t with n tiles stepping 3/4 t: t (1 + 3/4 (n - 1)) = size.
+    let (w, h) = (b[2] - b[0], b[3] - b[1]);
+    let (tw, th) = (w / (1.0 + 0.75 * (n - 1.0)), h / (1.0 + 0.75 * (n - 1.0)));
+    let mut out = Vec::new();
+    for j in 0..n as u32 {
+        for i in 0..n as u32 {
+            let (x, y) = (b[0] + i as f32 * 0.75 * tw, b[1] + j as f32 * 0.75 * th);
+            out.push([x, y, (x + tw).min(b[2]), (y + th).min(b[3])]);
+        }
+    }
+    out
 }
 
 /// `[patrol]` against the cameras: caps, periods, and continuous cameras within their caps.

@@ -69,6 +69,7 @@ pub async fn detect_file(
         continuous: false,
         visit_s: None,
         revisit_s: None,
+        detect_crops: Vec::new(),
         zones: Vec::new(),
         rules: Vec::new(),
     };

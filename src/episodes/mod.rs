@@ -44,6 +44,9 @@ const PATCH_BLEND: f32 = 0.2;
 /// A person or vehicle covering this share of a place hides it.
 const HIDDEN_SHARE: f32 = 0.25;
 
+/// Detections an episode needs before its structure alone can show it present.
+const MIN_HITS: u32 = 3;
+
 /// Kinds that become episodes: things that stay put.
 pub fn is_stationary_kind(kind: ObjectKind) -> bool {
     matches!(
@@ -80,6 +83,10 @@ pub struct Episode {
     /// dark to tell. The grace period runs from here.
     #[serde(default)]
     pub held: f64,
+    /// Last time the place plainly showed the object: found by the detector, or its
+    /// structure and colour still there while the detector missed it.
+    #[serde(default)]
+    pub last_present: f64,
     /// Analysed frames in a row that saw the place empty.
     #[serde(default)]
     pub clear_frames: u32,
@@ -89,8 +96,16 @@ pub struct Episode {
 }
 
 impl Episode {
+    /// How long it has stood: from first found to last plainly present.
     pub fn dwell(&self) -> f64 {
-        self.last_seen - self.first_seen
+        self.last_present.max(self.last_seen) - self.first_seen
+    }
+
+    /// Whether the place plainly showed the object at `t`, with enough detections behind it
+    /// (a detector that sees a parked car only now and then still has it; one stray
+    /// detection is not an object).
+    pub fn present_at(&self, t: f64) -> bool {
+        self.last_present.max(self.last_seen) >= t && self.hits >= MIN_HITS
     }
 
     /// When the grace period started running.
@@ -135,8 +150,8 @@ pub struct Params {
     pub signature_distance: f32,
     /// Analysed frames of an empty place that end an episode.
     pub clear_frames: u32,
-    /// Stall parts standing in the first this-many seconds of a camera's first run are
-    /// fixtures.
+    /// Stall parts standing in the first this-many seconds of a camera's first run (found
+    /// then, and again later) are fixtures.
     pub fixture_learn: f64,
     /// Stall parts that stay this long become fixtures.
     pub fixture_after: f64,
@@ -178,9 +193,13 @@ pub struct Fixture {
     pub source: FixtureSource,
 }
 
-/// Whether box `a` mostly lies on fixture box `f`.
-fn on_fixture(a: &BBox, f: &BBox) -> bool {
-    iou(a, f) >= 0.3 || crate::model::geometry::overlap_share(a, f) >= 0.6
+/// Whether box `a` lies on fixture box `f`: mostly inside it with a margin of a quarter of
+/// its size (the parts of one display are detected now whole, now piece by piece, and the
+/// pieces stick out of the whole's box).
+pub fn on_fixture(a: &BBox, f: &BBox) -> bool {
+    let (mx, my) = ((f[2] - f[0]) * 0.25, (f[3] - f[1]) * 0.25);
+    let grown = [f[0] - mx, f[1] - my, f[2] + mx, f[3] + my];
+    iou(a, f) >= 0.3 || crate::model::geometry::overlap_share(a, &grown) >= 0.5
 }
 
 /// What one camera remembers across restarts: its open episodes, its fixtures, the clean
@@ -381,6 +400,7 @@ impl EpisodeTracker {
                     matched[i] = true;
                     let e = &mut self.state.open[i];
                     e.last_seen = t;
+                    e.last_present = t;
                     e.held = t;
                     e.clear_frames = 0;
                     e.hits += 1;
@@ -424,6 +444,7 @@ impl EpisodeTracker {
                 deferred: Vec::new(),
                 person_near: None,
                 held: t,
+                last_present: t,
                 clear_frames: 0,
                 patch: None,
             };
@@ -443,7 +464,12 @@ impl EpisodeTracker {
             }
             let e = &mut self.state.open[i];
             match judge_place(e, frame, dets, self.params.signature_distance) {
-                PlaceView::Same | PlaceView::Dark => {
+                PlaceView::Same => {
+                    e.held = e.held.max(t);
+                    e.last_present = t;
+                    e.clear_frames = 0;
+                }
+                PlaceView::Dark => {
                     e.held = e.held.max(t);
                     e.clear_frames = 0;
                 }
@@ -466,10 +492,10 @@ impl EpisodeTracker {
     fn learn_fixtures(&mut self, t: f64, learn_until: f64, up: &mut Update) {
         let mut found = Vec::new();
         for e in &self.state.open {
-            if e.kind != ObjectKind::StallPart || e.last_seen < t {
+            if e.kind != ObjectKind::StallPart || !e.present_at(t) && e.last_seen < t {
                 continue;
             }
-            let source = if t <= learn_until && e.hits >= 2 {
+            let source = if e.first_seen <= learn_until && e.hits >= 2 {
                 FixtureSource::Learned
             } else if e.dwell() >= self.params.fixture_after {
                 FixtureSource::Stayed

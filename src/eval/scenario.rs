@@ -36,6 +36,47 @@ pub struct ScenarioSpec {
     pub events: Vec<TruthEvent>,
     #[serde(default)]
     pub objects: Vec<ObjectSpec>,
+    /// Light ramps over the whole view (dusk, street lights), applied after the objects, in
+    /// time order.
+    #[serde(default)]
+    pub light: Vec<LightSpec>,
+    /// Spans where the camera is turned away from its view (a PTZ dome left on another
+    /// preset), applied last.
+    #[serde(default)]
+    pub shift: Vec<ShiftSpec>,
+}
+
+/// A light ramp: the view's gain goes from `from` to `to` over [start_s, end_s] and holds
+/// `to` after it (until the next ramp). Before the first ramp the gain is 1.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightSpec {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub from: f64,
+    pub to: f64,
+    /// Per-channel colour of the light at `to` (street lamps are warm), reached along the
+    /// ramp. Default [1, 1, 1].
+    #[serde(default = "white")]
+    pub tint: [f64; 3],
+    /// Sensor noise at `to`, in grey levels (deterministic), reached along the ramp.
+    /// Default 0.
+    #[serde(default)]
+    pub noise: f64,
+}
+
+fn white() -> [f64; 3] {
+    [1.0, 1.0, 1.0]
+}
+
+/// The view shifted by (dx, dy), shares of the frame, over [start_s, end_s).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftSpec {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub dx: f64,
+    pub dy: f64,
 }
 
 fn default_bitrate() -> u32 {
@@ -117,6 +158,30 @@ impl ScenarioSpec {
                     path.display(),
                     o.start_s,
                     o.end_s
+                );
+            }
+        }
+        for (i, l) in spec.light.iter().enumerate() {
+            if l.end_s < l.start_s || l.start_s < 0.0 {
+                anyhow::bail!(
+                    "{}: light[{i}]: start_s {} .. end_s {} is not a span of the clip",
+                    path.display(),
+                    l.start_s,
+                    l.end_s
+                );
+            }
+            if !(l.from > 0.0 && l.to > 0.0 && l.tint.iter().all(|c| *c > 0.0) && l.noise >= 0.0) {
+                anyhow::bail!(
+                    "{}: light[{i}]: gains and tint must be above 0, noise 0 or more",
+                    path.display()
+                );
+            }
+        }
+        for (i, sh) in spec.shift.iter().enumerate() {
+            if sh.end_s <= sh.start_s || sh.dx.abs() >= 1.0 || sh.dy.abs() >= 1.0 {
+                anyhow::bail!(
+                    "{}: shift[{i}]: needs start_s < end_s and |dx|, |dy| below 1",
+                    path.display()
                 );
             }
         }
@@ -369,6 +434,14 @@ pub fn make(spec_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<Scenario
                 e.1 = t;
             }
         }
+        light(&mut pic, &spec.light, t, n);
+        if let Some(sh) = spec
+            .shift
+            .iter()
+            .find(|sh| t + 1e-6 >= sh.start_s && t + 1e-6 < sh.end_s)
+        {
+            shift(&mut pic, sh.dx, sh.dy);
+        }
         let mut buf = gst::Buffer::from_mut_slice(pic.data);
         {
             let b = buf.get_mut().expect("fresh buffer");
@@ -438,6 +511,70 @@ pub fn make(spec_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<Scenario
         height: h,
         fps: fps.numer() as f64 / fps.denom() as f64,
     })
+}
+
+/// The light at `t`: (gain, tint, noise), tint and noise reached in proportion to how far the
+/// gain has gone towards the ramp's end.
+fn light_at(ramps: &[LightSpec], t: f64) -> (f64, [f64; 3], f64) {
+    let mut now = (1.0, [1.0; 3], 0.0);
+    for l in ramps {
+        if t < l.start_s {
+            break;
+        }
+        let k = if l.end_s > l.start_s {
+            ((t - l.start_s) / (l.end_s - l.start_s)).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let lerp = |a: f64, b: f64| a + (b - a) * k;
+        now = (
+            lerp(l.from, l.to),
+            [
+                lerp(now.1[0], l.tint[0]),
+                lerp(now.1[1], l.tint[1]),
+                lerp(now.1[2], l.tint[2]),
+            ],
+            lerp(now.2, l.noise),
+        );
+    }
+    now
+}
+
+fn light(pic: &mut Rgb, ramps: &[LightSpec], t: f64, frame_no: u64) {
+    let (gain, tint, noise) = light_at(ramps, t);
+    if gain == 1.0 && tint == [1.0; 3] && noise == 0.0 {
+        return;
+    }
+    for (i, px) in pic.data.chunks_exact_mut(3).enumerate() {
+        // A deterministic hash per pixel and frame: the same clip every time.
+        let mut hsh = (i as u64 ^ frame_no.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        hsh ^= hsh >> 31;
+        let n = ((hsh % 2001) as f64 / 1000.0 - 1.0) * noise;
+        for c in 0..3 {
+            px[c] = (px[c] as f64 * gain * tint[c] + n)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+    }
+}
+
+/// Moves the view by (dx, dy) shares of the frame; what comes into view repeats the edge.
+fn shift(pic: &mut Rgb, dx: f64, dy: f64) {
+    let (w, h) = (pic.w as i64, pic.h as i64);
+    let (ox, oy) = (
+        (dx * w as f64).round() as i64,
+        (dy * h as f64).round() as i64,
+    );
+    let src = pic.data.clone();
+    for y in 0..h {
+        let sy = (y - oy).clamp(0, h - 1);
+        for x in 0..w {
+            let sx = (x - ox).clamp(0, w - 1);
+            let (d, s) = (((y * w + x) * 3) as usize, ((sy * w + sx) * 3) as usize);
+            pic.data[d..d + 3].copy_from_slice(&src[s..s + 3]);
+        }
+    }
 }
 
 fn round3(v: f64) -> f64 {

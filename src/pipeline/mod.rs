@@ -105,6 +105,9 @@ impl Launcher {
                     self.budget.clone(),
                     Arc::new(service.clone()),
                 );
+                if !cam.detect_crops.is_empty() {
+                    a = a.with_crops(cam.detect_crops.clone());
+                }
                 if ring.is_some() {
                     a = a.with_evidence();
                 }

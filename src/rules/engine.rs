@@ -161,8 +161,8 @@ impl RuleEngine {
             if !kinds.contains(&e.kind) || e.resolved.contains(&rule.kind) {
                 continue;
             }
-            // Only what is present now confirms (not an episode inside its grace gap).
-            if e.last_seen < t || e.best_score < rule.min_score {
+            // Only what is plainly present now confirms (not an episode inside its grace gap).
+            if !e.present_at(t) || e.best_score < rule.min_score {
                 continue;
             }
             if e.dwell() < rule.dwell.as_secs_f64() {
@@ -174,10 +174,9 @@ impl RuleEngine {
             }
             if rule.kind == RuleKind::IllegalVendor
                 && (self.in_kind(ZoneKind::VendingAllowed, x, y)
-                    || fixtures.iter().any(|f| {
-                        crate::detect::decode::iou(&e.anchor, &f.bbox) >= 0.3
-                            || overlap_share(&e.anchor, &f.bbox) >= 0.6
-                    })
+                    || fixtures
+                        .iter()
+                        .any(|f| crate::episodes::on_fixture(&e.anchor, &f.bbox))
                     || e.person_near.is_none_or(|p| t - p > PERSON_NEAR_WITHIN_S))
             {
                 continue;

@@ -37,14 +37,29 @@ fn results_text(dir: &Path) -> String {
     text[..at].to_string()
 }
 
-const SCENARIOS: [&str; 4] = ["vehicle", "vendor", "vendor_far", "bin"];
+/// The scenario set (docs/eval.md): the first four events, then one clip per failure of
+/// issue 14 (dusk, litter at dusk, two brief stops, a swap, a fixture, a view shift, a stall
+/// before its hours).
+const SCENARIOS: [&str; 11] = [
+    "vehicle",
+    "vendor",
+    "vendor_far",
+    "bin",
+    "dusk",
+    "dusk_litter",
+    "brief_stops",
+    "swap",
+    "fixture",
+    "view_shift",
+    "early_stall",
+];
 
-fn scenario_args() -> Vec<String> {
+fn scenario_args(clips: &[&str]) -> Vec<String> {
     let mut a = vec![
         "--pipeline".to_string(),
         "tests/scenarios/pipeline.toml".to_string(),
     ];
-    for s in SCENARIOS {
+    for s in clips {
         a.push("--truth".into());
         a.push(format!("tests/scenarios/{s}.json"));
     }
@@ -52,9 +67,53 @@ fn scenario_args() -> Vec<String> {
 }
 
 #[test]
-fn the_scenario_set_scores_the_same_on_every_run() {
+fn the_scenario_set_scores_at_least_0_9_per_rule_with_no_duplicates() {
     let d = tempfile::tempdir().unwrap();
-    let args = scenario_args();
+    let args = scenario_args(&SCENARIOS);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = d.path().join("a");
+    ok(&eval(&args, &a));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    let v = &r["variants"][0];
+    for rule in ["abandoned_vehicle", "illegal_vendor", "overflowing_bin"] {
+        let s = &v["events"]["by_rule"][rule];
+        for m in ["precision", "recall"] {
+            let x = s[m].as_f64().unwrap_or(0.0);
+            assert!(x >= 0.9, "{rule} {m} {x}: {v}");
+        }
+    }
+    assert_eq!(v["events"]["overall"]["duplicates"], 0, "{v}");
+    // Dusk, brief stops, a fixture and a turned camera set off nothing.
+    for clip in ["dusk", "brief_stops", "fixture", "view_shift"] {
+        assert_eq!(v["events"]["by_camera"][clip]["captures"], 0, "{clip}: {v}");
+    }
+    // Both vehicles of the swap; the stall set up before its hours, filed when they open.
+    assert_eq!(v["events"]["by_camera"]["swap"]["hits"], 2, "{v}");
+    assert_eq!(v["events"]["by_camera"]["early_stall"]["hits"], 1, "{v}");
+    // Time to capture counts from the dwell: the median within 30 s of it.
+    let ttc = v["events"]["overall"]["time_to_capture_median_s"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=30.0).contains(&ttc), "{ttc}");
+    for c in v["captures"].as_array().unwrap() {
+        assert_eq!(c["verdict"]["kind"], "hit", "{c}");
+    }
+    assert!(
+        r["run"]["variants"][0]["cpu_s_per_video_hour"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(r["clips"].as_array().unwrap().len(), SCENARIOS.len());
+    assert!(a.join("events_by_rule.svg").is_file());
+}
+
+#[test]
+fn the_scenario_set_scores_the_same_on_every_run() {
+    // Two clips (one vehicle, one bin) twice: the same results outside the run block.
+    let d = tempfile::tempdir().unwrap();
+    let args = scenario_args(&["vehicle", "dusk_litter"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (a, b) = (d.path().join("a"), d.path().join("b"));
     ok(&eval(&args, &a));
@@ -64,39 +123,6 @@ fn the_scenario_set_scores_the_same_on_every_run() {
         results_text(&b),
         "report.json differs between runs outside its run block"
     );
-
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
-    let v = &r["variants"][0];
-    let rule = |name: &str| &v["events"]["by_rule"][name];
-    // Every composited event with its own rule; none of them set off another rule, and the
-    // background's pedestrians and parked cars set off nothing.
-    assert_eq!(rule("abandoned_vehicle")["recall"], 1.0, "{v}");
-    assert_eq!(rule("overflowing_bin")["recall"], 1.0, "{v}");
-    assert_eq!(rule("abandoned_vehicle")["precision"], 1.0, "{v}");
-    assert_eq!(rule("overflowing_bin")["precision"], 1.0, "{v}");
-    assert_eq!(rule("illegal_vendor")["precision"], 1.0, "{v}");
-    // The near stall is caught; the far one (110 px) is below what SSD-MobileNet sees.
-    assert_eq!(rule("illegal_vendor")["recall"], 0.5, "{v}");
-    assert_eq!(v["events"]["by_camera"]["vendor_far"]["missed"], 1);
-    assert_eq!(v["events"]["overall"]["duplicates"], 0);
-    // Each hit is filed at or after its dwell threshold.
-    for c in v["captures"].as_array().unwrap() {
-        assert_eq!(c["verdict"]["kind"], "hit", "{c}");
-    }
-    let ttc = v["events"]["overall"]["time_to_capture_max_s"]
-        .as_f64()
-        .unwrap();
-    assert!((0.0..=30.0).contains(&ttc), "{ttc}");
-    // Throughput goes to the run block, not the results.
-    assert!(
-        r["run"]["variants"][0]["cpu_s_per_video_hour"]
-            .as_f64()
-            .unwrap()
-            > 0.0
-    );
-    assert_eq!(r["clips"].as_array().unwrap().len(), 4);
-    assert!(a.join("events_by_rule.svg").is_file());
 }
 
 #[test]
