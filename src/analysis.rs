@@ -12,6 +12,73 @@ use crate::ratelimit::{Capture, CaseLimiter, Suppression, Verdict};
 use crate::rules::engine::{Outcome, RuleEngine};
 use crate::scene::view::{ViewGuard, ViewParams, ViewState};
 
+/// What an operator asks of a camera's scene memory, from the web UI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SceneCommand {
+    /// This box is a fixture (the camera page, or a 固定设施 rejection).
+    AddFixture {
+        label: String,
+        bbox: crate::model::BBox,
+    },
+    /// The fixtures this box lies on are not fixtures.
+    RemoveFixtures { bbox: crate::model::BBox },
+    /// The bin zone is clean now: its reference becomes the next frame's view of it.
+    MarkClean { zone: String },
+}
+
+/// Between the web UI and the running cameras: commands waiting for each camera's next
+/// analysed frame, and each camera's fixtures as last published. A camera that is not
+/// running (patrolled and between visits) takes its commands at its next visit.
+#[derive(Clone, Default)]
+pub struct SceneDesk(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, DeskEntry>>>,
+);
+
+#[derive(Default)]
+struct DeskEntry {
+    pending: Vec<SceneCommand>,
+    fixtures: Vec<crate::episodes::Fixture>,
+}
+
+impl SceneDesk {
+    pub fn send(&self, camera: &str, cmd: SceneCommand) {
+        self.0
+            .lock()
+            .expect("scene desk")
+            .entry(camera.to_string())
+            .or_default()
+            .pending
+            .push(cmd);
+    }
+
+    /// A camera's fixtures as its analysis last published them.
+    pub fn fixtures(&self, camera: &str) -> Vec<crate::episodes::Fixture> {
+        self.0
+            .lock()
+            .expect("scene desk")
+            .get(camera)
+            .map(|e| e.fixtures.clone())
+            .unwrap_or_default()
+    }
+
+    fn take(&self, camera: &str) -> Vec<SceneCommand> {
+        self.0
+            .lock()
+            .expect("scene desk")
+            .get_mut(camera)
+            .map(|e| std::mem::take(&mut e.pending))
+            .unwrap_or_default()
+    }
+
+    fn publish(&self, camera: &str, fixtures: &[crate::episodes::Fixture]) {
+        let mut m = self.0.lock().expect("scene desk");
+        let e = m.entry(camera.to_string()).or_default();
+        if e.fixtures != fixtures {
+            e.fixtures = fixtures.to_vec();
+        }
+    }
+}
+
 /// What one analysed frame produced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -27,6 +94,8 @@ pub struct CameraAnalysis {
     limiter: CaseLimiter,
     /// The view-drift guard; None when `[view] guard = false`.
     view: Option<ViewGuard>,
+    /// Operators' commands and the published fixtures.
+    desk: Option<SceneDesk>,
     store: Box<dyn EpisodeStore>,
     last_saved: f64,
     /// Episodes the last step opened and closed.
@@ -68,6 +137,7 @@ impl CameraAnalysis {
                     frames: v.frames,
                 })
             }),
+            desk: None,
             store,
             last_saved: f64::MIN,
             opened: Vec::new(),
@@ -94,6 +164,46 @@ impl CameraAnalysis {
 
     pub fn limiter(&self) -> &CaseLimiter {
         &self.limiter
+    }
+
+    /// Takes operators' commands from `desk` and publishes the camera's fixtures there.
+    pub fn with_desk(mut self, desk: SceneDesk) -> Self {
+        desk.publish(&self.camera, &self.tracker.state.fixtures);
+        self.desk = Some(desk);
+        self
+    }
+
+    /// Carries out operators' commands at time `t`; says whether anything changed.
+    fn apply_commands(&mut self, t: f64, frame: Option<&Frame>) -> bool {
+        let Some(desk) = &self.desk else {
+            return false;
+        };
+        let cmds = desk.take(&self.camera);
+        let changed = !cmds.is_empty();
+        for cmd in cmds {
+            let state = &mut self.tracker.state;
+            match cmd {
+                SceneCommand::AddFixture { label, bbox } => {
+                    state.add_fixture(crate::episodes::Fixture {
+                        label,
+                        bbox,
+                        since: t,
+                        source: crate::episodes::FixtureSource::Operator,
+                    });
+                }
+                SceneCommand::RemoveFixtures { bbox } => {
+                    state.remove_fixtures_at(&bbox);
+                }
+                SceneCommand::MarkClean { zone } => {
+                    self.engine.mark_clean(&zone, frame, state, t);
+                }
+            }
+            tracing::info!(camera = %self.camera, "operator's scene command carried out");
+        }
+        if changed {
+            desk.publish(&self.camera, &self.tracker.state.fixtures);
+        }
+        changed
     }
 
     /// Whether the camera is off the view its zones were drawn for (rules paused).
@@ -125,6 +235,7 @@ impl CameraAnalysis {
             }
         }
         let mut changed = off != was_off;
+        changed |= self.apply_commands(t, frame);
         if off {
             // The zones cover the wrong ground: nothing is matched, judged or ended.
             self.tracker.hold_all(t);
@@ -161,6 +272,11 @@ impl CameraAnalysis {
                 None => engine.zone_over(&c.zone),
             }) {
                 events.push(verdict(v));
+            }
+            if !up.fixtures.is_empty()
+                && let Some(desk) = &self.desk
+            {
+                desk.publish(&self.camera, &self.tracker.state.fixtures);
             }
             changed |= !up.opened.is_empty()
                 || !up.closed.is_empty()
@@ -239,7 +355,13 @@ pub struct FrameAnalyser {
     fresh: Option<Vec<Detection>>,
     /// Regions the detector also runs on (a camera's `detect_crops`).
     crops: Vec<crate::model::BBox>,
+    /// Detector runs since the crops last ran.
+    since_crops: u32,
 }
+
+/// The crops run on every this-many detector runs: what they find is stationary, and between
+/// their runs the episodes' structure keeps it present.
+const CROPS_EVERY: u32 = 3;
 
 /// Most first-seen frames one camera keeps (oldest dropped first).
 const FIRST_SEEN_KEPT: usize = 16;
@@ -278,6 +400,7 @@ impl FrameAnalyser {
             keep_fresh: false,
             fresh: None,
             crops: Vec::new(),
+            since_crops: CROPS_EVERY,
         }
     }
 
@@ -368,7 +491,14 @@ impl FrameAnalyser {
         let frame = std::sync::Arc::new(frame);
         self.fresh = None;
         let dets = if run {
-            match detect_all(&self.service, &self.crops, &frame).await {
+            let crops: &[crate::model::BBox] = if self.since_crops >= CROPS_EVERY {
+                self.since_crops = 0;
+                &self.crops
+            } else {
+                &[]
+            };
+            self.since_crops += 1;
+            match detect_all(&self.service, crops, &frame).await {
                 Ok(d) => {
                     self.gate.record(&d);
                     if self.keep_fresh {

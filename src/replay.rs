@@ -187,6 +187,7 @@ pub(crate) async fn play(
         backoff: config.backoff(),
         analysis: Default::default(),
         latest: Default::default(),
+        desk: Default::default(),
         keep_detections: opts.keep_detections,
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(if opts.jobs == 0 {

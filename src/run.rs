@@ -81,6 +81,7 @@ pub async fn run(
         backoff: config.backoff(),
         analysis: Default::default(),
         latest: Default::default(),
+        desk: Default::default(),
         keep_detections: false,
     };
     let health = HealthBoard::default();
@@ -141,6 +142,7 @@ pub async fn run(
     {
         web.inference = detection.as_ref().map(|d| d.service.latency());
         web.latest = launcher.latest.clone();
+        web.desk = launcher.desk.clone();
         web.patrol = patrol.as_ref().map(|p| p.board.clone());
         web.worker = worker.as_ref().map(|(_, b)| b.clone());
         let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;

@@ -66,6 +66,8 @@ pub struct Launcher {
     /// The live boards the cameras' [`LiveBoards`] watchers write.
     pub analysis: AnalysisBoard,
     pub latest: LatestFrames,
+    /// Operators' scene commands (fixtures, clean now) and the cameras' fixtures.
+    pub desk: crate::analysis::SceneDesk,
     /// Keep the detector's own output of every frame it ran on (eval scores it).
     pub keep_detections: bool,
 }
@@ -101,7 +103,8 @@ impl Launcher {
                 let mut a = FrameAnalyser::new(
                     &cam.id,
                     (&self.config.gate).into(),
-                    CameraAnalysis::new(cam, &self.config, store, *sees)?,
+                    CameraAnalysis::new(cam, &self.config, store, *sees)?
+                        .with_desk(self.desk.clone()),
                     self.budget.clone(),
                     Arc::new(service.clone()),
                 );

@@ -292,6 +292,34 @@ impl RuleEngine {
         }
     }
 
+    /// An operator marked a bin zone clean: the current view of it becomes the reference for
+    /// its light (without a frame, the references go and the next still view is taken), and
+    /// its condition starts again.
+    pub fn mark_clean(
+        &mut self,
+        zone: &str,
+        frame: Option<&Frame>,
+        state: &mut TrackerState,
+        t: f64,
+    ) {
+        let Some(z) = self.cam.zones.iter().find(|z| z.id == zone) else {
+            return;
+        };
+        let refs = state.zones.entry(zone.to_string()).or_default();
+        match frame.map(|f| Patch::of(f, &z.polygon)) {
+            Some(p) if p.light() != Light::Dark => {
+                let light = p.light();
+                *refs = Default::default();
+                refs.set(light, p.grey);
+            }
+            _ => *refs = Default::default(),
+        }
+        refs.marked_clean = Some(t);
+        if let Some(st) = self.bins.get_mut(zone) {
+            st.over_since = None;
+        }
+    }
+
     /// Whether a bin zone's condition holds now (a deferred bin candidate is still due).
     pub fn zone_over(&self, zone: &str) -> bool {
         self.bins.get(zone).is_some_and(|b| b.over_since.is_some())

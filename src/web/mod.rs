@@ -32,6 +32,8 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/captures/{id}", get(pages::capture))
         .route("/captures/{id}/confirm", post(pages::confirm))
         .route("/captures/{id}/reject", post(pages::reject))
+        .route("/captures/{id}/clean", post(pages::mark_clean))
+        .route("/cameras/{id}/fixtures", post(pages::fixtures))
         .route("/cases", get(pages::cases))
         .route("/cases.csv", get(api::cases_csv))
         .route("/cameras", get(pages::cameras))

@@ -11,7 +11,10 @@ use serde::Deserialize;
 
 use super::auth::{Auth, server_error};
 use super::html::{Lang, esc, local, t};
-use super::review::{REJECT_REASONS, RejectBody, camera_views, do_confirm, do_reject, manifest_of};
+use super::review::{
+    FixtureForm, REJECT_REASONS, RejectBody, camera_views, do_confirm, do_fixture, do_mark_clean,
+    do_reject, manifest_of,
+};
 use super::state::WebState;
 use crate::store::query::{CaptureFilter, CaseFilter};
 
@@ -134,6 +137,16 @@ pub async fn capture(
         .map(|u| format!("<figure><video id=\"clip\" controls muted preload=\"metadata\" src=\"{}\"></video><figcaption>{}</figcaption></figure>", esc(&u), t(lang, "clip")))
         .unwrap_or_default();
     let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
+    // A bin zone found clean on the spot: its reference is replaced by the next frame.
+    let clean = if c.rule == "overflowing_bin" {
+        format!(
+            "<form method=\"post\" action=\"/captures/{}/clean\" id=\"clean-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"clean\">{}</button></form>",
+            esc(&c.id),
+            t(lang, "mark_clean")
+        )
+    } else {
+        String::new()
+    };
     let actions = if c.status == "pending_review" {
         let reasons: String = REJECT_REASONS
             .iter()
@@ -207,7 +220,7 @@ pub async fn capture(
         })
         .unwrap_or_default();
     let body = format!(
-        "{facts}{actions}<div class=\"evidence\">{}{}{}{clip}</div>{manifest_html}",
+        "{facts}{actions}{clean}<div class=\"evidence\">{}{}{}{clip}</div>{manifest_html}",
         img("confirm.jpg", "full_frame"),
         img("first_seen.jpg", "first_seen"),
         img("crop.jpg", "crop"),
@@ -399,7 +412,66 @@ pub async fn cameras(
         ));
     }
     body.push_str("</table>");
+    // Each camera's fixtures, with a form to remove one or add one by its box.
+    let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
+    body.push_str(&format!("<h2>{}</h2>", t(lang, "fixtures")));
+    for c in camera_views(&st) {
+        let id = esc(&c.id);
+        body.push_str(&format!(
+            "<h3>{id}</h3><table class=\"fixtures\" id=\"fixtures-{id}\"><tr><th>{}</th><th>box</th><th></th></tr>",
+            t(lang, "label")
+        ));
+        for (i, f) in c.fixtures.iter().enumerate() {
+            body.push_str(&format!(
+                "<tr><td>{} <small>{:?}</small></td><td>{:.2}, {:.2}, {:.2}, {:.2}</td><td><form method=\"post\" action=\"/cameras/{id}/fixtures\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"remove\" value=\"{i}\"><button>{}</button></form></td></tr>",
+                esc(&f.label),
+                f.source,
+                f.bbox[0],
+                f.bbox[1],
+                f.bbox[2],
+                f.bbox[3],
+                t(lang, "remove")
+            ));
+        }
+        body.push_str(&format!(
+            "</table><form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"add-fixture\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"label\" placeholder=\"bench\" maxlength=\"40\"> x1 <input name=\"x1\" size=\"4\"> y1 <input name=\"y1\" size=\"4\"> x2 <input name=\"x2\" size=\"4\"> y2 <input name=\"y2\" size=\"4\"> <button>{}</button></form>",
+            t(lang, "add_fixture")
+        ));
+    }
     page(lang, &auth, t(lang, "cameras"), &body)
+}
+
+/// Adds or removes one of a camera's fixtures; back to the cameras page.
+pub async fn fixtures(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(f): Form<FixtureForm>,
+) -> Response {
+    match do_fixture(&st, &auth, &id, &f) {
+        Ok(()) => Redirect::to("/cameras").into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Marks a bin capture's zone clean now; back to the capture.
+pub async fn mark_clean(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(_f): Form<CsrfOnly>,
+) -> Response {
+    match do_mark_clean(&st, &auth, &id).await {
+        Ok(()) => Redirect::to(&format!("/captures/{}", urlencoding_path(&id))).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A capture id as a path segment (ids are hex; anything else is dropped).
+fn urlencoding_path(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }
 
 pub async fn summary(

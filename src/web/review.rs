@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Auth, server_error};
 use super::state::WebState;
+use crate::analysis::SceneCommand;
 use crate::store::StoreError;
 use crate::store::users::Role;
 
@@ -17,6 +18,9 @@ pub const REJECT_REASONS: &[&str] = &[
     "compliant_vendor",
     "duplicate",
     "not_a_problem",
+    // 固定设施: the capture shows a fixture (a bench, a shop's chairs); it becomes one of the
+    // camera's fixtures, never stall evidence again.
+    "fixture",
     "other",
 ];
 
@@ -97,10 +101,113 @@ pub async fn do_reject(
         )
             .into_response());
     }
+    let capture = if body.reason == "fixture" {
+        st.store.capture(id).await.map_err(store_error)?
+    } else {
+        None
+    };
     st.store
         .reject(id, &auth.user.name, &body.reason, note, st.now())
         .await
-        .map_err(store_error)
+        .map_err(store_error)?;
+    if let Some(c) = capture
+        && let Some(bbox) = bbox_of(&c.bbox)
+    {
+        st.desk.send(
+            &c.camera,
+            SceneCommand::AddFixture {
+                label: c.label.clone(),
+                bbox,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// A stored capture's box.
+pub fn bbox_of(v: &serde_json::Value) -> Option<crate::model::BBox> {
+    let a = v.as_array()?;
+    let f = |i: usize| a.get(i).and_then(|x| x.as_f64()).map(|x| x as f32);
+    Some([f(0)?, f(1)?, f(2)?, f(3)?])
+}
+
+/// An operator marks a bin capture's zone clean now: its reference is replaced.
+pub async fn do_mark_clean(st: &WebState, auth: &Auth, id: &str) -> Result<(), Response> {
+    auth.require(Role::Operator)?;
+    let c = st
+        .store
+        .capture(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| (StatusCode::NOT_FOUND, "no such capture").into_response())?;
+    if c.rule != "overflowing_bin" {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "only a bin capture's zone can be marked clean",
+        )
+            .into_response());
+    }
+    st.desk
+        .send(&c.camera, SceneCommand::MarkClean { zone: c.zone });
+    Ok(())
+}
+
+/// Form fields for a camera's fixtures: add one (label and box) or remove one (its index).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureForm {
+    #[serde(default)]
+    pub csrf: Option<String>,
+    #[serde(default)]
+    pub remove: Option<usize>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub x1: Option<f32>,
+    #[serde(default)]
+    pub y1: Option<f32>,
+    #[serde(default)]
+    pub x2: Option<f32>,
+    #[serde(default)]
+    pub y2: Option<f32>,
+}
+
+/// Adds or removes a fixture of a camera (supervisors and operators).
+pub fn do_fixture(
+    st: &WebState,
+    auth: &Auth,
+    camera: &str,
+    f: &FixtureForm,
+) -> Result<(), Response> {
+    auth.require(Role::Operator)?;
+    if !st.cameras.contains_key(camera) {
+        return Err((StatusCode::NOT_FOUND, "no such camera").into_response());
+    }
+    let bad = |m: &str| (StatusCode::UNPROCESSABLE_ENTITY, m.to_string()).into_response();
+    if let Some(i) = f.remove {
+        let fixtures = st.desk.fixtures(camera);
+        let fx = fixtures.get(i).ok_or_else(|| bad("no such fixture"))?;
+        st.desk
+            .send(camera, SceneCommand::RemoveFixtures { bbox: fx.bbox });
+        return Ok(());
+    }
+    let (Some(x1), Some(y1), Some(x2), Some(y2)) = (f.x1, f.y1, f.x2, f.y2) else {
+        return Err(bad("a fixture needs x1, y1, x2, y2 (0..1) or remove"));
+    };
+    let b = [x1, y1, x2, y2];
+    if b.iter().any(|v| !(0.0..=1.0).contains(v)) || x1 >= x2 || y1 >= y2 {
+        return Err(bad("the box must be x1 < x2, y1 < y2 within 0..1"));
+    }
+    let label = f
+        .label
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && l.len() <= 40)
+        .unwrap_or("fixture")
+        .to_string();
+    st.desk
+        .send(camera, SceneCommand::AddFixture { label, bbox: b });
+    Ok(())
 }
 
 /// One camera as the API shows it: never its credentials.
@@ -112,6 +219,8 @@ pub struct CameraView {
     pub status: Option<crate::ingest::CameraStatus>,
     pub analysis: Option<crate::analysis::AnalysisStatus>,
     pub zones: Vec<serde_json::Value>,
+    /// Its fixtures (benches, a shop's chairs): never stall evidence.
+    pub fixtures: Vec<crate::episodes::Fixture>,
 }
 
 pub fn camera_views(st: &WebState) -> Vec<CameraView> {
@@ -130,6 +239,7 @@ pub fn camera_views(st: &WebState) -> Vec<CameraView> {
                 .iter()
                 .map(|z| serde_json::json!({ "id": z.id, "polygon": z.polygon.0 }))
                 .collect(),
+            fixtures: st.desk.fixtures(&c.id),
         })
         .collect()
 }

@@ -32,6 +32,8 @@ pub struct WebState {
     pub patrol: Option<crate::patrol::visits::PatrolBoard>,
     /// This worker's leases, with `--worker`.
     pub worker: Option<crate::workers::host::WorkerBoard>,
+    /// Operators' scene commands to the cameras, and their fixtures.
+    pub desk: crate::analysis::SceneDesk,
 }
 
 impl WebState {
@@ -65,6 +67,7 @@ impl WebState {
             latest: Default::default(),
             patrol: None,
             worker: None,
+            desk: Default::default(),
         })
     }
 

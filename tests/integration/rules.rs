@@ -382,3 +382,87 @@ proptest! {
         }
     }
 }
+
+fn labelled(label: &str, kind: ObjectKind, bbox: BBox) -> Detection {
+    Detection {
+        label: label.into(),
+        ..det(kind, bbox)
+    }
+}
+
+#[test]
+fn nobody_sitting_is_a_vendor_and_fixtures_are_never_stalls() {
+    // A bench put in the square after the scene was learned, a person sitting on it for
+    // 400 s: sitting is not attending.
+    let bench = labelled("bench", ObjectKind::StallPart, [0.6, 0.2, 0.8, 0.3]);
+    let sitter = det(ObjectKind::Person, [0.65, 0.05, 0.72, 0.28]);
+    let mut a = analysis(false);
+    a.step(T0, &[], None); // the scene is learned empty
+    let got = run(
+        &mut a,
+        times(60.0, 460.0, 10.0, None)
+            .into_iter()
+            .map(|t| (t, vec![bench.clone(), sitter.clone()], None)),
+    );
+    assert!(got.is_empty(), "{got:?}");
+    assert!(a.tracker().state.fixtures.is_empty());
+
+    // A bench there from the first look is a fixture: someone standing by it for 400 s is
+    // not a vendor either; a fruit crate set down beside it, far enough away, with a
+    // person attending, is.
+    let mut a = analysis(false);
+    let stander = det(ObjectKind::Person, [0.81, 0.1, 0.85, 0.3]);
+    let got = run(
+        &mut a,
+        times(0.0, 400.0, 10.0, None)
+            .into_iter()
+            .map(|t| (t, vec![bench.clone(), stander.clone()], None)),
+    );
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(a.tracker().state.fixtures.len(), 1);
+    let crate_ = labelled("orange", ObjectKind::StallPart, [0.55, 0.38, 0.62, 0.46]);
+    let seller = det(ObjectKind::Person, [0.62, 0.3, 0.66, 0.48]);
+    let got = run(
+        &mut a,
+        times(410.0, 800.0, 10.0, None)
+            .into_iter()
+            .map(|t| (t, vec![bench.clone(), crate_.clone(), seller.clone()], None)),
+    );
+    assert_eq!(
+        captures(&got),
+        vec![(710.0, "illegal_vendor".to_string())],
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_stall_met_before_its_hours_is_filed_when_they_open() {
+    // The vendor rule is active 07:00-21:00 (+08:00); T0 is 09:00, so 06:50 is T0 - 7800.
+    let mut a = analysis(false);
+    let start = -7800.0;
+    a.step(T0 + start - 60.0, &[], None); // the scene is learned empty
+    let got = run(
+        &mut a,
+        times(start, start + 1200.0, 10.0, None)
+            .into_iter()
+            .map(|t| {
+                (
+                    t,
+                    vec![
+                        labelled("orange", ObjectKind::StallPart, STALL),
+                        det(ObjectKind::Person, SELLER),
+                    ],
+                    None,
+                )
+            }),
+    );
+    // Met at 06:55 (300 s dwell): deferred, recorded once; filed at 07:00 sharp.
+    let kinds: Vec<(f64, bool)> = got
+        .iter()
+        .map(|(t, e)| (*t - start, matches!(e, Event::Capture(_))))
+        .collect();
+    assert_eq!(kinds, vec![(300.0, false), (600.0, true)], "{got:?}");
+    assert!(
+        matches!(&got[0].1, Event::Suppressed(s) if s.reason == SuppressionReason::OutsideHours)
+    );
+}
