@@ -61,6 +61,16 @@ impl SceneDesk {
             .unwrap_or_default()
     }
 
+    /// The commands waiting for a camera (the camera page shows them as pending).
+    pub fn pending(&self, camera: &str) -> Vec<SceneCommand> {
+        self.0
+            .lock()
+            .expect("scene desk")
+            .get(camera)
+            .map(|e| e.pending.clone())
+            .unwrap_or_default()
+    }
+
     fn take(&self, camera: &str) -> Vec<SceneCommand> {
         self.0
             .lock()

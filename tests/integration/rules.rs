@@ -58,7 +58,16 @@ fn config() -> PipelineConfig {
     PipelineConfig::parse(CAMERA, std::path::Path::new("/")).unwrap()
 }
 
+/// A camera whose scene was learned empty a day before T0 (so what the timelines put in
+/// front of it is not taken for a fixture).
 fn analysis(model_sees_overflow: bool) -> CameraAnalysis {
+    let mut a = fresh_analysis(model_sees_overflow);
+    a.step(T0 - 86_400.0, &[], None);
+    a
+}
+
+/// A camera on its first run: what stands in its first seconds is learned as fixtures.
+fn fresh_analysis(model_sees_overflow: bool) -> CameraAnalysis {
     let cfg = config();
     CameraAnalysis::new(
         &cfg.cameras[0],
@@ -397,7 +406,6 @@ fn nobody_sitting_is_a_vendor_and_fixtures_are_never_stalls() {
     let bench = labelled("bench", ObjectKind::StallPart, [0.6, 0.2, 0.8, 0.3]);
     let sitter = det(ObjectKind::Person, [0.65, 0.05, 0.72, 0.28]);
     let mut a = analysis(false);
-    a.step(T0, &[], None); // the scene is learned empty
     let got = run(
         &mut a,
         times(60.0, 460.0, 10.0, None)
@@ -410,7 +418,7 @@ fn nobody_sitting_is_a_vendor_and_fixtures_are_never_stalls() {
     // A bench there from the first look is a fixture: someone standing by it for 400 s is
     // not a vendor either; a fruit crate set down beside it, far enough away, with a
     // person attending, is.
-    let mut a = analysis(false);
+    let mut a = fresh_analysis(false);
     let stander = det(ObjectKind::Person, [0.81, 0.1, 0.85, 0.3]);
     let got = run(
         &mut a,
@@ -440,7 +448,6 @@ fn a_stall_met_before_its_hours_is_filed_when_they_open() {
     // The vendor rule is active 07:00-21:00 (+08:00); T0 is 09:00, so 06:50 is T0 - 7800.
     let mut a = analysis(false);
     let start = -7800.0;
-    a.step(T0 + start - 60.0, &[], None); // the scene is learned empty
     let got = run(
         &mut a,
         times(start, start + 1200.0, 10.0, None)
@@ -465,4 +472,52 @@ fn a_stall_met_before_its_hours_is_filed_when_they_open() {
     assert!(
         matches!(&got[0].1, Event::Suppressed(s) if s.reason == SuppressionReason::OutsideHours)
     );
+}
+
+#[test]
+fn operators_commands_reach_the_cameras_scene_memory() {
+    use citywatch::analysis::{SceneCommand, SceneDesk};
+    let desk = SceneDesk::default();
+    let mut a = analysis(false).with_desk(desk.clone());
+    a.step(T0, &[], Some(&frame(None, 0)));
+    desk.send(
+        "cam",
+        SceneCommand::AddFixture {
+            label: "bench".into(),
+            bbox: STALL,
+        },
+    );
+    a.step(T0 + 1.0, &[], Some(&frame(None, 0)));
+    assert_eq!(a.tracker().state.fixtures.len(), 1);
+    assert_eq!(desk.fixtures("cam").len(), 1);
+    assert!(desk.pending("cam").is_empty());
+    // A stall on it, attended for 400 s: not a vendor while it is a fixture.
+    let got = run(
+        &mut a,
+        times(10.0, 410.0, 10.0, None).into_iter().map(|t| {
+            (
+                t,
+                vec![
+                    labelled("orange", ObjectKind::StallPart, STALL),
+                    det(ObjectKind::Person, SELLER),
+                ],
+                None,
+            )
+        }),
+    );
+    assert!(got.is_empty(), "{got:?}");
+    desk.send("cam", SceneCommand::RemoveFixtures { bbox: STALL });
+    a.step(T0 + 420.0, &[], None);
+    assert!(desk.fixtures("cam").is_empty());
+    // Clean now: the bin zone's reference becomes this frame's view of it.
+    desk.send(
+        "cam",
+        SceneCommand::MarkClean {
+            zone: "bins".into(),
+        },
+    );
+    a.step(T0 + 430.0, &[], Some(&frame(None, 120)));
+    let refs = &a.tracker().state.zones["bins"];
+    assert_eq!(refs.marked_clean, Some(T0 + 430.0));
+    assert!(refs.day.is_some() || refs.night.is_some());
 }

@@ -26,6 +26,8 @@ struct Site {
     store: Arc<Store>,
     dir: tempfile::TempDir,
     captures: Vec<String>,
+    /// What the web sends the cameras (fixtures, clean now).
+    desk: citywatch::analysis::SceneDesk,
     _shutdown: ShutdownOnDrop,
 }
 
@@ -161,7 +163,7 @@ async fn site() -> Site {
     std::os::unix::fs::symlink(dir.path().join("secret.txt"), pkg_dir.join("secret.json")).unwrap();
 
     let shutdown = Shutdown::new();
-    let state = citywatch::web::WebState::new(
+    let mut state = citywatch::web::WebState::new(
         &cfg,
         store.clone(),
         Default::default(),
@@ -170,6 +172,8 @@ async fn site() -> Site {
         Arc::new(SystemClock),
     )
     .unwrap();
+    let desk = citywatch::analysis::SceneDesk::default();
+    state.desk = desk.clone();
     let frame = citywatch::evidence::image::encode_jpeg(&vec![90; 64 * 48 * 3], 64, 48);
     state
         .latest
@@ -188,6 +192,7 @@ async fn site() -> Site {
         store,
         dir,
         captures,
+        desk,
         _shutdown: ShutdownOnDrop(shutdown),
     }
 }
@@ -256,6 +261,8 @@ const PROTECTED_POST: &[&str] = &[
     "/captures/x/reject",
     "/api/captures/x/confirm",
     "/api/captures/x/reject",
+    "/captures/x/clean",
+    "/cameras/cam/fixtures",
     "/logout",
 ];
 
@@ -667,4 +674,86 @@ fn citywatch_run_serves_the_ui_and_user_add_hashes_the_password() {
     let _ = run.kill();
     let _ = run.wait();
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_fixture_rejection_and_the_camera_page_teach_the_camera_its_fixtures() {
+    use citywatch::analysis::SceneCommand;
+    let s = site().await;
+    let (op, csrf) = login(&s, "op", "operator-password").await;
+    let (view, view_csrf) = login(&s, "view", "viewer-password").await;
+    // 固定设施: the capture's box becomes a fixture of its camera.
+    let id = &s.captures[0];
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{id}/reject", s.base))
+        .header("cookie", &op)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "reason": "fixture" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let c = capture(1);
+    assert_eq!(
+        s.desk.pending("cam"),
+        vec![SceneCommand::AddFixture {
+            label: c.candidate.label.clone(),
+            bbox: c.candidate.bbox,
+        }]
+    );
+    // The cameras page adds one by its box; a bad box is refused; a viewer may not.
+    let add = |cookie: &str, token: &str, x2: &str| {
+        s.client
+            .post(format!("{}/cameras/cam/fixtures", s.base))
+            .header("cookie", cookie.to_string())
+            .form(&[
+                ("csrf", token),
+                ("label", "bench"),
+                ("x1", "0.1"),
+                ("y1", "0.5"),
+                ("x2", x2),
+                ("y2", "0.7"),
+            ])
+            .send()
+    };
+    assert_eq!(
+        add(&op, &csrf, "0.3").await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        add(&op, &csrf, "0.05").await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        add(&view, &view_csrf, "0.3").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(s.desk.pending("cam").len(), 2);
+    assert!(
+        matches!(&s.desk.pending("cam")[1], SceneCommand::AddFixture { label, .. } if label == "bench")
+    );
+    // Only a bin capture's zone can be marked clean.
+    let r = s
+        .client
+        .post(format!("{}/captures/{}/clean", s.base, s.captures[1]))
+        .header("cookie", &op)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The cameras page lists the fixtures section with its add form.
+    let page = s
+        .client
+        .get(format!("{}/cameras", s.base))
+        .header("cookie", &op)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"fixtures-cam\""), "{page}");
+    assert!(page.contains("action=\"/cameras/cam/fixtures\""));
 }
