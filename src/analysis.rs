@@ -223,6 +223,11 @@ impl CameraAnalysis {
             .is_some_and(|g| g.state() == ViewState::OffView)
     }
 
+    /// The bin zones whose clean reference was taken by the last steps.
+    pub fn take_new_references(&mut self) -> Vec<String> {
+        self.engine.take_new_references()
+    }
+
     /// Candidates waiting for a token.
     pub fn deferred(&self) -> usize {
         self.limiter.deferred().len()
@@ -357,6 +362,8 @@ pub struct FrameAnalyser {
     /// Keep first-seen frames and the latest frame for evidence.
     evidence: bool,
     first_seen: std::collections::VecDeque<(u64, crate::evidence::Snapshot)>,
+    /// Per bin zone, the frame its clean reference was taken from: a bin capture's "before".
+    references: std::collections::HashMap<String, crate::evidence::Snapshot>,
     last_frame: Option<std::sync::Arc<Frame>>,
     /// (time, ran the detector) of the frames of the last minute.
     recent: std::collections::VecDeque<(f64, bool)>,
@@ -405,6 +412,7 @@ impl FrameAnalyser {
             status: AnalysisStatus::default(),
             evidence: false,
             first_seen: Default::default(),
+            references: Default::default(),
             last_frame: None,
             recent: Default::default(),
             keep_fresh: false,
@@ -442,12 +450,15 @@ impl FrameAnalyser {
     /// The frames for a capture made by the last processed frame.
     pub fn capture_frames(&self, c: &crate::ratelimit::Capture) -> Option<CaptureFrames> {
         let frame = self.last_frame.as_ref()?;
-        let first_seen = c.candidate.episode.and_then(|id| {
-            self.first_seen
+        let first_seen = match c.candidate.episode {
+            Some(id) => self
+                .first_seen
                 .iter()
                 .find(|(e, _)| *e == id)
-                .map(|(_, s)| s.clone())
-        });
+                .map(|(_, s)| s.clone()),
+            // A bin capture: the zone as it was when judged clean.
+            None => self.references.get(&c.candidate.zone).cloned(),
+        };
         Some(CaptureFrames {
             confirm: crate::evidence::image::Picture::from_frame(frame),
             confirm_stream_s: frame.pts.map(|p| p.as_secs_f64()),
@@ -526,7 +537,19 @@ impl FrameAnalyser {
             self.gate.reused().to_vec()
         };
         let events = self.analysis.step(t, &dets, Some(&frame));
+        let new_refs = self.analysis.take_new_references();
         if self.evidence {
+            for zone in new_refs {
+                self.references.insert(
+                    zone,
+                    crate::evidence::Snapshot {
+                        picture: crate::evidence::image::Picture::from_frame(&frame),
+                        t,
+                        stream_s: frame.pts.map(|p| p.as_secs_f64()),
+                        bbox: None,
+                    },
+                );
+            }
             self.keep_first_seen(&frame, t);
             self.last_frame = Some(frame.clone());
         }
@@ -713,5 +736,63 @@ dwell_s = 60
         let calls = det.calls.load(Ordering::Relaxed);
         assert!(calls < 20, "the detector ran on {calls} of 20 frames");
         assert_eq!(a.status.inferences, calls as u64);
+    }
+
+    #[tokio::test]
+    async fn a_bin_capture_carries_the_frame_its_clean_reference_was_taken_from() {
+        let cfg = PipelineConfig::parse(
+            r#"
+[[cameras]]
+id = "c"
+url = "rtsp://127.0.0.1/c"
+[[cameras.zones]]
+id = "bins"
+kind = "bin"
+polygon = [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9], [0.5, 0.9]]
+[[cameras.rules]]
+rule = "overflowing_bin"
+zones = ["bins"]
+dwell_s = 30
+"#,
+            std::path::Path::new("/"),
+        )
+        .expect("test config");
+        let det = Arc::new(Fixed {
+            dets: Vec::new(),
+            calls: AtomicU32::new(0),
+        });
+        let mut a = FrameAnalyser::new(
+            "c",
+            (&cfg.gate).into(),
+            CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
+            None,
+            det,
+        )
+        .with_evidence();
+        // Paving, then a bag of rubbish (a dark blob) in the bin zone from 100 s.
+        let frame = |dirty: bool| {
+            let bag = ([0.6, 0.6, 0.8, 0.8], [30, 30, 30]);
+            let paint = if dirty { vec![bag] } else { Vec::new() };
+            crate::scene::testing::scene(128, 96, 1.0, &paint, 0)
+        };
+        let mut capture = None;
+        for i in 0..30 {
+            let t = 1_000.0 + i as f64 * 10.0;
+            for e in a.process(frame(t >= 1_100.0), t).await {
+                if let Event::Capture(c) = e {
+                    capture = Some(c);
+                }
+            }
+            if capture.is_some() {
+                break;
+            }
+        }
+        let c = capture.expect("a bin capture");
+        assert_eq!(c.candidate.episode, None);
+        let frames = a.capture_frames(&c).expect("frames");
+        let before = frames
+            .first_seen
+            .expect("the reference frame as its before");
+        assert!(before.t < 1_100.0, "taken while clean: {}", before.t);
     }
 }

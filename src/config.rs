@@ -828,6 +828,7 @@ impl PipelineConfig {
                     | "detect"
                     | "gate"
                     | "episodes"
+                    | "view"
                     | "limits"
                     | "replay"
                     | "cases"
@@ -839,7 +840,7 @@ impl PipelineConfig {
             ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web, patrol, workers or cameras)"
+                    message: "unknown field (expected settings, ingest, detect, gate, episodes, view, limits, replay, cases, evidence, web, patrol, workers or cameras)"
                         .into(),
                 });
             }
@@ -1865,6 +1866,72 @@ url = "htp://user:pw@h/c"
     }
 
     #[test]
+    fn the_judgement_settings_parse_and_bad_ones_name_their_field() {
+        let c = parse(
+            r#"
+[view]
+tolerance = 0.05
+[episodes]
+clear_frames = 4
+[limits]
+deferred_max = 8
+[patrol]
+caps = { default = 1 }
+revisit_s = 600
+[[cameras]]
+id = "a"
+url = "rtsp://127.0.0.1:8554/a"
+detect_crops = ["lawn"]
+detect_crop_grid = 2
+[[cameras.zones]]
+id = "lawn"
+kind = "no_vending"
+polygon = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.view.tolerance, 0.05);
+        assert!(c.view.guard);
+        assert_eq!(c.episodes.clear_frames, 4);
+        assert_eq!(c.limits.deferred_max, 8);
+        // Four overlapping tiles inside the lawn's bounds.
+        let t = &c.cameras[0].detect_crops;
+        assert_eq!(t.len(), 4);
+        assert!(
+            t.iter()
+                .all(|b| b[0] >= 0.0 && b[2] <= 0.5 + 1e-6 && b[1] >= 0.5 - 1e-6)
+        );
+        assert!(t[1][0] < t[0][2], "tiles overlap");
+        // Grace follows the patrol: 600 s revisit + 20 s visit.
+        assert_eq!(c.patrol_gap(&c.cameras[0]), Some(620.0));
+        let errs = parse(
+            r#"
+[view]
+tolerance = 0.5
+frames = 0
+[episodes]
+clear_frames = 0
+[[cameras]]
+id = "a"
+url = "rtsp://127.0.0.1:8554/a"
+detect_crops = ["nowhere"]
+"#,
+        )
+        .unwrap_err();
+        for field in [
+            "view.tolerance",
+            "view.frames",
+            "episodes.clear_frames",
+            "cameras[0].detect_crops",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(field)),
+                "{field}: {errs:?}"
+            );
+        }
+    }
+
+    #[test]
     fn all_problems_are_reported_at_once() {
         let errs = parse(
             r#"
@@ -1894,8 +1961,8 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest, detect, gate, episodes, limits, replay, cases, evidence, web, patrol, workers or cameras)".to_string(),
-                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `platform`, `continuous`, `visit_s`, `revisit_s`, `zones`, `rules`".into(),
+                "colour: unknown field (expected settings, ingest, detect, gate, episodes, view, limits, replay, cases, evidence, web, patrol, workers or cameras)".to_string(),
+                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `platform`, `continuous`, `visit_s`, `revisit_s`, `detect_crops`, `detect_crop_grid`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
                 "cameras[1].analysis_fps: must be from 1/60 (one frame a minute) to 10, got 20".into(),

@@ -51,6 +51,8 @@ const PERSON_NEAR_WITHIN_S: f64 = 60.0;
 
 pub struct RuleEngine {
     cam: CameraConfig,
+    /// Bin zones whose reference was (re)taken since the last [`Self::take_new_references`].
+    new_references: Vec<String>,
     /// Whether the model reports bin_overflow/garbage itself.
     model_sees_overflow: bool,
     bins: BTreeMap<String, BinState>,
@@ -64,6 +66,7 @@ impl RuleEngine {
     pub fn new(cam: CameraConfig, model_sees_overflow: bool) -> Self {
         Self {
             cam,
+            new_references: Vec::new(),
             model_sees_overflow,
             bins: BTreeMap::new(),
         }
@@ -239,6 +242,7 @@ impl RuleEngine {
                 // The first reference: the zone once it has been still for a few frames.
                 if st.stable >= REFERENCE_STABLE_FRAMES {
                     refs.set(light, patch.grey);
+                    self.new_references.push(zone.id.clone());
                 }
                 continue;
             };
@@ -250,6 +254,7 @@ impl RuleEngine {
                 } else if st.stable >= REFERENCE_STABLE_FRAMES {
                     // This light's first reference, from a view that matches the other's.
                     refs.set(light, patch.grey.clone());
+                    self.new_references.push(zone.id.clone());
                 }
             }
             if share >= rule.change_share {
@@ -311,6 +316,7 @@ impl RuleEngine {
                 let light = p.light();
                 *refs = Default::default();
                 refs.set(light, p.grey);
+                self.new_references.push(zone.to_string());
             }
             _ => *refs = Default::default(),
         }
@@ -318,6 +324,11 @@ impl RuleEngine {
         if let Some(st) = self.bins.get_mut(zone) {
             st.over_since = None;
         }
+    }
+
+    /// The bin zones whose reference was taken since the last call (their "before" frame).
+    pub fn take_new_references(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.new_references)
     }
 
     /// Whether a bin zone's condition holds now (a deferred bin candidate is still due).

@@ -65,8 +65,13 @@ pub fn edge_map(frame: &Frame) -> (Vec<f32>, f32) {
 }
 
 /// The best shift of `cur` onto `reference` within ±`max` cells, by normalised correlation
-/// over the overlap.
+/// over the overlap, on the cells where the reference has structure.
 pub fn register(reference: &[f32], cur: &[f32], max: i32) -> Registration {
+    // The reference's structured cells: edge strength above its median.
+    let mut sorted: Vec<f32> = reference.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let structured: Vec<bool> = reference.iter().map(|v| *v > median).collect();
     let mut best = Registration {
         dx: 0,
         dy: 0,
@@ -74,7 +79,7 @@ pub fn register(reference: &[f32], cur: &[f32], max: i32) -> Registration {
     };
     for dy in -max..=max {
         for dx in -max..=max {
-            let s = ncc(reference, cur, dx, dy);
+            let s = ncc(reference, cur, dx, dy, &structured);
             // Ties go to the smaller shift (deterministic, and no drift from nothing).
             let better = s > best.score + 1e-6
                 || ((s - best.score).abs() <= 1e-6
@@ -87,8 +92,10 @@ pub fn register(reference: &[f32], cur: &[f32], max: i32) -> Registration {
     best
 }
 
-fn ncc(a: &[f32], b: &[f32], dx: i32, dy: i32) -> f32 {
-    // Compare a(x, y) with b(x + dx, y + dy), skipping the 1-cell border edge maps leave 0.
+fn ncc(a: &[f32], b: &[f32], dx: i32, dy: i32, structured: &[bool]) -> f32 {
+    // Compare a(x, y) with b(x + dx, y + dy), skipping the 1-cell border edge maps leave 0,
+    // over the cells where the reference has structure: new edges on flat ground (litter,
+    // people, a parked car) do not hide that the reference's own edges are still in place.
     let (mut sa, mut sb, mut saa, mut sbb, mut sab, mut n) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
     for y in 1..H as i32 - 1 {
         let yb = y + dy;
@@ -97,7 +104,7 @@ fn ncc(a: &[f32], b: &[f32], dx: i32, dy: i32) -> f32 {
         }
         for x in 1..W as i32 - 1 {
             let xb = x + dx;
-            if xb < 1 || xb >= W as i32 - 1 {
+            if xb < 1 || xb >= W as i32 - 1 || !structured[(y * W as i32 + x) as usize] {
                 continue;
             }
             let p = a[(y * W as i32 + x) as usize] as f64;
