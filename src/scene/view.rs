@@ -92,41 +92,63 @@ pub fn register(reference: &[f32], cur: &[f32], max: i32) -> Registration {
     best
 }
 
+/// Blocks per side of the correlation: the score is the median block's, so an occluder over
+/// a few blocks (a truck parked near the camera, a market stall) does not hide that the rest
+/// of the view is in place.
+const BLOCKS_X: i32 = 4;
+const BLOCKS_Y: i32 = 3;
+
 fn ncc(a: &[f32], b: &[f32], dx: i32, dy: i32, structured: &[bool]) -> f32 {
     // Compare a(x, y) with b(x + dx, y + dy), skipping the 1-cell border edge maps leave 0,
     // over the cells where the reference has structure: new edges on flat ground (litter,
     // people, a parked car) do not hide that the reference's own edges are still in place.
-    let (mut sa, mut sb, mut saa, mut sbb, mut sab, mut n) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
-    for y in 1..H as i32 - 1 {
-        let yb = y + dy;
-        if yb < 1 || yb >= H as i32 - 1 {
-            continue;
-        }
-        for x in 1..W as i32 - 1 {
-            let xb = x + dx;
-            if xb < 1 || xb >= W as i32 - 1 || !structured[(y * W as i32 + x) as usize] {
+    let (bw, bh) = (W as i32 / BLOCKS_X, H as i32 / BLOCKS_Y);
+    let mut scores = Vec::with_capacity((BLOCKS_X * BLOCKS_Y) as usize);
+    for by in 0..BLOCKS_Y {
+        for bx in 0..BLOCKS_X {
+            let (mut sa, mut sb, mut saa, mut sbb, mut sab, mut n) =
+                (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+            for y in (by * bh).max(1)..((by + 1) * bh).min(H as i32 - 1) {
+                let yb = y + dy;
+                if yb < 1 || yb >= H as i32 - 1 {
+                    continue;
+                }
+                for x in (bx * bw).max(1)..((bx + 1) * bw).min(W as i32 - 1) {
+                    let xb = x + dx;
+                    if xb < 1 || xb >= W as i32 - 1 || !structured[(y * W as i32 + x) as usize] {
+                        continue;
+                    }
+                    let p = a[(y * W as i32 + x) as usize] as f64;
+                    let q = b[(yb * W as i32 + xb) as usize] as f64;
+                    sa += p;
+                    sb += q;
+                    saa += p * p;
+                    sbb += q * q;
+                    sab += p * q;
+                    n += 1.0;
+                }
+            }
+            if n < 8.0 {
+                continue; // a block without structure says nothing
+            }
+            let cov = sab / n - (sa / n) * (sb / n);
+            let va = saa / n - (sa / n).powi(2);
+            let vb = sbb / n - (sb / n).powi(2);
+            if va <= 1e-12 {
                 continue;
             }
-            let p = a[(y * W as i32 + x) as usize] as f64;
-            let q = b[(yb * W as i32 + xb) as usize] as f64;
-            sa += p;
-            sb += q;
-            saa += p * p;
-            sbb += q * q;
-            sab += p * q;
-            n += 1.0;
+            scores.push(if vb <= 1e-12 {
+                0.0
+            } else {
+                (cov / (va.sqrt() * vb.sqrt())) as f32
+            });
         }
     }
-    if n < 16.0 {
+    if scores.len() < 3 {
         return -1.0;
     }
-    let cov = sab / n - (sa / n) * (sb / n);
-    let va = saa / n - (sa / n).powi(2);
-    let vb = sbb / n - (sb / n).powi(2);
-    if va <= 1e-12 || vb <= 1e-12 {
-        return 0.0;
-    }
-    (cov / (va.sqrt() * vb.sqrt())) as f32
+    scores.sort_by(f32::total_cmp);
+    scores[scores.len() / 2]
 }
 
 /// Whether the camera is on the view its zones were drawn for.
@@ -298,6 +320,23 @@ mod tests {
             assert_eq!(
                 g.check(&mut mem, &scene(320, 240, 0.01, &[], 60)),
                 ViewState::OnView
+            );
+        }
+    }
+
+    #[test]
+    fn a_big_object_in_front_of_the_camera_is_not_a_turned_camera() {
+        let mut mem = ViewMemory::default();
+        let mut g = ViewGuard::new(params());
+        g.check(&mut mem, &scene(320, 240, 1.0, &[], 0));
+        // A truck parks near the camera and covers a third of the view, for good.
+        let truck = ([0.0, 0.35, 0.45, 1.0], [200, 60, 40]);
+        for _ in 0..6 {
+            assert_eq!(
+                g.check(&mut mem, &scene(320, 240, 1.0, &[truck], 0)),
+                ViewState::OnView,
+                "{:?}",
+                g.last
             );
         }
     }
