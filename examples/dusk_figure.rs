@@ -7,9 +7,8 @@
 //! `cargo run --example dusk_figure` (from the repository root).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use citywatch::config::{CameraConfig, IngestDefaults, KeyframeMode, SourceKind};
+use citywatch::config::{CameraConfig, IngestDefaults};
 use citywatch::core::{Shutdown, SystemClock};
 use citywatch::ingest::spawn_camera;
 use citywatch::model::Polygon;
@@ -23,33 +22,7 @@ fn zone() -> Polygon {
 /// (seconds, structure share, brightness share) per analysed frame; the reference is the
 /// first frame.
 async fn trace(clip: &str) -> Vec<(f64, f32, f32)> {
-    let cam = CameraConfig {
-        id: "figure".into(),
-        name: "figure".into(),
-        url: format!("file://{clip}"),
-        source: SourceKind::File {
-            path: clip.into(),
-            realtime: false,
-            looped: false,
-            max_passes: None,
-        },
-        enabled: true,
-        analysis_fps: 2.0,
-        analysis_width: 0,
-        keyframe_only: KeyframeMode::Off,
-        watchdog: Duration::from_secs(30),
-        utc_offset_s: 0,
-        preset: None,
-        footage: None,
-        location: Default::default(),
-        platform: "default".into(),
-        continuous: false,
-        visit_s: None,
-        revisit_s: None,
-        detect_crops: Vec::new(),
-        zones: Vec::new(),
-        rules: Vec::new(),
-    };
+    let cam = CameraConfig::for_file("figure", std::path::Path::new(clip), 2.0);
     let mut handle = spawn_camera(
         &cam,
         &IngestDefaults::default(),

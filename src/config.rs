@@ -715,6 +715,38 @@ pub struct CameraConfig {
 }
 
 impl CameraConfig {
+    /// A camera that plays one file once, at full size, for tools (`citywatch detect`, the
+    /// docs' figures): no zones, no rules.
+    pub fn for_file(id: &str, path: &Path, analysis_fps: f64) -> Self {
+        Self {
+            id: id.into(),
+            name: id.into(),
+            url: format!("file://{}", path.display()),
+            source: SourceKind::File {
+                path: path.to_path_buf(),
+                realtime: false,
+                looped: false,
+                max_passes: None,
+            },
+            enabled: true,
+            analysis_fps,
+            analysis_width: 0,
+            keyframe_only: KeyframeMode::Off,
+            watchdog: Duration::from_secs(30),
+            utc_offset_s: 0,
+            preset: None,
+            footage: None,
+            location: Default::default(),
+            platform: "default".into(),
+            continuous: false,
+            visit_s: None,
+            revisit_s: None,
+            detect_crops: Vec::new(),
+            zones: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
     }

@@ -4,12 +4,11 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{Detector, ModelError};
-use crate::config::{CameraConfig, IngestDefaults, KeyframeMode, SourceKind};
+use crate::config::{CameraConfig, IngestDefaults};
 use crate::core::{Shutdown, SystemClock};
 use crate::ingest::{HealthState, spawn_camera};
 
@@ -45,34 +44,8 @@ pub async fn detect_file(
     every: u64,
     out: &mut impl Write,
 ) -> Result<u64, DetectFileError> {
-    let cam = CameraConfig {
-        id: "detect".into(),
-        name: "detect".into(),
-        url: format!("file://{}", path.display()),
-        source: SourceKind::File {
-            path: path.to_path_buf(),
-            realtime: false,
-            looped: false,
-            max_passes: None,
-        },
-        enabled: true,
-        // Every frame is due; `every` thins them here.
-        analysis_fps: 1000.0,
-        analysis_width: 0,
-        keyframe_only: KeyframeMode::Off,
-        watchdog: Duration::from_secs(30),
-        utc_offset_s: 0,
-        preset: None,
-        footage: None,
-        location: Default::default(),
-        platform: "default".into(),
-        continuous: false,
-        visit_s: None,
-        revisit_s: None,
-        detect_crops: Vec::new(),
-        zones: Vec::new(),
-        rules: Vec::new(),
-    };
+    // Every frame is due (full size); `every` thins them here.
+    let cam = CameraConfig::for_file("detect", path, 1000.0);
     let ingest = IngestDefaults {
         queue_frames: 2,
         ..IngestDefaults::default()
