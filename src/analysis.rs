@@ -677,12 +677,23 @@ mod tests {
         }
     }
 
+    /// An analyser of camera "c" with the given zones and rules, on a fake detector.
+    fn analyser_with(zones_and_rules: &str, det: Arc<Fixed>) -> FrameAnalyser {
+        let text =
+            format!("[[cameras]]\nid = \"c\"\nurl = \"rtsp://127.0.0.1/c\"\n{zones_and_rules}");
+        let cfg = PipelineConfig::parse(&text, std::path::Path::new("/")).expect("test config");
+        FrameAnalyser::new(
+            "c",
+            (&cfg.gate).into(),
+            CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
+            None,
+            det,
+        )
+    }
+
     fn analyser(det: Arc<Fixed>) -> FrameAnalyser {
-        let cfg = PipelineConfig::parse(
+        analyser_with(
             r#"
-[[cameras]]
-id = "c"
-url = "rtsp://127.0.0.1/c"
 [[cameras.zones]]
 id = "car_park"
 kind = "no_parking"
@@ -692,15 +703,6 @@ rule = "abandoned_vehicle"
 zones = ["car_park"]
 dwell_s = 60
 "#,
-            std::path::Path::new("/"),
-        )
-        .expect("test config");
-        let cam = &cfg.cameras[0];
-        FrameAnalyser::new(
-            "c",
-            (&cfg.gate).into(),
-            CameraAnalysis::new(cam, &cfg, Box::new(NoStore), false).unwrap(),
-            None,
             det,
         )
     }
@@ -740,11 +742,12 @@ dwell_s = 60
 
     #[tokio::test]
     async fn a_bin_capture_carries_the_frame_its_clean_reference_was_taken_from() {
-        let cfg = PipelineConfig::parse(
+        let det = Arc::new(Fixed {
+            dets: Vec::new(),
+            calls: AtomicU32::new(0),
+        });
+        let mut a = analyser_with(
             r#"
-[[cameras]]
-id = "c"
-url = "rtsp://127.0.0.1/c"
 [[cameras.zones]]
 id = "bins"
 kind = "bin"
@@ -754,18 +757,6 @@ rule = "overflowing_bin"
 zones = ["bins"]
 dwell_s = 30
 "#,
-            std::path::Path::new("/"),
-        )
-        .expect("test config");
-        let det = Arc::new(Fixed {
-            dets: Vec::new(),
-            calls: AtomicU32::new(0),
-        });
-        let mut a = FrameAnalyser::new(
-            "c",
-            (&cfg.gate).into(),
-            CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
-            None,
             det,
         )
         .with_evidence();

@@ -180,24 +180,23 @@ impl CaseLimiter {
     pub fn release(&mut self, t: f64, present: impl Fn(&Candidate) -> bool) -> Vec<Verdict> {
         let mut out = Vec::new();
         while let Some(d) = self.deferred.first() {
-            if t - d.candidate.confirm > self.cfg.deferred_expiry_s || !present(&d.candidate) {
-                let d = self.deferred.remove(0);
-                let mut candidate = d.candidate;
-                candidate.confirm = t;
-                out.push(Verdict::Suppressed(Suppression {
-                    reason: SuppressionReason::Expired,
-                    candidate,
-                    merged_into: None,
-                }));
-                continue;
-            }
-            if !self.bucket.take(t) {
+            let expired =
+                t - d.candidate.confirm > self.cfg.deferred_expiry_s || !present(&d.candidate);
+            if !expired && !self.bucket.take(t) {
                 break; // first in, first out: the oldest waits for the next token
             }
             let d = self.deferred.remove(0);
             let mut candidate = d.candidate;
             candidate.confirm = t;
-            out.push(Verdict::Captured(self.capture(candidate, 1 + d.merged)));
+            out.push(if expired {
+                Verdict::Suppressed(Suppression {
+                    reason: SuppressionReason::Expired,
+                    candidate,
+                    merged_into: None,
+                })
+            } else {
+                Verdict::Captured(self.capture(candidate, 1 + d.merged))
+            });
         }
         out
     }

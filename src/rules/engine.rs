@@ -335,17 +335,6 @@ impl RuleEngine {
     pub fn zone_over(&self, zone: &str) -> bool {
         self.bins.get(zone).is_some_and(|b| b.over_since.is_some())
     }
-
-    /// What a zone's comparison sees now, for the docs' figure and the eval report: the
-    /// structure change and the old brightness change against the zone's reference.
-    pub fn zone_shares(state: &TrackerState, zone: &Zone, frame: &Frame) -> Option<(f32, f32)> {
-        let patch = Patch::of(frame, &zone.polygon);
-        let (reference, _) = state.zones.get(&zone.id)?.for_light(patch.light())?;
-        Some((
-            patch.changed_share(reference),
-            patch.brightness_share(reference, 0.08),
-        ))
-    }
 }
 
 /// The object kinds whose episodes a rule judges.

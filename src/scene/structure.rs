@@ -35,6 +35,23 @@ pub struct Patch {
     pub mask: Vec<bool>,
 }
 
+/// Mean grey of the masked cells.
+fn masked_mean(grey: &[f32], mask: &[bool]) -> f32 {
+    let (s, n) = grey
+        .iter()
+        .zip(mask)
+        .filter(|(_, m)| **m)
+        .fold((0.0, 0usize), |(s, n), (g, _)| (s + g, n + 1));
+    if n == 0 { 0.0 } else { s / n as f32 }
+}
+
+/// The normalised difference of cells `i` and `j`: their difference over their mean. Halving
+/// the light halves both, so it stays.
+fn rel(grey: &[f32], i: usize, j: usize) -> f32 {
+    let (a, b) = (grey[i], grey[j]);
+    (b - a) / ((a + b) / 2.0 + ABS_MARGIN)
+}
+
 /// The mask of a polygon's grid: cells whose centre lies inside it.
 pub fn mask_of(poly: &Polygon) -> Vec<bool> {
     let b = poly.bounds();
@@ -69,39 +86,23 @@ impl Patch {
 
     /// Mean grey inside the polygon.
     pub fn mean(&self) -> f32 {
-        let (s, n) = self
-            .grey
-            .iter()
-            .zip(&self.mask)
-            .filter(|(_, m)| **m)
-            .fold((0.0, 0usize), |(s, n), (g, _)| (s + g, n + 1));
-        if n == 0 { 0.0 } else { s / n as f32 }
+        masked_mean(&self.grey, &self.mask)
     }
 
     pub fn light(&self) -> Light {
         Light::of_mean(self.mean())
     }
 
-    /// The normalised difference of two cells: their difference over their mean. Halving the
-    /// light halves both, so it stays.
-    fn rel(&self, i: usize, j: usize) -> f32 {
-        let (a, b) = (self.grey[i], self.grey[j]);
-        (b - a) / ((a + b) / 2.0 + ABS_MARGIN)
-    }
-
     /// Per cell: whether its structure differs from `reference`'s (before the blob filter).
     fn raw_changes(&self, reference: &[f32]) -> Vec<bool> {
-        let r = Patch {
-            side: self.side,
-            grey: reference.to_vec(),
-            mask: self.mask.clone(),
-        };
         let side = self.side as i32;
         let mut out = vec![false; self.grey.len()];
         if reference.len() != self.grey.len() {
             return out;
         }
-        let (m_now, m_ref) = (self.mean() + ABS_MARGIN, r.mean() + ABS_MARGIN);
+        let (now, r) = (&self.grey, reference);
+        let m_now = self.mean() + ABS_MARGIN;
+        let m_ref = masked_mean(r, &self.mask) + ABS_MARGIN;
         for y in 0..side {
             for x in 0..side {
                 let i = (y * side + x) as usize;
@@ -115,13 +116,13 @@ impl Patch {
                         continue;
                     }
                     let j = (ny * side + nx) as usize;
-                    if self.mask[j] && (self.rel(i, j) - r.rel(i, j)).abs() > REL_CHANGE {
+                    if self.mask[j] && (rel(now, i, j) - rel(r, i, j)).abs() > REL_CHANGE {
                         differ += 1;
                     }
                 }
                 // Gain-compensated brightness: each cell over its patch's mean. Catches the
                 // smooth inside of what was added, where relations to neighbours stay alike.
-                let level = (self.grey[i] / m_now - r.grey[i] / m_ref).abs() > LEVEL_CHANGE;
+                let level = (now[i] / m_now - r[i] / m_ref).abs() > LEVEL_CHANGE;
                 out[i] = differ >= 1 || level;
             }
         }
