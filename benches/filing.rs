@@ -68,11 +68,13 @@ fn capture(i: u64) -> Capture {
             bbox: [x, 0.3, x + 0.08, 0.4],
             score: 0.8,
             dwell_s: 600.0,
+            embedding: None,
         },
         aggregation: 1,
         last_evidence: t,
         closed_at: None,
         left: false,
+        resembles: None,
     }
 }
 

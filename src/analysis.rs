@@ -106,6 +106,8 @@ pub struct CameraAnalysis {
     view: Option<ViewGuard>,
     /// Operators' commands and the published fixtures.
     desk: Option<SceneDesk>,
+    /// What operators said of earlier captures, by look.
+    memory: Option<crate::learn::SharedMemory>,
     store: Box<dyn EpisodeStore>,
     last_saved: f64,
     /// Episodes the last step opened and closed.
@@ -148,6 +150,7 @@ impl CameraAnalysis {
                 })
             }),
             desk: None,
+            memory: None,
             store,
             last_saved: f64::MIN,
             opened: Vec::new(),
@@ -180,6 +183,13 @@ impl CameraAnalysis {
     pub fn with_desk(mut self, desk: SceneDesk) -> Self {
         desk.publish(&self.camera, &self.tracker.state.fixtures);
         self.desk = Some(desk);
+        self
+    }
+
+    /// Judges candidates against the verdict memory: lookalikes of rejected captures become
+    /// learned suppressions.
+    pub fn with_memory(mut self, memory: crate::learn::SharedMemory) -> Self {
+        self.memory = Some(memory);
         self
     }
 
@@ -273,7 +283,10 @@ impl CameraAnalysis {
             let outcomes = self.engine.evaluate(t, &mut self.tracker, dets, frame);
             for o in &outcomes {
                 match o.clone() {
-                    Outcome::Met(c) => events.push(verdict(self.limiter.offer(c))),
+                    Outcome::Met(c) => {
+                        let r = self.memory.as_ref().and_then(|m| m.judge(&self.camera, &c));
+                        events.push(verdict(self.limiter.offer_judged(c, r)));
+                    }
                     Outcome::OutsideHours(c) => {
                         events.push(Event::Suppressed(self.limiter.outside_hours(c)))
                     }
@@ -338,6 +351,8 @@ pub struct AnalysisStatus {
     pub suppressed_outside_hours: u64,
     pub suppressed_aggregated: u64,
     pub suppressed_expired: u64,
+    /// Learned suppressions: candidates that resembled a rejected capture.
+    pub suppressed_resembles_rejected: u64,
     /// Candidates waiting for a token now.
     pub deferred: usize,
     /// The camera is off the view its zones were drawn for: rules paused.
@@ -571,6 +586,12 @@ impl FrameAnalyser {
         self.status.fixtures = self.analysis.tracker().state.fixtures.len();
         for e in &events {
             match e {
+                Event::Capture(c) if c.is_learned_suppression() => {
+                    self.status.suppressed += 1;
+                    self.status.suppressed_resembles_rejected += 1;
+                    let r = c.resembles.as_ref();
+                    tracing::info!(camera = %self.camera, rule = c.candidate.rule.as_str(), zone = %c.candidate.zone, capture = c.id, resembles = r.map_or("", |r| r.capture.as_str()), similarity = r.map_or(0.0, |r| r.similarity), "capture resembles a rejected one: learned suppression");
+                }
                 Event::Capture(c) => {
                     self.status.captures += 1;
                     tracing::info!(camera = %self.camera, rule = c.candidate.rule.as_str(), zone = %c.candidate.zone, capture = c.id, "capture");
@@ -584,6 +605,7 @@ impl FrameAnalyser {
                         R::OutsideHours => self.status.suppressed_outside_hours += 1,
                         R::Aggregated => self.status.suppressed_aggregated += 1,
                         R::Expired => self.status.suppressed_expired += 1,
+                        R::ResemblesRejected => self.status.suppressed_resembles_rejected += 1,
                     }
                     tracing::info!(camera = %self.camera, rule = s.candidate.rule.as_str(), reason = ?s.reason, "capture suppressed");
                 }
@@ -715,6 +737,7 @@ dwell_s = 60
                 kind: ObjectKind::Vehicle,
                 score: 0.9,
                 bbox: [0.4, 0.4, 0.6, 0.6],
+                embedding: None,
             }],
             calls: AtomicU32::new(0),
         });

@@ -29,6 +29,7 @@ pub struct PipelineConfig {
     pub episodes: EpisodeSettings,
     pub view: ViewSettings,
     pub limits: LimitSettings,
+    pub learning: LearnSettings,
     pub replay: ReplaySettings,
     /// Case filing; absent means captures are printed and logged only.
     pub cases: Option<CasesSettings>,
@@ -355,6 +356,45 @@ impl Default for LimitSettings {
             deferred_max: 32,
             deferred_expiry_s: 3600.0,
         }
+    }
+}
+
+/// `[learning]`: the verdict memory (what operators confirmed and rejected, by look).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LearnSettings {
+    /// Whether candidates that resemble rejected captures are suppressed. Default true (it
+    /// does nothing with a model whose manifest has no `[features]`).
+    pub enabled: bool,
+    /// Cosine similarity to a rejected capture, at least, for a candidate to resemble it.
+    /// Default 0.9.
+    pub similarity: f32,
+    /// Verdicts remembered per camera, zone and rule; the oldest age out. Default 200.
+    pub max_per_zone: usize,
+}
+
+impl Default for LearnSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            similarity: 0.9,
+            max_per_zone: 200,
+        }
+    }
+}
+
+fn validate_learning(l: &LearnSettings, problems: &mut Vec<ConfigProblem>) {
+    if !(l.similarity > 0.0 && l.similarity < 1.0) {
+        problems.push(ConfigProblem {
+            path: "learning.similarity".into(),
+            message: format!("must be above 0 and below 1, got {}", l.similarity),
+        });
+    }
+    if l.max_per_zone == 0 {
+        problems.push(ConfigProblem {
+            path: "learning.max_per_zone".into(),
+            message: "must be at least 1".into(),
+        });
     }
 }
 
@@ -862,6 +902,7 @@ impl PipelineConfig {
                     | "episodes"
                     | "view"
                     | "limits"
+                    | "learning"
                     | "replay"
                     | "cases"
                     | "evidence"
@@ -872,7 +913,7 @@ impl PipelineConfig {
             ) {
                 problems.push(ConfigProblem {
                     path: key.clone(),
-                    message: "unknown field (expected settings, ingest, detect, gate, episodes, view, limits, replay, cases, evidence, web, patrol, workers or cameras)"
+                    message: "unknown field (expected settings, ingest, detect, gate, episodes, view, limits, learning, replay, cases, evidence, web, patrol, workers or cameras)"
                         .into(),
                 });
             }
@@ -905,6 +946,9 @@ impl PipelineConfig {
         }
         let limits: LimitSettings = section(&table, "limits", &mut problems).unwrap_or_default();
         validate_limits(&limits, &mut problems);
+        let learning: LearnSettings =
+            section(&table, "learning", &mut problems).unwrap_or_default();
+        validate_learning(&learning, &mut problems);
         let replay: ReplaySettings = section(&table, "replay", &mut problems).unwrap_or_default();
         if let Err(message) = replay.start_unix() {
             problems.push(ConfigProblem {
@@ -1109,6 +1153,7 @@ impl PipelineConfig {
                 episodes,
                 view,
                 limits,
+                learning,
                 replay,
                 cases,
                 evidence,

@@ -13,8 +13,9 @@
 //! - Stages, in the order the data flows: [`ingest`] (cameras through GStreamer, sampled in
 //!   the pipeline; the packet ring), [`detect`] (ONNX detectors, batching, the scene gate),
 //!   [`scene`] (light-proof zone structure and the view-drift guard),
-//!   [`episodes`] (stationary objects by place), [`rules`] (the three rules), [`ratelimit`]
-//!   (dedup, token bucket, inference budget), [`evidence`] (packages, clips, retention),
+//!   [`episodes`] (stationary objects by place), [`rules`] (the three rules), [`learn`] (the
+//!   verdict memory: lookalikes of rejected captures), [`ratelimit`] (dedup, token bucket,
+//!   inference budget), [`evidence`] (packages, clips, retention),
 //!   [`store`] (captures, cases, outbox, users, leases).
 //! - Wiring: [`analysis`] (one camera's gate → detect → episodes → rules → limits),
 //!   [`filing`] (capture → package → queue → store), [`pipeline`] (the camera runner: the
@@ -37,6 +38,7 @@ pub mod eval;
 pub mod evidence;
 pub mod filing;
 pub mod ingest;
+pub mod learn;
 pub mod model;
 pub mod notify;
 pub mod patrol;

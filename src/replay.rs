@@ -56,6 +56,11 @@ struct Line<'a> {
     last_evidence_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<crate::ratelimit::SuppressionReason>,
+    /// A learned suppression: the rejected capture it resembles, and how closely.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resembles: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    similarity: Option<f64>,
 }
 
 impl<'a> Line<'a> {
@@ -77,6 +82,8 @@ impl<'a> Line<'a> {
             aggregation: None,
             last_evidence_s: None,
             reason: None,
+            resembles: None,
+            similarity: None,
         }
     }
 }
@@ -118,6 +125,8 @@ pub(crate) struct PlayOptions {
     pub progress: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Most cameras played at once (0: all).
     pub jobs: usize,
+    /// The verdict memory candidates are judged against (None: an empty one).
+    pub memory: Option<crate::learn::SharedMemory>,
 }
 
 /// Records what a replayed camera produced, frame by frame.
@@ -188,6 +197,7 @@ pub(crate) async fn play(
         analysis: Default::default(),
         latest: Default::default(),
         desk: Default::default(),
+        memory: opts.memory.clone().unwrap_or_default(),
         keep_detections: opts.keep_detections,
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(if opts.jobs == 0 {
@@ -264,6 +274,14 @@ pub async fn replay(
             Some((stage, store, cases.webhook.clone()))
         }
     };
+    // What operators said in this database, as it is now: the replay only reads it, so the
+    // same database gives the same output.
+    let memory = match &stage {
+        Some((_, store, _)) => Some(crate::learn::SharedMemory::new(
+            store.load_memory(&config.learning).await?,
+        )),
+        None => None,
+    };
     let config = Arc::new(config);
     let mut cams = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
@@ -284,7 +302,10 @@ pub async fn replay(
         &detection,
         start_unix,
         stage.as_ref().map(|(s, ..)| s.clone()),
-        PlayOptions::default(),
+        PlayOptions {
+            memory,
+            ..Default::default()
+        },
     )
     .await?;
 
@@ -294,11 +315,33 @@ pub async fn replay(
         let (id, offset) = (cam.id, cam.utc_offset_s);
         frames += r.frames;
         for c in r.captures.values() {
-            n_caps += 1;
             let k = &c.candidate;
-            let mut line = Line::new("capture", k, offset, start_unix);
+            let learned = c.resembles.as_ref();
+            if learned.is_some() {
+                n_sup += 1;
+                if !opts.suppressed {
+                    continue;
+                }
+            } else {
+                n_caps += 1;
+            }
+            let mut line = Line::new(
+                if learned.is_some() {
+                    "suppressed"
+                } else {
+                    "capture"
+                },
+                k,
+                offset,
+                start_unix,
+            );
             line.aggregation = Some(c.aggregation);
             line.last_evidence_s = Some(round(c.last_evidence - start_unix, 3));
+            if let Some(r) = learned {
+                line.reason = Some(crate::ratelimit::SuppressionReason::ResemblesRejected);
+                line.resembles = Some(&r.capture);
+                line.similarity = Some(round(r.similarity as f64, 4));
+            }
             lines.push((
                 k.confirm,
                 id.clone(),

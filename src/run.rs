@@ -69,6 +69,19 @@ pub async fn run(
         }
         None => (None, Default::default()),
     };
+    // What operators said of earlier captures: the cameras judge candidates against it, the
+    // web UI adds to it.
+    let memory = match &store {
+        Some(store) => {
+            let pruned = store.prune_memory(config.learning.max_per_zone).await?;
+            let m = store.load_memory(&config.learning).await?;
+            info!(entries = m.len(), pruned, "verdict memory loaded");
+            crate::learn::SharedMemory::new(m)
+        }
+        None => crate::learn::SharedMemory::new(crate::learn::VerdictMemory::new(
+            config.learning.clone(),
+        )),
+    };
     let launcher = Launcher {
         config: config.clone(),
         detection: detection
@@ -82,6 +95,7 @@ pub async fn run(
         analysis: Default::default(),
         latest: Default::default(),
         desk: Default::default(),
+        memory: memory.clone(),
         keep_detections: false,
     };
     let health = HealthBoard::default();
@@ -143,6 +157,7 @@ pub async fn run(
         web.inference = detection.as_ref().map(|d| d.service.latency());
         web.latest = launcher.latest.clone();
         web.desk = launcher.desk.clone();
+        web.memory = memory.clone();
         web.patrol = patrol.as_ref().map(|p| p.board.clone());
         web.worker = worker.as_ref().map(|(_, b)| b.clone());
         let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;

@@ -89,13 +89,37 @@ impl OrtDetector {
             e.model = name.clone();
             e
         })?;
-        let session = Session::builder(&env)
-            .and_then(|b| {
+        let builder = || {
+            Session::builder(&env).and_then(|b| {
                 b.with_intra_threads(intra_threads.max(1))
                     .map_err(Into::into)
             })
-            .and_then(|mut b| b.commit_from_file(&manifest.path))
-            .map_err(|e| err("file", format!("ONNX Runtime cannot load it: {e}")))?;
+        };
+        let session = match &manifest.features {
+            None => builder()
+                .and_then(|mut b| b.commit_from_file(&manifest.path))
+                .map_err(|e| err("file", format!("ONNX Runtime cannot load it: {e}")))?,
+            Some(f) => {
+                // The feature map joins the graph's outputs in memory; the file stays as shipped.
+                let bytes = std::fs::read(&manifest.path).map_err(|e| {
+                    err(
+                        "file",
+                        format!("cannot read {}: {e}", manifest.path.display()),
+                    )
+                })?;
+                let edited = super::features::add_graph_output(&bytes, &f.output)
+                    .map_err(|m| err("features.output", m))?;
+                drop(bytes);
+                builder()
+                    .and_then(|mut b| b.commit_from_memory(&edited))
+                    .map_err(|e| {
+                        err(
+                            "features.output",
+                            format!("ONNX Runtime cannot load the model with it as an output: {e}"),
+                        )
+                    })?
+            }
+        };
         check_metadata(&manifest, &session)?;
         let labels = manifest
             .labels
@@ -187,6 +211,22 @@ impl OrtDetector {
             .iter()
             .map(|(s, d)| Tensor { shape: s, data: d })
             .collect();
+        let features = match &m.features {
+            None => None,
+            Some(f) => {
+                let v = outputs.get(f.output.as_str()).ok_or_else(|| {
+                    err("features.output", format!("no output named {:?}", f.output))
+                })?;
+                let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| {
+                    err(
+                        "features.output",
+                        format!("output {:?} is not f32: {e}", f.output),
+                    )
+                })?;
+                let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+                Some((shape, data, f.layout))
+            }
+        };
         let mut out = Vec::with_capacity(n);
         for (b, fit) in fits.iter().enumerate() {
             let raw = decode::decode(
@@ -207,6 +247,11 @@ impl OrtDetector {
                         kind: m.label_kinds[d.class],
                         score: d.score,
                         bbox: fit.to_frame(d.bbox),
+                        // The map covers the model input, where the decoded box lives.
+                        embedding: features.as_ref().and_then(|(shape, data, layout)| {
+                            let t = Tensor { shape, data };
+                            super::features::pool(&t, b, *layout, &d.bbox).map(Into::into)
+                        }),
                     })
                     .collect(),
             );

@@ -153,6 +153,9 @@ struct RawManifest {
     /// Detections below this score are discarded. Default 0.3.
     #[serde(default = "min_score")]
     min_score: f32,
+    /// A feature map to pool appearance embeddings from; absent turns learning off.
+    #[serde(default)]
+    features: Option<super::features::FeatureSpec>,
 }
 
 fn min_score() -> f32 {
@@ -174,6 +177,8 @@ pub struct Manifest {
     /// Kind of each label, same index.
     pub label_kinds: Vec<ObjectKind>,
     pub min_score: f32,
+    /// `[features]`: where appearance embeddings come from (None: no embeddings).
+    pub features: Option<super::features::FeatureSpec>,
 }
 
 impl Manifest {
@@ -259,6 +264,7 @@ impl Manifest {
             labels: raw.labels,
             label_kinds,
             min_score: raw.min_score,
+            features: raw.features,
         })
     }
 }

@@ -5,12 +5,14 @@
 //! - [`detector`]: one session per model, checked against the manifest at load;
 //! - [`preprocess`]: frame → input tensor with reused buffers;
 //! - [`decode`]: output layouts as data, decoded by pure functions, NMS;
+//! - [`features`]: appearance embeddings pooled from a feature map of the network;
 //! - [`service`]: batching across cameras on dedicated inference threads;
 //! - [`gate`]: per-camera scene-change gating.
 
 pub mod decode;
 pub mod detector;
 pub mod error;
+pub mod features;
 pub mod file;
 pub mod gate;
 pub mod kinds;
@@ -22,6 +24,7 @@ pub mod service;
 pub use decode::BBox;
 pub use detector::OrtDetector;
 pub use error::ModelError;
+pub use features::Embedding;
 pub use gate::{Decision, GateConfig, GateStats, SceneGate};
 pub use kinds::ObjectKind;
 pub use manifest::Manifest;
@@ -38,6 +41,10 @@ pub struct Detection {
     pub kind: ObjectKind,
     pub score: f32,
     pub bbox: BBox,
+    /// The box's appearance, pooled from the detector's feature map (a model whose manifest
+    /// has `[features]`); None otherwise.
+    #[serde(skip)]
+    pub embedding: Option<Embedding>,
 }
 
 /// A detector: the real ONNX one, or a fake in tests of later stages.

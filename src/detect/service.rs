@@ -245,6 +245,7 @@ mod tests {
                         kind: crate::detect::ObjectKind::Other,
                         score: f.width as f32,
                         bbox: [0.0, 0.0, 1.0, 1.0],
+                        embedding: None,
                     }]
                 })
                 .collect())

@@ -93,6 +93,10 @@ pub struct Episode {
     /// The object's structure (grey cells of its place), for telling it from the empty place.
     #[serde(default)]
     pub patch: Option<Vec<f32>>,
+    /// The object's appearance: the mean of its detections' embeddings (normalised); None
+    /// with a detector that gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
 }
 
 impl Episode {
@@ -111,6 +115,21 @@ impl Episode {
     /// When the grace period started running.
     pub fn evidence_at(&self) -> f64 {
         self.last_seen.max(self.held)
+    }
+}
+
+/// Folds one detection's embedding into the episode's running mean (hit-weighted, so the
+/// first detections count as much as the last), kept normalised.
+fn blend_embedding(e: &mut Episode, v: &[f32]) {
+    match &mut e.embedding {
+        Some(m) if m.len() == v.len() => {
+            let w = 1.0 / e.hits.max(1) as f32;
+            for (a, b) in m.iter_mut().zip(v) {
+                *a = (1.0 - w) * *a + w * b;
+            }
+            crate::model::embedding::normalise(m);
+        }
+        _ => e.embedding = Some(v.to_vec()),
     }
 }
 
@@ -419,6 +438,9 @@ impl EpisodeTracker {
                     if let Some(f) = frame {
                         remember_structure(e, f);
                     }
+                    if let Some(v) = &d.embedding {
+                        blend_embedding(e, v);
+                    }
                     continue;
                 }
                 // Same place, different vehicle: the old one has gone.
@@ -447,6 +469,7 @@ impl EpisodeTracker {
                 last_present: t,
                 clear_frames: 0,
                 patch: None,
+                embedding: d.embedding.as_ref().map(|v| v.to_vec()),
             };
             if let Some(f) = frame {
                 remember_structure(&mut e, f);
@@ -563,6 +586,7 @@ mod tests {
             kind,
             score: 0.8,
             bbox: b,
+            embedding: None,
         }
     }
 
@@ -643,6 +667,7 @@ mod tests {
             kind: ObjectKind::Vehicle,
             score: 0.8,
             bbox: CAR,
+            embedding: None,
         }
     }
 

@@ -261,6 +261,7 @@ async fn run_variant(
             keep_detections: keep,
             progress: Some(played),
             jobs,
+            memory: None,
         },
     )
     .await?;

@@ -23,6 +23,11 @@ pub struct Candidate {
     pub score: f32,
     /// The rule's dwell threshold, in seconds.
     pub dwell_s: f64,
+    /// What it looks like, for the verdict memory: the episode's embedding from the
+    /// detector, or for a bin zone what changed against its clean reference. None when there
+    /// is nothing to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// A candidate the token bucket refused, waiting for a token: kept with the camera's state so
@@ -32,4 +37,15 @@ pub struct Deferred {
     pub candidate: Candidate,
     /// Later candidates of the same rule merged into this one while the queue was full.
     pub merged: u32,
+}
+
+/// A candidate that looks like a capture operators rejected (the verdict memory's judgement).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resemblance {
+    /// The rejected capture's id.
+    pub capture: String,
+    /// Cosine similarity of the two embeddings.
+    pub similarity: f32,
+    /// The reason it was rejected for.
+    pub reason: Option<String>,
 }

@@ -6,6 +6,7 @@
 
 pub mod candidate;
 pub mod categories;
+pub mod embedding;
 pub mod geometry;
 pub mod place;
 pub mod rule;

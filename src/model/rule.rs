@@ -25,6 +25,17 @@ impl RuleKind {
         }
     }
 
+    /// The rule named `s` (its `as_str` form).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            RuleKind::AbandonedVehicle,
+            RuleKind::IllegalVendor,
+            RuleKind::OverflowingBin,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
     /// Default dwell: 72 h, 5 min, 10 min.
     pub fn default_dwell(self) -> Duration {
         Duration::from_secs(match self {

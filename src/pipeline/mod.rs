@@ -68,6 +68,8 @@ pub struct Launcher {
     pub latest: LatestFrames,
     /// Operators' scene commands (fixtures, clean now) and the cameras' fixtures.
     pub desk: crate::analysis::SceneDesk,
+    /// The verdict memory the cameras judge candidates against.
+    pub memory: crate::learn::SharedMemory,
     /// Keep the detector's own output of every frame it ran on (eval scores it).
     pub keep_detections: bool,
 }
@@ -104,7 +106,8 @@ impl Launcher {
                     &cam.id,
                     (&self.config.gate).into(),
                     CameraAnalysis::new(cam, &self.config, store, *sees)?
-                        .with_desk(self.desk.clone()),
+                        .with_desk(self.desk.clone())
+                        .with_memory(self.memory.clone()),
                     self.budget.clone(),
                     Arc::new(service.clone()),
                 );

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::{LimitSettings, RuleKind};
 use crate::detect::decode::iou;
-use crate::model::candidate::Deferred;
+use crate::model::candidate::{Deferred, Resemblance};
 use crate::rules::engine::Candidate;
 
 /// A token bucket on the pipeline clock.
@@ -68,6 +68,22 @@ pub enum SuppressionReason {
     Aggregated,
     /// Waited too long for a token, or its object left first: not filed.
     Expired,
+    /// Looks like a capture operators rejected (the verdict memory): recorded with its
+    /// evidence as a learned suppression, out of the review queue, undoable.
+    ResemblesRejected,
+}
+
+impl SuppressionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::RateLimit => "rate_limit",
+            SuppressionReason::Duplicate => "duplicate",
+            SuppressionReason::OutsideHours => "outside_hours",
+            SuppressionReason::Aggregated => "aggregated",
+            SuppressionReason::Expired => "expired",
+            SuppressionReason::ResemblesRejected => "resembles_rejected",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -85,6 +101,17 @@ pub struct Capture {
     /// vehicle at the place is a new case, not a duplicate in cooldown.
     #[serde(skip)]
     pub left: bool,
+    /// Set when the verdict memory judged it a lookalike of a rejected capture: it is
+    /// recorded (with evidence) as a learned suppression, not put up for review or filed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resembles: Option<Resemblance>,
+}
+
+impl Capture {
+    /// Whether it is a learned suppression rather than a capture to review or file.
+    pub fn is_learned_suppression(&self) -> bool {
+        self.resembles.is_some()
+    }
 }
 
 /// A vehicle capture of episode `id`, confirmed at `confirm` after a 600 s dwell: a fixture
@@ -106,11 +133,13 @@ pub(crate) fn sample_capture(id: u64, confirm: f64) -> Capture {
             bbox: [0.1, 0.1, 0.2, 0.2],
             score: 0.7,
             dwell_s: 600.0,
+            embedding: None,
         },
         aggregation: 1,
         last_evidence: confirm,
         closed_at: None,
         left: false,
+        resembles: None,
     }
 }
 
@@ -167,6 +196,7 @@ impl CaseLimiter {
             last_evidence: t,
             closed_at: None,
             left: false,
+            resembles: None,
             candidate,
         };
         self.next_id += 1;
@@ -203,6 +233,13 @@ impl CaseLimiter {
 
     /// Decides about a candidate that met its rule during active hours.
     pub fn offer(&mut self, c: Candidate) -> Verdict {
+        self.offer_judged(c, None)
+    }
+
+    /// [`Self::offer`], with the verdict memory's judgement: a candidate that resembles a
+    /// rejected capture (and is no duplicate) becomes a learned suppression at once, taking
+    /// no token; it stays open like a capture, so its object's later candidates merge into it.
+    pub fn offer_judged(&mut self, c: Candidate, resembles: Option<Resemblance>) -> Verdict {
         let t = c.confirm;
         let cooldown = self.cfg.cooldown_s;
         if let Some(cap) = self.captures.iter_mut().find(|k| {
@@ -219,6 +256,14 @@ impl CaseLimiter {
                 candidate: c,
                 merged_into: Some(cap.id),
             });
+        }
+        if let Some(r) = resembles {
+            let mut cap = self.capture(c, 1);
+            cap.resembles = Some(r.clone());
+            if let Some(k) = self.captures.last_mut() {
+                k.resembles = Some(r);
+            }
+            return Verdict::Captured(cap);
         }
         // Waiting candidates go first: a new one does not jump the queue.
         if !self.deferred.is_empty() || !self.bucket.take(t) {
@@ -355,6 +400,7 @@ mod tests {
             bbox: [x, 0.5, x + 0.1, 0.6],
             score: 0.8,
             dwell_s: 60.0,
+            embedding: None,
         }
     }
 

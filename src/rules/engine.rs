@@ -247,6 +247,7 @@ impl RuleEngine {
                 continue;
             };
             let share = patch.changed_share(reference);
+            let change = (share >= rule.change_share).then(|| patch.change_embedding(reference));
             tracing::trace!(zone = %zone.id, t, share, own, light = ?light, "bin zone compared");
             if share < rule.change_share * CLEAN_BELOW {
                 if own {
@@ -273,6 +274,7 @@ impl RuleEngine {
                         bbox: bounds,
                         score: share.min(1.0),
                         dwell_s: rule.dwell.as_secs_f64(),
+                        embedding: change.clone(),
                     };
                     let active = rule.active.contains(t, self.cam.utc_offset_s)
                         && zone.active.contains(t, self.cam.utc_offset_s);
@@ -360,6 +362,7 @@ fn candidate(cam: &CameraConfig, rule: &RuleConfig, zone: &Zone, e: &Episode, t:
         bbox: e.last_box,
         score: e.best_score,
         dwell_s: rule.dwell.as_secs_f64(),
+        embedding: e.embedding.clone(),
     }
 }
 

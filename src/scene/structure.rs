@@ -168,6 +168,25 @@ impl Patch {
         self.changes(reference).iter().filter(|c| **c).count() as f32 / n as f32
     }
 
+    /// What changed against `reference`, as a vector for the verdict memory: each masked
+    /// cell's grey over the zone's mean minus the same of the reference, so a dimmer or
+    /// brighter view of the same change looks the same; L2-normalised.
+    pub fn change_embedding(&self, reference: &[f32]) -> Vec<f32> {
+        let (a, b) = (
+            masked_mean(&self.grey, &self.mask).max(1e-3),
+            masked_mean(reference, &self.mask).max(1e-3),
+        );
+        let mut v: Vec<f32> = self
+            .grey
+            .iter()
+            .zip(reference)
+            .zip(&self.mask)
+            .map(|((g, r), m)| if *m { g / a - r / b } else { 0.0 })
+            .collect();
+        crate::model::embedding::normalise(&mut v);
+        v
+    }
+
     /// The comparison this replaced, for the figure in docs/rules.md: share of the zone whose
     /// absolute brightness moved by more than `delta`.
     pub fn brightness_share(&self, reference: &[f32], delta: f32) -> f32 {

@@ -7,6 +7,7 @@
 
 pub use crate::model::categories;
 pub mod episodes;
+pub mod learning;
 pub mod leases;
 pub mod outbox;
 pub mod query;
@@ -244,11 +245,14 @@ impl Store {
     ) -> Result<(String, Option<String>), StoreError> {
         let key = capture_key(c);
         let k = &c.candidate;
+        // A learned suppression is kept with its evidence but never filed or queued.
+        let learned = c.is_learned_suppression();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO captures (id, camera, preset, rule, zone, label, episode, start_at, confirm_at, \
-             bbox, score, aggregation, last_evidence, status, evidence, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'pending_review', $14, $15) \
+             bbox, score, aggregation, last_evidence, status, evidence, created_at, embedding, resembles, \
+             similarity) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
              ON CONFLICT (id) DO NOTHING",
         ))
         .bind(&key)
@@ -264,8 +268,16 @@ impl Store {
         .bind(k.score as f64)
         .bind(c.aggregation as i64)
         .bind(c.last_evidence)
+        .bind(if learned { "learned" } else { "pending_review" })
         .bind(evidence.map(|e| e.to_string()))
         .bind(now)
+        .bind(
+            k.embedding
+                .as_ref()
+                .map(|v| serde_json::to_string(v).expect("embedding")),
+        )
+        .bind(c.resembles.as_ref().map(|r| r.capture.clone()))
+        .bind(c.resembles.as_ref().map(|r| r.similarity as f64))
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?
@@ -282,7 +294,7 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
         }
-        let case = if mode == FilingMode::Auto {
+        let case = if mode == FilingMode::Auto && !learned {
             Some(self.file_in(&mut tx, &key, policy, location, now).await?)
         } else {
             None
@@ -334,6 +346,14 @@ impl Store {
         if status == "pending_review" {
             self.review_in(&mut tx, capture_id, reviewer, "confirm", None, None, now)
                 .await?;
+            self.remember_in(
+                &mut tx,
+                capture_id,
+                crate::learn::Said::Confirmed,
+                None,
+                now,
+            )
+            .await?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(case)
@@ -458,6 +478,14 @@ impl Store {
             "reject",
             Some(reason),
             note,
+            now,
+        )
+        .await?;
+        self.remember_in(
+            &mut tx,
+            capture_id,
+            crate::learn::Said::Rejected,
+            Some(reason),
             now,
         )
         .await?;

@@ -25,6 +25,9 @@ pub struct CaptureRow {
     pub status: String,
     pub evidence: Option<serde_json::Value>,
     pub case_number: Option<String>,
+    /// A learned suppression's rejected lookalike, and how alike (cosine similarity).
+    pub resembles: Option<String>,
+    pub similarity: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -81,7 +84,8 @@ pub struct RuleSummary {
 }
 
 const CAPTURE_COLUMNS: &str = "c.id, c.camera, c.preset, c.rule, c.zone, c.label, c.start_at, \
-    c.confirm_at, c.bbox, c.score, c.aggregation, c.status, c.evidence, k.case_number";
+    c.confirm_at, c.bbox, c.score, c.aggregation, c.status, c.evidence, k.case_number, c.resembles, \
+    c.similarity";
 
 /// WHERE clauses and their values, numbered as they are added.
 #[derive(Default)]
@@ -162,6 +166,8 @@ impl Store {
             status: r.try_get(11).map_err(g)?,
             evidence: evidence.and_then(|e| serde_json::from_str(&e).ok()),
             case_number: r.try_get(13).map_err(g)?,
+            resembles: r.try_get(14).map_err(g)?,
+            similarity: r.try_get(15).map_err(g)?,
         })
     }
 

@@ -62,10 +62,23 @@ pub async fn do_confirm(st: &WebState, auth: &Auth, id: &str) -> Result<String, 
         .map(|c| c.location.clone())
         .unwrap_or_default();
     let policy = st.cases.policy();
-    st.store
+    let case = st
+        .store
         .confirm(id, &auth.user.name, &policy, &location, st.now())
         .await
-        .map_err(store_error)
+        .map_err(store_error)?;
+    learn(st, id).await;
+    Ok(case)
+}
+
+/// Hands a reviewed capture's remembered verdict to the running cameras' memory.
+async fn learn(st: &WebState, id: &str) {
+    match st.store.memory_entry(id).await {
+        Ok(Some(e)) => st.memory.remember(e),
+        Ok(None) => {}
+        // The row is stored; the cameras take it at the next start.
+        Err(e) => tracing::warn!(capture = id, error = %e, "cannot read the remembered verdict"),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +123,7 @@ pub async fn do_reject(
         .reject(id, &auth.user.name, &body.reason, note, st.now())
         .await
         .map_err(store_error)?;
+    learn(st, id).await;
     if let Some(c) = capture
         && let Some(bbox) = bbox_of(&c.bbox)
     {

@@ -34,6 +34,9 @@ pub struct WebState {
     pub worker: Option<crate::workers::host::WorkerBoard>,
     /// Operators' scene commands to the cameras, and their fixtures.
     pub desk: crate::analysis::SceneDesk,
+    /// The verdict memory the cameras judge with: reviews add to it, the learning page
+    /// forgets from it.
+    pub memory: crate::learn::SharedMemory,
 }
 
 impl WebState {
@@ -68,6 +71,7 @@ impl WebState {
             patrol: None,
             worker: None,
             desk: Default::default(),
+            memory: Default::default(),
         })
     }
 

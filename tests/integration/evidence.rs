@@ -304,11 +304,13 @@ fn capture(i: u64) -> Capture {
             bbox: [0.2, 0.2, 0.5, 0.6],
             score: 0.8,
             dwell_s: 60.0,
+            embedding: None,
         },
         aggregation: 1,
         last_evidence: T0 + 60.0,
         closed_at: None,
         left: false,
+        resembles: None,
     }
 }
 

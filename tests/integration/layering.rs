@@ -25,6 +25,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("scene", 5),
     ("episodes", 6),
     ("rules", 7),
+    // The verdict memory: what reviewed captures looked like and what operators said.
+    ("learn", 8),
     ("ratelimit", 8),
     ("evidence", 9),
     ("store", 10),

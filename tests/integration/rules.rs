@@ -84,6 +84,7 @@ fn det(kind: ObjectKind, bbox: BBox) -> Detection {
         kind,
         score: 0.8,
         bbox,
+        embedding: None,
     }
 }
 

@@ -63,11 +63,13 @@ fn capture(rule: RuleKind, episode: u64, confirm: f64) -> Capture {
             bbox: [0.8, 0.1, 0.9, 0.2],
             score: 0.7,
             dwell_s: 600.0,
+            embedding: None,
         },
         aggregation: 1,
         last_evidence: confirm,
         closed_at: None,
         left: false,
+        resembles: None,
     }
 }
 

@@ -1,0 +1,314 @@
+//! Stage 5a, learning from the operators' verdicts: a memory per camera, zone and rule of
+//! what reviewed captures looked like (their embeddings) and what the operator said.
+//!
+//! A new candidate whose nearest remembered neighbour is a rejection at least `similarity`
+//! alike, and no confirmation as close, resembles that rejection: it is not put in front of
+//! an operator again, but recorded as a learned suppression that links to the rejected
+//! capture (an operator can undo it). A confirmation is never overridden: a candidate as
+//! close to a confirmed capture as to any rejection is filed.
+//!
+//! The memory is bounded per key; the oldest entries age out. It changes only through
+//! [`SharedMemory`] (the web UI's verdicts, loaded from the store at start), never inside a
+//! replay, so a replay with a given database repeats exactly.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::LearnSettings;
+use crate::model::candidate::Resemblance;
+use crate::model::embedding::similarity;
+use crate::model::{Candidate, RuleKind};
+
+/// Reject reasons that say "this is never a case" and so teach the memory. A duplicate was a
+/// real problem filed twice; it teaches nothing about the look.
+pub const TEACHING_REASONS: &[&str] = &[
+    "false_detection",
+    "compliant_vendor",
+    "not_a_problem",
+    "fixture",
+    "other",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Said {
+    Confirmed,
+    Rejected,
+}
+
+impl Said {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Said::Confirmed => "confirmed",
+            Said::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confirmed" => Some(Said::Confirmed),
+            "rejected" => Some(Said::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// One reviewed capture, remembered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryEntry {
+    /// The reviewed capture's id.
+    pub capture: String,
+    pub camera: String,
+    pub zone: String,
+    pub rule: RuleKind,
+    pub said: Said,
+    pub reason: Option<String>,
+    pub embedding: Vec<f32>,
+    /// When the verdict was given.
+    pub at: f64,
+}
+
+impl MemoryEntry {
+    /// Whether this verdict teaches the memory at all.
+    pub fn teaches(&self) -> bool {
+        match self.said {
+            Said::Confirmed => true,
+            Said::Rejected => self
+                .reason
+                .as_deref()
+                .is_some_and(|r| TEACHING_REASONS.contains(&r)),
+        }
+    }
+}
+
+type Key = (String, String, RuleKind);
+
+/// The verdict memory of every camera.
+#[derive(Debug, Clone, Default)]
+pub struct VerdictMemory {
+    settings: LearnSettings,
+    entries: BTreeMap<Key, VecDeque<MemoryEntry>>,
+}
+
+impl VerdictMemory {
+    pub fn new(settings: LearnSettings) -> Self {
+        Self {
+            settings,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &LearnSettings {
+        &self.settings
+    }
+
+    /// Adds a verdict (replacing an earlier one on the same capture); the oldest of its key
+    /// age out past `max_per_zone`. Verdicts that teach nothing are ignored.
+    pub fn remember(&mut self, e: MemoryEntry) {
+        if !e.teaches() || e.embedding.is_empty() {
+            return;
+        }
+        self.forget(&e.capture);
+        let q = self
+            .entries
+            .entry((e.camera.clone(), e.zone.clone(), e.rule))
+            .or_default();
+        // Kept in verdict-time order, so ageing out drops the oldest.
+        let at = q.iter().position(|x| x.at > e.at).unwrap_or(q.len());
+        q.insert(at, e);
+        while q.len() > self.settings.max_per_zone.max(1) {
+            q.pop_front();
+        }
+    }
+
+    /// Drops the entry of a capture; says whether there was one.
+    pub fn forget(&mut self, capture: &str) -> bool {
+        let mut found = false;
+        for q in self.entries.values_mut() {
+            let before = q.len();
+            q.retain(|x| x.capture != capture);
+            found |= q.len() != before;
+        }
+        self.entries.retain(|_, q| !q.is_empty());
+        found
+    }
+
+    /// Every entry, oldest first within each key.
+    pub fn entries(&self) -> impl Iterator<Item = &MemoryEntry> {
+        self.entries.values().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.values().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `c` resembles a rejected capture of its camera, zone and rule more than any
+    /// confirmed one; the rejection it resembles most.
+    pub fn judge(&self, camera: &str, c: &Candidate) -> Option<Resemblance> {
+        if !self.settings.enabled {
+            return None;
+        }
+        let v = c.embedding.as_deref()?;
+        let q = self
+            .entries
+            .get(&(camera.to_string(), c.zone.clone(), c.rule))?;
+        let mut best_reject: Option<(f32, &MemoryEntry)> = None;
+        let mut best_confirm = f32::MIN;
+        for e in q {
+            if e.embedding.len() != v.len() {
+                continue; // another model's embedding
+            }
+            let s = similarity(v, &e.embedding);
+            match e.said {
+                Said::Confirmed => best_confirm = best_confirm.max(s),
+                Said::Rejected => {
+                    // Ties go to the newer entry (later in the queue).
+                    if best_reject.is_none_or(|(b, _)| s >= b) {
+                        best_reject = Some((s, e));
+                    }
+                }
+            }
+        }
+        let (s, e) = best_reject?;
+        (s >= self.settings.similarity && s > best_confirm).then(|| Resemblance {
+            capture: e.capture.clone(),
+            similarity: s,
+            reason: e.reason.clone(),
+        })
+    }
+}
+
+/// The memory shared by the cameras (reading) and the web UI (writing).
+#[derive(Clone, Default)]
+pub struct SharedMemory(Arc<RwLock<VerdictMemory>>);
+
+impl SharedMemory {
+    pub fn new(memory: VerdictMemory) -> Self {
+        Self(Arc::new(RwLock::new(memory)))
+    }
+
+    pub fn judge(&self, camera: &str, c: &Candidate) -> Option<Resemblance> {
+        self.0.read().expect("verdict memory").judge(camera, c)
+    }
+
+    pub fn remember(&self, e: MemoryEntry) {
+        self.0.write().expect("verdict memory").remember(e);
+    }
+
+    pub fn forget(&self, capture: &str) -> bool {
+        self.0.write().expect("verdict memory").forget(capture)
+    }
+
+    /// A copy of the whole memory.
+    pub fn snapshot(&self) -> VerdictMemory {
+        self.0.read().expect("verdict memory").clone()
+    }
+
+    /// Replaces the whole memory (a reload from the store).
+    pub fn replace(&self, memory: VerdictMemory) {
+        *self.0.write().expect("verdict memory") = memory;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> LearnSettings {
+        LearnSettings {
+            enabled: true,
+            similarity: 0.9,
+            max_per_zone: 3,
+        }
+    }
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let mut v = v.to_vec();
+        crate::model::embedding::normalise(&mut v);
+        v
+    }
+
+    fn entry(id: &str, said: Said, reason: Option<&str>, v: &[f32], at: f64) -> MemoryEntry {
+        MemoryEntry {
+            capture: id.into(),
+            camera: "c".into(),
+            zone: "z".into(),
+            rule: RuleKind::AbandonedVehicle,
+            said,
+            reason: reason.map(Into::into),
+            embedding: unit(v),
+            at,
+        }
+    }
+
+    fn candidate(v: &[f32]) -> Candidate {
+        let mut c = crate::ratelimit::sample_capture(1, 1000.0).candidate;
+        c.embedding = Some(unit(v));
+        c
+    }
+
+    #[test]
+    fn a_lookalike_of_a_rejection_is_suppressed_and_a_different_look_is_not() {
+        let mut m = VerdictMemory::new(settings());
+        m.remember(entry(
+            "a",
+            Said::Rejected,
+            Some("not_a_problem"),
+            &[1.0, 0.1, 0.0],
+            1.0,
+        ));
+        let r = m.judge("c", &candidate(&[1.0, 0.12, 0.02])).unwrap();
+        assert_eq!(r.capture, "a");
+        assert!(r.similarity > 0.99);
+        assert!(m.judge("c", &candidate(&[0.0, 1.0, 0.3])).is_none());
+        // Another camera's memory is not this one's.
+        assert!(m.judge("d", &candidate(&[1.0, 0.12, 0.02])).is_none());
+    }
+
+    #[test]
+    fn a_confirmation_as_close_is_never_overridden() {
+        let mut m = VerdictMemory::new(settings());
+        m.remember(entry(
+            "r",
+            Said::Rejected,
+            Some("false_detection"),
+            &[1.0, 0.0, 0.0],
+            1.0,
+        ));
+        m.remember(entry("k", Said::Confirmed, None, &[1.0, 0.05, 0.0], 2.0));
+        assert!(m.judge("c", &candidate(&[1.0, 0.05, 0.0])).is_none());
+    }
+
+    #[test]
+    fn duplicates_teach_nothing_the_oldest_age_out_and_forgetting_works() {
+        let mut m = VerdictMemory::new(settings());
+        m.remember(entry(
+            "d",
+            Said::Rejected,
+            Some("duplicate"),
+            &[1.0, 0.0],
+            1.0,
+        ));
+        assert!(m.is_empty());
+        for (i, id) in ["a", "b", "c", "e"].iter().enumerate() {
+            m.remember(entry(
+                id,
+                Said::Rejected,
+                Some("other"),
+                &[1.0, i as f32],
+                i as f64,
+            ));
+        }
+        assert_eq!(m.len(), 3);
+        assert!(m.entries().all(|e| e.capture != "a"));
+        assert!(m.forget("b"));
+        assert!(!m.forget("b"));
+        assert_eq!(m.len(), 2);
+    }
+}

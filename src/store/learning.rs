@@ -1,0 +1,282 @@
+//! The verdict memory's rows and the learned suppressions: what the review UI's learning
+//! page reads and changes. Every change is audited.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError};
+use crate::config::LearnSettings;
+use crate::learn::{MemoryEntry, Said, VerdictMemory};
+use crate::model::RuleKind;
+
+/// A remembered verdict as the learning page lists it (without its vector).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MemoryRow {
+    pub capture_id: String,
+    pub camera: String,
+    pub zone: String,
+    pub rule: String,
+    pub said: String,
+    pub reason: Option<String>,
+    pub at: f64,
+    /// Learned suppressions that link to it.
+    pub suppressions: i64,
+}
+
+impl Store {
+    /// Inside a review's transaction: remembers the verdict on a capture that has an
+    /// embedding, when the verdict teaches (see [`MemoryEntry::teaches`]).
+    pub(super) async fn remember_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        capture_id: &str,
+        said: Said,
+        reason: Option<&str>,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT camera, zone, rule, embedding FROM captures WHERE id = $1 AND embedding IS NOT NULL",
+        ))
+        .bind(capture_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let g = |e| self.err(e);
+        let (camera, zone, rule, embedding): (String, String, String, String) = (
+            row.try_get(0).map_err(g)?,
+            row.try_get(1).map_err(g)?,
+            row.try_get(2).map_err(g)?,
+            row.try_get(3).map_err(g)?,
+        );
+        let Some(rule) = RuleKind::parse(&rule) else {
+            return Ok(());
+        };
+        let entry = MemoryEntry {
+            capture: capture_id.to_string(),
+            camera,
+            zone,
+            rule,
+            said,
+            reason: reason.map(str::to_string),
+            embedding: Vec::new(),
+            at: now,
+        };
+        if !entry.teaches() {
+            return Ok(());
+        }
+        sqlx::query(&self.sql(
+            "INSERT INTO verdict_memory (capture_id, camera, zone, rule, said, reason, embedding, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (capture_id) DO UPDATE SET \
+             said = excluded.said, reason = excluded.reason, at = excluded.at",
+        ))
+        .bind(capture_id)
+        .bind(&entry.camera)
+        .bind(&entry.zone)
+        .bind(entry.rule.as_str())
+        .bind(said.as_str())
+        .bind(reason)
+        .bind(embedding)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The remembered verdict on one capture, with its vector.
+    pub async fn memory_entry(&self, capture_id: &str) -> Result<Option<MemoryEntry>, StoreError> {
+        let rows = self
+            .memory_rows("WHERE capture_id = $1", Some(capture_id))
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn memory_rows(
+        &self,
+        filter: &str,
+        arg: Option<&str>,
+    ) -> Result<Vec<MemoryEntry>, StoreError> {
+        let sql = format!(
+            "SELECT capture_id, camera, zone, rule, said, reason, embedding, at FROM verdict_memory \
+             {filter} ORDER BY at, capture_id"
+        );
+        let sql = self.sql(&sql);
+        let mut q = sqlx::query(&sql);
+        if let Some(a) = arg {
+            q = q.bind(a.to_string());
+        }
+        let rows = q.fetch_all(self.pool()).await.map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let g = |e| self.err(e);
+            let rule: String = r.try_get(3).map_err(g)?;
+            let said: String = r.try_get(4).map_err(g)?;
+            let embedding: String = r.try_get(6).map_err(g)?;
+            let (Some(rule), Some(said), Ok(embedding)) = (
+                RuleKind::parse(&rule),
+                Said::parse(&said),
+                serde_json::from_str::<Vec<f32>>(&embedding),
+            ) else {
+                continue;
+            };
+            out.push(MemoryEntry {
+                capture: r.try_get(0).map_err(g)?,
+                camera: r.try_get(1).map_err(g)?,
+                zone: r.try_get(2).map_err(g)?,
+                rule,
+                said,
+                reason: r.try_get(5).map_err(g)?,
+                embedding,
+                at: r.try_get(7).map_err(g)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The whole verdict memory, as the cameras judge with it (the newest `max_per_zone`
+    /// of each camera, zone and rule).
+    pub async fn load_memory(&self, settings: &LearnSettings) -> Result<VerdictMemory, StoreError> {
+        let mut m = VerdictMemory::new(settings.clone());
+        for e in self.memory_rows("", None).await? {
+            m.remember(e);
+        }
+        Ok(m)
+    }
+
+    /// Deletes the rows that aged out of the memory (beyond the newest `keep` per camera,
+    /// zone and rule); returns how many.
+    pub async fn prune_memory(&self, keep: usize) -> Result<u64, StoreError> {
+        let rows = self.memory_rows("", None).await?;
+        let mut count: std::collections::HashMap<(String, String, RuleKind), usize> =
+            Default::default();
+        let mut n = 0;
+        // Newest first: everything after the first `keep` of a key goes.
+        for e in rows.iter().rev() {
+            let c = count
+                .entry((e.camera.clone(), e.zone.clone(), e.rule))
+                .or_default();
+            *c += 1;
+            if *c > keep {
+                n += sqlx::query(&self.sql("DELETE FROM verdict_memory WHERE capture_id = $1"))
+                    .bind(&e.capture)
+                    .execute(self.pool())
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .rows_affected();
+            }
+        }
+        Ok(n)
+    }
+
+    /// The remembered verdicts, newest first, with how many suppressions link to each.
+    pub async fn memory_list(&self, limit: i64) -> Result<Vec<MemoryRow>, StoreError> {
+        let sql = format!(
+            "SELECT m.capture_id, m.camera, m.zone, m.rule, m.said, m.reason, m.at, \
+             (SELECT COUNT(*) FROM captures c WHERE c.resembles = m.capture_id) \
+             FROM verdict_memory m ORDER BY m.at DESC, m.capture_id LIMIT {}",
+            limit.clamp(1, 1000)
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| self.err(e);
+                Ok(MemoryRow {
+                    capture_id: r.try_get(0).map_err(g)?,
+                    camera: r.try_get(1).map_err(g)?,
+                    zone: r.try_get(2).map_err(g)?,
+                    rule: r.try_get(3).map_err(g)?,
+                    said: r.try_get(4).map_err(g)?,
+                    reason: r.try_get(5).map_err(g)?,
+                    at: r.try_get(6).map_err(g)?,
+                    suppressions: r.try_get(7).map_err(g)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets a remembered verdict; says whether there was one.
+    pub async fn forget_memory(
+        &self,
+        capture_id: &str,
+        actor: &str,
+        now: f64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
+        let n = sqlx::query(&self.sql("DELETE FROM verdict_memory WHERE capture_id = $1"))
+            .bind(capture_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected();
+        if n > 0 {
+            self.audit_in(&mut tx, now, actor, "learn.forget", capture_id)
+                .await?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Undoes a learned suppression: the capture goes into the review queue.
+    pub async fn undo_learned(
+        &self,
+        capture_id: &str,
+        actor: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
+        let n = sqlx::query(&self.sql(
+            "UPDATE captures SET status = 'pending_review' WHERE id = $1 AND status = 'learned'",
+        ))
+        .bind(capture_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .rows_affected();
+        if n == 0 {
+            let status = sqlx::query(&self.sql("SELECT status FROM captures WHERE id = $1"))
+                .bind(capture_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?
+                .ok_or_else(|| StoreError::NoCapture(capture_id.into()))?
+                .try_get::<String, _>(0)
+                .map_err(|e| self.err(e))?;
+            return Err(StoreError::NotPending {
+                id: capture_id.into(),
+                status,
+            });
+        }
+        self.audit_in(&mut tx, now, actor, "learn.undo", capture_id)
+            .await?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn audit_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        now: f64,
+        actor: &str,
+        action: &str,
+        subject: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "INSERT INTO audit_log (id, at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5, NULL) \
+             ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(format!("audit-{action}-{subject}-{now:.3}"))
+        .bind(now)
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
