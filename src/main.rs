@@ -156,6 +156,10 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Simulated review: the truth confirms or rejects each capture of a first pass, and
+        /// a second pass (and a held-out one, per camera) plays with what was learned.
+        #[arg(long)]
+        review: bool,
     },
     /// Makes a clip with exact truth by pasting real object crops into real footage
     /// (a spec in TOML; docs/eval.md). Writes STEM.mp4 and STEM.json.
@@ -559,6 +563,7 @@ fn main() -> ExitCode {
             iou,
             jobs,
             quiet,
+            review,
         } => {
             let opts = citywatch::eval::EvalOptions {
                 pipeline,
@@ -573,6 +578,7 @@ fn main() -> ExitCode {
                 },
                 progress: !quiet,
                 jobs,
+                review,
             };
             finish(runtime().block_on(citywatch::eval::eval(opts)), |w| {
                 println!("{}", w.json.display());

@@ -11,6 +11,7 @@
 pub mod metrics;
 pub mod negatives;
 pub mod report;
+pub mod review;
 pub mod scenario;
 pub mod truth;
 
@@ -41,6 +42,9 @@ pub struct EvalOptions {
     pub progress: bool,
     /// Clips played at once (0: one per CPU core).
     pub jobs: usize,
+    /// Simulated review: the truth confirms and rejects the first pass's captures, and a
+    /// second pass (and a held-out one) plays with what that taught.
+    pub review: bool,
 }
 
 /// The footage of one truth file, as played.
@@ -70,6 +74,8 @@ pub struct Variant {
     pub inferences: u64,
     pub wall_s: f64,
     pub cpu_s: f64,
+    /// With `--review`: the passes with learning.
+    pub review: Option<review::ReviewOut>,
 }
 
 /// CPU seconds (user + system) this process has used so far, every thread included.
@@ -199,6 +205,22 @@ async fn run_variant(
         .iter()
         .map(|c| camera_for(&config, pipeline, c))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Clip → the pipeline camera it is played as (the verdict memory is per camera).
+    let camera_of: BTreeMap<String, String> = clips
+        .iter()
+        .map(|c| {
+            let t = &c.truth;
+            let cam = t.camera.clone().unwrap_or_else(|| {
+                config
+                    .cameras
+                    .iter()
+                    .find(|k| k.footage_path().and_then(|p| p.file_name()) == t.footage.file_name())
+                    .map(|k| k.id.clone())
+                    .unwrap_or_default()
+            });
+            (t.clip.clone(), cam)
+        })
+        .collect();
     let events: Vec<EventRec> = clips
         .iter()
         .zip(&cams)
@@ -251,9 +273,10 @@ async fn run_variant(
     };
     let keep = clips.iter().any(|c| c.frames.is_some());
     let (wall0, cpu0) = (std::time::Instant::now(), cpu_seconds());
+    let config = Arc::new(config);
     let results = crate::replay::play(
-        Arc::new(config),
-        cams,
+        config.clone(),
+        cams.clone(),
         &detection,
         start_unix,
         None,
@@ -274,6 +297,7 @@ async fn run_variant(
     }
 
     let mut captures = Vec::new();
+    let mut first_pass = Vec::new();
     let (mut frames_analysed, mut inferences) = (0, 0);
     let mut dets: BTreeMap<String, Vec<FrameDet>> = BTreeMap::new();
     let mut gts: BTreeMap<String, Vec<FrameGt>> = BTreeMap::new();
@@ -283,17 +307,13 @@ async fn run_variant(
         inferences += r.inferences;
         for c in r.captures.values() {
             let k = &c.candidate;
-            captures.push(CaptureRec {
-                clip: cam.id.clone(),
-                rule: k.rule,
-                zone: k.zone.clone(),
-                label: k.label.clone(),
-                start_s: round(k.start - start_unix),
-                confirm_s: round(k.confirm - start_unix),
-                bbox: k.bbox.map(|v| round(v as f64)),
-                score: round(k.score as f64),
-                dwell_s: k.dwell_s,
+            let rec = capture_rec(&cam.id, c, start_unix);
+            first_pass.push(review::PassCapture {
+                rec: rec.clone(),
+                embedding: k.embedding.clone(),
+                learned: c.is_learned_suppression(),
             });
+            captures.push(rec);
         }
         let Some(ft) = &clip.frames else {
             continue;
@@ -339,6 +359,46 @@ async fn run_variant(
             (class.clone(), metrics::score_class(d, g))
         })
         .collect();
+    first_pass.sort_by(|a, b| {
+        a.rec
+            .clip
+            .cmp(&b.rec.clip)
+            .then(a.rec.confirm_s.total_cmp(&b.rec.confirm_s))
+            .then(b.rec.score.total_cmp(&a.rec.score))
+    });
+    let review = if opts.review {
+        let taught = review::verdicts(&first_pass, &events, &opts.matching);
+        let pass = |held_out: bool| {
+            let memory = review::memory_for(&taught, &camera_of, &config.learning, held_out);
+            learned_pass(&config, &cams, &detection, start_unix, jobs, memory)
+        };
+        let second = pass(false).await?;
+        let held = if review::has_repeats(&camera_of) {
+            Some(pass(true).await?)
+        } else {
+            None
+        };
+        let m = &opts.matching;
+        let first = review::score_pass(&first_pass, &events, m);
+        let second = review::score_pass(&second, &events, m);
+        Some(review::ReviewOut {
+            similarity: config.learning.similarity,
+            confirmed: taught
+                .iter()
+                .filter(|(_, e)| e.said == crate::learn::Said::Confirmed)
+                .count(),
+            rejected: taught
+                .iter()
+                .filter(|(_, e)| e.said == crate::learn::Said::Rejected)
+                .count(),
+            false_removed_share: review::false_removed_share(&first, &second),
+            first_pass: first,
+            second_pass: second,
+            held_out: held.map(|h| review::score_pass(&h, &events, m)),
+        })
+    } else {
+        None
+    };
     let model = detection.model.clone();
     detection.service.join(std::time::Duration::from_secs(5));
     Ok(Variant {
@@ -354,7 +414,66 @@ async fn run_variant(
         inferences,
         wall_s,
         cpu_s,
+        review,
     })
+}
+
+/// A capture as the scores see it: clip seconds, rounded.
+fn capture_rec(clip: &str, c: &crate::ratelimit::Capture, start_unix: f64) -> CaptureRec {
+    let k = &c.candidate;
+    CaptureRec {
+        clip: clip.to_string(),
+        rule: k.rule,
+        zone: k.zone.clone(),
+        label: k.label.clone(),
+        start_s: round(k.start - start_unix),
+        confirm_s: round(k.confirm - start_unix),
+        bbox: k.bbox.map(|v| round(v as f64)),
+        score: round(k.score as f64),
+        dwell_s: k.dwell_s,
+    }
+}
+
+/// Plays the clips again with a verdict memory; every capture, learned suppressions marked.
+async fn learned_pass(
+    config: &Arc<PipelineConfig>,
+    cams: &[CameraConfig],
+    detection: &crate::pipeline::Detection,
+    start_unix: f64,
+    jobs: usize,
+    memory: crate::learn::SharedMemory,
+) -> anyhow::Result<Vec<review::PassCapture>> {
+    let results = crate::replay::play(
+        config.clone(),
+        cams.to_vec(),
+        detection,
+        start_unix,
+        None,
+        crate::replay::PlayOptions {
+            jobs,
+            memory: Some(memory),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut out = Vec::new();
+    for (cam, r) in &results {
+        for c in r.captures.values() {
+            out.push(review::PassCapture {
+                rec: capture_rec(&cam.id, c, start_unix),
+                embedding: c.candidate.embedding.clone(),
+                learned: c.is_learned_suppression(),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        a.rec
+            .clip
+            .cmp(&b.rec.clip)
+            .then(a.rec.confirm_s.total_cmp(&b.rec.confirm_s))
+            .then(b.rec.score.total_cmp(&a.rec.score))
+    });
+    Ok(out)
 }
 
 /// Runs the evaluation and writes the report; returns the paths written.

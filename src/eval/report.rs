@@ -73,6 +73,9 @@ struct VariantOut<'a> {
     work: WorkOut,
     captures: Vec<CaptureOut<'a>>,
     missed: Vec<&'a EventRec>,
+    /// `--review`: the passes with learning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    review: Option<&'a super::review::ReviewOut>,
 }
 
 /// One compared figure.
@@ -439,6 +442,7 @@ pub fn write(opts: &EvalOptions, clips: &[Clip], variants: &[Variant]) -> anyhow
                 .filter(|(j, _)| !v.verdicts.contains(&Verdict::Hit(*j)))
                 .map(|(_, e)| e)
                 .collect(),
+            review: v.review.as_ref(),
         })
         .collect();
     let comparison = match outs.as_slice() {
