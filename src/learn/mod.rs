@@ -110,11 +110,11 @@ impl VerdictMemory {
         if !e.teaches() || e.embedding.is_empty() {
             return;
         }
-        self.forget(&e.capture);
         let q = self
             .entries
             .entry((e.camera.clone(), e.zone.clone(), e.rule))
             .or_default();
+        q.retain(|x| x.capture != e.capture);
         // Kept in verdict-time order, so ageing out drops the oldest.
         let at = q.iter().position(|x| x.at > e.at).unwrap_or(q.len());
         q.insert(at, e);
@@ -175,6 +175,14 @@ impl VerdictMemory {
                 }
             }
         }
+        tracing::debug!(
+            camera,
+            zone = %c.zone,
+            rule = c.rule.as_str(),
+            nearest_rejection = best_reject.map(|(s, _)| s),
+            nearest_confirmation = best_confirm,
+            "candidate judged against the verdict memory"
+        );
         let (s, e) = best_reject?;
         (s >= self.settings.similarity && s > best_confirm).then(|| Resemblance {
             capture: e.capture.clone(),
