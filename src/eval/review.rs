@@ -211,7 +211,10 @@ mod tests {
     fn the_truth_confirms_hits_and_rejects_false_captures_and_held_out_skips_the_own_clip() {
         let p = MatchParams::default();
         // Clip a has an event (its capture is confirmed); clip b's capture is false.
-        let caps = [cap("a", 20.0, &[1.0, 0.0], false), cap("b", 20.0, &[0.0, 1.0], false)];
+        let caps = [
+            cap("a", 20.0, &[1.0, 0.0], false),
+            cap("b", 20.0, &[0.0, 1.0], false),
+        ];
         let taught = verdicts(&caps, &[event("a")], &p);
         assert_eq!(taught.len(), 2);
         assert_eq!(taught[0].1.said, Said::Confirmed);
@@ -248,7 +251,10 @@ mod tests {
         assert_eq!(first.rules["all"].false_captures, 1);
         assert_eq!(second.rules["all"].false_captures, 0);
         assert_eq!(second.rules["all"].recall, Some(1.0));
-        assert_eq!(second.suppressions, SuppressionScores { right: 1, wrong: 0 });
+        assert_eq!(
+            second.suppressions,
+            SuppressionScores { right: 1, wrong: 0 }
+        );
         assert_eq!(false_removed_share(&first, &second), Some(1.0));
     }
 }

@@ -9,6 +9,7 @@ mod eval;
 mod evidence;
 mod ingest;
 mod layering;
+mod learning;
 mod patrol;
 mod probe;
 mod replay;
