@@ -1948,6 +1948,8 @@ url = "htp://user:pw@h/c"
             r#"
 [view]
 tolerance = 0.05
+[learning]
+similarity = 0.85
 [episodes]
 clear_frames = 4
 [limits]
@@ -1969,6 +1971,8 @@ polygon = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]
         .unwrap();
         assert_eq!(c.view.tolerance, 0.05);
         assert!(c.view.guard);
+        assert_eq!(c.learning.similarity, 0.85);
+        assert_eq!(c.learning.max_per_zone, 200);
         assert_eq!(c.episodes.clear_frames, 4);
         assert_eq!(c.limits.deferred_max, 8);
         // Four overlapping tiles inside the lawn's bounds.
@@ -1988,6 +1992,9 @@ tolerance = 0.5
 frames = 0
 [episodes]
 clear_frames = 0
+[learning]
+similarity = 1.5
+max_per_zone = 0
 [[cameras]]
 id = "a"
 url = "rtsp://127.0.0.1:8554/a"
@@ -1996,6 +2003,8 @@ detect_crops = ["nowhere"]
         )
         .unwrap_err();
         for field in [
+            "learning.similarity",
+            "learning.max_per_zone",
             "view.tolerance",
             "view.frames",
             "episodes.clear_frames",
@@ -2038,7 +2047,7 @@ analysis_width = 33
         assert_eq!(
             errs,
             vec![
-                "colour: unknown field (expected settings, ingest, detect, gate, episodes, view, limits, replay, cases, evidence, web, patrol, workers or cameras)".to_string(),
+                "colour: unknown field (expected settings, ingest, detect, gate, episodes, view, limits, learning, replay, cases, evidence, web, patrol, workers or cameras)".to_string(),
                 "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `platform`, `continuous`, `visit_s`, `revisit_s`, `detect_crops`, `detect_crop_grid`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
