@@ -19,3 +19,15 @@ CREATE TABLE verdict_memory (
     at          DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX verdict_memory_key ON verdict_memory (camera, zone, rule, at);
+
+-- Calibration overrides an admin applied from the proposals: per camera and rule, a
+-- min_score (vehicles, vendors) or change_share (bins) that replaces the config's.
+CREATE TABLE calibration (
+    camera      TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    setting     TEXT NOT NULL,
+    value       DOUBLE PRECISION NOT NULL,
+    applied_by  TEXT NOT NULL,
+    applied_at  DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (camera, rule, setting)
+);

@@ -45,6 +45,22 @@ pub async fn run(
         Some(c) => Some(setup::open_store(&c.database, &config).await?),
         None => None,
     };
+    // Calibration overrides an admin applied (from the verdict history's proposals).
+    let config = match &store {
+        Some(store) => {
+            let overrides = store.overrides().await?;
+            if overrides.is_empty() {
+                config
+            } else {
+                let mut c = (*config).clone();
+                for o in &overrides {
+                    apply_override(&mut c, o);
+                }
+                Arc::new(c)
+            }
+        }
+        None => config,
+    };
     let episodes = setup::episodes(
         &config,
         store.as_ref(),
@@ -239,4 +255,22 @@ pub async fn run(
         info!("shut down cleanly");
     }
     Ok(())
+}
+
+/// Puts an applied calibration override into the config: the camera's rule takes its
+/// min_score or change_share.
+pub fn apply_override(config: &mut PipelineConfig, o: &crate::store::learning::Override) {
+    let Some(rule) = crate::model::RuleKind::parse(&o.rule) else {
+        return;
+    };
+    for cam in config.cameras.iter_mut().filter(|c| c.id == o.camera) {
+        for r in cam.rules.iter_mut().filter(|r| r.kind == rule) {
+            match o.setting.as_str() {
+                "min_score" => r.min_score = o.value as f32,
+                "change_share" => r.change_share = o.value as f32,
+                _ => continue,
+            }
+            info!(camera = %o.camera, rule = %o.rule, setting = %o.setting, value = o.value, "calibration override applied");
+        }
+    }
 }

@@ -11,6 +11,8 @@
 //! [`SharedMemory`] (the web UI's verdicts, loaded from the store at start), never inside a
 //! replay, so a replay with a given database repeats exactly.
 
+pub mod calibrate;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
 

@@ -280,3 +280,99 @@ impl Store {
         Ok(())
     }
 }
+
+/// An applied calibration override.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Override {
+    pub camera: String,
+    pub rule: String,
+    pub setting: String,
+    pub value: f64,
+    pub applied_by: String,
+    pub applied_at: f64,
+}
+
+impl Store {
+    /// Every reviewed capture's camera, rule, score and verdict: the calibration history.
+    pub async fn reviewed_history(
+        &self,
+    ) -> Result<Vec<crate::learn::calibrate::Reviewed>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.camera, c.rule, c.score, r.decision FROM captures c \
+             JOIN reviews r ON r.capture_id = c.id ORDER BY c.id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let g = |e| self.err(e);
+            let rule: String = r.try_get(1).map_err(g)?;
+            let decision: String = r.try_get(3).map_err(g)?;
+            if let Some(rule) = RuleKind::parse(&rule) {
+                out.push(crate::learn::calibrate::Reviewed {
+                    camera: r.try_get(0).map_err(g)?,
+                    rule,
+                    score: r.try_get(2).map_err(g)?,
+                    confirmed: decision == "confirm",
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores an override (replacing an earlier one of the same camera, rule and setting),
+    /// audited.
+    pub async fn apply_override(&self, o: &Override) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
+        sqlx::query(&self.sql(
+            "INSERT INTO calibration (camera, rule, setting, value, applied_by, applied_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (camera, rule, setting) DO UPDATE SET \
+             value = excluded.value, applied_by = excluded.applied_by, applied_at = excluded.applied_at",
+        ))
+        .bind(&o.camera)
+        .bind(&o.rule)
+        .bind(&o.setting)
+        .bind(o.value)
+        .bind(&o.applied_by)
+        .bind(o.applied_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        let subject = format!("{}/{}/{}={}", o.camera, o.rule, o.setting, o.value);
+        self.audit_in(
+            &mut tx,
+            o.applied_at,
+            &o.applied_by,
+            "calibration.apply",
+            &subject,
+        )
+        .await?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The applied overrides.
+    pub async fn overrides(&self) -> Result<Vec<Override>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT camera, rule, setting, value, applied_by, applied_at FROM calibration \
+             ORDER BY camera, rule, setting",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| self.err(e);
+                Ok(Override {
+                    camera: r.try_get(0).map_err(g)?,
+                    rule: r.try_get(1).map_err(g)?,
+                    setting: r.try_get(2).map_err(g)?,
+                    value: r.try_get(3).map_err(g)?,
+                    applied_by: r.try_get(4).map_err(g)?,
+                    applied_at: r.try_get(5).map_err(g)?,
+                })
+            })
+            .collect()
+    }
+}

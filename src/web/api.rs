@@ -244,3 +244,33 @@ mod tests {
         }
     }
 }
+
+/// Learned suppressions, remembered verdicts, calibration proposals and overrides.
+pub async fn learning(State(st): State<Arc<WebState>>) -> Response {
+    match super::review::learning_view(&st).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn undo_learned(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+) -> Response {
+    match super::review::do_undo(&st, &auth, &id).await {
+        Ok(()) => Json(serde_json::json!({ "pending_review": id })).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn forget_memory(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+) -> Response {
+    match super::review::do_forget(&st, &auth, &id).await {
+        Ok(()) => Json(serde_json::json!({ "forgotten": id })).into_response(),
+        Err(r) => r,
+    }
+}

@@ -19,7 +19,7 @@ use super::state::WebState;
 use crate::store::query::{CaptureFilter, CaseFilter};
 
 fn page(lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
-    let nav = ["review", "cases", "cameras", "summary"]
+    let nav = ["review", "cases", "cameras", "summary", "learning"]
         .iter()
         .map(|k| format!("<a href=\"/{k}\" id=\"nav-{k}\">{}</a>", t(lang, k)))
         .collect::<String>();
@@ -560,7 +560,190 @@ pub async fn summary(
         ));
     }
     body.push_str("</table>");
+    // What the verdict history proposes per camera (applied on the learning page).
+    if let Ok(history) = st.store.reviewed_history().await {
+        let proposals = crate::learn::calibrate::propose(&history, 2);
+        body.push_str(&format!(
+            "<h2>{}</h2><p id=\"summary-proposals\"><a href=\"/learning#proposals\">{} {}</a></p>",
+            t(lang, "proposals"),
+            proposals.len(),
+            t(lang, "proposals"),
+        ));
+    }
     page(lang, &auth, t(lang, "summary"), &body)
+}
+
+/// What was learned from the operators' verdicts: learned suppressions (undo sends one for
+/// review), the remembered verdicts (forget one), calibration proposals (an admin applies
+/// one) and the overrides applied.
+pub async fn learning(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+) -> Response {
+    let v = match super::review::learning_view(&st).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let csrf = esc(auth.csrf.as_deref().unwrap_or_default());
+    let off = st.cases.utc_offset_s;
+    let mut body = format!(
+        "<h2>{}</h2><table id=\"learned\"><tr><th></th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
+        t(lang, "learned_suppressions"),
+        t(lang, "rule"),
+        t(lang, "camera"),
+        t(lang, "time"),
+        t(lang, "resembles"),
+        t(lang, "similarity"),
+    );
+    if v.suppressions.is_empty() {
+        body.push_str(&format!(
+            "<tr><td colspan=\"7\">{}</td></tr>",
+            t(lang, "none")
+        ));
+    }
+    for c in &v.suppressions {
+        let img = thumb(&c.evidence, "crop.jpg")
+            .map(|u| format!("<img src=\"{}\" alt=\"\">", esc(&u)))
+            .unwrap_or_default();
+        let like = c.resembles.as_deref().unwrap_or_default();
+        body.push_str(&format!(
+            "<tr class=\"learned\" data-id=\"{id}\"><td><a href=\"/captures/{id}\">{img}</a></td><td>{rule}</td><td>{cam}</td><td>{time}</td>\
+             <td><a class=\"resembles\" href=\"/captures/{like}\">{like}</a></td><td>{sim:.3}</td>\
+             <td><form method=\"post\" action=\"/learning/{id}/undo\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"undo\">{undo}</button></form></td></tr>",
+            id = esc(&c.id),
+            rule = t(lang, &c.rule),
+            cam = esc(&c.camera),
+            time = local(c.confirm_at, off),
+            like = esc(like),
+            sim = c.similarity.unwrap_or_default(),
+            undo = t(lang, "undo"),
+        ));
+    }
+    body.push_str(&format!(
+        "</table><h2>{}</h2><table id=\"memory\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
+        t(lang, "memory"),
+        t(lang, "camera"),
+        t(lang, "zone"),
+        t(lang, "rule"),
+        t(lang, "verdict"),
+        t(lang, "reason"),
+        t(lang, "time"),
+        t(lang, "linked"),
+    ));
+    for m in &v.memory {
+        body.push_str(&format!(
+            "<tr class=\"remembered\" data-id=\"{id}\"><td><a href=\"/captures/{id}\">{cam}</a></td><td>{zone}</td><td>{rule}</td><td>{said}</td><td>{reason}</td><td>{time}</td><td>{n}</td>\
+             <td><form method=\"post\" action=\"/learning/{id}/forget\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"forget\">{forget}</button></form></td></tr>",
+            id = esc(&m.capture_id),
+            cam = esc(&m.camera),
+            zone = esc(&m.zone),
+            rule = t(lang, &m.rule),
+            said = t(lang, &m.said),
+            reason = m.reason.as_deref().map(|r| t(lang, r)).unwrap_or(""),
+            time = local(m.at, off),
+            n = m.suppressions,
+            forget = t(lang, "forget"),
+        ));
+    }
+    body.push_str(&format!(
+        "</table><h2>{}</h2><table id=\"proposals\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
+        t(lang, "proposals"),
+        t(lang, "camera"),
+        t(lang, "rule"),
+        t(lang, "setting"),
+        t(lang, "value"),
+        t(lang, "history"),
+    ));
+    if v.proposals.is_empty() {
+        body.push_str(&format!(
+            "<tr><td colspan=\"6\">{}</td></tr>",
+            t(lang, "none")
+        ));
+    }
+    for p in &v.proposals {
+        let history = match lang {
+            Lang::Zh => format!(
+                "保留全部 {} 条确认，排除 {} 条驳回中的 {} 条",
+                p.confirmed, p.rejected, p.rejected_dropped
+            ),
+            Lang::En => format!(
+                "keeps all {} confirmed, drops {} of {} rejected",
+                p.confirmed, p.rejected_dropped, p.rejected
+            ),
+        };
+        let apply = if auth.user.role == crate::store::users::Role::Admin {
+            format!(
+                "<form method=\"post\" action=\"/learning/apply\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <input type=\"hidden\" name=\"camera\" value=\"{cam}\"><input type=\"hidden\" name=\"rule\" value=\"{rule}\"><button class=\"apply\">{label}</button></form>",
+                cam = esc(&p.camera),
+                rule = p.rule.as_str(),
+                label = t(lang, "apply"),
+            )
+        } else {
+            String::new()
+        };
+        body.push_str(&format!(
+            "<tr class=\"proposal\"><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{apply}</td></tr>",
+            esc(&p.camera),
+            t(lang, p.rule.as_str()),
+            p.setting,
+            p.value,
+            esc(&history),
+        ));
+    }
+    body.push_str(&format!(
+        "</table><h2>{}</h2><table id=\"overrides\">",
+        t(lang, "overrides")
+    ));
+    for o in &v.overrides {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{} = {:.2}</td><td>{}</td><td>{}</td></tr>",
+            esc(&o.camera),
+            t(lang, &o.rule),
+            esc(&o.setting),
+            o.value,
+            esc(&o.applied_by),
+            local(o.applied_at, off),
+        ));
+    }
+    body.push_str("</table>");
+    page(lang, &auth, t(lang, "learning"), &body)
+}
+
+pub async fn undo_learned(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(_f): Form<CsrfOnly>,
+) -> Response {
+    match super::review::do_undo(&st, &auth, &id).await {
+        Ok(()) => Redirect::to("/learning").into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn forget_memory(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(_f): Form<CsrfOnly>,
+) -> Response {
+    match super::review::do_forget(&st, &auth, &id).await {
+        Ok(()) => Redirect::to("/learning").into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn apply_calibration(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Form(f): Form<super::review::ApplyForm>,
+) -> Response {
+    match super::review::do_apply(&st, &auth, &f).await {
+        Ok(()) => Redirect::to("/learning").into_response(),
+        Err(r) => r,
+    }
 }
 
 #[cfg(test)]

@@ -257,3 +257,111 @@ pub fn camera_views(st: &WebState) -> Vec<CameraView> {
         })
         .collect()
 }
+
+/// What the learning page and `/api/learning` show: learned suppressions, the remembered
+/// verdicts, calibration proposals and the overrides applied.
+#[derive(Debug, Serialize)]
+pub struct LearningView {
+    pub suppressions: Vec<crate::store::query::CaptureRow>,
+    pub memory: Vec<crate::store::learning::MemoryRow>,
+    pub proposals: Vec<crate::learn::calibrate::Proposal>,
+    pub overrides: Vec<crate::store::learning::Override>,
+}
+
+/// Least rejected captures a calibration proposal must drop to be shown.
+const PROPOSAL_MIN_DROPPED: usize = 2;
+
+pub async fn learning_view(st: &WebState) -> Result<LearningView, Response> {
+    let suppressions = st
+        .store
+        .list_captures(&crate::store::query::CaptureFilter {
+            status: Some("learned".into()),
+            limit: Some(200),
+            ..Default::default()
+        })
+        .await
+        .map_err(store_error)?;
+    let memory = st.store.memory_list(500).await.map_err(store_error)?;
+    let history = st.store.reviewed_history().await.map_err(store_error)?;
+    let overrides = st.store.overrides().await.map_err(store_error)?;
+    Ok(LearningView {
+        suppressions,
+        memory,
+        proposals: crate::learn::calibrate::propose(&history, PROPOSAL_MIN_DROPPED),
+        overrides,
+    })
+}
+
+/// Undoes a learned suppression: the capture joins the review queue (audited).
+pub async fn do_undo(st: &WebState, auth: &Auth, id: &str) -> Result<(), Response> {
+    auth.require(Role::Operator)?;
+    st.store
+        .undo_learned(id, &auth.user.name, st.now())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotPending { status, .. } => (
+                StatusCode::CONFLICT,
+                format!("the capture is {status}, not a learned suppression"),
+            )
+                .into_response(),
+            e => store_error(e),
+        })
+}
+
+/// Forgets a remembered verdict, in the store and in the running cameras' memory (audited).
+pub async fn do_forget(st: &WebState, auth: &Auth, id: &str) -> Result<(), Response> {
+    auth.require(Role::Operator)?;
+    let found = st
+        .store
+        .forget_memory(id, &auth.user.name, st.now())
+        .await
+        .map_err(store_error)?;
+    st.memory.forget(id);
+    if found {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::NOT_FOUND,
+            "no remembered verdict for that capture",
+        )
+            .into_response())
+    }
+}
+
+/// Form fields for applying a calibration proposal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyForm {
+    pub camera: String,
+    pub rule: String,
+    #[serde(default)]
+    pub csrf: Option<String>,
+}
+
+/// An admin applies the current proposal for a camera and rule: stored as an override
+/// (audited), taken by the cameras at their next start.
+pub async fn do_apply(st: &WebState, auth: &Auth, f: &ApplyForm) -> Result<(), Response> {
+    auth.require(Role::Admin)?;
+    let history = st.store.reviewed_history().await.map_err(store_error)?;
+    let p = crate::learn::calibrate::propose(&history, PROPOSAL_MIN_DROPPED)
+        .into_iter()
+        .find(|p| p.camera == f.camera && p.rule.as_str() == f.rule)
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                "no proposal for that camera and rule now",
+            )
+                .into_response()
+        })?;
+    st.store
+        .apply_override(&crate::store::learning::Override {
+            camera: p.camera,
+            rule: p.rule.as_str().to_string(),
+            setting: p.setting.to_string(),
+            value: p.value,
+            applied_by: auth.user.name.clone(),
+            applied_at: st.now(),
+        })
+        .await
+        .map_err(store_error)
+}

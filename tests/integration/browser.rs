@@ -362,3 +362,131 @@ fn an_operator_reviews_real_captures_in_headless_chromium() {
         shutdown.trigger();
     });
 }
+
+#[test]
+fn learned_suppressions_and_calibration_proposals_in_headless_chromium() {
+    // A learned suppression made for real: the works car rejected on day 1, suppressed on
+    // day 2 (see learning.rs); then a little more history on the same camera, so a
+    // calibration proposal appears.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = Arc::new(rt.block_on(citywatch::store::Store::connect(&db)).unwrap());
+    crate::learning::replay(&crate::learning::pipeline(dir.path(), "visit_1"), &db);
+    let first = rt
+        .block_on(store.list_captures(&Default::default()))
+        .unwrap()[0]
+        .id
+        .clone();
+    rt.block_on(store.reject(&first, "op", "not_a_problem", None, 1000.0))
+        .unwrap();
+    crate::learning::replay(&crate::learning::pipeline(dir.path(), "visit_2"), &db);
+    // Two more reviewed captures of the camera: a confirmed one scoring 0.7 and a rejected
+    // one scoring 0.3. A minimum score of 0.70 would have kept the confirmation and dropped
+    // both rejections (the works car scored under 0.5).
+    for (i, (score, confirm)) in [(0.7f32, true), (0.3, false)].into_iter().enumerate() {
+        let mut c = crate::store::capture(
+            citywatch::config::RuleKind::AbandonedVehicle,
+            i as u64 + 100,
+            1_767_574_800.0,
+        );
+        c.candidate.camera = "works_road".into();
+        c.candidate.zone = "road".into();
+        c.candidate.score = score;
+        c.candidate.embedding = Some(vec![1.0, 0.0]);
+        let loc = Default::default();
+        let policy = crate::store::table();
+        let (key, _) = rt
+            .block_on(store.record_capture(&c, None, Default::default(), &policy, &loc, 10.0))
+            .unwrap();
+        if confirm {
+            rt.block_on(store.confirm(&key, "op", &policy, &loc, 11.0))
+                .unwrap();
+        } else {
+            rt.block_on(store.reject(&key, "op", "false_detection", None, 11.0))
+                .unwrap();
+        }
+    }
+    let config = citywatch::config::PipelineConfig::parse(
+        &format!(
+            "[web]\nlisten = \"127.0.0.1:0\"\n[cases]\ndatabase = \"{db}\"\ncategories = \"{}\"\n\
+             [[cameras]]\nid = \"works_road\"\nurl = \"rtsp://127.0.0.1:1/x\"\n",
+            repo().join("pipelines/categories/default.toml").display()
+        ),
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    rt.block_on(async move {
+        store
+            .upsert_user("admin", Role::Admin, "admin-password", 0.0)
+            .await
+            .unwrap();
+        let shutdown = Shutdown::new();
+        let state = citywatch::web::WebState::new(
+            &config,
+            store.clone(),
+            Default::default(),
+            Default::default(),
+            None,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let addr = citywatch::web::serve(Arc::new(state), shutdown.clone())
+            .await
+            .unwrap();
+        let base = format!("http://{addr}");
+        let mut b = Browser::start().await;
+        b.goto(&format!("{base}/learning?lang=en")).await;
+        b.navigating(
+            "document.getElementById('user').value='admin';\
+             document.getElementById('password').value='admin-password';\
+             document.getElementById('login').submit()",
+        )
+        .await;
+        b.goto(&format!("{base}/learning?lang=en")).await;
+        // The learned suppression, linking to the rejected capture it resembles.
+        assert_eq!(b.eval("document.querySelectorAll('tr.learned').length").await, 1);
+        assert_eq!(
+            b.eval("document.querySelector('tr.learned a.resembles').textContent").await,
+            first.as_str()
+        );
+        // The memory: the works car's rejection and the two reviews added above.
+        assert_eq!(b.eval("document.querySelectorAll('tr.remembered').length").await, 3);
+        // The proposal and the history behind it.
+        assert_eq!(b.eval("document.querySelectorAll('tr.proposal').length").await, 1);
+        let row = b.eval("document.querySelector('tr.proposal').textContent").await;
+        let row = row.as_str().unwrap().to_string();
+        assert!(row.contains("min_score") && row.contains("0.70"), "{row}");
+        assert!(row.contains("drops 2 of 2 rejected"), "{row}");
+        b.screenshot("09-learning").await;
+        // An admin applies it: stored as an override, audited.
+        b.navigating("document.querySelector('button.apply').click()").await;
+        assert_eq!(b.eval("document.querySelectorAll('#overrides tr').length").await, 1);
+        let o = store.overrides().await.unwrap();
+        assert_eq!((o[0].setting.as_str(), o[0].value), ("min_score", 0.7));
+        // Undo the suppression: it goes to the review queue.
+        let learned = b.eval("document.querySelector('tr.learned').dataset.id").await;
+        let learned = learned.as_str().unwrap().to_string();
+        b.navigating("document.querySelector('button.undo').click()").await;
+        assert_eq!(b.eval("document.querySelectorAll('tr.learned').length").await, 0);
+        b.goto(&format!("{base}/review")).await;
+        let queue = b
+            .eval("[...document.querySelectorAll('a.capture')].map(a=>a.getAttribute('href'))")
+            .await;
+        assert!(queue.to_string().contains(&learned), "{queue}");
+        // Forget the works car's rejection.
+        b.goto(&format!("{base}/learning?lang=en")).await;
+        b.navigating(&format!(
+            "document.querySelector('tr.remembered[data-id=\"{first}\"] button.forget').click()"
+        ))
+        .await;
+        assert_eq!(b.eval("document.querySelectorAll('tr.remembered').length").await, 2);
+        let audit: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'learn.%' OR action LIKE 'calibration.%' ORDER BY action")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(audit, ["calibration.apply", "learn.forget", "learn.undo"]);
+        b.screenshot("10-learning-after").await;
+        shutdown.trigger();
+    });
+}

@@ -356,3 +356,36 @@ rule = "abandoned_vehicle"
         std::fs::read_to_string(repo().join("tests/scenarios/vehicle.json")).unwrap()
     );
 }
+
+#[test]
+fn simulated_review_removes_the_rejected_works_car_the_next_day_without_losing_the_van() {
+    // Two visits of one camera: day 1 a works car (not an event), day 2 the same car and
+    // then the van (an event). The truth rejects the car in the first pass.
+    let d = tempfile::tempdir().unwrap();
+    let mut args = scenario_args(&["visit_1", "visit_2"]);
+    args.push("--review".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = d.path().join("a");
+    ok(&eval(&args, &a));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    let rv = &r["variants"][0]["review"];
+    let all = |pass: &str, m: &str| rv[pass]["rules"]["all"][m].clone();
+    assert_eq!(all("first_pass", "false_captures"), 2, "{rv}");
+    assert_eq!(all("first_pass", "recall"), 1.0, "{rv}");
+    assert!(rv["rejected"].as_u64().unwrap() >= 2, "{rv}");
+    for pass in ["second_pass", "held_out"] {
+        // At least half the false captures gone, recall kept, no real event suppressed.
+        assert!(
+            all(pass, "false_captures").as_u64().unwrap() <= 1,
+            "{pass}: {rv}"
+        );
+        assert_eq!(all(pass, "recall"), 1.0, "{pass}: {rv}");
+        assert_eq!(rv[pass]["suppressions"]["wrong"], 0, "{pass}: {rv}");
+        assert!(
+            rv[pass]["suppressions"]["right"].as_u64().unwrap() >= 1,
+            "{pass}: {rv}"
+        );
+    }
+    assert!(rv["false_removed_share"].as_f64().unwrap() >= 0.5, "{rv}");
+}

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::common::*;
 
 /// A pipeline of one camera (the works-car road of the scenario view) whose footage is `clip`.
-fn pipeline(dir: &Path, clip: &str) -> std::path::PathBuf {
+pub(crate) fn pipeline(dir: &Path, clip: &str) -> std::path::PathBuf {
     let repo = repo();
     let text = format!(
         r#"
@@ -54,7 +54,7 @@ dwell_s = 20
     p
 }
 
-fn replay(config: &Path, db: &str) -> Vec<Value> {
+pub(crate) fn replay(config: &Path, db: &str) -> Vec<Value> {
     let out = run_ok(
         Command::new(bin())
             .arg("replay")

@@ -23,7 +23,7 @@ const T0: f64 = 1_767_574_800.0; // 2026-01-05 09:00 +08:00
 /// China Standard Time, the default reporting time zone.
 const CST: i32 = 8 * 3600;
 
-fn table() -> CasePolicy {
+pub(crate) fn table() -> CasePolicy {
     let t = CategoryTable::load(
         &repo().join("pipelines/categories/default.toml"),
         &[
@@ -47,7 +47,7 @@ fn location() -> Location {
     }
 }
 
-fn capture(rule: RuleKind, episode: u64, confirm: f64) -> Capture {
+pub(crate) fn capture(rule: RuleKind, episode: u64, confirm: f64) -> Capture {
     Capture {
         id: episode,
         candidate: Candidate {

@@ -248,12 +248,14 @@ const PROTECTED_GET: &[&str] = &[
     "/cameras",
     "/cameras/cam/latest.jpg",
     "/summary",
+    "/learning",
     "/evidence/2026-01-05/cam/x/confirm.jpg",
     "/api/captures",
     "/api/captures/x",
     "/api/cases",
     "/api/cameras",
     "/api/summary",
+    "/api/learning",
     "/api/openapi.json",
     "/metrics",
 ];
@@ -265,6 +267,11 @@ const PROTECTED_POST: &[&str] = &[
     "/api/captures/x/reject",
     "/captures/x/clean",
     "/cameras/cam/fixtures",
+    "/learning/x/undo",
+    "/learning/x/forget",
+    "/learning/apply",
+    "/api/learning/x/undo",
+    "/api/learning/x/forget",
     "/logout",
 ];
 
