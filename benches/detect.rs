@@ -79,6 +79,11 @@ fn main() {
         let manifest = Manifest::load_named(&repo().join("models"), name).unwrap();
         let spec = manifest.input.clone();
         let model_path = manifest.path.clone();
+        let plain_manifest = manifest.features.is_some().then(|| {
+            let mut m = manifest.clone();
+            m.features = None;
+            m
+        });
         let det = OrtDetector::load(manifest, &lib, 2).unwrap();
         // Warm up.
         for f in &frames {
@@ -102,6 +107,32 @@ fn main() {
             "  batch 1: session.run {run_ms:.2} ms | preprocess {pre_ms:.3} ms | decode {dec_ms:.3} ms | whole path {whole_ms:.2} ms | outside session.run {:.1}% of it",
             (whole_ms - run_ms) / run_ms * 100.0
         );
+        if let Some(m) = plain_manifest {
+            // The same file without the feature map among the outputs; rounds alternate so
+            // both see the same machine state.
+            let plain = OrtDetector::load(m, &lib, 2).unwrap();
+            for f in &frames {
+                plain.detect(&[f]).unwrap();
+            }
+            let (mut with, mut without, mut pooled) = (vec![], vec![], vec![]);
+            for r in 0..ROUNDS * 2 {
+                let f = &frames[r % frames.len()];
+                let t = Instant::now();
+                plain.detect(&[f]).unwrap();
+                without.push(t.elapsed());
+                let t = Instant::now();
+                let d = det.detect(&[f]).unwrap();
+                with.push(t.elapsed());
+                pooled.push(det.last_timings().decode);
+                assert!(d[0].iter().all(|d| d.embedding.is_some()));
+            }
+            let (a, b) = (median(without), median(with));
+            println!(
+                "  features: plain {a:.2} ms | with the feature output and pooling {b:.2} ms ({:+.1}%) | decode with pooling {:.3} ms",
+                (b - a) / a * 100.0,
+                median(pooled)
+            );
+        }
         let mut batched = vec![];
         for r in 0..ROUNDS / 2 {
             let b: Vec<&Frame> = (0..4)
