@@ -45,6 +45,9 @@ eval: deps
 	./target/release/citywatch eval --pipeline tests/scenarios/pipeline.toml \
 	  $(foreach s,vehicle vendor vendor_far bin dusk dusk_litter brief_stops swap fixture view_shift early_stall,--truth tests/scenarios/$(s).json) \
 	  --out target/eval/scenarios
+	./target/release/citywatch eval --pipeline tests/scenarios/pipeline.toml --review \
+	  $(foreach s,vehicle vendor vendor_far bin dusk dusk_litter brief_stops swap fixture view_shift early_stall visit_1 visit_2,--truth tests/scenarios/$(s).json) \
+	  --out target/eval/review
 
 # Decode cost, full against keyframe-only (benches/decode.rs); detection cost per model,
 # against Python onnxruntime as a peer (benches/detect.rs); filing latency under a burst of

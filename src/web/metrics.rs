@@ -178,6 +178,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
             ("outside_hours", a.suppressed_outside_hours),
             ("aggregated", a.suppressed_aggregated),
             ("expired", a.suppressed_expired),
+            ("resembles_rejected", a.suppressed_resembles_rejected),
         ] {
             o.sample(
                 "citywatch_suppressions_by_reason_total",
