@@ -125,6 +125,16 @@ enum Command {
         #[arg(long, value_name = "URL")]
         db: Option<String>,
     },
+    /// Writes the confirmed and rejected captures as one COCO dataset for model teams: full
+    /// frames decoded from the evidence clips, boxes, verdicts and reasons as attributes,
+    /// train.json and val.json split by camera (docs/models.md).
+    ExportDataset {
+        pipeline: PathBuf,
+        out: PathBuf,
+        /// The database (default: the config's [cases] database).
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
+    },
     /// Scores a pipeline on recorded footage against truth files (docs/eval.md); writes
     /// report.json, report.html and SVG plots.
     Eval {
@@ -527,31 +537,18 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::ExportNegatives { pipeline, out, db } => {
-            let config = match load(&pipeline) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let (Some(cases), Some(ev)) = (&config.cases, &config.evidence) else {
-                eprintln!("error: export-negatives needs [cases] and [evidence] in the config");
-                return ExitCode::from(2);
-            };
-            let url = db.unwrap_or_else(|| cases.database.clone());
-            let rt = runtime();
-            match rt.block_on(async {
-                let store = citywatch::store::Store::connect(&url).await?;
-                citywatch::eval::negatives::export(&store, &ev.root, &out).await
-            }) {
-                Ok(report) => {
-                    println!("{}", serde_json::to_string(&report).expect("json"));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::ExportNegatives { pipeline, out, db } => export_captures(
+            &pipeline,
+            &out,
+            db,
+            citywatch::eval::negatives::Dataset::Negatives,
+        ),
+        Command::ExportDataset { pipeline, out, db } => export_captures(
+            &pipeline,
+            &out,
+            db,
+            citywatch::eval::negatives::Dataset::Reviewed,
+        ),
         Command::Eval {
             pipeline,
             truth,
@@ -623,4 +620,36 @@ fn spawn_signal_handler(shutdown: Shutdown) {
         tracing::info!("signal received; shutting down");
         shutdown.trigger();
     });
+}
+
+/// `export-negatives` and `export-dataset`.
+fn export_captures(
+    pipeline: &std::path::Path,
+    out: &std::path::Path,
+    db: Option<String>,
+    which: citywatch::eval::negatives::Dataset,
+) -> ExitCode {
+    let config = match load(pipeline) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (Some(cases), Some(ev)) = (&config.cases, &config.evidence) else {
+        eprintln!("error: this export needs [cases] and [evidence] in the config");
+        return ExitCode::from(2);
+    };
+    let url = db.unwrap_or_else(|| cases.database.clone());
+    let rt = runtime();
+    match rt.block_on(async {
+        let store = citywatch::store::Store::connect(&url).await?;
+        citywatch::eval::negatives::export_with(&store, &ev.root, out, which).await
+    }) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string(&report).expect("json"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

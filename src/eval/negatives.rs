@@ -1,5 +1,6 @@
 //! `citywatch export-negatives`: the captures operators rejected, as a COCO-format dataset
-//! for model teams. Each image is the clean frame at the confirmation, decoded from the
+//! for model teams; `citywatch export-dataset`: the confirmed ones too, each annotation with
+//! its verdict, split by camera into train and val. Each image is the clean frame at the confirmation, decoded from the
 //! package's clip at the camera's own resolution (the package's JPEGs carry the box, the zone
 //! and the watermark); each annotation is the rejected box, with the rejection reason, note,
 //! rule, camera, score and capture key as attributes. Packages that fail their manifest check
@@ -19,14 +20,40 @@ pub struct ExportReport {
     pub skipped_no_clip: usize,
 }
 
+/// Which captures an export takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dataset {
+    /// Rejected captures only (hard negatives).
+    Negatives,
+    /// Confirmed and rejected captures, with verdicts, split by camera.
+    Reviewed,
+}
+
+/// The split a camera's images go to: about one camera in five is held out for validation,
+/// chosen by a hash of its id, so a camera never straddles both and the split is stable.
+pub fn split_of(camera: &str) -> &'static str {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(camera.as_bytes());
+    if h[0] % 5 == 0 { "val" } else { "train" }
+}
+
 pub async fn export(store: &Store, root: &Path, out: &Path) -> anyhow::Result<ExportReport> {
+    export_with(store, root, out, Dataset::Negatives).await
+}
+
+pub async fn export_with(
+    store: &Store,
+    root: &Path,
+    out: &Path,
+    which: Dataset,
+) -> anyhow::Result<ExportReport> {
     let images_dir = out.join("images");
     std::fs::create_dir_all(&images_dir)?;
     let mut report = ExportReport::default();
     let mut images = Vec::new();
     let mut annotations = Vec::new();
     let mut categories: Vec<String> = Vec::new();
-    for (c, reason, note) in store.rejected_captures().await? {
+    for (c, decision, reason, note) in store.reviewed_captures(which == Dataset::Reviewed).await? {
         let Some(dir) = c
             .evidence
             .as_ref()
@@ -61,7 +88,8 @@ pub async fn export(store: &Store, root: &Path, out: &Path) -> anyhow::Result<Ex
         let image_id = images.len() + 1;
         images.push(serde_json::json!({
             "id": image_id, "file_name": format!("images/{file_name}"), "width": w, "height": h,
-            "date_captured": manifest.confirmed.utc,
+            "date_captured": manifest.confirmed.utc, "camera": c.camera,
+            "split": split_of(&c.camera),
         }));
         let label = c.label.clone();
         let category_id = match categories.iter().position(|k| *k == label) {
@@ -85,27 +113,51 @@ pub async fn export(store: &Store, root: &Path, out: &Path) -> anyhow::Result<Ex
             "iscrowd": 0,
             "score": c.score,
             "attributes": {
-                "rejection_reason": reason, "note": note, "rule": c.rule, "camera": c.camera,
+                "verdict": if decision == "confirm" { "confirmed" } else { "rejected" },
+                "rejection_reason": (decision != "confirm").then_some(reason),
+                "note": note, "rule": c.rule, "camera": c.camera,
                 "zone": c.zone, "capture_key": c.id,
                 "model": manifest.model.as_ref().map(|m| format!("{} {}", m.name, m.version)),
             },
         }));
         report.exported += 1;
     }
-    let doc = serde_json::json!({
-        "info": {
-            "description": "citywatch: captures rejected by operators (hard negatives)",
-            "version": "1",
-        },
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": categories.iter().enumerate()
-            .map(|(i, n)| serde_json::json!({ "id": i + 1, "name": n }))
-            .collect::<Vec<_>>(),
-    });
-    let tmp = out.join("annotations.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
-    std::fs::rename(&tmp, out.join("annotations.json"))?;
+    let description = match which {
+        Dataset::Negatives => "citywatch: captures rejected by operators (hard negatives)",
+        Dataset::Reviewed => "citywatch: captures confirmed and rejected by operators",
+    };
+    let cats: Vec<serde_json::Value> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, n)| serde_json::json!({ "id": i + 1, "name": n }))
+        .collect();
+    let doc = |imgs: Vec<&serde_json::Value>| {
+        let ids: std::collections::HashSet<u64> =
+            imgs.iter().filter_map(|i| i["id"].as_u64()).collect();
+        let anns: Vec<&serde_json::Value> = annotations
+            .iter()
+            .filter(|a| a["image_id"].as_u64().is_some_and(|i| ids.contains(&i)))
+            .collect();
+        serde_json::json!({
+            "info": { "description": description, "version": "1" },
+            "licenses": [],
+            "images": imgs,
+            "annotations": anns,
+            "categories": cats,
+        })
+    };
+    let write = |name: &str, v: serde_json::Value| -> anyhow::Result<()> {
+        let tmp = out.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&v)?)?;
+        std::fs::rename(&tmp, out.join(name))?;
+        Ok(())
+    };
+    write("annotations.json", doc(images.iter().collect()))?;
+    if which == Dataset::Reviewed {
+        for split in ["train", "val"] {
+            let part = images.iter().filter(|i| i["split"] == split).collect();
+            write(&format!("{split}.json"), doc(part))?;
+        }
+    }
     Ok(report)
 }

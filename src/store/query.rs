@@ -318,20 +318,45 @@ impl Store {
     pub async fn rejected_captures(
         &self,
     ) -> Result<Vec<(CaptureRow, String, Option<String>)>, StoreError> {
+        Ok(self
+            .reviewed_captures(false)
+            .await?
+            .into_iter()
+            .map(|(c, _, reason, note)| (c, reason, note))
+            .collect())
+    }
+
+    /// Reviewed captures (rejected ones, and with `confirmed` the confirmed ones too) with
+    /// the decision (`confirm` or `reject`), the reason and the note, oldest first.
+    pub async fn reviewed_captures(
+        &self,
+        confirmed: bool,
+    ) -> Result<Vec<(CaptureRow, String, String, Option<String>)>, StoreError> {
+        let which = if confirmed {
+            "r.decision IN ('reject', 'confirm')"
+        } else {
+            "r.decision = 'reject' AND c.status = 'rejected'"
+        };
         let rows = sqlx::query(&self.sql(&format!(
-            "SELECT {CAPTURE_COLUMNS}, r.reason, r.note FROM captures c \
+            "SELECT {CAPTURE_COLUMNS}, r.reason, r.note, r.decision FROM captures c \
              LEFT JOIN cases k ON k.capture_id = c.id \
-             JOIN reviews r ON r.capture_id = c.id AND r.decision = 'reject' \
-             WHERE c.status = 'rejected' ORDER BY c.confirm_at, c.id"
+             JOIN reviews r ON r.capture_id = c.id \
+             WHERE {which} ORDER BY c.confirm_at, c.id"
         )))
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
         rows.iter()
             .map(|r| {
-                let reason: Option<String> = r.try_get(14).map_err(|e| self.err(e))?;
-                let note: Option<String> = r.try_get(15).map_err(|e| self.err(e))?;
-                Ok((self.capture_row(r)?, reason.unwrap_or_default(), note))
+                let reason: Option<String> = r.try_get(16).map_err(|e| self.err(e))?;
+                let note: Option<String> = r.try_get(17).map_err(|e| self.err(e))?;
+                let decision: String = r.try_get(18).map_err(|e| self.err(e))?;
+                Ok((
+                    self.capture_row(r)?,
+                    decision,
+                    reason.unwrap_or_default(),
+                    note,
+                ))
             })
             .collect()
     }

@@ -258,6 +258,51 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
         "{bbox:?}"
     );
     assert_eq!(coco["categories"][0]["name"], rejected.label.as_str());
+
+    // The operator confirms the other; the training dataset has both, with their verdicts,
+    // and a split by camera.
+    rt.block_on(async {
+        let store = Store::connect(&db).await.unwrap();
+        let c = store
+            .list_captures(&Default::default())
+            .await
+            .unwrap()
+            .remove(0);
+        let policy = crate::store::table();
+        store
+            .confirm(&c.id, "op", &policy, &Default::default(), T0)
+            .await
+            .unwrap();
+    });
+    let ds_dir = dir.path().join("dataset");
+    let out = Command::new(bin())
+        .arg("export-dataset")
+        .arg(&cfg.path)
+        .arg(&ds_dir)
+        .args(["--db", &db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let coco: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ds_dir.join("annotations.json")).unwrap()).unwrap();
+    let mut verdicts: Vec<String> = coco["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attributes"]["verdict"].as_str().unwrap().to_string())
+        .collect();
+    verdicts.sort();
+    assert_eq!(verdicts, ["confirmed", "rejected"], "{coco}");
+    let split = citywatch::eval::negatives::split_of("vtest");
+    assert!(coco["images"].as_array().unwrap().iter().all(|i| i["split"] == split));
+    let part: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ds_dir.join(format!("{split}.json"))).unwrap())
+            .unwrap();
+    assert_eq!(part["annotations"].as_array().unwrap().len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------
