@@ -216,35 +216,6 @@ pub async fn openapi() -> Response {
     Json(doc).into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
-        assert_eq!(csv_field("=cmd()"), "\"'=cmd()\"");
-        assert_eq!(csv_field("视频抓拍"), "\"视频抓拍\"");
-    }
-
-    #[test]
-    fn the_openapi_document_names_every_api_route() {
-        let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
-        for p in [
-            "/api/captures",
-            "/api/captures/{id}",
-            "/api/captures/{id}/confirm",
-            "/api/captures/{id}/reject",
-            "/api/cases",
-            "/api/cameras",
-            "/api/summary",
-            "/metrics",
-        ] {
-            assert!(doc["paths"].get(p).is_some(), "{p}");
-        }
-    }
-}
-
 /// Learned suppressions, remembered verdicts, calibration proposals and overrides.
 pub async fn learning(State(st): State<Arc<WebState>>) -> Response {
     match super::review::learning_view(&st).await {
@@ -272,5 +243,34 @@ pub async fn forget_memory(
     match super::review::do_forget(&st, &auth, &id).await {
         Ok(()) => Json(serde_json::json!({ "forgotten": id })).into_response(),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "\"'=cmd()\"");
+        assert_eq!(csv_field("视频抓拍"), "\"视频抓拍\"");
+    }
+
+    #[test]
+    fn the_openapi_document_names_every_api_route() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        for p in [
+            "/api/captures",
+            "/api/captures/{id}",
+            "/api/captures/{id}/confirm",
+            "/api/captures/{id}/reject",
+            "/api/cases",
+            "/api/cameras",
+            "/api/summary",
+            "/metrics",
+        ] {
+            assert!(doc["paths"].get(p).is_some(), "{p}");
+        }
     }
 }

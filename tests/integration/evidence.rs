@@ -298,7 +298,13 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
     verdicts.sort();
     assert_eq!(verdicts, ["confirmed", "rejected"], "{coco}");
     let split = citywatch::eval::negatives::split_of("vtest");
-    assert!(coco["images"].as_array().unwrap().iter().all(|i| i["split"] == split));
+    assert!(
+        coco["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["split"] == split)
+    );
     let part: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ds_dir.join(format!("{split}.json"))).unwrap())
             .unwrap();
