@@ -321,6 +321,165 @@ async fn suite(url: &str) {
     shutdown.trigger();
 }
 
+/// The verdict memory's rows, learned suppressions, undo, forget, pruning and calibration
+/// overrides: the same on both backends.
+async fn learning_suite(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    let t = table();
+    let with = |episode: u64, v: [f32; 2], score: f32| {
+        let mut c = capture(RuleKind::AbandonedVehicle, episode, T0 + episode as f64);
+        c.candidate.embedding = Some(v.to_vec());
+        c.candidate.score = score;
+        c
+    };
+    let (rejected, _) = store
+        .record_capture(
+            &with(1, [1.0, 0.0], 0.4),
+            None,
+            FilingMode::Auto,
+            &t,
+            &location(),
+            T0,
+        )
+        .await
+        .unwrap();
+    let (confirmed, _) = store
+        .record_capture(
+            &with(2, [0.0, 1.0], 0.8),
+            None,
+            FilingMode::Review,
+            &t,
+            &location(),
+            T0,
+        )
+        .await
+        .unwrap();
+    // (Auto mode filed the first; reviews need pending captures, so it goes through review.)
+    let (rejected, _) = if store.case_of_capture(&rejected).await.unwrap().is_some() {
+        store
+            .record_capture(
+                &with(3, [1.0, 0.0], 0.4),
+                None,
+                FilingMode::Review,
+                &t,
+                &location(),
+                T0,
+            )
+            .await
+            .unwrap()
+    } else {
+        (rejected, None)
+    };
+    store
+        .reject(&rejected, "op", "not_a_problem", None, T0 + 10.0)
+        .await
+        .unwrap();
+    store
+        .confirm(&confirmed, "op", &t, &location(), T0 + 11.0)
+        .await
+        .unwrap();
+    let m = store.load_memory(&Default::default()).await.unwrap();
+    assert_eq!(m.len(), 2);
+    // A learned suppression is kept, never filed (even in auto mode), and links back.
+    let mut learned = with(4, [1.0, 0.01], 0.45);
+    learned.resembles = Some(citywatch::model::candidate::Resemblance {
+        capture: rejected.clone(),
+        similarity: 0.99,
+        reason: Some("not_a_problem".into()),
+    });
+    let (lkey, case) = store
+        .record_capture(&learned, None, FilingMode::Auto, &t, &location(), T0 + 20.0)
+        .await
+        .unwrap();
+    assert!(case.is_none());
+    let row = store.capture(&lkey).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.resembles.as_deref()),
+        ("learned", Some(rejected.as_str()))
+    );
+    let listed = store.memory_list(10).await.unwrap();
+    let r = listed.iter().find(|r| r.capture_id == rejected).unwrap();
+    assert_eq!((r.said.as_str(), r.suppressions), ("rejected", 1));
+    store.undo_learned(&lkey, "op", T0 + 30.0).await.unwrap();
+    assert_eq!(
+        store.capture(&lkey).await.unwrap().unwrap().status,
+        "pending_review"
+    );
+    // Calibration: history, an applied override (replaced when applied again).
+    let h = store.reviewed_history().await.unwrap();
+    assert_eq!(h.iter().filter(|r| r.confirmed).count(), 1);
+    for v in [0.5, 0.6] {
+        store
+            .apply_override(&citywatch::store::learning::Override {
+                camera: "vtest".into(),
+                rule: "abandoned_vehicle".into(),
+                setting: "min_score".into(),
+                value: v,
+                applied_by: "admin".into(),
+                applied_at: T0 + 40.0 + v,
+            })
+            .await
+            .unwrap();
+    }
+    let o = store.overrides().await.unwrap();
+    assert_eq!((o.len(), o[0].value), (1, 0.6));
+    // Pruning keeps the newest per key; forgetting removes one.
+    assert_eq!(store.prune_memory(1).await.unwrap(), 1);
+    assert_eq!(
+        store.load_memory(&Default::default()).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .forget_memory(&confirmed, "op", T0 + 50.0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .forget_memory(&confirmed, "op", T0 + 51.0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .load_memory(&Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let audit: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action LIKE 'learn.%' OR action LIKE 'calibration.%' ORDER BY action",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        [
+            "calibration.apply",
+            "calibration.apply",
+            "learn.forget",
+            "learn.undo"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn learning_suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    learning_suite(&format!(
+        "sqlite://{}",
+        dir.path().join("cases.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn learning_suite_on_postgres() {
+    learning_suite(&postgres_url().await).await;
+}
+
 #[tokio::test]
 async fn store_suite_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
