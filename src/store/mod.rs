@@ -248,40 +248,51 @@ impl Store {
         // A learned suppression is kept with its evidence but never filed or queued.
         let learned = c.is_learned_suppression();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let inserted = sqlx::query(&self.sql(
+        // The learned columns only when there is a value: a NULL bound for a float would fix
+        // the prepared statement's parameter type on PostgreSQL for later binds.
+        let sql = if learned {
             "INSERT INTO captures (id, camera, preset, rule, zone, label, episode, start_at, confirm_at, \
              bbox, score, aggregation, last_evidence, status, evidence, created_at, embedding, resembles, \
              similarity) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-             ON CONFLICT (id) DO NOTHING",
-        ))
-        .bind(&key)
-        .bind(&k.camera)
-        .bind(k.preset.map(i64::from))
-        .bind(k.rule.as_str())
-        .bind(&k.zone)
-        .bind(&k.label)
-        .bind(k.episode.map(|e| e as i64))
-        .bind(k.start)
-        .bind(k.confirm)
-        .bind(serde_json::to_string(&k.bbox).expect("box"))
-        .bind(k.score as f64)
-        .bind(c.aggregation as i64)
-        .bind(c.last_evidence)
-        .bind(if learned { "learned" } else { "pending_review" })
-        .bind(evidence.map(|e| e.to_string()))
-        .bind(now)
-        .bind(
-            k.embedding
-                .as_ref()
-                .map(|v| serde_json::to_string(v).expect("embedding")),
-        )
-        .bind(c.resembles.as_ref().map(|r| r.capture.clone()))
-        .bind(c.resembles.as_ref().map(|r| r.similarity as f64))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?
-        .rows_affected()
+             ON CONFLICT (id) DO NOTHING"
+        } else {
+            "INSERT INTO captures (id, camera, preset, rule, zone, label, episode, start_at, confirm_at, \
+             bbox, score, aggregation, last_evidence, status, evidence, created_at, embedding) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             ON CONFLICT (id) DO NOTHING"
+        };
+        let sql = self.sql(sql);
+        let mut q = sqlx::query(&sql)
+            .bind(&key)
+            .bind(&k.camera)
+            .bind(k.preset.map(i64::from))
+            .bind(k.rule.as_str())
+            .bind(&k.zone)
+            .bind(&k.label)
+            .bind(k.episode.map(|e| e as i64))
+            .bind(k.start)
+            .bind(k.confirm)
+            .bind(serde_json::to_string(&k.bbox).expect("box"))
+            .bind(k.score as f64)
+            .bind(c.aggregation as i64)
+            .bind(c.last_evidence)
+            .bind(if learned { "learned" } else { "pending_review" })
+            .bind(evidence.map(|e| e.to_string()))
+            .bind(now)
+            .bind(
+                k.embedding
+                    .as_ref()
+                    .map(|v| serde_json::to_string(v).expect("embedding")),
+            );
+        if let Some(r) = &c.resembles {
+            q = q.bind(r.capture.clone()).bind(r.similarity as f64);
+        }
+        let inserted = q
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected()
             == 1;
         if !inserted {
             // Seen before (a replay or a restart): keep the stored one, raise its count.
