@@ -732,6 +732,36 @@ fn html(r: &Results, run: &RunOut, plots: &[PathBuf]) -> String {
             }
             h.push_str("</table>");
         }
+        if let Some(rv) = v.review {
+            let _ = write!(
+                h,
+                "<h3 id=review>Simulated review</h3><p>The truth confirmed {} and rejected {} \
+                 captures of the first pass (memory similarity ≥ {}); the second pass no longer \
+                 files {} of the first pass's false captures.</p>",
+                rv.confirmed,
+                rv.rejected,
+                rv.similarity,
+                rv.false_removed_share
+                    .map_or("-".to_string(), |x| format!("{:.0} %", x * 100.0)),
+            );
+            let passes = [
+                ("first pass", Some(&rv.first_pass)),
+                ("second pass", Some(&rv.second_pass)),
+                ("held out", rv.held_out.as_ref()),
+            ];
+            for (name, pass) in passes {
+                let Some(p) = pass else { continue };
+                let _ = write!(
+                    h,
+                    "<h4>{name}: learned suppressions {} right, {} wrong</h4><table>{SCORE_HEAD}",
+                    p.suppressions.right, p.suppressions.wrong
+                );
+                for (rule, sc) in &p.rules {
+                    score_row(&mut h, rule, sc);
+                }
+                h.push_str("</table>");
+            }
+        }
     }
     h.push_str("<div class=run><h2>This run</h2><p>Machine-dependent; kept apart from the results.</p><table><tr><th>variant</th><th>wall (s)</th><th>CPU (s)</th><th>frames/s</th><th>CPU-s per hour of video</th><th>× real time</th></tr>");
     for v in &run.variants {
