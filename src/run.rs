@@ -98,6 +98,26 @@ pub async fn run(
             config.learning.clone(),
         )),
     };
+    // Verdicts given through another process's web UI (workers share one database) reach
+    // these cameras at the next reload.
+    if let Some(store) = store.clone() {
+        let (memory, shutdown, settings) =
+            (memory.clone(), shutdown.clone(), config.learning.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(MEMORY_RELOAD) => {}
+                    _ = shutdown.triggered() => break,
+                }
+                match store.load_memory(&settings).await {
+                    Ok(m) => memory.replace(m),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reload the verdict memory; keeping the last")
+                    }
+                }
+            }
+        });
+    }
     let launcher = Launcher {
         config: config.clone(),
         detection: detection
@@ -256,6 +276,9 @@ pub async fn run(
     }
     Ok(())
 }
+
+/// How often a running process reloads the verdict memory from the database.
+const MEMORY_RELOAD: Duration = Duration::from_secs(60);
 
 /// Puts an applied calibration override into the config: the camera's rule takes its
 /// min_score or change_share.
