@@ -90,6 +90,31 @@ async fn default_model_finds_the_pedestrians_the_van_and_the_car() {
         "car: {dets:#?}"
     );
 
+    // Every detection carries its appearance, pooled from the network's block-13 map: the
+    // van 30 s later looks like itself, and more like itself than like the woman.
+    let look = |ds: &[Detection], kind: ObjectKind, truth: [f32; 4]| -> Vec<f32> {
+        ds.iter()
+            .filter(|d| d.kind == kind)
+            .max_by(|a, b| iou(&a.bbox, &norm(truth)).total_cmp(&iou(&b.bbox, &norm(truth))))
+            .and_then(|d| d.embedding.as_deref().map(<[f32]>::to_vec))
+            .expect("an embedding")
+    };
+    assert!(
+        dets.iter()
+            .all(|d| d.embedding.as_ref().is_some_and(|e| e.len() == 576))
+    );
+    let van = look(&dets, ObjectKind::Vehicle, VAN);
+    let later = det.detect(&[&vtest_frame(40).await]).unwrap().remove(0);
+    let van_later = look(&later, ObjectKind::Vehicle, VAN);
+    let woman = look(&dets, ObjectKind::Person, PEOPLE_AT_10S[1].1);
+    let sim = citywatch::model::embedding::similarity;
+    assert!(sim(&van, &van_later) > 0.9, "{}", sim(&van, &van_later));
+    assert!(
+        sim(&van, &woman) < sim(&van, &van_later),
+        "{}",
+        sim(&van, &woman)
+    );
+
     // Deterministic: the same frame again, and the same frame in a batch of four, give the
     // same detections.
     let again = det.detect(&[&frame]).unwrap().remove(0);
@@ -224,6 +249,18 @@ fn wrong_models_fail_at_startup_naming_the_model_and_field() {
             "unknown variant `yolov9`, expected one of `ssd_tf`, `yolov5`, `yolov8`, `centernet_topk`",
         ),
     ];
+    // A feature map the graph does not have.
+    let dir = tempfile::tempdir().unwrap();
+    let e = tiny_variant(dir.path(), |t| {
+        format!("{t}\n[features]\noutput = \"no_such_map:0\"\nlayout = \"nchw\"\n")
+    })
+    .err()
+    .expect("a missing feature map fails the load");
+    assert_eq!(
+        (e.model.as_str(), e.field.as_str()),
+        ("tiny_yolov8", "features.output")
+    );
+    assert!(e.message.contains("no_such_map:0"), "{e}");
     for (what, from, to, field, text) in cases {
         let dir = tempfile::tempdir().unwrap();
         let e = tiny_variant(dir.path(), |t| t.replace(from, to))
