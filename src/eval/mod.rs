@@ -133,12 +133,13 @@ pub fn load_clips(paths: &[PathBuf]) -> anyhow::Result<Vec<Clip>> {
 }
 
 /// The pipeline camera a clip is played as: the one the truth names, else the one whose
-/// footage has the clip's file name. It takes the clip's name as its id.
+/// footage has the clip's file name. Returns that camera's id (the verdict memory is per
+/// camera) and the camera as played, which takes the clip's name as its id.
 fn camera_for(
     config: &PipelineConfig,
     pipeline: &Path,
     clip: &Clip,
-) -> anyhow::Result<CameraConfig> {
+) -> anyhow::Result<(String, CameraConfig)> {
     let t = &clip.truth;
     let found = match &t.camera {
         Some(id) => config.cameras.iter().find(|c| &c.id == id).ok_or_else(|| {
@@ -170,7 +171,34 @@ fn camera_for(
     cam.url = format!("file://{}", t.footage.display());
     cam.footage = Some(t.footage.clone());
     cam.source = crate::replay::file_source(t.footage.clone(), 1);
-    Ok(cam)
+    Ok((found.id.clone(), cam))
+}
+
+/// The report's order of captures: by clip, then confirmation time, then higher score.
+fn report_order(a: &CaptureRec, b: &CaptureRec) -> std::cmp::Ordering {
+    a.clip
+        .cmp(&b.clip)
+        .then(a.confirm_s.total_cmp(&b.confirm_s))
+        .then(b.score.total_cmp(&a.score))
+}
+
+/// Every capture of a played pass (learned suppressions marked), in the report's order.
+fn pass_captures(
+    results: &[(CameraConfig, crate::replay::CameraResult)],
+    start_unix: f64,
+) -> Vec<review::PassCapture> {
+    let mut out: Vec<review::PassCapture> = results
+        .iter()
+        .flat_map(|(cam, r)| {
+            r.captures.values().map(|c| review::PassCapture {
+                rec: capture_rec(&cam.id, c, start_unix),
+                embedding: c.candidate.embedding.clone(),
+                learned: c.is_learned_suppression(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| report_order(&a.rec, &b.rec));
+    out
 }
 
 fn round(v: f64) -> f64 {
@@ -201,26 +229,14 @@ async fn run_variant(
             pipeline.display()
         );
     };
-    let cams = clips
-        .iter()
-        .map(|c| camera_for(&config, pipeline, c))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    // Clip → the pipeline camera it is played as (the verdict memory is per camera).
-    let camera_of: BTreeMap<String, String> = clips
-        .iter()
-        .map(|c| {
-            let t = &c.truth;
-            let cam = t.camera.clone().unwrap_or_else(|| {
-                config
-                    .cameras
-                    .iter()
-                    .find(|k| k.footage_path().and_then(|p| p.file_name()) == t.footage.file_name())
-                    .map(|k| k.id.clone())
-                    .unwrap_or_default()
-            });
-            (t.clip.clone(), cam)
-        })
-        .collect();
+    let mut cams = Vec::new();
+    // Clip → the pipeline camera it is played as.
+    let mut camera_of: BTreeMap<String, String> = BTreeMap::new();
+    for c in clips {
+        let (source, cam) = camera_for(&config, pipeline, c)?;
+        camera_of.insert(cam.id.clone(), source);
+        cams.push(cam);
+    }
     let events: Vec<EventRec> = clips
         .iter()
         .zip(&cams)
@@ -296,25 +312,16 @@ async fn run_variant(
         b.finish_and_clear();
     }
 
-    let mut captures = Vec::new();
-    let mut first_pass = Vec::new();
+    // The first pass plays without a memory: its captures are the variant's captures.
+    let first_pass = pass_captures(&results, start_unix);
+    let captures: Vec<CaptureRec> = first_pass.iter().map(|p| p.rec.clone()).collect();
     let (mut frames_analysed, mut inferences) = (0, 0);
     let mut dets: BTreeMap<String, Vec<FrameDet>> = BTreeMap::new();
     let mut gts: BTreeMap<String, Vec<FrameGt>> = BTreeMap::new();
     let mut frames_evaluated = 0;
-    for (ci, ((cam, r), clip)) in results.iter().zip(clips).enumerate() {
+    for (ci, ((_, r), clip)) in results.iter().zip(clips).enumerate() {
         frames_analysed += r.frames;
         inferences += r.inferences;
-        for c in r.captures.values() {
-            let k = &c.candidate;
-            let rec = capture_rec(&cam.id, c, start_unix);
-            first_pass.push(review::PassCapture {
-                rec: rec.clone(),
-                embedding: k.embedding.clone(),
-                learned: c.is_learned_suppression(),
-            });
-            captures.push(rec);
-        }
         let Some(ft) = &clip.frames else {
             continue;
         };
@@ -345,12 +352,6 @@ async fn run_variant(
             gts.entry(class.clone()).or_default();
         }
     }
-    captures.sort_by(|a, b| {
-        a.clip
-            .cmp(&b.clip)
-            .then(a.confirm_s.total_cmp(&b.confirm_s))
-            .then(b.score.total_cmp(&a.score))
-    });
     let verdicts = metrics::match_events(&captures, &events, &opts.matching);
     let classes = gts
         .iter()
@@ -359,13 +360,6 @@ async fn run_variant(
             (class.clone(), metrics::score_class(d, g))
         })
         .collect();
-    first_pass.sort_by(|a, b| {
-        a.rec
-            .clip
-            .cmp(&b.rec.clip)
-            .then(a.rec.confirm_s.total_cmp(&b.rec.confirm_s))
-            .then(b.rec.score.total_cmp(&a.rec.score))
-    });
     let review = if opts.review {
         let taught = review::verdicts(&first_pass, &events, &opts.matching);
         let pass = |held_out: bool| {
@@ -456,24 +450,7 @@ async fn learned_pass(
         },
     )
     .await?;
-    let mut out = Vec::new();
-    for (cam, r) in &results {
-        for c in r.captures.values() {
-            out.push(review::PassCapture {
-                rec: capture_rec(&cam.id, c, start_unix),
-                embedding: c.candidate.embedding.clone(),
-                learned: c.is_learned_suppression(),
-            });
-        }
-    }
-    out.sort_by(|a, b| {
-        a.rec
-            .clip
-            .cmp(&b.rec.clip)
-            .then(a.rec.confirm_s.total_cmp(&b.rec.confirm_s))
-            .then(b.rec.score.total_cmp(&a.rec.score))
-    });
-    Ok(out)
+    Ok(pass_captures(&results, start_unix))
 }
 
 /// Runs the evaluation and writes the report; returns the paths written.

@@ -55,6 +55,15 @@ impl Said {
             _ => None,
         }
     }
+
+    /// Whether this verdict, with this reason, teaches the memory: every confirmation, and
+    /// rejections for one of [`TEACHING_REASONS`].
+    pub fn teaches(self, reason: Option<&str>) -> bool {
+        match self {
+            Said::Confirmed => true,
+            Said::Rejected => reason.is_some_and(|r| TEACHING_REASONS.contains(&r)),
+        }
+    }
 }
 
 /// One reviewed capture, remembered.
@@ -75,13 +84,7 @@ pub struct MemoryEntry {
 impl MemoryEntry {
     /// Whether this verdict teaches the memory at all.
     pub fn teaches(&self) -> bool {
-        match self.said {
-            Said::Confirmed => true,
-            Said::Rejected => self
-                .reason
-                .as_deref()
-                .is_some_and(|r| TEACHING_REASONS.contains(&r)),
-        }
+        self.said.teaches(self.reason.as_deref())
     }
 }
 
@@ -100,10 +103,6 @@ impl VerdictMemory {
             settings,
             entries: BTreeMap::new(),
         }
-    }
-
-    pub fn settings(&self) -> &LearnSettings {
-        &self.settings
     }
 
     /// Adds a verdict (replacing an earlier one on the same capture); the oldest of its key
@@ -213,11 +212,6 @@ impl SharedMemory {
 
     pub fn forget(&self, capture: &str) -> bool {
         self.0.write().expect("verdict memory").forget(capture)
-    }
-
-    /// A copy of the whole memory.
-    pub fn snapshot(&self) -> VerdictMemory {
-        self.0.read().expect("verdict memory").clone()
     }
 
     /// Replaces the whole memory (a reload from the store).

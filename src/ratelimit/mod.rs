@@ -73,19 +73,6 @@ pub enum SuppressionReason {
     ResemblesRejected,
 }
 
-impl SuppressionReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SuppressionReason::RateLimit => "rate_limit",
-            SuppressionReason::Duplicate => "duplicate",
-            SuppressionReason::OutsideHours => "outside_hours",
-            SuppressionReason::Aggregated => "aggregated",
-            SuppressionReason::Expired => "expired",
-            SuppressionReason::ResemblesRejected => "resembles_rejected",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Capture {
     pub id: u64,
@@ -188,7 +175,12 @@ impl CaseLimiter {
         self.deferred = deferred;
     }
 
-    fn capture(&mut self, candidate: Candidate, aggregation: u32) -> Capture {
+    fn capture(
+        &mut self,
+        candidate: Candidate,
+        aggregation: u32,
+        resembles: Option<Resemblance>,
+    ) -> Capture {
         let t = candidate.confirm;
         let cap = Capture {
             id: self.next_id,
@@ -196,7 +188,7 @@ impl CaseLimiter {
             last_evidence: t,
             closed_at: None,
             left: false,
-            resembles: None,
+            resembles,
             candidate,
         };
         self.next_id += 1;
@@ -225,7 +217,7 @@ impl CaseLimiter {
                     merged_into: None,
                 })
             } else {
-                Verdict::Captured(self.capture(candidate, 1 + d.merged))
+                Verdict::Captured(self.capture(candidate, 1 + d.merged, None))
             });
         }
         out
@@ -257,13 +249,8 @@ impl CaseLimiter {
                 merged_into: Some(cap.id),
             });
         }
-        if let Some(r) = resembles {
-            let mut cap = self.capture(c, 1);
-            cap.resembles = Some(r.clone());
-            if let Some(k) = self.captures.last_mut() {
-                k.resembles = Some(r);
-            }
-            return Verdict::Captured(cap);
+        if resembles.is_some() {
+            return Verdict::Captured(self.capture(c, 1, resembles));
         }
         // Waiting candidates go first: a new one does not jump the queue.
         if !self.deferred.is_empty() || !self.bucket.take(t) {
@@ -290,7 +277,7 @@ impl CaseLimiter {
                 merged_into: None,
             });
         }
-        Verdict::Captured(self.capture(c, 1))
+        Verdict::Captured(self.capture(c, 1, None))
     }
 
     /// Records a candidate that met its rule outside active hours.

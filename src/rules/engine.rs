@@ -247,7 +247,6 @@ impl RuleEngine {
                 continue;
             };
             let share = patch.changed_share(reference);
-            let change = (share >= rule.change_share).then(|| patch.change_embedding(reference));
             tracing::trace!(zone = %zone.id, t, share, own, light = ?light, "bin zone compared");
             if share < rule.change_share * CLEAN_BELOW {
                 if own {
@@ -274,7 +273,11 @@ impl RuleEngine {
                         bbox: bounds,
                         score: share.min(1.0),
                         dwell_s: rule.dwell.as_secs_f64(),
-                        embedding: change.clone(),
+                        // What changed, against the reference the share was taken from
+                        // (the clean branch above cannot have touched it: share is over).
+                        embedding: refs
+                            .for_light(light)
+                            .map(|(r, _)| patch.change_embedding(r)),
                     };
                     let active = rule.active.contains(t, self.cam.utc_offset_s)
                         && zone.active.contains(t, self.cam.utc_offset_s);

@@ -24,7 +24,7 @@ pub struct MemoryRow {
 
 impl Store {
     /// Inside a review's transaction: remembers the verdict on a capture that has an
-    /// embedding, when the verdict teaches (see [`MemoryEntry::teaches`]).
+    /// embedding, when the verdict teaches (see [`Said::teaches`]).
     pub(super) async fn remember_in(
         &self,
         tx: &mut Transaction<'_, Any>,
@@ -33,51 +33,19 @@ impl Store {
         reason: Option<&str>,
         now: f64,
     ) -> Result<(), StoreError> {
-        let row = sqlx::query(&self.sql(
-            "SELECT camera, zone, rule, embedding FROM captures WHERE id = $1 AND embedding IS NOT NULL",
-        ))
-        .bind(capture_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(|e| self.err(e))?;
-        let Some(row) = row else {
-            return Ok(());
-        };
-        let g = |e| self.err(e);
-        let (camera, zone, rule, embedding): (String, String, String, String) = (
-            row.try_get(0).map_err(g)?,
-            row.try_get(1).map_err(g)?,
-            row.try_get(2).map_err(g)?,
-            row.try_get(3).map_err(g)?,
-        );
-        let Some(rule) = RuleKind::parse(&rule) else {
-            return Ok(());
-        };
-        let entry = MemoryEntry {
-            capture: capture_id.to_string(),
-            camera,
-            zone,
-            rule,
-            said,
-            reason: reason.map(str::to_string),
-            embedding: Vec::new(),
-            at: now,
-        };
-        if !entry.teaches() {
+        if !said.teaches(reason) {
             return Ok(());
         }
         sqlx::query(&self.sql(
             "INSERT INTO verdict_memory (capture_id, camera, zone, rule, said, reason, embedding, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (capture_id) DO UPDATE SET \
+             SELECT id, camera, zone, rule, $2, $3, embedding, $4 FROM captures \
+             WHERE id = $1 AND embedding IS NOT NULL \
+             ON CONFLICT (capture_id) DO UPDATE SET \
              said = excluded.said, reason = excluded.reason, at = excluded.at",
         ))
         .bind(capture_id)
-        .bind(&entry.camera)
-        .bind(&entry.zone)
-        .bind(entry.rule.as_str())
         .bind(said.as_str())
         .bind(reason)
-        .bind(embedding)
         .bind(now)
         .execute(&mut **tx)
         .await
@@ -148,19 +116,30 @@ impl Store {
     /// Deletes the rows that aged out of the memory (beyond the newest `keep` per camera,
     /// zone and rule); returns how many.
     pub async fn prune_memory(&self, keep: usize) -> Result<u64, StoreError> {
-        let rows = self.memory_rows("", None).await?;
-        let mut count: std::collections::HashMap<(String, String, RuleKind), usize> =
+        let rows = sqlx::query(
+            "SELECT capture_id, camera, zone, rule FROM verdict_memory \
+             ORDER BY at DESC, capture_id DESC",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut count: std::collections::HashMap<(String, String, String), usize> =
             Default::default();
         let mut n = 0;
         // Newest first: everything after the first `keep` of a key goes.
-        for e in rows.iter().rev() {
-            let c = count
-                .entry((e.camera.clone(), e.zone.clone(), e.rule))
-                .or_default();
+        for r in &rows {
+            let g = |e| self.err(e);
+            let key = (
+                r.try_get(1).map_err(g)?,
+                r.try_get(2).map_err(g)?,
+                r.try_get(3).map_err(g)?,
+            );
+            let c = count.entry(key).or_default();
             *c += 1;
             if *c > keep {
+                let id: String = r.try_get(0).map_err(g)?;
                 n += sqlx::query(&self.sql("DELETE FROM verdict_memory WHERE capture_id = $1"))
-                    .bind(&e.capture)
+                    .bind(id)
                     .execute(self.pool())
                     .await
                     .map_err(|e| self.err(e))?

@@ -562,7 +562,8 @@ pub async fn summary(
     body.push_str("</table>");
     // What the verdict history proposes per camera (applied on the learning page).
     if let Ok(history) = st.store.reviewed_history().await {
-        let proposals = crate::learn::calibrate::propose(&history, 2);
+        let proposals =
+            crate::learn::calibrate::propose(&history, super::review::PROPOSAL_MIN_DROPPED);
         body.push_str(&format!(
             "<h2>{}</h2><p id=\"summary-proposals\"><a href=\"/learning#proposals\">{} {}</a></p>",
             t(lang, "proposals"),

@@ -269,7 +269,7 @@ pub struct LearningView {
 }
 
 /// Least rejected captures a calibration proposal must drop to be shown.
-const PROPOSAL_MIN_DROPPED: usize = 2;
+pub const PROPOSAL_MIN_DROPPED: usize = 2;
 
 pub async fn learning_view(st: &WebState) -> Result<LearningView, Response> {
     let suppressions = st

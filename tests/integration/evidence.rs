@@ -101,6 +101,19 @@ fn samples(path: &Path) -> Vec<(u64, Vec<u8>)> {
 }
 
 /// Decodes a file with GStreamer: (frames, width, height). Panics on a decoding error.
+/// Runs `citywatch COMMAND PIPELINE OUT --db DB` (an export) and reads OUT/annotations.json.
+fn export(command: &str, pipeline: &Path, out: &Path, db: &str) -> serde_json::Value {
+    let o = Command::new(bin())
+        .arg(command)
+        .arg(pipeline)
+        .arg(out)
+        .args(["--db", db])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&std::fs::read(out.join("annotations.json")).unwrap()).unwrap()
+}
+
 fn decode(path: &Path, chain: &str) -> (usize, i32, i32) {
     let (p, sink) = play(
         path,
@@ -226,20 +239,7 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
         c
     });
     let out_dir = dir.path().join("negatives");
-    let out = Command::new(bin())
-        .arg("export-negatives")
-        .arg(&cfg.path)
-        .arg(&out_dir)
-        .args(["--db", &db])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let coco: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("annotations.json")).unwrap()).unwrap();
+    let coco = export("export-negatives", &cfg.path, &out_dir, &db);
     assert_eq!(coco["images"].as_array().unwrap().len(), 1, "{coco}");
     let img = &coco["images"][0];
     assert_eq!(
@@ -275,20 +275,7 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
             .unwrap();
     });
     let ds_dir = dir.path().join("dataset");
-    let out = Command::new(bin())
-        .arg("export-dataset")
-        .arg(&cfg.path)
-        .arg(&ds_dir)
-        .args(["--db", &db])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let coco: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ds_dir.join("annotations.json")).unwrap()).unwrap();
+    let coco = export("export-dataset", &cfg.path, &ds_dir, &db);
     let mut verdicts: Vec<String> = coco["annotations"]
         .as_array()
         .unwrap()

@@ -336,7 +336,7 @@ async fn learning_suite(url: &str) {
         .record_capture(
             &with(1, [1.0, 0.0], 0.4),
             None,
-            FilingMode::Auto,
+            FilingMode::Review,
             &t,
             &location(),
             T0,
@@ -354,22 +354,6 @@ async fn learning_suite(url: &str) {
         )
         .await
         .unwrap();
-    // (Auto mode filed the first; reviews need pending captures, so it goes through review.)
-    let (rejected, _) = if store.case_of_capture(&rejected).await.unwrap().is_some() {
-        store
-            .record_capture(
-                &with(3, [1.0, 0.0], 0.4),
-                None,
-                FilingMode::Review,
-                &t,
-                &location(),
-                T0,
-            )
-            .await
-            .unwrap()
-    } else {
-        (rejected, None)
-    };
     store
         .reject(&rejected, "op", "not_a_problem", None, T0 + 10.0)
         .await
