@@ -112,6 +112,11 @@ pub struct EvidenceSettings {
     /// Finished packages (rejected, or case closed) older than this are deleted.
     #[serde(default = "default_max_age_days")]
     pub max_age_days: f64,
+    /// A closed case's evidence is kept this many days after its closure before it is
+    /// finished (and the age limit and the quota may take it). Open and reopened cases'
+    /// evidence is never finished. Default 30.
+    #[serde(default = "default_closed_keep_days")]
+    pub closed_keep_days: f64,
     /// Disk quota of the root, in GiB.
     #[serde(default = "default_quota_gb")]
     pub quota_gb: f64,
@@ -146,6 +151,30 @@ pub struct WebSettings {
     /// Failed logins allowed per user name and client address in 15 minutes.
     #[serde(default = "default_login_attempts")]
     pub login_attempts: u32,
+    /// A session unused this long ends, in minutes. Default 30.
+    #[serde(default = "default_idle_min")]
+    pub session_idle_minutes: f64,
+    /// TLS: a PEM certificate chain and its PEM private key, relative to the config file.
+    /// Both or neither. Default: plain HTTP.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// The UI is reached through an HTTPS reverse proxy: cookies are `Secure` and HSTS is
+    /// sent, as with `tls_cert`. Default false.
+    #[serde(default)]
+    pub behind_https_proxy: bool,
+}
+
+impl WebSettings {
+    /// Whether browsers reach the UI over HTTPS.
+    pub fn https(&self) -> bool {
+        self.tls_cert.is_some() || self.behind_https_proxy
+    }
+}
+
+fn default_idle_min() -> f64 {
+    30.0
 }
 
 fn default_listen() -> String {
@@ -166,6 +195,9 @@ fn default_ring_mb() -> u64 {
 }
 fn default_max_age_days() -> f64 {
     90.0
+}
+fn default_closed_keep_days() -> f64 {
+    30.0
 }
 fn default_quota_gb() -> f64 {
     50.0
@@ -215,6 +247,117 @@ pub struct CasesSettings {
     /// Loaded at validation: a config that passed validation always has it.
     #[serde(skip)]
     pub table: std::sync::Arc<CategoryTable>,
+    /// Deadlines: the working calendar and reminders.
+    #[serde(default)]
+    pub deadlines: DeadlineSettings,
+    /// Progress reports from the city platform (callbacks, polling); absent: none.
+    #[serde(default)]
+    pub platform: Option<PlatformSettings>,
+    /// The closure check (核实) of cases reported handled.
+    #[serde(default)]
+    pub closure: ClosureSettings,
+    /// Built at validation from `deadlines`.
+    #[serde(skip)]
+    pub calendar: std::sync::Arc<crate::cases::WorkCalendar>,
+}
+
+/// `[cases.deadlines]`: 处置时限 as deadlines on the city's working calendar.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadlineSettings {
+    /// A calendar file of holidays and make-up workdays, relative to the config file.
+    /// Default: none (Monday to Friday are working days).
+    pub calendar: Option<PathBuf>,
+    /// The working day, local time (the reporting time zone). Default "09:00" to "17:00".
+    pub work_start: String,
+    pub work_end: String,
+    /// Tell the platform once when a case passes its deadline. Default true.
+    pub remind: bool,
+    /// How often overdue cases are looked for, in seconds. Default 60.
+    pub check_interval_s: f64,
+}
+
+impl Default for DeadlineSettings {
+    fn default() -> Self {
+        Self {
+            calendar: None,
+            work_start: "09:00".into(),
+            work_end: "17:00".into(),
+            remind: true,
+            check_interval_s: 60.0,
+        }
+    }
+}
+
+/// `[cases.platform]`: how the city platform reports case progress back.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSettings {
+    /// Shared secret of the callbacks' HMAC signature. Never logged.
+    pub secret: String,
+    /// Largest difference between a callback's timestamp and now, in seconds. Default 300.
+    #[serde(default = "default_max_skew")]
+    pub max_skew_s: f64,
+    /// For platforms that cannot call back: a URL to GET each open case's status from, with
+    /// `{case_number}` in it. Default: none.
+    #[serde(default)]
+    pub poll_url: Option<String>,
+    /// Seconds between polling rounds. Default 300.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_s: f64,
+    /// Seconds one poll may take. Default 10.
+    #[serde(default = "timeout")]
+    pub poll_timeout_s: f64,
+}
+
+impl std::fmt::Debug for PlatformSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformSettings")
+            .field("secret", &"***")
+            .field("max_skew_s", &self.max_skew_s)
+            .field("poll_url", &self.poll_url.as_deref().map(redact_url))
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_max_skew() -> f64 {
+    300.0
+}
+fn default_poll_interval() -> f64 {
+    300.0
+}
+
+/// `[cases.closure]`: the closure check (核实) of a case the platform reports handled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClosureSettings {
+    /// Whether citywatch checks the place itself. Default true; false hands every handled
+    /// case to a person.
+    pub enabled: bool,
+    /// Seconds after the report before the check starts looking. Default 0.
+    pub delay_s: f64,
+    /// How long one look lasts at most, in seconds of frames. Default 300.
+    pub window_s: f64,
+    /// The place must be seen clear this long without a break to close the case. Default 60.
+    pub clear_s: f64,
+    /// After a look that could not judge the place (dark, occluded, off view), the next one
+    /// starts this much later, in seconds. Default 900.
+    pub retry_s: f64,
+    /// Looks that could not judge before the case is handed to a person. Default 3.
+    pub max_attempts: u32,
+}
+
+impl Default for ClosureSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            delay_s: 0.0,
+            window_s: 300.0,
+            clear_s: 60.0,
+            retry_s: 900.0,
+            max_attempts: 3,
+        }
+    }
 }
 
 /// `[cases.webhook]`: where filed cases are sent.
@@ -269,6 +412,7 @@ impl CasesSettings {
     /// The case policy: the category table and the reporting time zone.
     pub fn policy(&self) -> crate::cases::CasePolicy {
         crate::cases::CasePolicy::new(self.table.clone(), self.utc_offset_s)
+            .with_calendar(self.calendar.clone())
     }
 
     pub fn mode(&self, rule: RuleKind) -> FilingMode {
@@ -380,6 +524,107 @@ impl Default for LearnSettings {
             similarity: 0.9,
             max_per_zone: 200,
         }
+    }
+}
+
+/// `[cases.deadlines]`, `[cases.platform]` and `[cases.closure]`; builds the calendar.
+fn validate_lifecycle(c: &mut CasesSettings, base: &Path, problems: &mut Vec<ConfigProblem>) {
+    let mut problem = |path: &str, message: String| {
+        problems.push(ConfigProblem {
+            path: path.into(),
+            message,
+        })
+    };
+    let d = &mut c.deadlines;
+    let start = crate::cases::deadline::parse_clock(&d.work_start)
+        .map_err(|m| problem("cases.deadlines.work_start", m))
+        .ok();
+    let end = crate::cases::deadline::parse_clock(&d.work_end)
+        .map_err(|m| problem("cases.deadlines.work_end", m))
+        .ok();
+    if !(d.check_interval_s.is_finite() && d.check_interval_s >= 1.0) {
+        problem(
+            "cases.deadlines.check_interval_s",
+            format!("must be at least 1, got {}", d.check_interval_s),
+        );
+    }
+    if let (Some(start), Some(end)) = (start, end) {
+        if end <= start {
+            problem(
+                "cases.deadlines.work_end",
+                format!("must be after work_start ({})", d.work_start),
+            );
+        } else {
+            let cal = crate::cases::WorkCalendar::weekdays(start, end, c.utc_offset_s);
+            let cal = match &mut d.calendar {
+                Some(p) => {
+                    if p.is_relative() {
+                        *p = base.join(&*p);
+                    }
+                    cal.load(p)
+                        .map_err(|m| problem("cases.deadlines.calendar", m))
+                        .ok()
+                }
+                None => Some(cal),
+            };
+            if let Some(cal) = cal {
+                c.calendar = std::sync::Arc::new(cal);
+            }
+        }
+    }
+    if let Some(p) = &c.platform {
+        if p.secret.len() < 16 {
+            problem(
+                "cases.platform.secret",
+                "must be at least 16 characters".into(),
+            );
+        }
+        if !(p.max_skew_s.is_finite() && p.max_skew_s >= 1.0) {
+            problem(
+                "cases.platform.max_skew_s",
+                format!("must be at least 1, got {}", p.max_skew_s),
+            );
+        }
+        if let Some(u) = &p.poll_url
+            && (!u.contains("{case_number}") || !u.starts_with("http"))
+        {
+            problem(
+                "cases.platform.poll_url",
+                format!(
+                    "must be an http(s) URL with {{case_number}} in it, got {:?}",
+                    redact_url(u)
+                ),
+            );
+        }
+        if !(p.poll_interval_s.is_finite() && p.poll_interval_s >= 1.0) {
+            problem(
+                "cases.platform.poll_interval_s",
+                format!("must be at least 1, got {}", p.poll_interval_s),
+            );
+        }
+    }
+    let k = &c.closure;
+    for (name, v) in [
+        ("delay_s", k.delay_s),
+        ("window_s", k.window_s),
+        ("clear_s", k.clear_s),
+        ("retry_s", k.retry_s),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            problem(
+                &format!("cases.closure.{name}"),
+                format!("must be 0 or more, got {v}"),
+            );
+        }
+    }
+    if k.clear_s > k.window_s {
+        problem(
+            "cases.closure.clear_s",
+            format!("must not be longer than window_s ({})", k.window_s),
+        );
+    }
+    if k.max_attempts == 0 {
+        problem("cases.closure.max_attempts", "must be at least 1".into());
     }
 }
 
@@ -1009,6 +1254,7 @@ impl PipelineConfig {
                 ("pre_s", e.pre_s, 600.0),
                 ("post_s", e.post_s, 600.0),
                 ("max_age_days", e.max_age_days, 36500.0),
+                ("closed_keep_days", e.closed_keep_days, 36500.0),
                 ("quota_gb", e.quota_gb, 1e6),
                 ("sweep_interval_s", e.sweep_interval_s, 86400.0),
             ] {
@@ -1034,8 +1280,40 @@ impl PipelineConfig {
                 }
             }
         }
-        let web: Option<WebSettings> = section(&table, "web", &mut problems);
-        if let Some(w) = &web {
+        let mut web: Option<WebSettings> = section(&table, "web", &mut problems);
+        if let Some(w) = &mut web {
+            for p in [&mut w.tls_cert, &mut w.tls_key].into_iter().flatten() {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+            match (&w.tls_cert, &w.tls_key) {
+                (Some(_), None) | (None, Some(_)) => problems.push(ConfigProblem {
+                    path: if w.tls_cert.is_some() {
+                        "web.tls_key".into()
+                    } else {
+                        "web.tls_cert".into()
+                    },
+                    message: "tls_cert and tls_key go together: set both, or neither".into(),
+                }),
+                _ => {}
+            }
+            for (field, p) in [("web.tls_cert", &w.tls_cert), ("web.tls_key", &w.tls_key)] {
+                if let Some(p) = p
+                    && !p.is_file()
+                {
+                    problems.push(ConfigProblem {
+                        path: field.into(),
+                        message: format!("no such file: {}", p.display()),
+                    });
+                }
+            }
+            if !(w.session_idle_minutes.is_finite() && w.session_idle_minutes >= 1.0) {
+                problems.push(ConfigProblem {
+                    path: "web.session_idle_minutes".into(),
+                    message: format!("must be at least 1, got {}", w.session_idle_minutes),
+                });
+            }
             if w.listen.parse::<std::net::SocketAddr>().is_err() {
                 problems.push(ConfigProblem {
                     path: "web.listen".into(),
@@ -1121,6 +1399,7 @@ impl PipelineConfig {
                     message,
                 }),
             }
+            validate_lifecycle(c, base, &mut problems);
         }
         let patrol: Option<PatrolSettings> = section(&table, "patrol", &mut problems);
         if let Some(pt) = &patrol {

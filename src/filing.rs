@@ -543,7 +543,8 @@ impl FilingStage {
             alert_ratio: ev.alert_ratio,
         };
         loop {
-            match self.store.finished_capture_keys().await {
+            let keep_s = ev.closed_keep_days * 86400.0;
+            match self.store.finished_capture_keys(self.now(), keep_s).await {
                 Ok(finished) => {
                     let root = writer.root().to_path_buf();
                     let now = self.clock.now();
@@ -688,7 +689,7 @@ mod store_down_tests {
             })
         }
 
-        fn finished_capture_keys(&self) -> StoreFuture<'_, HashSet<String>> {
+        fn finished_capture_keys(&self, _now: f64, _keep_s: f64) -> StoreFuture<'_, HashSet<String>> {
             Box::pin(async { Ok(HashSet::new()) })
         }
     }

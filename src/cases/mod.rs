@@ -3,8 +3,13 @@
 //! idempotency key, and the reporting time zone every date is counted in. The store files
 //! cases with it; the web shows dates with it.
 
+pub mod deadline;
+
 use std::sync::Arc;
 
+pub use deadline::WorkCalendar;
+
+use crate::model::categories::TimeLimit;
 use crate::model::{Category, CategoryTable};
 
 /// The reporting time zone when the config names none: China Standard Time.
@@ -16,14 +21,38 @@ pub struct CasePolicy {
     pub table: Arc<CategoryTable>,
     /// The reporting time zone, seconds east of UTC.
     pub utc_offset_s: i32,
+    /// The working calendar deadlines are counted on.
+    pub calendar: Arc<WorkCalendar>,
 }
 
+/// The working day when the config names none: 09:00 to 17:00.
+pub const DEFAULT_WORK_DAY: (u32, u32) = (9 * 60, 17 * 60);
+
 impl CasePolicy {
+    /// Monday to Friday, 09:00 to 17:00, no holidays.
     pub fn new(table: Arc<CategoryTable>, utc_offset_s: i32) -> Self {
+        let (start, end) = DEFAULT_WORK_DAY;
         Self {
             table,
             utc_offset_s,
+            calendar: Arc::new(WorkCalendar::weekdays(start, end, utc_offset_s)),
         }
+    }
+
+    pub fn with_calendar(mut self, calendar: Arc<WorkCalendar>) -> Self {
+        self.calendar = calendar;
+        self
+    }
+
+    /// The deadline of a case under `time_limit` counted from `from`. A limit that does not
+    /// parse (the category table is checked at start, so only an old row's) counts as
+    /// 5工作日, the longest the shipped tables use.
+    pub fn deadline(&self, time_limit: &str, from: f64) -> f64 {
+        let limit = TimeLimit::parse(time_limit).unwrap_or_else(|e| {
+            tracing::warn!(time_limit, error = %e, "time limit not understood; counting 5 working days");
+            TimeLimit::WorkDays(5.0)
+        });
+        self.calendar.deadline(limit, from)
     }
 
     /// The reporting day of a time, as YYYYMMDD.

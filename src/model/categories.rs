@@ -60,13 +60,72 @@ impl CategoryTable {
                 missing.join(", rules.")
             ));
         }
+        for (rule, cat) in &table.rules {
+            if let Err(e) = TimeLimit::parse(&cat.time_limit) {
+                return Err(format!(
+                    "{}: rules.{}.time_limit: {e}",
+                    path.display(),
+                    rule.as_str()
+                ));
+            }
+        }
         Ok(table)
+    }
+}
+
+/// A 处置时限 as a duration: working days or working hours count only the city's working
+/// time (its calendar and working day); hours and days are calendar time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TimeLimit {
+    /// `N工作日`: N working days, each the length of the working day.
+    WorkDays(f64),
+    /// `N工作时` or `N工作小时`.
+    WorkHours(f64),
+    /// `N小时`.
+    Hours(f64),
+    /// `N天`, `N日` or `N自然日`.
+    Days(f64),
+}
+
+impl TimeLimit {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: f64 = num
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite() && *n > 0.0)
+            .ok_or_else(|| format!("{s:?}: expected a positive number then a unit, like \"5工作日\""))?;
+        match unit.trim() {
+            "工作日" => Ok(Self::WorkDays(n)),
+            "工作时" | "工作小时" => Ok(Self::WorkHours(n)),
+            "小时" => Ok(Self::Hours(n)),
+            "天" | "日" | "自然日" => Ok(Self::Days(n)),
+            u => Err(format!(
+                "{s:?}: unknown unit {u:?}; one of 工作日, 工作时, 工作小时, 小时, 天, 日, 自然日"
+            )),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_limits_parse_with_their_units() {
+        assert_eq!(TimeLimit::parse("5工作日"), Ok(TimeLimit::WorkDays(5.0)));
+        assert_eq!(TimeLimit::parse("2工作时"), Ok(TimeLimit::WorkHours(2.0)));
+        assert_eq!(TimeLimit::parse("1.5工作小时"), Ok(TimeLimit::WorkHours(1.5)));
+        assert_eq!(TimeLimit::parse("24小时"), Ok(TimeLimit::Hours(24.0)));
+        assert_eq!(TimeLimit::parse("3天"), Ok(TimeLimit::Days(3.0)));
+        assert!(TimeLimit::parse("五工作日").is_err());
+        assert!(TimeLimit::parse("5周").unwrap_err().contains("unknown unit"));
+        assert!(TimeLimit::parse("0小时").is_err());
+    }
 
     #[test]
     fn shipped_tables_cover_every_rule() {

@@ -193,7 +193,7 @@ impl Store {
             .map_err(|e| self.err(e))?
             .rows_affected();
         if n > 0 {
-            self.audit_in(&mut tx, now, actor, "learn.forget", capture_id)
+            self.audit_in(&mut tx, None, now, actor, "learn.forget", capture_id, None)
                 .await?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
@@ -230,32 +230,9 @@ impl Store {
                 status,
             });
         }
-        self.audit_in(&mut tx, now, actor, "learn.undo", capture_id)
+        self.audit_in(&mut tx, None, now, actor, "learn.undo", capture_id, None)
             .await?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    async fn audit_in(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        now: f64,
-        actor: &str,
-        action: &str,
-        subject: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
-            "INSERT INTO audit_log (id, at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5, NULL) \
-             ON CONFLICT (id) DO NOTHING",
-        ))
-        .bind(format!("audit-{action}-{subject}-{now:.3}"))
-        .bind(now)
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| self.err(e))?;
         Ok(())
     }
 }
@@ -321,10 +298,12 @@ impl Store {
         let subject = format!("{}/{}/{}={}", o.camera, o.rule, o.setting, o.value);
         self.audit_in(
             &mut tx,
+            None,
             o.applied_at,
             &o.applied_by,
             "calibration.apply",
             &subject,
+            None,
         )
         .await?;
         tx.commit().await.map_err(|e| self.err(e))?;

@@ -6,7 +6,9 @@
 //! case and its outbox row in one transaction.
 
 pub use crate::model::categories;
+pub mod audit;
 pub mod episodes;
+pub mod lifecycle;
 pub mod learning;
 pub mod leases;
 pub mod outbox;
@@ -63,8 +65,13 @@ pub trait CaseStore: Send + Sync {
         location: &'a Location,
         now: f64,
     ) -> StoreFuture<'a, (String, Option<String>)>;
-    /// Keys of captures whose evidence retention may delete.
-    fn finished_capture_keys(&self) -> StoreFuture<'_, std::collections::HashSet<String>>;
+    /// Keys of captures whose evidence retention may delete at `now`: rejected, or their
+    /// case final for at least `keep_s`.
+    fn finished_capture_keys(
+        &self,
+        now: f64,
+        keep_s: f64,
+    ) -> StoreFuture<'_, std::collections::HashSet<String>>;
 }
 
 impl CaseStore for Store {
@@ -86,8 +93,12 @@ impl CaseStore for Store {
         ))
     }
 
-    fn finished_capture_keys(&self) -> StoreFuture<'_, std::collections::HashSet<String>> {
-        Box::pin(Store::finished_capture_keys(self))
+    fn finished_capture_keys(
+        &self,
+        now: f64,
+        keep_s: f64,
+    ) -> StoreFuture<'_, std::collections::HashSet<String>> {
+        Box::pin(Store::finished_capture_keys(self, now, keep_s))
     }
 }
 
@@ -112,6 +123,10 @@ pub struct CaseRecord {
     pub aggregation: i64,
     pub reported_at: f64,
     pub filed_at: f64,
+    /// 处置时限 as a time (None for cases filed before deadlines existed).
+    pub deadline_at: Option<f64>,
+    /// When the case became final.
+    pub closed_at: Option<f64>,
 }
 
 /// The idempotency key of a capture: the same capture always gets the same key. It names
@@ -137,7 +152,7 @@ pub fn capture_key(c: &Capture) -> String {
 /// The columns of a case, in the order `case_row` reads them.
 pub(crate) const CASE_COLUMNS: &str = "case_number, capture_id, idempotency_key, rule, major_code, \
     major_name, minor_code, minor_name, time_limit, source, channel, camera, preset, location, \
-    description, status, aggregation, reported_at, filed_at";
+    description, status, aggregation, reported_at, filed_at, deadline_at, closed_at";
 
 pub struct Store {
     pool: AnyPool,
@@ -412,54 +427,6 @@ impl Store {
             .transpose()
     }
 
-    /// Keys of the captures whose evidence may go: rejected, or their case closed.
-    pub async fn finished_capture_keys(
-        &self,
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT c.id FROM captures c LEFT JOIN cases k ON k.capture_id = c.id \
-             WHERE c.status = 'rejected' OR k.status = 'closed'",
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(|e| self.err(e)))
-            .collect()
-    }
-
-    /// Closes a filed case (the city platform reports it handled). Closing twice is a no-op.
-    pub async fn close_case(
-        &self,
-        case_number: &str,
-        actor: &str,
-        now: f64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let changed = sqlx::query(&self.sql(
-            "UPDATE cases SET status = 'closed' WHERE case_number = $1 AND status <> 'closed'",
-        ))
-        .bind(case_number)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?
-        .rows_affected();
-        if changed == 1 {
-            sqlx::query(&self.sql(
-                "INSERT INTO audit_log (id, at, actor, action, subject, detail) VALUES ($1, $2, $3, 'close_case', $4, NULL)",
-            ))
-            .bind(format!("close-{case_number}"))
-            .bind(now)
-            .bind(actor)
-            .bind(case_number)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        }
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     /// An operator rejects a capture with a reason.
     pub async fn reject(
         &self,
@@ -544,19 +511,16 @@ impl Store {
         .execute(&mut **tx)
         .await
         .map_err(|e| self.err(e))?;
-        sqlx::query(&self.sql(
-            "INSERT INTO audit_log (id, at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (id) DO NOTHING",
-        ))
-        .bind(format!("audit-{id}"))
-        .bind(now)
-        .bind(reviewer)
-        .bind(format!("review.{decision}"))
-        .bind(capture_id)
-        .bind(reason)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| self.err(e))?;
+        self.audit_in(
+            tx,
+            Some(format!("audit-{id}")),
+            now,
+            reviewer,
+            &format!("review.{decision}"),
+            capture_id,
+            reason,
+        )
+        .await?;
         Ok(())
     }
 
@@ -630,11 +594,12 @@ impl Store {
         let minutes = ((confirm_at - start_at) / 60.0).round() as i64;
         let description = CasePolicy::description(cat, &rule_s, &camera, &zone, &label, minutes);
         let loc_json = serde_json::to_string(location).expect("location");
+        let deadline = policy.deadline(&cat.time_limit, now);
         sqlx::query(&self.sql(
             "INSERT INTO cases (case_number, capture_id, idempotency_key, rule, major_code, major_name, \
              minor_code, minor_name, time_limit, source, channel, camera, preset, location, description, \
-             status, aggregation, evidence, reported_at, filed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'filed', $16, $17, $18, $19)",
+             status, aggregation, evidence, reported_at, filed_at, deadline_at, status_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'filed', $16, $17, $18, $19, $20, $19)",
         ))
         .bind(&case_number)
         .bind(capture_id)
@@ -655,15 +620,27 @@ impl Store {
         .bind(&evidence)
         .bind(confirm_at)
         .bind(now)
+        .bind(deadline)
         .execute(&mut **tx)
         .await
         .map_err(g)?;
+        self.event_in(
+            tx,
+            &case_number,
+            &format!("filed-{case_number}"),
+            "filed",
+            "citywatch",
+            None,
+            now,
+        )
+        .await?;
         sqlx::query(&self.sql("UPDATE captures SET status = 'filed' WHERE id = $1"))
             .bind(capture_id)
             .execute(&mut **tx)
             .await
             .map_err(g)?;
         let payload = serde_json::json!({
+            "event": "case_filed",
             "case_number": case_number,
             "idempotency_key": key,
             "source": table.source,
@@ -681,6 +658,7 @@ impl Store {
             "description": description,
             "aggregation": aggregation,
             "reported_at": confirm_at,
+            "deadline_at": deadline,
             "evidence": evidence.as_deref().and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok()),
         });
         sqlx::query(&self.sql(
@@ -732,6 +710,8 @@ impl Store {
             aggregation: r.try_get(16).map_err(g)?,
             reported_at: r.try_get(17).map_err(g)?,
             filed_at: r.try_get(18).map_err(g)?,
+            deadline_at: r.try_get(19).map_err(g)?,
+            closed_at: r.try_get(20).map_err(g)?,
         })
     }
 

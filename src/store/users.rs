@@ -112,7 +112,9 @@ impl Store {
         name: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT role, password_hash FROM users WHERE name = $1"))
+        let row = sqlx::query(&self.sql(
+            "SELECT role, password_hash, disabled FROM users WHERE name = $1",
+        ))
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -125,9 +127,10 @@ impl Store {
         };
         let role: String = row.try_get(0).map_err(|e| self.err(e))?;
         let hash: String = row.try_get(1).map_err(|e| self.err(e))?;
+        let disabled: i64 = row.try_get(2).map_err(|e| self.err(e))?;
         let role =
             Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
-        Ok(verify_password(password, &hash).then(|| User {
+        Ok((verify_password(password, &hash) && disabled == 0).then(|| User {
             name: name.into(),
             role,
         }))
@@ -144,29 +147,51 @@ impl Store {
         let csrf = random_secret();
         sqlx::query(
             &self.sql(
-                "INSERT INTO sessions (id, user_name, csrf, expires_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO sessions (id, user_name, csrf, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)",
             ),
         )
         .bind(sha256_hex(&token))
         .bind(user)
         .bind(&csrf)
         .bind(now + ttl_s)
+        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
         Ok((token, csrf))
     }
 
-    pub async fn session(&self, token: &str, now: f64) -> Result<Option<Session>, StoreError> {
+    /// The session of a cookie, unless it expired (absolutely, or unused for `idle_s`) or its
+    /// user is disabled. Using it keeps it alive.
+    pub async fn session(
+        &self,
+        token: &str,
+        now: f64,
+        idle_s: f64,
+    ) -> Result<Option<Session>, StoreError> {
+        let id = sha256_hex(token);
         let row = sqlx::query(&self.sql(
-            "SELECT s.csrf, u.name, u.role FROM sessions s JOIN users u ON u.name = s.user_name \
-             WHERE s.id = $1 AND s.expires_at > $2",
+            "SELECT s.csrf, u.name, u.role, s.last_seen_at FROM sessions s JOIN users u ON u.name = s.user_name \
+             WHERE s.id = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.disabled = 0",
         ))
-        .bind(sha256_hex(token))
+        .bind(&id)
         .bind(now)
+        .bind(now - idle_s)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
+        if let Some(r) = &row {
+            let seen: f64 = r.try_get(3).map_err(|e| self.err(e))?;
+            // Written at most every 10 s, not on every request.
+            if now - seen >= 10.0 {
+                sqlx::query(&self.sql("UPDATE sessions SET last_seen_at = $2 WHERE id = $1"))
+                    .bind(&id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+        }
         row.map(|r| -> Result<Session, StoreError> {
             let g = |e| self.err(e);
             let role: String = r.try_get(2).map_err(g)?;
@@ -216,7 +241,8 @@ impl Store {
 
     pub async fn token_user(&self, token: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&self.sql(
-            "SELECT u.name, u.role FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.id = $1",
+            "SELECT u.name, u.role FROM api_tokens t JOIN users u ON u.name = t.user_name \
+             WHERE t.id = $1 AND u.disabled = 0",
         ))
         .bind(sha256_hex(token))
         .fetch_optional(&self.pool)
@@ -232,28 +258,143 @@ impl Store {
         })
         .transpose()
     }
+}
 
-    /// One audit-log row.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        detail: Option<&str>,
-        now: f64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
-            "INSERT INTO audit_log (id, at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+/// A user as the admin page lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UserRow {
+    pub name: String,
+    pub role: String,
+    pub disabled: bool,
+    pub created_at: f64,
+    /// Sessions alive now.
+    pub sessions: i64,
+}
+
+impl Store {
+    /// Every user, by name.
+    pub async fn list_users(&self, now: f64) -> Result<Vec<UserRow>, StoreError> {
+        let g = |e| self.err(e);
+        let rows = sqlx::query(&self.sql(
+            "SELECT u.name, u.role, u.disabled, u.created_at, \
+             (SELECT COUNT(*) FROM sessions s WHERE s.user_name = u.name AND s.expires_at > $1) \
+             FROM users u ORDER BY u.name",
         ))
-        .bind(format!("audit-{}", random_secret()))
         .bind(now)
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(detail)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(g)?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserRow {
+                    name: r.try_get(0).map_err(g)?,
+                    role: r.try_get(1).map_err(g)?,
+                    disabled: r.try_get::<i64, _>(2).map_err(g)? != 0,
+                    created_at: r.try_get(3).map_err(g)?,
+                    sessions: r.try_get(4).map_err(g)?,
+                })
+            })
+            .collect()
+    }
+
+    /// An admin adds a user. Refuses a name that exists (false).
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        actor: &str,
+        now: f64,
+    ) -> Result<bool, StoreError> {
+        let hash = hash_password(password);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let added = sqlx::query(&self.sql(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        ))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(&hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .rows_affected()
+            == 1;
+        if added {
+            self.audit_in(&mut tx, None, now, actor, "user.add", name, Some(role.as_str()))
+                .await?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(added)
+    }
+
+    /// Disables or enables a user; disabling ends their sessions. False: no such user.
+    pub async fn set_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        actor: &str,
+        now: f64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let found = sqlx::query(&self.sql("UPDATE users SET disabled = $2 WHERE name = $1"))
+            .bind(name)
+            .bind(i64::from(disabled))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected()
+            == 1;
+        if found {
+            if disabled {
+                self.end_sessions_in(&mut tx, name).await?;
+            }
+            let action = if disabled { "user.disable" } else { "user.enable" };
+            self.audit_in(&mut tx, None, now, actor, action, name, None)
+                .await?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(found)
+    }
+
+    /// Sets a new password and ends the user's sessions. False: no such user.
+    pub async fn reset_password(
+        &self,
+        name: &str,
+        password: &str,
+        actor: &str,
+        now: f64,
+    ) -> Result<bool, StoreError> {
+        let hash = hash_password(password);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let found = sqlx::query(&self.sql("UPDATE users SET password_hash = $2 WHERE name = $1"))
+            .bind(name)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected()
+            == 1;
+        if found {
+            self.end_sessions_in(&mut tx, name).await?;
+            self.audit_in(&mut tx, None, now, actor, "user.reset_password", name, None)
+                .await?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(found)
+    }
+
+    async fn end_sessions_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("DELETE FROM sessions WHERE user_name = $1"))
+            .bind(name)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 }

@@ -61,7 +61,11 @@ pub async fn require_auth(State(st): State<Arc<WebState>>, req: Request, next: N
             Err(e) => return server_error(e),
         }
     } else if let Some(sid) = cookie(req.headers(), SESSION_COOKIE) {
-        match st.store.session(&sid, now).await {
+        match st
+            .store
+            .session(&sid, now, st.settings.session_idle_minutes * 60.0)
+            .await
+        {
             Ok(Some(s)) => Some(Auth {
                 user: s.user,
                 csrf: Some(s.csrf),

@@ -1,0 +1,330 @@
+//! The audit log as a hash chain. Every row gets the next sequence number (a counter row
+//! that serialises writers, on SQLite and PostgreSQL alike) and a hash over its own fields
+//! and the previous row's hash, so editing or deleting a row, or cutting the log's tail,
+//! is found by [`Store::verify_audit`] (`citywatch audit verify`).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError};
+
+/// The counter that numbers audit rows.
+const SEQ: &str = "audit-seq";
+/// The previous hash of the first chained row.
+const GENESIS: &str = "citywatch-audit-genesis";
+
+/// One audit row, as the viewer shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    pub seq: Option<i64>,
+    pub at: f64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: Option<String>,
+}
+
+/// The viewer's filters; every one optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// An action, or its prefix ending in '.' (`review.` is every review).
+    pub action: Option<String>,
+    /// Part of the subject (a capture, a case number, a user).
+    pub subject: Option<String>,
+    /// Unix seconds, inclusive.
+    pub from: Option<f64>,
+    pub until: Option<f64>,
+    /// Most rows, newest first. Default 200, at most 1000.
+    pub limit: Option<i64>,
+}
+
+/// What a walk of the chain found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditCheck {
+    /// Chained rows checked.
+    pub rows: i64,
+    /// Rows from before the chain existed (not covered).
+    pub unchained: i64,
+    /// The first break: (sequence number, what is wrong). None: the chain holds.
+    pub broken: Option<(i64, String)>,
+}
+
+/// The hash of one row: its fields and the previous row's hash.
+fn row_hash(
+    prev: &str,
+    seq: i64,
+    at: f64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: Option<&str>,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        prev,
+        &seq.to_string(),
+        &format!("{at:.3}"),
+        actor,
+        action,
+        subject,
+        detail.unwrap_or("\u{0}"),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+impl Store {
+    /// Appends one audit row inside `tx`. With an `id`, a row of that id already there makes
+    /// this a no-op (idempotent actions log once).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        id: Option<String>,
+        now: f64,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let g = |e| self.err(e);
+        let id = match id {
+            Some(id) => {
+                let seen = sqlx::query(&self.sql("SELECT 1 FROM audit_log WHERE id = $1"))
+                    .bind(&id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(g)?;
+                if seen.is_some() {
+                    return Ok(());
+                }
+                id
+            }
+            None => format!("audit-{}", super::users::random_secret()),
+        };
+        sqlx::query(&self.sql(
+            "INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+        ))
+        .bind(SEQ)
+        .execute(&mut **tx)
+        .await
+        .map_err(g)?;
+        // Takes the counter row's lock until commit: writers append one at a time.
+        let seq: i64 = sqlx::query(
+            &self.sql("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value"),
+        )
+        .bind(SEQ)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(g)?
+        .try_get(0)
+        .map_err(g)?;
+        let prev = if seq == 1 {
+            GENESIS.to_string()
+        } else {
+            sqlx::query(&self.sql("SELECT hash FROM audit_log WHERE seq = $1"))
+                .bind(seq - 1)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(g)?
+                .map(|r| r.try_get::<String, _>(0))
+                .transpose()
+                .map_err(g)?
+                // The previous row is gone: chain onto the gap, which verify reports.
+                .unwrap_or_else(|| GENESIS.to_string())
+        };
+        let hash = row_hash(&prev, seq, now, actor, action, subject, detail);
+        sqlx::query(&self.sql(
+            "INSERT INTO audit_log (id, at, actor, action, subject, detail, seq, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        ))
+        .bind(&id)
+        .bind(now)
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .bind(seq)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(g)?;
+        Ok(())
+    }
+
+    /// One audit-log row, in its own transaction.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
+        self.audit_in(&mut tx, None, now, actor, action, subject, detail)
+            .await?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Audit rows, newest first, filtered.
+    pub async fn audit_rows(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT seq, at, actor, action, subject, detail FROM audit_log WHERE 1 = 1",
+        );
+        let mut args: Vec<String> = Vec::new();
+        let mut nums: Vec<f64> = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if let Some(a) = f.actor.as_deref().filter(|s| !s.is_empty()) {
+            sql += &format!(" AND actor = {}", next());
+            args.push(a.to_string());
+        }
+        if let Some(a) = f.action.as_deref().filter(|s| !s.is_empty()) {
+            if a.ends_with('.') {
+                sql += &format!(" AND action LIKE {}", next());
+                args.push(format!("{}%", a.replace(['%', '_'], "")));
+            } else {
+                sql += &format!(" AND action = {}", next());
+                args.push(a.to_string());
+            }
+        }
+        if let Some(s) = f.subject.as_deref().filter(|s| !s.is_empty()) {
+            sql += &format!(" AND subject LIKE {}", next());
+            args.push(format!("%{}%", s.replace(['%', '_'], "")));
+        }
+        let text_args = args.len();
+        if let Some(t) = f.from {
+            sql += &format!(" AND at >= {}", next());
+            nums.push(t);
+        }
+        if let Some(t) = f.until {
+            sql += &format!(" AND at <= {}", next());
+            nums.push(t);
+        }
+        let limit = f.limit.unwrap_or(200).clamp(1, 1000);
+        sql += &format!(" ORDER BY at DESC, seq DESC LIMIT {limit}");
+        let sql = self.sql(&sql);
+        let mut q = sqlx::query(&sql);
+        for a in &args[..text_args] {
+            q = q.bind(a.clone());
+        }
+        for v in nums {
+            q = q.bind(v);
+        }
+        let rows = q.fetch_all(self.pool()).await.map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| self.err(e);
+                Ok(AuditRow {
+                    seq: r.try_get(0).map_err(g)?,
+                    at: r.try_get(1).map_err(g)?,
+                    actor: r.try_get(2).map_err(g)?,
+                    action: r.try_get(3).map_err(g)?,
+                    subject: r.try_get(4).map_err(g)?,
+                    detail: r.try_get(5).map_err(g)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Walks the chain from its first row: each row's hash recomputed, each link to the
+    /// previous row checked, no number missing, and the last number the counter's.
+    pub async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
+        let g = |e| self.err(e);
+        let unchained: i64 =
+            sqlx::query(&self.sql("SELECT COUNT(*) FROM audit_log WHERE seq IS NULL"))
+                .fetch_one(self.pool())
+                .await
+                .map_err(g)?
+                .try_get(0)
+                .map_err(g)?;
+        let rows = sqlx::query(&self.sql(
+            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log \
+             WHERE seq IS NOT NULL ORDER BY seq",
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(g)?;
+        let mut check = AuditCheck {
+            rows: rows.len() as i64,
+            unchained,
+            broken: None,
+        };
+        let mut prev_hash = GENESIS.to_string();
+        let mut expected = 1i64;
+        for r in &rows {
+            let seq: i64 = r.try_get(0).map_err(g)?;
+            let at: f64 = r.try_get(1).map_err(g)?;
+            let actor: String = r.try_get(2).map_err(g)?;
+            let action: String = r.try_get(3).map_err(g)?;
+            let subject: String = r.try_get(4).map_err(g)?;
+            let detail: Option<String> = r.try_get(5).map_err(g)?;
+            let prev: String = r.try_get(6).map_err(g)?;
+            let hash: String = r.try_get(7).map_err(g)?;
+            let problem = if seq != expected {
+                Some(format!("rows {expected} to {} are missing", seq - 1))
+            } else if prev != prev_hash {
+                Some("its link to the previous row does not match".to_string())
+            } else if row_hash(&prev, seq, at, &actor, &action, &subject, detail.as_deref())
+                != hash
+            {
+                Some("its content does not match its hash (edited)".to_string())
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                check.broken = Some((seq, p));
+                return Ok(check);
+            }
+            prev_hash = hash;
+            expected = seq + 1;
+        }
+        let counter: Option<i64> =
+            sqlx::query(&self.sql("SELECT value FROM counters WHERE name = $1"))
+                .bind(SEQ)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(g)?
+                .map(|r| r.try_get(0))
+                .transpose()
+                .map_err(g)?;
+        if let Some(last) = counter
+            && last >= expected
+        {
+            check.broken = Some((
+                expected,
+                format!("rows {expected} to {last} are missing from the end"),
+            ));
+        }
+        Ok(check)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_every_field_and_the_link() {
+        let base = row_hash("p", 1, 10.0, "a", "b", "c", None);
+        assert_ne!(base, row_hash("q", 1, 10.0, "a", "b", "c", None));
+        assert_ne!(base, row_hash("p", 2, 10.0, "a", "b", "c", None));
+        assert_ne!(base, row_hash("p", 1, 10.001, "a", "b", "c", None));
+        assert_ne!(base, row_hash("p", 1, 10.0, "a", "b", "c", Some("")));
+        // Field boundaries count: "ab"+"c" is not "a"+"bc".
+        assert_ne!(
+            row_hash("p", 1, 10.0, "ab", "c", "d", None),
+            row_hash("p", 1, 10.0, "a", "bc", "d", None)
+        );
+    }
+}

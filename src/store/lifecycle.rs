@@ -1,0 +1,901 @@
+//! The case life cycle after filing: what the city platform reports (派遣, 处置完毕,
+//! returned, closed), the closure check (核实) of a handled case and its verdict, each
+//! case's status history, deadlines and overdue reminders, dead letters, and which
+//! evidence retention may take.
+//!
+//! Every change is one transaction: the case's status, its history row, the audit row and,
+//! when the platform must hear of it, the outbox row. Platform reports are idempotent on
+//! their event id; a replayed nonce, an unknown case or a report the case's status does not
+//! allow changes nothing.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError};
+use crate::cases::CasePolicy;
+use crate::config::ClosureSettings;
+
+/// Where a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// 立案: sent to the platform.
+    Filed,
+    /// 派遣: a department has it.
+    Dispatched,
+    /// 处置完毕 reported: the closure check is waiting.
+    Handled,
+    /// 核实结案: the check saw the place clear.
+    VerifiedClosed,
+    /// 未整改: the check saw the problem still there; the case is open again.
+    NotRectified,
+    /// The camera could not judge the place: a person must check.
+    CheckManual,
+    /// The platform returned the case (not accepted).
+    Returned,
+    /// The platform closed the case itself.
+    Closed,
+}
+
+impl CaseStatus {
+    pub const ALL: [CaseStatus; 8] = [
+        Self::Filed,
+        Self::Dispatched,
+        Self::Handled,
+        Self::VerifiedClosed,
+        Self::NotRectified,
+        Self::CheckManual,
+        Self::Returned,
+        Self::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Filed => "filed",
+            Self::Dispatched => "dispatched",
+            Self::Handled => "handled",
+            Self::VerifiedClosed => "verified_closed",
+            Self::NotRectified => "not_rectified",
+            Self::CheckManual => "check_manual",
+            Self::Returned => "returned",
+            Self::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// No report changes it any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::VerifiedClosed | Self::Returned | Self::Closed)
+    }
+
+    /// Its deadline runs: the problem waits for a department.
+    pub fn deadline_runs(self) -> bool {
+        matches!(self, Self::Filed | Self::Dispatched | Self::NotRectified)
+    }
+}
+
+/// The statuses whose deadline runs, as SQL.
+const DEADLINE_RUNS: &str = "('filed', 'dispatched', 'not_rectified')";
+/// The final statuses, as SQL.
+const FINAL: &str = "('verified_closed', 'returned', 'closed')";
+
+/// What the platform reports of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Report {
+    Dispatched,
+    Handled,
+    Returned,
+    Closed,
+}
+
+impl Report {
+    /// The status a case in `from` moves to; None when `from` does not allow it.
+    pub fn moves(self, from: CaseStatus) -> Option<CaseStatus> {
+        use CaseStatus as S;
+        if from.is_final() {
+            return None;
+        }
+        match self {
+            Report::Dispatched => Some(S::Dispatched),
+            Report::Handled => {
+                matches!(from, S::Filed | S::Dispatched | S::NotRectified).then_some(S::Handled)
+            }
+            Report::Returned => Some(S::Returned),
+            Report::Closed => Some(S::Closed),
+        }
+    }
+}
+
+/// One progress report from the platform (a callback's body, or a poll's answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformEvent {
+    /// The platform's id of this report: a report seen again changes nothing.
+    pub event_id: String,
+    pub case_number: String,
+    pub status: Report,
+    /// When it happened on the platform (Unix seconds); default: when received.
+    #[serde(default)]
+    pub at: Option<f64>,
+    /// The department, or the platform's remark.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// What became of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    Applied(CaseStatus),
+    /// The same event id was applied before.
+    Duplicate(CaseStatus),
+    UnknownCase,
+    /// The case's status does not allow the report.
+    Conflict { from: CaseStatus, report: Report },
+    /// The nonce was used before.
+    Replayed,
+}
+
+/// One row of a case's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseEvent {
+    pub seq: i64,
+    pub at: f64,
+    pub status: String,
+    pub actor: String,
+    pub detail: Option<String>,
+}
+
+/// A closure check waiting for its camera.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    pub case_number: String,
+    pub camera: String,
+    pub rule: String,
+    pub zone: String,
+    pub label: String,
+    pub bbox: crate::model::BBox,
+    /// The case's evidence package, relative to the root.
+    pub package: Option<String>,
+    /// Frames from this time on count.
+    pub due_at: f64,
+    pub attempts: i64,
+}
+
+/// What a look at the place found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// Seen clear: the case is verified closed.
+    Clear,
+    /// Seen still there: the case is reopened as not rectified.
+    StillThere,
+    /// Could not judge (dark, occluded, off view): tried again later, then a person.
+    Unjudged { reason: String },
+}
+
+/// An outbox row that could not be delivered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub case_number: String,
+    pub idempotency_key: String,
+    /// What the message says: case_filed, case_status or case_overdue.
+    pub event: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+type Tx<'a> = Transaction<'a, Any>;
+
+impl Store {
+    /// The case's status now.
+    async fn case_status_in(
+        &self,
+        tx: &mut Tx<'_>,
+        case: &str,
+    ) -> Result<Option<CaseStatus>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT status FROM cases WHERE case_number = $1"))
+            .bind(case)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        row.map(|r| {
+            let s: String = r.try_get(0).map_err(|e| self.err(e))?;
+            CaseStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("case status {s:?}")))
+        })
+        .transpose()
+    }
+
+    /// Appends a history row; returns its sequence number.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn event_in(
+        &self,
+        tx: &mut Tx<'_>,
+        case: &str,
+        id: &str,
+        status: &str,
+        actor: &str,
+        detail: Option<&str>,
+        at: f64,
+    ) -> Result<i64, StoreError> {
+        let g = |e| self.err(e);
+        let seq: i64 = sqlx::query(&self.sql(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM case_events WHERE case_number = $1",
+        ))
+        .bind(case)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(g)?
+        .try_get(0)
+        .map_err(g)?;
+        sqlx::query(&self.sql(
+            "INSERT INTO case_events (id, case_number, seq, at, status, actor, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        ))
+        .bind(id)
+        .bind(case)
+        .bind(seq)
+        .bind(at)
+        .bind(status)
+        .bind(actor)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await
+        .map_err(g)?;
+        Ok(seq)
+    }
+
+    /// Queues a message to the platform about a case (`event`: case_status, case_overdue).
+    async fn tell_platform_in(
+        &self,
+        tx: &mut Tx<'_>,
+        case: &str,
+        seq: i64,
+        mut payload: serde_json::Value,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let key = format!("{case}-{seq}");
+        payload["case_number"] = case.into();
+        payload["idempotency_key"] = key.clone().into();
+        sqlx::query(&self.sql(
+            "INSERT INTO outbox (id, case_number, idempotency_key, payload, state, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
+        ))
+        .bind(format!("out-{key}"))
+        .bind(case)
+        .bind(&key)
+        .bind(payload.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Moves a case to `to`: status, time, closure time when final.
+    async fn set_status_in(
+        &self,
+        tx: &mut Tx<'_>,
+        case: &str,
+        to: CaseStatus,
+        at: f64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "UPDATE cases SET status = $2, status_at = $3, \
+             closed_at = CASE WHEN $4 = 1 THEN $3 ELSE NULL END WHERE case_number = $1",
+        ))
+        .bind(case)
+        .bind(to.as_str())
+        .bind(at)
+        .bind(i64::from(to.is_final()))
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Applies a platform report. `nonce`: a signed callback's nonce (None for polling).
+    pub async fn apply_platform(
+        &self,
+        ev: &PlatformEvent,
+        actor: &str,
+        nonce: Option<&str>,
+        closure: &ClosureSettings,
+        now: f64,
+    ) -> Result<Applied, StoreError> {
+        let g = |e| self.err(e);
+        let mut tx = self.pool().begin().await.map_err(g)?;
+        if let Some(n) = nonce {
+            let fresh = sqlx::query(&self.sql(
+                "INSERT INTO platform_nonces (nonce, at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
+            ))
+            .bind(n)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(g)?
+            .rows_affected()
+                == 1;
+            if !fresh {
+                return Ok(Applied::Replayed);
+            }
+        }
+        let Some(from) = self.case_status_in(&mut tx, &ev.case_number).await? else {
+            return Ok(Applied::UnknownCase);
+        };
+        let id = format!("pf-{}", ev.event_id);
+        let seen = sqlx::query(&self.sql("SELECT 1 FROM case_events WHERE id = $1"))
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(g)?;
+        if seen.is_some() {
+            tx.commit().await.map_err(g)?;
+            return Ok(Applied::Duplicate(from));
+        }
+        let Some(to) = ev.status.moves(from) else {
+            return Ok(Applied::Conflict {
+                from,
+                report: ev.status,
+            });
+        };
+        let at = ev.at.unwrap_or(now);
+        self.set_status_in(&mut tx, &ev.case_number, to, at).await?;
+        self.event_in(
+            &mut tx,
+            &ev.case_number,
+            &id,
+            to.as_str(),
+            actor,
+            ev.note.as_deref(),
+            at,
+        )
+        .await?;
+        match to {
+            CaseStatus::Handled => {
+                self.request_check_in(&mut tx, &ev.case_number, closure, now)
+                    .await?
+            }
+            // Sent back before the check: the check waits for the next handled report.
+            _ => {
+                sqlx::query(&self.sql(
+                    "UPDATE closure_checks SET state = 'cancelled' WHERE case_number = $1 AND state = 'waiting'",
+                ))
+                .bind(&ev.case_number)
+                .execute(&mut *tx)
+                .await
+                .map_err(g)?;
+            }
+        }
+        self.audit_in(
+            &mut tx,
+            Some(format!("audit-{id}")),
+            now,
+            actor,
+            &format!("case.{}", to.as_str()),
+            &ev.case_number,
+            ev.note.as_deref(),
+        )
+        .await?;
+        tx.commit().await.map_err(g)?;
+        Ok(Applied::Applied(to))
+    }
+
+    /// A handled case's closure check: where to look (the capture's place) and from when.
+    /// With the check off, a person checks.
+    async fn request_check_in(
+        &self,
+        tx: &mut Tx<'_>,
+        case: &str,
+        closure: &ClosureSettings,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let g = |e| self.err(e);
+        let row = sqlx::query(&self.sql(
+            "SELECT c.camera, c.rule, c.zone, c.label, c.bbox, k.evidence FROM cases k \
+             JOIN captures c ON c.id = k.capture_id WHERE k.case_number = $1",
+        ))
+        .bind(case)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(g)?;
+        let evidence: Option<String> = row.try_get(5).map_err(g)?;
+        let package = evidence
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            .and_then(|v| v.get("package")?.as_str().map(str::to_string));
+        let state = if closure.enabled { "waiting" } else { "manual" };
+        sqlx::query(&self.sql(
+            "INSERT INTO closure_checks (case_number, camera, rule, zone, label, bbox, package, \
+             requested_at, due_at, attempts, state, last_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, NULL) \
+             ON CONFLICT (case_number) DO UPDATE SET requested_at = excluded.requested_at, \
+             due_at = excluded.due_at, attempts = 0, state = excluded.state, last_reason = NULL, \
+             package = excluded.package",
+        ))
+        .bind(case)
+        .bind(row.try_get::<String, _>(0).map_err(g)?)
+        .bind(row.try_get::<String, _>(1).map_err(g)?)
+        .bind(row.try_get::<String, _>(2).map_err(g)?)
+        .bind(row.try_get::<String, _>(3).map_err(g)?)
+        .bind(row.try_get::<String, _>(4).map_err(g)?)
+        .bind(package)
+        .bind(now)
+        .bind(now + closure.delay_s)
+        .bind(state)
+        .execute(&mut **tx)
+        .await
+        .map_err(g)?;
+        if !closure.enabled {
+            self.set_status_in(tx, case, CaseStatus::CheckManual, now)
+                .await?;
+            self.event_in(
+                tx,
+                case,
+                &format!("manual-{case}-{now:.3}"),
+                CaseStatus::CheckManual.as_str(),
+                "citywatch",
+                Some("the closure check is off: a person checks"),
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Closure checks waiting for their cameras.
+    pub async fn waiting_checks(&self) -> Result<Vec<CheckRequest>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT case_number, camera, rule, zone, label, bbox, package, due_at, attempts \
+             FROM closure_checks WHERE state = 'waiting' ORDER BY due_at, case_number",
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| self.err(e);
+                let bbox: String = r.try_get(5).map_err(g)?;
+                Ok(CheckRequest {
+                    case_number: r.try_get(0).map_err(g)?,
+                    camera: r.try_get(1).map_err(g)?,
+                    rule: r.try_get(2).map_err(g)?,
+                    zone: r.try_get(3).map_err(g)?,
+                    label: r.try_get(4).map_err(g)?,
+                    bbox: serde_json::from_str(&bbox)
+                        .map_err(|e| StoreError::Corrupt(format!("check box: {e}")))?,
+                    package: r.try_get(6).map_err(g)?,
+                    due_at: r.try_get(7).map_err(g)?,
+                    attempts: r.try_get(8).map_err(g)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records what a look at the place found (by a camera, `actor` "citywatch", or by a
+    /// person). `evidence`: the package reference after the look's photo and clip joined
+    /// it. Returns the case's new status; None when no check was waiting (recorded before).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_check(
+        &self,
+        case: &str,
+        outcome: &CheckOutcome,
+        evidence: Option<&serde_json::Value>,
+        actor: &str,
+        policy: &CasePolicy,
+        closure: &ClosureSettings,
+        at: f64,
+    ) -> Result<Option<CaseStatus>, StoreError> {
+        let g = |e| self.err(e);
+        let mut tx = self.pool().begin().await.map_err(g)?;
+        let row = sqlx::query(&self.sql(
+            "SELECT attempts FROM closure_checks WHERE case_number = $1 AND state IN ('waiting', 'manual')",
+        ))
+        .bind(case)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(g)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let attempts: i64 = row.try_get(0).map_err(g)?;
+        let to = match outcome {
+            CheckOutcome::Unjudged { reason } => {
+                let attempts = attempts + 1;
+                let manual = attempts >= i64::from(closure.max_attempts);
+                sqlx::query(&self.sql(
+                    "UPDATE closure_checks SET attempts = $2, due_at = $3, last_reason = $4, state = $5 \
+                     WHERE case_number = $1",
+                ))
+                .bind(case)
+                .bind(attempts)
+                .bind(at + closure.retry_s)
+                .bind(reason)
+                .bind(if manual { "manual" } else { "waiting" })
+                .execute(&mut *tx)
+                .await
+                .map_err(g)?;
+                if !manual {
+                    tx.commit().await.map_err(g)?;
+                    return Ok(Some(CaseStatus::Handled));
+                }
+                self.set_status_in(&mut tx, case, CaseStatus::CheckManual, at)
+                    .await?;
+                let detail = format!("{attempts} looks could not judge the place: {reason}");
+                self.event_in(
+                    &mut tx,
+                    case,
+                    &format!("check-{case}-{at:.3}"),
+                    CaseStatus::CheckManual.as_str(),
+                    actor,
+                    Some(&detail),
+                    at,
+                )
+                .await?;
+                self.audit_in(
+                    &mut tx,
+                    None,
+                    at,
+                    actor,
+                    "case.check_manual",
+                    case,
+                    Some(&detail),
+                )
+                .await?;
+                tx.commit().await.map_err(g)?;
+                return Ok(Some(CaseStatus::CheckManual));
+            }
+            CheckOutcome::Clear => CaseStatus::VerifiedClosed,
+            CheckOutcome::StillThere => CaseStatus::NotRectified,
+        };
+        sqlx::query(&self.sql(
+            "UPDATE closure_checks SET state = 'done', last_reason = NULL WHERE case_number = $1",
+        ))
+        .bind(case)
+        .execute(&mut *tx)
+        .await
+        .map_err(g)?;
+        self.set_status_in(&mut tx, case, to, at).await?;
+        if let Some(ev) = evidence {
+            sqlx::query(&self.sql("UPDATE cases SET evidence = $2 WHERE case_number = $1"))
+                .bind(case)
+                .bind(ev.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(g)?;
+        }
+        if to == CaseStatus::NotRectified {
+            // Reopened: a new deadline from now, and a new reminder when it passes.
+            let limit: String =
+                sqlx::query(&self.sql("SELECT time_limit FROM cases WHERE case_number = $1"))
+                    .bind(case)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(g)?
+                    .try_get(0)
+                    .map_err(g)?;
+            sqlx::query(&self.sql(
+                "UPDATE cases SET deadline_at = $2, reminded_at = NULL WHERE case_number = $1",
+            ))
+            .bind(case)
+            .bind(policy.deadline(&limit, at))
+            .execute(&mut *tx)
+            .await
+            .map_err(g)?;
+        }
+        let seq = self
+            .event_in(
+                &mut tx,
+                case,
+                &format!("check-{case}-{at:.3}"),
+                to.as_str(),
+                actor,
+                None,
+                at,
+            )
+            .await?;
+        self.tell_platform_in(
+            &mut tx,
+            case,
+            seq,
+            serde_json::json!({
+                "event": "case_status",
+                "status": to.as_str(),
+                "at": at,
+                "checked_by": actor,
+                "evidence": evidence,
+            }),
+            at,
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            None,
+            at,
+            actor,
+            &format!("case.{}", to.as_str()),
+            case,
+            None,
+        )
+        .await?;
+        tx.commit().await.map_err(g)?;
+        Ok(Some(to))
+    }
+
+    /// A case's history, oldest first.
+    pub async fn case_events(&self, case: &str) -> Result<Vec<CaseEvent>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT seq, at, status, actor, detail FROM case_events WHERE case_number = $1 ORDER BY seq",
+        ))
+        .bind(case)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| self.err(e);
+                Ok(CaseEvent {
+                    seq: r.try_get(0).map_err(g)?,
+                    at: r.try_get(1).map_err(g)?,
+                    status: r.try_get(2).map_err(g)?,
+                    actor: r.try_get(3).map_err(g)?,
+                    detail: r.try_get(4).map_err(g)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The platform closes a case itself (as a report with a made-up event id would).
+    pub async fn close_case(
+        &self,
+        case: &str,
+        actor: &str,
+        now: f64,
+    ) -> Result<Applied, StoreError> {
+        self.apply_platform(
+            &PlatformEvent {
+                event_id: format!("close-{case}"),
+                case_number: case.into(),
+                status: Report::Closed,
+                at: Some(now),
+                note: None,
+            },
+            actor,
+            None,
+            &ClosureSettings::default(),
+            now,
+        )
+        .await
+    }
+
+    /// Cases past their deadline that the platform has not been reminded of: each gets an
+    /// `overdue` history row and one reminder in the outbox. Returns their numbers.
+    pub async fn remind_overdue(&self, now: f64) -> Result<Vec<String>, StoreError> {
+        let g = |e| self.err(e);
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT case_number, deadline_at FROM cases WHERE deadline_at < $1 AND reminded_at IS NULL \
+             AND status IN {DEADLINE_RUNS} ORDER BY deadline_at LIMIT 200"
+        )))
+        .bind(now)
+        .fetch_all(self.pool())
+        .await
+        .map_err(g)?;
+        let mut reminded = Vec::new();
+        for r in rows {
+            let case: String = r.try_get(0).map_err(g)?;
+            let deadline: f64 = r.try_get(1).map_err(g)?;
+            let mut tx = self.pool().begin().await.map_err(g)?;
+            // Another process may have reminded it meanwhile.
+            let mine = sqlx::query(&self.sql(
+                "UPDATE cases SET reminded_at = $2 WHERE case_number = $1 AND reminded_at IS NULL",
+            ))
+            .bind(&case)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(g)?
+            .rows_affected()
+                == 1;
+            if !mine {
+                continue;
+            }
+            let seq = self
+                .event_in(
+                    &mut tx,
+                    &case,
+                    &format!("overdue-{case}-{deadline:.0}"),
+                    "overdue",
+                    "citywatch",
+                    None,
+                    now,
+                )
+                .await?;
+            self.tell_platform_in(
+                &mut tx,
+                &case,
+                seq,
+                serde_json::json!({ "event": "case_overdue", "deadline_at": deadline, "at": now }),
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(g)?;
+            reminded.push(case);
+        }
+        Ok(reminded)
+    }
+
+    /// Open cases past their deadline now.
+    pub async fn overdue_count(&self, now: f64) -> Result<i64, StoreError> {
+        let g = |e| self.err(e);
+        sqlx::query(&self.sql(&format!(
+            "SELECT COUNT(*) FROM cases WHERE deadline_at < $1 AND status IN {DEADLINE_RUNS}"
+        )))
+        .bind(now)
+        .fetch_one(self.pool())
+        .await
+        .map_err(g)?
+        .try_get(0)
+        .map_err(g)
+    }
+
+    /// Cases by status.
+    pub async fn case_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let g = |e| self.err(e);
+        let rows = sqlx::query(&self.sql(
+            "SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status",
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(g)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0).map_err(g)?, r.try_get(1).map_err(g)?)))
+            .collect()
+    }
+
+    /// Open cases for the polling adapter: those the platform still works on.
+    pub async fn cases_to_poll(&self) -> Result<Vec<String>, StoreError> {
+        let g = |e| self.err(e);
+        let rows = sqlx::query(&self.sql(
+            "SELECT case_number FROM cases WHERE status IN ('filed', 'dispatched', 'not_rectified') \
+             ORDER BY filed_at LIMIT 1000",
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(g)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(g))
+            .collect()
+    }
+
+    /// Outbox rows given up on, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let g = |e| self.err(e);
+        let rows = sqlx::query(&self.sql(
+            "SELECT id, case_number, idempotency_key, payload, attempts, last_error FROM outbox \
+             WHERE state = 'dead' ORDER BY next_attempt_at, id LIMIT 1000",
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(g)?;
+        rows.iter()
+            .map(|r| {
+                let payload: String = r.try_get(3).map_err(g)?;
+                let event = serde_json::from_str::<serde_json::Value>(&payload)
+                    .ok()
+                    .and_then(|v| v.get("event")?.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "case_filed".into());
+                Ok(DeadLetter {
+                    id: r.try_get(0).map_err(g)?,
+                    case_number: r.try_get(1).map_err(g)?,
+                    idempotency_key: r.try_get(2).map_err(g)?,
+                    event,
+                    attempts: r.try_get(4).map_err(g)?,
+                    last_error: r.try_get(5).map_err(g)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Puts dead letters back in the queue with fresh attempts and the same idempotency key
+    /// (`ids` None: all of them); each requeue is audited. Returns how many moved.
+    pub async fn requeue(
+        &self,
+        ids: Option<&[String]>,
+        actor: &str,
+        now: f64,
+    ) -> Result<usize, StoreError> {
+        let g = |e| self.err(e);
+        let targets: Vec<(String, String)> = self
+            .dead_letters()
+            .await?
+            .into_iter()
+            .filter(|d| ids.is_none_or(|ids| ids.contains(&d.id)))
+            .map(|d| (d.id, d.idempotency_key))
+            .collect();
+        let mut moved = 0;
+        for (id, key) in targets {
+            let mut tx = self.pool().begin().await.map_err(g)?;
+            let n = sqlx::query(&self.sql(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2 \
+                 WHERE id = $1 AND state = 'dead'",
+            ))
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(g)?
+            .rows_affected();
+            if n == 1 {
+                self.audit_in(&mut tx, None, now, actor, "outbox.requeue", &id, Some(&key))
+                    .await?;
+                moved += 1;
+            }
+            tx.commit().await.map_err(g)?;
+        }
+        Ok(moved)
+    }
+
+    /// Keys of the captures whose evidence retention may delete: rejected ones, and those
+    /// whose case became final at least `keep_s` before `now`.
+    pub async fn finished_capture_keys(
+        &self,
+        now: f64,
+        keep_s: f64,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT c.id FROM captures c LEFT JOIN cases k ON k.capture_id = c.id \
+             WHERE (c.status = 'rejected' AND k.case_number IS NULL) \
+             OR (k.status IN {FINAL} AND k.closed_at <= $1)"
+        )))
+        .bind(now - keep_s)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(|e| self.err(e)))
+            .collect()
+    }
+
+    /// Forgets callback nonces older than `before` (they fail the timestamp check anyway).
+    pub async fn prune_nonces(&self, before: f64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query(&self.sql("DELETE FROM platform_nonces WHERE at < $1"))
+                .bind(before)
+                .execute(self.pool())
+                .await
+                .map_err(|e| self.err(e))?
+                .rows_affected(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_move_only_open_cases_and_handled_needs_an_open_problem() {
+        use CaseStatus as S;
+        assert_eq!(Report::Handled.moves(S::Dispatched), Some(S::Handled));
+        assert_eq!(Report::Handled.moves(S::NotRectified), Some(S::Handled));
+        assert_eq!(Report::Handled.moves(S::Handled), None);
+        assert_eq!(Report::Handled.moves(S::CheckManual), None);
+        assert_eq!(Report::Dispatched.moves(S::NotRectified), Some(S::Dispatched));
+        for f in [S::VerifiedClosed, S::Returned, S::Closed] {
+            for r in [
+                Report::Dispatched,
+                Report::Handled,
+                Report::Returned,
+                Report::Closed,
+            ] {
+                assert_eq!(r.moves(f), None);
+            }
+        }
+        for s in CaseStatus::ALL {
+            assert_eq!(CaseStatus::parse(s.as_str()), Some(s));
+        }
+    }
+}
