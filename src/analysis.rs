@@ -95,6 +95,8 @@ impl SceneDesk {
 pub enum Event {
     Capture(Capture),
     Suppressed(Suppression),
+    /// A closure check's look at a handled case's place decided.
+    Checked(crate::closure::CheckResult),
 }
 
 pub struct CameraAnalysis {
@@ -108,6 +110,8 @@ pub struct CameraAnalysis {
     desk: Option<SceneDesk>,
     /// What operators said of earlier captures, by look.
     memory: Option<crate::learn::SharedMemory>,
+    /// Closure checks of handled cases, and this camera's looks at their places.
+    checks: Option<(crate::closure::SharedChecks, crate::closure::Checker)>,
     store: Box<dyn EpisodeStore>,
     last_saved: f64,
     /// Episodes the last step opened and closed.
@@ -151,6 +155,7 @@ impl CameraAnalysis {
             }),
             desk: None,
             memory: None,
+            checks: None,
             store,
             last_saved: f64::MIN,
             opened: Vec::new(),
@@ -191,6 +196,51 @@ impl CameraAnalysis {
     pub fn with_memory(mut self, memory: crate::learn::SharedMemory) -> Self {
         self.memory = Some(memory);
         self
+    }
+
+    /// Looks at the places of this camera's cases reported handled (the closure check).
+    pub fn with_checks(
+        mut self,
+        checks: crate::closure::SharedChecks,
+        settings: crate::config::ClosureSettings,
+    ) -> Self {
+        self.checks = Some((checks, crate::closure::Checker::new(settings)));
+        self
+    }
+
+    /// Whether a closure check is looking at a place now.
+    pub fn checking(&self) -> bool {
+        self.checks.as_ref().is_some_and(|(_, c)| c.looking())
+    }
+
+    /// This frame's looks at the places of handled cases.
+    fn look(&mut self, t: f64, dets: &[Detection], frame: Option<&Frame>) -> Vec<Event> {
+        use crate::closure::Sight;
+        let off = self.off_view();
+        let (engine, tracker) = (&self.engine, &self.tracker);
+        let Some((checks, checker)) = self.checks.as_mut() else {
+            return Vec::new();
+        };
+        let requests = checks.for_camera(&self.camera);
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        checker
+            .step(t, &requests, |r| {
+                if off {
+                    return Sight::Unjudgeable("off_view");
+                }
+                let Some(f) = frame else {
+                    return Sight::Unjudgeable("no_frame");
+                };
+                match crate::model::RuleKind::parse(&r.rule) {
+                    Some(rule) => engine.place_sight(rule, &r.zone, &r.bbox, t, tracker, dets, f),
+                    None => Sight::Unjudgeable("unknown_rule"),
+                }
+            })
+            .into_iter()
+            .map(Event::Checked)
+            .collect()
     }
 
     /// Carries out operators' commands at time `t`; says whether anything changed.
@@ -311,6 +361,7 @@ impl CameraAnalysis {
                 || !up.fixtures.is_empty()
                 || !events.is_empty();
         }
+        events.extend(self.look(t, dets, frame));
         if changed || t - self.last_saved >= SAVE_EVERY_S {
             self.tracker.state.deferred = self.limiter.deferred().to_vec();
             if let Err(e) = self.store.save(&self.camera, &self.tracker.state) {
@@ -481,6 +532,15 @@ impl FrameAnalyser {
         })
     }
 
+    /// The frame a closure check decided on: its picture and stream time.
+    pub fn check_frame(&self) -> Option<(crate::evidence::image::Picture, Option<f64>)> {
+        let frame = self.last_frame.as_ref()?;
+        Some((
+            crate::evidence::image::Picture::from_frame(frame),
+            frame.pts.map(|p| p.as_secs_f64()),
+        ))
+    }
+
     fn keep_first_seen(&mut self, frame: &std::sync::Arc<Frame>, t: f64) {
         let closed = std::mem::take(&mut self.analysis.closed);
         self.first_seen.retain(|(id, _)| !closed.contains(id));
@@ -609,6 +669,7 @@ impl FrameAnalyser {
                     }
                     tracing::info!(camera = %self.camera, rule = s.candidate.rule.as_str(), reason = ?s.reason, "capture suppressed");
                 }
+                Event::Checked(_) => {}
             }
         }
         events

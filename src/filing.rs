@@ -169,6 +169,8 @@ pub struct FilingStage {
     shutdown: Shutdown,
     /// Told the key of each capture the store commits (benchmarks, tests).
     commits: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
+    /// Closure checks waiting for the cameras.
+    checks: crate::closure::SharedChecks,
 }
 
 /// The queue folder's name under the spool root: one queue per database, so entries never
@@ -218,6 +220,7 @@ impl FilingStage {
             clock,
             shutdown,
             commits: Mutex::default(),
+            checks: Default::default(),
         }))
     }
 
@@ -334,38 +337,7 @@ impl FilingStage {
         frames: CaptureFrames,
     ) {
         // The clip: wait until the stream has passed the confirmation by post_s.
-        let (clip, clip_note) = match (&cam.ring, frames.confirm_stream_s) {
-            (Some(ring), Some(at)) => {
-                let at_ns = (at * 1e9) as u64;
-                let from = at_ns.saturating_sub((ev.pre_s * 1e9) as u64);
-                let until = at_ns + (ev.post_s * 1e9) as u64;
-                let generation0 = ring.progress().generation;
-                let waited = ring
-                    .reached(
-                        until,
-                        generation0,
-                        Duration::from_secs_f64(ev.post_s + 30.0),
-                    )
-                    .await;
-                let packets = if waited.generation == generation0 {
-                    ring.cut(from, until)
-                } else {
-                    Vec::new()
-                };
-                let note = packets.is_empty().then(|| {
-                    if waited.generation != generation0 {
-                        "the camera reconnected before the clip was complete".to_string()
-                    } else {
-                        "the stream buffer no longer reached back to the clip's start".to_string()
-                    }
-                });
-                (packets, note)
-            }
-            _ => (
-                Vec::new(),
-                Some("this camera keeps no stream buffer".to_string()),
-            ),
-        };
+        let (clip, clip_note) = cut_clip(cam.ring.as_ref(), frames.confirm_stream_s, &ev).await;
         let rule = cam
             .rules
             .get(&c.candidate.rule)
@@ -425,6 +397,144 @@ impl FilingStage {
         info!(camera = %cam.info.id, capture = %key, package = %p.path, "evidence package written");
         let value = reference(&writer, &ev, &p);
         self.enqueue(&key, Some(value));
+    }
+}
+
+/// The stream around `at` (stream seconds): `pre_s` before to `post_s` after, once the
+/// stream has passed it; or why there is none.
+async fn cut_clip(
+    ring: Option<&PacketRing>,
+    at: Option<f64>,
+    ev: &EvidenceSettings,
+) -> (Vec<crate::ingest::ring::Packet>, Option<String>) {
+    match (ring, at) {
+        (Some(ring), Some(at)) => {
+            let at_ns = (at * 1e9) as u64;
+            let from = at_ns.saturating_sub((ev.pre_s * 1e9) as u64);
+            let until = at_ns + (ev.post_s * 1e9) as u64;
+            let generation0 = ring.progress().generation;
+            let waited = ring
+                .reached(
+                    until,
+                    generation0,
+                    Duration::from_secs_f64(ev.post_s + 30.0),
+                )
+                .await;
+            let packets = if waited.generation == generation0 {
+                ring.cut(from, until)
+            } else {
+                Vec::new()
+            };
+            let note = packets.is_empty().then(|| {
+                if waited.generation != generation0 {
+                    "the camera reconnected before the clip was complete".to_string()
+                } else {
+                    "the stream buffer no longer reached back to the clip's start".to_string()
+                }
+            });
+            (packets, note)
+        }
+        _ => (
+            Vec::new(),
+            Some("this camera keeps no stream buffer".to_string()),
+        ),
+    }
+}
+
+impl FilingStage {
+    /// The closure checks the cameras look at; settled here once a look is recorded.
+    pub fn checks(&self) -> crate::closure::SharedChecks {
+        self.checks.clone()
+    }
+
+    /// A closure check decided: the look's photo and clip join the case's package, then the
+    /// verdict goes to the store (retried until it is there, or shutdown), and the check
+    /// is settled in the shared list.
+    pub fn checked(
+        self: &Arc<Self>,
+        cam: &CameraEvidence,
+        r: crate::closure::CheckResult,
+        frame: Option<(crate::evidence::image::Picture, Option<f64>)>,
+    ) {
+        let this = self.clone();
+        let cam = cam.clone();
+        let job = tokio::spawn(async move {
+            let case = r.request.case_number.clone();
+            let mut evidence = None;
+            if let (Some((writer, ev)), Some(package), Some((picture, stream_s)), false) = (
+                &this.evidence,
+                &r.request.package,
+                frame,
+                matches!(r.outcome, crate::closure::CheckOutcome::Unjudged { .. }),
+            ) {
+                let (clip, clip_note) = cut_clip(cam.ring.as_ref(), stream_s, ev).await;
+                let add = crate::evidence::Addendum {
+                    case_number: case.clone(),
+                    outcome: r.outcome.as_str().into(),
+                    picture,
+                    t: r.t,
+                    stream_s,
+                    bbox: r.request.bbox,
+                    clip,
+                    clip_note,
+                };
+                let (w, p) = (writer.clone(), package.clone());
+                match tokio::task::spawn_blocking(move || w.append(&p, &add)).await {
+                    Ok(Ok(p)) => {
+                        info!(case = %case, package = %p.path, "closure check's look added to the package");
+                        evidence = Some(reference(writer, ev, &p));
+                    }
+                    Ok(Err(e)) => {
+                        // A package that fails its check is not extended: the verdict is
+                        // recorded without the look, and the log says why.
+                        error!(case = %case, error = %e, "closure check's look not added to the package");
+                    }
+                    Err(e) => error!(case = %case, error = %e, "evidence writer panicked"),
+                }
+            }
+            let policy = this.cases.policy();
+            let mut backoff =
+                Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
+            loop {
+                match this
+                    .store
+                    .record_check(
+                        &case,
+                        &r.outcome,
+                        evidence.as_ref(),
+                        "citywatch",
+                        &policy,
+                        &this.cases.closure,
+                        r.t,
+                    )
+                    .await
+                {
+                    Ok(status) => {
+                        info!(case = %case, outcome = r.outcome.as_str(), status = ?status.map(|s| s.as_str()), "closure check recorded");
+                        let next = match (&r.outcome, status) {
+                            (
+                                crate::closure::CheckOutcome::Unjudged { .. },
+                                Some(crate::store::lifecycle::CaseStatus::Handled),
+                            ) => Some(r.t + this.cases.closure.retry_s),
+                            _ => None,
+                        };
+                        this.checks.settle(&r.request.camera, &case, next);
+                        this.stored.notify_one();
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(case = %case, error = %e, "closure check not recorded; will retry")
+                    }
+                }
+                tokio::select! {
+                    _ = this.shutdown.triggered() => return,
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+        });
+        let mut jobs = self.jobs.lock().expect("jobs");
+        jobs.retain(|j| !j.is_finished());
+        jobs.push(job);
     }
 }
 

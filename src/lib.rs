@@ -14,7 +14,8 @@
 //!   the pipeline; the packet ring), [`detect`] (ONNX detectors, batching, the scene gate),
 //!   [`scene`] (light-proof zone structure and the view-drift guard),
 //!   [`episodes`] (stationary objects by place), [`rules`] (the three rules), [`learn`] (the
-//!   verdict memory: lookalikes of rejected captures), [`ratelimit`] (dedup, token bucket,
+//!   verdict memory: lookalikes of rejected captures), [`closure`] (the closure check of a
+//!   case reported handled), [`ratelimit`] (dedup, token bucket,
 //!   inference budget), [`evidence`] (packages, clips, retention),
 //!   [`store`] (captures, cases, outbox, users, leases).
 //! - Wiring: [`analysis`] (one camera's gate → detect → episodes → rules → limits),
@@ -22,14 +23,16 @@
 //!   one way a camera starts, is analysed and stops).
 //! - Running many cameras: [`patrol`] (visits under a platform's stream cap), [`workers`]
 //!   (cameras by lease across processes).
-//! - Outputs: [`notify`] (the outbox delivered to the city platform), [`status`] (status
-//!   lines), [`web`] (review UI, JSON API, metrics).
+//! - Outputs: [`notify`] (the outbox delivered to the city platform; the polling adapter),
+//!   [`status`] (status lines), [`web`] (review UI, JSON API, metrics, platform callbacks).
 //! - Commands: [`replay`] (recorded footage to the end), [`eval`] (scores against truth;
 //!   scenario clips; training data), [`run`] (the live pipeline), [`probe`] (checks a camera
-//!   URL), [`samples`] (the loopback RTSP server of the sample footage).
+//!   URL), [`samples`] (the loopback RTSP server of the sample footage), [`platform_sim`] (a
+//!   loopback city platform for tests and the demo).
 
 pub mod analysis;
 pub mod cases;
+pub mod closure;
 pub mod config;
 pub mod core;
 pub mod detect;
@@ -43,6 +46,7 @@ pub mod model;
 pub mod notify;
 pub mod patrol;
 pub mod pipeline;
+pub mod platform_sim;
 pub mod probe;
 pub mod ratelimit;
 pub mod replay;

@@ -115,6 +115,8 @@ pub(crate) struct CameraResult {
     /// With [`PlayOptions::keep_detections`]: (stream seconds, detections) of every frame the
     /// detector ran on.
     pub detections: Vec<(f64, Vec<crate::detect::Detection>)>,
+    /// Closure checks the camera decided.
+    pub checks: Vec<crate::closure::CheckResult>,
 }
 
 /// How [`play`] runs its cameras.
@@ -127,6 +129,8 @@ pub(crate) struct PlayOptions {
     pub jobs: usize,
     /// The verdict memory candidates are judged against (None: an empty one).
     pub memory: Option<crate::learn::SharedMemory>,
+    /// Closure checks of handled cases the cameras look at (None: none).
+    pub checks: Option<crate::closure::SharedChecks>,
 }
 
 /// Records what a replayed camera produced, frame by frame.
@@ -171,6 +175,7 @@ impl Watcher for Recorder {
                     }
                     out.suppressed.push(s.clone());
                 }
+                Event::Checked(r) => out.checks.push(r.clone()),
             }
         }
     }
@@ -198,6 +203,7 @@ pub(crate) async fn play(
         latest: Default::default(),
         desk: Default::default(),
         memory: opts.memory.clone().unwrap_or_default(),
+        checks: opts.checks.clone().unwrap_or_default(),
         keep_detections: opts.keep_detections,
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(if opts.jobs == 0 {
@@ -282,6 +288,16 @@ pub async fn replay(
         )),
         None => None,
     };
+    // Closure checks of handled cases waiting in this database: the replayed footage is the
+    // camera's next look at their places.
+    let checks = match &stage {
+        Some((stage, store, _)) => {
+            let c = stage.checks();
+            c.replace(store.waiting_checks().await?);
+            Some(c)
+        }
+        None => None,
+    };
     let config = Arc::new(config);
     let mut cams = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
@@ -304,6 +320,7 @@ pub async fn replay(
         stage.as_ref().map(|(s, ..)| s.clone()),
         PlayOptions {
             memory,
+            checks,
             ..Default::default()
         },
     )
@@ -349,6 +366,22 @@ pub async fn replay(
                 c.id,
                 serde_json::to_string(&line)?,
             ));
+        }
+        for (i, c) in r.checks.iter().enumerate() {
+            let mut v = serde_json::json!({
+                "type": "check",
+                "camera": id,
+                "case_number": c.request.case_number,
+                "rule": c.request.rule,
+                "zone": c.request.zone,
+                "t_s": round(c.t - start_unix, 3),
+                "at": local_time(c.t, offset),
+            });
+            v["outcome"] = serde_json::to_value(&c.outcome)?["outcome"].clone();
+            if let crate::closure::CheckOutcome::Unjudged { reason } = &c.outcome {
+                v["reason"] = reason.clone().into();
+            }
+            lines.push((c.t, id.clone(), 2, i as u64, v.to_string()));
         }
         if opts.suppressed {
             for (i, s) in r.suppressed.iter().enumerate() {

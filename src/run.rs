@@ -118,6 +118,20 @@ pub async fn run(
             }
         });
     }
+    // Closure checks of cases reported handled: the cameras look at their places; the
+    // platform callback adds to them, and they reload from the database (another process
+    // may have received the report).
+    let checks = match &stage {
+        Some(s) => s.checks(),
+        None => Default::default(),
+    };
+    if let (Some(store), Some(cases)) = (store.clone(), config.cases.clone()) {
+        checks.replace(store.waiting_checks().await?);
+        let (checks, shutdown, clock) = (checks.clone(), shutdown.clone(), clock.clone());
+        tokio::spawn(async move {
+            crate::notify::lifecycle(store, cases, checks, clock, shutdown).await
+        });
+    }
     let launcher = Launcher {
         config: config.clone(),
         detection: detection
@@ -132,6 +146,7 @@ pub async fn run(
         latest: Default::default(),
         desk: Default::default(),
         memory: memory.clone(),
+        checks: checks.clone(),
         keep_detections: false,
     };
     let health = HealthBoard::default();
@@ -194,6 +209,7 @@ pub async fn run(
         web.latest = launcher.latest.clone();
         web.desk = launcher.desk.clone();
         web.memory = memory.clone();
+        web.checks = checks.clone();
         web.patrol = patrol.as_ref().map(|p| p.board.clone());
         web.worker = worker.as_ref().map(|(_, b)| b.clone());
         let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;

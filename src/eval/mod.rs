@@ -301,6 +301,7 @@ async fn run_variant(
             progress: Some(played),
             jobs,
             memory: None,
+            checks: None,
         },
     )
     .await?;

@@ -131,6 +131,90 @@ pub struct PackageManifest {
     pub clip: Option<clip::ClipSpan>,
     /// Why a part is missing (no clip, no first-seen frame), if one is.
     pub notes: Vec<String>,
+    /// Looks added after filing (the closure check's "after" photo and clip), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<Revision>,
+}
+
+/// A look added to a package after it was written: each keeps the hash of the manifest it
+/// replaced, so the package's history can be followed back to the filed original.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    /// 1, 2, ...
+    pub n: u32,
+    /// What the look found: clear (核实结案) or still_there (未整改).
+    pub outcome: String,
+    pub case_number: String,
+    pub at: Stamp,
+    /// sha256 of the manifest.json this revision replaced.
+    pub previous_manifest_sha256: String,
+    /// The files this look added (also listed, with their hashes, in `files`).
+    pub files: Vec<String>,
+    pub clip: Option<clip::ClipSpan>,
+    pub notes: Vec<String>,
+}
+
+/// A closure check's look, to add to the case's package.
+#[derive(Debug, Clone)]
+pub struct Addendum {
+    pub case_number: String,
+    /// clear or still_there.
+    pub outcome: String,
+    pub picture: Picture,
+    pub t: f64,
+    pub stream_s: Option<f64>,
+    /// The place looked at.
+    pub bbox: BBox,
+    pub clip: Vec<Packet>,
+    pub clip_note: Option<String>,
+}
+
+/// Which files of a package fail their hash check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tampered {
+    /// The package's files whose bytes do not match the manifest, or that are missing.
+    pub files: Vec<String>,
+    /// What is wrong, in words.
+    pub detail: String,
+}
+
+/// Checks every file of a package and names each that fails (where [`verify`] stops at the
+/// first): the web UI shows them.
+pub fn verify_all(dir: &Path) -> Result<PackageManifest, Tampered> {
+    let bad = |files: Vec<String>, detail: String| Tampered { files, detail };
+    let mpath = dir.join("manifest.json");
+    let bytes = std::fs::read(&mpath)
+        .map_err(|e| bad(vec!["manifest.json".into()], format!("manifest.json: {e}")))?;
+    let m: PackageManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(vec!["manifest.json".into()], format!("manifest.json: {e}")))?;
+    let mut files = Vec::new();
+    let mut details = Vec::new();
+    for f in &m.files {
+        if f.name.contains('/') || f.name.contains("..") {
+            files.push(f.name.clone());
+            details.push(format!("{} leaves the package", f.name));
+            continue;
+        }
+        match entry_of(&dir.join(&f.name), &f.name) {
+            Ok(got) if got.sha256 == f.sha256 => {}
+            Ok(got) => {
+                files.push(f.name.clone());
+                details.push(format!(
+                    "{}: sha256 {} is not the manifest's {}",
+                    f.name, got.sha256, f.sha256
+                ));
+            }
+            Err(e) => {
+                files.push(f.name.clone());
+                details.push(e.to_string());
+            }
+        }
+    }
+    if files.is_empty() {
+        Ok(m)
+    } else {
+        Err(bad(files, details.join("; ")))
+    }
 }
 
 /// The frame an object was first seen in.
@@ -343,10 +427,97 @@ impl EvidenceWriter {
             files,
             clip,
             notes,
+            revisions: Vec::new(),
         };
         let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
         write_file(tmp, "manifest.json", &json)?;
         Ok(manifest)
+    }
+}
+
+impl EvidenceWriter {
+    /// Adds a closure check's look to a case's package: the "after" photo and clip join
+    /// it, and the manifest is rewritten (atomically) with a [`Revision`] that keeps the
+    /// replaced manifest's hash. The package must verify first. Adding the same look again
+    /// (same case, outcome and time) changes nothing.
+    pub fn append(&self, package: &str, add: &Addendum) -> Result<PackageRef, EvidenceError> {
+        let dir = resolve(&self.root, package).ok_or_else(|| EvidenceError::Invalid {
+            path: self.root.join(package),
+            detail: "not a package path under the root".into(),
+        })?;
+        let mut m = verify(&dir)?;
+        let at = Stamp::new(add.t, m.camera.utc_offset_s, add.stream_s);
+        if m.revisions.iter().any(|r| {
+            r.case_number == add.case_number && r.outcome == add.outcome && r.at.utc == at.utc
+        }) {
+            return Ok(package_ref(Path::new(package), &dir, &m));
+        }
+        let mpath = dir.join("manifest.json");
+        let previous = hex::encode(Sha256::digest(std::fs::read(&mpath).map_err(io(&mpath))?));
+        let n = m.revisions.len() as u32 + 1;
+        let word = if add.outcome == "clear" {
+            "核实: 已整改"
+        } else {
+            "核实: 未整改"
+        };
+        let jpg = image::render_jpeg(
+            &add.picture,
+            &Overlay {
+                bbox: Some(add.bbox),
+                zones: Vec::new(),
+                text: vec![
+                    format!("{word} · {} · {}", add.case_number, m.camera.id),
+                    format_time(add.t, m.camera.utc_offset_s)
+                        .replace('T', " ")
+                        .chars()
+                        .take(19)
+                        .collect::<String>()
+                        + &format!(" {}", utc_label(m.camera.utc_offset_s)),
+                ],
+            },
+            &self.font,
+        );
+        let photo = format!("after-{n}.jpg");
+        let mut added = vec![write_file(&dir, &photo, &jpg)?];
+        let mut notes = Vec::new();
+        let mut span = None;
+        if add.clip.is_empty() {
+            notes.push(format!(
+                "no clip: {}",
+                add.clip_note.as_deref().unwrap_or("the stream was not buffered")
+            ));
+        } else {
+            let name = format!("after-{n}.mp4");
+            let path = dir.join(&name);
+            match clip::write_mp4(&add.clip, &path) {
+                Ok(s) => {
+                    sync_file(&path)?;
+                    added.push(entry_of(&path, &name)?);
+                    span = Some(s);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    notes.push(format!("no clip: {e}"));
+                }
+            }
+        }
+        m.revisions.push(Revision {
+            n,
+            outcome: add.outcome.clone(),
+            case_number: add.case_number.clone(),
+            at,
+            previous_manifest_sha256: previous,
+            files: added.iter().map(|f| f.name.clone()).collect(),
+            clip: span,
+            notes,
+        });
+        m.files.extend(added);
+        let json = serde_json::to_vec_pretty(&m).expect("manifest serialises");
+        let tmp = dir.join(".manifest.json.tmp");
+        write_file(&dir, ".manifest.json.tmp", &json)?;
+        std::fs::rename(&tmp, &mpath).map_err(io(&mpath))?;
+        sync_dir(&dir)?;
+        Ok(package_ref(Path::new(package), &dir, &m))
     }
 }
 

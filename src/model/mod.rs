@@ -6,6 +6,7 @@
 
 pub mod candidate;
 pub mod categories;
+pub mod closure;
 pub mod embedding;
 pub mod geometry;
 pub mod place;

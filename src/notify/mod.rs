@@ -11,7 +11,10 @@
 //! The outbox rows themselves live in the case store, written in the same transaction as
 //! their case.
 
+pub mod lifecycle;
 pub mod webhook;
+
+pub use lifecycle::lifecycle;
 
 use std::future::Future;
 use std::pin::Pin;

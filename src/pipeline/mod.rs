@@ -70,6 +70,8 @@ pub struct Launcher {
     pub desk: crate::analysis::SceneDesk,
     /// The verdict memory the cameras judge candidates against.
     pub memory: crate::learn::SharedMemory,
+    /// Closure checks of handled cases the cameras look at.
+    pub checks: crate::closure::SharedChecks,
     /// Keep the detector's own output of every frame it ran on (eval scores it).
     pub keep_detections: bool,
 }
@@ -102,12 +104,16 @@ impl Launcher {
                     Episodes::Config => episode_store(&self.config)?,
                     Episodes::Forget => Box::new(NoStore),
                 };
+                let mut analysis = CameraAnalysis::new(cam, &self.config, store, *sees)?
+                    .with_desk(self.desk.clone())
+                    .with_memory(self.memory.clone());
+                if let Some(cases) = &self.config.cases {
+                    analysis = analysis.with_checks(self.checks.clone(), cases.closure.clone());
+                }
                 let mut a = FrameAnalyser::new(
                     &cam.id,
                     (&self.config.gate).into(),
-                    CameraAnalysis::new(cam, &self.config, store, *sees)?
-                        .with_desk(self.desk.clone())
-                        .with_memory(self.memory.clone()),
+                    analysis,
                     self.budget.clone(),
                     Arc::new(service.clone()),
                 );
@@ -272,6 +278,9 @@ impl Connected {
                             if let Some(m) = s.merged_into {
                                 stage.merged(m, &rig.cam.id, 1, s.candidate.confirm);
                             }
+                        }
+                        Event::Checked(r) => {
+                            stage.checked(cam, r.clone(), a.check_frame());
                         }
                     }
                 }

@@ -14,6 +14,7 @@ use crate::scene::Light;
 use crate::scene::structure::Patch;
 
 pub use crate::model::Candidate;
+use crate::model::closure::Sight;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -334,6 +335,85 @@ impl RuleEngine {
     /// The bin zones whose reference was taken since the last call (their "before" frame).
     pub fn take_new_references(&mut self) -> Vec<String> {
         std::mem::take(&mut self.new_references)
+    }
+
+    /// What this frame shows of a place a closure check looks at, judged as the rule judges:
+    /// an episode of the rule's kinds plainly present on the place, or the bin zone over
+    /// its clean reference. The tracker has seen the frame's detections already.
+    pub fn place_sight(
+        &self,
+        rule: RuleKind,
+        zone: &str,
+        place: &BBox,
+        t: f64,
+        tracker: &EpisodeTracker,
+        dets: &[Detection],
+        frame: &Frame,
+    ) -> Sight {
+        let kinds = rule_kinds(rule);
+        if rule == RuleKind::OverflowingBin && !self.model_sees_overflow {
+            let Some(z) = self.cam.zones.iter().find(|z| z.id == zone) else {
+                return Sight::Unjudgeable("zone_gone");
+            };
+            let bounds = z.polygon.bounds();
+            if dets.iter().any(|d| {
+                matches!(d.kind, ObjectKind::Person | ObjectKind::Vehicle)
+                    && overlap_share(&d.bbox, &bounds) > 0.05
+            }) {
+                return Sight::Unjudgeable("occluded");
+            }
+            let patch = Patch::of(frame, &z.polygon);
+            let light = patch.light();
+            if light == Light::Dark {
+                return Sight::Unjudgeable("dark");
+            }
+            let Some((reference, _)) = tracker
+                .state
+                .zones
+                .get(zone)
+                .and_then(|r| r.for_light(light))
+            else {
+                return Sight::Unjudgeable("no_reference");
+            };
+            let change_share = self
+                .cam
+                .rules
+                .iter()
+                .find(|r| r.kind == rule && r.zones.iter().any(|id| id == zone))
+                .map_or(0.1, |r| r.change_share);
+            let share = patch.changed_share(reference);
+            return if share >= change_share {
+                Sight::Present
+            } else if share < change_share * CLEAN_BELOW {
+                Sight::Clear
+            } else {
+                Sight::Unsure
+            };
+        }
+        if Patch::of_box(frame, place, 16).light() == Light::Dark {
+            return Sight::Unjudgeable("dark");
+        }
+        // Something the rule does not judge stands over most of the place.
+        if dets
+            .iter()
+            .any(|d| !kinds.contains(&d.kind) && overlap_share(place, &d.bbox) > 0.6)
+        {
+            return Sight::Unjudgeable("occluded");
+        }
+        let mut unsure = false;
+        for e in tracker.open() {
+            if !kinds.contains(&e.kind)
+                || (crate::model::iou(&e.anchor, place) < 0.3
+                    && crate::model::iou(&e.last_box, place) < 0.3)
+            {
+                continue;
+            }
+            if e.present_at(t) {
+                return Sight::Present;
+            }
+            unsure = true;
+        }
+        if unsure { Sight::Unsure } else { Sight::Clear }
     }
 
     /// Whether a bin zone's condition holds now (a deferred bin candidate is still due).

@@ -148,33 +148,7 @@ pub struct CaseEvent {
     pub detail: Option<String>,
 }
 
-/// A closure check waiting for its camera.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckRequest {
-    pub case_number: String,
-    pub camera: String,
-    pub rule: String,
-    pub zone: String,
-    pub label: String,
-    pub bbox: crate::model::BBox,
-    /// The case's evidence package, relative to the root.
-    pub package: Option<String>,
-    /// Frames from this time on count.
-    pub due_at: f64,
-    pub attempts: i64,
-}
-
-/// What a look at the place found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum CheckOutcome {
-    /// Seen clear: the case is verified closed.
-    Clear,
-    /// Seen still there: the case is reopened as not rectified.
-    StillThere,
-    /// Could not judge (dark, occluded, off view): tried again later, then a person.
-    Unjudged { reason: String },
-}
+pub use crate::model::closure::{CheckOutcome, CheckRequest};
 
 /// An outbox row that could not be delivered.
 #[derive(Debug, Clone, PartialEq, Serialize)]

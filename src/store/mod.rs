@@ -65,6 +65,18 @@ pub trait CaseStore: Send + Sync {
         location: &'a Location,
         now: f64,
     ) -> StoreFuture<'a, (String, Option<String>)>;
+    /// Records what a closure check's look found (see [`Store::record_check`]).
+    #[allow(clippy::too_many_arguments)]
+    fn record_check<'a>(
+        &'a self,
+        case: &'a str,
+        outcome: &'a crate::model::closure::CheckOutcome,
+        evidence: Option<&'a serde_json::Value>,
+        actor: &'a str,
+        policy: &'a CasePolicy,
+        closure: &'a crate::config::ClosureSettings,
+        at: f64,
+    ) -> StoreFuture<'a, Option<lifecycle::CaseStatus>>;
     /// Keys of captures whose evidence retention may delete at `now`: rejected, or their
     /// case final for at least `keep_s`.
     fn finished_capture_keys(
@@ -99,6 +111,21 @@ impl CaseStore for Store {
         keep_s: f64,
     ) -> StoreFuture<'_, std::collections::HashSet<String>> {
         Box::pin(Store::finished_capture_keys(self, now, keep_s))
+    }
+
+    fn record_check<'a>(
+        &'a self,
+        case: &'a str,
+        outcome: &'a crate::model::closure::CheckOutcome,
+        evidence: Option<&'a serde_json::Value>,
+        actor: &'a str,
+        policy: &'a CasePolicy,
+        closure: &'a crate::config::ClosureSettings,
+        at: f64,
+    ) -> StoreFuture<'a, Option<lifecycle::CaseStatus>> {
+        Box::pin(Store::record_check(
+            self, case, outcome, evidence, actor, policy, closure, at,
+        ))
     }
 }
 

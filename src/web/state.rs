@@ -37,6 +37,8 @@ pub struct WebState {
     /// The verdict memory the cameras judge with: reviews add to it, the learning page
     /// forgets from it.
     pub memory: crate::learn::SharedMemory,
+    /// Closure checks the cameras look at: a handled report adds one at once.
+    pub checks: crate::closure::SharedChecks,
 }
 
 impl WebState {
@@ -72,6 +74,7 @@ impl WebState {
             worker: None,
             desk: Default::default(),
             memory: Default::default(),
+            checks: Default::default(),
         })
     }
 

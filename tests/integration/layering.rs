@@ -27,6 +27,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("rules", 7),
     // The verdict memory: what reviewed captures looked like and what operators said.
     ("learn", 8),
+    // The closure check (核实): a camera's looks at the place of a case reported handled.
+    ("closure", 8),
     ("ratelimit", 8),
     ("evidence", 9),
     ("store", 10),
