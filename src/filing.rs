@@ -799,7 +799,24 @@ mod store_down_tests {
             })
         }
 
-        fn finished_capture_keys(&self, _now: f64, _keep_s: f64) -> StoreFuture<'_, HashSet<String>> {
+        fn record_check<'a>(
+            &'a self,
+            _case: &'a str,
+            _outcome: &'a crate::closure::CheckOutcome,
+            _evidence: Option<&'a serde_json::Value>,
+            _actor: &'a str,
+            _policy: &'a crate::cases::CasePolicy,
+            _closure: &'a crate::config::ClosureSettings,
+            _at: f64,
+        ) -> StoreFuture<'a, Option<crate::store::lifecycle::CaseStatus>> {
+            Box::pin(async { Ok(None) })
+        }
+
+        fn finished_capture_keys(
+            &self,
+            _now: f64,
+            _keep_s: f64,
+        ) -> StoreFuture<'_, HashSet<String>> {
             Box::pin(async { Ok(HashSet::new()) })
         }
     }

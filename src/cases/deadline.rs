@@ -127,9 +127,7 @@ impl WorkCalendar {
         let local = t.to_offset(self.offset);
         let mut day = local.date();
         // Local midnight of `day`, as Unix seconds.
-        let midnight = |d: Date| {
-            d.midnight().assume_offset(self.offset).unix_timestamp() as f64
-        };
+        let midnight = |d: Date| d.midnight().assume_offset(self.offset).unix_timestamp() as f64;
         let mut left = secs.max(0.0);
         let mut cur = from;
         for _ in 0..MAX_DAYS {

@@ -144,8 +144,11 @@ impl Checker {
         let s = &self.settings;
         self.looks
             .retain(|case, _| requests.iter().any(|r| &r.case_number == case));
-        self.decided
-            .retain(|case, due| requests.iter().any(|r| &r.case_number == case && r.due_at == *due));
+        self.decided.retain(|case, due| {
+            requests
+                .iter()
+                .any(|r| &r.case_number == case && r.due_at == *due)
+        });
         let mut out = Vec::new();
         for r in requests {
             if t < r.due_at || self.decided.contains_key(&r.case_number) {
@@ -267,7 +270,11 @@ mod tests {
         // Before its due time nothing is looked at.
         assert!(run(&mut c, &reqs, 90.0, 99.5, |_| Sight::Clear).is_empty());
         let out = run(&mut c, &reqs, 100.0, 140.0, |t| {
-            if t < 110.0 { Sight::Present } else { Sight::Clear }
+            if t < 110.0 {
+                Sight::Present
+            } else {
+                Sight::Clear
+            }
         });
         assert_eq!(out.len(), 1, "decided once: {out:?}");
         assert_eq!(out[0].outcome, CheckOutcome::Clear);
@@ -279,7 +286,11 @@ mod tests {
         let mut c = Checker::new(settings());
         let out = run(&mut c, &[req(0.0)], 0.0, 40.0, |t| {
             // Clear, but the object flickers back every 5 s: never 6 s clear.
-            if (t as i64) % 5 == 0 { Sight::Present } else { Sight::Clear }
+            if (t as i64) % 5 == 0 {
+                Sight::Present
+            } else {
+                Sight::Clear
+            }
         });
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].outcome, CheckOutcome::StillThere);
@@ -297,7 +308,9 @@ mod tests {
     #[test]
     fn a_dark_window_is_unjudged_and_the_next_due_time_looks_again() {
         let mut c = Checker::new(settings());
-        let out = run(&mut c, &[req(0.0)], 0.0, 60.0, |_| Sight::Unjudgeable("dark"));
+        let out = run(&mut c, &[req(0.0)], 0.0, 60.0, |_| {
+            Sight::Unjudgeable("dark")
+        });
         assert_eq!(
             out.iter().map(|r| r.outcome.clone()).collect::<Vec<_>>(),
             vec![CheckOutcome::Unjudged {
@@ -307,7 +320,11 @@ mod tests {
         // Mostly occluded with a glimpse of the object: still not enough to judge.
         let mut c = Checker::new(settings());
         let out = run(&mut c, &[req(0.0)], 0.0, 31.0, |t| {
-            if t < 1.0 { Sight::Present } else { Sight::Unjudgeable("occluded") }
+            if t < 1.0 {
+                Sight::Present
+            } else {
+                Sight::Unjudgeable("occluded")
+            }
         });
         assert!(matches!(out[0].outcome, CheckOutcome::Unjudged { .. }));
         // The retry, due later, is a new look.

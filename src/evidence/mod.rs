@@ -484,7 +484,9 @@ impl EvidenceWriter {
         if add.clip.is_empty() {
             notes.push(format!(
                 "no clip: {}",
-                add.clip_note.as_deref().unwrap_or("the stream was not buffered")
+                add.clip_note
+                    .as_deref()
+                    .unwrap_or("the stream was not buffered")
             ));
         } else {
             let name = format!("after-{n}.mp4");

@@ -98,7 +98,9 @@ impl TimeLimit {
             .parse()
             .ok()
             .filter(|n: &f64| n.is_finite() && *n > 0.0)
-            .ok_or_else(|| format!("{s:?}: expected a positive number then a unit, like \"5工作日\""))?;
+            .ok_or_else(|| {
+                format!("{s:?}: expected a positive number then a unit, like \"5工作日\"")
+            })?;
         match unit.trim() {
             "工作日" => Ok(Self::WorkDays(n)),
             "工作时" | "工作小时" => Ok(Self::WorkHours(n)),
@@ -119,11 +121,18 @@ mod tests {
     fn time_limits_parse_with_their_units() {
         assert_eq!(TimeLimit::parse("5工作日"), Ok(TimeLimit::WorkDays(5.0)));
         assert_eq!(TimeLimit::parse("2工作时"), Ok(TimeLimit::WorkHours(2.0)));
-        assert_eq!(TimeLimit::parse("1.5工作小时"), Ok(TimeLimit::WorkHours(1.5)));
+        assert_eq!(
+            TimeLimit::parse("1.5工作小时"),
+            Ok(TimeLimit::WorkHours(1.5))
+        );
         assert_eq!(TimeLimit::parse("24小时"), Ok(TimeLimit::Hours(24.0)));
         assert_eq!(TimeLimit::parse("3天"), Ok(TimeLimit::Days(3.0)));
         assert!(TimeLimit::parse("五工作日").is_err());
-        assert!(TimeLimit::parse("5周").unwrap_err().contains("unknown unit"));
+        assert!(
+            TimeLimit::parse("5周")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(TimeLimit::parse("0小时").is_err());
     }
 

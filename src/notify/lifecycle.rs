@@ -52,7 +52,9 @@ pub async fn lifecycle(
             next_reload = now + CHECKS_RELOAD_S;
             match store.waiting_checks().await {
                 Ok(list) => checks.replace(list),
-                Err(e) => tracing::warn!(error = %e, "cannot reload the closure checks; keeping the last"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reload the closure checks; keeping the last")
+                }
             }
         }
         if now >= next_remind {
@@ -138,8 +140,12 @@ pub async fn poll(
             Ok(Applied::Applied(s)) => {
                 tracing::info!(case = %case, status = s.as_str(), "case status polled from the platform")
             }
-            Ok(other) => tracing::debug!(case = %case, result = ?other, "polled status changes nothing"),
-            Err(e) => tracing::warn!(case = %case, error = %e, "polled status not applied; next round"),
+            Ok(other) => {
+                tracing::debug!(case = %case, result = ?other, "polled status changes nothing")
+            }
+            Err(e) => {
+                tracing::warn!(case = %case, error = %e, "polled status not applied; next round")
+            }
         }
     }
 }

@@ -275,8 +275,7 @@ impl Store {
                 Some(format!("rows {expected} to {} are missing", seq - 1))
             } else if prev != prev_hash {
                 Some("its link to the previous row does not match".to_string())
-            } else if row_hash(&prev, seq, at, &actor, &action, &subject, detail.as_deref())
-                != hash
+            } else if row_hash(&prev, seq, at, &actor, &action, &subject, detail.as_deref()) != hash
             {
                 Some("its content does not match its hash (edited)".to_string())
             } else {

@@ -133,7 +133,10 @@ pub enum Applied {
     Duplicate(CaseStatus),
     UnknownCase,
     /// The case's status does not allow the report.
-    Conflict { from: CaseStatus, report: Report },
+    Conflict {
+        from: CaseStatus,
+        report: Report,
+    },
     /// The nonce was used before.
     Replayed,
 }
@@ -196,9 +199,9 @@ impl Store {
         at: f64,
     ) -> Result<i64, StoreError> {
         let g = |e| self.err(e);
-        let seq: i64 = sqlx::query(&self.sql(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM case_events WHERE case_number = $1",
-        ))
+        let seq: i64 = sqlx::query(
+            &self.sql("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_events WHERE case_number = $1"),
+        )
         .bind(case)
         .fetch_one(&mut **tx)
         .await
@@ -599,6 +602,18 @@ impl Store {
         Ok(Some(to))
     }
 
+    /// A case's own evidence reference (it follows the looks added to the package).
+    pub async fn case_evidence(&self, case: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT evidence FROM cases WHERE case_number = $1"))
+            .bind(case)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row
+            .and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten())
+            .and_then(|e| serde_json::from_str(&e).ok()))
+    }
+
     /// A case's history, oldest first.
     pub async fn case_events(&self, case: &str) -> Result<Vec<CaseEvent>, StoreError> {
         let rows = sqlx::query(&self.sql(
@@ -718,9 +733,9 @@ impl Store {
     /// Cases by status.
     pub async fn case_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(&self.sql(
-            "SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status",
-        ))
+        let rows = sqlx::query(
+            &self.sql("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status"),
+        )
         .fetch_all(self.pool())
         .await
         .map_err(g)?;
@@ -857,7 +872,10 @@ mod tests {
         assert_eq!(Report::Handled.moves(S::NotRectified), Some(S::Handled));
         assert_eq!(Report::Handled.moves(S::Handled), None);
         assert_eq!(Report::Handled.moves(S::CheckManual), None);
-        assert_eq!(Report::Dispatched.moves(S::NotRectified), Some(S::Dispatched));
+        assert_eq!(
+            Report::Dispatched.moves(S::NotRectified),
+            Some(S::Dispatched)
+        );
         for f in [S::VerifiedClosed, S::Returned, S::Closed] {
             for r in [
                 Report::Dispatched,

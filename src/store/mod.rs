@@ -8,9 +8,9 @@
 pub use crate::model::categories;
 pub mod audit;
 pub mod episodes;
-pub mod lifecycle;
 pub mod learning;
 pub mod leases;
+pub mod lifecycle;
 pub mod outbox;
 pub mod query;
 pub mod spool;

@@ -112,13 +112,13 @@ impl Store {
         name: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&self.sql(
-            "SELECT role, password_hash, disabled FROM users WHERE name = $1",
-        ))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        let row = sqlx::query(
+            &self.sql("SELECT role, password_hash, disabled FROM users WHERE name = $1"),
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         let Some(row) = row else {
             // Spend the same time as a real check, so a name cannot be probed by timing.
             static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -130,10 +130,12 @@ impl Store {
         let disabled: i64 = row.try_get(2).map_err(|e| self.err(e))?;
         let role =
             Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
-        Ok((verify_password(password, &hash) && disabled == 0).then(|| User {
-            name: name.into(),
-            role,
-        }))
+        Ok(
+            (verify_password(password, &hash) && disabled == 0).then(|| User {
+                name: name.into(),
+                role,
+            }),
+        )
     }
 
     /// Starts a session; returns the cookie value (only its hash is stored) and the CSRF token.
@@ -322,8 +324,16 @@ impl Store {
         .rows_affected()
             == 1;
         if added {
-            self.audit_in(&mut tx, None, now, actor, "user.add", name, Some(role.as_str()))
-                .await?;
+            self.audit_in(
+                &mut tx,
+                None,
+                now,
+                actor,
+                "user.add",
+                name,
+                Some(role.as_str()),
+            )
+            .await?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(added)
@@ -350,7 +360,11 @@ impl Store {
             if disabled {
                 self.end_sessions_in(&mut tx, name).await?;
             }
-            let action = if disabled { "user.disable" } else { "user.enable" };
+            let action = if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            };
             self.audit_in(&mut tx, None, now, actor, action, name, None)
                 .await?;
         }

@@ -226,13 +226,19 @@ pub async fn login(
             (
                 header::SET_COOKIE,
                 format!(
-                    "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-                    ttl as u64
+                    "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+                    ttl as u64,
+                    secure(&st)
                 ),
             ),
         ],
     )
         .into_response()
+}
+
+/// The cookie attribute browsers need over HTTPS (TLS here, or an HTTPS proxy in front).
+fn secure(st: &WebState) -> &'static str {
+    if st.settings.https() { "; Secure" } else { "" }
 }
 
 pub async fn logout(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Response {
@@ -245,7 +251,10 @@ pub async fn logout(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Resp
             (header::LOCATION, "/login".to_string()),
             (
                 header::SET_COOKIE,
-                format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+                format!(
+                    "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+                    secure(&st)
+                ),
             ),
         ],
     )

@@ -2,11 +2,14 @@
 //! (`[web]`, default 127.0.0.1:8080). Every route but the login page needs a session or an
 //! API token; confirming and rejecting need the operator role.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod html;
+pub mod lifecycle;
 pub mod metrics;
 pub mod pages;
+pub mod platform;
 pub mod review;
 pub mod state;
 pub mod summary;
@@ -36,6 +39,16 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/cameras/{id}/fixtures", post(pages::fixtures))
         .route("/cases", get(pages::cases))
         .route("/cases.csv", get(api::cases_csv))
+        .route("/cases/{n}", get(lifecycle::case_page))
+        .route("/cases/{n}/verify", post(lifecycle::verify_page))
+        .route("/admin/outbox", get(lifecycle::dead_letters_page))
+        .route("/admin/outbox/requeue", post(lifecycle::requeue_all))
+        .route("/admin/outbox/{id}/requeue", post(lifecycle::requeue_one))
+        .route("/admin/users", get(admin::users_page).post(admin::add_user))
+        .route("/admin/users/{name}/disable", post(admin::disable_user))
+        .route("/admin/users/{name}/enable", post(admin::enable_user))
+        .route("/admin/users/{name}/reset", post(admin::reset_password))
+        .route("/admin/audit", get(admin::audit_page))
         .route("/cameras", get(pages::cameras))
         .route("/cameras/{id}/latest.jpg", get(api::latest_frame))
         .route("/summary", get(pages::summary))
@@ -50,6 +63,12 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/captures/{id}/confirm", post(api::confirm))
         .route("/api/captures/{id}/reject", post(api::reject))
         .route("/api/cases", get(api::cases))
+        .route("/api/cases/{n}", get(lifecycle::case_api))
+        .route("/api/cases/{n}/verify", post(lifecycle::verify_api))
+        .route("/api/dead-letters", get(lifecycle::dead_letters_api))
+        .route("/api/dead-letters/requeue", post(lifecycle::requeue_api))
+        .route("/api/users", get(admin::users_api))
+        .route("/api/audit", get(admin::audit_api))
         .route("/api/cameras", get(api::cameras))
         .route("/api/summary", get(api::summary))
         .route("/api/learning", get(api::learning))
@@ -64,8 +83,14 @@ pub fn router(state: Arc<WebState>) -> Router {
     Router::new()
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/static/app.css", get(pages::stylesheet))
+        // Authenticated by the platform's HMAC signature, not a session.
+        .route("/platform/callback", post(platform::callback))
         .merge(protected)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .with_state(state)
 }
 
@@ -76,6 +101,14 @@ pub async fn serve(
 ) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(&state.settings.listen).await?;
     let addr = listener.local_addr()?;
+    if let (Some(cert), Some(key)) = (
+        state.settings.tls_cert.clone(),
+        state.settings.tls_key.clone(),
+    ) {
+        serve_tls(listener, router(state), &cert, &key, shutdown).await?;
+        tracing::info!(%addr, "web UI and API listening (TLS)");
+        return Ok(addr);
+    }
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
         let stop = shutdown.clone();
@@ -88,4 +121,95 @@ pub async fn serve(
     });
     tracing::info!(%addr, "web UI and API listening");
     Ok(addr)
+}
+
+/// Serves over TLS (`[web] tls_cert`, `tls_key`) until shutdown: each connection's
+/// handshake, then HTTP/1.1 with the client's address for the login limiter.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    use tower::ServiceExt;
+    let bad = |what: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::other(format!("{}: {e}", what.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(cert, &e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key_der)
+    .map_err(|e| bad(cert, &e))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.triggered() => return,
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                };
+                let svc = hyper::service::service_fn(
+                    move |req: axum::http::Request<hyper::body::Incoming>| {
+                        let mut req = req.map(axum::body::Body::new);
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        app.clone().oneshot(req)
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(tls);
+                if let Err(e) = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .http1_only()
+                .serve_connection(io, svc)
+                .await
+                {
+                    tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// HSTS over HTTPS (TLS here, or an HTTPS proxy in front).
+async fn security_headers(
+    axum::extract::State(st): axum::extract::State<Arc<WebState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    if st.settings.https() {
+        resp.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
 }

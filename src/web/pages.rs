@@ -13,16 +13,28 @@ use super::auth::{Auth, server_error};
 use super::html::{Lang, esc, local, t};
 use super::review::{
     FixtureForm, REJECT_REASONS, RejectBody, camera_views, do_confirm, do_fixture, do_mark_clean,
-    do_reject, manifest_of,
+    do_reject,
 };
 use super::state::WebState;
 use crate::store::query::{CaptureFilter, CaseFilter};
 
-fn page(lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
-    let nav = ["review", "cases", "cameras", "summary", "learning"]
+pub(crate) fn page(lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
+    let mut nav = ["review", "cases", "cameras", "summary", "learning"]
         .iter()
         .map(|k| format!("<a href=\"/{k}\" id=\"nav-{k}\">{}</a>", t(lang, k)))
         .collect::<String>();
+    if auth.user.role >= crate::store::users::Role::Admin {
+        for (path, id, k) in [
+            ("/admin/users", "nav-users", "users"),
+            ("/admin/audit", "nav-audit", "audit"),
+            ("/admin/outbox", "nav-outbox", "dead_letters"),
+        ] {
+            nav.push_str(&format!(
+                "<a href=\"{path}\" id=\"{id}\">{}</a>",
+                t(lang, k)
+            ));
+        }
+    }
     let other = match lang {
         Lang::Zh => "<a href=\"?lang=en\" id=\"lang\">English</a>",
         Lang::En => "<a href=\"?lang=zh\" id=\"lang\">中文</a>",
@@ -63,7 +75,7 @@ pub async fn home() -> Redirect {
     Redirect::to("/review")
 }
 
-fn thumb(evidence: &Option<serde_json::Value>, file: &str) -> Option<String> {
+pub(crate) fn thumb(evidence: &Option<serde_json::Value>, file: &str) -> Option<String> {
     let pkg = evidence.as_ref()?.get("package")?.as_str()?;
     Some(format!("/evidence/{pkg}/{file}"))
 }
@@ -119,7 +131,12 @@ pub async fn capture(
         Ok(None) => return (StatusCode::NOT_FOUND, "no such capture").into_response(),
         Err(e) => return server_error(e),
     };
-    let manifest = manifest_of(&st, &c.evidence);
+    let view = super::review::package_of(&st, &c.evidence);
+    let (manifest, tampered) = match view {
+        super::review::PackageView::Verified(m) => (Some(m), None),
+        super::review::PackageView::Tampered(tp) => (None, Some(tp)),
+        super::review::PackageView::None => (None, None),
+    };
     let cam = st.cameras.get(&c.camera);
     let table = &st.cases.table;
     let cat = serde_json::from_value::<crate::config::RuleKind>(serde_json::Value::String(
@@ -147,7 +164,10 @@ pub async fn capture(
     } else {
         String::new()
     };
-    let actions = if c.status == "pending_review" {
+    let actions = if let Some(tp) = &tampered {
+        // Evidence that fails its check is shown for what it is, and cannot become a case.
+        tampered_banner(lang, tp)
+    } else if c.status == "pending_review" {
         let reasons: String = REJECT_REASONS
             .iter()
             .map(|r| format!("<option value=\"{r}\">{}</option>", t(lang, r)))
@@ -172,8 +192,9 @@ pub async fn capture(
             c.case_number
                 .as_ref()
                 .map(|n| format!(
-                    " · {} <b id=\"case-number\">{}</b>",
+                    " · {} <a href=\"/cases/{}\"><b id=\"case-number\">{}</b></a>",
                     t(lang, "case_number"),
+                    urlencoding_path(n),
                     esc(n)
                 ))
                 .unwrap_or_default()
@@ -233,6 +254,19 @@ pub async fn capture(
     )
 }
 
+/// The banner of a package that fails its hash check, naming the failing files.
+pub(crate) fn tampered_banner(lang: Lang, tp: &crate::evidence::Tampered) -> String {
+    format!(
+        "<div class=\"tampered\" id=\"tampered\"><b>{}</b>: {} <ul>{}</ul></div>",
+        t(lang, "tampered"),
+        t(lang, "tampered_files"),
+        tp.files
+            .iter()
+            .map(|f| format!("<li class=\"tampered-file\">{}</li>", esc(f)))
+            .collect::<String>()
+    )
+}
+
 /// After a decision, the next capture of the queue (or the queue when it is empty).
 async fn next_in_queue(st: &WebState) -> Redirect {
     match st.store.list_captures(&CaptureFilter::default()).await {
@@ -286,7 +320,8 @@ pub async fn cases(
         r#"<form method="get" action="/cases" class="filters"><label>{rule} <input name="rule" value="{r}"></label>
 <label>{camera} <input name="camera" value="{c}"></label><label>{status} <input name="status" value="{s}"></label>
 <label>{from} <input type="date" name="from_date" value="{fd}"></label><label>{to} <input type="date" name="to_date" value="{td}"></label>
-<button>{filter}</button> <a href="/cases.csv" id="export">{export}</a></form><p>{total}</p><table id="cases"><tr><th>{num}</th><th>{rule}</th><th>{category}</th><th>{camera}</th><th>{time}</th><th>{limit}</th><th>{status}</th></tr>"#,
+<button>{filter}</button> <a href="/cases.csv" id="export">{export}</a></form><p>{total}</p><table id="cases"><tr><th>{num}</th><th>{rule}</th><th>{category}</th><th>{camera}</th><th>{time}</th><th>{limit}</th><th>{deadline}</th><th>{status}</th></tr>"#,
+        deadline = t(lang, "deadline"),
         rule = t(lang, "rule"),
         camera = t(lang, "camera"),
         status = t(lang, "status"),
@@ -304,9 +339,13 @@ pub async fn cases(
         from = t(lang, "from"),
         to = t(lang, "to"),
     );
+    let now = st.now();
     for k in &cases {
+        let late = super::lifecycle::overdue(k, now);
         body.push_str(&format!(
-            "<tr><td class=\"case-number\">{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{}\"><td class=\"case-number\"><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"deadline\">{}{}</td><td>{}</td></tr>",
+            if late { "overdue" } else { "" },
+            urlencoding_path(&k.case_number),
             esc(&k.case_number),
             t(lang, &k.rule),
             esc(&k.minor_code),
@@ -314,6 +353,14 @@ pub async fn cases(
             esc(&k.camera),
             local(k.reported_at, st.cases.utc_offset_s),
             esc(&k.time_limit),
+            k.deadline_at
+                .map(|d| local(d, st.cases.utc_offset_s))
+                .unwrap_or_default(),
+            if late {
+                format!(" <b class=\"overdue-mark\">{}</b>", t(lang, "overdue"))
+            } else {
+                String::new()
+            },
             t(lang, &k.status),
         ));
     }
@@ -468,7 +515,7 @@ pub async fn mark_clean(
 }
 
 /// A capture id as a path segment (ids are hex; anything else is dropped).
-fn urlencoding_path(id: &str) -> String {
+pub(crate) fn urlencoding_path(id: &str) -> String {
     id.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect()

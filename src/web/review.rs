@@ -36,15 +36,40 @@ pub fn store_error(e: StoreError) -> Response {
     }
 }
 
-/// The package manifest of a capture's evidence, if it has one under the root.
+/// A capture's evidence package as the UI shows it.
+pub enum PackageView {
+    Verified(crate::evidence::PackageManifest),
+    /// Files fail their hash check (or are missing): named, and confirm is refused.
+    Tampered(crate::evidence::Tampered),
+    /// No package (none written, or no evidence root here).
+    None,
+}
+
+/// Checks a capture's package, every file.
+pub fn package_of(st: &WebState, evidence: &Option<serde_json::Value>) -> PackageView {
+    let dir = st.evidence_root.as_ref().and_then(|root| {
+        let rel = evidence.as_ref()?.get("package")?.as_str()?;
+        crate::evidence::resolve(root, rel)
+    });
+    match dir {
+        None => PackageView::None,
+        Some(dir) => match crate::evidence::verify_all(&dir) {
+            Ok(m) => PackageView::Verified(m),
+            Err(t) => PackageView::Tampered(t),
+        },
+    }
+}
+
+/// The package manifest of a capture's evidence, if it has one under the root and it
+/// verifies.
 pub fn manifest_of(
     st: &WebState,
     evidence: &Option<serde_json::Value>,
 ) -> Option<crate::evidence::PackageManifest> {
-    let root = st.evidence_root.as_ref()?;
-    let rel = evidence.as_ref()?.get("package")?.as_str()?;
-    let dir = crate::evidence::resolve(root, rel)?;
-    crate::evidence::verify(&dir).ok()
+    match package_of(st, evidence) {
+        PackageView::Verified(m) => Some(m),
+        _ => None,
+    }
 }
 
 /// Confirms a capture: files its case and its outbox row.
@@ -56,6 +81,17 @@ pub async fn do_confirm(st: &WebState, auth: &Auth, id: &str) -> Result<String, 
         .await
         .map_err(store_error)?
         .ok_or_else(|| (StatusCode::NOT_FOUND, "no such capture").into_response())?;
+    if let PackageView::Tampered(t) = package_of(st, &capture.evidence) {
+        tracing::error!(capture = id, files = ?t.files, "confirm refused: the evidence package fails its hash check");
+        return Err((
+            StatusCode::CONFLICT,
+            format!(
+                "evidence tampered: {} fail the package's hash check; confirm refused",
+                t.files.join(", ")
+            ),
+        )
+            .into_response());
+    }
     let location = st
         .cameras
         .get(&capture.camera)

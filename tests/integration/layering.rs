@@ -56,10 +56,13 @@ const WEB_LAYERS: &[(&str, u32)] = &[
     ("summary", 0),
     ("auth", 1),
     ("review", 2),
+    ("platform", 2),
     ("api", 3),
     ("pages", 3),
     ("metrics", 3),
-    ("mod", 4),
+    ("lifecycle", 4),
+    ("admin", 4),
+    ("mod", 5),
 ];
 
 /// The code of a file without its test module and comments.

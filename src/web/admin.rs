@@ -1,0 +1,339 @@
+//! Administration, for admins only: users (list, add, disable and enable, reset a
+//! password) and the audit log with filters and the state of its hash chain.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::auth::{Auth, server_error};
+use super::html::{Lang, esc, local, t};
+use super::pages::page;
+use super::state::WebState;
+use crate::store::audit::AuditFilter;
+use crate::store::users::Role;
+
+/// Shortest password an admin may set.
+pub const MIN_PASSWORD: usize = 10;
+
+pub async fn users_page(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+) -> Response {
+    if let Err(r) = auth.require(Role::Admin) {
+        return r;
+    }
+    let users = match st.store.list_users(st.now()).await {
+        Ok(u) => u,
+        Err(e) => return server_error(e),
+    };
+    let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
+    let roles: String = ["viewer", "operator", "admin"]
+        .iter()
+        .map(|r| format!("<option value=\"{r}\">{r}</option>"))
+        .collect();
+    let mut body = format!(
+        "<form method=\"post\" action=\"/admin/users\" id=\"add-user-form\" class=\"filters\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label>{} <input name=\"name\" id=\"new-name\" required pattern=\"[A-Za-z0-9_.-]{{1,64}}\"></label>\
+         <label>{} <select name=\"role\" id=\"new-role\">{roles}</select></label>\
+         <label>{} <input name=\"password\" id=\"new-password\" type=\"password\" minlength=\"{MIN_PASSWORD}\" required></label>\
+         <button id=\"add-user\">{}</button></form>\
+         <table id=\"users\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
+        t(lang, "user"),
+        t(lang, "role"),
+        t(lang, "password"),
+        t(lang, "add_user"),
+        t(lang, "user"),
+        t(lang, "role"),
+        t(lang, "status"),
+        t(lang, "sessions"),
+    );
+    for u in &users {
+        let (action, word) = if u.disabled {
+            ("enable", t(lang, "enable"))
+        } else {
+            ("disable", t(lang, "disable"))
+        };
+        body.push_str(&format!(
+            "<tr class=\"user\" data-name=\"{n}\"><td>{n}</td><td>{role}</td><td class=\"state\">{state}</td><td>{s}</td><td>\
+             <form method=\"post\" action=\"/admin/users/{n}/{action}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"{action}\">{word}</button></form> \
+             <form method=\"post\" action=\"/admin/users/{n}/reset\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input name=\"password\" type=\"password\" class=\"reset-password\" minlength=\"{MIN_PASSWORD}\" required><button class=\"reset\">{reset}</button></form></td></tr>",
+            n = esc(&u.name),
+            role = esc(&u.role),
+            state = if u.disabled { t(lang, "disabled") } else { t(lang, "active") },
+            s = u.sessions,
+            reset = t(lang, "reset_password"),
+        ));
+    }
+    body.push_str("</table>");
+    page(lang, &auth, t(lang, "users"), &body)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    pub role: String,
+    pub password: String,
+    #[serde(default)]
+    pub csrf: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+    #[serde(default)]
+    pub csrf: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    #[allow(dead_code)]
+    csrf: Option<String>,
+}
+
+fn unprocessable(why: &str) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, why.to_string()).into_response()
+}
+
+async fn do_add(st: &WebState, auth: &Auth, u: &NewUser) -> Result<(), Response> {
+    auth.require(Role::Admin)?;
+    let name_ok = !u.name.is_empty()
+        && u.name.len() <= 64
+        && u.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !name_ok {
+        return Err(unprocessable(
+            "name: 1 to 64 letters, digits, '_', '.' or '-'",
+        ));
+    }
+    let role =
+        Role::parse(&u.role).ok_or_else(|| unprocessable("role: viewer, operator or admin"))?;
+    if u.password.chars().count() < MIN_PASSWORD {
+        return Err(unprocessable("password: at least 10 characters"));
+    }
+    match st
+        .store
+        .add_user(&u.name, role, &u.password, &auth.user.name, st.now())
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err((StatusCode::CONFLICT, "a user of that name exists").into_response()),
+        Err(e) => Err(server_error(e)),
+    }
+}
+
+pub async fn add_user(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Form(u): Form<NewUser>,
+) -> Response {
+    match do_add(&st, &auth, &u).await {
+        Ok(()) => Redirect::to("/admin/users").into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn do_set(st: &WebState, auth: &Auth, name: &str, disabled: bool) -> Result<(), Response> {
+    auth.require(Role::Admin)?;
+    if disabled && name == auth.user.name {
+        return Err((StatusCode::CONFLICT, "an admin cannot disable themself").into_response());
+    }
+    match st
+        .store
+        .set_disabled(name, disabled, &auth.user.name, st.now())
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err((StatusCode::NOT_FOUND, "no such user").into_response()),
+        Err(e) => Err(server_error(e)),
+    }
+}
+
+pub async fn disable_user(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(name): Path<String>,
+    Form(_f): Form<CsrfOnly>,
+) -> Response {
+    match do_set(&st, &auth, &name, true).await {
+        Ok(()) => Redirect::to("/admin/users").into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn enable_user(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(name): Path<String>,
+    Form(_f): Form<CsrfOnly>,
+) -> Response {
+    match do_set(&st, &auth, &name, false).await {
+        Ok(()) => Redirect::to("/admin/users").into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn reset_password(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(name): Path<String>,
+    Form(f): Form<NewPassword>,
+) -> Response {
+    if let Err(r) = auth.require(Role::Admin) {
+        return r;
+    }
+    if f.password.chars().count() < MIN_PASSWORD {
+        return unprocessable("password: at least 10 characters");
+    }
+    match st
+        .store
+        .reset_password(&name, &f.password, &auth.user.name, st.now())
+        .await
+    {
+        Ok(true) => Redirect::to("/admin/users").into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "no such user").into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+pub async fn users_api(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+) -> Response {
+    if let Err(r) = auth.require(Role::Admin) {
+        return r;
+    }
+    match st.store.list_users(st.now()).await {
+        Ok(u) => Json(u).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// The audit viewer's query: the store's filters, with dates as the UI enters them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub subject: Option<String>,
+    /// YYYY-MM-DD, in the reporting time zone.
+    pub from_date: Option<String>,
+    pub to_date: Option<String>,
+    pub limit: Option<i64>,
+}
+
+fn day_start(date: &str, offset_s: i32) -> Option<f64> {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(date, &f).ok()?;
+    let off = time::UtcOffset::from_whole_seconds(offset_s).ok()?;
+    Some(d.midnight().assume_offset(off).unix_timestamp() as f64)
+}
+
+impl AuditQuery {
+    fn filter(&self, offset_s: i32) -> AuditFilter {
+        AuditFilter {
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            subject: self.subject.clone(),
+            from: self
+                .from_date
+                .as_deref()
+                .and_then(|d| day_start(d, offset_s)),
+            until: self
+                .to_date
+                .as_deref()
+                .and_then(|d| day_start(d, offset_s))
+                .map(|t| t + 86_400.0 - 0.001),
+            limit: self.limit,
+        }
+    }
+}
+
+pub async fn audit_page(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(r) = auth.require(Role::Admin) {
+        return r;
+    }
+    let off = st.cases.utc_offset_s;
+    let filter = q.filter(off);
+    let (rows, chain) =
+        match tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit()) {
+            Ok(x) => x,
+            Err(e) => return server_error(e),
+        };
+    let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
+    let chain_line = match &chain.broken {
+        None => format!(
+            "<p id=\"chain\" class=\"ok\">{} ({} {})</p>",
+            t(lang, "chain_ok"),
+            chain.rows,
+            t(lang, "rows")
+        ),
+        Some((seq, why)) => format!(
+            "<p id=\"chain\" class=\"tampered\">{} #{seq}: {}</p>",
+            t(lang, "chain_broken"),
+            esc(why)
+        ),
+    };
+    let mut body = format!(
+        r#"{chain_line}<form method="get" action="/admin/audit" class="filters" id="audit-filters"><label>{by} <input name="actor" id="f-actor" value="{a}"></label>
+<label>{action} <input name="action" id="f-action" value="{ac}"></label><label>{subject} <input name="subject" id="f-subject" value="{s}"></label>
+<label>{from} <input type="date" name="from_date" value="{fd}"></label><label>{to} <input type="date" name="to_date" value="{td}"></label>
+<button id="audit-filter">{filter}</button></form><table id="audit"><tr><th>#</th><th>{time}</th><th>{by}</th><th>{action}</th><th>{subject}</th><th>{note}</th></tr>"#,
+        by = t(lang, "by"),
+        action = t(lang, "action"),
+        subject = t(lang, "subject"),
+        from = t(lang, "from"),
+        to = t(lang, "to"),
+        filter = t(lang, "filter"),
+        time = t(lang, "time"),
+        note = t(lang, "note"),
+        a = v(&q.actor),
+        ac = v(&q.action),
+        s = v(&q.subject),
+        fd = v(&q.from_date),
+        td = v(&q.to_date),
+    );
+    for r in &rows {
+        body.push_str(&format!(
+            "<tr class=\"audit-row\"><td>{}</td><td>{}</td><td>{}</td><td class=\"action\">{}</td><td>{}</td><td>{}</td></tr>",
+            r.seq.map(|s| s.to_string()).unwrap_or_default(),
+            local(r.at, off),
+            esc(&r.actor),
+            esc(&r.action),
+            esc(&r.subject),
+            esc(r.detail.as_deref().unwrap_or("")),
+        ));
+    }
+    body.push_str("</table>");
+    page(lang, &auth, t(lang, "audit"), &body)
+}
+
+pub async fn audit_api(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(r) = auth.require(Role::Admin) {
+        return r;
+    }
+    let filter = q.filter(st.cases.utc_offset_s);
+    match tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit()) {
+        Ok((rows, chain)) => {
+            Json(serde_json::json!({ "rows": rows, "chain": chain })).into_response()
+        }
+        Err(e) => server_error(e),
+    }
+}

@@ -1,0 +1,355 @@
+//! The case life cycle in the UI and the API: a case's page with its status history, its
+//! deadline and the closure check's looks; a person's verification (核实) when the camera
+//! could not judge; and the dead letters an admin requeues.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Extension, Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::auth::{Auth, server_error};
+use super::html::{Lang, esc, local, t};
+use super::pages::page;
+use super::review::{PackageView, package_of};
+use super::state::WebState;
+use crate::closure::CheckOutcome;
+use crate::store::lifecycle::CaseStatus;
+use crate::store::users::Role;
+
+/// Whether a case is past its deadline now.
+pub fn overdue(c: &crate::store::CaseRecord, now: f64) -> bool {
+    c.deadline_at.is_some_and(|d| d < now)
+        && CaseStatus::parse(&c.status).is_some_and(CaseStatus::deadline_runs)
+}
+
+pub async fn case_page(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+    Path(n): Path<String>,
+) -> Response {
+    let c = match st.store.case(&n).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such case").into_response(),
+        Err(e) => return server_error(e),
+    };
+    let history = match st.store.case_events(&n).await {
+        Ok(h) => h,
+        Err(e) => return server_error(e),
+    };
+    let evidence = match st.store.capture(&c.capture_id).await {
+        Ok(cap) => cap.and_then(|c| c.evidence),
+        Err(e) => return server_error(e),
+    };
+    // The case's own evidence reference is the newest (the looks added to the package).
+    let evidence = st.store.case_evidence(&n).await.ok().flatten().or(evidence);
+    let off = st.cases.utc_offset_s;
+    let now = st.now();
+    let late = overdue(&c, now);
+    let mut body = format!(
+        "<dl><dt>{}</dt><dd id=\"case-status\" class=\"status-{status}\">{}</dd><dt>{}</dt><dd>{} {} / {} {}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd id=\"deadline\" class=\"{}\">{}{}</dd><dt>{}</dt><dd><a href=\"/captures/{cap}\">{cap}</a></dd></dl>",
+        t(lang, "status"),
+        t(lang, &c.status),
+        t(lang, "category"),
+        esc(&c.major_code),
+        esc(&c.major_name),
+        esc(&c.minor_code),
+        esc(&c.minor_name),
+        t(lang, "camera"),
+        esc(&c.camera),
+        t(lang, "time_limit"),
+        esc(&c.time_limit),
+        t(lang, "deadline"),
+        if late { "overdue" } else { "" },
+        c.deadline_at.map(|d| local(d, off)).unwrap_or_default(),
+        if late {
+            format!(" · {}", t(lang, "overdue"))
+        } else {
+            String::new()
+        },
+        t(lang, "capture"),
+        status = esc(&c.status),
+        cap = esc(&c.capture_id),
+    );
+    body.push_str(&format!(
+        "<h2>{}</h2><table id=\"history\"><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        t(lang, "history_of_case"),
+        t(lang, "time"),
+        t(lang, "status"),
+        t(lang, "by"),
+        t(lang, "note"),
+    ));
+    for e in &history {
+        body.push_str(&format!(
+            "<tr class=\"event\" data-status=\"{s}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.seq,
+            local(e.at, off),
+            t(lang, &e.status),
+            esc(&e.actor),
+            esc(e.detail.as_deref().unwrap_or("")),
+            s = esc(&e.status),
+        ));
+    }
+    body.push_str("</table>");
+    // A person checks when the camera could not (or before it does).
+    if matches!(
+        CaseStatus::parse(&c.status),
+        Some(CaseStatus::Handled | CaseStatus::CheckManual)
+    ) && auth.user.role >= Role::Operator
+    {
+        let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"/cases/{n}/verify\" id=\"verify-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button name=\"outcome\" value=\"clear\" id=\"verify-clear\">{}</button> \
+             <button name=\"outcome\" value=\"still_there\" id=\"verify-still\">{}</button></form>",
+            t(lang, "verify_clear"),
+            t(lang, "verify_still"),
+            n = esc(&n),
+        ));
+    }
+    match package_of(&st, &evidence) {
+        PackageView::Verified(m) => {
+            for r in &m.revisions {
+                for f in r.files.iter().filter(|f| f.ends_with(".jpg")) {
+                    if let Some(u) = super::pages::thumb(&evidence, f) {
+                        body.push_str(&format!(
+                            "<figure><img class=\"after\" src=\"{}\" alt=\"\"><figcaption>{} · {}</figcaption></figure>",
+                            esc(&u),
+                            t(lang, if r.outcome == "clear" { "after_clear" } else { "after_still" }),
+                            esc(&r.at.local),
+                        ));
+                    }
+                }
+            }
+        }
+        PackageView::Tampered(tp) => body.push_str(&super::pages::tampered_banner(lang, &tp)),
+        PackageView::None => {}
+    }
+    page(
+        lang,
+        &auth,
+        &format!("{} {}", t(lang, "case_number"), n),
+        &body,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyForm {
+    /// clear or still_there.
+    pub outcome: String,
+    #[serde(default)]
+    pub csrf: Option<String>,
+}
+
+/// A person's verification of a handled case.
+pub async fn do_verify(
+    st: &WebState,
+    auth: &Auth,
+    n: &str,
+    f: &VerifyForm,
+) -> Result<String, Response> {
+    auth.require(Role::Operator)?;
+    let outcome = match f.outcome.as_str() {
+        "clear" => CheckOutcome::Clear,
+        "still_there" => CheckOutcome::StillThere,
+        _ => {
+            return Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "outcome must be clear or still_there",
+            )
+                .into_response());
+        }
+    };
+    let camera = match st.store.case(n).await {
+        Ok(Some(c)) => c.camera,
+        Ok(None) => return Err((StatusCode::NOT_FOUND, "no such case").into_response()),
+        Err(e) => return Err(server_error(e)),
+    };
+    match st
+        .store
+        .record_check(
+            n,
+            &outcome,
+            None,
+            &auth.user.name,
+            &st.cases.policy(),
+            &st.cases.closure,
+            st.now(),
+        )
+        .await
+    {
+        Ok(Some(s)) => {
+            st.checks.settle(&camera, n, None);
+            Ok(s.as_str().to_string())
+        }
+        Ok(None) => Err((
+            StatusCode::CONFLICT,
+            "the case is not waiting for a closure check",
+        )
+            .into_response()),
+        Err(e) => Err(server_error(e)),
+    }
+}
+
+pub async fn verify_page(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(n): Path<String>,
+    Form(f): Form<VerifyForm>,
+) -> Response {
+    match do_verify(&st, &auth, &n, &f).await {
+        Ok(_) => {
+            Redirect::to(&format!("/cases/{}", super::pages::urlencoding_path(&n))).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+pub async fn verify_api(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(n): Path<String>,
+    Json(f): Json<VerifyForm>,
+) -> Response {
+    match do_verify(&st, &auth, &n, &f).await {
+        Ok(s) => Json(serde_json::json!({ "case_number": n, "status": s })).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn case_api(State(st): State<Arc<WebState>>, Path(n): Path<String>) -> Response {
+    let c = match st.store.case(&n).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such case").into_response(),
+        Err(e) => return server_error(e),
+    };
+    match st.store.case_events(&n).await {
+        Ok(h) => Json(serde_json::json!({
+            "case": c,
+            "overdue": overdue(&c, st.now()),
+            "history": h,
+        }))
+        .into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+pub async fn dead_letters_page(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    lang: Lang,
+) -> Response {
+    if let Err(r) = auth.require(Role::Admin) {
+        return r;
+    }
+    let dead = match st.store.dead_letters().await {
+        Ok(d) => d,
+        Err(e) => return server_error(e),
+    };
+    let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
+    let mut body = format!(
+        "<form method=\"post\" action=\"/admin/outbox/requeue\" id=\"requeue-all-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"requeue-all\">{}</button></form>\
+         <table id=\"dead-letters\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
+        t(lang, "requeue_all"),
+        t(lang, "case_number"),
+        t(lang, "message"),
+        t(lang, "idempotency_key"),
+        t(lang, "attempts"),
+        t(lang, "last_error"),
+    );
+    if dead.is_empty() {
+        body.push_str(&format!(
+            "<tr><td colspan=\"6\">{}</td></tr>",
+            t(lang, "none")
+        ));
+    }
+    for d in &dead {
+        body.push_str(&format!(
+            "<tr class=\"dead\" data-id=\"{id}\"><td><a href=\"/cases/{case}\">{case}</a></td><td>{ev}</td><td>{key}</td><td>{n}</td><td class=\"error\">{err}</td>\
+             <td><form method=\"post\" action=\"/admin/outbox/{id}/requeue\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"requeue\">{rq}</button></form></td></tr>",
+            id = esc(&d.id),
+            case = esc(&d.case_number),
+            ev = esc(&d.event),
+            key = esc(&d.idempotency_key),
+            n = d.attempts,
+            err = esc(d.last_error.as_deref().unwrap_or("")),
+            rq = t(lang, "requeue"),
+        ));
+    }
+    body.push_str("</table>");
+    page(lang, &auth, t(lang, "dead_letters"), &body)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequeueBody {
+    /// Outbox row ids; absent: every dead letter.
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub csrf: Option<String>,
+}
+
+async fn do_requeue(st: &WebState, auth: &Auth, ids: Option<&[String]>) -> Result<usize, Response> {
+    auth.require(Role::Admin)?;
+    let n = st
+        .store
+        .requeue(ids, &auth.user.name, st.now())
+        .await
+        .map_err(server_error)?;
+    if let Some(f) = &st.filing {
+        f.stored.notify_one();
+    }
+    Ok(n)
+}
+
+pub async fn requeue_one(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(_f): Form<RequeueBody>,
+) -> Response {
+    match do_requeue(&st, &auth, Some(&[id])).await {
+        Ok(_) => Redirect::to("/admin/outbox").into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn requeue_all(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Form(_f): Form<RequeueBody>,
+) -> Response {
+    match do_requeue(&st, &auth, None).await {
+        Ok(_) => Redirect::to("/admin/outbox").into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn dead_letters_api(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+) -> Response {
+    if let Err(r) = auth.require(Role::Admin) {
+        return r;
+    }
+    match st.store.dead_letters().await {
+        Ok(d) => Json(d).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+pub async fn requeue_api(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Json(b): Json<RequeueBody>,
+) -> Response {
+    match do_requeue(&st, &auth, b.ids.as_deref()).await {
+        Ok(n) => Json(serde_json::json!({ "requeued": n })).into_response(),
+        Err(r) => r,
+    }
+}
