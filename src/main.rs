@@ -185,6 +185,41 @@ enum Command {
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
     },
+    /// The audit log's hash chain.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// A loopback city platform for tests and the demo: takes citywatch's webhooks at
+    /// /intake, dispatches each case and reports it handled, by signed callback (or on
+    /// /cases/{n} for polling with --no-callback). Prints "listening on ADDR".
+    PlatformSim {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// citywatch's webhook secret ([cases.webhook] secret).
+        #[arg(long)]
+        webhook_secret: String,
+        /// The callback secret ([cases.platform] secret).
+        #[arg(long)]
+        platform_secret: String,
+        /// citywatch's callback URL, e.g. http://127.0.0.1:8080/platform/callback.
+        #[arg(long, conflicts_with = "no_callback")]
+        callback: Option<String>,
+        /// Report only on the status URL, for citywatch's polling adapter.
+        #[arg(long)]
+        no_callback: bool,
+        #[arg(long, default_value_t = 1.0)]
+        dispatch_after_s: f64,
+        #[arg(long, default_value_t = 2.0)]
+        handle_after_s: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Walks the audit log's hash chain: exit 0 when it holds, 1 when a row was edited or
+    /// deleted (the first break is printed).
+    Verify { pipeline: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -460,6 +495,71 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Audit {
+            action: AuditAction::Verify { pipeline },
+        } => {
+            let rt = runtime();
+            match rt.block_on(async {
+                let store = config_store(&pipeline).await?;
+                store.verify_audit().await.map_err(|e| e.to_string())
+            }) {
+                Ok(c) => match c.broken {
+                    None => {
+                        println!(
+                            "audit log: ok, {} chained rows ({} from before the chain)",
+                            c.rows, c.unchained
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Some((seq, why)) => {
+                        println!("audit log: BROKEN at row {seq}: {why}");
+                        ExitCode::from(1)
+                    }
+                },
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::PlatformSim {
+            listen,
+            webhook_secret,
+            platform_secret,
+            callback,
+            no_callback,
+            dispatch_after_s,
+            handle_after_s,
+        } => {
+            if callback.is_none() && !no_callback {
+                eprintln!("error: --callback URL or --no-callback");
+                return ExitCode::from(2);
+            }
+            let rt = runtime();
+            rt.block_on(async move {
+                let opts = citywatch::platform_sim::SimOptions {
+                    listen,
+                    webhook_secret,
+                    platform_secret,
+                    callback,
+                    dispatch_after: Duration::from_secs_f64(dispatch_after_s.max(0.0)),
+                    handle_after: Duration::from_secs_f64(handle_after_s.max(0.0)),
+                };
+                match citywatch::platform_sim::start(opts).await {
+                    Ok(addr) => {
+                        println!("listening on {addr}");
+                        let shutdown = Shutdown::new();
+                        spawn_signal_handler(shutdown.clone());
+                        shutdown.triggered().await;
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            })
         }
         Command::User {
             action:

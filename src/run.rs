@@ -194,6 +194,7 @@ pub async fn run(
         patrolled = patrol.as_ref().map_or(0, Patrol::cameras),
         "pipeline started"
     );
+    let mut serving = false;
     if let Some(store) = &store
         && opts.web
         && let Some(mut web) = crate::web::WebState::new(
@@ -213,6 +214,7 @@ pub async fn run(
         web.patrol = patrol.as_ref().map(|p| p.board.clone());
         web.worker = worker.as_ref().map(|(_, b)| b.clone());
         let addr = crate::web::serve(Arc::new(web), shutdown.clone()).await?;
+        serving = true;
         // Scripts and tests wait for this line.
         println!("web: listening on http://{addr}");
     }
@@ -245,7 +247,8 @@ pub async fn run(
             _ = &mut stop_after => break,
             _ = ticker.tick() => {
                 boards.print(clock.as_ref(), opts.status_format);
-                if patrol.is_none() && worker.is_none() && cameras.iter().all(|(_, t)| t.is_finished()) {
+                // A process serving the web UI (or with no camera of its own) stays up for it.
+                if patrol.is_none() && worker.is_none() && !serving && cameras.iter().all(|(_, t)| t.is_finished()) {
                     info!("every camera has stopped");
                     break;
                 }

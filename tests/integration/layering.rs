@@ -47,6 +47,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("run", 18),
     ("probe", 19),
     ("samples", 19),
+    ("platform_sim", 19),
 ];
 
 /// Web's submodules, bottom to top (the router in `web/mod.rs` on top).
