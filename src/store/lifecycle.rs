@@ -226,14 +226,26 @@ impl Store {
     }
 
     /// Queues a message to the platform about a case (`event`: case_status, case_overdue).
+    /// It is due at once, but never before the case's earlier messages still waiting (the
+    /// platform hears of a case before it hears of its progress). `at` may be a replay's
+    /// clock, so it does not set the due time.
     async fn tell_platform_in(
         &self,
         tx: &mut Tx<'_>,
         case: &str,
         seq: i64,
         mut payload: serde_json::Value,
-        now: f64,
     ) -> Result<(), StoreError> {
+        let g = |e| self.err(e);
+        let due: f64 = sqlx::query(&self.sql(
+            "SELECT COALESCE(MAX(next_attempt_at), 0.0) FROM outbox WHERE case_number = $1 AND state = 'pending'",
+        ))
+        .bind(case)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(g)?
+        .try_get(0)
+        .map_err(g)?;
         let key = format!("{case}-{seq}");
         payload["case_number"] = case.into();
         payload["idempotency_key"] = key.clone().into();
@@ -245,7 +257,7 @@ impl Store {
         .bind(case)
         .bind(&key)
         .bind(payload.to_string())
-        .bind(now)
+        .bind(due)
         .execute(&mut **tx)
         .await
         .map_err(|e| self.err(e))?;
@@ -585,7 +597,6 @@ impl Store {
                 "checked_by": actor,
                 "evidence": evidence,
             }),
-            at,
         )
         .await?;
         self.audit_in(
@@ -707,7 +718,6 @@ impl Store {
                 &case,
                 seq,
                 serde_json::json!({ "event": "case_overdue", "deadline_at": deadline, "at": now }),
-                now,
             )
             .await?;
             tx.commit().await.map_err(g)?;

@@ -10,6 +10,7 @@ mod evidence;
 mod ingest;
 mod layering;
 mod learning;
+mod lifecycle;
 mod patrol;
 mod probe;
 mod replay;

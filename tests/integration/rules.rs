@@ -379,6 +379,7 @@ proptest! {
             let (c, deferral) = match e {
                 Event::Capture(c) => (&c.candidate, false),
                 Event::Suppressed(s) => (&s.candidate, s.reason == SuppressionReason::RateLimit),
+                Event::Checked(_) => unreachable!("no closure checks here"),
             };
             let m = if deferral { &mut deferred } else { &mut ended };
             *m.entry(c.episode.unwrap()).or_insert(0) += 1;

@@ -248,7 +248,8 @@ async fn suite(url: &str) {
 
     // Retention may delete only what is finished: the rejected capture, and a capture once
     // its case is closed.
-    let finished = store.finished_capture_keys().await.unwrap();
+    const KEEP: f64 = 30.0 * 86400.0;
+    let finished = store.finished_capture_keys(T0, KEEP).await.unwrap();
     assert_eq!(finished.len(), 1, "only the rejected capture: {finished:?}");
     let rejected = finished.iter().next().unwrap();
     assert_eq!(store.case_of_capture(rejected).await.unwrap(), None);
@@ -265,10 +266,11 @@ async fn suite(url: &str) {
         .unwrap();
     assert!(
         !store
-            .finished_capture_keys()
+            .finished_capture_keys(T0 + 400.0 * 86400.0, KEEP)
             .await
             .unwrap()
-            .contains(&filed_key)
+            .contains(&filed_key),
+        "an open case's evidence is never finished"
     );
     let case = store.case_of_capture(&filed_key).await.unwrap().unwrap();
     store
@@ -276,17 +278,27 @@ async fn suite(url: &str) {
         .await
         .unwrap();
     // Closing again changes nothing (and writes no second audit row).
-    store
-        .close_case(&case, "platform", T0 + 1001.0)
-        .await
-        .unwrap();
-    assert!(
+    assert!(matches!(
         store
-            .finished_capture_keys()
+            .close_case(&case, "platform", T0 + 1001.0)
             .await
-            .unwrap()
-            .contains(&filed_key)
-    );
+            .unwrap(),
+        citywatch::store::lifecycle::Applied::Duplicate(_)
+    ));
+    // Kept for closed_keep_days after the closure, then finished.
+    let finished_at = |t: f64| {
+        let store = &store;
+        let key = filed_key.clone();
+        async move {
+            store
+                .finished_capture_keys(t, KEEP)
+                .await
+                .unwrap()
+                .contains(&key)
+        }
+    };
+    assert!(!finished_at(T0 + 1000.0 + KEEP - 60.0).await);
+    assert!(finished_at(T0 + 1000.0 + KEEP + 60.0).await);
 
     // Episodes live in the episodes table: saved by one store, loaded by the next.
     use citywatch::episodes::store::EpisodeStore;
