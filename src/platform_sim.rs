@@ -167,7 +167,8 @@ async fn report(sim: &Sim, case: &str, status: &str, note: Option<&str>) {
     for attempt in 0..6u32 {
         let ts = format!("{:.3}", crate::core::to_unix(std::time::SystemTime::now()));
         let nonce = format!("{event_id}-{attempt}-{}", fastrand::u64(..));
-        let sig = crate::web::platform::sign(&sim.opts.platform_secret, &ts, &nonce, body.as_bytes());
+        let sig =
+            crate::web::platform::sign(&sim.opts.platform_secret, &ts, &nonce, body.as_bytes());
         let sent = sim
             .client
             .post(url)
@@ -184,10 +185,20 @@ async fn report(sim: &Sim, case: &str, status: &str, note: Option<&str>) {
                 return;
             }
             Ok(r) if r.status().is_client_error() => {
-                tracing::warn!(case, status, code = r.status().as_u16(), "citywatch refused the report");
+                tracing::warn!(
+                    case,
+                    status,
+                    code = r.status().as_u16(),
+                    "citywatch refused the report"
+                );
                 return;
             }
-            Ok(r) => tracing::warn!(case, status, code = r.status().as_u16(), "report failed; retrying"),
+            Ok(r) => tracing::warn!(
+                case,
+                status,
+                code = r.status().as_u16(),
+                "report failed; retrying"
+            ),
             Err(e) => tracing::warn!(case, status, error = %e, "report failed; retrying"),
         }
         tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
@@ -208,5 +219,6 @@ async fn case_status(State(sim): State<Arc<Sim>>, Path(n): Path<String>) -> Resp
 
 async fn received(State(sim): State<Arc<Sim>>) -> Response {
     let inner = sim.inner.lock().expect("sim");
-    Json(serde_json::json!({ "received": inner.received, "repeats": inner.repeats })).into_response()
+    Json(serde_json::json!({ "received": inner.received, "repeats": inner.repeats }))
+        .into_response()
 }

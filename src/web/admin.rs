@@ -228,6 +228,9 @@ pub struct AuditQuery {
     pub from_date: Option<String>,
     pub to_date: Option<String>,
     pub limit: Option<i64>,
+    /// The page language (read by the `Lang` extractor).
+    #[serde(default)]
+    pub lang: Option<String>,
 }
 
 fn day_start(date: &str, offset_s: i32) -> Option<f64> {

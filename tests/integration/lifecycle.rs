@@ -218,25 +218,35 @@ listen = "127.0.0.1:0"
 
     // The van parks on both roads; each camera captures it for review.
     let first = replay(
-        &config(dir.path(), ["vehicle", "vehicle"], "2026-01-05T09:00:00+08:00", ""),
+        &config(
+            dir.path(),
+            ["vehicle", "vehicle"],
+            "2026-01-05T09:00:00+08:00",
+            "",
+        ),
         &db,
     );
     let caps: Vec<&Value> = first.iter().filter(|l| l["type"] == "capture").collect();
     assert_eq!(caps.len(), 2, "{first:?}");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = rt
-        .block_on(citywatch::store::Store::connect(&db))
-        .unwrap();
+    let store = rt.block_on(citywatch::store::Store::connect(&db)).unwrap();
     let token = rt.block_on(async {
         store
-            .upsert_user("op", citywatch::store::users::Role::Operator, "op-password-1", 0.0)
+            .upsert_user(
+                "op",
+                citywatch::store::users::Role::Operator,
+                "op-password-1",
+                0.0,
+            )
             .await
             .unwrap();
         store.create_token("op", "test", 0.0).await.unwrap()
     });
     let http = reqwest::Client::new();
-    let pending = rt.block_on(store.list_captures(&Default::default())).unwrap();
+    let pending = rt
+        .block_on(store.list_captures(&Default::default()))
+        .unwrap();
     assert_eq!(pending.len(), 2);
     let mut cases = std::collections::BTreeMap::new();
     for c in &pending {
@@ -250,7 +260,10 @@ listen = "127.0.0.1:0"
                 .await
                 .unwrap()
         });
-        cases.insert(c.camera.clone(), v["case_number"].as_str().unwrap().to_string());
+        cases.insert(
+            c.camera.clone(),
+            v["case_number"].as_str().unwrap().to_string(),
+        );
     }
     let (towed, stays) = (cases["towed"].clone(), cases["stays"].clone());
     let original = |case: &str| -> String {
@@ -278,7 +291,12 @@ listen = "127.0.0.1:0"
     // The cameras' next look: the first van is towed away at 30 s, the second stays.
     let now = citywatch::core::to_unix(std::time::SystemTime::now());
     let second = replay(
-        &config(dir.path(), ["closure_removed", "closure_stays"], &rfc3339(now + 60.0), ""),
+        &config(
+            dir.path(),
+            ["closure_removed", "closure_stays"],
+            &rfc3339(now + 60.0),
+            "",
+        ),
         &db,
     );
     let checks: Vec<&Value> = second.iter().filter(|l| l["type"] == "check").collect();
@@ -292,7 +310,10 @@ listen = "127.0.0.1:0"
     assert_eq!(outcome("towed")["outcome"], "clear", "{second:?}");
     assert_eq!(outcome("towed")["case_number"], towed.as_str());
     // Seen clear only after the van has gone (30 s) and for clear_s.
-    assert!(outcome("towed")["t_s"].as_f64().unwrap() >= 40.0, "{second:?}");
+    assert!(
+        outcome("towed")["t_s"].as_f64().unwrap() >= 40.0,
+        "{second:?}"
+    );
     assert_eq!(outcome("stays")["outcome"], "still_there", "{second:?}");
 
     let status = |case: &str| rt.block_on(store.case(case)).unwrap().unwrap().status;

@@ -18,6 +18,7 @@ use reqwest::StatusCode;
 use crate::common::*;
 
 const CAMERA_PASSWORD: &str = "S3cretCamPass";
+const PLATFORM_SECRET: &str = "platform-secret-0123456789";
 const T0: f64 = 1_767_574_800.0;
 
 struct Site {
@@ -46,6 +47,9 @@ fn site_config(dir: &Path) -> PipelineConfig {
 database = "sqlite://{d}/cases.db"
 categories = "pipelines/categories/default.toml"
 spool = "{d}/spool"
+
+[cases.platform]
+secret = "{PLATFORM_SECRET}"
 
 [evidence]
 root = "{d}/evidence"
@@ -258,6 +262,14 @@ const PROTECTED_GET: &[&str] = &[
     "/api/learning",
     "/api/openapi.json",
     "/metrics",
+    "/cases/CW1",
+    "/api/cases/CW1",
+    "/admin/users",
+    "/admin/audit",
+    "/admin/outbox",
+    "/api/users",
+    "/api/audit",
+    "/api/dead-letters",
 ];
 
 const PROTECTED_POST: &[&str] = &[
@@ -273,6 +285,15 @@ const PROTECTED_POST: &[&str] = &[
     "/api/learning/x/undo",
     "/api/learning/x/forget",
     "/logout",
+    "/cases/CW1/verify",
+    "/api/cases/CW1/verify",
+    "/admin/outbox/requeue",
+    "/admin/outbox/x/requeue",
+    "/api/dead-letters/requeue",
+    "/admin/users",
+    "/admin/users/op/disable",
+    "/admin/users/op/enable",
+    "/admin/users/op/reset",
 ];
 
 #[tokio::test]
@@ -765,4 +786,581 @@ async fn a_fixture_rejection_and_the_camera_page_teach_the_camera_its_fixtures()
         .unwrap();
     assert!(page.contains("id=\"fixtures-cam\""), "{page}");
     assert!(page.contains("action=\"/cameras/cam/fixtures\""));
+}
+
+/// A signed platform callback: (status, JSON answer).
+async fn callback(
+    s: &Site,
+    body: &serde_json::Value,
+    ts: f64,
+    nonce: &str,
+    secret: &str,
+) -> (StatusCode, serde_json::Value) {
+    let body = body.to_string();
+    let ts = format!("{ts:.3}");
+    let sig = citywatch::web::platform::sign(secret, &ts, nonce, body.as_bytes());
+    let r = s
+        .client
+        .post(format!("{}/platform/callback", s.base))
+        .header("content-type", "application/json")
+        .header("x-platform-timestamp", &ts)
+        .header("x-platform-nonce", nonce)
+        .header("x-platform-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or_default())
+}
+
+fn now() -> f64 {
+    citywatch::core::to_unix(std::time::SystemTime::now())
+}
+
+#[tokio::test]
+async fn platform_callbacks_are_signed_fresh_unreplayed_and_idempotent() {
+    let s = site().await;
+    let cfg = site_config(s.dir.path());
+    let policy = cfg.cases.as_ref().unwrap().policy();
+    let case = s
+        .store
+        .confirm(&s.captures[0], "op", &policy, &Default::default(), T0)
+        .await
+        .unwrap();
+    let report = |status: &str, event: &str, case: &str| serde_json::json!({ "event_id": event, "case_number": case, "status": status, "note": "第一中队" });
+    let history = || async { s.store.case_events(&case).await.unwrap().len() };
+    assert_eq!(history().await, 1, "filed");
+
+    // Each refusal is a clear 4xx and changes nothing.
+    let dispatched = report("dispatched", "ev-1", &case);
+    let (st, v) = callback(&s, &dispatched, now(), "nonce-0001", "wrong-secret-0123456").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"], "bad signature");
+    let (st, v) = callback(
+        &s,
+        &dispatched,
+        now() - 3600.0,
+        "nonce-0002",
+        PLATFORM_SECRET,
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(v["error"].as_str().unwrap().contains("stale"), "{v}");
+    let (st, v) = callback(
+        &s,
+        &report("dispatched", "ev-x", "CW19990101000001"),
+        now(),
+        "nonce-0003",
+        PLATFORM_SECRET,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"], "no such case");
+    // A body that does not match its signature (edited on the way).
+    let r = s
+        .client
+        .post(format!("{}/platform/callback", s.base))
+        .header("x-platform-timestamp", format!("{:.3}", now()))
+        .header("x-platform-nonce", "nonce-0004")
+        .header("x-platform-signature", "sha256=00")
+        .body(dispatched.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(s.store.case(&case).await.unwrap().unwrap().status, "filed");
+    assert_eq!(history().await, 1);
+
+    // The good one applies; sent again as is (the same nonce), it is a replay.
+    let t = now();
+    let (st, v) = callback(&s, &dispatched, t, "nonce-0005", PLATFORM_SECRET).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["applied"].as_bool()),
+        (Some("dispatched"), Some(true))
+    );
+    let (st, v) = callback(&s, &dispatched, t, "nonce-0005", PLATFORM_SECRET).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert!(v["error"].as_str().unwrap().contains("replay"), "{v}");
+    // The platform retrying the same report with a new nonce: idempotent.
+    let (st, v) = callback(&s, &dispatched, now(), "nonce-0006", PLATFORM_SECRET).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["applied"], false);
+    assert_eq!(history().await, 2);
+
+    // Handled: the closure check waits for the camera.
+    let (st, v) = callback(
+        &s,
+        &report("handled", "ev-2", &case),
+        now(),
+        "nonce-0007",
+        PLATFORM_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("handled"))
+    );
+    let checks = s.store.waiting_checks().await.unwrap();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(
+        (checks[0].case_number.as_str(), checks[0].camera.as_str()),
+        (case.as_str(), "cam")
+    );
+    // A second handled report (another event) does not apply to a handled case.
+    let (st, _) = callback(
+        &s,
+        &report("handled", "ev-3", &case),
+        now(),
+        "nonce-0008",
+        PLATFORM_SECRET,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let statuses: Vec<String> = s
+        .store
+        .case_events(&case)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(statuses, ["filed", "dispatched", "handled"]);
+
+    // A person verifies it (the camera has not looked yet): closed, and the platform told.
+    let (op, csrf) = login(&s, "op", "operator-password").await;
+    let r = s
+        .client
+        .post(format!("{}/cases/{case}/verify", s.base))
+        .header("cookie", &op)
+        .form(&[("csrf", csrf.as_str()), ("outcome", "clear")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        s.store.case(&case).await.unwrap().unwrap().status,
+        "verified_closed"
+    );
+    assert!(s.store.waiting_checks().await.unwrap().is_empty());
+    let page = s
+        .client
+        .get(format!("{}/cases/{case}", s.base))
+        .header("cookie", &op)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"history\"") && page.contains("核实结案"),
+        "{page}"
+    );
+    // Closed is final: a late report is refused.
+    let (st, _) = callback(
+        &s,
+        &report("dispatched", "ev-9", &case),
+        now(),
+        "nonce-0009",
+        PLATFORM_SECRET,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_tampered_package_is_named_and_cannot_be_confirmed() {
+    let s = site().await;
+    let id = &s.captures[0];
+    let c = s.store.capture(id).await.unwrap().unwrap();
+    let pkg = c.evidence.as_ref().unwrap()["package"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let jpg = s.dir.path().join("evidence").join(&pkg).join("crop.jpg");
+    let mut bytes = std::fs::read(&jpg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&jpg, bytes).unwrap();
+
+    let (op, csrf) = login(&s, "op", "operator-password").await;
+    let page = s
+        .client
+        .get(format!("{}/captures/{id}?lang=en", s.base))
+        .header("cookie", &op)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"tampered\""), "{page}");
+    assert!(page.contains("Evidence tampered"), "{page}");
+    assert!(
+        page.contains("<li class=\"tampered-file\">crop.jpg</li>"),
+        "{page}"
+    );
+    assert!(!page.contains("<li class=\"tampered-file\">confirm.jpg</li>"));
+    assert!(
+        !page.contains("id=\"confirm-form\""),
+        "no confirm button for tampered evidence"
+    );
+    // Confirm is refused on the API and the page route alike; the capture stays pending.
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{id}/confirm", s.base))
+        .header("cookie", &op)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("crop.jpg"));
+    let r = s
+        .client
+        .post(format!("{}/captures/{id}/confirm", s.base))
+        .header("cookie", &op)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        s.store.capture(id).await.unwrap().unwrap().status,
+        "pending_review"
+    );
+    // The other capture's package is whole and confirms.
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{}/confirm", s.base, s.captures[1]))
+        .header("cookie", &op)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn admins_manage_users_and_read_the_audit_log_others_cannot() {
+    let s = site().await;
+    s.store
+        .upsert_user("boss", Role::Admin, "admin-password", T0)
+        .await
+        .unwrap();
+    let (op, ocsrf) = login(&s, "op", "operator-password").await;
+    for p in [
+        "/admin/users",
+        "/admin/audit",
+        "/admin/outbox",
+        "/api/users",
+        "/api/audit",
+    ] {
+        let r = s
+            .client
+            .get(format!("{}{p}", s.base))
+            .header("cookie", &op)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{p}");
+    }
+    let r = s
+        .client
+        .post(format!("{}/admin/users", s.base))
+        .header("cookie", &op)
+        .form(&[
+            ("csrf", ocsrf.as_str()),
+            ("name", "x"),
+            ("role", "admin"),
+            ("password", "0123456789ab"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let (admin, csrf) = login(&s, "boss", "admin-password").await;
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let (c, admin) = (s.client.clone(), admin.clone());
+        async move {
+            c.post(path)
+                .header("cookie", admin)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let add = |name: &str, pw: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", name.to_string()),
+            ("role", "operator".to_string()),
+            ("password", pw.to_string()),
+        ]
+    };
+    assert_eq!(
+        post(
+            format!("{}/admin/users", s.base),
+            add("carol", "carol-password")
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(
+            format!("{}/admin/users", s.base),
+            add("carol", "carol-password")
+        )
+        .await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post(format!("{}/admin/users", s.base), add("dave", "short")).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        post(
+            format!("{}/admin/users", s.base),
+            add("bad name", "long-enough-pw")
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (carol, _) = login(&s, "carol", "carol-password").await;
+    // Disabled: the session stops working and the login is refused.
+    assert_eq!(
+        post(
+            format!("{}/admin/users/carol/disable", s.base),
+            vec![("csrf", csrf.clone())]
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    let r = s
+        .client
+        .get(format!("{}/review", s.base))
+        .header("cookie", &carol)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "a disabled user's session ends"
+    );
+    let r = s
+        .client
+        .post(format!("{}/login", s.base))
+        .form(&[("user", "carol"), ("password", "carol-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post(
+            format!("{}/admin/users/carol/enable", s.base),
+            vec![("csrf", csrf.clone())]
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(
+            format!("{}/admin/users/carol/reset", s.base),
+            vec![
+                ("csrf", csrf.clone()),
+                ("password", "carol-new-password".into())
+            ]
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    login(&s, "carol", "carol-new-password").await;
+    // An admin cannot lock themself out.
+    assert_eq!(
+        post(
+            format!("{}/admin/users/boss/disable", s.base),
+            vec![("csrf", csrf.clone())]
+        )
+        .await,
+        StatusCode::CONFLICT
+    );
+    // The users page lists them; the audit log has what happened, filtered, with its chain.
+    let page = s
+        .client
+        .get(format!("{}/admin/users?lang=en", s.base))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-name=\"carol\""), "{page}");
+    let v: serde_json::Value = s
+        .client
+        .get(format!("{}/api/audit?actor=boss&action=user.", s.base))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.reset_password",
+            "user.enable",
+            "user.disable",
+            "user.add"
+        ],
+        "{v}"
+    );
+    assert_eq!(v["chain"]["broken"], serde_json::Value::Null, "{v}");
+    let page = s
+        .client
+        .get(format!("{}/admin/audit?subject=carol&lang=en", s.base))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Hash chain intact"), "{page}");
+    assert!(page.contains("user.disable"));
+    assert!(!page.contains("login.failed\">"), "filtered to carol");
+
+    // Editing an audit row breaks the chain, and the page says where.
+    sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE action = 'user.disable'")
+        .execute(s.store.pool())
+        .await
+        .unwrap();
+    let page = s
+        .client
+        .get(format!("{}/admin/audit?lang=en", s.base))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Hash chain broken at"), "{page}");
+}
+
+#[tokio::test]
+async fn with_tls_the_ui_is_https_only_with_secure_cookies_and_hsts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    run_ok(
+        std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-addext",
+                "extendedKeyUsage=serverAuth",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    let cfg = config(&format!(
+        r#"
+[cases]
+database = "sqlite://{d}/cases.db"
+categories = "pipelines/categories/default.toml"
+spool = "{d}/spool"
+[web]
+listen = "127.0.0.1:0"
+tls_cert = "{c}"
+tls_key = "{k}"
+[[cameras]]
+id = "cam"
+url = "rtsp://127.0.0.1:9/stream"
+"#,
+        d = dir.path().display(),
+        c = cert.display(),
+        k = key.display()
+    ));
+    let store = citywatch::pipeline::open_store(&cfg.cases.as_ref().unwrap().database, &cfg)
+        .await
+        .unwrap();
+    store
+        .upsert_user("op", Role::Operator, "operator-password", T0)
+        .await
+        .unwrap();
+    let shutdown = Shutdown::new();
+    let _stop = ShutdownOnDrop(shutdown.clone());
+    let state = citywatch::web::WebState::new(
+        &cfg,
+        store,
+        Default::default(),
+        Default::default(),
+        None,
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let addr = citywatch::web::serve(Arc::new(state), shutdown.clone())
+        .await
+        .unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("https://localhost:{}/login", addr.port()))
+        .form(&[("user", "op"), ("password", "operator-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()[reqwest::header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    // Plain HTTP gets no page.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/login", addr.port()))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    // A config with only one of the pair names the missing field.
+    let e = PipelineConfig::parse(
+        &format!(
+            "[cases]\ndatabase = \"sqlite://x.db\"\ncategories = \"pipelines/categories/default.toml\"\n[web]\ntls_cert = \"{}\"\n",
+            cert.display()
+        ),
+        &repo(),
+    )
+    .unwrap_err();
+    assert!(e.iter().any(|p| p.path == "web.tls_key"), "{e:?}");
 }
