@@ -774,6 +774,12 @@ impl Store {
         &self.pool
     }
 
+    /// The SQL with `$n` placeholders as this backend wants them (for tools and tests that
+    /// query the tables directly).
+    pub fn prepare_sql(&self, q: &str) -> String {
+        self.sql(q)
+    }
+
     pub(crate) fn prepare(&self, q: &str) -> String {
         self.sql(q)
     }

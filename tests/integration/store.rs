@@ -461,6 +461,277 @@ async fn learning_suite(url: &str) {
     );
 }
 
+/// The case life cycle on one backend: deadlines on a calendar with a holiday and a make-up
+/// workday, one overdue reminder, platform reports, unjudged looks handed to a person, idle
+/// sessions, dead letters requeued with their key, and the audit chain catching an edit.
+async fn lifecycle_suite(url: &str) {
+    use citywatch::cases::deadline::{CalendarFile, WorkCalendar};
+    use citywatch::config::ClosureSettings;
+    use citywatch::store::lifecycle::{Applied, CheckOutcome, PlatformEvent, Report};
+    let store = Store::connect(url).await.unwrap();
+    // Friday 2026-01-09 15:00 in Beijing; the next Monday is a holiday, the Saturday before
+    // it a make-up workday.
+    let fri = T0 + 4.0 * 86400.0 + 6.0 * 3600.0;
+    let cal = WorkCalendar::weekdays(9 * 60, 17 * 60, CST)
+        .with_file(&CalendarFile {
+            holidays: vec!["2026-01-12".into()],
+            workdays: vec!["2026-01-10".into()],
+        })
+        .unwrap();
+    let policy = table().with_calendar(std::sync::Arc::new(cal));
+    let mut cases = Vec::new();
+    for (i, rule) in [
+        RuleKind::AbandonedVehicle,
+        RuleKind::IllegalVendor,
+        RuleKind::OverflowingBin,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (_, case) = store
+            .record_capture(
+                &capture(rule, 50 + i as u64, fri - 10.0),
+                None,
+                FilingMode::Auto,
+                &policy,
+                &location(),
+                fri,
+            )
+            .await
+            .unwrap();
+        cases.push(case.unwrap());
+    }
+    let deadline = |case: &str| {
+        let store = &store;
+        let case = case.to_string();
+        async move {
+            store
+                .case(&case)
+                .await
+                .unwrap()
+                .unwrap()
+                .deadline_at
+                .unwrap()
+        }
+    };
+    // 5工作日 (40 working hours): Fri 2 h, the make-up Saturday 8 h, not Sunday, not the
+    // Monday holiday, Tue, Wed, Thu 8 h each, then Friday 09:00 + 6 h.
+    assert_eq!(deadline(&cases[0]).await, fri + 7.0 * 86400.0);
+    // 2工作时: Friday 17:00. 4工作时: the make-up Saturday, 11:00.
+    assert_eq!(deadline(&cases[1]).await, fri + 2.0 * 3600.0);
+    assert_eq!(deadline(&cases[2]).await, fri + 20.0 * 3600.0);
+
+    // Overdue: one reminder per deadline, in the history and the outbox.
+    let late = fri + 3.0 * 3600.0;
+    assert!(store.remind_overdue(fri + 3600.0).await.unwrap().is_empty());
+    assert_eq!(
+        store.remind_overdue(late).await.unwrap(),
+        vec![cases[1].clone()]
+    );
+    assert!(store.remind_overdue(late + 60.0).await.unwrap().is_empty());
+    assert_eq!(store.overdue_count(late).await.unwrap(), 1);
+    let statuses = |case: &str| {
+        let store = &store;
+        let case = case.to_string();
+        async move {
+            store
+                .case_events(&case)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.status)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(statuses(&cases[1]).await, ["filed", "overdue"]);
+    let payloads: Vec<String> = sqlx::query_scalar(
+        &store.prepare_sql("SELECT payload FROM outbox WHERE case_number = $1 ORDER BY id"),
+    )
+    .bind(&cases[1])
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(payloads.len(), 2);
+    assert!(payloads[1].contains("case_overdue"), "{payloads:?}");
+
+    // Reports, then three looks that cannot judge: a person must check.
+    let closure = ClosureSettings {
+        max_attempts: 3,
+        ..ClosureSettings::default()
+    };
+    let ev = |id: &str, status: Report| PlatformEvent {
+        event_id: id.into(),
+        case_number: cases[1].clone(),
+        status,
+        at: None,
+        note: None,
+    };
+    for (id, r) in [("e1", Report::Dispatched), ("e2", Report::Handled)] {
+        assert!(matches!(
+            store
+                .apply_platform(&ev(id, r), "platform", Some(id), &closure, late)
+                .await
+                .unwrap(),
+            Applied::Applied(_)
+        ));
+    }
+    // Handled: no longer overdue (the department says it is done).
+    assert_eq!(store.overdue_count(late).await.unwrap(), 0);
+    let dark = CheckOutcome::Unjudged {
+        reason: "dark".into(),
+    };
+    for n in 0..3 {
+        let s = store
+            .record_check(
+                &cases[1],
+                &dark,
+                None,
+                "citywatch",
+                &policy,
+                &closure,
+                late + n as f64,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.as_str(), if n < 2 { "handled" } else { "check_manual" });
+    }
+    assert!(store.waiting_checks().await.unwrap().is_empty());
+    let s = store
+        .record_check(
+            &cases[1],
+            &CheckOutcome::StillThere,
+            None,
+            "op",
+            &policy,
+            &closure,
+            late + 10.0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.unwrap().as_str(), "not_rectified");
+    // Reopened: a new deadline from now, and its own reminder when it passes.
+    assert!(deadline(&cases[1]).await > late + 10.0);
+    assert_eq!(
+        statuses(&cases[1]).await,
+        [
+            "filed",
+            "overdue",
+            "dispatched",
+            "handled",
+            "check_manual",
+            "not_rectified"
+        ]
+    );
+    // Recording again changes nothing.
+    assert!(
+        store
+            .record_check(
+                &cases[1],
+                &CheckOutcome::Clear,
+                None,
+                "op",
+                &policy,
+                &closure,
+                late + 11.0
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Sessions end when idle, whatever their lifetime.
+    store
+        .upsert_user(
+            "idle",
+            citywatch::store::users::Role::Viewer,
+            "idle-password",
+            T0,
+        )
+        .await
+        .unwrap();
+    let (token, _) = store
+        .create_session("idle", 12.0 * 3600.0, T0)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .session(&token, T0 + 1700.0, 1800.0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .session(&token, T0 + 3400.0, 1800.0)
+            .await
+            .unwrap()
+            .is_some(),
+        "kept alive by use"
+    );
+    assert!(
+        store
+            .session(&token, T0 + 5300.0, 1800.0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A dead letter goes back in the queue with its key, audited.
+    let row: (String, String) = sqlx::query_as(&store.prepare_sql(
+        "SELECT id, idempotency_key FROM outbox WHERE case_number = $1 ORDER BY id LIMIT 1",
+    ))
+    .bind(&cases[0])
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    store
+        .outbox_failed(&row.0, 10, true, late, "HTTP 500")
+        .await
+        .unwrap();
+    let dead = store.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].event.as_str(), dead[0].last_error.as_deref()),
+        ("case_filed", Some("HTTP 500"))
+    );
+    assert_eq!(store.requeue(None, "admin", late).await.unwrap(), 1);
+    assert!(store.dead_letters().await.unwrap().is_empty());
+    let due = store.due_outbox(late, 100).await.unwrap();
+    let again = due.iter().find(|r| r.id == row.0).unwrap();
+    assert_eq!(
+        (again.idempotency_key.as_str(), again.attempts),
+        (row.1.as_str(), 0)
+    );
+
+    // The audit chain holds, then an edit breaks it where it was made.
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.broken, None, "{check:?}");
+    assert!(check.rows >= 5);
+    sqlx::query(&store.prepare_sql("UPDATE audit_log SET detail = 'x' WHERE action = $1"))
+        .bind("outbox.requeue")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let broken = store.verify_audit().await.unwrap().broken.unwrap();
+    assert!(broken.1.contains("edited"), "{broken:?}");
+}
+
+#[tokio::test]
+async fn lifecycle_suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    lifecycle_suite(&format!(
+        "sqlite://{}",
+        dir.path().join("cases.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn lifecycle_suite_on_postgres() {
+    lifecycle_suite(&postgres_url().await).await;
+}
+
 #[tokio::test]
 async fn learning_suite_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
