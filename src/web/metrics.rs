@@ -216,6 +216,38 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
     };
     o.family("citywatch_cases", "gauge", "Cases in the store.");
     o.sample("citywatch_cases", &[], counts.cases as f64);
+    let (by_status, overdue, checks) = match tokio::try_join!(
+        st.store.case_status_counts(),
+        st.store.overdue_count(st.now()),
+        st.store.waiting_checks()
+    ) {
+        Ok(x) => x,
+        Err(e) => return server_error(e),
+    };
+    o.family(
+        "citywatch_cases_by_status",
+        "gauge",
+        "Cases by life-cycle status (filed, dispatched, handled, verified_closed, not_rectified, check_manual, returned, closed).",
+    );
+    for s in crate::store::lifecycle::CaseStatus::ALL {
+        let n = by_status
+            .iter()
+            .find(|(k, _)| k == s.as_str())
+            .map_or(0, |(_, n)| *n);
+        o.sample("citywatch_cases_by_status", &[("status", s.as_str())], n as f64);
+    }
+    o.family(
+        "citywatch_cases_overdue",
+        "gauge",
+        "Open cases past their deadline (filed, dispatched or not rectified).",
+    );
+    o.sample("citywatch_cases_overdue", &[], overdue as f64);
+    o.family(
+        "citywatch_closure_checks_waiting",
+        "gauge",
+        "Cases reported handled whose place a camera has yet to look at.",
+    );
+    o.sample("citywatch_closure_checks_waiting", &[], checks.len() as f64);
     o.family(
         "citywatch_outbox",
         "gauge",
