@@ -234,7 +234,11 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
             .iter()
             .find(|(k, _)| k == s.as_str())
             .map_or(0, |(_, n)| *n);
-        o.sample("citywatch_cases_by_status", &[("status", s.as_str())], n as f64);
+        o.sample(
+            "citywatch_cases_by_status",
+            &[("status", s.as_str())],
+            n as f64,
+        );
     }
     o.family(
         "citywatch_cases_overdue",

@@ -405,3 +405,88 @@ listen = "127.0.0.1:0"
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn the_polling_adapter_reads_progress_from_a_platform_that_cannot_call_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = citywatch::platform_sim::start(citywatch::platform_sim::SimOptions {
+        listen: "127.0.0.1:0".into(),
+        webhook_secret: WEBHOOK_SECRET.into(),
+        platform_secret: PLATFORM_SECRET.into(),
+        callback: None,
+        dispatch_after: Duration::ZERO,
+        handle_after: Duration::ZERO,
+    })
+    .await
+    .unwrap();
+    let cfg = citywatch::config::PipelineConfig::parse(
+        &format!(
+            r#"
+[cases]
+database = "sqlite://{d}/cases.db"
+categories = "pipelines/categories/default.toml"
+spool = "{d}/spool"
+filing = {{ abandoned_vehicle = "auto" }}
+[cases.webhook]
+url = "http://{sim}/intake"
+secret = "{WEBHOOK_SECRET}"
+[cases.platform]
+secret = "{PLATFORM_SECRET}"
+poll_url = "http://{sim}/cases/{{case_number}}"
+[[cameras]]
+id = "vtest"
+url = "rtsp://127.0.0.1:9/x"
+zones = [{{ id = "car_park", kind = "no_parking", polygon = [[0, 0], [1, 0], [1, 1], [0, 1]] }}]
+rules = [{{ rule = "abandoned_vehicle", zones = ["car_park"], dwell_s = 60 }}]
+"#,
+            d = dir.path().display(),
+        ),
+        &repo(),
+    )
+    .unwrap();
+    let cases = cfg.cases.clone().unwrap();
+    let store = citywatch::store::Store::connect(&cases.database)
+        .await
+        .unwrap();
+    let t = 1_767_574_800.0;
+    let (_, case) = store
+        .record_capture(
+            &crate::store::capture(citywatch::config::RuleKind::AbandonedVehicle, 1, t),
+            None,
+            citywatch::store::FilingMode::Auto,
+            &cases.policy(),
+            &Default::default(),
+            t,
+        )
+        .await
+        .unwrap();
+    let case = case.unwrap();
+    // The case reaches the platform, which works on it but tells no one.
+    let f = citywatch::notify::Forwarder::new(cases.webhook.clone().unwrap());
+    assert_eq!(f.deliver_due(&store, t).await.unwrap().delivered, 1);
+    let http = reqwest::Client::new();
+    until(30, "the platform to handle the case", async || {
+        let v: Value = http
+            .get(format!("http://{sim}/cases/{case}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["status"] == "handled").then_some(())
+    })
+    .await;
+    // One polling round brings the case to handled, with its closure check.
+    let p = cases.platform.as_ref().unwrap();
+    citywatch::notify::lifecycle::poll(&store, &http, p, &cases, t + 10.0).await;
+    let c = store.case(&case).await.unwrap().unwrap();
+    assert_eq!(c.status, "handled");
+    let history = store.case_events(&case).await.unwrap();
+    assert_eq!(history.last().unwrap().actor, "platform-poll");
+    assert_eq!(store.waiting_checks().await.unwrap().len(), 1);
+    // A handled case is no longer polled; polling again changes nothing.
+    assert!(store.cases_to_poll().await.unwrap().is_empty());
+    citywatch::notify::lifecycle::poll(&store, &http, p, &cases, t + 20.0).await;
+    assert_eq!(store.case_events(&case).await.unwrap().len(), history.len());
+}
