@@ -490,3 +490,175 @@ fn learned_suppressions_and_calibration_proposals_in_headless_chromium() {
         shutdown.trigger();
     });
 }
+
+#[test]
+fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chromium() {
+    use citywatch::config::{ClosureSettings, RuleKind};
+    use citywatch::store::lifecycle::{CheckOutcome, PlatformEvent, Report};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = Arc::new(rt.block_on(citywatch::store::Store::connect(&db)).unwrap());
+    let now = citywatch::core::to_unix(std::time::SystemTime::now());
+    let policy = crate::store::table();
+    let closure = ClosureSettings::default();
+    // Two cases: one filed a month ago and never worked on (overdue, and its delivery dead),
+    // one taken through the whole cycle to verified closure.
+    let (late, done) = rt.block_on(async {
+        let mut cases = Vec::new();
+        for (i, filed) in [(1u64, now - 30.0 * 86400.0), (2, now - 3600.0)] {
+            let (_, case) = store
+                .record_capture(
+                    &crate::store::capture(RuleKind::AbandonedVehicle, i, filed - 60.0),
+                    None,
+                    citywatch::store::FilingMode::Auto,
+                    &policy,
+                    &Default::default(),
+                    filed,
+                )
+                .await
+                .unwrap();
+            cases.push(case.unwrap());
+        }
+        let (late, done) = (cases[0].clone(), cases[1].clone());
+        for (id, status) in [("d", Report::Dispatched), ("h", Report::Handled)] {
+            store
+                .apply_platform(
+                    &PlatformEvent {
+                        event_id: format!("{id}-{done}"),
+                        case_number: done.clone(),
+                        status,
+                        at: None,
+                        note: Some("第一中队".into()),
+                    },
+                    "platform",
+                    None,
+                    &closure,
+                    now - 600.0,
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .record_check(&done, &CheckOutcome::Clear, None, "citywatch", &policy, &closure, now - 60.0)
+            .await
+            .unwrap();
+        let out: String = sqlx::query_scalar("SELECT id FROM outbox WHERE case_number = ? ORDER BY id LIMIT 1")
+            .bind(&late)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        store.outbox_failed(&out, 10, true, now, "HTTP 503").await.unwrap();
+        store
+            .upsert_user("admin", Role::Admin, "admin-password", 0.0)
+            .await
+            .unwrap();
+        (late, done)
+    });
+    let config = citywatch::config::PipelineConfig::parse(
+        &format!(
+            "[web]\nlisten = \"127.0.0.1:0\"\n[cases]\ndatabase = \"{db}\"\ncategories = \"{}\"\n\
+             [[cameras]]\nid = \"vtest\"\nurl = \"rtsp://127.0.0.1:1/x\"\n",
+            repo().join("pipelines/categories/default.toml").display()
+        ),
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    rt.block_on(async move {
+        let shutdown = Shutdown::new();
+        let state = citywatch::web::WebState::new(
+            &config,
+            store.clone(),
+            Default::default(),
+            Default::default(),
+            None,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let addr = citywatch::web::serve(Arc::new(state), shutdown.clone())
+            .await
+            .unwrap();
+        let base = format!("http://{addr}");
+        let mut b = Browser::start().await;
+        b.goto(&format!("{base}/cases?lang=en")).await;
+        b.navigating(
+            "document.getElementById('user').value='admin';\
+             document.getElementById('password').value='admin-password';\
+             document.getElementById('login').submit()",
+        )
+        .await;
+        // The cases list marks the overdue case.
+        b.goto(&format!("{base}/cases?lang=en")).await;
+        assert_eq!(b.eval("document.querySelectorAll('#cases tr.overdue').length").await, 1);
+        assert_eq!(
+            b.eval("document.querySelector('#cases tr.overdue .case-number').textContent").await,
+            late.as_str()
+        );
+        b.screenshot("11-cases-overdue").await;
+        // The closed case's page: its history, step by step.
+        b.navigating(&format!(
+            "[...document.querySelectorAll('#cases .case-number a')].find(a=>a.textContent==='{done}').click()"
+        ))
+        .await;
+        let steps = b
+            .eval("[...document.querySelectorAll('#history tr.event')].map(r=>r.dataset.status)")
+            .await;
+        assert_eq!(steps, json!(["filed", "dispatched", "handled", "verified_closed"]));
+        assert_eq!(
+            b.eval("document.getElementById('case-status').textContent").await,
+            "Verified closed"
+        );
+        b.screenshot("12-case-history").await;
+        // The overdue case's page says so.
+        b.goto(&format!("{base}/cases/{late}?lang=en")).await;
+        let deadline = b.eval("document.getElementById('deadline').className").await;
+        assert_eq!(deadline, "overdue");
+        // Dead letters: the undelivered case, requeued by the admin.
+        b.goto(&format!("{base}/admin/outbox?lang=en")).await;
+        assert_eq!(b.eval("document.querySelectorAll('tr.dead').length").await, 1);
+        let err = b.eval("document.querySelector('tr.dead .error').textContent").await;
+        assert_eq!(err, "HTTP 503");
+        b.screenshot("13-dead-letters").await;
+        b.navigating("document.querySelector('tr.dead button.requeue').click()").await;
+        assert_eq!(b.eval("document.querySelectorAll('tr.dead').length").await, 0);
+        assert_eq!(store.counts().await.unwrap().outbox_dead, 0);
+        // Users: add one, then disable them.
+        b.goto(&format!("{base}/admin/users?lang=en")).await;
+        b.navigating(
+            "document.getElementById('new-name').value='erin';\
+             document.getElementById('new-role').value='viewer';\
+             document.getElementById('new-password').value='erin-password-1';\
+             document.getElementById('add-user-form').submit()",
+        )
+        .await;
+        assert_eq!(
+            b.eval("document.querySelectorAll('tr.user[data-name=\"erin\"]').length").await,
+            1
+        );
+        b.navigating("document.querySelector('tr.user[data-name=\"erin\"] button.disable').click()")
+            .await;
+        assert_eq!(
+            b.eval("document.querySelector('tr.user[data-name=\"erin\"] .state').textContent").await,
+            "Disabled"
+        );
+        b.screenshot("14-users").await;
+        // The audit log, filtered to user administration, with its chain intact.
+        b.goto(&format!("{base}/admin/audit?lang=en")).await;
+        let actions = b
+            .eval("[...document.querySelectorAll('#audit td.action')].map(t=>t.textContent)")
+            .await;
+        assert!(actions.to_string().contains("outbox.requeue"), "{actions}");
+        b.navigating(
+            "document.getElementById('f-action').value='user.';\
+             document.getElementById('audit-filters').submit()",
+        )
+        .await;
+        let actions = b
+            .eval("[...document.querySelectorAll('#audit td.action')].map(t=>t.textContent)")
+            .await;
+        assert_eq!(actions, json!(["user.disable", "user.add", "user.add"]));
+        assert_eq!(b.eval("document.getElementById('chain').className").await, "ok");
+        b.screenshot("15-audit").await;
+        shutdown.trigger();
+    });
+}
