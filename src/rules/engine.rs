@@ -340,6 +340,7 @@ impl RuleEngine {
     /// What this frame shows of a place a closure check looks at, judged as the rule judges:
     /// an episode of the rule's kinds plainly present on the place, or the bin zone over
     /// its clean reference. The tracker has seen the frame's detections already.
+    #[allow(clippy::too_many_arguments)]
     pub fn place_sight(
         &self,
         rule: RuleKind,

@@ -133,7 +133,7 @@ pub async fn capture(
     };
     let view = super::review::package_of(&st, &c.evidence);
     let (manifest, tampered) = match view {
-        super::review::PackageView::Verified(m) => (Some(m), None),
+        super::review::PackageView::Verified(m) => (Some(*m), None),
         super::review::PackageView::Tampered(tp) => (None, Some(tp)),
         super::review::PackageView::None => (None, None),
     };

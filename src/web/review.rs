@@ -38,7 +38,7 @@ pub fn store_error(e: StoreError) -> Response {
 
 /// A capture's evidence package as the UI shows it.
 pub enum PackageView {
-    Verified(crate::evidence::PackageManifest),
+    Verified(Box<crate::evidence::PackageManifest>),
     /// Files fail their hash check (or are missing): named, and confirm is refused.
     Tampered(crate::evidence::Tampered),
     /// No package (none written, or no evidence root here).
@@ -54,7 +54,7 @@ pub fn package_of(st: &WebState, evidence: &Option<serde_json::Value>) -> Packag
     match dir {
         None => PackageView::None,
         Some(dir) => match crate::evidence::verify_all(&dir) {
-            Ok(m) => PackageView::Verified(m),
+            Ok(m) => PackageView::Verified(Box::new(m)),
             Err(t) => PackageView::Tampered(t),
         },
     }
@@ -67,7 +67,7 @@ pub fn manifest_of(
     evidence: &Option<serde_json::Value>,
 ) -> Option<crate::evidence::PackageManifest> {
     match package_of(st, evidence) {
-        PackageView::Verified(m) => Some(m),
+        PackageView::Verified(m) => Some(*m),
         _ => None,
     }
 }

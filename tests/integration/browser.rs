@@ -540,15 +540,27 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
                 .unwrap();
         }
         store
-            .record_check(&done, &CheckOutcome::Clear, None, "citywatch", &policy, &closure, now - 60.0)
+            .record_check(
+                &done,
+                &CheckOutcome::Clear,
+                None,
+                "citywatch",
+                &policy,
+                &closure,
+                now - 60.0,
+            )
             .await
             .unwrap();
-        let out: String = sqlx::query_scalar("SELECT id FROM outbox WHERE case_number = ? ORDER BY id LIMIT 1")
-            .bind(&late)
-            .fetch_one(store.pool())
+        let out: String =
+            sqlx::query_scalar("SELECT id FROM outbox WHERE case_number = ? ORDER BY id LIMIT 1")
+                .bind(&late)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        store
+            .outbox_failed(&out, 10, true, now, "HTTP 503")
             .await
             .unwrap();
-        store.outbox_failed(&out, 10, true, now, "HTTP 503").await.unwrap();
         store
             .upsert_user("admin", Role::Admin, "admin-password", 0.0)
             .await
