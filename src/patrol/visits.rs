@@ -175,6 +175,7 @@ impl Patrol {
             senders,
             ended_rx,
             launcher.analysis.clone(),
+            launcher.checks.clone(),
             status.clone(),
             launcher.clock.clone(),
             shutdown,
@@ -208,6 +209,7 @@ pub async fn patrol_loop(
     visits: BTreeMap<String, mpsc::Sender<Shutdown>>,
     mut ended: mpsc::Receiver<String>,
     analysis: AnalysisBoard,
+    checks: crate::closure::SharedChecks,
     status: PatrolBoard,
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
@@ -234,7 +236,12 @@ pub async fn patrol_loop(
                 {
                     let a = analysis.lock().expect("analysis board");
                     for id in visits.keys() {
-                        sched.set_hot(id, a.get(id).is_some_and(|s| s.watched_episodes > 0));
+                        // A case reported handled moves its camera's visits forward too:
+                        // the closure check looks at its next visit.
+                        sched.set_hot(
+                            id,
+                            a.get(id).is_some_and(|s| s.watched_episodes > 0) || checks.wants(id),
+                        );
                     }
                 }
                 let plan = sched.tick(now);
