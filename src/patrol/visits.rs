@@ -204,6 +204,7 @@ impl Patrol {
 }
 
 /// The patrol loop: asks the scheduler, starts and stops visits, publishes the status.
+#[allow(clippy::too_many_arguments)]
 pub async fn patrol_loop(
     mut sched: Scheduler,
     visits: BTreeMap<String, mpsc::Sender<Shutdown>>,

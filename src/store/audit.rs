@@ -272,7 +272,11 @@ impl Store {
             let prev: String = r.try_get(6).map_err(g)?;
             let hash: String = r.try_get(7).map_err(g)?;
             let problem = if seq != expected {
-                Some(format!("rows {expected} to {} are missing", seq - 1))
+                Some(if seq - 1 == expected {
+                    format!("row {expected} is missing (deleted)")
+                } else {
+                    format!("rows {expected} to {} are missing (deleted)", seq - 1)
+                })
             } else if prev != prev_hash {
                 Some("its link to the previous row does not match".to_string())
             } else if row_hash(&prev, seq, at, &actor, &action, &subject, detail.as_deref()) != hash

@@ -156,6 +156,16 @@ pub struct CaseRecord {
     pub closed_at: Option<f64>,
 }
 
+impl CaseRecord {
+    /// Whether the case is past its deadline at `now` while its deadline runs (filed,
+    /// dispatched, not rectified).
+    pub fn overdue(&self, now: f64) -> bool {
+        self.deadline_at.is_some_and(|d| d < now)
+            && lifecycle::CaseStatus::parse(&self.status)
+                .is_some_and(lifecycle::CaseStatus::deadline_runs)
+    }
+}
+
 /// The idempotency key of a capture: the same capture always gets the same key. It names
 /// the episode (camera, preset, rule, zone, episode id and start) and not the confirmation
 /// time: an episode resolves each rule once, so this is unique, and a worker that takes a

@@ -19,12 +19,6 @@ use crate::closure::CheckOutcome;
 use crate::store::lifecycle::CaseStatus;
 use crate::store::users::Role;
 
-/// Whether a case is past its deadline now.
-pub fn overdue(c: &crate::store::CaseRecord, now: f64) -> bool {
-    c.deadline_at.is_some_and(|d| d < now)
-        && CaseStatus::parse(&c.status).is_some_and(CaseStatus::deadline_runs)
-}
-
 pub async fn case_page(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
@@ -48,7 +42,7 @@ pub async fn case_page(
     let evidence = st.store.case_evidence(&n).await.ok().flatten().or(evidence);
     let off = st.cases.utc_offset_s;
     let now = st.now();
-    let late = overdue(&c, now);
+    let late = c.overdue(now);
     let mut body = format!(
         "<dl><dt>{}</dt><dd id=\"case-status\" class=\"status-{status}\">{}</dd><dt>{}</dt><dd>{} {} / {} {}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd id=\"deadline\" class=\"{}\">{}{}</dd><dt>{}</dt><dd><a href=\"/captures/{cap}\">{cap}</a></dd></dl>",
         t(lang, "status"),
@@ -230,7 +224,7 @@ pub async fn case_api(State(st): State<Arc<WebState>>, Path(n): Path<String>) ->
     match st.store.case_events(&n).await {
         Ok(h) => Json(serde_json::json!({
             "case": c,
-            "overdue": overdue(&c, st.now()),
+            "overdue": c.overdue(st.now()),
             "history": h,
         }))
         .into_response(),

@@ -341,7 +341,7 @@ pub async fn cases(
     );
     let now = st.now();
     for k in &cases {
-        let late = super::lifecycle::overdue(k, now);
+        let late = k.overdue(now);
         body.push_str(&format!(
             "<tr class=\"{}\"><td class=\"case-number\"><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"deadline\">{}{}</td><td>{}</td></tr>",
             if late { "overdue" } else { "" },

@@ -398,11 +398,28 @@ listen = "127.0.0.1:0"
     want.sort();
     assert_eq!(seen, want, "{received}");
 
-    // The audit log's chain holds.
+    // The audit log's chain holds; deleting a row breaks it, and the command says where.
     let out = run_ok(Command::new(bin()).args(["audit", "verify"]).arg(&web_cfg));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("ok"),
         "{out:?}"
+    );
+    rt.block_on(async {
+        sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+            .execute(store.pool())
+            .await
+            .unwrap()
+    });
+    let out = Command::new(bin())
+        .args(["audit", "verify"])
+        .arg(&web_cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("BROKEN at row 3") && said.contains("missing"),
+        "{said}"
     );
 }
 
