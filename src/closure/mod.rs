@@ -111,6 +111,20 @@ struct Look {
     reason: &'static str,
 }
 
+impl Look {
+    fn new(due_at: f64, started: f64) -> Self {
+        Self {
+            due_at,
+            started,
+            clear_since: None,
+            judged: 0,
+            present: 0,
+            unjudged: 0,
+            reason: "nothing judged",
+        }
+    }
+}
+
 /// One camera's looks.
 pub struct Checker {
     settings: ClosureSettings,
@@ -154,26 +168,13 @@ impl Checker {
             if t < r.due_at || self.decided.contains_key(&r.case_number) {
                 continue;
             }
-            let look = self.looks.entry(r.case_number.clone()).or_insert(Look {
-                due_at: r.due_at,
-                started: t,
-                clear_since: None,
-                judged: 0,
-                present: 0,
-                unjudged: 0,
-                reason: "nothing judged",
-            });
+            let look = self
+                .looks
+                .entry(r.case_number.clone())
+                .or_insert_with(|| Look::new(r.due_at, t));
             if look.due_at != r.due_at {
                 // Moved on (a new report): start again.
-                *look = Look {
-                    due_at: r.due_at,
-                    started: t,
-                    clear_since: None,
-                    judged: 0,
-                    present: 0,
-                    unjudged: 0,
-                    reason: "nothing judged",
-                };
+                *look = Look::new(r.due_at, t);
             }
             match sight(r) {
                 Sight::Present => {

@@ -21,15 +21,19 @@ pub const TIMESTAMP: &str = "x-platform-timestamp";
 pub const NONCE: &str = "x-platform-nonce";
 pub const SIGNATURE: &str = "x-platform-signature";
 
+/// The HMAC over `"{timestamp}.{nonce}.{body}"`.
+fn mac(secret: &str, timestamp: &str, nonce: &str, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    for part in [timestamp.as_bytes(), b".", nonce.as_bytes(), b".", body] {
+        mac.update(part);
+    }
+    mac
+}
+
 /// The signature header's value for a callback (what the platform computes).
 pub fn sign(secret: &str, timestamp: &str, nonce: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(nonce.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    let m = mac(secret, timestamp, nonce, body);
+    format!("sha256={}", hex::encode(m.finalize().into_bytes()))
 }
 
 /// Checks the signature in constant time.
@@ -40,13 +44,9 @@ fn signature_ok(secret: &str, timestamp: &str, nonce: &str, body: &[u8], given: 
     let Ok(sig) = hex::decode(hex_sig) else {
         return false;
     };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(nonce.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&sig).is_ok()
+    mac(secret, timestamp, nonce, body)
+        .verify_slice(&sig)
+        .is_ok()
 }
 
 fn refuse(code: StatusCode, why: &str) -> Response {
