@@ -316,7 +316,10 @@ listen = "127.0.0.1:0"
     );
     assert_eq!(outcome("stays")["outcome"], "still_there", "{second:?}");
     // Not before the whole window has looked.
-    assert!(outcome("stays")["t_s"].as_f64().unwrap() >= 50.0, "{second:?}");
+    assert!(
+        outcome("stays")["t_s"].as_f64().unwrap() >= 50.0,
+        "{second:?}"
+    );
     eprintln!("closure looks: {checks:?}");
 
     let status = |case: &str| rt.block_on(store.case(case)).unwrap().unwrap().status;
