@@ -870,4 +870,154 @@ dwell_s = 30
             .expect("the reference frame as its before");
         assert!(before.t < 1_100.0, "taken while clean: {}", before.t);
     }
+
+    /// Camera "c" watching a road for abandoned vehicles, looking at one handled case's
+    /// place ([0.4, 0.4, 0.6, 0.6]) from t = 1000: clear for 20 s closes, 200 s is a look.
+    fn checking(det: Arc<dyn Detect>) -> FrameAnalyser {
+        let text = r#"
+[[cameras]]
+id = "c"
+url = "rtsp://127.0.0.1/c"
+[[cameras.zones]]
+id = "road"
+kind = "no_parking"
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["road"]
+dwell_s = 60
+"#;
+        let cfg = PipelineConfig::parse(text, std::path::Path::new("/")).expect("test config");
+        let checks = crate::closure::SharedChecks::new(vec![crate::closure::CheckRequest {
+            case_number: "CW1".into(),
+            camera: "c".into(),
+            rule: "abandoned_vehicle".into(),
+            zone: "road".into(),
+            label: "car".into(),
+            bbox: [0.4, 0.4, 0.6, 0.6],
+            package: None,
+            due_at: 1_000.0,
+            attempts: 0,
+        }]);
+        let settings = crate::config::ClosureSettings {
+            window_s: 200.0,
+            clear_s: 20.0,
+            ..Default::default()
+        };
+        let analysis = CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false)
+            .unwrap()
+            .with_checks(checks, settings);
+        FrameAnalyser::new("c", (&cfg.gate).into(), analysis, None, det)
+    }
+
+    /// Feeds frames every 5 s from t = 1000 with the car painted while `there(t)`; returns
+    /// the closure checks decided.
+    async fn look(
+        a: &mut FrameAnalyser,
+        gain: f32,
+        there: impl Fn(f64) -> bool,
+    ) -> Vec<crate::closure::CheckResult> {
+        let mut out = Vec::new();
+        for i in 0..60 {
+            let t = 1_000.0 + i as f64 * 5.0;
+            let car = ([0.4, 0.4, 0.6, 0.6], [200, 30, 30]);
+            let paint = if there(t) { vec![car] } else { Vec::new() };
+            let frame = crate::scene::testing::scene(128, 96, gain, &paint, 0);
+            for e in a.process(frame, t).await {
+                if let Event::Checked(r) = e {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    /// A detector that sees the car only while a shared switch says it is there.
+    struct Switch {
+        on: std::sync::atomic::AtomicBool,
+    }
+
+    impl Detect for Switch {
+        fn detect(
+            &self,
+            _frame: Arc<Frame>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<Detection>, ModelError>> + Send + '_>,
+        > {
+            let d = if self.on.load(Ordering::Relaxed) {
+                vec![Detection {
+                    label: "car".into(),
+                    kind: ObjectKind::Vehicle,
+                    score: 0.9,
+                    bbox: [0.4, 0.4, 0.6, 0.6],
+                    embedding: None,
+                }]
+            } else {
+                Vec::new()
+            };
+            Box::pin(async move { Ok(d) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closure_check_closes_once_the_car_is_gone_and_seen_gone_long_enough() {
+        let det = Arc::new(Switch {
+            on: std::sync::atomic::AtomicBool::new(true),
+        });
+        let mut a = checking(det.clone());
+        let mut decided = Vec::new();
+        for i in 0..60 {
+            let t = 1_000.0 + i as f64 * 5.0;
+            // The car stands until 1050, then is towed away.
+            let there = t < 1_050.0;
+            det.on.store(there, Ordering::Relaxed);
+            let car = ([0.4, 0.4, 0.6, 0.6], [200, 30, 30]);
+            let paint = if there { vec![car] } else { Vec::new() };
+            let frame = crate::scene::testing::scene(128, 96, 1.0, &paint, 0);
+            for e in a.process(frame, t).await {
+                if let Event::Checked(r) = e {
+                    decided.push(r);
+                }
+            }
+        }
+        assert_eq!(decided.len(), 1, "{decided:?}");
+        assert_eq!(decided[0].outcome, crate::closure::CheckOutcome::Clear);
+        // Not while the car stood, and only after 20 s seen clear.
+        assert!(decided[0].t >= 1_070.0, "{decided:?}");
+        assert!(decided[0].t < 1_200.0, "{decided:?}");
+    }
+
+    #[tokio::test]
+    async fn a_dark_place_cannot_be_judged_and_a_standing_car_is_not_rectified() {
+        // Dark: nothing to judge by, whatever the detector says.
+        let det = Arc::new(Fixed {
+            dets: Vec::new(),
+            calls: AtomicU32::new(0),
+        });
+        let mut a = checking(det);
+        let out = look(&mut a, 0.02, |_| false).await;
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            out[0].outcome,
+            crate::closure::CheckOutcome::Unjudged {
+                reason: "dark".into()
+            }
+        );
+        // In daylight, the car seen on its place all the time: still there.
+        let det = Arc::new(Fixed {
+            dets: vec![Detection {
+                label: "car".into(),
+                kind: ObjectKind::Vehicle,
+                score: 0.9,
+                bbox: [0.4, 0.4, 0.6, 0.6],
+                embedding: None,
+            }],
+            calls: AtomicU32::new(0),
+        });
+        let mut a = checking(det);
+        let out = look(&mut a, 1.0, |_| true).await;
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].outcome, crate::closure::CheckOutcome::StillThere);
+        assert!(out[0].t >= 1_200.0);
+    }
 }
