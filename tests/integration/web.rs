@@ -788,6 +788,19 @@ async fn a_fixture_rejection_and_the_camera_page_teach_the_camera_its_fixtures()
     assert!(page.contains("action=\"/cameras/cam/fixtures\""));
 }
 
+/// A page's text, fetched with a session cookie.
+async fn get_text(s: &Site, cookie: &str, path: &str) -> String {
+    s.client
+        .get(format!("{}{path}", s.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A signed platform callback: (status, JSON answer).
 async fn callback(
     s: &Site,
@@ -944,16 +957,7 @@ async fn platform_callbacks_are_signed_fresh_unreplayed_and_idempotent() {
         "verified_closed"
     );
     assert!(s.store.waiting_checks().await.unwrap().is_empty());
-    let page = s
-        .client
-        .get(format!("{}/cases/{case}", s.base))
-        .header("cookie", &op)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&s, &op, &format!("/cases/{case}")).await;
     assert!(
         page.contains("id=\"history\"") && page.contains("核实结案"),
         "{page}"
@@ -986,16 +990,7 @@ async fn a_tampered_package_is_named_and_cannot_be_confirmed() {
     std::fs::write(&jpg, bytes).unwrap();
 
     let (op, csrf) = login(&s, "op", "operator-password").await;
-    let page = s
-        .client
-        .get(format!("{}/captures/{id}?lang=en", s.base))
-        .header("cookie", &op)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&s, &op, &format!("/captures/{id}?lang=en")).await;
     assert!(page.contains("id=\"tampered\""), "{page}");
     assert!(page.contains("Evidence tampered"), "{page}");
     assert!(
@@ -1191,16 +1186,7 @@ async fn admins_manage_users_and_read_the_audit_log_others_cannot() {
         StatusCode::CONFLICT
     );
     // The users page lists them; the audit log has what happened, filtered, with its chain.
-    let page = s
-        .client
-        .get(format!("{}/admin/users?lang=en", s.base))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&s, &admin, "/admin/users?lang=en").await;
     assert!(page.contains("data-name=\"carol\""), "{page}");
     let v: serde_json::Value = s
         .client
@@ -1229,16 +1215,7 @@ async fn admins_manage_users_and_read_the_audit_log_others_cannot() {
         "{v}"
     );
     assert_eq!(v["chain"]["broken"], serde_json::Value::Null, "{v}");
-    let page = s
-        .client
-        .get(format!("{}/admin/audit?subject=carol&lang=en", s.base))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&s, &admin, "/admin/audit?subject=carol&lang=en").await;
     assert!(page.contains("Hash chain intact"), "{page}");
     assert!(page.contains("user.disable"));
     assert!(!page.contains("login.failed\">"), "filtered to carol");
@@ -1248,16 +1225,7 @@ async fn admins_manage_users_and_read_the_audit_log_others_cannot() {
         .execute(s.store.pool())
         .await
         .unwrap();
-    let page = s
-        .client
-        .get(format!("{}/admin/audit?lang=en", s.base))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&s, &admin, "/admin/audit?lang=en").await;
     assert!(page.contains("Hash chain broken at"), "{page}");
 }
 
