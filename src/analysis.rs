@@ -208,11 +208,6 @@ impl CameraAnalysis {
         self
     }
 
-    /// Whether a closure check is looking at a place now.
-    pub fn checking(&self) -> bool {
-        self.checks.as_ref().is_some_and(|(_, c)| c.looking())
-    }
-
     /// This frame's looks at the places of handled cases.
     fn look(&mut self, t: f64, dets: &[Detection], frame: Option<&Frame>) -> Vec<Event> {
         use crate::closure::Sight;
@@ -760,6 +755,17 @@ mod tests {
         }
     }
 
+    /// A car in the middle of the frame, as the detector sees it.
+    fn car() -> Detection {
+        Detection {
+            label: "car".into(),
+            kind: ObjectKind::Vehicle,
+            score: 0.9,
+            bbox: [0.4, 0.4, 0.6, 0.6],
+            embedding: None,
+        }
+    }
+
     /// An analyser of camera "c" with the given zones and rules, on a fake detector.
     fn analyser_with(zones_and_rules: &str, det: Arc<Fixed>) -> FrameAnalyser {
         let text =
@@ -793,13 +799,7 @@ dwell_s = 60
     #[tokio::test]
     async fn a_vehicle_standing_past_its_dwell_is_captured_once_and_the_gate_spares_the_detector() {
         let det = Arc::new(Fixed {
-            dets: vec![Detection {
-                label: "car".into(),
-                kind: ObjectKind::Vehicle,
-                score: 0.9,
-                bbox: [0.4, 0.4, 0.6, 0.6],
-                embedding: None,
-            }],
+            dets: vec![car()],
             calls: AtomicU32::new(0),
         });
         let mut a = analyser(det.clone());
@@ -945,13 +945,7 @@ dwell_s = 60
             Box<dyn std::future::Future<Output = Result<Vec<Detection>, ModelError>> + Send + '_>,
         > {
             let d = if self.on.load(Ordering::Relaxed) {
-                vec![Detection {
-                    label: "car".into(),
-                    kind: ObjectKind::Vehicle,
-                    score: 0.9,
-                    bbox: [0.4, 0.4, 0.6, 0.6],
-                    embedding: None,
-                }]
+                vec![car()]
             } else {
                 Vec::new()
             };
@@ -1005,13 +999,7 @@ dwell_s = 60
         );
         // In daylight, the car seen on its place all the time: still there.
         let det = Arc::new(Fixed {
-            dets: vec![Detection {
-                label: "car".into(),
-                kind: ObjectKind::Vehicle,
-                score: 0.9,
-                bbox: [0.4, 0.4, 0.6, 0.6],
-                embedding: None,
-            }],
+            dets: vec![car()],
             calls: AtomicU32::new(0),
         });
         let mut a = checking(det);

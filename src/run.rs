@@ -119,14 +119,13 @@ pub async fn run(
         });
     }
     // Closure checks of cases reported handled: the cameras look at their places; the
-    // platform callback adds to them, and they reload from the database (another process
-    // may have received the report).
+    // platform callback adds to them, and the life-cycle job loads them at once and reloads
+    // them (another process may have received the report).
     let checks = match &stage {
         Some(s) => s.checks(),
         None => Default::default(),
     };
     if let (Some(store), Some(cases)) = (store.clone(), config.cases.clone()) {
-        checks.replace(store.waiting_checks().await?);
         let (checks, shutdown, clock) = (checks.clone(), shutdown.clone(), clock.clone());
         tokio::spawn(async move {
             crate::notify::lifecycle(store, cases, checks, clock, shutdown).await

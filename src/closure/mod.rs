@@ -143,11 +143,6 @@ impl Checker {
         }
     }
 
-    /// Whether a look is under way.
-    pub fn looking(&self) -> bool {
-        !self.looks.is_empty()
-    }
-
     /// One analysed frame at `t`: each due check's sight of its place, through `sight`.
     pub fn step(
         &mut self,

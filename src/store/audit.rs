@@ -202,7 +202,6 @@ impl Store {
             sql += &format!(" AND subject LIKE {}", next());
             args.push(format!("%{}%", s.replace(['%', '_'], "")));
         }
-        let text_args = args.len();
         if let Some(t) = f.from {
             sql += &format!(" AND at >= {}", next());
             nums.push(t);
@@ -215,8 +214,9 @@ impl Store {
         sql += &format!(" ORDER BY at DESC, seq DESC LIMIT {limit}");
         let sql = self.sql(&sql);
         let mut q = sqlx::query(&sql);
-        for a in &args[..text_args] {
-            q = q.bind(a.clone());
+        // Text filters first, then times: the order their placeholders were numbered in.
+        for a in args {
+            q = q.bind(a);
         }
         for v in nums {
             q = q.bind(v);

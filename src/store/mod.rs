@@ -786,11 +786,7 @@ impl Store {
 
     /// The SQL with `$n` placeholders as this backend wants them (for tools and tests that
     /// query the tables directly).
-    pub fn prepare_sql(&self, q: &str) -> String {
-        self.sql(q)
-    }
-
-    pub(crate) fn prepare(&self, q: &str) -> String {
+    pub fn prepare(&self, q: &str) -> String {
         self.sql(q)
     }
 

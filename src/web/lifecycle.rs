@@ -34,12 +34,12 @@ pub async fn case_page(
         Ok(h) => h,
         Err(e) => return server_error(e),
     };
-    let evidence = match st.store.capture(&c.capture_id).await {
-        Ok(cap) => cap.and_then(|c| c.evidence),
+    // The case's own evidence reference: the capture's at filing, then the looks added to
+    // the package.
+    let evidence = match st.store.case_evidence(&n).await {
+        Ok(e) => e,
         Err(e) => return server_error(e),
     };
-    // The case's own evidence reference is the newest (the looks added to the package).
-    let evidence = st.store.case_evidence(&n).await.ok().flatten().or(evidence);
     let off = st.cases.utc_offset_s;
     let now = st.now();
     let late = c.overdue(now);

@@ -216,10 +216,9 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
     };
     o.family("citywatch_cases", "gauge", "Cases in the store.");
     o.sample("citywatch_cases", &[], counts.cases as f64);
-    let (by_status, overdue, checks) = match tokio::try_join!(
+    let (by_status, overdue) = match tokio::try_join!(
         st.store.case_status_counts(),
-        st.store.overdue_count(st.now()),
-        st.store.waiting_checks()
+        st.store.overdue_count(st.now())
     ) {
         Ok(x) => x,
         Err(e) => return server_error(e),
@@ -229,15 +228,17 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
         "gauge",
         "Cases by life-cycle status (filed, dispatched, handled, verified_closed, not_rectified, check_manual, returned, closed).",
     );
-    for s in crate::store::lifecycle::CaseStatus::ALL {
-        let n = by_status
+    let count = |s: crate::store::lifecycle::CaseStatus| {
+        by_status
             .iter()
             .find(|(k, _)| k == s.as_str())
-            .map_or(0, |(_, n)| *n);
+            .map_or(0, |(_, n)| *n)
+    };
+    for s in crate::store::lifecycle::CaseStatus::ALL {
         o.sample(
             "citywatch_cases_by_status",
             &[("status", s.as_str())],
-            n as f64,
+            count(s) as f64,
         );
     }
     o.family(
@@ -251,7 +252,12 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
         "gauge",
         "Cases reported handled whose place a camera has yet to look at.",
     );
-    o.sample("citywatch_closure_checks_waiting", &[], checks.len() as f64);
+    // A handled case is exactly one whose closure check waits for a camera.
+    o.sample(
+        "citywatch_closure_checks_waiting",
+        &[],
+        count(crate::store::lifecycle::CaseStatus::Handled) as f64,
+    );
     o.family(
         "citywatch_outbox",
         "gauge",
