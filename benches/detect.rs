@@ -1,6 +1,9 @@
 //! Detection cost per shipped model on real sample frames (vtest.mp4 at 0, 10, ... 70 s,
 //! 640x480 analysis frames):
 //!
+//! - TensorFlow's whole graphs (`*_tf`, NMS as ONNX `Loop`s) against the same networks cut
+//!   before the post-processing (`layout = "ssd_raw"`, anchors, decoding and NMS in Rust),
+//!   and the int8 (QDQ) network when `models/convert/quantize.py` has made one;
 //! - `session.run` alone, against the whole detect path (frame → preprocessing → run →
 //!   decoding), and the share of the path spent outside `session.run`;
 //! - batch-1 against batch-4 throughput;
@@ -55,12 +58,36 @@ fn median(mut v: Vec<Duration>) -> f64 {
     v[v.len() / 2].as_secs_f64() * 1000.0
 }
 
-/// Writes the model's input tensor for `frame` (300x300 RGB u8) for the Python peer.
-fn dump_input(frame: &Frame, spec: &citywatch::detect::manifest::InputSpec, path: &Path) {
+/// Writes the model's input tensor for `frame` for the Python peer; returns its dtype and
+/// shape as the peer's arguments.
+fn dump_input(
+    frame: &Frame,
+    spec: &citywatch::detect::manifest::InputSpec,
+    path: &Path,
+) -> [String; 2] {
+    use citywatch::detect::manifest::{DType, Layout};
     let mut pre = citywatch::detect::preprocess::Preprocessor::new(spec);
-    let mut buf = vec![0u8; pre.item_len(frame.width, frame.height)];
-    pre.write_u8(frame, &mut buf);
-    std::fs::write(path, buf).unwrap();
+    let n = pre.item_len(frame.width, frame.height);
+    let [w, h] = spec.size.unwrap();
+    let shape = match spec.layout {
+        Layout::Nhwc => format!("1,{h},{w},3"),
+        Layout::Nchw => format!("1,3,{h},{w}"),
+    };
+    match spec.dtype {
+        DType::U8 => {
+            let mut buf = vec![0u8; n];
+            pre.write_u8(frame, &mut buf);
+            std::fs::write(path, buf).unwrap();
+            ["uint8".into(), shape]
+        }
+        DType::F32 => {
+            let mut buf = vec![0f32; n];
+            pre.write_f32(frame, &mut buf);
+            let bytes: Vec<u8> = buf.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(path, bytes).unwrap();
+            ["float32".into(), shape]
+        }
+    }
 }
 
 fn main() {
@@ -75,15 +102,35 @@ fn main() {
     let lib = citywatch::detect::runtime::library_path(None);
     let data = repo().join("target/bench-data");
     std::fs::create_dir_all(&data).unwrap();
-    for name in ["ssd_mobilenet_v2_coco", "ssdlite_mobilenet_v2_pedestrian"] {
-        let manifest = Manifest::load_named(&repo().join("models"), name).unwrap();
+    let models = repo().join("models");
+    let mut summary = Vec::new();
+    for name in [
+        "ssd_mobilenet_v2_coco_tf",
+        "ssd_mobilenet_v2_coco",
+        "ssd_mobilenet_v2_coco_int8",
+        "ssdlite_mobilenet_v2_pedestrian_tf",
+        "ssdlite_mobilenet_v2_pedestrian",
+    ] {
+        let Ok(manifest) = Manifest::load_named(&models, name) else {
+            println!("{name}: skipped (no manifest)");
+            continue;
+        };
+        if !manifest.path.exists() {
+            println!(
+                "{name}: skipped (no {}; models/convert makes it)",
+                manifest.path.display()
+            );
+            continue;
+        }
         let spec = manifest.input.clone();
         let model_path = manifest.path.clone();
-        let plain_manifest = manifest.features.is_some().then(|| {
-            let mut m = manifest.clone();
-            m.features = None;
-            m
-        });
+        // The feature output's cost, once, on the default model.
+        let plain_manifest =
+            (manifest.features.is_some() && name == "ssd_mobilenet_v2_coco").then(|| {
+                let mut m = manifest.clone();
+                m.features = None;
+                m
+            });
         let det = OrtDetector::load(manifest, &lib, 2).unwrap();
         // Warm up.
         for f in &frames {
@@ -105,7 +152,7 @@ fn main() {
         println!("{name}:");
         println!(
             "  batch 1: session.run {run_ms:.2} ms | preprocess {pre_ms:.3} ms | decode {dec_ms:.3} ms | whole path {whole_ms:.2} ms | outside session.run {:.1}% of it",
-            (whole_ms - run_ms) / run_ms * 100.0
+            (whole_ms - run_ms) / whole_ms * 100.0
         );
         if let Some(m) = plain_manifest {
             // The same file without the feature map among the outputs; rounds alternate so
@@ -148,17 +195,24 @@ fn main() {
             1000.0 / whole_ms,
             4000.0 / b4
         );
+        summary.push((
+            name,
+            whole_ms,
+            1000.0 / whole_ms,
+            4000.0 / b4,
+            (whole_ms - run_ms) / whole_ms * 100.0,
+        ));
 
         let peer = repo().join(".local/bench-venv/bin/python");
         if peer.exists() {
-            let input = data.join(format!("{name}.input.u8"));
-            dump_input(&frames[1], &spec, &input);
+            let input = data.join(format!("{name}.input"));
+            let [dtype, shape] = dump_input(&frames[1], &spec, &input);
             let out = Command::new(&peer)
                 .arg(repo().join("benches/detect_peer.py"))
                 .arg(&model_path)
                 .arg(&input)
-                .arg(spec.size.unwrap()[0].to_string())
-                .arg(spec.size.unwrap()[1].to_string())
+                .arg(dtype)
+                .arg(shape)
                 .arg(ROUNDS.to_string())
                 .output()
                 .unwrap();
@@ -181,5 +235,13 @@ fn main() {
         } else {
             println!("  peer: skipped (no .local/bench-venv; `make bench` makes it)");
         }
+    }
+    println!();
+    println!(
+        "| model | whole path, batch 1 | frames/s, batch 1 | frames/s, batch 4 | outside session.run |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, ms, fps1, fps4, outside) in summary {
+        println!("| {name} | {ms:.1} ms | {fps1:.1} | {fps4:.1} | {outside:.1} % |");
     }
 }

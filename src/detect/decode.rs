@@ -63,7 +63,73 @@ fn shape_err(name: &str, expected: &str, shape: &[usize]) -> DecodeError {
     }
 }
 
-/// Decodes batch item `b`. `tensors` are in the order of [`OutputLayout::output_names`];
+/// A layout's decoder, with whatever it precomputes once per model (SSD anchors).
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    layout: OutputLayout,
+    ssd: Option<super::ssd::RawSsd>,
+}
+
+impl Decoder {
+    pub fn new(layout: &OutputLayout) -> Self {
+        let ssd = match layout {
+            OutputLayout::SsdRaw {
+                class_offset,
+                score,
+                box_scale,
+                nms_iou,
+                class_agnostic,
+                max_per_class,
+                max_total,
+                anchors,
+                ..
+            } => Some(super::ssd::RawSsd {
+                anchors: anchors.generate(),
+                class_offset: *class_offset,
+                score: *score,
+                box_scale: *box_scale,
+                nms_iou: *nms_iou,
+                class_agnostic: *class_agnostic,
+                max_per_class: *max_per_class,
+                max_total: *max_total,
+            }),
+            _ => None,
+        };
+        Self {
+            layout: layout.clone(),
+            ssd,
+        }
+    }
+
+    /// The number of anchors an `ssd_raw` model must emit.
+    pub fn anchor_count(&self) -> Option<usize> {
+        self.ssd.as_ref().map(|s| s.anchors.len())
+    }
+
+    /// Decodes batch item `b`; see [`decode`].
+    pub fn decode(
+        &self,
+        tensors: &[Tensor<'_>],
+        b: usize,
+        input_size: (f32, f32),
+        n_labels: usize,
+        min_score: f32,
+    ) -> Result<Vec<RawDet>, DecodeError> {
+        match (&self.layout, &self.ssd) {
+            (OutputLayout::SsdRaw { boxes, scores, .. }, Some(ssd)) => ssd.decode(
+                (boxes, scores),
+                &tensors[0],
+                &tensors[1],
+                b,
+                n_labels,
+                min_score,
+            ),
+            (layout, _) => decode(layout, tensors, b, input_size, n_labels, min_score),
+        }
+    }
+}
+
+/// Decodes batch item `b` (`ssd_raw` goes through [`Decoder`], which keeps its anchors). `tensors` are in the order of [`OutputLayout::output_names`];
 /// `input_size` is (width, height) of the model input; `n_labels` the label count.
 pub fn decode(
     layout: &OutputLayout,
@@ -76,6 +142,9 @@ pub fn decode(
     let (iw, ih) = input_size;
     let clamp = |v: f32| v.clamp(0.0, 1.0);
     match layout {
+        OutputLayout::SsdRaw { .. } => {
+            Decoder::new(layout).decode(tensors, b, input_size, n_labels, min_score)
+        }
         OutputLayout::SsdTf {
             boxes,
             class_offset,

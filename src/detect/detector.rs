@@ -36,6 +36,7 @@ pub struct OrtDetector {
     session: Mutex<Session>,
     scratch: Mutex<Scratch>,
     last: Mutex<Timings>,
+    decoder: decode::Decoder,
 }
 
 /// Hex sha256 of a file, streamed.
@@ -134,6 +135,7 @@ impl OrtDetector {
                 fits: Vec::new(),
             }),
             labels,
+            decoder: decode::Decoder::new(&manifest.output),
             manifest,
             session: Mutex::new(session),
             last: Mutex::new(Timings::default()),
@@ -229,15 +231,10 @@ impl OrtDetector {
         };
         let mut out = Vec::with_capacity(n);
         for (b, fit) in fits.iter().enumerate() {
-            let raw = decode::decode(
-                &m.output,
-                &tensors,
-                b,
-                fit.input_size(),
-                m.labels.len(),
-                m.min_score,
-            )
-            .map_err(|e| err("output", e.to_string()))?;
+            let raw = self
+                .decoder
+                .decode(&tensors, b, fit.input_size(), m.labels.len(), m.min_score)
+                .map_err(|e| err("output", e.to_string()))?;
             out.push(
                 raw.into_iter()
                     // Unused class ids (gaps in COCO's numbering) have empty labels.
@@ -432,6 +429,42 @@ fn check_metadata(m: &Manifest, session: &Session) -> Result<(), ModelError> {
             out_shape(classes, "output.classes")?;
             if let Some(c) = count {
                 out_shape(c, "output.count")?;
+            }
+        }
+        OutputLayout::SsdRaw {
+            boxes,
+            scores,
+            class_offset,
+            anchors,
+            ..
+        } => {
+            let want = anchors.generate().len();
+            let b = out_shape(boxes, "output.boxes")?;
+            if b.len() != 3 || fixed(b[2]).is_some_and(|d| d != 4) {
+                return Err(err(
+                    "output.boxes",
+                    format!("expected [N, A, 4] box encodings, the model has {b:?}"),
+                ));
+            }
+            let s = out_shape(scores, "output.scores")?;
+            if s.len() != 3 {
+                return Err(err(
+                    "output.scores",
+                    format!("expected [N, A, C] logits, the model has {s:?}"),
+                ));
+            }
+            for got in [fixed(b[1]), fixed(s[1])].into_iter().flatten() {
+                if got != want {
+                    return Err(err(
+                        "output.anchors",
+                        format!("the parameters make {want} anchors, the model has {got}"),
+                    ));
+                }
+            }
+            if let Some(d) = fixed(s[2])
+                && d != class_offset + n
+            {
+                return Err(label_err(d.saturating_sub(*class_offset), &s));
             }
         }
         OutputLayout::Yolov5 { name, .. } => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::Detection;
 use crate::ingest::Frame;
+use crate::model::BBox;
 
 pub const THUMB_W: usize = 32;
 pub const THUMB_H: usize = 24;
@@ -57,6 +58,8 @@ pub struct SceneGate {
     previous: Option<(Option<[f32; THUMB_W * THUMB_H]>, Duration)>,
     last: Vec<Detection>,
     current: [f32; THUMB_W * THUMB_H],
+    /// The thumbnail cells compared (the rule zones and their margin); None: all of them.
+    cells: Option<Vec<usize>>,
     pub stats: GateStats,
 }
 
@@ -97,6 +100,36 @@ pub fn changed_share(a: &[f32], b: &[f32], delta: f32) -> f32 {
     n as f32 / a.len() as f32
 }
 
+/// Share of the listed cells that moved by more than `delta`.
+fn changed_share_of(cells: &[usize], a: &[f32], b: &[f32], delta: f32) -> f32 {
+    if cells.is_empty() {
+        return 0.0;
+    }
+    let n = cells
+        .iter()
+        .filter(|&&i| (a[i] - b[i]).abs() > delta)
+        .count();
+    n as f32 / cells.len() as f32
+}
+
+/// The thumbnail cells that overlap any of `regions` (normalised boxes) grown by `margin`
+/// (a share of the frame's width and height).
+pub fn cells_of(regions: &[BBox], margin: f32) -> Vec<usize> {
+    let mut out = Vec::new();
+    for ty in 0..THUMB_H {
+        for tx in 0..THUMB_W {
+            let (x0, x1) = (tx as f32 / THUMB_W as f32, (tx + 1) as f32 / THUMB_W as f32);
+            let (y0, y1) = (ty as f32 / THUMB_H as f32, (ty + 1) as f32 / THUMB_H as f32);
+            if regions.iter().any(|r| {
+                x1 > r[0] - margin && x0 < r[2] + margin && y1 > r[1] - margin && y0 < r[3] + margin
+            }) {
+                out.push(ty * THUMB_W + tx);
+            }
+        }
+    }
+    out
+}
+
 impl SceneGate {
     pub fn new(cfg: GateConfig) -> Self {
         Self {
@@ -106,8 +139,16 @@ impl SceneGate {
             previous: None,
             last: Vec::new(),
             current: [0.0; THUMB_W * THUMB_H],
+            cells: None,
             stats: GateStats::default(),
         }
+    }
+
+    /// Compares only the cells of these regions (the camera's rule zones) grown by `margin`:
+    /// motion elsewhere in the frame does not force an inference. No regions: the whole frame.
+    pub fn watching(mut self, regions: &[BBox], margin: f32) -> Self {
+        self.cells = (!regions.is_empty()).then(|| cells_of(regions, margin));
+        self
     }
 
     fn time(frame: &Frame) -> Duration {
@@ -132,9 +173,11 @@ impl SceneGate {
             Some(r) => {
                 let stale = now.saturating_sub(self.reference_time) >= self.cfg.max_reuse
                     || now < self.reference_time;
-                if stale
-                    || changed_share(r, &self.current, self.cfg.cell_delta) > self.cfg.changed_share
-                {
+                let changed = match &self.cells {
+                    Some(cells) => changed_share_of(cells, r, &self.current, self.cfg.cell_delta),
+                    None => changed_share(r, &self.current, self.cfg.cell_delta),
+                };
+                if stale || changed > self.cfg.changed_share {
                     Decision::Run
                 } else {
                     Decision::Reuse
@@ -259,6 +302,35 @@ mod tests {
                 reused: 1
             }
         );
+    }
+
+    #[test]
+    fn a_gate_watching_the_zones_ignores_motion_elsewhere() {
+        // The zone is the left third of the frame; people cross the right half.
+        let zone = [0.0, 0.0, 0.33, 1.0];
+        let mut g = SceneGate::new(GateConfig::default()).watching(&[zone], 0.05);
+        let mut whole = SceneGate::new(GateConfig::default());
+        let walker = |at: usize| {
+            move |x: usize, y: usize| {
+                if (at..at + 6).contains(&x) && (10..30).contains(&y) {
+                    [240, 240, 240]
+                } else {
+                    [100, 100, 100]
+                }
+            }
+        };
+        assert_eq!(g.decide(&frame(0.0, walker(40))), Decision::Run);
+        assert_eq!(whole.decide(&frame(0.0, walker(40))), Decision::Run);
+        for (t, x) in [(1.0, 46), (2.0, 52), (3.0, 57)] {
+            assert_eq!(g.decide(&frame(t, walker(x))), Decision::Reuse);
+            assert_eq!(whole.decide(&frame(t, walker(x))), Decision::Run);
+        }
+        // Into the zone (its margin starts at x = 24.3 of 64): the gate runs.
+        assert_eq!(g.decide(&frame(4.0, walker(18))), Decision::Run);
+        // The cells cover the zone and its margin, nothing more.
+        let cells = cells_of(&[zone], 0.05);
+        assert!(cells.iter().all(|&i| i % THUMB_W < 13), "{cells:?}");
+        assert_eq!(cells.len(), 13 * THUMB_H);
     }
 
     #[test]

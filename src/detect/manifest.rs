@@ -90,6 +90,31 @@ pub enum OutputLayout {
         #[serde(default)]
         class_offset: i64,
     },
+    /// A TensorFlow SSD graph cut before its post-processing: box encodings [N, A, 4]
+    /// (ty, tx, th, tw against the anchors) and logits [N, A, C]. Anchors, decoding, scores
+    /// and NMS are done in Rust (`super::ssd`).
+    SsdRaw {
+        boxes: String,
+        scores: String,
+        /// Logit columns before the first label (1: TensorFlow's background class).
+        #[serde(default = "one_usize")]
+        class_offset: usize,
+        #[serde(default)]
+        score: super::ssd::ScoreFn,
+        /// Divisors of (ty, tx, th, tw); TensorFlow's Faster R-CNN coder uses 10, 10, 5, 5.
+        #[serde(default = "box_scale")]
+        box_scale: [f32; 4],
+        #[serde(default = "ssd_iou")]
+        nms_iou: f32,
+        /// One NMS across all classes instead of one per class.
+        #[serde(default)]
+        class_agnostic: bool,
+        #[serde(default = "hundred")]
+        max_per_class: usize,
+        #[serde(default = "hundred")]
+        max_total: usize,
+        anchors: super::ssd::AnchorSpec,
+    },
     /// YOLOv5: [N, B, 5+C]: cx, cy, w, h (input pixels), objectness, class scores.
     Yolov5 {
         name: String,
@@ -109,6 +134,15 @@ pub enum OutputLayout {
 fn iou() -> f32 {
     0.45
 }
+fn ssd_iou() -> f32 {
+    0.6
+}
+fn box_scale() -> [f32; 4] {
+    [10.0, 10.0, 5.0, 5.0]
+}
+fn hundred() -> usize {
+    100
+}
 
 impl OutputLayout {
     pub fn output_names(&self) -> Vec<&str> {
@@ -126,6 +160,7 @@ impl OutputLayout {
                 }
                 v
             }
+            OutputLayout::SsdRaw { boxes, scores, .. } => vec![boxes.as_str(), scores.as_str()],
             OutputLayout::Yolov5 { name, .. }
             | OutputLayout::Yolov8 { name, .. }
             | OutputLayout::CenternetTopk { name } => vec![name.as_str()],
@@ -238,6 +273,35 @@ impl Manifest {
                 "min_score",
                 format!("must be between 0 and 1, got {}", raw.min_score),
             ));
+        }
+        if let OutputLayout::SsdRaw {
+            anchors,
+            nms_iou,
+            max_per_class,
+            max_total,
+            box_scale,
+            ..
+        } = &raw.output
+        {
+            anchors.validate().map_err(|(f, m)| err(&f, m))?;
+            if !(0.0..=1.0).contains(nms_iou) {
+                return Err(err(
+                    "output.nms_iou",
+                    format!("must be between 0 and 1, got {nms_iou}"),
+                ));
+            }
+            if *max_per_class == 0 || *max_total == 0 {
+                return Err(err(
+                    "output.max_total",
+                    "max_per_class and max_total must be positive".into(),
+                ));
+            }
+            if box_scale.iter().any(|v| *v <= 0.0) {
+                return Err(err(
+                    "output.box_scale",
+                    format!("must be positive, got {box_scale:?}"),
+                ));
+            }
         }
         let mut label_kinds = vec![ObjectKind::Other; raw.labels.len()];
         for (kind, names) in &raw.kinds {

@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod preprocess;
 pub mod runtime;
 pub mod service;
+pub mod ssd;
 
 pub use decode::BBox;
 pub use detector::OrtDetector;

@@ -26,26 +26,38 @@ fn load(name: &str) -> OrtDetector {
 
 /// The frame of vtest.mp4 at `t` seconds, at its native 768x576.
 async fn vtest_frame(t: u64) -> Frame {
-    let cfg = config(
+    let f = frames_of("vtest.mp4", 768, 10, &[t]).await.remove(0);
+    assert_eq!((f.width, f.height), (768, 576));
+    f
+}
+
+/// Frames of a sample clip at the given whole seconds (ascending), `width` wide, sampled every
+/// `every_s` seconds.
+async fn frames_of(clip: &str, width: u32, every_s: u64, at: &[u64]) -> Vec<Frame> {
+    let cfg = config(&format!(
         r#"
 [[cameras]]
-id = "vtest"
-url = "file://sample-videos/vtest.mp4"
-analysis_fps = 0.1
-analysis_width = 768
+id = "clip"
+url = "file://sample-videos/{clip}"
+analysis_fps = {}
+analysis_width = {width}
 keyframe_only = "off"
 "#,
-    );
+        1.0 / every_s as f64
+    ));
     let shutdown = Shutdown::new();
     let mut cam = start_cameras(&cfg, &shutdown).pop().unwrap();
+    let mut out = Vec::new();
     while let Some(f) = cam.next_frame().await {
-        if f.pts == Some(Duration::from_secs(t)) {
-            shutdown.trigger();
-            assert_eq!((f.width, f.height), (768, 576));
-            return f;
+        if at.iter().any(|&t| f.pts == Some(Duration::from_secs(t))) {
+            out.push(f);
+            if out.len() == at.len() {
+                shutdown.trigger();
+                return out;
+            }
         }
     }
-    panic!("no frame at {t} s");
+    panic!("{clip}: found {} of the frames at {at:?} s", out.len());
 }
 
 /// Boxes written down by looking at vtest.mp4 at 10 s (frame 100), in pixels of 768x576.
@@ -143,6 +155,60 @@ async fn pedestrian_model_finds_the_separate_walkers() {
             found(&dets, ObjectKind::Person, *b).is_some(),
             "{who} not found: {dets:#?}"
         );
+    }
+}
+
+/// The network-only models with anchors, decoding and NMS in Rust find what TensorFlow's
+/// whole graphs find, on real frames of both sample clips: the same objects, label for label,
+/// within a small box and score tolerance. Detections within 0.05 of the score threshold may
+/// fall either side of it in one of the two and are not required to match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssd_raw_matches_the_whole_graph() {
+    let mut frames = frames_of("vtest.mp4", 768, 5, &[0, 15, 30, 45, 60, 75]).await;
+    frames.extend(frames_of("bikes.mp4", 640, 2, &[2, 4, 6]).await);
+    for (raw, whole) in [
+        ("ssd_mobilenet_v2_coco", "ssd_mobilenet_v2_coco_tf"),
+        (
+            "ssdlite_mobilenet_v2_pedestrian",
+            "ssdlite_mobilenet_v2_pedestrian_tf",
+        ),
+    ] {
+        let (a, b) = (load(raw), load(whole));
+        assert!(matches!(
+            a.manifest().output,
+            citywatch::detect::manifest::OutputLayout::SsdRaw { .. }
+        ));
+        let (mut matched, mut worst_iou, mut worst_score) = (0, 1.0f32, 0.0f32);
+        for (i, f) in frames.iter().enumerate() {
+            let da = a.detect(&[f]).unwrap().remove(0);
+            let db = b.detect(&[f]).unwrap().remove(0);
+            let min = a.manifest().min_score;
+            for (from, to, side) in [(&da, &db, raw), (&db, &da, whole)] {
+                for d in from.iter().filter(|d| d.score >= min + 0.05) {
+                    let best = to
+                        .iter()
+                        .filter(|e| e.label == d.label)
+                        .max_by(|x, y| iou(&x.bbox, &d.bbox).total_cmp(&iou(&y.bbox, &d.bbox)));
+                    let Some(e) = best else {
+                        panic!(
+                            "{raw}, frame {i}: {side}'s {d:?} has no counterpart in {from:#?} / {to:#?}"
+                        );
+                    };
+                    let (o, ds) = (iou(&e.bbox, &d.bbox), (e.score - d.score).abs());
+                    assert!(
+                        o >= 0.99 && ds <= 0.005,
+                        "{raw}, frame {i}: {side}'s {d:?} against {e:?}: IoU {o}, score gap {ds}"
+                    );
+                    worst_iou = worst_iou.min(o);
+                    worst_score = worst_score.max(ds);
+                    matched += 1;
+                }
+            }
+        }
+        eprintln!(
+            "{raw}: {matched} detections matched; worst IoU {worst_iou:.4}, worst score gap {worst_score:.4}"
+        );
+        assert!(matched >= 20, "{raw}: only {matched} detections to compare");
     }
 }
 
