@@ -433,6 +433,8 @@ pub struct FrameAnalyser {
     fresh: Option<Vec<Detection>>,
     /// Regions the detector also runs on (a camera's `detect_crops`).
     crops: Vec<crate::model::BBox>,
+    /// The part of the frame the detector runs on instead of the whole (`detect_region`).
+    region: Option<crate::model::BBox>,
     /// Detector runs since the crops last ran.
     since_crops: u32,
 }
@@ -479,8 +481,26 @@ impl FrameAnalyser {
             keep_fresh: false,
             fresh: None,
             crops: Vec::new(),
+            region: None,
             since_crops: CROPS_EVERY,
         }
+    }
+
+    /// Runs the detector on this part of each frame instead of the whole (a crop around the
+    /// rule zones), mapping its boxes back; and gates on the given regions only.
+    pub fn with_region(
+        mut self,
+        region: Option<crate::model::BBox>,
+        gate_regions: &[crate::model::BBox],
+        margin: f32,
+    ) -> Self {
+        self.region = region;
+        let gate = std::mem::replace(
+            &mut self.gate,
+            crate::detect::SceneGate::new(crate::detect::GateConfig::default()),
+        );
+        self.gate = gate.watching(gate_regions, margin);
+        self
     }
 
     /// Also runs the detector on these regions of each analysed frame, for objects too small
@@ -589,7 +609,7 @@ impl FrameAnalyser {
                 &[]
             };
             self.since_crops += 1;
-            match detect_all(&self.service, crops, &frame).await {
+            match detect_all(&self.service, self.region, crops, &frame).await {
                 Ok(d) => {
                     self.gate.record(&d);
                     if self.keep_fresh {
@@ -671,24 +691,31 @@ impl FrameAnalyser {
     }
 }
 
-/// The whole frame's detections plus those of each crop, mapped back to the frame; a
-/// crop's detection that repeats one already found (same label, IoU ≥ 0.5) is dropped.
+/// The detections of the frame (or of its `region`), plus those of each crop, mapped back to
+/// the frame; a crop's detection that repeats one already found (same label, IoU ≥ 0.5) is
+/// dropped.
 async fn detect_all(
     service: &std::sync::Arc<dyn crate::detect::Detect>,
+    region: Option<crate::model::BBox>,
     crops: &[crate::model::BBox],
     frame: &std::sync::Arc<Frame>,
 ) -> Result<Vec<Detection>, crate::detect::ModelError> {
-    let mut all = service.detect(frame.clone()).await?;
+    let mut all = match region {
+        None => service.detect(frame.clone()).await?,
+        Some(r) => {
+            let r = square_ish(r, frame.width as f32, frame.height as f32);
+            let part = std::sync::Arc::new(crop(frame, &r));
+            let mut d = service.detect(part).await?;
+            for x in &mut d {
+                x.bbox = to_frame(&r, &x.bbox);
+            }
+            d
+        }
+    };
     for b in crops {
         let part = std::sync::Arc::new(crop(frame, b));
         for mut d in service.detect(part).await? {
-            let (w, h) = (b[2] - b[0], b[3] - b[1]);
-            d.bbox = [
-                b[0] + d.bbox[0] * w,
-                b[1] + d.bbox[1] * h,
-                b[0] + d.bbox[2] * w,
-                b[1] + d.bbox[3] * h,
-            ];
+            d.bbox = to_frame(b, &d.bbox);
             if !all
                 .iter()
                 .any(|k| k.label == d.label && crate::model::iou(&k.bbox, &d.bbox) >= 0.5)
@@ -698,6 +725,37 @@ async fn detect_all(
         }
     }
     Ok(all)
+}
+
+/// A box normalised to the crop `c` → normalised to the frame.
+fn to_frame(c: &crate::model::BBox, b: &crate::model::BBox) -> crate::model::BBox {
+    let (w, h) = (c[2] - c[0], c[3] - c[1]);
+    [
+        c[0] + b[0] * w,
+        c[1] + b[1] * h,
+        c[0] + b[2] * w,
+        c[1] + b[3] * h,
+    ]
+}
+
+/// `r` grown (within the frame) until its pixel shape is no flatter or taller than 2:1, so a
+/// long strip of zones is not squeezed hard into the model's square input.
+fn square_ish(r: crate::model::BBox, fw: f32, fh: f32) -> crate::model::BBox {
+    let grow = |lo: f32, hi: f32, want: f32| {
+        let want = want.min(1.0);
+        let c = ((lo + hi) / 2.0).clamp(want / 2.0, 1.0 - want / 2.0);
+        (c - want / 2.0, c + want / 2.0)
+    };
+    let (w, h) = ((r[2] - r[0]) * fw, (r[3] - r[1]) * fh);
+    let mut out = r;
+    if w > 2.0 * h {
+        let (a, b) = grow(r[1], r[3], w / 2.0 / fh);
+        (out[1], out[3]) = (a.min(r[1]), b.max(r[3]));
+    } else if h > 2.0 * w {
+        let (a, b) = grow(r[0], r[2], h / 2.0 / fw);
+        (out[0], out[2]) = (a.min(r[0]), b.max(r[2]));
+    }
+    out
 }
 
 /// The pixels of a normalised box of a frame, as a frame of their own.

@@ -729,6 +729,43 @@ impl Default for DetectSettings {
     }
 }
 
+/// A camera's `gate_scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateScope {
+    Zones,
+    Frame,
+}
+
+/// A camera's `detect_region`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectRegion {
+    Frame,
+    Zones,
+    Auto,
+}
+
+/// The bounds of `zones`, grown by `margin` and clipped to the frame.
+pub fn zones_region(zones: &[Zone], margin: f32) -> Option<BBox> {
+    let mut it = zones.iter().map(|z| z.polygon.bounds());
+    let first = it.next()?;
+    let u = it.fold(first, |a, b| {
+        [
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ]
+    });
+    Some([
+        (u[0] - margin).max(0.0),
+        (u[1] - margin).max(0.0),
+        (u[2] + margin).min(1.0),
+        (u[3] + margin).min(1.0),
+    ])
+}
+
 /// `[gate]`: scene-change gating before the detector.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -741,6 +778,12 @@ pub struct GateSettings {
     pub changed_share: f32,
     /// Longest reuse of detections without a real inference, in seconds. Default 30.
     pub max_reuse_s: f64,
+    /// How far around the rule zones (share of the frame's width and height) the zone-aware
+    /// gate looks, and a zone crop reaches. Default 0.08.
+    pub zone_margin: f32,
+    /// `detect_region = "auto"` crops to the zones when the crop covers at most this share
+    /// of the frame's area. Default 0.5.
+    pub crop_max_share: f32,
 }
 
 impl Default for GateSettings {
@@ -750,6 +793,8 @@ impl Default for GateSettings {
             cell_delta: 0.06,
             changed_share: 0.01,
             max_reuse_s: 30.0,
+            zone_margin: 0.08,
+            crop_max_share: 0.5,
         }
     }
 }
@@ -889,6 +934,16 @@ struct RawCamera {
     /// objects reach the detector larger. Default 1.
     #[serde(default)]
     detect_crop_grid: Option<u32>,
+    /// What the scene gate compares: "zones" (the rule zones and a margin: motion elsewhere
+    /// does not force an inference) or "frame". Default "zones"; a camera without zones
+    /// compares the frame.
+    #[serde(default)]
+    gate_scope: Option<GateScope>,
+    /// What the detector looks at: "frame", "zones" (a crop around the rule zones, mapped
+    /// back to the frame: far objects reach the model larger, at no extra cost) or "auto"
+    /// (the crop when it covers at most `[gate] crop_max_share` of the frame). Default "auto".
+    #[serde(default)]
+    detect_region: Option<DetectRegion>,
     #[serde(default)]
     zones: Vec<RawZone>,
     #[serde(default)]
@@ -995,6 +1050,10 @@ pub struct CameraConfig {
     pub revisit_s: Option<f64>,
     /// The bounds of the zones the detector also runs on (`detect_crops`).
     pub detect_crops: Vec<BBox>,
+    /// The regions the scene gate compares (empty: the whole frame).
+    pub gate_regions: Vec<BBox>,
+    /// The part of the frame the detector runs on (None: the whole frame).
+    pub detect_region: Option<BBox>,
     pub zones: Vec<Zone>,
     pub rules: Vec<RuleConfig>,
 }
@@ -1027,6 +1086,8 @@ impl CameraConfig {
             visit_s: None,
             revisit_s: None,
             detect_crops: Vec::new(),
+            gate_regions: Vec::new(),
+            detect_region: None,
             zones: Vec::new(),
             rules: Vec::new(),
         }
@@ -1234,7 +1295,8 @@ impl PipelineConfig {
         let mut seen = HashSet::new();
         let mut cameras = Vec::new();
         for (i, raw) in raw_cameras {
-            if let Some(c) = validate_camera(i, raw, &ingest, base, &mut seen, &mut problems) {
+            if let Some(c) = validate_camera(i, raw, &ingest, &gate, base, &mut seen, &mut problems)
+            {
                 cameras.push(c);
             }
         }
@@ -1665,6 +1727,8 @@ fn validate_gate(g: &GateSettings, problems: &mut Vec<ConfigProblem>) {
     for (path, v) in [
         ("gate.cell_delta", g.cell_delta),
         ("gate.changed_share", g.changed_share),
+        ("gate.zone_margin", g.zone_margin),
+        ("gate.crop_max_share", g.crop_max_share),
     ] {
         if !(0.0..=1.0).contains(&v) {
             problems.push(ConfigProblem {
@@ -1698,6 +1762,7 @@ fn validate_camera(
     i: usize,
     raw: RawCamera,
     ingest: &IngestDefaults,
+    gate: &GateSettings,
     base: &Path,
     seen: &mut HashSet<String>,
     problems: &mut Vec<ConfigProblem>,
@@ -1942,6 +2007,16 @@ fn validate_camera(
         visit_s: raw.visit_s,
         revisit_s: raw.revisit_s,
         detect_crops,
+        gate_regions: match raw.gate_scope.unwrap_or(GateScope::Zones) {
+            GateScope::Zones => zones.iter().map(|z| z.polygon.bounds()).collect(),
+            GateScope::Frame => Vec::new(),
+        },
+        detect_region: match raw.detect_region.unwrap_or(DetectRegion::Auto) {
+            DetectRegion::Frame => None,
+            DetectRegion::Zones => zones_region(&zones, gate.zone_margin),
+            DetectRegion::Auto => zones_region(&zones, gate.zone_margin)
+                .filter(|r| (r[2] - r[0]) * (r[3] - r[1]) <= gate.crop_max_share),
+        },
         zones,
         rules,
     })
@@ -2327,7 +2402,7 @@ analysis_width = 33
             errs,
             vec![
                 "colour: unknown field (expected settings, ingest, detect, gate, episodes, view, limits, learning, replay, cases, evidence, web, patrol, workers or cameras)".to_string(),
-                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `platform`, `continuous`, `visit_s`, `revisit_s`, `detect_crops`, `detect_crop_grid`, `zones`, `rules`".into(),
+                "cameras[0].fps: unknown field `fps`, expected one of `id`, `name`, `url`, `enabled`, `analysis_fps`, `analysis_width`, `keyframe_only`, `transport`, `realtime`, `loop`, `watchdog_s`, `timezone`, `preset`, `footage`, `location`, `platform`, `continuous`, `visit_s`, `revisit_s`, `detect_crops`, `detect_crop_grid`, `gate_scope`, `detect_region`, `zones`, `rules`".into(),
                 "settings.status_interval_s: must be a positive number of seconds, got 0".into(),
                 "ingest.backoff_jitter: must be between 0 and 1, got 2".into(),
                 "cameras[1].analysis_fps: must be from 1/60 (one frame a minute) to 10, got 20".into(),

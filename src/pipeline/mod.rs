@@ -120,6 +120,13 @@ impl Launcher {
                 if !cam.detect_crops.is_empty() {
                     a = a.with_crops(cam.detect_crops.clone());
                 }
+                if self.config.gate.enabled || cam.detect_region.is_some() {
+                    a = a.with_region(
+                        cam.detect_region,
+                        &cam.gate_regions,
+                        self.config.gate.zone_margin,
+                    );
+                }
                 if ring.is_some() {
                     a = a.with_evidence();
                 }

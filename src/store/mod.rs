@@ -8,6 +8,7 @@
 pub use crate::model::categories;
 pub mod audit;
 pub mod episodes;
+pub mod fleet;
 pub mod learning;
 pub mod leases;
 pub mod lifecycle;

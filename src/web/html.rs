@@ -111,6 +111,7 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "not_a_problem" => ("不构成问题", "Not a problem"),
         "fixture" => ("固定设施", "Fixture"),
         "fixtures" => ("固定设施", "Fixtures"),
+        "fleet" => ("全部工作进程的摄像头", "Fleet: every worker's cameras"),
         "remove" => ("移除", "Remove"),
         "add_fixture" => ("添加固定设施", "Add a fixture"),
         "mark_clean" => ("现已清洁", "Clean now"),

@@ -376,6 +376,63 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
             o.sample(name, &label, v);
         }
     }
+    // The fleet: every camera of every worker, as the workers last wrote them.
+    if let Ok(rows) = st.store.camera_statuses().await
+        && !rows.is_empty()
+    {
+        let now = crate::core::unix_secs(st.clock.as_ref());
+        type Pick = fn(&crate::store::fleet::CameraStatusRow, f64) -> Option<f64>;
+        let families: [(&str, &str, &str, Pick); 5] = [
+            (
+                "citywatch_fleet_camera_up",
+                "gauge",
+                "1 while the camera is streaming, on whichever worker runs it.",
+                |r, _| Some((r.health["state"] == "streaming") as u8 as f64),
+            ),
+            (
+                "citywatch_fleet_camera_frames_total",
+                "counter",
+                "Frames delivered to analysis, as the camera's worker last reported.",
+                |r, _| r.health.get("frames").and_then(|x| x.as_f64()),
+            ),
+            (
+                "citywatch_fleet_camera_inferences_total",
+                "counter",
+                "Detector runs, as the camera's worker last reported.",
+                |r, _| {
+                    r.analysis
+                        .as_ref()
+                        .and_then(|a| a.get("inferences"))
+                        .and_then(|x| x.as_f64())
+                },
+            ),
+            (
+                "citywatch_fleet_camera_reused_total",
+                "counter",
+                "Frames that reused detections (the scene gate), as last reported.",
+                |r, _| {
+                    r.analysis
+                        .as_ref()
+                        .and_then(|a| a.get("reused"))
+                        .and_then(|x| x.as_f64())
+                },
+            ),
+            (
+                "citywatch_fleet_report_age_seconds",
+                "gauge",
+                "Seconds since the camera's worker last wrote its status.",
+                |r, now| Some((now - r.at).max(0.0)),
+            ),
+        ];
+        for (name, kind, help, pick) in families {
+            o.family(name, kind, help);
+            for r in &rows {
+                if let Some(v) = pick(r, now) {
+                    o.sample(name, &[("camera", &r.camera), ("worker", &r.worker)], v);
+                }
+            }
+        }
+    }
     if let Some(f) = &st.filing {
         let s = f.status();
         o.family(

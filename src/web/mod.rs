@@ -70,6 +70,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/users", get(admin::users_api))
         .route("/api/audit", get(admin::audit_api))
         .route("/api/cameras", get(api::cameras))
+        .route("/api/fleet", get(api::fleet))
         .route("/api/summary", get(api::summary))
         .route("/api/learning", get(api::learning))
         .route("/api/learning/{id}/undo", post(api::undo_learned))

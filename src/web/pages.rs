@@ -459,6 +459,44 @@ pub async fn cameras(
         ));
     }
     body.push_str("</table>");
+    // The fleet: every camera of every worker, as the workers last wrote them.
+    if let Ok(rows) = super::api::fleet_rows(&st).await
+        && !rows.is_empty()
+    {
+        body.push_str(&format!(
+            "<h2>{}</h2><table id=\"fleet\"><tr><th>{}</th><th>worker</th><th>lease</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>report</th></tr>",
+            t(lang, "fleet"),
+            t(lang, "camera"),
+            t(lang, "health"),
+            t(lang, "frames"),
+            t(lang, "analysed"),
+            t(lang, "reused"),
+        ));
+        for r in rows {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+            let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+            let state = s(&r["health"]["state"]);
+            let lease = match r["lease"]["worker"].as_str() {
+                Some(w) => format!(
+                    "{w} ({:.0} s)",
+                    r["lease"]["expires_in_s"].as_f64().unwrap_or(0.0)
+                ),
+                None => "-".into(),
+            };
+            body.push_str(&format!(
+                "<tr data-camera=\"{cam}\"><td>{cam}</td><td class=\"worker\">{worker}</td><td class=\"lease\">{lease}</td><td class=\"state {state}\">{state}</td><td>{frames}</td><td>{inf}</td><td>{reused}</td><td>{age:.0} s ago</td></tr>",
+                cam = esc(&s(&r["camera"])),
+                worker = esc(&s(&r["worker"])),
+                lease = esc(&lease),
+                state = esc(&state),
+                frames = n(&r["health"]["frames"]),
+                inf = n(&r["analysis"]["inferences"]),
+                reused = n(&r["analysis"]["reused"]),
+                age = r["report_age_s"].as_f64().unwrap_or(0.0),
+            ));
+        }
+        body.push_str("</table>");
+    }
     // Each camera's fixtures, with a form to remove one or add one by its box.
     let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
     body.push_str(&format!("<h2>{}</h2>", t(lang, "fixtures")));

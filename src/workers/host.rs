@@ -42,6 +42,9 @@ pub struct WorkerStatus {
     pub taken: u64,
     pub given_back: u64,
     pub lost: u64,
+    /// Patrolled cameras this worker is visiting now (`[patrol]`), and visits made.
+    pub visits: Vec<String>,
+    pub visits_made: u64,
     /// Heartbeats that failed (database unreachable).
     pub round_errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +67,25 @@ pub struct WorkerHost {
     pub clock: Arc<dyn Clock>,
     /// How long a stopping camera may take.
     pub deadline: Duration,
+    /// `[patrol]`: the patrolled cameras, visited in turn under the shared stream slots.
+    pub patrol: Option<PatrolState>,
+}
+
+/// The patrol across workers, this worker's part (see [`super::patrol`]).
+pub struct PatrolState {
+    pub settings: crate::config::PatrolSettings,
+    pub cameras: Vec<CameraConfig>,
+    pub slots: BTreeMap<String, Vec<String>>,
+    visits: BTreeMap<String, Visit>,
+    /// When a heartbeat last reached the database.
+    last_ok: f64,
+}
+
+struct Visit {
+    slot: String,
+    started_at: f64,
+    visit_s: f64,
+    running: Running,
 }
 
 /// `citywatch run --worker`.
@@ -85,12 +107,36 @@ pub async fn start(
 ) -> Result<(JoinHandle<()>, WorkerBoard), crate::store::StoreError> {
     let config = &launcher.config;
     let clock = launcher.clock.clone();
+    let patrolled = |c: &CameraConfig| config.patrol.is_some() && !c.continuous;
     let cameras: BTreeMap<String, CameraConfig> = config
         .cameras
         .iter()
-        .filter(|c| c.enabled)
+        .filter(|c| c.enabled && !patrolled(c))
         .map(|c| (c.id.clone(), c.clone()))
         .collect();
+    let patrol = match &config.patrol {
+        None => None,
+        Some(p) => {
+            let cams: Vec<CameraConfig> = config
+                .cameras
+                .iter()
+                .filter(|c| c.enabled && patrolled(c))
+                .cloned()
+                .collect();
+            let slots = super::patrol::slots(p, &config.cameras);
+            let mut names: Vec<String> = cams.iter().map(|c| c.id.clone()).collect();
+            names.extend(slots.values().flatten().cloned());
+            store.ensure_leases(&names).await?;
+            info!(worker = %opts.id, patrolled = cams.len(), slots = slots.values().map(Vec::len).sum::<usize>(), "patrol across workers: visits share the stream slots");
+            Some(PatrolState {
+                settings: p.clone(),
+                cameras: cams,
+                slots,
+                visits: BTreeMap::new(),
+                last_ok: crate::core::unix_secs(clock.as_ref()),
+            })
+        }
+    };
     let leases = Leases::new(
         store,
         clock.clone(),
@@ -116,6 +162,7 @@ pub async fn start(
         status: status.clone(),
         clock,
         deadline: crate::config::secs(config.settings.shutdown_timeout_s),
+        patrol,
     };
     Ok((tokio::spawn(host.run(shutdown)), status))
 }
@@ -144,6 +191,7 @@ impl WorkerHost {
                 Ok(r) => r,
                 Err(e) => {
                     warn!(worker = %self.leases.id, error = %e, "heartbeat failed; cameras keep running, will retry");
+                    self.fence_visits().await;
                     let mut s = self.status.lock().expect("worker status");
                     s.round_errors += 1;
                     s.last_error = Some(e.to_string());
@@ -198,7 +246,15 @@ impl WorkerHost {
                 self.adopt_orphan_queues(crate::core::unix_secs(self.clock.as_ref()))
                     .await;
             }
+            let made = self.patrol_round(&round).await;
+            self.write_fleet_status(&running).await;
             let mut s = self.status.lock().expect("worker status");
+            s.visits = self
+                .patrol
+                .as_ref()
+                .map(|p| p.visits.keys().cloned().collect())
+                .unwrap_or_default();
+            s.visits_made += made;
             s.live_workers = round.live_workers;
             s.share = round.share;
             s.cameras = running.keys().cloned().collect();
@@ -217,6 +273,14 @@ impl WorkerHost {
         for (id, r) in std::mem::take(&mut running) {
             self.stop(&id, r, true).await;
         }
+        let ids: Vec<String> = self
+            .patrol
+            .as_ref()
+            .map(|p| p.visits.keys().cloned().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.end_visit(&id, true).await;
+        }
         for (_, r) in jobs {
             let _ = tokio::time::timeout(self.deadline, r.task).await;
         }
@@ -225,6 +289,240 @@ impl WorkerHost {
             Err(e) => {
                 warn!(worker = %self.leases.id, error = %e, "cannot give the leases back; they expire after the TTL")
             }
+        }
+    }
+
+    /// One patrol heartbeat: lost visits stop, finished ones end, free slots start the most
+    /// overdue cameras. Returns the visits started.
+    async fn patrol_round(&mut self, round: &super::Round) -> u64 {
+        let Some(p) = &mut self.patrol else { return 0 };
+        let store = self.leases.store.clone();
+        let me = self.leases.id.clone();
+        let now = crate::core::unix_secs(self.clock.as_ref());
+        p.last_ok = now;
+        let rows = match store.leases().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(worker = %me, error = %e, "patrol: cannot read the leases; visits go on");
+                return 0;
+            }
+        };
+        let ttl = self.leases.ttl();
+        let grace = self.heartbeat.as_secs_f64();
+        let held_by = |name: &str| {
+            rows.iter()
+                .find(|r| r.name == name)
+                .and_then(|r| r.worker.clone().filter(|_| r.expires_at >= now - grace))
+        };
+        // Visits whose camera or slot lease another worker holds now (this worker was cut
+        // off past the TTL): stopped at once, nothing saved.
+        let lost: Vec<String> = p
+            .visits
+            .iter()
+            .filter(|(id, v)| {
+                held_by(id).as_deref() != Some(me.as_str())
+                    || held_by(&v.slot).as_deref() != Some(me.as_str())
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let due_end: Vec<String> = p
+            .visits
+            .iter()
+            .filter(|(id, v)| !lost.contains(id) && now - v.started_at >= v.visit_s)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &lost {
+            warn!(worker = %me, camera = %id, "patrol: visit lost to another worker; stopping it");
+            self.end_visit(id, false).await;
+        }
+        for id in &due_end {
+            self.end_visit(id, true).await;
+        }
+        if round.renewed_only {
+            return 0;
+        }
+        let Some(p) = &self.patrol else { return 0 };
+        let last: BTreeMap<String, (f64, bool)> = match store.last_visits().await {
+            Ok(v) => v.into_iter().map(|(c, t, hot)| (c, (t, hot))).collect(),
+            Err(e) => {
+                warn!(worker = %me, error = %e, "patrol: cannot read the visit history");
+                return 0;
+            }
+        };
+        let live = round.live_workers.max(1);
+        let room = self
+            .leases
+            .capacity()
+            .map_or(usize::MAX, |c| c as usize)
+            .saturating_sub(self.leases.cameras_held().len() + p.visits.len());
+        let mut starts: Vec<(CameraConfig, String)> = Vec::new();
+        for (platform, slots) in &p.slots {
+            let share = slots.len().div_ceil(live);
+            let mut mine = p
+                .visits
+                .values()
+                .filter(|v| slots.contains(&v.slot))
+                .count();
+            let mut cands = super::patrol::candidates(
+                &p.cameras,
+                platform,
+                &p.settings,
+                &last,
+                |id| held_by(id).is_some(),
+                now,
+            )
+            .into_iter();
+            while mine < share && starts.len() < room {
+                let free: Vec<String> = slots
+                    .iter()
+                    .filter(|s| held_by(s).is_none() && !starts.iter().any(|(_, t)| t == *s))
+                    .cloned()
+                    .collect();
+                let slot = match store.take_leases(&me, &free, 1, now, ttl, grace).await {
+                    Ok(mut t) if !t.is_empty() => t.remove(0).0,
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(worker = %me, error = %e, "patrol: cannot take a slot");
+                        break;
+                    }
+                };
+                let mut chosen = None;
+                for c in cands.by_ref() {
+                    if let Ok(t) = store
+                        .take_leases(&me, std::slice::from_ref(&c.id), 1, now, ttl, grace)
+                        .await
+                        && !t.is_empty()
+                    {
+                        chosen = Some(c.clone());
+                        break;
+                    }
+                }
+                match chosen {
+                    Some(c) => {
+                        starts.push((c, slot));
+                        mine += 1;
+                    }
+                    None => {
+                        let _ = store.release_lease(&me, &slot).await;
+                        break;
+                    }
+                }
+            }
+        }
+        let mut made = 0;
+        for (cam, slot) in starts {
+            let started_at = crate::core::unix_secs(self.clock.as_ref());
+            if let Err(e) = store.visit_started(&cam.id, started_at, &me, &slot).await {
+                warn!(worker = %me, camera = %cam.id, error = %e, "patrol: cannot record the visit; giving it up");
+                let _ = store.release_lease(&me, &cam.id).await;
+                let _ = store.release_lease(&me, &slot).await;
+                continue;
+            }
+            info!(worker = %me, camera = %cam.id, slot = %slot, "patrol: visit started");
+            let visit_s = cam
+                .visit_s
+                .unwrap_or(self.patrol.as_ref().map_or(20.0, |p| p.settings.visit_s));
+            let running = self.start(cam.clone());
+            if let Some(p) = &mut self.patrol {
+                p.visits.insert(
+                    cam.id.clone(),
+                    Visit {
+                        slot,
+                        started_at,
+                        visit_s,
+                        running,
+                    },
+                );
+            }
+            made += 1;
+        }
+        made
+    }
+
+    /// Ends a visit: the stream closes (episodes saved with `save`), then the camera's and
+    /// the slot's leases are given back and the visit recorded.
+    async fn end_visit(&mut self, id: &str, save: bool) {
+        let Some(v) = self.patrol.as_mut().and_then(|p| p.visits.remove(id)) else {
+            return;
+        };
+        let hot = self
+            .launcher
+            .analysis
+            .lock()
+            .expect("analysis board")
+            .get(id)
+            .is_some_and(|a| a.watched_episodes > 0)
+            || self.launcher.checks.wants(id);
+        self.stop(id, v.running, save).await;
+        let store = self.leases.store.clone();
+        let me = self.leases.id.clone();
+        let now = crate::core::unix_secs(self.clock.as_ref());
+        if let Err(e) = store.visit_ended(id, v.started_at, now, hot).await {
+            warn!(worker = %me, camera = %id, error = %e, "patrol: cannot record the visit's end");
+        }
+        if save {
+            let _ = store.release_lease(&me, id).await;
+            let _ = store.release_lease(&me, &v.slot).await;
+        }
+        info!(worker = %me, camera = %id, hot, "patrol: visit ended");
+    }
+
+    /// After a failed heartbeat: once the database has been out of reach for all but one
+    /// heartbeat of the TTL, this worker's leases may lapse and be taken, so its visits stop
+    /// now (the stream cap must hold fleet-wide).
+    async fn fence_visits(&mut self) {
+        let Some(p) = &self.patrol else { return };
+        let now = crate::core::unix_secs(self.clock.as_ref());
+        if p.visits.is_empty() || now - p.last_ok < self.leases.ttl() - self.heartbeat.as_secs_f64()
+        {
+            return;
+        }
+        let ids: Vec<String> = p.visits.keys().cloned().collect();
+        warn!(worker = %self.leases.id, visits = ids.len(), "patrol: the database is out of reach for nearly a lease TTL; stopping the visits");
+        for id in ids {
+            if let Some(v) = self.patrol.as_mut().and_then(|p| p.visits.remove(&id)) {
+                self.stop(&id, v.running, false).await;
+            }
+        }
+    }
+
+    /// Writes the health and analysis counters of the cameras this worker runs to the
+    /// database, for the fleet view.
+    async fn write_fleet_status(&self, running: &BTreeMap<String, Running>) {
+        let now_t = self.clock.now();
+        let mut ids: Vec<&String> = running.keys().collect();
+        if let Some(p) = &self.patrol {
+            ids.extend(p.visits.keys());
+        }
+        if ids.is_empty() {
+            return;
+        }
+        let health = self.health.snapshot(now_t);
+        let analysis = self
+            .launcher
+            .analysis
+            .lock()
+            .expect("analysis board")
+            .clone();
+        let rows: Vec<(String, serde_json::Value, Option<serde_json::Value>)> = ids
+            .iter()
+            .filter_map(|id| {
+                let h = health.iter().find(|h| &h.health.id == *id)?;
+                Some((
+                    (*id).clone(),
+                    serde_json::to_value(h).ok()?,
+                    analysis.get(*id).and_then(|a| serde_json::to_value(a).ok()),
+                ))
+            })
+            .collect();
+        let now = crate::core::unix_secs(self.clock.as_ref());
+        if let Err(e) = self
+            .leases
+            .store
+            .write_camera_status(&self.leases.id, now, &rows)
+            .await
+        {
+            warn!(worker = %self.leases.id, error = %e, "cannot write the cameras' status for the fleet view");
         }
     }
 

@@ -11,6 +11,7 @@
 //! [`Leases`] is the bookkeeping; [`host`] starts and stops the cameras it decides on.
 
 pub mod host;
+pub mod patrol;
 
 use std::collections::BTreeMap;
 
@@ -32,9 +33,6 @@ pub fn check_config(config: &crate::config::PipelineConfig) -> anyhow::Result<()
             "episodes.in_database: must be true with --worker, so a camera's episodes move \
              with it to the worker that takes it over"
         );
-    }
-    if config.patrol.is_some() {
-        anyhow::bail!("patrol: patrol scheduling does not combine with --worker yet");
     }
     if cases.database.starts_with("sqlite:") {
         tracing::warn!(
@@ -157,6 +155,11 @@ impl Leases {
 
     pub fn ttl(&self) -> f64 {
         self.ttl
+    }
+
+    /// The most cameras this worker takes (`--max-cameras`).
+    pub fn capacity(&self) -> Option<u64> {
+        self.capacity
     }
 
     /// One heartbeat.

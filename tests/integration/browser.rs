@@ -674,3 +674,105 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
         shutdown.trigger();
     });
 }
+
+/// The fleet view: a worker process streams two cameras, a second process on the same
+/// database runs only the web UI (`--worker --max-cameras 0`); the cameras page in Chromium
+/// lists both cameras under "Fleet" with their worker and lease, and `/metrics` has them.
+#[test]
+fn the_fleet_view_shows_every_workers_cameras_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = citywatch::store::Store::connect(&db).await.unwrap();
+        store
+            .upsert_user("viewer", Role::Viewer, "viewer-password", 0.0)
+            .await
+            .unwrap();
+    });
+    let mut cfg = format!(
+        "[settings]\nstatus_interval_s = 1\n[web]\nlisten = \"127.0.0.1:0\"\n\
+         [cases]\ndatabase = \"{db}\"\ncategories = \"{}\"\nspool = \"{}\"\n\
+         [workers]\nlease_ttl_s = 6\nheartbeat_s = 1\n",
+        repo().join("pipelines/categories/default.toml").display(),
+        dir.path().join("spool").display()
+    );
+    for (id, clip) in [("fleet-a", "vtest.mp4"), ("fleet-b", "bikes.mp4")] {
+        cfg.push_str(&format!(
+            "[[cameras]]\nid = \"{id}\"\nurl = \"file://{}\"\nanalysis_fps = 1.0\nrealtime = true\nloop = true\n",
+            repo().join("sample-videos").join(clip).display()
+        ));
+    }
+    let path = dir.path().join("fleet.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let (_worker, _) = crate::lifecycle::start_and_wait(
+        Command::new(bin())
+            .args(["run", "--worker", "--worker-id", "w1", "--no-web"])
+            .arg(&path)
+            .env("CITYWATCH_LOG", "warn"),
+        "[worker]",
+    );
+    let (_web, url) = crate::lifecycle::start_and_wait(
+        Command::new(bin())
+            .args([
+                "run",
+                "--worker",
+                "--worker-id",
+                "web",
+                "--max-cameras",
+                "0",
+            ])
+            .arg(&path)
+            .env("CITYWATCH_LOG", "warn"),
+        "web: listening on ",
+    );
+    rt.block_on(async move {
+        let mut b = Browser::start().await;
+        b.goto(&format!("{url}/cameras?lang=en")).await;
+        b.navigating(
+            "document.getElementById('user').value='viewer';\
+             document.getElementById('password').value='viewer-password';\
+             document.getElementById('login').submit()",
+        )
+        .await;
+        // Both cameras, streaming on w1, which holds their leases.
+        let until = Instant::now() + Duration::from_secs(60);
+        let rows = loop {
+            b.goto(&format!("{url}/cameras?lang=en")).await;
+            let rows = b
+                .eval(
+                    "[...document.querySelectorAll('#fleet tr[data-camera]')].map(r=>[r.dataset.camera, r.querySelector('.worker').textContent, r.querySelector('.lease').textContent.split(' ')[0], r.querySelector('.state').textContent])",
+                )
+                .await;
+            if rows
+                .as_array()
+                .is_some_and(|r| r.len() == 2 && r.iter().all(|x| x[3] == "streaming"))
+            {
+                break rows;
+            }
+            assert!(Instant::now() < until, "fleet rows: {rows}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(
+            rows,
+            json!([
+                ["fleet-a", "w1", "w1", "streaming"],
+                ["fleet-b", "w1", "w1", "streaming"]
+            ])
+        );
+        // The web process runs no camera of its own.
+        assert_eq!(
+            b.eval("document.querySelectorAll('#cameras tr .live').length").await,
+            0
+        );
+        b.screenshot("16-fleet").await;
+        b.goto(&format!("{url}/metrics")).await;
+        let text = b.eval("document.body.innerText").await;
+        let text = text.as_str().unwrap();
+        assert!(
+            text.contains("citywatch_fleet_camera_up{camera=\"fleet-a\",worker=\"w1\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("citywatch_fleet_camera_frames_total{camera=\"fleet-b\",worker=\"w1\"}"));
+    });
+}

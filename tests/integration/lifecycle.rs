@@ -20,7 +20,7 @@ const WEBHOOK_SECRET: &str = "webhook-secret-0123456789";
 const PLATFORM_SECRET: &str = "platform-secret-0123456789";
 
 /// A child process killed when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -30,7 +30,7 @@ impl Drop for Proc {
 }
 
 /// Starts a process and waits for the stdout line starting with `prefix`; returns the rest.
-fn start_and_wait(cmd: &mut Command, prefix: &str) -> (Proc, String) {
+pub(crate) fn start_and_wait(cmd: &mut Command, prefix: &str) -> (Proc, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -579,3 +579,161 @@ async fn workers_ride_out_a_postgres_restart_and_lose_no_capture() {
         assert!(w.stop().success());
     }
 }
+
+/// `[patrol]` with `--worker`: three worker processes share one platform's cap of 2 streams
+/// over 6 cameras. Every visit is recorded from before its stream opens until after it has
+/// closed; at no instant do more than 2 overlap, fleet-wide, and no worker's status report
+/// shows more than 2. A SIGKILLed worker's slot comes back (its lease expires) and the others
+/// go on visiting every camera.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patrol_across_workers_keeps_the_stream_cap_fleet_wide() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::store::postgres_url().await;
+    let mut cfg = format!(
+        r#"[settings]
+status_interval_s = 1
+shutdown_timeout_s = 5
+
+[cases]
+database = "{db}"
+categories = "{categories}"
+spool = "{spool}"
+
+[workers]
+lease_ttl_s = 6
+heartbeat_s = 1
+
+[patrol]
+caps = {{ city = 2 }}
+visit_s = 3
+revisit_s = 9
+"#,
+        categories = repo().join("pipelines/categories/default.toml").display(),
+        spool = dir.path().join("spool").display(),
+    );
+    for i in 0..6 {
+        let mount = if i % 2 == 0 { "vtest" } else { "bikes" };
+        cfg.push_str(&format!(
+            "\n[[cameras]]\nid = \"p{i}\"\nurl = \"{}\"\nanalysis_fps = 1.0\nplatform = \"city\"\n",
+            server.url(mount)
+        ));
+    }
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(&config, cfg).unwrap();
+    let store = citywatch::store::Store::connect(&db).await.unwrap();
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+
+    let w1 = Worker::start(&config, "w1");
+    let w2 = Worker::start(&config, "w2");
+    let w3 = Worker::start(&config, "w3");
+    // w1 visits a camera; it is killed in the middle of that visit.
+    let (cam, slot) = wait_for("a visit by w1", Duration::from_secs(60), async || {
+        store
+            .visits()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|v| v.worker == "w1" && v.ended_at.is_none())
+            .map(|v| (v.camera, v.slot))
+    })
+    .await;
+    let mut w1 = w1;
+    w1.child.kill().unwrap();
+    w1.child.wait().unwrap();
+    let killed_at = unix();
+    // Its slot is taken again once the lease expires, and every camera is visited after it.
+    wait_for(
+        "the dead worker's slot in use again",
+        Duration::from_secs(60),
+        async || {
+            store
+                .visits()
+                .await
+                .unwrap()
+                .iter()
+                .any(|v| v.slot == slot && v.started_at > killed_at)
+                .then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "every camera visited after the kill",
+        Duration::from_secs(90),
+        async || {
+            let v = store.visits().await.unwrap();
+            (0..6)
+                .all(|i| {
+                    v.iter().any(|v| {
+                        v.camera == format!("p{i}")
+                            && v.started_at > killed_at
+                            && v.ended_at.is_some()
+                    })
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let reports: Vec<Vec<(Instant, Value)>> = [&w2, &w3]
+        .iter()
+        .map(|w| w.lines.lock().unwrap().clone())
+        .collect();
+    assert!(w2.stop().success());
+    assert!(w3.stop().success());
+
+    let visits = store.visits().await.unwrap();
+    // Intervals: a visit of the killed worker that never ended lasted until the kill.
+    let spans: Vec<(f64, f64, &str)> = visits
+        .iter()
+        .map(|v| {
+            let end = v.ended_at.unwrap_or_else(|| {
+                assert_eq!(
+                    v.worker, "w1",
+                    "only the killed worker leaves a visit open: {v:?}"
+                );
+                killed_at
+            });
+            (v.started_at, end, v.camera.as_str())
+        })
+        .collect();
+    let mut most = 0;
+    for (t, _, _) in &spans {
+        let open: Vec<&str> = spans
+            .iter()
+            .filter(|(a, b, _)| a <= t && t < b)
+            .map(|(_, _, c)| *c)
+            .collect();
+        assert!(
+            open.len() <= 2,
+            "at {t}: {open:?} streaming at once; visits: {visits:#?}"
+        );
+        most = most.max(open.len());
+    }
+    assert_eq!(most, 2, "the cap was used: {visits:#?}");
+    assert!(visits.iter().any(|v| v.camera == cam));
+    let by_worker = |w: &str| visits.iter().filter(|v| v.worker == w).count();
+    assert!(
+        by_worker("w2") > 0 && by_worker("w3") > 0,
+        "both survivors visited: {visits:#?}"
+    );
+    // Each worker's status reports: its visits never exceeded its share of the cap.
+    for lines in &reports {
+        for (_, v) in lines {
+            if let Some(w) = v.get("worker") {
+                assert!(w["visits"].as_array().map_or(0, Vec::len) <= 2, "{w}");
+            }
+        }
+    }
+    eprintln!(
+        "patrol across workers: {} visits, {} by w1, {} by w2, {} by w3",
+        visits.len(),
+        by_worker("w1"),
+        by_worker("w2"),
+        by_worker("w3")
+    );
+}
