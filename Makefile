@@ -1,6 +1,7 @@
 # citywatch: the two set-up commands are `make demo` and `make test`; both install what is
 # missing first (scripts/deps.sh is idempotent).
 
+SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_BUILD_JOBS ?= 2
 DEMO_PORT ?= 8554
@@ -29,8 +30,9 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-# Cameras sustained per core at 1080p/720p, 1 frame per 5 s and per second, keyframe-only and
-# gating on and off (benches/capacity.py; several minutes per setting).
+# Cameras sustained per core: the software before and after the issue-17 work at the headline
+# setting (1080p, 1 frame per 5 s) in one run, then 720p, 1 frame per second, keyframe-only and
+# gating off (benches/capacity.py; several minutes per setting). It prints where it wrote.
 bench-capacity: deps
 	$(CARGO) build --locked --release
 	python3 benches/capacity.py
@@ -54,6 +56,8 @@ eval: deps
 # 100 captures, fired to committed and to webhook delivered (benches/filing.rs).
 bench: deps
 	./scripts/bench-venv.sh
-	$(CARGO) bench --locked --bench decode
-	$(CARGO) bench --locked --bench detect
-	$(CARGO) bench --locked --bench filing
+	mkdir -p target/bench-data
+	set -o pipefail; { $(CARGO) bench --locked --bench decode && \
+	  $(CARGO) bench --locked --bench detect && \
+	  $(CARGO) bench --locked --bench filing; } 2>&1 | tee target/bench-data/bench.txt
+	@echo 'bench: the figures are in target/bench-data/bench.txt; record them in docs/benchmarks.md'

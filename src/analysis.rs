@@ -1066,4 +1066,22 @@ dwell_s = 60
         assert_eq!(out[0].outcome, crate::closure::CheckOutcome::StillThere);
         assert!(out[0].t >= 1_200.0);
     }
+
+    #[test]
+    fn a_zone_crop_is_grown_to_at_most_two_to_one_and_maps_back() {
+        // A curb strip 0.8 wide and 0.1 high of a 1920x1080 frame: 1536 x 108 px.
+        let r = super::square_ish([0.1, 0.5, 0.9, 0.6], 1920.0, 1080.0);
+        let (w, h) = ((r[2] - r[0]) * 1920.0, (r[3] - r[1]) * 1080.0);
+        assert!((w / h - 2.0).abs() < 1e-3, "{r:?}");
+        assert!(r[1] <= 0.5 && r[3] >= 0.6, "still holds the strip: {r:?}");
+        // At the frame's edge the growth stays inside the frame.
+        let r = super::square_ish([0.0, 0.95, 1.0, 1.0], 1920.0, 1080.0);
+        assert!(
+            r[1] >= 0.0 && r[3] <= 1.0 + 1e-6 && r[3] - r[1] > 0.8,
+            "{r:?}"
+        );
+        // A box found in the crop's middle lands in the crop's middle of the frame.
+        let b = super::to_frame(&[0.5, 0.5, 1.0, 1.0], &[0.25, 0.25, 0.75, 0.75]);
+        assert_eq!(b, [0.625, 0.625, 0.875, 0.875]);
+    }
 }

@@ -941,7 +941,9 @@ struct RawCamera {
     gate_scope: Option<GateScope>,
     /// What the detector looks at: "frame", "zones" (a crop around the rule zones, mapped
     /// back to the frame: far objects reach the model larger, at no extra cost) or "auto"
-    /// (the crop when it covers at most `[gate] crop_max_share` of the frame). Default "auto".
+    /// (the crop when it covers at most `[gate] crop_max_share` of the frame). Default
+    /// "frame": on the scenario set the crop split one stall into two captures
+    /// (docs/benchmarks.md).
     #[serde(default)]
     detect_region: Option<DetectRegion>,
     #[serde(default)]
@@ -2011,7 +2013,7 @@ fn validate_camera(
             GateScope::Zones => zones.iter().map(|z| z.polygon.bounds()).collect(),
             GateScope::Frame => Vec::new(),
         },
-        detect_region: match raw.detect_region.unwrap_or(DetectRegion::Auto) {
+        detect_region: match raw.detect_region.unwrap_or(DetectRegion::Frame) {
             DetectRegion::Frame => None,
             DetectRegion::Zones => zones_region(&zones, gate.zone_margin),
             DetectRegion::Auto => zones_region(&zones, gate.zone_margin)
@@ -2337,6 +2339,22 @@ polygon = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]
                 .all(|b| b[0] >= 0.0 && b[2] <= 0.5 + 1e-6 && b[1] >= 0.5 - 1e-6)
         );
         assert!(t[1][0] < t[0][2], "tiles overlap");
+        // The lawn is a quarter of the frame: the gate watches it; the detector sees the
+        // whole frame unless told otherwise.
+        assert_eq!(c.cameras[0].gate_regions, vec![[0.0, 0.5, 0.5, 1.0]]);
+        assert_eq!(c.cameras[0].detect_region, None);
+        let c = PipelineConfig::parse(
+            "[[cameras]]\nid = \"a\"\nurl = \"rtsp://127.0.0.1:8554/a\"\ndetect_region = \"auto\"\n\
+             [[cameras.zones]]\nid = \"lawn\"\nkind = \"no_vending\"\n\
+             polygon = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]\n",
+            Path::new("."),
+        )
+        .unwrap();
+        // "auto": the lawn and its margin (0.08) are a third of the frame, so it crops.
+        let r = c.cameras[0].detect_region.expect("a crop");
+        for (x, y) in r.iter().zip([0.0, 0.42, 0.58, 1.0]) {
+            assert!((x - y).abs() < 1e-6, "{r:?}");
+        }
         // Grace follows the patrol: 600 s revisit + 20 s visit.
         assert_eq!(c.patrol_gap(&c.cameras[0]), Some(620.0));
         let errs = parse(

@@ -125,13 +125,36 @@ impl Preprocessor {
                 }
             }
         }
-        for y in 0..rh {
-            let row = &rgb[y * rw * 3..(y + 1) * rw * 3];
-            let base = (y + oy) * iw + ox;
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                let p = base + x;
-                for c in 0..3 {
-                    out[p * ps + c * cs] = px[c] as f32 * a[c] + b[c];
+        match layout {
+            Layout::Nchw => {
+                // One contiguous run per channel and row: no index arithmetic in the loop.
+                let (r_plane, rest) = out.split_at_mut(plane);
+                let (g_plane, b_plane) = rest.split_at_mut(plane);
+                for y in 0..rh {
+                    let row = &rgb[y * rw * 3..(y + 1) * rw * 3];
+                    let base = (y + oy) * iw + ox;
+                    let (r, g, bl) = (
+                        &mut r_plane[base..base + rw],
+                        &mut g_plane[base..base + rw],
+                        &mut b_plane[base..base + rw],
+                    );
+                    for (((px, r), g), bl) in row.chunks_exact(3).zip(r).zip(g).zip(bl) {
+                        *r = px[0] as f32 * a[0] + b[0];
+                        *g = px[1] as f32 * a[1] + b[1];
+                        *bl = px[2] as f32 * a[2] + b[2];
+                    }
+                }
+            }
+            Layout::Nhwc => {
+                for y in 0..rh {
+                    let row = &rgb[y * rw * 3..(y + 1) * rw * 3];
+                    let base = ((y + oy) * iw + ox) * 3;
+                    let dst = &mut out[base..base + rw * 3];
+                    for (px, d) in row.chunks_exact(3).zip(dst.chunks_exact_mut(3)) {
+                        d[0] = px[0] as f32 * a[0] + b[0];
+                        d[1] = px[1] as f32 * a[1] + b[1];
+                        d[2] = px[2] as f32 * a[2] + b[2];
+                    }
                 }
             }
         }
