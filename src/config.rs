@@ -2343,7 +2343,7 @@ polygon = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]
         // whole frame unless told otherwise.
         assert_eq!(c.cameras[0].gate_regions, vec![[0.0, 0.5, 0.5, 1.0]]);
         assert_eq!(c.cameras[0].detect_region, None);
-        let c = PipelineConfig::parse(
+        let auto = PipelineConfig::parse(
             "[[cameras]]\nid = \"a\"\nurl = \"rtsp://127.0.0.1:8554/a\"\ndetect_region = \"auto\"\n\
              [[cameras.zones]]\nid = \"lawn\"\nkind = \"no_vending\"\n\
              polygon = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]\n",
@@ -2351,7 +2351,7 @@ polygon = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]
         )
         .unwrap();
         // "auto": the lawn and its margin (0.08) are a third of the frame, so it crops.
-        let r = c.cameras[0].detect_region.expect("a crop");
+        let r = auto.cameras[0].detect_region.expect("a crop");
         for (x, y) in r.iter().zip([0.0, 0.42, 0.58, 1.0]) {
             assert!((x - y).abs() < 1e-6, "{r:?}");
         }

@@ -132,40 +132,6 @@ pub async fn cameras(State(st): State<Arc<WebState>>) -> Response {
     Json(camera_views(&st)).into_response()
 }
 
-/// Every camera of every worker, as the workers last wrote them, with the lease holder.
-pub async fn fleet(State(st): State<Arc<WebState>>) -> Response {
-    match fleet_rows(&st).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-/// The fleet view's rows: camera, worker, lease (holder and expiry), health, analysis and
-/// how old the report is.
-pub async fn fleet_rows(st: &WebState) -> Result<Vec<serde_json::Value>, crate::store::StoreError> {
-    let rows = st.store.camera_statuses().await?;
-    let leases = st.store.leases().await?;
-    let now = crate::core::unix_secs(st.clock.as_ref());
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let lease = leases.iter().find(|l| l.name == r.camera);
-            serde_json::json!({
-                "camera": r.camera,
-                "worker": r.worker,
-                "lease": lease.map(|l| serde_json::json!({
-                    "worker": l.worker,
-                    "expires_in_s": (l.expires_at - now).max(0.0),
-                    "generation": l.generation,
-                })),
-                "report_age_s": (now - r.at).max(0.0),
-                "health": r.health,
-                "analysis": r.analysis,
-            })
-        })
-        .collect())
-}
-
 pub async fn summary(State(st): State<Arc<WebState>>) -> Response {
     let rules = match st.store.rule_summary().await {
         Ok(r) => r,

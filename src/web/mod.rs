@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod fleet;
 pub mod html;
 pub mod lifecycle;
 pub mod metrics;
@@ -70,7 +71,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/users", get(admin::users_api))
         .route("/api/audit", get(admin::audit_api))
         .route("/api/cameras", get(api::cameras))
-        .route("/api/fleet", get(api::fleet))
+        .route("/api/fleet", get(fleet::fleet))
         .route("/api/summary", get(api::summary))
         .route("/api/learning", get(api::learning))
         .route("/api/learning/{id}/undo", post(api::undo_learned))

@@ -460,7 +460,7 @@ pub async fn cameras(
     }
     body.push_str("</table>");
     // The fleet: every camera of every worker, as the workers last wrote them.
-    if let Ok(rows) = super::api::fleet_rows(&st).await
+    if let Ok(rows) = super::fleet::fleet_rows(&st).await
         && !rows.is_empty()
     {
         body.push_str(&format!(

@@ -312,7 +312,7 @@ fn wrong_models_fail_at_startup_naming_the_model_and_field() {
             "layout = \"yolov8\"",
             "layout = \"yolov9\"",
             "output.layout",
-            "unknown variant `yolov9`, expected one of `ssd_tf`, `yolov5`, `yolov8`, `centernet_topk`",
+            "unknown variant `yolov9`, expected one of `ssd_tf`, `ssd_raw`, `yolov5`, `yolov8`, `centernet_topk`",
         ),
     ];
     // A feature map the graph does not have.

@@ -555,18 +555,23 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
     // A clean reference run (its own database and evidence) says what must come out.
     let ref_dir = tempfile::tempdir().unwrap();
     let ref_cfg = DemoConfig::new(&ref_dir.path().join("e"), &ref_dir.path().join("s"), "");
+    let began = std::time::Instant::now();
     let reference = replay_cmd(
         &ref_cfg,
         &format!("sqlite://{}", ref_dir.path().join("c.db").display()),
     )
     .output()
     .unwrap();
+    // The kill points are spread over the reference run's own length on this machine.
+    let whole = began.elapsed();
     assert!(reference.status.success());
     let expected = String::from_utf8(reference.stdout).unwrap().lines().count();
     assert_eq!(expected, 2);
 
-    // Kill it at points spread over a whole run (about 15 s here): before, during and
-    // after the captures, the packages, the store and the deliveries.
+    // Kill it at points spread over a whole run: before, during and after the captures,
+    // the packages, the store and the deliveries. The points are shares of the reference
+    // run's length (from 5 % to 95 %, jittered), so a faster machine or model does not let
+    // the runs finish before their kill.
     let mut killed = 0;
     for i in 0..10u64 {
         let mut child = replay_cmd(&cfg, &db)
@@ -574,7 +579,7 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let at = Duration::from_millis(1500 + i * 1400 + fastrand::u64(..700));
+        let at = whole.mul_f64((0.05 + 0.09 * i as f64 + fastrand::f64() * 0.04).min(0.95));
         let deadline = std::time::Instant::now() + at;
         let mut finished = false;
         while std::time::Instant::now() < deadline {

@@ -58,6 +58,7 @@ const WEB_LAYERS: &[(&str, u32)] = &[
     ("auth", 1),
     ("review", 2),
     ("platform", 2),
+    ("fleet", 2),
     ("api", 3),
     ("pages", 3),
     ("metrics", 3),
