@@ -556,22 +556,34 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
     let ref_dir = tempfile::tempdir().unwrap();
     let ref_cfg = DemoConfig::new(&ref_dir.path().join("e"), &ref_dir.path().join("s"), "");
     let began = std::time::Instant::now();
-    let reference = replay_cmd(
+    let mut child = replay_cmd(
         &ref_cfg,
         &format!("sqlite://{}", ref_dir.path().join("c.db").display()),
     )
-    .output()
+    .stdout(Stdio::piped())
+    .spawn()
     .unwrap();
-    // The kill points are spread over the reference run's own length on this machine.
+    // When the first capture line came, and the whole run's length, on this machine.
+    let mut first_capture = None;
+    let mut lines = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()))
+        .map_while(Result::ok)
+    {
+        first_capture.get_or_insert(began.elapsed());
+        lines.push(line);
+    }
+    let reference = child.wait_with_output().unwrap();
     let whole = began.elapsed();
+    let first_capture = first_capture.expect("the reference run captures");
     assert!(reference.status.success());
-    let expected = String::from_utf8(reference.stdout).unwrap().lines().count();
+    let expected = lines.len();
     assert_eq!(expected, 2);
 
-    // Kill it at points spread over a whole run: before, during and after the captures,
-    // the packages, the store and the deliveries. The points are shares of the reference
-    // run's length (from 5 % to 95 %, jittered), so a faster machine or model does not let
-    // the runs finish before their kill.
+    // Kill it at points spread from a little before the first capture to the end of the
+    // run: during the captures, the packages, the store and the deliveries. The points are
+    // measured on the reference run, so a faster machine or model moves them with it.
+    let from = first_capture.mul_f64(0.8);
+    let span = whole.saturating_sub(from);
     let mut killed = 0;
     for i in 0..10u64 {
         let mut child = replay_cmd(&cfg, &db)
@@ -579,7 +591,7 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let at = whole.mul_f64((0.05 + 0.09 * i as f64 + fastrand::f64() * 0.04).min(0.95));
+        let at = from + span.mul_f64((0.09 * i as f64 + fastrand::f64() * 0.04).min(0.95));
         let deadline = std::time::Instant::now() + at;
         let mut finished = false;
         while std::time::Instant::now() < deadline {
