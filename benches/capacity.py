@@ -187,8 +187,8 @@ def main():
     seconds = 75 if args.quick else 90
     settings = [
         # (resolution, frames/s, keyframe-only, gating, variant, N steps)
-        (1080, 0.2, "on", True, "before", [16, 24, 32, 48, 64]),
-        (1080, 0.2, "on", True, "now", [64, 96, 128, 160, 192, 256]),
+        (1080, 0.2, "on", True, "before", [32, 64, 80, 96, 112, 128]),
+        (1080, 0.2, "on", True, "now", [64, 96, 112, 128, 144, 160, 192]),
         (720, 0.2, "on", True, "now", [96, 128, 192, 256, 320]),
         (1080, 0.2, "off", True, "now", [16, 24, 32, 48, 64]),
         (1080, 0.2, "on", False, "now", [32, 48, 64, 96, 128]),

@@ -709,6 +709,10 @@ pub struct DetectSettings {
     pub intra_threads: usize,
     /// Dedicated inference threads. Default 1.
     pub inference_threads: usize,
+    /// Whether ONNX Runtime's idle intra-op threads spin waiting for work. Default false:
+    /// with many cameras inferences come in bursts, and spinning burnt 4 % more CPU at 64
+    /// cameras (docs/benchmarks.md).
+    pub intra_spinning: bool,
     /// How long a batch waits for more frames after its first. Default 10 ms.
     pub batch_wait_ms: u64,
     /// Frames that may wait for inference before cameras wait. Default 64.
@@ -723,6 +727,7 @@ impl Default for DetectSettings {
             ort_library: None,
             intra_threads: 2,
             inference_threads: 1,
+            intra_spinning: false,
             batch_wait_ms: 10,
             queue: 64,
         }

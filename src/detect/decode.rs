@@ -101,11 +101,6 @@ impl Decoder {
         }
     }
 
-    /// The number of anchors an `ssd_raw` model must emit.
-    pub fn anchor_count(&self) -> Option<usize> {
-        self.ssd.as_ref().map(|s| s.anchors.len())
-    }
-
     /// Decodes batch item `b`; see [`decode`].
     pub fn decode(
         &self,
@@ -129,8 +124,9 @@ impl Decoder {
     }
 }
 
-/// Decodes batch item `b` (`ssd_raw` goes through [`Decoder`], which keeps its anchors). `tensors` are in the order of [`OutputLayout::output_names`];
-/// `input_size` is (width, height) of the model input; `n_labels` the label count.
+/// Decodes batch item `b`. `tensors` are in the order of [`OutputLayout::output_names`];
+/// `input_size` is (width, height) of the model input; `n_labels` the label count. For
+/// `ssd_raw` this generates the anchors on every call: use a [`Decoder`], which keeps them.
 pub fn decode(
     layout: &OutputLayout,
     tensors: &[Tensor<'_>],

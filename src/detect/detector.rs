@@ -56,11 +56,22 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 impl OrtDetector {
-    /// Loads and checks a model. `ort_lib` is the ONNX Runtime library to use.
+    /// Loads and checks a model. `ort_lib` is the ONNX Runtime library to use. The intra-op
+    /// threads sleep between inferences instead of spinning (`[detect] intra_spinning`).
     pub fn load(
         manifest: Manifest,
         ort_lib: &Path,
         intra_threads: usize,
+    ) -> Result<Self, ModelError> {
+        Self::load_with(manifest, ort_lib, intra_threads, false)
+    }
+
+    /// [`Self::load`], saying whether idle intra-op threads spin.
+    pub fn load_with(
+        manifest: Manifest,
+        ort_lib: &Path,
+        intra_threads: usize,
+        spinning: bool,
     ) -> Result<Self, ModelError> {
         let name = manifest.name.clone();
         let err = |field: &str, m: String| ModelError::new(&name, field, m);
@@ -93,6 +104,7 @@ impl OrtDetector {
         let builder = || {
             Session::builder(&env).and_then(|b| {
                 b.with_intra_threads(intra_threads.max(1))
+                    .and_then(|b| b.with_intra_op_spinning(spinning))
                     .map_err(Into::into)
             })
         };

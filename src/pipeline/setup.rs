@@ -37,7 +37,12 @@ pub fn start_detection(
         sha256: manifest.sha256.clone(),
     };
     let lib = crate::detect::runtime::library_path(d.ort_library.as_deref());
-    let detector: Arc<dyn Detector> = Arc::new(OrtDetector::load(manifest, &lib, d.intra_threads)?);
+    let detector: Arc<dyn Detector> = Arc::new(OrtDetector::load_with(
+        manifest,
+        &lib,
+        d.intra_threads,
+        d.intra_spinning,
+    )?);
     info!(model = %d.model, "detector loaded");
     let detector = if single {
         Arc::new(crate::detect::OneAtATime(detector))
