@@ -102,11 +102,12 @@ impl OrtDetector {
             e
         })?;
         let builder = || {
-            Session::builder(&env).and_then(|b| {
-                b.with_intra_threads(intra_threads.max(1))
-                    .and_then(|b| b.with_intra_op_spinning(spinning))
-                    .map_err(Into::into)
-            })
+            Session::builder(&env)
+                .and_then(|b| {
+                    b.with_intra_threads(intra_threads.max(1))
+                        .map_err(Into::into)
+                })
+                .and_then(|b| b.with_intra_op_spinning(spinning).map_err(Into::into))
         };
         let session = match &manifest.features {
             None => builder()
