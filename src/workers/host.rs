@@ -331,6 +331,12 @@ impl WorkerHost {
             .filter(|(id, v)| !lost.contains(id) && now - v.started_at >= v.visit_s)
             .map(|(id, _)| id.clone())
             .collect();
+        let mut ended_on: Vec<String> = Vec::new();
+        for id in &due_end {
+            if let Some(c) = p.cameras.iter().find(|c| &c.id == id) {
+                ended_on.push(c.platform.clone());
+            }
+        }
         for id in &lost {
             warn!(worker = %me, camera = %id, "patrol: visit lost to another worker; stopping it");
             self.end_visit(id, false).await;
@@ -350,6 +356,13 @@ impl WorkerHost {
             }
         };
         let live = round.live_workers.max(1);
+        let peers = match store.live_workers(now).await {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(worker = %me, error = %e, "patrol: cannot read the live workers");
+                return 0;
+            }
+        };
         let room = self
             .leases
             .capacity()
@@ -358,6 +371,20 @@ impl WorkerHost {
         let mut starts: Vec<(CameraConfig, String)> = Vec::new();
         for (platform, slots) in &p.slots {
             let share = slots.len().div_ceil(live);
+            // A slot this worker just freed goes to a peer below its share first (at the
+            // peer's next heartbeat), so the visits rotate among the workers.
+            let peer_waiting = peers.iter().any(|w| {
+                w.id != me
+                    && slots
+                        .iter()
+                        .filter(|s| held_by(s).as_deref() == Some(w.id.as_str()))
+                        .count()
+                        < share
+                    && w.capacity.is_none_or(|c| w.held < c)
+            });
+            if peer_waiting && ended_on.contains(platform) {
+                continue;
+            }
             let mut mine = p
                 .visits
                 .values()
