@@ -92,6 +92,21 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Visits started since `since`, per worker.
+    pub async fn visit_counts_since(&self, since: f64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT worker, COUNT(*) FROM patrol_visits WHERE started_at >= $1 GROUP BY worker",
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// Each camera's latest visit: (camera, started_at, hot).
     pub async fn last_visits(&self) -> Result<Vec<(String, f64, bool)>, StoreError> {
         let rows = sqlx::query(

@@ -331,12 +331,6 @@ impl WorkerHost {
             .filter(|(id, v)| !lost.contains(id) && now - v.started_at >= v.visit_s)
             .map(|(id, _)| id.clone())
             .collect();
-        let mut ended_on: Vec<String> = Vec::new();
-        for id in &due_end {
-            if let Some(c) = p.cameras.iter().find(|c| &c.id == id) {
-                ended_on.push(c.platform.clone());
-            }
-        }
         for id in &lost {
             warn!(worker = %me, camera = %id, "patrol: visit lost to another worker; stopping it");
             self.end_visit(id, false).await;
@@ -363,6 +357,16 @@ impl WorkerHost {
                 return 0;
             }
         };
+        // Visits each worker made over the last revisit period: the fewest go first.
+        let recent: BTreeMap<String, i64> =
+            match store.visit_counts_since(now - p.settings.revisit_s).await {
+                Ok(v) => v.into_iter().collect(),
+                Err(e) => {
+                    warn!(worker = %me, error = %e, "patrol: cannot read the visit history");
+                    return 0;
+                }
+            };
+        let made = |w: &str| recent.get(w).copied().unwrap_or(0);
         let room = self
             .leases
             .capacity()
@@ -371,10 +375,11 @@ impl WorkerHost {
         let mut starts: Vec<(CameraConfig, String)> = Vec::new();
         for (platform, slots) in &p.slots {
             let share = slots.len().div_ceil(live);
-            // A slot this worker just freed goes to a peer below its share first (at the
-            // peer's next heartbeat), so the visits rotate among the workers.
-            let peer_waiting = peers.iter().any(|w| {
+            // A free slot goes first to a peer below its share that made fewer visits lately
+            // (it takes it at its next heartbeat), so the visits rotate among the workers.
+            let peer_first = peers.iter().any(|w| {
                 w.id != me
+                    && made(&w.id) < made(&me)
                     && slots
                         .iter()
                         .filter(|s| held_by(s).as_deref() == Some(w.id.as_str()))
@@ -382,7 +387,7 @@ impl WorkerHost {
                         < share
                     && w.capacity.is_none_or(|c| w.held < c)
             });
-            if peer_waiting && ended_on.contains(platform) {
+            if peer_first {
                 continue;
             }
             let mut mine = p
