@@ -495,11 +495,7 @@ impl FrameAnalyser {
         margin: f32,
     ) -> Self {
         self.region = region;
-        let gate = std::mem::replace(
-            &mut self.gate,
-            crate::detect::SceneGate::new(crate::detect::GateConfig::default()),
-        );
-        self.gate = gate.watching(gate_regions, margin);
+        self.gate.watch(gate_regions, margin);
         self
     }
 

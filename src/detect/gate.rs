@@ -147,8 +147,13 @@ impl SceneGate {
     /// Compares only the cells of these regions (the camera's rule zones) grown by `margin`:
     /// motion elsewhere in the frame does not force an inference. No regions: the whole frame.
     pub fn watching(mut self, regions: &[BBox], margin: f32) -> Self {
-        self.cells = (!regions.is_empty()).then(|| cells_of(regions, margin));
+        self.watch(regions, margin);
         self
+    }
+
+    /// [`Self::watching`] on a gate in place.
+    pub fn watch(&mut self, regions: &[BBox], margin: f32) {
+        self.cells = (!regions.is_empty()).then(|| cells_of(regions, margin));
     }
 
     fn time(frame: &Frame) -> Duration {
