@@ -17,6 +17,13 @@ with Rust post-processing and zone-aware gating).
     python3 benches/capacity.py                 # every setting
     python3 benches/capacity.py --quick         # the two headline settings; shorter steps
     python3 benches/capacity.py --setting 1     # one row of the settings table
+    python3 benches/capacity.py --floor         # only the stream floor (below)
+
+The stream floor: what receiving the streams costs before any decoding or detection. N RTSP
+streams over TCP through the same GStreamer elements a camera's pipeline starts with (rtspsrc
+with its jitter buffer, rtph264depay, h264parse) into a fakesink, in one gst-launch-1.0
+process; the server's CPU is measured alongside. Cores divided by the floor is a ceiling no
+detector or gate can lift.
 Results go to target/bench-data/capacity/results.json; the script prints where.
 """
 
@@ -64,15 +71,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Extra `[detect]` lines from --detect (to try other settings than the defaults).
+DETECT_EXTRA: list = []
+
+
 def config(n: int, port: int, fps: float, keyframe_only: str, gate: bool, variant: str) -> str:
     model, scope, region = VARIANTS[variant]
+    extra = "".join(f"{line}\n" for line in DETECT_EXTRA)
     text = f"""[settings]
 status_interval_s = 15
 
 [detect]
 models_dir = "{REPO / 'models'}"
 model = "{model}"
-
+{extra}
 [gate]
 enabled = {'true' if gate else 'false'}
 """
@@ -119,6 +131,8 @@ def run_once(n, port, fps, kf, gate, variant, seconds):
             env={**os.environ, "CITYWATCH_LOG": "warn"},
         )
         stdout = proc.stdout.read()
+        # Kept for a look at why cameras fell behind.
+        (DATA / "run.stdout").write_text(stdout)
         # This child's own usage (RUSAGE_CHILDREN would mix in earlier runs' peak RSS).
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -173,6 +187,87 @@ def search(label, port, fps, kf, gate, variant, steps, seconds):
     return best
 
 
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process so far, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def stream_floor(port: int, server_pid: int, n: int, seconds: float) -> dict:
+    """CPU of receiving n streams (RTP in to the parser's output, nothing decoded)."""
+    chain = []
+    for _ in range(n):
+        chain += [
+            "rtspsrc", f"location=rtsp://127.0.0.1:{port}/vtest", "protocols=tcp", "latency=200",
+            "!", "rtph264depay", "!", "h264parse", "!", "fakesink", "sync=false",
+        ]
+    proc = subprocess.Popen(
+        ["gst-launch-1.0", "-q", *chain], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        # Let every stream's RTSP set-up finish before measuring.
+        time.sleep(10)
+        hz = os.sysconf("SC_CLK_TCK")
+        c0, s0, t0 = cpu_ticks(proc.pid), cpu_ticks(server_pid), time.monotonic()
+        time.sleep(seconds)
+        c1, s1, t1 = cpu_ticks(proc.pid), cpu_ticks(server_pid), time.monotonic()
+        if proc.poll() is not None:
+            sys.exit("stream floor: gst-launch-1.0 exited early")
+    finally:
+        proc.terminate()
+        proc.wait()
+    wall = t1 - t0
+    client = (c1 - c0) / hz / wall
+    server = (s1 - s0) / hz / wall
+    return {
+        "cameras": n,
+        "receive_cores": client,
+        "receive_cores_per_camera": client / n,
+        "server_cores": server,
+        "server_cores_per_camera": server / n,
+    }
+
+
+def floor_rows(cores: int, seconds: float) -> list:
+    rows = []
+    for height in (1080, 720):
+        folder = transcode(height)
+        port = free_port()
+        server = subprocess.Popen(
+            [str(BIN), "serve-samples", "--dir", str(folder), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port)
+            for n in (64, 128):
+                r = stream_floor(port, server.pid, n, seconds)
+                r["resolution"] = f"{height}p25"
+                per = r["receive_cores_per_camera"]
+                # The ceiling if decoding and detection cost nothing and nothing else ran:
+                # every core spent on receiving (the server elsewhere).
+                r["ceiling_cameras"] = int(cores / per)
+                print(
+                    f"  stream floor, {height}p, {n} streams: receiving {r['receive_cores']:.2f} cores "
+                    f"({1000 * per:.2f} millicores per camera), serving {r['server_cores']:.2f} cores; "
+                    f"ceiling with free decoding and detection: {r['ceiling_cameras']} cameras",
+                    flush=True,
+                )
+                rows.append(r)
+        finally:
+            server.terminate()
+            server.wait()
+    return rows
+
+
+def wait_for_port(port: int):
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -180,11 +275,28 @@ def main():
         "--setting", type=int, action="append",
         help="run only these settings (0-5, in the order of the table in main); repeatable",
     )
+    ap.add_argument("--floor", action="store_true", help="measure only the stream floor")
+    ap.add_argument(
+        "--detect", action="append", default=[], metavar="LINE",
+        help='an extra [detect] line for every run, e.g. --detect "intra_threads = 1"; repeatable',
+    )
+    ap.add_argument(
+        "--cameras", type=int, action="append",
+        help="try only these camera counts (instead of each setting's steps); repeatable",
+    )
     args = ap.parse_args()
+    DETECT_EXTRA.extend(args.detect)
     if not BIN.exists():
         sys.exit("build first: cargo build --release")
     cores = os.cpu_count() or 1
     seconds = 75 if args.quick else 90
+    DATA.mkdir(parents=True, exist_ok=True)
+    if args.floor:
+        rows = floor_rows(cores, 40)
+        out = DATA / "floor.json"
+        out.write_text(json.dumps({"cores": cores, "floor": rows}, indent=2))
+        print(f"capacity: stream floor written to {out}")
+        return
     settings = [
         # (resolution, frames/s, keyframe-only, gating, variant, N steps)
         (1080, 0.2, "on", True, "before", [32, 64, 80, 96, 112, 128]),
@@ -203,6 +315,7 @@ def main():
         settings = settings[:2]
     results = []
     for height, fps, kf, gate, variant, steps in settings:
+        steps = args.cameras or steps
         folder = transcode(height)
         port = free_port()
         server = subprocess.Popen(
@@ -211,11 +324,7 @@ def main():
             stderr=subprocess.DEVNULL,
         )
         try:
-            for _ in range(100):
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                time.sleep(0.1)
+            wait_for_port(port)
             label = f"{height}p, 1 frame/{1 / fps:.0f} s, keyframe-only {kf}, gating {'on' if gate else 'off'}, {variant}"
             best = search(label, port, fps, kf, gate, variant, steps, seconds)
         finally:
@@ -234,9 +343,9 @@ def main():
         }
         results.append(row)
         print(f"{label}: sustained {row['sustained']} cameras ({row['cameras_per_core']:.1f} per core)\n", flush=True)
-    DATA.mkdir(parents=True, exist_ok=True)
+    floor = [] if (args.quick or args.setting) else floor_rows(cores, 40)
     out = DATA / "results.json"
-    out.write_text(json.dumps({"cores": cores, "results": results}, indent=2))
+    out.write_text(json.dumps({"cores": cores, "results": results, "floor": floor}, indent=2))
     print(f"capacity: results written to {out}")
 
 
