@@ -273,7 +273,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument(
         "--setting", type=int, action="append",
-        help="run only these settings (0-5, in the order of the table in main); repeatable",
+        help="run only these settings (0-6, in the order of the table in main); repeatable",
     )
     ap.add_argument("--floor", action="store_true", help="measure only the stream floor")
     ap.add_argument(
