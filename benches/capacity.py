@@ -11,8 +11,9 @@ dropped. For each setting it prints the largest N sustained, cameras per core, a
 peak RSS per camera at that N.
 
 The first two settings are the headline, measured in the same run: the software as it was
-(TensorFlow's whole graph, whole-frame gating and detection) and as it ships (the network
-with Rust post-processing and zone-aware gating).
+(TensorFlow's whole graph, whole-frame gating and detection, rtpbin's jitter buffer on TCP)
+and as it ships (the network with Rust post-processing, zone-aware gating, packets stamped
+on the reading thread).
 
     python3 benches/capacity.py                 # every setting
     python3 benches/capacity.py --quick         # the two headline settings; shorter steps
@@ -76,7 +77,7 @@ DETECT_EXTRA: list = []
 
 
 def config(n: int, port: int, fps: float, keyframe_only: str, gate: bool, variant: str) -> str:
-    model, scope, region = VARIANTS[variant]
+    model, scope, region, jitter_buffer = VARIANTS[variant]
     extra = "".join(f"{line}\n" for line in DETECT_EXTRA)
     text = f"""[settings]
 status_interval_s = 15
@@ -87,6 +88,9 @@ model = "{model}"
 {extra}
 [gate]
 enabled = {'true' if gate else 'false'}
+
+[ingest]
+tcp_jitter_buffer = {'true' if jitter_buffer else 'false'}
 """
     for i in range(n):
         text += f"""
@@ -111,10 +115,11 @@ dwell_s = 300
     return text
 
 
-# (model, gate_scope, detect_region) of each variant of the software.
+# (model, gate_scope, detect_region, [ingest] tcp_jitter_buffer) of each variant of the
+# software: before issue 17, and as it ships.
 VARIANTS = {
-    "before": ("ssd_mobilenet_v2_coco_tf", "frame", "frame"),
-    "now": ("ssd_mobilenet_v2_coco", "zones", "frame"),
+    "before": ("ssd_mobilenet_v2_coco_tf", "frame", "frame", True),
+    "now": ("ssd_mobilenet_v2_coco", "zones", "frame", False),
 }
 
 

@@ -845,6 +845,9 @@ pub struct IngestDefaults {
     pub queue_frames: usize,
     /// RTSP jitter-buffer latency in milliseconds. Default 200.
     pub rtsp_latency_ms: u32,
+    /// Over TCP, keep rtpbin's jitter buffer (a thread per camera that every packet passes
+    /// through) instead of stamping packets on the reading thread. Default false.
+    pub tcp_jitter_buffer: bool,
 }
 
 impl Default for IngestDefaults {
@@ -859,6 +862,7 @@ impl Default for IngestDefaults {
             backoff_jitter: 0.2,
             queue_frames: 4,
             rtsp_latency_ms: 200,
+            tcp_jitter_buffer: false,
         }
     }
 }

@@ -517,6 +517,16 @@ struct GstSession<'a> {
 
 impl Drop for GstSession<'_> {
     fn drop(&mut self) {
+        // On the way to NULL the sinks pass through PAUSED, where a sink that is handed a
+        // buffer waits for PLAYING. The thread pushing it can be rtspsrc's own reading
+        // thread (RTSP over TCP: no jitter-buffer thread between them), which holds a lock
+        // rtspsrc's state change needs. Flushing the sinks first makes every push return.
+        let mut sinks = self.built.pipeline.iterate_sinks();
+        while let Ok(Some(sink)) = sinks.next() {
+            for pad in sink.sink_pads() {
+                pad.send_event(gst::event::FlushStart::new());
+            }
+        }
         if let Err(e) = self.built.pipeline.set_state(gst::State::Null) {
             warn!(error = %e, "pipeline did not stop cleanly");
         }

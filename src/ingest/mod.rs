@@ -13,6 +13,7 @@ pub mod health;
 pub mod pipeline;
 pub mod queue;
 pub mod ring;
+pub mod rtpstamp;
 pub mod sampler;
 
 pub use crate::core::{Backoff, BackoffPolicy};

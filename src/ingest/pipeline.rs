@@ -101,6 +101,7 @@ pub fn build(
     if let SourceKind::Rtsp { transport } = &cam.source {
         let transport = *transport;
         let latency = ingest.rtsp_latency_ms;
+        let tcp_jitter_buffer = ingest.tcp_jitter_buffer;
         let connect_us = (ingest.connect_timeout_s * 1e6) as u64;
         src.connect("source-setup", false, move |args| {
             let Ok(source) = args[1].get::<gst::Element>() else {
@@ -115,6 +116,23 @@ pub fn build(
                     },
                 );
                 source.set_property("latency", latency);
+                if transport == Transport::Tcp && !tcp_jitter_buffer {
+                    // In order and lossless: stamp on the reading thread (rtpstamp.rs).
+                    source.connect("new-manager", false, |args| {
+                        if let Ok(manager) = args[1].get::<gst::Element>()
+                            && manager.has_property("latency")
+                        {
+                            manager.connect("request-jitterbuffer", false, |_| {
+                                Some(
+                                    super::rtpstamp::RtpStamp::new()
+                                        .upcast::<gst::Element>()
+                                        .to_value(),
+                                )
+                            });
+                        }
+                        None
+                    });
+                }
                 source.set_property("tcp-timeout", connect_us);
                 source.set_property("teardown-timeout", 200_000_000u64);
                 if let Some(u) = &user {
