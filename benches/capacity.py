@@ -29,6 +29,7 @@ Results go to target/bench-data/capacity/results.json; the script prints where.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -233,20 +234,34 @@ def stream_floor(port: int, server_pid: int, n: int, seconds: float) -> dict:
     }
 
 
+@contextlib.contextmanager
+def serving(height: int):
+    """`serve-samples` on a free loopback port with the footage at `height`p: (port, pid)."""
+    folder = transcode(height)
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN), "serve-samples", "--dir", str(folder), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield port, server.pid
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def floor_rows(cores: int, seconds: float) -> list:
     rows = []
     for height in (1080, 720):
-        folder = transcode(height)
-        port = free_port()
-        server = subprocess.Popen(
-            [str(BIN), "serve-samples", "--dir", str(folder), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port)
+        with serving(height) as (port, server_pid):
             for n in (64, 128):
-                r = stream_floor(port, server.pid, n, seconds)
+                r = stream_floor(port, server_pid, n, seconds)
                 r["resolution"] = f"{height}p25"
                 per = r["receive_cores_per_camera"]
                 # The ceiling if decoding and detection cost nothing and nothing else ran:
@@ -259,18 +274,7 @@ def floor_rows(cores: int, seconds: float) -> list:
                     flush=True,
                 )
                 rows.append(r)
-        finally:
-            server.terminate()
-            server.wait()
     return rows
-
-
-def wait_for_port(port: int):
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
 
 
 def main():
@@ -321,20 +325,9 @@ def main():
     results = []
     for height, fps, kf, gate, variant, steps in settings:
         steps = args.cameras or steps
-        folder = transcode(height)
-        port = free_port()
-        server = subprocess.Popen(
-            [str(BIN), "serve-samples", "--dir", str(folder), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port)
+        with serving(height) as (port, _):
             label = f"{height}p, 1 frame/{1 / fps:.0f} s, keyframe-only {kf}, gating {'on' if gate else 'off'}, {variant}"
             best = search(label, port, fps, kf, gate, variant, steps, seconds)
-        finally:
-            server.terminate()
-            server.wait()
         row = {
             "resolution": f"{height}p25",
             "analysis_fps": fps,

@@ -119,8 +119,13 @@ pub fn build(
                 if transport == Transport::Tcp && !tcp_jitter_buffer {
                     // In order and lossless: stamp on the reading thread (rtpstamp.rs).
                     source.connect("new-manager", false, |args| {
+                        // Connecting to a signal the manager lacks would panic.
                         if let Ok(manager) = args[1].get::<gst::Element>()
-                            && manager.has_property("latency")
+                            && gst::glib::subclass::signal::SignalId::lookup(
+                                "request-jitterbuffer",
+                                manager.type_(),
+                            )
+                            .is_some()
                         {
                             manager.connect("request-jitterbuffer", false, |_| {
                                 Some(

@@ -94,11 +94,16 @@ mod imp {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     pub struct RtpStamp {
-        pub(super) sinkpad: gst::Pad,
-        pub(super) srcpad: gst::Pad,
-        pub(super) stamper: Mutex<Stamper>,
+        sinkpad: gst::Pad,
+        srcpad: gst::Pad,
+        stamper: Mutex<Stamper>,
         latency: AtomicU32,
     }
+
+    /// Caps, allocation and scheduling queries pass straight through, both ways.
+    const PROXY: gst::PadFlags = gst::PadFlags::PROXY_CAPS
+        .union(gst::PadFlags::PROXY_ALLOCATION)
+        .union(gst::PadFlags::PROXY_SCHEDULING);
 
     impl RtpStamp {
         fn chain(&self, mut buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -167,19 +172,11 @@ mod imp {
             .event_function(|pad, parent, event| {
                 RtpStamp::catch_panic_pad_function(parent, || false, |s| s.sink_event(pad, event))
             })
-            .flags(
-                gst::PadFlags::PROXY_CAPS
-                    | gst::PadFlags::PROXY_ALLOCATION
-                    | gst::PadFlags::PROXY_SCHEDULING,
-            )
+            .flags(PROXY)
             .build();
             let srcpad =
                 gst::Pad::builder_from_template(&klass.pad_template("src").expect("src template"))
-                    .flags(
-                        gst::PadFlags::PROXY_CAPS
-                            | gst::PadFlags::PROXY_ALLOCATION
-                            | gst::PadFlags::PROXY_SCHEDULING,
-                    )
+                    .flags(PROXY)
                     .build();
             Self {
                 sinkpad,
