@@ -69,6 +69,7 @@ fn capture(i: u64) -> Capture {
             score: 0.8,
             dwell_s: 600.0,
             embedding: None,
+            parts: Vec::new(),
         },
         aggregation: 1,
         last_evidence: t,

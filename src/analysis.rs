@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::config::{CameraConfig, PipelineConfig};
 use crate::detect::Detection;
 use crate::episodes::store::EpisodeStore;
-use crate::episodes::{EpisodeTracker, Params};
+use crate::episodes::{EpisodeTracker, Hits, Params};
 use crate::ingest::Frame;
 use crate::ratelimit::{Capture, CaseLimiter, Suppression, Verdict};
 use crate::rules::engine::{Outcome, RuleEngine};
@@ -22,6 +22,12 @@ pub enum SceneCommand {
     },
     /// The fixtures this box lies on are not fixtures.
     RemoveFixtures { bbox: crate::model::BBox },
+    /// An operator's answer to the proposed fixtures this box lies on: accepted ones become
+    /// fixtures, dismissed ones are not proposed again.
+    AnswerProposed {
+        bbox: crate::model::BBox,
+        accept: bool,
+    },
     /// The bin zone is clean now: its reference becomes the next frame's view of it.
     MarkClean { zone: String },
 }
@@ -38,6 +44,7 @@ pub struct SceneDesk(
 struct DeskEntry {
     pending: Vec<SceneCommand>,
     fixtures: Vec<crate::episodes::Fixture>,
+    proposed: Vec<crate::episodes::Fixture>,
 }
 
 impl SceneDesk {
@@ -61,6 +68,17 @@ impl SceneDesk {
             .unwrap_or_default()
     }
 
+    /// The fixtures a camera proposes (found at its first look, or standing for days), as
+    /// its analysis last published them.
+    pub fn proposed(&self, camera: &str) -> Vec<crate::episodes::Fixture> {
+        self.0
+            .lock()
+            .expect("scene desk")
+            .get(camera)
+            .map(|e| e.proposed.clone())
+            .unwrap_or_default()
+    }
+
     /// The commands waiting for a camera (the camera page shows them as pending).
     pub fn pending(&self, camera: &str) -> Vec<SceneCommand> {
         self.0
@@ -80,11 +98,14 @@ impl SceneDesk {
             .unwrap_or_default()
     }
 
-    fn publish(&self, camera: &str, fixtures: &[crate::episodes::Fixture]) {
+    fn publish(&self, camera: &str, state: &crate::episodes::TrackerState) {
         let mut m = self.0.lock().expect("scene desk");
         let e = m.entry(camera.to_string()).or_default();
-        if e.fixtures != fixtures {
-            e.fixtures = fixtures.to_vec();
+        if e.fixtures != state.fixtures {
+            e.fixtures = state.fixtures.clone();
+        }
+        if e.proposed != state.proposed {
+            e.proposed = state.proposed.clone();
         }
     }
 }
@@ -117,6 +138,8 @@ pub struct CameraAnalysis {
     /// Episodes the last step opened and closed.
     pub opened: Vec<u64>,
     pub closed: Vec<u64>,
+    /// Open episodes evicted so far (too many open).
+    evicted: u64,
 }
 
 /// How often unchanged episodes are saved anyway (their last-seen times move).
@@ -160,6 +183,7 @@ impl CameraAnalysis {
             last_saved: f64::MIN,
             opened: Vec::new(),
             closed: Vec::new(),
+            evicted: 0,
         })
     }
 
@@ -186,7 +210,7 @@ impl CameraAnalysis {
 
     /// Takes operators' commands from `desk` and publishes the camera's fixtures there.
     pub fn with_desk(mut self, desk: SceneDesk) -> Self {
-        desk.publish(&self.camera, &self.tracker.state.fixtures);
+        desk.publish(&self.camera, &self.tracker.state);
         self.desk = Some(desk);
         self
     }
@@ -259,14 +283,20 @@ impl CameraAnalysis {
                 SceneCommand::RemoveFixtures { bbox } => {
                     state.remove_fixtures_at(&bbox);
                 }
+                SceneCommand::AnswerProposed { bbox, accept } => {
+                    state.answer_proposed(&bbox, accept, t);
+                }
                 SceneCommand::MarkClean { zone } => {
                     self.engine.mark_clean(&zone, frame, state, t);
+                    // Whatever was filed there is over: the next heap is a new capture.
+                    self.limiter
+                        .zone_cleared(crate::config::RuleKind::OverflowingBin, &zone, t);
                 }
             }
             tracing::info!(camera = %self.camera, "operator's scene command carried out");
         }
         if changed {
-            desk.publish(&self.camera, &self.tracker.state.fixtures);
+            desk.publish(&self.camera, &self.tracker.state);
         }
         changed
     }
@@ -288,8 +318,25 @@ impl CameraAnalysis {
         self.limiter.deferred().len()
     }
 
-    /// Feeds one analysed frame (its detections, fresh or reused) at time `t`.
+    /// Feeds one analysed frame with fresh detections at time `t`.
     pub fn step(&mut self, t: f64, dets: &[Detection], frame: Option<&Frame>) -> Vec<Event> {
+        self.step_with(t, dets, frame, Hits::Fresh)
+    }
+
+    /// Open episodes evicted so far because the camera had too many open.
+    pub fn evicted_episodes(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Feeds one analysed frame at time `t`, its detections fresh or reused (reused ones
+    /// never open or confirm an episode: see [`Hits`]).
+    pub fn step_with(
+        &mut self,
+        t: f64,
+        dets: &[Detection],
+        frame: Option<&Frame>,
+        hits: Hits,
+    ) -> Vec<Event> {
         let mut events = Vec::new();
         let was_off = self.off_view();
         if let (Some(guard), Some(f)) = (self.view.as_mut(), frame) {
@@ -310,7 +357,11 @@ impl CameraAnalysis {
             // The zones cover the wrong ground: nothing is matched, judged or ended.
             self.tracker.hold_all(t);
         } else {
-            let up = self.tracker.update(t, dets, frame);
+            let up = self.tracker.update_with(t, dets, frame, hits);
+            if up.evicted > 0 {
+                self.evicted += u64::from(up.evicted);
+                tracing::warn!(camera = %self.camera, evicted = up.evicted, "too many open episodes: the weakest evicted");
+            }
             self.opened = up.opened.clone();
             self.closed = up.closed.iter().map(|(e, _)| e.id).collect();
             for (e, why) in &up.closed {
@@ -322,8 +373,8 @@ impl CameraAnalysis {
                     tracing::debug!(camera = %self.camera, episode = id, label = %e.label, bbox = ?e.anchor, t, "episode opened");
                 }
             }
-            for f in &up.fixtures {
-                tracing::info!(camera = %self.camera, label = %f.label, source = ?f.source, "fixture learned");
+            for f in &up.proposed {
+                tracing::info!(camera = %self.camera, label = %f.label, source = ?f.source, bbox = ?f.bbox, "fixture proposed: an operator accepts or dismisses it on the cameras page");
             }
             let outcomes = self.engine.evaluate(t, &mut self.tracker, dets, frame);
             for o in &outcomes {
@@ -331,6 +382,13 @@ impl CameraAnalysis {
                     Outcome::Met(c) => {
                         let r = self.memory.as_ref().and_then(|m| m.judge(&self.camera, &c));
                         events.push(verdict(self.limiter.offer_judged(c, r)));
+                        // A full deferral queue expired its oldest to make room.
+                        events.extend(
+                            self.limiter
+                                .take_evicted()
+                                .into_iter()
+                                .map(Event::Suppressed),
+                        );
                     }
                     Outcome::OutsideHours(c) => {
                         events.push(Event::Suppressed(self.limiter.outside_hours(c)))
@@ -339,21 +397,21 @@ impl CameraAnalysis {
                 }
             }
             // Candidates waiting for a token: filed as tokens return, if still there.
-            let (open, engine) = (self.tracker.open(), &self.engine);
+            let state = &self.tracker.state;
             for v in self.limiter.release(t, |c| match c.episode {
-                Some(id) => open.iter().any(|e| e.id == id),
-                None => engine.zone_over(&c.zone),
+                Some(id) => state.open.iter().any(|e| e.id == id),
+                None => RuleEngine::zone_over(state, &c.zone),
             }) {
                 events.push(verdict(v));
             }
-            if !up.fixtures.is_empty()
+            if !up.proposed.is_empty()
                 && let Some(desk) = &self.desk
             {
-                desk.publish(&self.camera, &self.tracker.state.fixtures);
+                desk.publish(&self.camera, &self.tracker.state);
             }
             changed |= !up.opened.is_empty()
                 || !up.closed.is_empty()
-                || !up.fixtures.is_empty()
+                || !up.proposed.is_empty()
                 || !events.is_empty();
         }
         events.extend(self.look(t, dets, frame));
@@ -405,6 +463,10 @@ pub struct AnalysisStatus {
     pub off_view: bool,
     /// Fixtures the camera knows (benches, a shop's chairs).
     pub fixtures: usize,
+    /// Fixtures the camera proposes, waiting for an operator's answer.
+    pub proposed_fixtures: usize,
+    /// Open episodes evicted because the camera had too many open.
+    pub evicted_episodes: u64,
     /// Frames the detector ran on, and frames that reused detections, in the last minute of
     /// stream time.
     pub analysed_per_min: u32,
@@ -437,11 +499,24 @@ pub struct FrameAnalyser {
     region: Option<crate::model::BBox>,
     /// Detector runs since the crops last ran.
     since_crops: u32,
+    /// The automatic closer looks at small rule zones (no `detect_crops` set).
+    closer: Closer,
+}
+
+/// A camera's automatic closer looks (`detect::closer`).
+enum Closer {
+    /// `detect_crops` is set (or nothing to look at).
+    Off,
+    /// The rule zones' bounds, until the first frame gives the frame's size.
+    Zones(Vec<crate::model::BBox>),
+    /// The looks: on every [`CROPS_EVERY`]th detector run, the detector runs on these
+    /// instead of its usual view, so looking closer costs no extra inference with one look.
+    Looks(Vec<crate::model::BBox>),
 }
 
 /// The crops run on every this-many detector runs: what they find is stationary, and between
 /// their runs the episodes' structure keeps it present.
-const CROPS_EVERY: u32 = 3;
+pub const CROPS_EVERY: u32 = 3;
 
 /// Most first-seen frames one camera keeps (oldest dropped first).
 const FIRST_SEEN_KEPT: usize = 16;
@@ -483,6 +558,25 @@ impl FrameAnalyser {
             crops: Vec::new(),
             region: None,
             since_crops: CROPS_EVERY,
+            closer: Closer::Off,
+        }
+    }
+
+    /// Looks closer, by default, at those of these rule zones' bounds that the detector sees
+    /// small (decided at the first frame, from its size and the model's input size). Ignored
+    /// with explicit crops ([`Self::with_crops`]).
+    pub fn with_closer_looks(mut self, zones: Vec<crate::model::BBox>) -> Self {
+        if self.crops.is_empty() && !zones.is_empty() {
+            self.closer = Closer::Zones(zones);
+        }
+        self
+    }
+
+    /// The closer looks this camera decided on (empty until its first frame, or with none).
+    pub fn closer_looks(&self) -> &[crate::model::BBox] {
+        match &self.closer {
+            Closer::Looks(l) => l,
+            _ => &[],
         }
     }
 
@@ -502,6 +596,9 @@ impl FrameAnalyser {
     /// Also runs the detector on these regions of each analysed frame, for objects too small
     /// in the whole frame.
     pub fn with_crops(mut self, crops: Vec<crate::model::BBox>) -> Self {
+        if !crops.is_empty() {
+            self.closer = Closer::Off;
+        }
         self.crops = crops;
         self
     }
@@ -597,15 +694,36 @@ impl FrameAnalyser {
         }
         let frame = std::sync::Arc::new(frame);
         self.fresh = None;
-        let dets = if run {
-            let crops: &[crate::model::BBox] = if self.since_crops >= CROPS_EVERY {
-                self.since_crops = 0;
-                &self.crops
-            } else {
-                &[]
+        if let Closer::Zones(zones) = &self.closer {
+            let view = self
+                .region
+                .map(|r| square_ish(r, frame.width as f32, frame.height as f32));
+            let looks = match self.service.input_size() {
+                Some([w, h]) => crate::detect::closer::closer_looks(
+                    zones,
+                    view,
+                    (frame.width, frame.height),
+                    (w, h),
+                ),
+                None => Vec::new(), // frames go in whole, at their own size
             };
+            if !looks.is_empty() {
+                tracing::info!(camera = %self.camera, looks = ?looks, "small rule zones: looking closer");
+            }
+            self.closer = Closer::Looks(looks);
+        }
+        let dets = if run {
+            let turn = self.since_crops >= CROPS_EVERY;
+            if turn {
+                self.since_crops = 0;
+            }
             self.since_crops += 1;
-            match detect_all(&self.service, self.region, crops, &frame).await {
+            let (whole, crops): (bool, &[crate::model::BBox]) = match &self.closer {
+                Closer::Looks(l) if turn && !l.is_empty() => (false, l),
+                _ if turn => (true, &self.crops),
+                _ => (true, &[]),
+            };
+            match detect_all(&self.service, self.region, whole, crops, &frame).await {
                 Ok(d) => {
                     self.gate.record(&d);
                     if self.keep_fresh {
@@ -622,7 +740,8 @@ impl FrameAnalyser {
         } else {
             self.gate.reused().to_vec()
         };
-        let events = self.analysis.step(t, &dets, Some(&frame));
+        let hits = if run { Hits::Fresh } else { Hits::Reused };
+        let events = self.analysis.step_with(t, &dets, Some(&frame), hits);
         let new_refs = self.analysis.take_new_references();
         if self.evidence {
             for zone in new_refs {
@@ -655,6 +774,8 @@ impl FrameAnalyser {
         self.status.deferred = self.analysis.deferred();
         self.status.off_view = self.analysis.off_view();
         self.status.fixtures = self.analysis.tracker().state.fixtures.len();
+        self.status.proposed_fixtures = self.analysis.tracker().state.proposed.len();
+        self.status.evicted_episodes = self.analysis.evicted_episodes();
         for e in &events {
             match e {
                 Event::Capture(c) if c.is_learned_suppression() => {
@@ -687,16 +808,18 @@ impl FrameAnalyser {
     }
 }
 
-/// The detections of the frame (or of its `region`), plus those of each crop, mapped back to
-/// the frame; a crop's detection that repeats one already found (same label, IoU ≥ 0.5) is
-/// dropped.
+/// The detections of the frame (or of its `region`; neither unless `whole`), plus those of
+/// each crop, mapped back to the frame; a crop's detection that repeats one already found
+/// (same label, IoU ≥ 0.5) is dropped.
 async fn detect_all(
     service: &std::sync::Arc<dyn crate::detect::Detect>,
     region: Option<crate::model::BBox>,
+    whole: bool,
     crops: &[crate::model::BBox],
     frame: &std::sync::Arc<Frame>,
 ) -> Result<Vec<Detection>, crate::detect::ModelError> {
     let mut all = match region {
+        _ if !whole => Vec::new(),
         None => service.detect(frame.clone()).await?,
         Some(r) => {
             let r = square_ish(r, frame.width as f32, frame.height as f32);
@@ -860,7 +983,10 @@ dwell_s = 60
         let mut captures = Vec::new();
         for i in 0..20 {
             let t = 1_000.0 + i as f64 * 10.0;
-            let frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
+            let mut frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
+            // Stream time: the gate forces a fresh inference every max_reuse_s (30 s) of it,
+            // and only fresh detections confirm.
+            frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 10.0));
             for e in a.process(frame, t).await {
                 if let Event::Capture(c) = e {
                     captures.push(c);
@@ -976,7 +1102,9 @@ dwell_s = 60
             let t = 1_000.0 + i as f64 * 5.0;
             let car = ([0.4, 0.4, 0.6, 0.6], [200, 30, 30]);
             let paint = if there(t) { vec![car] } else { Vec::new() };
-            let frame = crate::scene::testing::scene(128, 96, gain, &paint, 0);
+            let mut frame = crate::scene::testing::scene(128, 96, gain, &paint, 0);
+            // Stream time: the gate forces a fresh inference every 30 s of it.
+            frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 5.0));
             for e in a.process(frame, t).await {
                 if let Event::Checked(r) = e {
                     out.push(r);
@@ -1021,7 +1149,8 @@ dwell_s = 60
             det.on.store(there, Ordering::Relaxed);
             let car = ([0.4, 0.4, 0.6, 0.6], [200, 30, 30]);
             let paint = if there { vec![car] } else { Vec::new() };
-            let frame = crate::scene::testing::scene(128, 96, 1.0, &paint, 0);
+            let mut frame = crate::scene::testing::scene(128, 96, 1.0, &paint, 0);
+            frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 5.0));
             for e in a.process(frame, t).await {
                 if let Event::Checked(r) = e {
                     decided.push(r);

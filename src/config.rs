@@ -443,10 +443,10 @@ pub struct EpisodeSettings {
     /// detected, the object's structure gone) to end it. Default 3.
     pub clear_frames: u32,
     /// Stall parts standing in the first this-many seconds of a camera's first run (no saved
-    /// state) are learned as fixtures. Default 5.
+    /// state) are proposed as fixtures, for an operator to accept or dismiss. Default 120.
     pub fixture_learn_s: f64,
-    /// Stall parts that stand this long become fixtures (a kiosk, a shop's chairs).
-    /// Default 172800 (two days).
+    /// Stall parts that stand this long are proposed as fixtures (a kiosk, a shop's
+    /// chairs). Default 172800 (two days).
     pub fixture_after_s: f64,
 }
 
@@ -460,7 +460,7 @@ impl Default for EpisodeSettings {
             state_dir: None,
             in_database: false,
             clear_frames: 3,
-            fixture_learn_s: 5.0,
+            fixture_learn_s: 120.0,
             fixture_after_s: 172_800.0,
         }
     }
@@ -936,9 +936,10 @@ struct RawCamera {
     #[serde(default)]
     revisit_s: Option<f64>,
     /// Zones whose bounds the detector also runs on, for objects too small in the whole
-    /// frame (a stall 20 m away). Each costs one more inference per analysed frame.
+    /// frame (a stall 20 m away). Each costs one more inference per analysed frame. Absent:
+    /// the camera decides itself where to look closer (`detect::closer`); `[]`: nowhere.
     #[serde(default)]
-    detect_crops: Vec<String>,
+    detect_crops: Option<Vec<String>>,
     /// Each crop is cut into this many tiles per side (overlapping by a quarter), so small
     /// objects reach the detector larger. Default 1.
     #[serde(default)]
@@ -1061,6 +1062,8 @@ pub struct CameraConfig {
     pub revisit_s: Option<f64>,
     /// The bounds of the zones the detector also runs on (`detect_crops`).
     pub detect_crops: Vec<BBox>,
+    /// No `detect_crops` set: the camera looks closer at its small rule zones by itself.
+    pub look_closer: bool,
     /// The regions the scene gate compares (empty: the whole frame).
     pub gate_regions: Vec<BBox>,
     /// The part of the frame the detector runs on (None: the whole frame).
@@ -1097,6 +1100,7 @@ impl CameraConfig {
             visit_s: None,
             revisit_s: None,
             detect_crops: Vec::new(),
+            look_closer: true,
             gate_regions: Vec::new(),
             detect_region: None,
             zones: Vec::new(),
@@ -1924,7 +1928,7 @@ fn validate_camera(
     if !(1..=4).contains(&grid) {
         bad!("detect_crop_grid", format!("must be 1 to 4, got {grid}"));
     }
-    for zid in &raw.detect_crops {
+    for zid in raw.detect_crops.iter().flatten() {
         match zones.iter().find(|z: &&Zone| &z.id == zid) {
             Some(z) => detect_crops.extend(tiles(&z.polygon.bounds(), grid.clamp(1, 4))),
             None => bad!(
@@ -2018,6 +2022,7 @@ fn validate_camera(
         visit_s: raw.visit_s,
         revisit_s: raw.revisit_s,
         detect_crops,
+        look_closer: raw.detect_crops.is_none(),
         gate_regions: match raw.gate_scope.unwrap_or(GateScope::Zones) {
             GateScope::Zones => zones.iter().map(|z| z.polygon.bounds()).collect(),
             GateScope::Frame => Vec::new(),

@@ -720,6 +720,7 @@ mod tests {
                     score: 0.9,
                     dwell_s: 60.0,
                     embedding: None,
+                    parts: Vec::new(),
                 },
                 aggregation: 1,
                 last_evidence: 0.0,

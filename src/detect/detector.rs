@@ -292,6 +292,10 @@ impl Detector for OrtDetector {
         self.manifest.input.max_batch
     }
 
+    fn input_size(&self) -> Option<[u32; 2]> {
+        self.manifest.input.size
+    }
+
     fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError> {
         let mut out = Vec::with_capacity(frames.len());
         // A batch holds frames of one size and at most max_batch of them.

@@ -9,6 +9,7 @@
 //! - [`service`]: batching across cameras on dedicated inference threads;
 //! - [`gate`]: per-camera scene-change gating.
 
+pub mod closer;
 pub mod decode;
 pub mod detector;
 pub mod error;
@@ -55,6 +56,11 @@ pub trait Detector: Send + Sync {
     fn max_batch(&self) -> usize;
     /// Detections for each frame, in order.
     fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError>;
+    /// The model's fixed input size `[width, height]`; None when frames go in at their own
+    /// size. Cameras decide from it where to look closer.
+    fn input_size(&self) -> Option<[u32; 2]> {
+        None
+    }
 }
 
 /// Detection as a camera's analyser sees it: one frame in, its detections out. Live, the
@@ -66,6 +72,10 @@ pub trait Detect: Send + Sync {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Vec<Detection>, ModelError>> + Send + '_>,
     >;
+    /// The model's fixed input size `[width, height]`, if it has one.
+    fn input_size(&self) -> Option<[u32; 2]> {
+        None
+    }
 }
 
 impl Detect for DetectionService {
@@ -76,6 +86,9 @@ impl Detect for DetectionService {
         Box<dyn std::future::Future<Output = Result<Vec<Detection>, ModelError>> + Send + '_>,
     > {
         Box::pin(DetectionService::detect(self, frame))
+    }
+    fn input_size(&self) -> Option<[u32; 2]> {
+        self.input_size()
     }
 }
 
@@ -96,5 +109,8 @@ impl Detector for OneAtATime {
             out.extend(self.0.detect(&[f])?);
         }
         Ok(out)
+    }
+    fn input_size(&self) -> Option<[u32; 2]> {
+        self.0.input_size()
     }
 }

@@ -27,6 +27,7 @@ pub struct DetectionService {
     tx: mpsc::Sender<Request>,
     room: Arc<Semaphore>,
     model: Arc<str>,
+    input: Option<[u32; 2]>,
     workers: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
     latency: Arc<Latency>,
 }
@@ -89,6 +90,7 @@ impl DetectionService {
         let (tx, rx) = mpsc::channel::<Request>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let model: Arc<str> = detector.name().into();
+        let input = detector.input_size();
         let latency = Arc::new(Latency::default());
         let mut workers = Vec::new();
         for i in 0..cfg.threads.max(1) {
@@ -106,9 +108,15 @@ impl DetectionService {
             tx,
             room: Arc::new(Semaphore::new(cfg.queue.max(1))),
             model,
+            input,
             workers: Arc::new(std::sync::Mutex::new(workers)),
             latency,
         }
+    }
+
+    /// The model's fixed input size `[width, height]`, if it has one.
+    pub fn input_size(&self) -> Option<[u32; 2]> {
+        self.input
     }
 
     /// The inference latency histogram.

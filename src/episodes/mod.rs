@@ -44,8 +44,16 @@ const PATCH_BLEND: f32 = 0.2;
 /// A person or vehicle covering this share of a place hides it.
 const HIDDEN_SHARE: f32 = 0.25;
 
-/// Detections an episode needs before its structure alone can show it present.
-const MIN_HITS: u32 = 3;
+/// Fresh detections an episode needs before it can be present (and so confirm a rule): one
+/// stray detection is not an object.
+pub const MIN_HITS: u32 = 3;
+/// Fresh detections an episode needs before its structure (or the dark) alone can hold it:
+/// the patch taken from one false detection is only the background, which stays "the same"
+/// forever.
+pub const HOLD_HITS: u32 = 2;
+/// Open episodes one camera keeps at most; past it the weakest unconfirmed ones are evicted
+/// (counted in [`Update::evicted`]).
+pub const MAX_OPEN: usize = 256;
 
 /// Kinds that become episodes: things that stay put.
 pub fn is_stationary_kind(kind: ObjectKind) -> bool {
@@ -79,6 +87,14 @@ pub struct Episode {
     /// Last time a person was seen attending it (stall evidence).
     #[serde(default)]
     pub person_near: Option<f64>,
+    /// Start of the current run of sightings of a person attending it (sightings less than
+    /// a minute apart are one run): a vendor tends a stall for a while, a passer-by passes.
+    #[serde(default)]
+    pub person_since: Option<f64>,
+    /// Height (share of the frame's height) of the person last seen attending it: the
+    /// stall's scale, about 1.7 m, for grouping parts into stalls.
+    #[serde(default)]
+    pub attendant_h: Option<f32>,
     /// Last time the place showed the object: found, or its structure still there, or too
     /// dark to tell. The grace period runs from here.
     #[serde(default)]
@@ -156,8 +172,20 @@ impl CloseReason {
 pub struct Update {
     pub opened: Vec<u64>,
     pub closed: Vec<(Episode, CloseReason)>,
-    /// Fixtures learned by this update.
-    pub fixtures: Vec<Fixture>,
+    /// Fixtures proposed by this update (for an operator to accept or dismiss).
+    pub proposed: Vec<Fixture>,
+    /// Episodes dropped because the camera had [`MAX_OPEN`] open.
+    pub evicted: u32,
+}
+
+/// Where an analysed frame's detections came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hits {
+    /// The detector ran on this frame.
+    Fresh,
+    /// The scene gate or the inference budget reused an earlier frame's detections: they may
+    /// keep an open episode alive, but never open, count towards or confirm one.
+    Reused,
 }
 
 /// The matching parameters.
@@ -170,9 +198,9 @@ pub struct Params {
     /// Analysed frames of an empty place that end an episode.
     pub clear_frames: u32,
     /// Stall parts standing in the first this-many seconds of a camera's first run (found
-    /// then, and again later) are fixtures.
+    /// then, and again later) are proposed as fixtures.
     pub fixture_learn: f64,
-    /// Stall parts that stay this long become fixtures.
+    /// Stall parts that stay this long are proposed as fixtures.
     pub fixture_after: f64,
 }
 
@@ -190,13 +218,13 @@ impl From<&EpisodeSettings> for Params {
     }
 }
 
-/// How a fixture became one.
+/// How a fixture (or a proposed one) came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FixtureSource {
-    /// Standing when the camera first learned its scene.
+    /// Standing when the camera first learned its scene (proposed, then accepted).
     Learned,
-    /// Stood for days.
+    /// Stood for days (proposed, then accepted).
     Stayed,
     /// Added by an operator (the camera page, or a 固定设施 rejection).
     Operator,
@@ -221,14 +249,22 @@ pub fn on_fixture(a: &BBox, f: &BBox) -> bool {
     iou(a, f) >= 0.3 || crate::model::geometry::overlap_share(a, &grown) >= 0.5
 }
 
-/// What one camera remembers across restarts: its open episodes, its fixtures, the clean
-/// references of its zones, its reference view and the candidates waiting for a token.
+/// What one camera remembers across restarts: its open episodes, its fixtures and the ones
+/// it proposes, the clean references of its zones, its reference view and the candidates
+/// waiting for a token.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrackerState {
     pub next_id: u64,
     pub open: Vec<Episode>,
     #[serde(default)]
     pub fixtures: Vec<Fixture>,
+    /// What the camera found standing at its first look, or for days: fixtures only once an
+    /// operator accepts them (until then judged like anything else).
+    #[serde(default)]
+    pub proposed: Vec<Fixture>,
+    /// Proposals an operator dismissed: the same place is not proposed again.
+    #[serde(default)]
+    pub dismissed: Vec<Fixture>,
     /// End of the fixture-learning time of the camera's first run.
     #[serde(default)]
     pub learn_until: Option<f64>,
@@ -254,6 +290,36 @@ impl TrackerState {
         }
         self.fixtures.push(f);
         true
+    }
+
+    /// Proposes a fixture unless the place is a fixture, proposed or dismissed already; says
+    /// whether it was proposed.
+    pub fn propose_fixture(&mut self, f: Fixture) -> bool {
+        let known = |list: &[Fixture]| list.iter().any(|k| on_fixture(&f.bbox, &k.bbox));
+        if known(&self.fixtures) || known(&self.proposed) || known(&self.dismissed) {
+            return false;
+        }
+        self.proposed.push(f);
+        true
+    }
+
+    /// An operator's answer to the proposals a box lies on: accepted ones become fixtures,
+    /// dismissed ones are remembered so the place is not proposed again. Says how many.
+    pub fn answer_proposed(&mut self, b: &BBox, accept: bool, t: f64) -> usize {
+        let (hit, rest): (Vec<Fixture>, Vec<Fixture>) = std::mem::take(&mut self.proposed)
+            .into_iter()
+            .partition(|f| on_fixture(b, &f.bbox) || on_fixture(&f.bbox, b));
+        self.proposed = rest;
+        let n = hit.len();
+        for mut f in hit {
+            if accept {
+                f.since = t;
+                self.add_fixture(f);
+            } else {
+                self.dismissed.push(f);
+            }
+        }
+        n
     }
 
     /// Removes the fixtures a box lies on; says how many.
@@ -355,8 +421,21 @@ impl EpisodeTracker {
         }
     }
 
-    /// Feeds one analysed frame's detections at time `t`. `frame` gives appearance.
+    /// Feeds one analysed frame's fresh detections at time `t`. `frame` gives appearance.
     pub fn update(&mut self, t: f64, dets: &[Detection], frame: Option<&Frame>) -> Update {
+        self.update_with(t, dets, frame, Hits::Fresh)
+    }
+
+    /// [`Self::update`], saying whether the detections are fresh. Reused detections only
+    /// hold the episodes they match (the grace clock waits); each place is then judged from
+    /// the frame itself, as when the detector misses.
+    pub fn update_with(
+        &mut self,
+        t: f64,
+        dets: &[Detection],
+        frame: Option<&Frame>,
+        hits: Hits,
+    ) -> Update {
         let mut up = Update::default();
         let learn_until = *self
             .state
@@ -396,6 +475,24 @@ impl EpisodeTracker {
         }
         let order = kept;
         let mut matched = vec![false; self.state.open.len()];
+        if hits == Hits::Reused {
+            for d in &order {
+                if let Some(e) = self
+                    .state
+                    .open
+                    .iter_mut()
+                    .filter(|e| e.kind == d.kind)
+                    .find(|e| iou(&e.anchor, &d.bbox) >= self.params.iou)
+                {
+                    e.held = e.held.max(t);
+                }
+            }
+        }
+        let order = if hits == Hits::Fresh {
+            order
+        } else {
+            Vec::new()
+        };
         for d in order {
             let sig = frame.map(|f| Signature::of(f, &d.bbox));
             let best = self
@@ -465,6 +562,8 @@ impl EpisodeTracker {
                 resolved: Vec::new(),
                 deferred: Vec::new(),
                 person_near: None,
+                person_since: None,
+                attendant_h: None,
                 held: t,
                 last_present: t,
                 clear_frames: 0,
@@ -486,7 +585,13 @@ impl EpisodeTracker {
                 continue;
             }
             let e = &mut self.state.open[i];
-            match judge_place(e, frame, dets, self.params.signature_distance) {
+            let view = match judge_place(e, frame, dets, self.params.signature_distance) {
+                // An unconfirmed episode's patch may be only the background: its structure
+                // and the dark do not hold it, the grace clock runs.
+                PlaceView::Same | PlaceView::Dark if e.hits < HOLD_HITS => PlaceView::Unsure,
+                v => v,
+            };
+            match view {
                 PlaceView::Same => {
                     e.held = e.held.max(t);
                     e.last_present = t;
@@ -507,11 +612,40 @@ impl EpisodeTracker {
                 i += 1;
             }
         }
+        up.evicted = self.evict_over(MAX_OPEN);
         self.learn_fixtures(t, learn_until, &mut up);
         up
     }
 
-    /// Stall parts standing while the scene is first learned, or for days, are fixtures.
+    /// Drops the weakest episodes while more than `max` are open: unconfirmed before
+    /// confirmed, then fewest hits, then longest unseen (the newest open ones are kept over
+    /// old strays only on equal evidence). Returns how many went.
+    fn evict_over(&mut self, max: usize) -> u32 {
+        let mut n = 0;
+        while self.state.open.len() > max {
+            let weakest = self
+                .state
+                .open
+                .iter()
+                .enumerate()
+                .min_by(|(_, a), (_, b)| {
+                    (a.hits >= MIN_HITS)
+                        .cmp(&(b.hits >= MIN_HITS))
+                        .then(a.resolved.is_empty().cmp(&b.resolved.is_empty()).reverse())
+                        .then(a.hits.cmp(&b.hits))
+                        .then(a.last_seen.total_cmp(&b.last_seen))
+                })
+                .map(|(i, _)| i)
+                .expect("more than max open");
+            let e = self.state.open.remove(weakest);
+            tracing::debug!(episode = e.id, label = %e.label, hits = e.hits, "open episode evicted: too many open");
+            n += 1;
+        }
+        n
+    }
+
+    /// Stall parts standing while the scene is first learned, or for days, are proposed as
+    /// fixtures (never made ones: an operator decides).
     fn learn_fixtures(&mut self, t: f64, learn_until: f64, up: &mut Update) {
         let mut found = Vec::new();
         for e in &self.state.open {
@@ -533,8 +667,8 @@ impl EpisodeTracker {
             });
         }
         for f in found {
-            if self.state.add_fixture(f.clone()) {
-                up.fixtures.push(f);
+            if self.state.propose_fixture(f.clone()) {
+                up.proposed.push(f);
             }
         }
     }
@@ -701,7 +835,9 @@ mod tests {
     #[test]
     fn a_hidden_place_is_bridged_by_grace_and_darkness_stops_the_clock() {
         let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        // Found twice (one detection alone is never held by the dark or its structure).
         t.update(0.0, &[car()], Some(&street(1.0, Some(TEAL))));
+        t.update(1.0, &[car()], Some(&street(1.0, Some(TEAL))));
         // A bus stands in front of it (a vehicle covering the place): the paving is not
         // judged, and the grace clock runs.
         let bus = Detection {
@@ -753,7 +889,7 @@ mod tests {
     }
 
     #[test]
-    fn stall_parts_standing_at_the_first_look_are_fixtures() {
+    fn what_stands_at_the_first_look_or_for_days_is_proposed_never_made_a_fixture() {
         let mut t = EpisodeTracker::new(params(), TrackerState::default());
         let bench = Detection {
             label: "bench".into(),
@@ -761,8 +897,13 @@ mod tests {
         };
         t.update(100.0, std::slice::from_ref(&bench), None);
         let up = t.update(101.0, std::slice::from_ref(&bench), None);
-        assert_eq!(up.fixtures.len(), 1);
-        assert_eq!(up.fixtures[0].source, FixtureSource::Learned);
+        assert_eq!(up.proposed.len(), 1);
+        assert_eq!(up.proposed[0].source, FixtureSource::Learned);
+        // Proposed, not a fixture: judged like anything else until accepted.
+        assert!(t.state.fixture_at(&STALL).is_none());
+        // Proposed once, not on every frame.
+        let up = t.update(102.0, std::slice::from_ref(&bench), None);
+        assert!(up.proposed.is_empty());
         // A table set up later is not, until it has stood for days (1000 s here).
         let table = det(ObjectKind::StallPart, [0.6, 0.6, 0.8, 0.8]);
         for i in 0..100 {
@@ -772,13 +913,106 @@ mod tests {
                 None,
             );
         }
-        assert!(t.state.fixture_at(&[0.6, 0.6, 0.8, 0.8]).is_none());
+        assert_eq!(t.state.proposed.len(), 1);
         let up = t.update(1200.0, &[bench.clone(), table.clone()], None);
-        assert_eq!(up.fixtures.len(), 1, "{:?}", up.fixtures);
-        assert_eq!(up.fixtures[0].source, FixtureSource::Stayed);
-        // An operator can remove one.
+        assert_eq!(up.proposed.len(), 1, "{:?}", up.proposed);
+        assert_eq!(up.proposed[0].source, FixtureSource::Stayed);
+        assert!(
+            t.state.fixtures.is_empty(),
+            "standing for days makes no fixture"
+        );
+        // The operator accepts the bench and dismisses the table.
+        assert_eq!(t.state.answer_proposed(&STALL, true, 1300.0), 1);
+        assert!(t.state.fixture_at(&STALL).is_some());
+        assert_eq!(
+            t.state
+                .answer_proposed(&[0.6, 0.6, 0.8, 0.8], false, 1300.0),
+            1
+        );
+        assert!(t.state.proposed.is_empty());
+        // A dismissed place is not proposed again, however long it stands.
+        for i in 0..120 {
+            let up = t.update(
+                1300.0 + i as f64 * 10.0,
+                &[bench.clone(), table.clone()],
+                None,
+            );
+            assert!(up.proposed.is_empty());
+        }
+        // An operator can remove a fixture.
         assert_eq!(t.state.remove_fixtures_at(&STALL), 1);
         assert!(t.state.fixture_at(&STALL).is_none());
+    }
+
+    #[test]
+    fn reused_detections_keep_an_episode_but_never_open_or_confirm_one() {
+        let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        let d = det(ObjectKind::StallPart, STALL);
+        // Reused only: nothing opens.
+        let up = t.update_with(0.0, std::slice::from_ref(&d), None, Hits::Reused);
+        assert!(up.opened.is_empty() && t.open().is_empty());
+        // One fresh detection opens it; reused ones count no hits and move no dwell...
+        t.update(1.0, std::slice::from_ref(&d), None);
+        for i in 2..20 {
+            t.update_with(i as f64, std::slice::from_ref(&d), None, Hits::Reused);
+        }
+        let e = &t.open()[0];
+        assert_eq!(e.hits, 1);
+        assert_eq!(e.dwell(), 0.0);
+        assert!(!e.present_at(19.0));
+        // ...but they hold it: the grace clock (30 s) waits while the gate reuses.
+        for i in 20..80 {
+            let up = t.update_with(i as f64, std::slice::from_ref(&d), None, Hits::Reused);
+            assert!(up.closed.is_empty(), "closed at {i}");
+        }
+        // Two more fresh detections confirm it.
+        t.update(80.0, std::slice::from_ref(&d), None);
+        t.update(81.0, std::slice::from_ref(&d), None);
+        assert!(t.open()[0].present_at(81.0));
+    }
+
+    #[test]
+    fn open_episodes_are_bounded_and_the_weakest_go_first() {
+        let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        // A confirmed one first, then a flood of one-off detections.
+        let d = det(ObjectKind::StallPart, [0.0, 0.0, 0.001, 0.001]);
+        for i in 0..3 {
+            t.update(i as f64, std::slice::from_ref(&d), None);
+        }
+        let mut evicted = 0;
+        for k in 0..(MAX_OPEN + 40) {
+            let x = 0.002 + k as f32 * 0.0035;
+            let y = (k / 280) as f32 * 0.01;
+            let flood = det(
+                ObjectKind::StallPart,
+                [x % 0.99, 0.5 + y, x % 0.99 + 0.002, 0.502 + y],
+            );
+            evicted += t.update(3.0 + k as f64 * 0.01, &[flood], None).evicted;
+        }
+        assert_eq!(t.open().len(), MAX_OPEN);
+        assert!(evicted >= 40, "{evicted}");
+        assert!(
+            t.open().iter().any(|e| e.hits >= MIN_HITS),
+            "the confirmed one stays"
+        );
+    }
+
+    #[test]
+    fn an_unconfirmed_episode_is_not_held_by_its_structure() {
+        // One false detection: its patch is the background, which stays "the same" forever;
+        // it must still end after its grace.
+        let frame = crate::scene::testing::scene(320, 240, 1.0, &[], 0);
+        let mut t = EpisodeTracker::new(params(), TrackerState::default());
+        t.update(0.0, &[det(ObjectKind::StallPart, STALL)], Some(&frame));
+        let mut closed = None;
+        for i in 1..60 {
+            let up = t.update(i as f64, &[], Some(&frame));
+            if !up.closed.is_empty() {
+                closed = Some(i);
+                break;
+            }
+        }
+        assert_eq!(closed, Some(31), "closed after the 30 s grace");
     }
 
     proptest::proptest! {

@@ -121,6 +121,9 @@ pub struct PackageManifest {
     pub location: Location,
     pub rule: RuleInfo,
     pub label: String,
+    /// What was seen in a stall, each label with its count (`orange×3`, `dining table`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
     pub score: f32,
     #[serde(rename = "box")]
     pub bbox: BBox,
@@ -419,6 +422,7 @@ impl EvidenceWriter {
             location: req.location.clone(),
             rule: req.rule.clone(),
             label: k.label.clone(),
+            parts: k.parts.clone(),
             score: k.score,
             bbox: k.bbox,
             first_seen,

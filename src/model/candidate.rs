@@ -28,6 +28,9 @@ pub struct Candidate {
     /// is nothing to compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
+    /// What was seen in it, for a stall: each part's label with its count (`orange×3`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
 }
 
 /// A candidate the token bucket refused, waiting for a token: kept with the camera's state so

@@ -119,6 +119,8 @@ impl Launcher {
                 );
                 if !cam.detect_crops.is_empty() {
                     a = a.with_crops(cam.detect_crops.clone());
+                } else if cam.look_closer {
+                    a = a.with_closer_looks(detected_zones(cam, *sees));
                 }
                 if self.config.gate.enabled || cam.detect_region.is_some() {
                     a = a.with_region(
@@ -303,4 +305,26 @@ impl Connected {
     pub fn health(&self) -> watch::Receiver<CameraHealth> {
         self.thread.health.clone()
     }
+}
+
+/// The bounds of the zones whose rules the detector decides (vehicles, stalls, and bins
+/// with a model that sees overflow): where a camera may look closer.
+fn detected_zones(
+    cam: &crate::config::CameraConfig,
+    model_sees_overflow: bool,
+) -> Vec<crate::model::BBox> {
+    use crate::config::RuleKind;
+    let mut out = Vec::new();
+    for rule in &cam.rules {
+        if rule.kind == RuleKind::OverflowingBin && !model_sees_overflow {
+            continue;
+        }
+        for z in cam.zones.iter().filter(|z| rule.zones.contains(&z.id)) {
+            let b = z.polygon.bounds();
+            if !out.contains(&b) {
+                out.push(b);
+            }
+        }
+    }
+    out
 }

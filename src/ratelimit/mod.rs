@@ -3,8 +3,10 @@
 //!   capture is open or within a cooldown after it closed, raising its aggregation count;
 //! - a token bucket caps captures per hour; a candidate it refuses waits in a bounded
 //!   deferral queue (saved with the camera's state) and is filed when a token returns, if
-//!   its object is still there; when the queue is full it merges into the oldest waiting
-//!   candidate of its rule; one that waits too long, or whose object left, expires;
+//!   its object is still there; a candidate at a place that already waits (same rule, same
+//!   place) merges into it; when the queue is full of other places the oldest waiting one
+//!   expires, with its reason, to make room (places are never merged); one that waits too
+//!   long, or whose object left, expires;
 //! - every candidate that does not become a capture, every deferral, merge and expiry is
 //!   recorded with its reason.
 //!
@@ -64,9 +66,10 @@ pub enum SuppressionReason {
     Duplicate,
     /// Met outside active hours: deferred until they open.
     OutsideHours,
-    /// The deferral queue was full: merged into the oldest waiting candidate of its rule.
+    /// Merged into a candidate of the same rule and place that waits for a token.
     Aggregated,
-    /// Waited too long for a token, or its object left first: not filed.
+    /// Waited too long for a token, or its object left first, or the full deferral queue
+    /// made room for a newer candidate at another place: not filed.
     Expired,
     /// Looks like a capture operators rejected (the verdict memory): recorded with its
     /// evidence as a learned suppression, out of the review queue, undoable.
@@ -121,6 +124,7 @@ pub(crate) fn sample_capture(id: u64, confirm: f64) -> Capture {
             score: 0.7,
             dwell_s: 600.0,
             embedding: None,
+            parts: Vec::new(),
         },
         aggregation: 1,
         last_evidence: confirm,
@@ -152,6 +156,8 @@ pub struct CaseLimiter {
     captures: Vec<Capture>,
     next_id: u64,
     deferred: Vec<Deferred>,
+    /// Waiting candidates the full queue expired to make room, not yet taken by the caller.
+    evicted: Vec<Suppression>,
 }
 
 impl CaseLimiter {
@@ -162,12 +168,19 @@ impl CaseLimiter {
             captures: Vec::new(),
             next_id: 0,
             deferred: Vec::new(),
+            evicted: Vec::new(),
         }
     }
 
     /// Candidates waiting for a token, oldest first (saved with the camera's state).
     pub fn deferred(&self) -> &[Deferred] {
         &self.deferred
+    }
+
+    /// The waiting candidates that a full queue expired to make room since the last call,
+    /// each with its reason (`Expired`), for the caller to record.
+    pub fn take_evicted(&mut self) -> Vec<Suppression> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Takes back the waiting candidates a restart saved.
@@ -252,20 +265,32 @@ impl CaseLimiter {
         if resembles.is_some() {
             return Verdict::Captured(self.capture(c, 1, resembles));
         }
+        // The same rule at a place that already waits: one deferred candidate, merged.
+        let place_iou = self.cfg.place_iou;
+        if let Some(d) = self.deferred.iter_mut().find(|d| {
+            d.candidate.rule == c.rule
+                && d.candidate.preset == c.preset
+                && iou(&d.candidate.place, &c.place) >= place_iou
+        }) {
+            d.merged += 1;
+            return Verdict::Suppressed(Suppression {
+                reason: SuppressionReason::Aggregated,
+                candidate: c,
+                merged_into: None,
+            });
+        }
         // Waiting candidates go first: a new one does not jump the queue.
         if !self.deferred.is_empty() || !self.bucket.take(t) {
             if self.deferred.len() >= self.cfg.deferred_max.max(1) {
-                let rule = c.rule;
-                if let Some(d) = self.deferred.iter_mut().find(|d| d.candidate.rule == rule) {
-                    d.merged += 1;
-                    return Verdict::Suppressed(Suppression {
-                        reason: SuppressionReason::Aggregated,
-                        candidate: c,
-                        merged_into: None,
-                    });
-                }
-                // Full of other rules: the oldest waiting one gives way (recorded).
-                self.deferred.remove(0);
+                // Full of other places: the oldest waiting one expires (recorded, see
+                // `take_evicted`); places are never merged.
+                let mut oldest = self.deferred.remove(0).candidate;
+                oldest.confirm = t;
+                self.evicted.push(Suppression {
+                    reason: SuppressionReason::Expired,
+                    candidate: oldest,
+                    merged_into: None,
+                });
             }
             self.deferred.push(Deferred {
                 candidate: c.clone(),
@@ -388,6 +413,7 @@ mod tests {
             score: 0.8,
             dwell_s: 60.0,
             embedding: None,
+            parts: Vec::new(),
         }
     }
 
@@ -469,8 +495,8 @@ mod tests {
             reason(l.offer(cand(RuleKind::AbandonedVehicle, 0.0, 0.0, 1))),
             None
         );
-        // Three more vehicles at other places: two wait (the queue holds 2), the third merges
-        // into the oldest waiting one.
+        // Two more vehicles at other places wait (the queue holds 2); a later candidate at
+        // the first waiting place merges into it.
         for (x, e) in [(0.2, 2), (0.4, 3)] {
             assert_eq!(
                 reason(l.offer(cand(RuleKind::AbandonedVehicle, x, 10.0, e))),
@@ -478,10 +504,11 @@ mod tests {
             );
         }
         assert_eq!(
-            reason(l.offer(cand(RuleKind::AbandonedVehicle, 0.6, 11.0, 4))),
+            reason(l.offer(cand(RuleKind::AbandonedVehicle, 0.2, 11.0, 4))),
             Some(SuppressionReason::Aggregated)
         );
         assert_eq!(l.deferred()[0].merged, 1);
+        assert!(l.take_evicted().is_empty());
         // A token at 1210 s (3/h): episode 2 has gone by then, so it expires and episode 3
         // takes the token.
         let out = l.release(1210.0, |c| c.episode != Some(2));
@@ -536,6 +563,38 @@ mod tests {
         assert!((28..=32).contains(&idle), "{idle}");
     }
 
+    #[test]
+    fn a_full_queue_expires_its_oldest_with_the_reason_and_never_merges_places() {
+        let mut l = CaseLimiter::new(&LimitSettings {
+            burst: 1.0,
+            ..limits()
+        });
+        assert!(matches!(
+            l.offer(cand(RuleKind::IllegalVendor, 0.0, 0.0, 1)),
+            Verdict::Captured(_)
+        ));
+        // The queue (2) fills with two stalls at other places.
+        for (x, e) in [(0.2, 2), (0.4, 3)] {
+            l.offer(cand(RuleKind::IllegalVendor, x, 10.0, e));
+        }
+        // A third stall far from both: it waits, the oldest expires with its reason.
+        let v = l.offer(cand(RuleKind::IllegalVendor, 0.8, 12.0, 4));
+        assert!(matches!(
+            v,
+            Verdict::Suppressed(Suppression {
+                reason: SuppressionReason::RateLimit,
+                ..
+            })
+        ));
+        let gone = l.take_evicted();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].reason, SuppressionReason::Expired);
+        assert_eq!(gone[0].candidate.episode, Some(2));
+        let waiting: Vec<_> = l.deferred().iter().map(|d| d.candidate.episode).collect();
+        assert_eq!(waiting, vec![Some(3), Some(4)]);
+        assert!(l.deferred().iter().all(|d| d.merged == 0));
+    }
+
     proptest! {
         #[test]
         fn the_token_bucket_never_exceeds_its_budget_over_any_window(
@@ -559,6 +618,32 @@ mod tests {
                     prop_assert!(n <= burst + window * per_hour / 3600.0 + 1e-9,
                         "{n} captures in {window} s");
                 }
+            }
+        }
+
+        #[test]
+        fn a_deferred_candidate_only_ever_holds_its_own_place(
+            offers in proptest::collection::vec((0usize..2, 0usize..5, 0.0f64..30.0), 1..80),
+            max in 1usize..4,
+        ) {
+            let rules = [RuleKind::AbandonedVehicle, RuleKind::IllegalVendor];
+            let places = [0.0f32, 0.02, 0.3, 0.6, 0.85];
+            let mut l = CaseLimiter::new(&LimitSettings { burst: 1.0, deferred_max: max, ..limits() });
+            let mut t = 0.0;
+            // Each waiting candidate's place, and every place merged into it.
+            for (k, (r, p, gap)) in offers.into_iter().enumerate() {
+                t += gap;
+                let c = cand(rules[r], places[p], t, k as u64);
+                let before: Vec<Deferred> = l.deferred().to_vec();
+                let v = l.offer(c.clone());
+                if let Verdict::Suppressed(s) = &v && s.reason == SuppressionReason::Aggregated {
+                    let into = before.iter().find(|d| d.candidate.rule == c.rule
+                        && iou(&d.candidate.place, &c.place) >= limits().place_iou);
+                    prop_assert!(into.is_some(), "merged across places");
+                }
+                prop_assert!(l.deferred().len() <= max);
+                let evicted = l.take_evicted();
+                prop_assert!(evicted.iter().all(|s| s.reason == SuppressionReason::Expired));
             }
         }
 

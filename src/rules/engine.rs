@@ -26,16 +26,12 @@ pub enum Outcome {
     Cleared { rule: RuleKind, zone: String },
 }
 
-/// What one bin zone's comparison is doing (its references live in the camera's
-/// [`TrackerState`], so they are saved).
+/// What one bin zone's comparison remembers from frame to frame (its references and its
+/// condition live in the camera's [`TrackerState`], so they are saved).
 #[derive(Debug, Default, Clone)]
 struct BinState {
     previous: Option<Vec<f32>>,
     stable: u32,
-    over_since: Option<f64>,
-    resolved: bool,
-    /// Met outside active hours, waiting for them to open.
-    deferred: bool,
 }
 
 /// Consecutive unoccluded, unchanging frames before a reference is taken.
@@ -48,7 +44,13 @@ const REFERENCE_ADAPT: f32 = 0.02;
 /// Labels that are seats: a person on one is sitting, not attending a stall.
 pub const SEAT_LABELS: &[&str] = &["bench", "chair", "couch", "sofa", "stool"];
 /// How recently a person must have been next to a stall.
-const PERSON_NEAR_WITHIN_S: f64 = 60.0;
+pub const PERSON_NEAR_WITHIN_S: f64 = 60.0;
+/// How long a run of sightings of a person next to a stall must last to count as tending
+/// it (sightings less than [`PERSON_NEAR_WITHIN_S`] apart are one run): a passer-by is next
+/// to a stall for a few seconds, a vendor for minutes.
+pub const TENDED_FOR_S: f64 = 10.0;
+/// The frame's aspect when no frame comes with the detections.
+const DEFAULT_ASPECT: f32 = 16.0 / 9.0;
 
 pub struct RuleEngine {
     cam: CameraConfig,
@@ -116,19 +118,28 @@ impl RuleEngine {
             .filter(|e| e.kind == ObjectKind::StallPart)
         {
             let seat = SEAT_LABELS.contains(&e.label.as_str());
-            if people
+            if let Some(p) = people
                 .iter()
-                .any(|p| near(&p.bbox, &e.last_box) && !(seat && sits_on(&p.bbox, &e.last_box)))
+                .find(|p| near(&p.bbox, &e.last_box) && !(seat && sits_on(&p.bbox, &e.last_box)))
             {
+                // Sightings less than a minute apart are one run of tending.
+                if e.person_near
+                    .is_none_or(|last| t - last > PERSON_NEAR_WITHIN_S)
+                {
+                    e.person_since = Some(t);
+                }
                 e.person_near = Some(t);
+                e.attendant_h = Some(p.bbox[3] - p.bbox[1]);
             }
         }
+        let aspect = frame.map_or(DEFAULT_ASPECT, |f| {
+            f.width.max(1) as f32 / f.height.max(1) as f32
+        });
         let rules = self.cam.rules.clone();
         for rule in &rules {
             match rule.kind {
-                RuleKind::AbandonedVehicle | RuleKind::IllegalVendor => {
-                    self.episode_rule(rule, t, tracker, &mut out)
-                }
+                RuleKind::AbandonedVehicle => self.episode_rule(rule, t, tracker, &mut out),
+                RuleKind::IllegalVendor => self.stall_rule(rule, t, tracker, aspect, &mut out),
                 RuleKind::OverflowingBin if self.model_sees_overflow => {
                     self.episode_rule(rule, t, tracker, &mut out)
                 }
@@ -160,8 +171,7 @@ impl RuleEngine {
         out: &mut Vec<Outcome>,
     ) {
         let kinds = rule_kinds(rule.kind);
-        let TrackerState { open, fixtures, .. } = &mut tracker.state;
-        for e in open.iter_mut() {
+        for e in tracker.state.open.iter_mut() {
             if !kinds.contains(&e.kind) || e.resolved.contains(&rule.kind) {
                 continue;
             }
@@ -174,15 +184,6 @@ impl RuleEngine {
             }
             let (x, y) = anchor_point(&e.anchor, ground(e.kind));
             if self.in_kind(ZoneKind::Mask, x, y) {
-                continue;
-            }
-            if rule.kind == RuleKind::IllegalVendor
-                && (self.in_kind(ZoneKind::VendingAllowed, x, y)
-                    || fixtures
-                        .iter()
-                        .any(|f| crate::episodes::on_fixture(&e.anchor, &f.bbox))
-                    || e.person_near.is_none_or(|p| t - p > PERSON_NEAR_WITHIN_S))
-            {
                 continue;
             }
             let Some(zone) = self.zones_of(rule).find(|z| z.polygon.contains(x, y)) else {
@@ -199,6 +200,148 @@ impl RuleEngine {
                 out.push(Outcome::OutsideHours(c));
             }
         }
+    }
+
+    /// The vendor rule: the camera's stall parts grouped into stalls (`super::stall`), each
+    /// judged as one thing. A stall needs a part that is not a seat, stands in a
+    /// no-vending zone (not masked, not where vending is allowed, not on a fixture), has
+    /// stood for the dwell, is present now, and is tended: a person next to it for a while,
+    /// lately. One capture per stall: parts that join a stall already filed are filed with it.
+    fn stall_rule(
+        &self,
+        rule: &RuleConfig,
+        t: f64,
+        tracker: &mut EpisodeTracker,
+        aspect: f32,
+        out: &mut Vec<Outcome>,
+    ) {
+        let TrackerState { open, fixtures, .. } = &mut tracker.state;
+        let members: Vec<usize> = (0..open.len())
+            .filter(|&i| {
+                let e = &open[i];
+                if e.kind != ObjectKind::StallPart {
+                    return false;
+                }
+                let (x, y) = anchor_point(&e.anchor, false);
+                !self.in_kind(ZoneKind::Mask, x, y)
+                    && !self.in_kind(ZoneKind::VendingAllowed, x, y)
+                    && !fixtures
+                        .iter()
+                        .any(|f| crate::episodes::on_fixture(&e.anchor, &f.bbox))
+            })
+            .collect();
+        let co_occur = super::stall::CO_OCCUR_S.min(rule.dwell.as_secs_f64() / 2.0);
+        for stall in super::stall::group(open, &members, aspect, co_occur) {
+            let parts: Vec<&Episode> = stall.iter().map(|&i| &open[i]).collect();
+            if parts.iter().any(|e| e.resolved.contains(&rule.kind)) {
+                // Filed (or suppressed) already: what joins it now is part of that case.
+                for &i in &stall {
+                    if !open[i].resolved.contains(&rule.kind) {
+                        open[i].resolved.push(rule.kind);
+                    }
+                }
+                continue;
+            }
+            let Some(c) = self.stall_candidate(rule, t, &parts) else {
+                continue;
+            };
+            let Some(zone) = self.stall_zone(rule, &parts, &c.place) else {
+                continue;
+            };
+            let c = Candidate {
+                zone: zone.id.clone(),
+                ..c
+            };
+            if self.active(rule, zone, t) {
+                for &i in &stall {
+                    open[i].resolved.push(rule.kind);
+                }
+                out.push(Outcome::Met(c));
+            } else if !parts.iter().any(|e| e.deferred.contains(&rule.kind)) {
+                for &i in &stall {
+                    open[i].deferred.push(rule.kind);
+                }
+                out.push(Outcome::OutsideHours(c));
+            }
+        }
+    }
+
+    /// A stall's candidate, when it meets the rule now (its zone still to be found).
+    fn stall_candidate(&self, rule: &RuleConfig, t: f64, parts: &[&Episode]) -> Option<Candidate> {
+        // Only confirmed parts (enough fresh detections) speak for the stall.
+        let sure: Vec<&Episode> = parts
+            .iter()
+            .copied()
+            .filter(|e| e.hits >= crate::episodes::MIN_HITS)
+            .collect();
+        if !sure.iter().any(|e| e.present_at(t)) {
+            return None;
+        }
+        if sure.iter().all(|e| SEAT_LABELS.contains(&e.label.as_str())) {
+            return None; // seats alone are street furniture, whoever stands by them
+        }
+        let score = sure.iter().map(|e| e.best_score).fold(0.0, f32::max);
+        if score < rule.min_score {
+            return None;
+        }
+        let start = sure
+            .iter()
+            .map(|e| e.first_seen)
+            .fold(f64::INFINITY, f64::min);
+        if t - start < rule.dwell.as_secs_f64() {
+            return None;
+        }
+        let tended = parts.iter().any(|e| {
+            matches!((e.person_since, e.person_near), (Some(from), Some(last))
+                if t - last <= PERSON_NEAR_WITHIN_S && last - from >= TENDED_FOR_S)
+        });
+        if !tended {
+            return None;
+        }
+        // The stall's own episode: its most often found part (it outlives the others).
+        let main = sure.iter().max_by(|a, b| {
+            a.hits
+                .cmp(&b.hits)
+                .then(b.first_seen.total_cmp(&a.first_seen))
+        })?;
+        let embedding = stall_embedding(&sure);
+        Some(Candidate {
+            rule: rule.kind,
+            camera: self.cam.id.clone(),
+            preset: self.cam.preset,
+            zone: String::new(),
+            place: super::stall::union(parts.iter().map(|e| e.anchor))?,
+            episode: Some(main.id),
+            label: STALL_LABEL.into(),
+            start,
+            confirm: t,
+            bbox: super::stall::union(parts.iter().map(|e| e.last_box))?,
+            score,
+            dwell_s: rule.dwell.as_secs_f64(),
+            embedding,
+            parts: super::stall::inventory(parts.iter().map(|e| e.label.as_str())),
+        })
+    }
+
+    /// The rule's zone a stall stands in: the one holding its centre, else the first holding
+    /// one of its parts.
+    fn stall_zone<'a>(
+        &'a self,
+        rule: &'a RuleConfig,
+        parts: &[&Episode],
+        place: &BBox,
+    ) -> Option<&'a Zone> {
+        let (x, y) = anchor_point(place, false);
+        self.zones_of(rule)
+            .find(|z| z.polygon.contains(x, y))
+            .or_else(|| {
+                self.zones_of(rule).find(|z| {
+                    parts.iter().any(|e| {
+                        let (x, y) = anchor_point(&e.anchor, false);
+                        z.polygon.contains(x, y)
+                    })
+                })
+            })
     }
 
     /// The bin rule without a model that sees overflow: each bin zone's structure compared
@@ -247,10 +390,24 @@ impl RuleEngine {
                 }
                 continue;
             };
-            let share = patch.changed_share(reference);
+            // A person the detector missed, standing at the bin, hides it: nothing starts,
+            // nothing clears, however long they stay.
+            if patch.person_like(reference, cell_aspect(frame, &bounds)) {
+                tracing::trace!(zone = %zone.id, t, "bin zone hidden by a person-like change");
+                continue;
+            }
+            // One-sided: only more stuff than the reference counts (an emptied bin is none).
+            let share = patch.added_share(reference);
             tracing::trace!(zone = %zone.id, t, share, own, light = ?light, "bin zone compared");
             if share < rule.change_share * CLEAN_BELOW {
-                if own {
+                if own && share == 0.0 && patch.changed_share(reference) >= rule.change_share {
+                    // Cleaner than the reference (it was taken while full): once still, the
+                    // zone as it is now becomes the reference.
+                    if st.stable >= REFERENCE_STABLE_FRAMES {
+                        refs.set(light, patch.grey.clone());
+                        self.new_references.push(zone.id.clone());
+                    }
+                } else if own {
                     refs.adapt(light, &patch.grey, REFERENCE_ADAPT);
                 } else if st.stable >= REFERENCE_STABLE_FRAMES {
                     // This light's first reference, from a view that matches the other's.
@@ -259,8 +416,8 @@ impl RuleEngine {
                 }
             }
             if share >= rule.change_share {
-                let since = *st.over_since.get_or_insert(t);
-                if !st.resolved && t - since >= rule.dwell.as_secs_f64() {
+                let since = *refs.over_since.get_or_insert(t);
+                if !refs.resolved && t - since >= rule.dwell.as_secs_f64() {
                     let c = Candidate {
                         rule: rule.kind,
                         camera: self.cam.id.clone(),
@@ -279,26 +436,27 @@ impl RuleEngine {
                         embedding: refs
                             .for_light(light)
                             .map(|(r, _)| patch.change_embedding(r)),
+                        parts: Vec::new(),
                     };
                     let active = rule.active.contains(t, self.cam.utc_offset_s)
                         && zone.active.contains(t, self.cam.utc_offset_s);
                     if active {
-                        st.resolved = true;
+                        refs.resolved = true;
                         out.push(Outcome::Met(c));
-                    } else if !st.deferred {
-                        st.deferred = true;
+                    } else if !refs.deferred {
+                        refs.deferred = true;
                         out.push(Outcome::OutsideHours(c));
                     }
                 }
-            } else if st.over_since.take().is_some() {
-                if st.resolved {
+            } else if refs.over_since.take().is_some() {
+                if refs.resolved {
                     out.push(Outcome::Cleared {
                         rule: rule.kind,
                         zone: zone.id.clone(),
                     });
                 }
-                st.resolved = false;
-                st.deferred = false;
+                refs.resolved = false;
+                refs.deferred = false;
             }
         }
     }
@@ -327,9 +485,6 @@ impl RuleEngine {
             _ => *refs = Default::default(),
         }
         refs.marked_clean = Some(t);
-        if let Some(st) = self.bins.get_mut(zone) {
-            st.over_since = None;
-        }
     }
 
     /// The bin zones whose reference was taken since the last call (their "before" frame).
@@ -376,13 +531,16 @@ impl RuleEngine {
             else {
                 return Sight::Unjudgeable("no_reference");
             };
+            if patch.person_like(reference, cell_aspect(frame, &bounds)) {
+                return Sight::Unjudgeable("occluded");
+            }
             let change_share = self
                 .cam
                 .rules
                 .iter()
                 .find(|r| r.kind == rule && r.zones.iter().any(|id| id == zone))
                 .map_or(0.1, |r| r.change_share);
-            let share = patch.changed_share(reference);
+            let share = patch.added_share(reference);
             return if share >= change_share {
                 Sight::Present
             } else if share < change_share * CLEAN_BELOW {
@@ -403,10 +561,14 @@ impl RuleEngine {
         }
         let mut unsure = false;
         for e in tracker.open() {
-            if !kinds.contains(&e.kind)
-                || (crate::model::iou(&e.anchor, place) < 0.3
-                    && crate::model::iou(&e.last_box, place) < 0.3)
-            {
+            // A stall's place holds all its parts: a part on it is the stall.
+            let on_place = if rule == RuleKind::IllegalVendor {
+                overlap_share(&e.anchor, place) >= 0.5
+            } else {
+                crate::model::iou(&e.anchor, place) >= 0.3
+                    || crate::model::iou(&e.last_box, place) >= 0.3
+            };
+            if !kinds.contains(&e.kind) || !on_place {
                 continue;
             }
             if e.present_at(t) {
@@ -418,9 +580,37 @@ impl RuleEngine {
     }
 
     /// Whether a bin zone's condition holds now (a deferred bin candidate is still due).
-    pub fn zone_over(&self, zone: &str) -> bool {
-        self.bins.get(zone).is_some_and(|b| b.over_since.is_some())
+    pub fn zone_over(state: &TrackerState, zone: &str) -> bool {
+        state
+            .zones
+            .get(zone)
+            .is_some_and(|z| z.over_since.is_some())
     }
+}
+
+/// A zone grid cell's height over its width in pixels.
+fn cell_aspect(frame: &Frame, bounds: &BBox) -> f32 {
+    let w = (bounds[2] - bounds[0]).max(1e-6) * frame.width as f32;
+    let h = (bounds[3] - bounds[1]).max(1e-6) * frame.height as f32;
+    h / w
+}
+
+/// The label of a vendor capture: the stall, whatever its parts (listed in `parts`).
+pub const STALL_LABEL: &str = "stall";
+
+/// A stall's look for the verdict memory: the mean of its parts' embeddings, normalised.
+fn stall_embedding(parts: &[&Episode]) -> Option<Vec<f32>> {
+    let mut sum: Option<Vec<f32>> = None;
+    for v in parts.iter().filter_map(|e| e.embedding.as_ref()) {
+        match &mut sum {
+            Some(s) if s.len() == v.len() => s.iter_mut().zip(v).for_each(|(a, b)| *a += b),
+            Some(_) => {}
+            None => sum = Some(v.clone()),
+        }
+    }
+    let mut m = sum?;
+    crate::model::embedding::normalise(&mut m);
+    Some(m)
 }
 
 /// The object kinds whose episodes a rule judges.
@@ -447,6 +637,7 @@ fn candidate(cam: &CameraConfig, rule: &RuleConfig, zone: &Zone, e: &Episode, t:
         score: e.best_score,
         dwell_s: rule.dwell.as_secs_f64(),
         embedding: e.embedding.clone(),
+        parts: Vec::new(),
     }
 }
 

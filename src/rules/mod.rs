@@ -2,4 +2,5 @@
 //! candidates.
 
 pub mod engine;
+pub mod stall;
 pub use crate::model::zones;

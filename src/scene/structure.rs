@@ -23,6 +23,16 @@ const REL_CHANGE: f32 = 0.2;
 const LEVEL_CHANGE: f32 = 0.3;
 /// Added to a pair's mean grey, so the noise of dark cells does not count.
 const ABS_MARGIN: f32 = 0.008;
+/// A change is a removal when the changed cells' structure now is below this share of what
+/// the reference had there.
+pub const REMOVED_BELOW: f32 = 0.7;
+/// A change is a person when its blob is at least this much taller than wide on the picture
+/// (a standing person is about three times taller than wide; the zone cuts them off)...
+pub const PERSON_ASPECT: f32 = 1.6;
+/// ...fills at least this share of its bounding box...
+const PERSON_FILL: f32 = 0.5;
+/// ...and covers at least this share of the zone.
+const PERSON_MIN_SHARE: f32 = 0.03;
 /// Neighbours compared: right, down, down-right, down-left (each pair once).
 const NEIGHBOURS: [(i32, i32); 4] = [(1, 0), (0, 1), (1, 1), (-1, 1)];
 
@@ -168,6 +178,117 @@ impl Patch {
         self.changes(reference).iter().filter(|c| **c).count() as f32 / n as f32
     }
 
+    /// Like [`Self::changed_share`], one-sided: only *more* stuff than the reference counts.
+    /// What was added brings edges of its own (a bag's outline, the clutter of a heap); what
+    /// was taken away takes the reference's edges with it. So the changed cells' structure
+    /// (the sum of their neighbour relations) is weighed now and in the reference: when the
+    /// reference had clearly more ([`REMOVED_BELOW`]), the change is a removal (a cleaner
+    /// emptied a bin that was full when the reference was taken) and the share is 0.
+    pub fn added_share(&self, reference: &[f32]) -> f32 {
+        if reference.len() != self.grey.len() {
+            return 0.0;
+        }
+        let changes = self.changes(reference);
+        let n = self.mask.iter().filter(|m| **m).count().max(1);
+        let changed = changes.iter().filter(|c| **c).count();
+        if changed == 0 {
+            return 0.0;
+        }
+        let (mut now, mut then) = (0.0f32, 0.0f32);
+        for (i, _) in changes.iter().enumerate().filter(|(_, c)| **c) {
+            now += self.texture(&self.grey, i);
+            then += self.texture(reference, i);
+        }
+        if now < then * REMOVED_BELOW {
+            return 0.0;
+        }
+        changed as f32 / n as f32
+    }
+
+    /// Whether the change against `reference` is a standing person the detector missed: its
+    /// largest blob is solid, reaches the top of the zone (a person stands taller than a
+    /// bin), and is tall and narrow on the picture (height over width at least
+    /// [`PERSON_ASPECT`]). `cell_aspect` is a cell's height over its width in pixels (the
+    /// zone's pixel height over its pixel width). Such a change says nothing about the zone:
+    /// it is judged as hidden.
+    pub fn person_like(&self, reference: &[f32], cell_aspect: f32) -> bool {
+        if reference.len() != self.grey.len() {
+            return false;
+        }
+        let changes = self.changes(reference);
+        let side = self.side;
+        let masked = self.mask.iter().filter(|m| **m).count().max(1);
+        let Some(top_row) = (0..side).find(|y| (0..side).any(|x| self.mask[y * side + x])) else {
+            return false;
+        };
+        // The largest 4-connected blob of changed cells.
+        let mut seen = vec![false; changes.len()];
+        let mut best: Option<(usize, [usize; 4])> = None;
+        for start in 0..changes.len() {
+            if !changes[start] || seen[start] {
+                continue;
+            }
+            let (mut n, mut b) = (0usize, [side, side, 0usize, 0usize]);
+            let mut stack = vec![start];
+            seen[start] = true;
+            while let Some(i) = stack.pop() {
+                let (x, y) = (i % side, i / side);
+                n += 1;
+                b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+                let mut push = |j: usize| {
+                    if changes[j] && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                };
+                if x > 0 {
+                    push(i - 1);
+                }
+                if x + 1 < side {
+                    push(i + 1);
+                }
+                if y > 0 {
+                    push(i - side);
+                }
+                if y + 1 < side {
+                    push(i + side);
+                }
+            }
+            if best.is_none_or(|(m, _)| n > m) {
+                best = Some((n, b));
+            }
+        }
+        let Some((n, b)) = best else {
+            return false;
+        };
+        let (w, h) = ((b[2] - b[0] + 1) as f32, (b[3] - b[1] + 1) as f32);
+        n as f32 >= PERSON_MIN_SHARE * masked as f32
+            && b[1] <= top_row + 1
+            && n as f32 >= PERSON_FILL * w * h
+            && h * cell_aspect >= PERSON_ASPECT * w
+    }
+
+    /// A cell's structure in `grey`: the summed size of its relations to its masked
+    /// neighbours (all eight).
+    fn texture(&self, grey: &[f32], i: usize) -> f32 {
+        let side = self.side as i32;
+        let (x, y) = ((i % self.side) as i32, (i / self.side) as i32);
+        let mut sum = 0.0;
+        for dy in -1..=1 {
+            for dx in -1..=1 {
+                let (nx, ny) = (x + dx, y + dy);
+                if (dx, dy) == (0, 0) || nx < 0 || ny < 0 || nx >= side || ny >= side {
+                    continue;
+                }
+                let j = (ny * side + nx) as usize;
+                if self.mask[j] {
+                    sum += rel(grey, i, j).abs();
+                }
+            }
+        }
+        sum
+    }
+
     /// What changed against `reference`, as a vector for the verdict memory: each masked
     /// cell's grey over the zone's mean minus the same of the reference, so a dimmer or
     /// brighter view of the same change looks the same; L2-normalised.
@@ -201,7 +322,9 @@ impl Patch {
     }
 }
 
-/// A zone's clean references, one per light, as grey grids: what the store keeps.
+/// A zone's clean references, one per light, as grey grids, and its condition (over the
+/// reference since when, filed, deferred): what the store keeps, so a restart resumes a
+/// bin's dwell instead of starting it again.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ZoneReferences {
     #[serde(default)]
@@ -211,6 +334,15 @@ pub struct ZoneReferences {
     /// When an operator last marked the zone clean (pipeline clock).
     #[serde(default)]
     pub marked_clean: Option<f64>,
+    /// Since when more stuff than the clean reference has been seen (the dwell's start).
+    #[serde(default)]
+    pub over_since: Option<f64>,
+    /// The condition met the rule (filed or suppressed) and has not cleared since.
+    #[serde(default)]
+    pub resolved: bool,
+    /// Met outside active hours, waiting for them to open.
+    #[serde(default)]
+    pub deferred: bool,
 }
 
 impl ZoneReferences {
@@ -290,6 +422,50 @@ mod tests {
             let s = now.changed_share(&day.grey);
             assert!(s > 0.1, "gain {gain}: only {s}");
         }
+    }
+
+    #[test]
+    fn only_more_stuff_counts_an_emptied_bin_is_no_overflow() {
+        let clean = scene(320, 240, 1.0, &[], 0);
+        let heap = [
+            ([0.6, 0.6, 0.75, 0.78], [40, 40, 45]),
+            ([0.7, 0.7, 0.85, 0.86], [200, 60, 40]),
+        ];
+        let full = scene(320, 240, 1.0, &heap, 0);
+        for gain in [1.0, 0.5] {
+            // Rubbish added to a clean reference: counted as before.
+            let now = Patch::of(&scene(320, 240, gain, &heap, 0), &zone());
+            let clean_ref = Patch::of(&clean, &zone());
+            let added = now.added_share(&clean_ref.grey);
+            assert!(added > 0.1, "gain {gain}: only {added}");
+            assert_eq!(added, now.changed_share(&clean_ref.grey));
+            // The reference taken while full, then the bin emptied: changed, but nothing
+            // was added.
+            let full_ref = Patch::of(&full, &zone());
+            let emptied = Patch::of(&scene(320, 240, gain, &[], 0), &zone());
+            assert!(emptied.changed_share(&full_ref.grey) > 0.1);
+            assert_eq!(emptied.added_share(&full_ref.grey), 0.0, "gain {gain}");
+        }
+    }
+
+    #[test]
+    fn a_person_in_front_of_a_bin_is_told_from_a_heap() {
+        // The zone is 0.4 × 0.4 of a 320 × 240 frame: a cell is 0.75 as high as wide.
+        let cell_aspect = 240.0 / 320.0;
+        let clean = Patch::of(&scene(320, 240, 1.0, &[], 0), &zone());
+        // A standing person: taller than the zone, narrow, in dark clothes.
+        let person = ([0.66, 0.45, 0.72, 0.95], [50, 45, 60]);
+        let now = Patch::of(&scene(320, 240, 1.0, &[person], 0), &zone());
+        assert!(now.changed_share(&clean.grey) > 0.05);
+        assert!(now.person_like(&clean.grey, cell_aspect));
+        // A heap at the bin's foot, wider than high: not a person.
+        let heap = ([0.55, 0.72, 0.85, 0.88], [40, 40, 45]);
+        let now = Patch::of(&scene(320, 240, 1.0, &[heap], 0), &zone());
+        assert!(!now.person_like(&clean.grey, cell_aspect));
+        // A bag in the middle that does not reach the top: not a person.
+        let bag = ([0.66, 0.62, 0.72, 0.85], [40, 40, 45]);
+        let now = Patch::of(&scene(320, 240, 1.0, &[bag], 0), &zone());
+        assert!(!now.person_like(&clean.grey, cell_aspect));
     }
 
     #[test]

@@ -113,6 +113,12 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "fixtures" => ("固定设施", "Fixtures"),
         "fleet" => ("全部工作进程的摄像头", "Fleet: every worker's cameras"),
         "remove" => ("移除", "Remove"),
+        "proposed_fixtures" => (
+            "待确认的固定设施（开机时或多日所见，确认前照常研判）",
+            "Proposed fixtures (seen at the first look or for days; judged as usual until accepted)",
+        ),
+        "accept" => ("确认", "Accept"),
+        "dismiss" => ("驳回", "Dismiss"),
         "add_fixture" => ("添加固定设施", "Add a fixture"),
         "mark_clean" => ("现已清洁", "Clean now"),
         "label" => ("类别", "Label"),

@@ -139,6 +139,18 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
         counts(|a| a.fixtures as u64),
     );
     o.per_camera(
+        "citywatch_proposed_fixtures",
+        "gauge",
+        "Fixtures the camera proposes (found at its first look or standing for days), waiting for an operator.",
+        counts(|a| a.proposed_fixtures as u64),
+    );
+    o.per_camera(
+        "citywatch_episodes_evicted_total",
+        "counter",
+        "Open episodes dropped because the camera had too many open (the weakest first).",
+        counts(|a| a.evicted_episodes),
+    );
+    o.per_camera(
         "citywatch_suppressions_total",
         "counter",
         "Candidates suppressed (duplicate, rate limit, outside hours), by camera.",

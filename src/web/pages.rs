@@ -518,8 +518,30 @@ pub async fn cameras(
                 t(lang, "remove")
             ));
         }
+        body.push_str("</table>");
+        if !c.proposed_fixtures.is_empty() {
+            body.push_str(&format!(
+                "<h4>{}</h4><table class=\"proposed\" id=\"proposed-{id}\"><tr><th>{}</th><th>box</th><th></th></tr>",
+                t(lang, "proposed_fixtures"),
+                t(lang, "label")
+            ));
+            for (i, f) in c.proposed_fixtures.iter().enumerate() {
+                body.push_str(&format!(
+                    "<tr><td>{} <small>{:?}</small></td><td>{:.2}, {:.2}, {:.2}, {:.2}</td><td><form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"accept\" value=\"{i}\"><button>{}</button></form> <form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"dismiss\" value=\"{i}\"><button>{}</button></form></td></tr>",
+                    esc(&f.label),
+                    f.source,
+                    f.bbox[0],
+                    f.bbox[1],
+                    f.bbox[2],
+                    f.bbox[3],
+                    t(lang, "accept"),
+                    t(lang, "dismiss")
+                ));
+            }
+            body.push_str("</table>");
+        }
         body.push_str(&format!(
-            "</table><form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"add-fixture\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"label\" placeholder=\"bench\" maxlength=\"40\"> x1 <input name=\"x1\" size=\"4\"> y1 <input name=\"y1\" size=\"4\"> x2 <input name=\"x2\" size=\"4\"> y2 <input name=\"y2\" size=\"4\"> <button>{}</button></form>",
+            "<form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"add-fixture\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"label\" placeholder=\"bench\" maxlength=\"40\"> x1 <input name=\"x1\" size=\"4\"> y1 <input name=\"y1\" size=\"4\"> x2 <input name=\"x2\" size=\"4\"> y2 <input name=\"y2\" size=\"4\"> <button>{}</button></form>",
             t(lang, "add_fixture")
         ));
     }
@@ -533,7 +555,7 @@ pub async fn fixtures(
     Path(id): Path<String>,
     Form(f): Form<FixtureForm>,
 ) -> Response {
-    match do_fixture(&st, &auth, &id, &f) {
+    match do_fixture(&st, &auth, &id, &f).await {
         Ok(()) => Redirect::to("/cameras").into_response(),
         Err(r) => r,
     }

@@ -210,6 +210,12 @@ pub struct FixtureForm {
     pub csrf: Option<String>,
     #[serde(default)]
     pub remove: Option<usize>,
+    /// Accept the proposed fixture of this index.
+    #[serde(default)]
+    pub accept: Option<usize>,
+    /// Dismiss the proposed fixture of this index.
+    #[serde(default)]
+    pub dismiss: Option<usize>,
     #[serde(default)]
     pub label: Option<String>,
     #[serde(default)]
@@ -222,8 +228,9 @@ pub struct FixtureForm {
     pub y2: Option<f32>,
 }
 
-/// Adds or removes a fixture of a camera (supervisors and operators).
-pub fn do_fixture(
+/// Adds or removes a fixture of a camera, or accepts or dismisses one it proposes
+/// (supervisors and operators); audited: the audit log's action and detail say which.
+pub async fn do_fixture(
     st: &WebState,
     auth: &Auth,
     camera: &str,
@@ -234,29 +241,72 @@ pub fn do_fixture(
         return Err((StatusCode::NOT_FOUND, "no such camera").into_response());
     }
     let bad = |m: &str| (StatusCode::UNPROCESSABLE_ENTITY, m.to_string()).into_response();
-    if let Some(i) = f.remove {
+    let boxed =
+        |b: &crate::model::BBox| format!("[{:.3}, {:.3}, {:.3}, {:.3}]", b[0], b[1], b[2], b[3]);
+    let (action, detail, cmd) = if let Some(i) = f.remove {
         let fixtures = st.desk.fixtures(camera);
         let fx = fixtures.get(i).ok_or_else(|| bad("no such fixture"))?;
-        st.desk
-            .send(camera, SceneCommand::RemoveFixtures { bbox: fx.bbox });
-        return Ok(());
-    }
-    let (Some(x1), Some(y1), Some(x2), Some(y2)) = (f.x1, f.y1, f.x2, f.y2) else {
-        return Err(bad("a fixture needs x1, y1, x2, y2 (0..1) or remove"));
+        (
+            "fixture.remove",
+            format!("{} {}", fx.label, boxed(&fx.bbox)),
+            SceneCommand::RemoveFixtures { bbox: fx.bbox },
+        )
+    } else if let Some((i, accept)) = f
+        .accept
+        .map(|i| (i, true))
+        .or(f.dismiss.map(|i| (i, false)))
+    {
+        let proposed = st.desk.proposed(camera);
+        let fx = proposed
+            .get(i)
+            .ok_or_else(|| bad("no such proposed fixture"))?;
+        (
+            if accept {
+                "fixture.accept"
+            } else {
+                "fixture.dismiss"
+            },
+            format!("{} {} ({:?})", fx.label, boxed(&fx.bbox), fx.source),
+            SceneCommand::AnswerProposed {
+                bbox: fx.bbox,
+                accept,
+            },
+        )
+    } else {
+        let (Some(x1), Some(y1), Some(x2), Some(y2)) = (f.x1, f.y1, f.x2, f.y2) else {
+            return Err(bad(
+                "a fixture needs x1, y1, x2, y2 (0..1), remove, accept or dismiss",
+            ));
+        };
+        let b = [x1, y1, x2, y2];
+        if b.iter().any(|v| !(0.0..=1.0).contains(v)) || x1 >= x2 || y1 >= y2 {
+            return Err(bad("the box must be x1 < x2, y1 < y2 within 0..1"));
+        }
+        let label = f
+            .label
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && l.len() <= 40)
+            .unwrap_or("fixture")
+            .to_string();
+        (
+            "fixture.add",
+            format!("{label} {}", boxed(&b)),
+            SceneCommand::AddFixture { label, bbox: b },
+        )
     };
-    let b = [x1, y1, x2, y2];
-    if b.iter().any(|v| !(0.0..=1.0).contains(v)) || x1 >= x2 || y1 >= y2 {
-        return Err(bad("the box must be x1 < x2, y1 < y2 within 0..1"));
-    }
-    let label = f
-        .label
-        .as_deref()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && l.len() <= 40)
-        .unwrap_or("fixture")
-        .to_string();
-    st.desk
-        .send(camera, SceneCommand::AddFixture { label, bbox: b });
+    st.store
+        .audit(&auth.user.name, action, camera, Some(&detail), st.now())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot audit a fixture change");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot write the audit log",
+            )
+                .into_response()
+        })?;
+    st.desk.send(camera, cmd);
     Ok(())
 }
 
@@ -271,6 +321,9 @@ pub struct CameraView {
     pub zones: Vec<serde_json::Value>,
     /// Its fixtures (benches, a shop's chairs): never stall evidence.
     pub fixtures: Vec<crate::episodes::Fixture>,
+    /// What it proposes as fixtures (found at its first look, or standing for days): judged
+    /// like anything else until an operator accepts them.
+    pub proposed_fixtures: Vec<crate::episodes::Fixture>,
 }
 
 pub fn camera_views(st: &WebState) -> Vec<CameraView> {
@@ -290,6 +343,7 @@ pub fn camera_views(st: &WebState) -> Vec<CameraView> {
                 .map(|z| serde_json::json!({ "id": z.id, "polygon": z.polygon.0 }))
                 .collect(),
             fixtures: st.desk.fixtures(&c.id),
+            proposed_fixtures: st.desk.proposed(&c.id),
         })
         .collect()
 }

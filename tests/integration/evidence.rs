@@ -347,6 +347,7 @@ fn capture(i: u64) -> Capture {
             score: 0.8,
             dwell_s: 60.0,
             embedding: None,
+            parts: Vec::new(),
         },
         aggregation: 1,
         last_evidence: T0 + 60.0,

@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod common;
 mod detect;
+mod docs;
 mod eval;
 mod evidence;
 mod ingest;

@@ -64,6 +64,7 @@ pub(crate) fn capture(rule: RuleKind, episode: u64, confirm: f64) -> Capture {
             score: 0.7,
             dwell_s: 600.0,
             embedding: None,
+            parts: Vec::new(),
         },
         aggregation: 1,
         last_evidence: confirm,
