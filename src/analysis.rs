@@ -507,8 +507,9 @@ pub struct FrameAnalyser {
 enum Closer {
     /// `detect_crops` is set (or nothing to look at).
     Off,
-    /// The rule zones' bounds, until the first frame gives the frame's size.
-    Zones(Vec<crate::model::BBox>),
+    /// The rule zones' bounds with the detail their rules need, until the first frame gives
+    /// the frame's size.
+    Zones(Vec<(crate::model::BBox, f32)>),
     /// The looks: on every [`CROPS_EVERY`]th detector run, the detector runs on these
     /// instead of its usual view, so looking closer costs no extra inference with one look.
     Looks(Vec<crate::model::BBox>),
@@ -565,7 +566,7 @@ impl FrameAnalyser {
     /// Looks closer, by default, at those of these rule zones' bounds that the detector sees
     /// small (decided at the first frame, from its size and the model's input size). Ignored
     /// with explicit crops ([`Self::with_crops`]).
-    pub fn with_closer_looks(mut self, zones: Vec<crate::model::BBox>) -> Self {
+    pub fn with_closer_looks(mut self, zones: Vec<(crate::model::BBox, f32)>) -> Self {
         if self.crops.is_empty() && !zones.is_empty() {
             self.closer = Closer::Zones(zones);
         }

@@ -308,21 +308,27 @@ impl Connected {
 }
 
 /// The bounds of the zones whose rules the detector decides (vehicles, stalls, and bins
-/// with a model that sees overflow): where a camera may look closer.
+/// with a model that sees overflow), each with the detail its objects need: where a camera
+/// may look closer.
 fn detected_zones(
     cam: &crate::config::CameraConfig,
     model_sees_overflow: bool,
-) -> Vec<crate::model::BBox> {
+) -> Vec<(crate::model::BBox, f32)> {
     use crate::config::RuleKind;
-    let mut out = Vec::new();
+    use crate::detect::closer::{GOODS_DETAIL, VEHICLE_DETAIL};
+    let mut out: Vec<(crate::model::BBox, f32)> = Vec::new();
     for rule in &cam.rules {
-        if rule.kind == RuleKind::OverflowingBin && !model_sees_overflow {
-            continue;
-        }
+        let detail = match rule.kind {
+            RuleKind::AbandonedVehicle => VEHICLE_DETAIL,
+            RuleKind::IllegalVendor => GOODS_DETAIL,
+            RuleKind::OverflowingBin if model_sees_overflow => GOODS_DETAIL,
+            RuleKind::OverflowingBin => continue,
+        };
         for z in cam.zones.iter().filter(|z| rule.zones.contains(&z.id)) {
             let b = z.polygon.bounds();
-            if !out.contains(&b) {
-                out.push(b);
+            match out.iter_mut().find(|(k, _)| *k == b) {
+                Some((_, d)) => *d = d.max(detail),
+                None => out.push((b, detail)),
             }
         }
     }

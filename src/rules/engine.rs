@@ -284,8 +284,11 @@ impl RuleEngine {
         if score < rule.min_score {
             return None;
         }
+        // The stall began with its first part that is not a seat (a bench that stood there
+        // before the goods came is not the stall's start).
         let start = sure
             .iter()
+            .filter(|e| !SEAT_LABELS.contains(&e.label.as_str()))
             .map(|e| e.first_seen)
             .fold(f64::INFINITY, f64::min);
         if t - start < rule.dwell.as_secs_f64() {

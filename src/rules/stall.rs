@@ -4,8 +4,8 @@
 //!
 //! - two parts are *linked* when the gap between their places is at most [`LINK_GAP`] times
 //!   the stall's scale (the larger part, or the height of the person last seen tending
-//!   either, whichever is larger: a person is about 1.7 m, so parts within about a metre
-//!   are one stall and stalls a few metres apart stay two), and when both have stood
+//!   either, whichever is larger: a person is about 1.7 m, so parts within about 0.7 m are
+//!   one stall and stalls a metre or more apart stay two), and when both have stood
 //!   together for a while (their lives overlap by the co-occurrence time), so a passer-by's
 //!   bag or one frame's stray label does not bridge two stalls;
 //! - a stall is a set of parts joined by links, however far the chain reaches (the two
@@ -18,7 +18,7 @@ use crate::detect::BBox;
 use crate::episodes::Episode;
 
 /// Parts whose gap is at most this share of the stall's scale are one stall.
-pub const LINK_GAP: f32 = 0.6;
+pub const LINK_GAP: f32 = 0.4;
 /// Parts must have stood together this long (or half the rule's dwell, if shorter) to link.
 pub const CO_OCCUR_S: f64 = 10.0;
 

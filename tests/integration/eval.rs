@@ -38,9 +38,11 @@ fn results_text(dir: &Path) -> String {
 }
 
 /// The scenario set (docs/eval.md): the first four events, then one clip per failure of
-/// issue 14 (dusk, litter at dusk, two brief stops, a swap, a fixture, a view shift, a stall
-/// before its hours).
-const SCENARIOS: [&str; 11] = [
+/// issue 14 (dusk, litter at dusk, two brief stops, a swap, a stall already there at the
+/// start, a view shift, a stall before its hours) and of issue 25 (two stalls side by side, a
+/// person standing at a bin, a full bin emptied). The scenario camera sets no `detect_crops`:
+/// it looks closer at its far lawn by itself.
+const SCENARIOS: [&str; 14] = [
     "vehicle",
     "vendor",
     "vendor_far",
@@ -52,6 +54,9 @@ const SCENARIOS: [&str; 11] = [
     "fixture",
     "view_shift",
     "early_stall",
+    "two_stalls",
+    "bin_person",
+    "bin_emptied",
 ];
 
 fn scenario_args(clips: &[&str]) -> Vec<String> {
@@ -84,13 +89,25 @@ fn the_scenario_set_scores_at_least_0_9_per_rule_with_no_duplicates() {
         }
     }
     assert_eq!(v["events"]["overall"]["duplicates"], 0, "{v}");
-    // Dusk, brief stops, a fixture and a turned camera set off nothing.
-    for clip in ["dusk", "brief_stops", "fixture", "view_shift"] {
+    // Dusk, brief stops, a turned camera, a person standing at a bin and an emptied bin set
+    // off nothing.
+    for clip in [
+        "dusk",
+        "brief_stops",
+        "view_shift",
+        "bin_person",
+        "bin_emptied",
+    ] {
         assert_eq!(v["events"]["by_camera"][clip]["captures"], 0, "{clip}: {v}");
     }
-    // Both vehicles of the swap; the stall set up before its hours, filed when they open.
+    // Both vehicles of the swap; the stall set up before its hours, filed when they open; the
+    // stall already there at the start (only proposed as a fixture), filed; two stalls side
+    // by side, two captures, one each.
     assert_eq!(v["events"]["by_camera"]["swap"]["hits"], 2, "{v}");
     assert_eq!(v["events"]["by_camera"]["early_stall"]["hits"], 1, "{v}");
+    assert_eq!(v["events"]["by_camera"]["fixture"]["hits"], 1, "{v}");
+    assert_eq!(v["events"]["by_camera"]["two_stalls"]["hits"], 2, "{v}");
+    assert_eq!(v["events"]["by_camera"]["two_stalls"]["captures"], 2, "{v}");
     // Time to capture counts from the dwell: the median within 30 s of it.
     let ttc = v["events"]["overall"]["time_to_capture_median_s"]
         .as_f64()

@@ -417,10 +417,11 @@ fn nobody_sitting_is_a_vendor_and_fixtures_are_never_stalls() {
     assert!(got.is_empty(), "{got:?}");
     assert!(a.tracker().state.fixtures.is_empty());
 
-    // A bench there from the first look is a fixture: someone standing by it for 400 s is
-    // not a vendor either; a fruit crate set down beside it, far enough away, with a
-    // person attending, is.
-    let mut a = fresh_analysis(false);
+    // A bench there from the first look is only proposed as a fixture: someone standing by
+    // it for 400 s is not a vendor (seats alone are no stall), and nothing becomes a fixture
+    // until an operator accepts it.
+    let desk = citywatch::analysis::SceneDesk::default();
+    let mut a = fresh_analysis(false).with_desk(desk.clone());
     let stander = det(ObjectKind::Person, [0.81, 0.1, 0.85, 0.3]);
     let got = run(
         &mut a,
@@ -429,7 +430,22 @@ fn nobody_sitting_is_a_vendor_and_fixtures_are_never_stalls() {
             .map(|t| (t, vec![bench.clone(), stander.clone()], None)),
     );
     assert!(got.is_empty(), "{got:?}");
-    assert_eq!(a.tracker().state.fixtures.len(), 1);
+    assert!(a.tracker().state.fixtures.is_empty());
+    assert_eq!(a.tracker().state.proposed.len(), 1);
+    assert_eq!(
+        desk.proposed("cam").len(),
+        1,
+        "published for the cameras page"
+    );
+    // The operator accepts it: a fixture from the next frame on.
+    desk.send(
+        "cam",
+        citywatch::analysis::SceneCommand::AnswerProposed {
+            bbox: bench.bbox,
+            accept: true,
+        },
+    );
+    // A fruit crate set down beside it, with a person tending it, is a stall.
     let crate_ = labelled("orange", ObjectKind::StallPart, [0.55, 0.38, 0.62, 0.46]);
     let seller = det(ObjectKind::Person, [0.62, 0.3, 0.66, 0.48]);
     let got = run(
@@ -438,11 +454,23 @@ fn nobody_sitting_is_a_vendor_and_fixtures_are_never_stalls() {
             .into_iter()
             .map(|t| (t, vec![bench.clone(), crate_.clone(), seller.clone()], None)),
     );
+    assert_eq!(a.tracker().state.fixtures.len(), 1);
+    assert!(a.tracker().state.proposed.is_empty());
     assert_eq!(
         captures(&got),
         vec![(710.0, "illegal_vendor".to_string())],
         "{got:?}"
     );
+    // One stall, and the bench (a fixture now) is not part of it.
+    let stall = got
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::Capture(c) => Some(c.candidate.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(stall.label, "stall");
+    assert_eq!(stall.parts, vec!["orange".to_string()]);
 }
 
 #[test]
