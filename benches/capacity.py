@@ -19,6 +19,7 @@ on the reading thread).
     python3 benches/capacity.py --quick         # the two headline settings; shorter steps
     python3 benches/capacity.py --setting 1     # one row of the settings table
     python3 benches/capacity.py --floor         # only the stream floor (below)
+    python3 benches/capacity.py --looks         # the headline without and with closer looks
 
 The stream floor: what receiving the streams costs before any decoding or detection. N RTSP
 streams over TCP through the same GStreamer elements a camera's pipeline starts with (rtspsrc
@@ -78,7 +79,8 @@ DETECT_EXTRA: list = []
 
 
 def config(n: int, port: int, fps: float, keyframe_only: str, gate: bool, variant: str) -> str:
-    model, scope, region, jitter_buffer = VARIANTS[variant]
+    model, scope, region, jitter_buffer, crops = VARIANTS[variant]
+    crops_line = f"detect_crops = {crops}\n" if crops is not None else ""
     extra = "".join(f"{line}\n" for line in DETECT_EXTRA)
     text = f"""[settings]
 status_interval_s = 15
@@ -102,7 +104,7 @@ analysis_fps = {fps}
 keyframe_only = "{keyframe_only}"
 gate_scope = "{scope}"
 detect_region = "{region}"
-
+{crops_line}
 [[cameras.zones]]
 id = "car_park"
 kind = "no_parking"
@@ -116,11 +118,13 @@ dwell_s = 300
     return text
 
 
-# (model, gate_scope, detect_region, [ingest] tcp_jitter_buffer) of each variant of the
-# software: before issue 17, and as it ships.
+# (model, gate_scope, detect_region, [ingest] tcp_jitter_buffer, detect_crops) of each
+# variant of the software: before issue 17, as it ships, and as it ships without the
+# automatic closer looks of issue 25 (`detect_crops = []`; the car park gets one look).
 VARIANTS = {
-    "before": ("ssd_mobilenet_v2_coco_tf", "frame", "frame", True),
-    "now": ("ssd_mobilenet_v2_coco", "zones", "frame", False),
+    "before": ("ssd_mobilenet_v2_coco_tf", "frame", "frame", True, None),
+    "now": ("ssd_mobilenet_v2_coco", "zones", "frame", False, None),
+    "no_looks": ("ssd_mobilenet_v2_coco", "zones", "frame", False, "[]"),
 }
 
 
@@ -286,6 +290,10 @@ def main():
     )
     ap.add_argument("--floor", action="store_true", help="measure only the stream floor")
     ap.add_argument(
+        "--looks", action="store_true",
+        help="the headline setting without and with the automatic closer looks, in one run",
+    )
+    ap.add_argument(
         "--detect", action="append", default=[], metavar="LINE",
         help='an extra [detect] line for every run, e.g. --detect "intra_threads = 1"; repeatable',
     )
@@ -318,7 +326,12 @@ def main():
         (1080, 1.0, "auto", True, "now", [4, 8, 12, 16, 24]),
         (720, 1.0, "auto", True, "now", [8, 16, 24, 32]),
     ]
-    if args.setting:
+    if args.looks:
+        settings = [
+            (1080, 0.2, "on", True, "no_looks", [112, 128, 144]),
+            (1080, 0.2, "on", True, "now", [112, 128, 144]),
+        ]
+    elif args.setting:
         settings = [settings[i] for i in args.setting]
     elif args.quick:
         settings = settings[:2]

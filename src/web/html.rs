@@ -118,6 +118,7 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "Proposed fixtures (seen at the first look or for days; judged as usual until accepted)",
         ),
         "accept" => ("确认", "Accept"),
+        "stall_parts" => ("摊位所见", "Seen in the stall"),
         "dismiss" => ("驳回", "Dismiss"),
         "add_fixture" => ("添加固定设施", "Add a fixture"),
         "mark_clean" => ("现已清洁", "Clean now"),

@@ -230,6 +230,18 @@ pub async fn capture(
         t(lang, "time_limit"),
         esc(&cat.map(|k| k.time_limit.clone()).unwrap_or_default()),
     );
+    // What was seen in a stall (the evidence manifest's parts).
+    let seen = manifest
+        .as_ref()
+        .filter(|m| !m.parts.is_empty())
+        .map(|m| {
+            format!(
+                "<dl><dt>{}</dt><dd id=\"parts\">{}</dd></dl>",
+                t(lang, "stall_parts"),
+                esc(&m.parts.join(", "))
+            )
+        })
+        .unwrap_or_default();
     let manifest_html = manifest
         .as_ref()
         .map(|m| {
@@ -241,7 +253,7 @@ pub async fn capture(
         })
         .unwrap_or_default();
     let body = format!(
-        "{facts}{actions}{clean}<div class=\"evidence\">{}{}{}{clip}</div>{manifest_html}",
+        "{facts}{seen}{actions}{clean}<div class=\"evidence\">{}{}{}{clip}</div>{manifest_html}",
         img("confirm.jpg", "full_frame"),
         img("first_seen.jpg", "first_seen"),
         img("crop.jpg", "crop"),

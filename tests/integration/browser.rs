@@ -381,10 +381,10 @@ fn learned_suppressions_and_calibration_proposals_in_headless_chromium() {
     rt.block_on(store.reject(&first, "op", "not_a_problem", None, 1000.0))
         .unwrap();
     crate::learning::replay(&crate::learning::pipeline(dir.path(), "visit_2"), &db);
-    // Two more reviewed captures of the camera: a confirmed one scoring 0.7 and a rejected
-    // one scoring 0.3. A minimum score of 0.70 would have kept the confirmation and dropped
-    // both rejections (the works car scored under 0.5).
-    for (i, (score, confirm)) in [(0.7f32, true), (0.3, false)].into_iter().enumerate() {
+    // Two more reviewed captures of the camera: a confirmed one scoring 0.95 and a rejected
+    // one scoring 0.3. A minimum score of 0.95 would have kept the confirmation and dropped
+    // both rejections (the works car, seen closer, scored about 0.83).
+    for (i, (score, confirm)) in [(0.95f32, true), (0.3, false)].into_iter().enumerate() {
         let mut c = crate::store::capture(
             citywatch::config::RuleKind::AbandonedVehicle,
             i as u64 + 100,
@@ -456,14 +456,14 @@ fn learned_suppressions_and_calibration_proposals_in_headless_chromium() {
         assert_eq!(b.eval("document.querySelectorAll('tr.proposal').length").await, 1);
         let row = b.eval("document.querySelector('tr.proposal').textContent").await;
         let row = row.as_str().unwrap().to_string();
-        assert!(row.contains("min_score") && row.contains("0.70"), "{row}");
+        assert!(row.contains("min_score") && row.contains("0.95"), "{row}");
         assert!(row.contains("drops 2 of 2 rejected"), "{row}");
         b.screenshot("09-learning").await;
         // An admin applies it: stored as an override, audited.
         b.navigating("document.querySelector('button.apply').click()").await;
         assert_eq!(b.eval("document.querySelectorAll('#overrides tr').length").await, 1);
         let o = store.overrides().await.unwrap();
-        assert_eq!((o[0].setting.as_str(), o[0].value), ("min_score", 0.7));
+        assert_eq!((o[0].setting.as_str(), o[0].value), ("min_score", 0.95));
         // Undo the suppression: it goes to the review queue.
         let learned = b.eval("document.querySelector('tr.learned').dataset.id").await;
         let learned = learned.as_str().unwrap().to_string();

@@ -187,8 +187,30 @@ fn rules_md_quotes_the_defaults_the_code_uses() {
             "stayed",
         ),
         (
-            format!("at least {} times\n  larger", n(closer::MIN_GAIN as f64)),
+            format!(
+                "least {} times larger (linearly)",
+                n(closer::MIN_GAIN as f64)
+            ),
             "closer gain",
+        ),
+        (
+            format!(
+                "{} model pixel per frame pixel for vehicles",
+                n(closer::VEHICLE_DETAIL as f64)
+            ),
+            "vehicle detail",
+        ),
+        (
+            format!("{} for a\n  stall's goods", n(closer::GOODS_DETAIL as f64)),
+            "goods detail",
+        ),
+        (
+            format!("up to {} times coarser", n(closer::TILE_OVER as f64)),
+            "tile coarseness",
+        ),
+        (
+            format!("at most {}×{})", closer::MAX_TILES, closer::MAX_TILES),
+            "tiles",
         ),
         (
             format!("grown by {} % a side", n(closer::MARGIN as f64 * 100.0)),

@@ -789,6 +789,104 @@ async fn a_fixture_rejection_and_the_camera_page_teach_the_camera_its_fixtures()
     assert!(page.contains("action=\"/cameras/cam/fixtures\""));
 }
 
+#[tokio::test]
+async fn proposed_fixtures_are_listed_on_the_cameras_page_and_answered_with_an_audit_row() {
+    use citywatch::analysis::{CameraAnalysis, SceneCommand};
+    use citywatch::detect::{Detection, ObjectKind};
+    let s = site().await;
+    let (op, csrf) = login(&s, "op", "operator-password").await;
+    // The camera, running with the site's desk: a table standing at its first look is
+    // proposed as a fixture, and published for the cameras page.
+    let cfg = citywatch::config::PipelineConfig::parse(
+        "[[cameras]]\nid = \"cam\"\nurl = \"rtsp://127.0.0.1:1/cam\"\n\
+         [[cameras.zones]]\nid = \"lawn\"\nkind = \"no_vending\"\n\
+         polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n\
+         [[cameras.rules]]\nrule = \"illegal_vendor\"\nzones = [\"lawn\"]\n",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let mut a = CameraAnalysis::new(
+        &cfg.cameras[0],
+        &cfg,
+        Box::new(citywatch::episodes::store::NoStore),
+        false,
+    )
+    .unwrap()
+    .with_desk(s.desk.clone());
+    let table = Detection {
+        label: "dining table".into(),
+        kind: ObjectKind::StallPart,
+        score: 0.8,
+        bbox: [0.2, 0.5, 0.4, 0.7],
+        embedding: None,
+    };
+    for i in 0..3 {
+        a.step(T0 + i as f64, std::slice::from_ref(&table), None);
+    }
+    assert_eq!(s.desk.proposed("cam").len(), 1);
+    let place = s.desk.proposed("cam")[0].bbox;
+    assert!(a.tracker().state.fixtures.is_empty(), "proposed, not made");
+    let page = get_text(&s, &op, "/cameras?lang=en").await;
+    assert!(page.contains("id=\"proposed-cam\""), "{page}");
+    assert!(page.contains("name=\"accept\" value=\"0\""), "{page}");
+    assert!(page.contains("name=\"dismiss\" value=\"0\""), "{page}");
+    // The operator accepts it: the command goes to the camera, and the audit log says who.
+    let r = s
+        .client
+        .post(format!("{}/cameras/cam/fixtures", s.base))
+        .header("cookie", &op)
+        .form(&[("csrf", csrf.as_str()), ("accept", "0")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        s.desk.pending("cam"),
+        vec![SceneCommand::AnswerProposed {
+            bbox: place,
+            accept: true,
+        }]
+    );
+    let audit = s
+        .store
+        .audit_rows(&citywatch::store::audit::AuditFilter {
+            action: Some("fixture.".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        (
+            audit[0].actor.as_str(),
+            audit[0].action.as_str(),
+            audit[0].subject.as_str()
+        ),
+        ("op", "fixture.accept", "cam")
+    );
+    assert!(
+        audit[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("dining table")
+    );
+    // The camera carries it out at its next frame: a fixture now, no longer proposed.
+    a.step(T0 + 3.0, std::slice::from_ref(&table), None);
+    assert_eq!(a.tracker().state.fixtures.len(), 1);
+    assert!(s.desk.proposed("cam").is_empty());
+    // An index that is not proposed is refused.
+    let r = s
+        .client
+        .post(format!("{}/cameras/cam/fixtures", s.base))
+        .header("cookie", &op)
+        .form(&[("csrf", csrf.as_str()), ("dismiss", "0")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 /// A page's text, fetched with a session cookie.
 async fn get_text(s: &Site, cookie: &str, path: &str) -> String {
     s.client
