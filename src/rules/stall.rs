@@ -81,11 +81,11 @@ pub fn group(open: &[Episode], members: &[usize], aspect: f32, co_occur_s: f64) 
         }
     }
     let mut stalls: Vec<(usize, Vec<usize>)> = Vec::new();
-    for i in 0..n {
+    for (i, &m) in members.iter().enumerate() {
         let r = root(&mut parent, i);
         match stalls.iter_mut().find(|(k, _)| *k == r) {
-            Some((_, v)) => v.push(members[i]),
-            None => stalls.push((r, vec![members[i]])),
+            Some((_, v)) => v.push(m),
+            None => stalls.push((r, vec![m])),
         }
     }
     stalls.into_iter().map(|(_, v)| v).collect()
