@@ -328,6 +328,7 @@ def main():
     ]
     if args.looks:
         settings = [
+            (1080, 0.2, "on", True, "now", [112, 128, 144]),
             (1080, 0.2, "on", True, "no_looks", [112, 128, 144]),
             (1080, 0.2, "on", True, "now", [112, 128, 144]),
         ]
@@ -354,7 +355,7 @@ def main():
         }
         results.append(row)
         print(f"{label}: sustained {row['sustained']} cameras ({row['cameras_per_core']:.1f} per core)\n", flush=True)
-    floor = [] if (args.quick or args.setting) else floor_rows(cores, 40)
+    floor = [] if (args.quick or args.setting or args.looks) else floor_rows(cores, 40)
     out = DATA / "results.json"
     out.write_text(json.dumps({"cores": cores, "results": results, "floor": floor}, indent=2))
     print(f"capacity: results written to {out}")

@@ -519,16 +519,7 @@ pub async fn cameras(
             t(lang, "label")
         ));
         for (i, f) in c.fixtures.iter().enumerate() {
-            body.push_str(&format!(
-                "<tr><td>{} <small>{:?}</small></td><td>{:.2}, {:.2}, {:.2}, {:.2}</td><td><form method=\"post\" action=\"/cameras/{id}/fixtures\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"remove\" value=\"{i}\"><button>{}</button></form></td></tr>",
-                esc(&f.label),
-                f.source,
-                f.bbox[0],
-                f.bbox[1],
-                f.bbox[2],
-                f.bbox[3],
-                t(lang, "remove")
-            ));
+            body.push_str(&fixture_row(f, &id, &csrf, i, &[("remove", t(lang, "remove"))]));
         }
         body.push_str("</table>");
         if !c.proposed_fixtures.is_empty() {
@@ -538,17 +529,8 @@ pub async fn cameras(
                 t(lang, "label")
             ));
             for (i, f) in c.proposed_fixtures.iter().enumerate() {
-                body.push_str(&format!(
-                    "<tr><td>{} <small>{:?}</small></td><td>{:.2}, {:.2}, {:.2}, {:.2}</td><td><form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"accept\" value=\"{i}\"><button>{}</button></form> <form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"dismiss\" value=\"{i}\"><button>{}</button></form></td></tr>",
-                    esc(&f.label),
-                    f.source,
-                    f.bbox[0],
-                    f.bbox[1],
-                    f.bbox[2],
-                    f.bbox[3],
-                    t(lang, "accept"),
-                    t(lang, "dismiss")
-                ));
+                let actions = [("accept", t(lang, "accept")), ("dismiss", t(lang, "dismiss"))];
+                body.push_str(&fixture_row(f, &id, &csrf, i, &actions));
             }
             body.push_str("</table>");
         }
@@ -558,6 +540,35 @@ pub async fn cameras(
         ));
     }
     page(lang, &auth, t(lang, "cameras"), &body)
+}
+
+/// One fixture's row on the cameras page: its label and source, its box, and one small form
+/// per action, whose field (`remove`, `accept`, `dismiss`) names the fixture's index `i`.
+fn fixture_row(
+    f: &crate::episodes::Fixture,
+    id: &str,
+    csrf: &str,
+    i: usize,
+    actions: &[(&str, &str)],
+) -> String {
+    let forms: Vec<String> = actions
+        .iter()
+        .map(|(field, label)| {
+            format!(
+                "<form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"{field}\" value=\"{i}\"><button>{label}</button></form>"
+            )
+        })
+        .collect();
+    format!(
+        "<tr><td>{} <small>{:?}</small></td><td>{:.2}, {:.2}, {:.2}, {:.2}</td><td>{}</td></tr>",
+        esc(&f.label),
+        f.source,
+        f.bbox[0],
+        f.bbox[1],
+        f.bbox[2],
+        f.bbox[3],
+        forms.join(" ")
+    )
 }
 
 /// Adds or removes one of a camera's fixtures; back to the cameras page.
