@@ -519,7 +519,13 @@ pub async fn cameras(
             t(lang, "label")
         ));
         for (i, f) in c.fixtures.iter().enumerate() {
-            body.push_str(&fixture_row(f, &id, &csrf, i, &[("remove", t(lang, "remove"))]));
+            body.push_str(&fixture_row(
+                f,
+                &id,
+                &csrf,
+                i,
+                &[("remove", t(lang, "remove"))],
+            ));
         }
         body.push_str("</table>");
         if !c.proposed_fixtures.is_empty() {
@@ -529,7 +535,10 @@ pub async fn cameras(
                 t(lang, "label")
             ));
             for (i, f) in c.proposed_fixtures.iter().enumerate() {
-                let actions = [("accept", t(lang, "accept")), ("dismiss", t(lang, "dismiss"))];
+                let actions = [
+                    ("accept", t(lang, "accept")),
+                    ("dismiss", t(lang, "dismiss")),
+                ];
                 body.push_str(&fixture_row(f, &id, &csrf, i, &actions));
             }
             body.push_str("</table>");
