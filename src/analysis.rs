@@ -573,14 +573,6 @@ impl FrameAnalyser {
         self
     }
 
-    /// The closer looks this camera decided on (empty until its first frame, or with none).
-    pub fn closer_looks(&self) -> &[crate::model::BBox] {
-        match &self.closer {
-            Closer::Looks(l) => l,
-            _ => &[],
-        }
-    }
-
     /// Runs the detector on this part of each frame instead of the whole (a crop around the
     /// rule zones), mapping its boxes back; and gates on the given regions only.
     pub fn with_region(
@@ -597,9 +589,6 @@ impl FrameAnalyser {
     /// Also runs the detector on these regions of each analysed frame, for objects too small
     /// in the whole frame.
     pub fn with_crops(mut self, crops: Vec<crate::model::BBox>) -> Self {
-        if !crops.is_empty() {
-            self.closer = Closer::Off;
-        }
         self.crops = crops;
         self
     }

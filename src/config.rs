@@ -753,16 +753,7 @@ pub enum DetectRegion {
 
 /// The bounds of `zones`, grown by `margin` and clipped to the frame.
 pub fn zones_region(zones: &[Zone], margin: f32) -> Option<BBox> {
-    let mut it = zones.iter().map(|z| z.polygon.bounds());
-    let first = it.next()?;
-    let u = it.fold(first, |a, b| {
-        [
-            a[0].min(b[0]),
-            a[1].min(b[1]),
-            a[2].max(b[2]),
-            a[3].max(b[3]),
-        ]
-    });
+    let u = crate::model::geometry::enclosing(zones.iter().map(|z| z.polygon.bounds()))?;
     Some([
         (u[0] - margin).max(0.0),
         (u[1] - margin).max(0.0),

@@ -473,10 +473,11 @@ impl EpisodeTracker {
                 kept.push(d);
             }
         }
-        let order = kept;
+        let mut order = kept;
         let mut matched = vec![false; self.state.open.len()];
         if hits == Hits::Reused {
-            for d in &order {
+            // Reused: they hold what they match, and go no further.
+            for d in order.drain(..) {
                 if let Some(e) = self
                     .state
                     .open
@@ -488,11 +489,6 @@ impl EpisodeTracker {
                 }
             }
         }
-        let order = if hits == Hits::Fresh {
-            order
-        } else {
-            Vec::new()
-        };
         for d in order {
             let sig = frame.map(|f| Signature::of(f, &d.bbox));
             let best = self

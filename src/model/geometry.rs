@@ -21,6 +21,18 @@ pub fn iou(a: &BBox, b: &BBox) -> f32 {
     if union <= 0.0 { 0.0 } else { inter / union }
 }
 
+/// The smallest box around all of `boxes`; None when there are none.
+pub fn enclosing(boxes: impl IntoIterator<Item = BBox>) -> Option<BBox> {
+    boxes.into_iter().reduce(|a, b| {
+        [
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

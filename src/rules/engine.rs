@@ -313,12 +313,12 @@ impl RuleEngine {
             camera: self.cam.id.clone(),
             preset: self.cam.preset,
             zone: String::new(),
-            place: super::stall::union(parts.iter().map(|e| e.anchor))?,
+            place: crate::model::geometry::enclosing(parts.iter().map(|e| e.anchor))?,
             episode: Some(main.id),
             label: STALL_LABEL.into(),
             start,
             confirm: t,
-            bbox: super::stall::union(parts.iter().map(|e| e.last_box))?,
+            bbox: crate::model::geometry::enclosing(parts.iter().map(|e| e.last_box))?,
             score,
             dwell_s: rule.dwell.as_secs_f64(),
             embedding,
@@ -393,17 +393,18 @@ impl RuleEngine {
                 }
                 continue;
             };
+            let cmp = patch.compare(reference, cell_aspect(frame, &bounds));
             // A person the detector missed, standing at the bin, hides it: nothing starts,
             // nothing clears, however long they stay.
-            if patch.person_like(reference, cell_aspect(frame, &bounds)) {
+            if cmp.person {
                 tracing::trace!(zone = %zone.id, t, "bin zone hidden by a person-like change");
                 continue;
             }
             // One-sided: only more stuff than the reference counts (an emptied bin is none).
-            let share = patch.added_share(reference);
+            let share = cmp.added;
             tracing::trace!(zone = %zone.id, t, share, own, light = ?light, "bin zone compared");
             if share < rule.change_share * CLEAN_BELOW {
-                if own && share == 0.0 && patch.changed_share(reference) >= rule.change_share {
+                if own && cmp.removal && cmp.changed >= rule.change_share {
                     // Cleaner than the reference (it was taken while full): once still, the
                     // zone as it is now becomes the reference.
                     if st.stable >= REFERENCE_STABLE_FRAMES {
@@ -534,7 +535,8 @@ impl RuleEngine {
             else {
                 return Sight::Unjudgeable("no_reference");
             };
-            if patch.person_like(reference, cell_aspect(frame, &bounds)) {
+            let cmp = patch.compare(reference, cell_aspect(frame, &bounds));
+            if cmp.person {
                 return Sight::Unjudgeable("occluded");
             }
             let change_share = self
@@ -543,7 +545,7 @@ impl RuleEngine {
                 .iter()
                 .find(|r| r.kind == rule && r.zones.iter().any(|id| id == zone))
                 .map_or(0.1, |r| r.change_share);
-            let share = patch.added_share(reference);
+            let share = cmp.added;
             return if share >= change_share {
                 Sight::Present
             } else if share < change_share * CLEAN_BELOW {

@@ -91,18 +91,6 @@ pub fn group(open: &[Episode], members: &[usize], aspect: f32, co_occur_s: f64) 
     stalls.into_iter().map(|(_, v)| v).collect()
 }
 
-/// The smallest box around several boxes.
-pub fn union(boxes: impl IntoIterator<Item = BBox>) -> Option<BBox> {
-    boxes.into_iter().reduce(|a, b| {
-        [
-            a[0].min(b[0]),
-            a[1].min(b[1]),
-            a[2].max(b[2]),
-            a[3].max(b[3]),
-        ]
-    })
-}
-
 /// What was seen in a stall, for operators: each label once with its count, most first
 /// (`orange×3`, `dining table`).
 pub fn inventory<'a>(labels: impl IntoIterator<Item = &'a str>) -> Vec<String> {

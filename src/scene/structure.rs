@@ -36,6 +36,19 @@ const PERSON_MIN_SHARE: f32 = 0.03;
 /// Neighbours compared: right, down, down-right, down-left (each pair once).
 const NEIGHBOURS: [(i32, i32); 4] = [(1, 0), (0, 1), (1, 1), (-1, 1)];
 
+/// A zone against its reference ([`Patch::compare`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Comparison {
+    /// Share (0..1) of the zone whose structure differs from the reference.
+    pub changed: f32,
+    /// `changed`, one-sided: 0 when the change took stuff away.
+    pub added: f32,
+    /// The change took stuff away (the reference had clearly more structure there).
+    pub removal: bool,
+    /// The change is shaped like a standing person: the zone is hidden, not judged.
+    pub person: bool,
+}
+
 /// One zone seen in one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Patch {
@@ -178,50 +191,57 @@ impl Patch {
         self.changes(reference).iter().filter(|c| **c).count() as f32 / n as f32
     }
 
-    /// Like [`Self::changed_share`], one-sided: only *more* stuff than the reference counts.
-    /// What was added brings edges of its own (a bag's outline, the clutter of a heap); what
-    /// was taken away takes the reference's edges with it. So the changed cells' structure
-    /// (the sum of their neighbour relations) is weighed now and in the reference: when the
-    /// reference had clearly more ([`REMOVED_BELOW`]), the change is a removal (a cleaner
-    /// emptied a bin that was full when the reference was taken) and the share is 0.
-    pub fn added_share(&self, reference: &[f32]) -> f32 {
+    /// The zone against `reference`, from one pass over its changed cells:
+    /// - `changed`: the changed share ([`Self::changed_share`]);
+    /// - `removal`: the change took stuff away. What was added brings edges of its own (a
+    ///   bag's outline, the clutter of a heap); what was taken away takes the reference's
+    ///   edges with it. So the changed cells' structure (the sum of their neighbour
+    ///   relations) is weighed now and in the reference: when the reference had clearly more
+    ///   ([`REMOVED_BELOW`]), the change is a removal (a cleaner emptied a bin that was full
+    ///   when the reference was taken);
+    /// - `added`: the one-sided share, where only *more* stuff than the reference counts
+    ///   (`changed`, or 0 for a removal);
+    /// - `person`: the change is a standing person the detector missed: its largest blob is
+    ///   solid, reaches the top of the zone (a person stands taller than a bin), and is tall
+    ///   and narrow on the picture (height over width at least [`PERSON_ASPECT`]). Such a
+    ///   change says nothing about the zone: it is judged as hidden.
+    ///
+    /// `cell_aspect` is a cell's height over its width in pixels (the zone's pixel height
+    /// over its pixel width).
+    pub fn compare(&self, reference: &[f32], cell_aspect: f32) -> Comparison {
         if reference.len() != self.grey.len() {
-            return 0.0;
+            return Comparison::default();
         }
         let changes = self.changes(reference);
         let n = self.mask.iter().filter(|m| **m).count().max(1);
-        let changed = changes.iter().filter(|c| **c).count();
-        if changed == 0 {
-            return 0.0;
+        let count = changes.iter().filter(|c| **c).count();
+        let changed = count as f32 / n as f32;
+        let removal = count > 0 && self.took_away(&changes, reference);
+        Comparison {
+            changed,
+            added: if removal { 0.0 } else { changed },
+            removal,
+            person: self.person_blob(&changes, n, cell_aspect),
         }
+    }
+
+    /// Whether the changed cells had clearly more structure in `reference` than now.
+    fn took_away(&self, changes: &[bool], reference: &[f32]) -> bool {
         let (mut now, mut then) = (0.0f32, 0.0f32);
         for (i, _) in changes.iter().enumerate().filter(|(_, c)| **c) {
             now += self.texture(&self.grey, i);
             then += self.texture(reference, i);
         }
-        if now < then * REMOVED_BELOW {
-            return 0.0;
-        }
-        changed as f32 / n as f32
+        now < then * REMOVED_BELOW
     }
 
-    /// Whether the change against `reference` is a standing person the detector missed: its
-    /// largest blob is solid, reaches the top of the zone (a person stands taller than a
-    /// bin), and is tall and narrow on the picture (height over width at least
-    /// [`PERSON_ASPECT`]). `cell_aspect` is a cell's height over its width in pixels (the
-    /// zone's pixel height over its pixel width). Such a change says nothing about the zone:
-    /// it is judged as hidden.
-    pub fn person_like(&self, reference: &[f32], cell_aspect: f32) -> bool {
-        if reference.len() != self.grey.len() {
-            return false;
-        }
-        let changes = self.changes(reference);
+    /// Whether the largest 4-connected blob of `changes` is shaped like a standing person
+    /// (see [`Self::compare`]); `masked` is the zone's cell count.
+    fn person_blob(&self, changes: &[bool], masked: usize, cell_aspect: f32) -> bool {
         let side = self.side;
-        let masked = self.mask.iter().filter(|m| **m).count().max(1);
         let Some(top_row) = (0..side).find(|y| (0..side).any(|x| self.mask[y * side + x])) else {
             return false;
         };
-        // The largest 4-connected blob of changed cells.
         let mut seen = vec![false; changes.len()];
         let mut best: Option<(usize, [usize; 4])> = None;
         for start in 0..changes.len() {
@@ -436,7 +456,7 @@ mod tests {
             // Rubbish added to a clean reference: counted as before.
             let now = Patch::of(&scene(320, 240, gain, &heap, 0), &zone());
             let clean_ref = Patch::of(&clean, &zone());
-            let added = now.added_share(&clean_ref.grey);
+            let added = now.compare(&clean_ref.grey, 1.0).added;
             assert!(added > 0.1, "gain {gain}: only {added}");
             assert_eq!(added, now.changed_share(&clean_ref.grey));
             // The reference taken while full, then the bin emptied: changed, but nothing
@@ -444,7 +464,11 @@ mod tests {
             let full_ref = Patch::of(&full, &zone());
             let emptied = Patch::of(&scene(320, 240, gain, &[], 0), &zone());
             assert!(emptied.changed_share(&full_ref.grey) > 0.1);
-            assert_eq!(emptied.added_share(&full_ref.grey), 0.0, "gain {gain}");
+            assert_eq!(
+                emptied.compare(&full_ref.grey, 1.0).added,
+                0.0,
+                "gain {gain}"
+            );
         }
     }
 
@@ -457,15 +481,15 @@ mod tests {
         let person = ([0.66, 0.45, 0.72, 0.95], [50, 45, 60]);
         let now = Patch::of(&scene(320, 240, 1.0, &[person], 0), &zone());
         assert!(now.changed_share(&clean.grey) > 0.05);
-        assert!(now.person_like(&clean.grey, cell_aspect));
+        assert!(now.compare(&clean.grey, cell_aspect).person);
         // A heap at the bin's foot, wider than high: not a person.
         let heap = ([0.55, 0.72, 0.85, 0.88], [40, 40, 45]);
         let now = Patch::of(&scene(320, 240, 1.0, &[heap], 0), &zone());
-        assert!(!now.person_like(&clean.grey, cell_aspect));
+        assert!(!now.compare(&clean.grey, cell_aspect).person);
         // A bag in the middle that does not reach the top: not a person.
         let bag = ([0.66, 0.62, 0.72, 0.85], [40, 40, 45]);
         let now = Patch::of(&scene(320, 240, 1.0, &[bag], 0), &zone());
-        assert!(!now.person_like(&clean.grey, cell_aspect));
+        assert!(!now.compare(&clean.grey, cell_aspect).person);
     }
 
     #[test]
