@@ -400,7 +400,7 @@ impl CameraAnalysis {
             let state = &self.tracker.state;
             for v in self.limiter.release(t, |c| match c.episode {
                 Some(id) => state.open.iter().any(|e| e.id == id),
-                None => RuleEngine::zone_over(state, &c.zone),
+                None => RuleEngine::still_there(state, c),
             }) {
                 events.push(verdict(v));
             }

@@ -42,6 +42,9 @@ struct Line<'a> {
     preset: Option<u32>,
     zone: &'a str,
     label: &'a str,
+    /// What was seen in a stall (`orange×3`, `unlabelled goods`).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    parts: &'a [String],
     /// Local time (the camera's offset) and seconds of stream time.
     start: String,
     confirm: String,
@@ -73,6 +76,7 @@ impl<'a> Line<'a> {
             preset: k.preset,
             zone: &k.zone,
             label: &k.label,
+            parts: &k.parts,
             start: local_time(k.start, offset),
             confirm: local_time(k.confirm, offset),
             start_s: round(k.start - start_unix, 3),

@@ -271,6 +271,10 @@ pub struct TrackerState {
     /// Bin and garbage zones' clean references, by zone id.
     #[serde(default)]
     pub zones: BTreeMap<String, ZoneReferences>,
+    /// No-vending zones' ground: what stands there that the detector has no label for, by
+    /// zone id.
+    #[serde(default)]
+    pub grounds: BTreeMap<String, crate::scene::ground::Ground>,
     #[serde(default)]
     pub view: ViewMemory,
     #[serde(default)]

@@ -11,6 +11,7 @@ use crate::ingest::Frame;
 use crate::model::geometry::overlap_share;
 use crate::rules::zones::ZoneKind;
 use crate::scene::Light;
+use crate::scene::ground::{self, GroundView};
 use crate::scene::structure::Patch;
 
 pub use crate::model::Candidate;
@@ -49,6 +50,17 @@ pub const PERSON_NEAR_WITHIN_S: f64 = 60.0;
 /// it (sightings less than [`PERSON_NEAR_WITHIN_S`] apart are one run): a passer-by is next
 /// to a stall for a few seconds, a vendor for minutes.
 pub const TENDED_FOR_S: f64 = 10.0;
+/// Public seats: a person whose lower half lies on one (a fixture, or one the detector sees)
+/// is sitting there and tends nothing. A vendor's own chair or stool is not one.
+pub const PUBLIC_SEATS: &[&str] = &["bench"];
+/// Unlabelled goods (`scene::ground`) must spread at least this share of their attendant's
+/// height (about half a metre): a bag or a coat put down is smaller.
+pub const MIN_SPREAD: f32 = 0.3;
+/// Unlabelled goods that nobody tends stop being watched this long after the dwell: they
+/// are part of the scene (a new planter, a parked bicycle), and join the zone's reference.
+pub const ABSORB_AFTER_S: f64 = 600.0;
+/// What a capture of unlabelled goods lists as seen in the stall: the reason it was filed.
+pub const UNLABELLED_GOODS: &str = "unlabelled goods";
 /// The frame's aspect when no frame comes with the detections.
 const DEFAULT_ASPECT: f32 = 16.0 / 9.0;
 
@@ -59,6 +71,7 @@ pub struct RuleEngine {
     /// Whether the model reports bin_overflow/garbage itself.
     model_sees_overflow: bool,
     bins: BTreeMap<String, BinState>,
+    grounds: BTreeMap<String, GroundView>,
 }
 
 fn ground(kind: ObjectKind) -> bool {
@@ -72,6 +85,7 @@ impl RuleEngine {
             new_references: Vec::new(),
             model_sees_overflow,
             bins: BTreeMap::new(),
+            grounds: BTreeMap::new(),
         }
     }
 
@@ -104,13 +118,8 @@ impl RuleEngine {
     ) -> Vec<Outcome> {
         let mut out = Vec::new();
         // Stall evidence: note people attending stall episodes. Someone sitting (on a
-        // fixture, or on the seat in question) attends nothing.
-        let state = &tracker.state;
-        let people: Vec<&Detection> = dets
-            .iter()
-            .filter(|d| d.kind == ObjectKind::Person)
-            .filter(|p| !state.fixtures.iter().any(|f| sits_on(&p.bbox, &f.bbox)))
-            .collect();
+        // fixture, or on a public seat the detector sees) attends nothing.
+        let people = tending_people(&tracker.state, dets, t);
         for e in tracker
             .state
             .open
@@ -120,7 +129,7 @@ impl RuleEngine {
             let seat = SEAT_LABELS.contains(&e.label.as_str());
             if let Some(p) = people
                 .iter()
-                .find(|p| near(&p.bbox, &e.last_box) && !(seat && sits_on(&p.bbox, &e.last_box)))
+                .find(|p| near(p, &e.last_box) && !(seat && sits_on(p, &e.last_box)))
             {
                 // Sightings less than a minute apart are one run of tending.
                 if e.person_near
@@ -129,7 +138,7 @@ impl RuleEngine {
                     e.person_since = Some(t);
                 }
                 e.person_near = Some(t);
-                e.attendant_h = Some(p.bbox[3] - p.bbox[1]);
+                e.attendant_h = Some(p[3] - p[1]);
             }
         }
         let aspect = frame.map_or(DEFAULT_ASPECT, |f| {
@@ -139,7 +148,10 @@ impl RuleEngine {
         for rule in &rules {
             match rule.kind {
                 RuleKind::AbandonedVehicle => self.episode_rule(rule, t, tracker, &mut out),
-                RuleKind::IllegalVendor => self.stall_rule(rule, t, tracker, aspect, &mut out),
+                RuleKind::IllegalVendor => {
+                    self.stall_rule(rule, t, tracker, aspect, &mut out);
+                    self.ground_rule(rule, t, dets, &people, frame, tracker, &mut out);
+                }
                 RuleKind::OverflowingBin if self.model_sees_overflow => {
                     self.episode_rule(rule, t, tracker, &mut out)
                 }
@@ -215,7 +227,12 @@ impl RuleEngine {
         aspect: f32,
         out: &mut Vec<Outcome>,
     ) {
-        let TrackerState { open, fixtures, .. } = &mut tracker.state;
+        let TrackerState {
+            open,
+            fixtures,
+            grounds,
+            ..
+        } = &mut tracker.state;
         let members: Vec<usize> = (0..open.len())
             .filter(|&i| {
                 let e = &open[i];
@@ -231,9 +248,18 @@ impl RuleEngine {
             })
             .collect();
         let co_occur = super::stall::CO_OCCUR_S.min(rule.dwell.as_secs_f64() / 2.0);
+        // Unlabelled goods filed already (`ground_rule`): a stall on them is that case.
+        let filed: Vec<BBox> = grounds
+            .values()
+            .flat_map(|g| g.blobs.iter().filter(|b| b.resolved).map(|b| b.place))
+            .collect();
         for stall in super::stall::group(open, &members, aspect, co_occur) {
             let parts: Vec<&Episode> = stall.iter().map(|&i| &open[i]).collect();
-            if parts.iter().any(|e| e.resolved.contains(&rule.kind)) {
+            let on_filed = parts.iter().any(|e| {
+                !SEAT_LABELS.contains(&e.label.as_str())
+                    && filed.iter().any(|g| on_ground(&e.anchor, g))
+            });
+            if on_filed || parts.iter().any(|e| e.resolved.contains(&rule.kind)) {
                 // Filed (or suppressed) already: what joins it now is part of that case.
                 for &i in &stall {
                     if !open[i].resolved.contains(&rule.kind) {
@@ -345,6 +371,156 @@ impl RuleEngine {
                     })
                 })
             })
+    }
+
+    /// The vendor rule's evidence beyond labels: what stands on the ground of its zones that
+    /// the zone's clean reference does not have (`scene::ground`), tended now and then, is a
+    /// stall of unlabelled goods. It needs what a labelled stall needs (the dwell, present
+    /// now, tended lately for a while, not masked, not where vending is allowed, not on a
+    /// fixture), and more: no labelled stall part and no vehicle on it (those are judged as
+    /// what they are), and a spread of at least [`MIN_SPREAD`] of its attendant's height.
+    /// What nobody tends for [`ABSORB_AFTER_S`] past the dwell joins the reference.
+    #[allow(clippy::too_many_arguments)]
+    fn ground_rule(
+        &mut self,
+        rule: &RuleConfig,
+        t: f64,
+        dets: &[Detection],
+        people: &[BBox],
+        frame: Option<&Frame>,
+        tracker: &mut EpisodeTracker,
+        out: &mut Vec<Outcome>,
+    ) {
+        let Some(frame) = frame else {
+            return;
+        };
+        let covered: Vec<BBox> = dets
+            .iter()
+            .filter(|d| matches!(d.kind, ObjectKind::Person | ObjectKind::Vehicle))
+            .map(|d| d.bbox)
+            .collect();
+        let dwell = rule.dwell.as_secs_f64();
+        let zones: Vec<Zone> = self.zones_of(rule).cloned().collect();
+        for zone in zones {
+            let bounds = zone.polygon.bounds();
+            let side = ground::side_for(frame.width, frame.height, &bounds);
+            let patch = Patch::of_side(frame, &zone.polygon, side);
+            if patch.light() == Light::Dark {
+                continue; // too dark to judge: nothing starts, nothing goes
+            }
+            let view = self.grounds.entry(zone.id.clone()).or_default();
+            let state = &mut tracker.state;
+            let g = state.grounds.entry(zone.id.clone()).or_default();
+            let seen = g.observe(
+                view,
+                &patch,
+                &covered,
+                &zone.polygon,
+                cell_aspect(frame, &bounds),
+                t,
+            );
+            if seen.view_changed {
+                tracing::debug!(zone = %zone.id, t, "ground zone's view changed: learning it again");
+            }
+            let mut absorb = Vec::new();
+            for b in g.blobs.iter_mut() {
+                if let Some(p) = people.iter().find(|p| near(p, &b.place)) {
+                    if b.person_near
+                        .is_none_or(|last| t - last > PERSON_NEAR_WITHIN_S)
+                    {
+                        b.person_since = Some(t);
+                    }
+                    b.person_near = Some(t);
+                    b.attendant_h = Some(p[3] - p[1]);
+                }
+                if b.resolved || b.deferred && !self.active(rule, &zone, t) {
+                    continue;
+                }
+                // A labelled stall part on it: the stall is judged by its parts (and what
+                // they decided holds for the ground under them).
+                let parts: Vec<&Episode> = state
+                    .open
+                    .iter()
+                    .filter(|e| {
+                        e.kind == ObjectKind::StallPart
+                            && !SEAT_LABELS.contains(&e.label.as_str())
+                            && on_ground(&e.anchor, &b.place)
+                    })
+                    .collect();
+                if !parts.is_empty() {
+                    b.resolved = parts.iter().any(|e| e.resolved.contains(&rule.kind));
+                    continue;
+                }
+                if state.open.iter().any(|e| {
+                    e.kind == ObjectKind::Vehicle && overlap_share(&b.place, &e.anchor) >= 0.5
+                }) {
+                    continue; // a vehicle the detector lost for a moment
+                }
+                let tended_now = b.person_near.is_some_and(|l| t - l <= PERSON_NEAR_WITHIN_S);
+                if !tended_now && t - b.since >= dwell + ABSORB_AFTER_S {
+                    absorb.push(b.id);
+                    continue;
+                }
+                if b.last_seen < t || b.hits < crate::episodes::MIN_HITS || t - b.since < dwell {
+                    continue;
+                }
+                let tended = matches!((b.person_since, b.person_near), (Some(from), Some(last))
+                    if t - last <= PERSON_NEAR_WITHIN_S && last - from >= TENDED_FOR_S);
+                let spread = (b.place[2] - b.place[0]) * frame.width as f32;
+                let attendant = b.attendant_h.unwrap_or(0.0) * frame.height as f32;
+                if !tended || spread < MIN_SPREAD * attendant {
+                    continue;
+                }
+                let (x, y) = anchor_point(&b.place, false);
+                if self.in_kind(ZoneKind::Mask, x, y)
+                    || self.in_kind(ZoneKind::VendingAllowed, x, y)
+                    || state
+                        .fixtures
+                        .iter()
+                        .any(|f| crate::episodes::on_fixture(&b.place, &f.bbox))
+                {
+                    continue;
+                }
+                let c = Candidate {
+                    rule: rule.kind,
+                    camera: self.cam.id.clone(),
+                    preset: self.cam.preset,
+                    zone: zone.id.clone(),
+                    place: b.place,
+                    episode: None,
+                    label: STALL_LABEL.into(),
+                    start: b.since,
+                    confirm: t,
+                    bbox: b.place,
+                    score: b.fill.clamp(0.0, 1.0),
+                    dwell_s: dwell,
+                    embedding: None,
+                    parts: vec![UNLABELLED_GOODS.into()],
+                };
+                if self.active(rule, &zone, t) {
+                    b.resolved = true;
+                    out.push(Outcome::Met(c));
+                } else if !b.deferred {
+                    b.deferred = true;
+                    out.push(Outcome::OutsideHours(c));
+                }
+            }
+            // What it looks like, for the verdict memory: what changed at its place.
+            for o in out.iter_mut() {
+                if let Outcome::Met(c) | Outcome::OutsideHours(c) = o
+                    && c.zone == zone.id
+                    && c.episode.is_none()
+                    && c.embedding.is_none()
+                    && let Some(b) = g.blobs.iter().find(|b| b.place == c.place)
+                {
+                    c.embedding = g.embedding(b.id, &patch, &zone.polygon);
+                }
+            }
+            for id in absorb {
+                tracing::debug!(zone = %zone.id, t, blob = id, "untended ground change joins the reference");
+                g.absorb(id, &patch, &zone.polygon);
+            }
+        }
     }
 
     /// The bin rule without a model that sees overflow: each bin zone's structure compared
@@ -565,6 +741,17 @@ impl RuleEngine {
             return Sight::Unjudgeable("occluded");
         }
         let mut unsure = false;
+        if rule == RuleKind::IllegalVendor
+            && let Some(g) = tracker.state.grounds.get(zone)
+        {
+            // Unlabelled goods on the place: seen now, or hidden for now.
+            for b in g.blobs.iter().filter(|b| on_ground(&b.place, place)) {
+                if b.last_seen >= t {
+                    return Sight::Present;
+                }
+                unsure = true;
+            }
+        }
         for e in tracker.open() {
             // A stall's place holds all its parts: a part on it is the stall.
             let on_place = if rule == RuleKind::IllegalVendor {
@@ -590,6 +777,18 @@ impl RuleEngine {
             .zones
             .get(zone)
             .is_some_and(|z| z.over_since.is_some())
+    }
+
+    /// Whether what a candidate without an episode saw is still there: a bin zone's
+    /// condition, or unlabelled goods on a zone's ground.
+    pub fn still_there(state: &TrackerState, c: &Candidate) -> bool {
+        match c.rule {
+            RuleKind::IllegalVendor => state
+                .grounds
+                .get(&c.zone)
+                .is_some_and(|g| g.present_at(&c.place, f64::NEG_INFINITY)),
+            _ => Self::zone_over(state, &c.zone),
+        }
     }
 }
 
@@ -654,6 +853,30 @@ fn near(person: &BBox, stall: &BBox) -> bool {
     };
     let (p, s) = (grow(person), grow(stall));
     p[0] < s[2] && s[0] < p[2] && p[1] < s[3] && s[1] < p[3]
+}
+
+/// Whether `a` lies on the ground place `g`: mostly inside it, or it mostly inside `a`.
+fn on_ground(a: &BBox, g: &BBox) -> bool {
+    overlap_share(a, g) >= 0.5 || overlap_share(g, a) >= 0.5
+}
+
+/// The people of a frame who may tend a stall: not sitting on a fixture, nor on a public
+/// seat ([`PUBLIC_SEATS`]) the detector sees now.
+fn tending_people(state: &TrackerState, dets: &[Detection], t: f64) -> Vec<BBox> {
+    let seats: Vec<BBox> = state
+        .open
+        .iter()
+        .filter(|e| PUBLIC_SEATS.contains(&e.label.as_str()) && e.present_at(t))
+        .map(|e| e.last_box)
+        .collect();
+    dets.iter()
+        .filter(|d| d.kind == ObjectKind::Person)
+        .map(|d| d.bbox)
+        .filter(|p| {
+            !state.fixtures.iter().any(|f| sits_on(p, &f.bbox))
+                && !seats.iter().any(|s| sits_on(p, s))
+        })
+        .collect()
 }
 
 /// A person sits on a seat when the lower half of their box lies mostly on it.

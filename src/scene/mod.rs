@@ -6,6 +6,7 @@
 //! where the edges are, do not change when the light falls or street lights come on; what
 //! changes them is something added to or taken from the scene, or a camera that turned.
 
+pub mod ground;
 pub mod structure;
 pub mod view;
 

@@ -77,24 +77,53 @@ fn rel(grey: &[f32], i: usize, j: usize) -> f32 {
 
 /// The mask of a polygon's grid: cells whose centre lies inside it.
 pub fn mask_of(poly: &Polygon) -> Vec<bool> {
+    mask_of_side(poly, SIDE)
+}
+
+/// The mask of a polygon's `side`×`side` grid.
+pub fn mask_of_side(poly: &Polygon, side: usize) -> Vec<bool> {
     let b = poly.bounds();
-    let mut m = vec![false; SIDE * SIDE];
-    for cy in 0..SIDE {
-        for cx in 0..SIDE {
-            let x = b[0] + (b[2] - b[0]) * (cx as f32 + 0.5) / SIDE as f32;
-            let y = b[1] + (b[3] - b[1]) * (cy as f32 + 0.5) / SIDE as f32;
-            m[cy * SIDE + cx] = poly.contains(x, y);
+    let mut m = vec![false; side * side];
+    for cy in 0..side {
+        for cx in 0..side {
+            let x = b[0] + (b[2] - b[0]) * (cx as f32 + 0.5) / side as f32;
+            let y = b[1] + (b[3] - b[1]) * (cy as f32 + 0.5) / side as f32;
+            m[cy * side + cx] = poly.contains(x, y);
         }
     }
     m
 }
 
+/// One 4-connected blob of changed cells ([`Patch::blobs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob {
+    /// Its cells' indices.
+    pub cells: Vec<usize>,
+    /// Its bounds in cells: first column, first row, last column, last row.
+    pub bounds: [usize; 4],
+}
+
+impl Blob {
+    /// Whether it is shaped like a standing person on the picture: solid (at least
+    /// `PERSON_FILL` of its bounds) and at least [`PERSON_ASPECT`] times taller than wide.
+    pub fn person_shaped(&self, cell_aspect: f32) -> bool {
+        let b = self.bounds;
+        let (w, h) = ((b[2] - b[0] + 1) as f32, (b[3] - b[1] + 1) as f32);
+        self.cells.len() as f32 >= PERSON_FILL * w * h && h * cell_aspect >= PERSON_ASPECT * w
+    }
+}
+
 impl Patch {
     pub fn of(frame: &Frame, poly: &Polygon) -> Self {
+        Self::of_side(frame, poly, SIDE)
+    }
+
+    /// A zone at `side`×`side` cells.
+    pub fn of_side(frame: &Frame, poly: &Polygon, side: usize) -> Self {
         Self {
-            side: SIDE,
-            grey: cells(frame, &poly.bounds(), SIDE, SIDE),
-            mask: mask_of(poly),
+            side,
+            grey: cells(frame, &poly.bounds(), side, side),
+            mask: mask_of_side(poly, side),
         }
     }
 
@@ -227,34 +256,40 @@ impl Patch {
 
     /// Whether the changed cells had clearly more structure in `reference` than now.
     fn took_away(&self, changes: &[bool], reference: &[f32]) -> bool {
+        let cells: Vec<usize> = (0..changes.len()).filter(|&i| changes[i]).collect();
+        self.took_away_at(&cells, reference)
+    }
+
+    /// Whether `cells` had clearly more structure in `reference` than now (a removal).
+    pub fn took_away_at(&self, cells: &[usize], reference: &[f32]) -> bool {
         let (mut now, mut then) = (0.0f32, 0.0f32);
-        for (i, _) in changes.iter().enumerate().filter(|(_, c)| **c) {
+        for &i in cells {
             now += self.texture(&self.grey, i);
             then += self.texture(reference, i);
         }
         now < then * REMOVED_BELOW
     }
 
-    /// Whether the largest 4-connected blob of `changes` is shaped like a standing person
-    /// (see [`Self::compare`]); `masked` is the zone's cell count.
-    fn person_blob(&self, changes: &[bool], masked: usize, cell_aspect: f32) -> bool {
+    /// The 4-connected blobs of `changes`, largest first.
+    pub fn blobs(&self, changes: &[bool]) -> Vec<Blob> {
         let side = self.side;
-        let Some(top_row) = (0..side).find(|y| (0..side).any(|x| self.mask[y * side + x])) else {
-            return false;
-        };
         let mut seen = vec![false; changes.len()];
-        let mut best: Option<(usize, [usize; 4])> = None;
+        let mut out = Vec::new();
         for start in 0..changes.len() {
             if !changes[start] || seen[start] {
                 continue;
             }
-            let (mut n, mut b) = (0usize, [side, side, 0usize, 0usize]);
+            let mut blob = Blob {
+                cells: Vec::new(),
+                bounds: [side, side, 0, 0],
+            };
             let mut stack = vec![start];
             seen[start] = true;
             while let Some(i) = stack.pop() {
                 let (x, y) = (i % side, i / side);
-                n += 1;
-                b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+                blob.cells.push(i);
+                let b = &mut blob.bounds;
+                *b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
                 let mut push = |j: usize| {
                     if changes[j] && !seen[j] {
                         seen[j] = true;
@@ -274,18 +309,26 @@ impl Patch {
                     push(i + side);
                 }
             }
-            if best.is_none_or(|(m, _)| n > m) {
-                best = Some((n, b));
-            }
+            out.push(blob);
         }
-        let Some((n, b)) = best else {
+        // Largest first; ties keep the scan order.
+        out.sort_by(|a, b| b.cells.len().cmp(&a.cells.len()));
+        out
+    }
+
+    /// Whether the largest 4-connected blob of `changes` is shaped like a standing person
+    /// (see [`Self::compare`]); `masked` is the zone's cell count.
+    fn person_blob(&self, changes: &[bool], masked: usize, cell_aspect: f32) -> bool {
+        let side = self.side;
+        let Some(top_row) = (0..side).find(|y| (0..side).any(|x| self.mask[y * side + x])) else {
             return false;
         };
-        let (w, h) = ((b[2] - b[0] + 1) as f32, (b[3] - b[1] + 1) as f32);
-        n as f32 >= PERSON_MIN_SHARE * masked as f32
-            && b[1] <= top_row + 1
-            && n as f32 >= PERSON_FILL * w * h
-            && h * cell_aspect >= PERSON_ASPECT * w
+        let Some(blob) = self.blobs(changes).into_iter().next() else {
+            return false;
+        };
+        blob.cells.len() as f32 >= PERSON_MIN_SHARE * masked as f32
+            && blob.bounds[1] <= top_row + 1
+            && blob.person_shaped(cell_aspect)
     }
 
     /// A cell's structure in `grey`: the summed size of its relations to its masked
