@@ -149,8 +149,9 @@ impl RuleEngine {
             match rule.kind {
                 RuleKind::AbandonedVehicle => self.episode_rule(rule, t, tracker, &mut out),
                 RuleKind::IllegalVendor => {
+                    let seen = self.ground_observe(rule, t, dets, &people, frame, tracker);
                     self.stall_rule(rule, t, tracker, aspect, &mut out);
-                    self.ground_rule(rule, t, dets, &people, frame, tracker, &mut out);
+                    self.ground_judge(rule, t, frame, seen, tracker, &mut out);
                 }
                 RuleKind::OverflowingBin if self.model_sees_overflow => {
                     self.episode_rule(rule, t, tracker, &mut out)
@@ -373,15 +374,11 @@ impl RuleEngine {
             })
     }
 
-    /// The vendor rule's evidence beyond labels: what stands on the ground of its zones that
-    /// the zone's clean reference does not have (`scene::ground`), tended now and then, is a
-    /// stall of unlabelled goods. It needs what a labelled stall needs (the dwell, present
-    /// now, tended lately for a while, not masked, not where vending is allowed, not on a
-    /// fixture), and more: no labelled stall part and no vehicle on it (those are judged as
-    /// what they are), and a spread of at least [`MIN_SPREAD`] of its attendant's height.
-    /// What nobody tends for [`ABSORB_AFTER_S`] past the dwell joins the reference.
-    #[allow(clippy::too_many_arguments)]
-    fn ground_rule(
+    /// The vendor rule's evidence beyond labels, first step: each zone's ground sees the
+    /// frame (`scene::ground`), and who stands next to what is on it. A labelled stall part
+    /// on something tended is tended too (the vendor stands by the tarp the fruit lies on).
+    /// Returns each zone's patch for [`Self::ground_judge`].
+    fn ground_observe(
         &mut self,
         rule: &RuleConfig,
         t: f64,
@@ -389,18 +386,17 @@ impl RuleEngine {
         people: &[BBox],
         frame: Option<&Frame>,
         tracker: &mut EpisodeTracker,
-        out: &mut Vec<Outcome>,
-    ) {
+    ) -> Vec<(Zone, Patch)> {
         let Some(frame) = frame else {
-            return;
+            return Vec::new();
         };
         let covered: Vec<BBox> = dets
             .iter()
             .filter(|d| matches!(d.kind, ObjectKind::Person | ObjectKind::Vehicle))
             .map(|d| d.bbox)
             .collect();
-        let dwell = rule.dwell.as_secs_f64();
         let zones: Vec<Zone> = self.zones_of(rule).cloned().collect();
+        let mut seen_zones = Vec::new();
         for zone in zones {
             let bounds = zone.polygon.bounds();
             let side = ground::side_for(frame.width, frame.height, &bounds);
@@ -422,7 +418,6 @@ impl RuleEngine {
             if seen.view_changed {
                 tracing::debug!(zone = %zone.id, t, "ground zone's view changed: learning it again");
             }
-            let mut absorb = Vec::new();
             for b in g.blobs.iter_mut() {
                 if let Some(p) = people.iter().find(|p| near(p, &b.place)) {
                     if b.person_near
@@ -433,6 +428,54 @@ impl RuleEngine {
                     b.person_near = Some(t);
                     b.attendant_h = Some(p[3] - p[1]);
                 }
+                if b.person_near.is_none() {
+                    continue;
+                }
+                for e in state.open.iter_mut().filter(|e| {
+                    e.kind == ObjectKind::StallPart
+                        && !SEAT_LABELS.contains(&e.label.as_str())
+                        && on_ground(&e.anchor, &b.place)
+                }) {
+                    if e.person_near < b.person_near {
+                        e.person_near = b.person_near;
+                        e.person_since = b.person_since;
+                        e.attendant_h = b.attendant_h;
+                    }
+                }
+            }
+            seen_zones.push((zone, patch));
+        }
+        seen_zones
+    }
+
+    /// The vendor rule's evidence beyond labels, second step (after the labelled stalls are
+    /// judged): what stands on the ground of its zones that the zone's clean reference does
+    /// not have, tended now and then, is a stall of unlabelled goods. It needs what a
+    /// labelled stall needs (the dwell, present now, tended lately for a while, not masked,
+    /// not where vending is allowed, not on a fixture), and more: no labelled stall part and
+    /// no vehicle on it (those are judged as what they are), and a spread of at least
+    /// [`MIN_SPREAD`] of its attendant's height. What nobody tends for [`ABSORB_AFTER_S`]
+    /// past the dwell joins the reference.
+    fn ground_judge(
+        &self,
+        rule: &RuleConfig,
+        t: f64,
+        frame: Option<&Frame>,
+        seen: Vec<(Zone, Patch)>,
+        tracker: &mut EpisodeTracker,
+        out: &mut Vec<Outcome>,
+    ) {
+        let Some(frame) = frame else {
+            return;
+        };
+        let dwell = rule.dwell.as_secs_f64();
+        for (zone, patch) in seen {
+            let state = &mut tracker.state;
+            let Some(g) = state.grounds.get_mut(&zone.id) else {
+                continue;
+            };
+            let mut absorb = Vec::new();
+            for b in g.blobs.iter_mut() {
                 if b.resolved || b.deferred && !self.active(rule, &zone, t) {
                     continue;
                 }

@@ -179,10 +179,10 @@ impl Ground {
             }
         }
         let mean = patch.mean() + 0.008;
-        for i in 0..n {
+        for (i, count) in view.still.iter_mut().enumerate() {
             let still = (patch.grey[i] - view.previous[i]).abs() <= STILL_DELTA * mean;
-            view.still[i] = if open[i] && still {
-                view.still[i].saturating_add(1)
+            *count = if open[i] && still {
+                count.saturating_add(1)
             } else {
                 0
             };

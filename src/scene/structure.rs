@@ -312,7 +312,7 @@ impl Patch {
             out.push(blob);
         }
         // Largest first; ties keep the scan order.
-        out.sort_by(|a, b| b.cells.len().cmp(&a.cells.len()));
+        out.sort_by_key(|b| std::cmp::Reverse(b.cells.len()));
         out
     }
 

@@ -62,7 +62,7 @@ fn rules_md_quotes_the_defaults_the_code_uses() {
     let lim = &cfg.limits;
     use citywatch::detect::closer;
     use citywatch::rules::{engine, stall};
-    use citywatch::scene::structure;
+    use citywatch::scene::{ground, structure};
     let quotes: Vec<(String, &str)> = vec![
         (
             format!("(`analysis_fps` {})", n(cam.analysis_fps)),
@@ -167,6 +167,41 @@ fn rules_md_quotes_the_defaults_the_code_uses() {
         (
             format!("within the last {} s", n(engine::PERSON_NEAR_WITHIN_S)),
             "lately",
+        ),
+        (
+            format!(
+                "cells of about {} px ({} to {} a side)",
+                n(ground::CELL_PX as f64),
+                ground::MIN_SIDE,
+                ground::MAX_SIDE
+            ),
+            "the ground's grid",
+        ),
+        (
+            format!("still for {} frames with nobody", ground::STILL_FRAMES),
+            "the ground's reference",
+        ),
+        (
+            format!("of at least {} cells", ground::MIN_BLOB_CELLS),
+            "a blob",
+        ),
+        (
+            format!("found for {} s,", n(ground::GONE_AFTER_S)),
+            "a blob gone",
+        ),
+        (
+            format!(
+                "spreads at least {} of its attendant's height",
+                n(engine::MIN_SPREAD as f64)
+            ),
+            "the spread",
+        ),
+        (
+            format!(
+                "What nobody tends for {} s past the dwell",
+                n(engine::ABSORB_AFTER_S)
+            ),
+            "absorbed",
         ),
         (
             format!(

@@ -42,7 +42,7 @@ fn results_text(dir: &Path) -> String {
 /// start, a view shift, a stall before its hours) and of issue 25 (two stalls side by side, a
 /// person standing at a bin, a full bin emptied). The scenario camera sets no `detect_crops`:
 /// it looks closer at its far lawn by itself.
-const SCENARIOS: [&str; 14] = [
+const SCENARIOS: [&str; 15] = [
     "vehicle",
     "vendor",
     "vendor_far",
@@ -57,6 +57,7 @@ const SCENARIOS: [&str; 14] = [
     "two_stalls",
     "bin_person",
     "bin_emptied",
+    "unlabelled_stall",
 ];
 
 fn scenario_args(clips: &[&str]) -> Vec<String> {

@@ -551,3 +551,186 @@ fn operators_commands_reach_the_cameras_scene_memory() {
     assert_eq!(refs.marked_clean, Some(T0 + 430.0));
     assert!(refs.day.is_some() || refs.night.is_some());
 }
+
+/// A 320×240 frame of paving (16-px blocks of two shades, dark joints) with `paint` boxes
+/// of a colour on it, each with a print of its own (a 3-px checker).
+fn ground_frame(paint: &[(BBox, [u8; 3])]) -> Frame {
+    let (w, h) = (320usize, 240usize);
+    let mut v = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+            let (bx, by) = (x / 16, y / 16);
+            let joint = x % 16 < 2 || y % 16 < 2;
+            let shade = if (bx * 7 + by * 13) % 5 < 2 { 140 } else { 175 };
+            let mut px = if joint { [90; 3] } else { [shade; 3] };
+            for (b, c) in paint {
+                if fx >= b[0] && fx < b[2] && fy >= b[1] && fy < b[3] {
+                    let k = if (x / 3 + y / 3) % 2 == 0 { 1.0 } else { 0.6 };
+                    px = c.map(|v| (v as f32 * k) as u8);
+                }
+            }
+            v.extend_from_slice(&px);
+        }
+    }
+    Frame::from_rgb("cam".into(), w as u32, h as u32, v)
+}
+
+/// Goods on a tarp in the square, with no label the detector knows.
+const TARP: BBox = [0.56, 0.12, 0.68, 0.3];
+const TARP_PAINT: (BBox, [u8; 3]) = (TARP, [40, 90, 160]);
+
+fn unlabelled(events: &[(f64, Event)]) -> Vec<(f64, citywatch::model::Candidate)> {
+    events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::Capture(c) => Some((*t, c.candidate.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unlabelled_goods_tended_for_the_dwell_are_one_stall() {
+    let mut a = analysis(false);
+    let got = run(
+        &mut a,
+        times(0.0, 500.0, 5.0, None).into_iter().map(|t| {
+            if t < 30.0 {
+                (t, vec![], Some(ground_frame(&[])))
+            } else {
+                (
+                    t,
+                    vec![det(ObjectKind::Person, SELLER)],
+                    Some(ground_frame(&[TARP_PAINT])),
+                )
+            }
+        }),
+    );
+    let caps = unlabelled(&got);
+    assert_eq!(caps.len(), 1, "{got:?}");
+    let (t, c) = &caps[0];
+    assert_eq!(*t, 330.0, "the dwell from when the goods were set down");
+    assert_eq!(c.label, "stall");
+    assert_eq!(c.parts, vec!["unlabelled goods".to_string()]);
+    assert_eq!(c.episode, None);
+    assert!(c.embedding.is_some(), "the verdict memory can judge it");
+    assert!(
+        citywatch::model::iou(&c.bbox, &TARP) > 0.6,
+        "{:?} covers the goods",
+        c.bbox
+    );
+}
+
+#[test]
+fn unlabelled_goods_nobody_tends_are_no_stall_and_join_the_scene() {
+    let mut a = analysis(false);
+    let got = run(
+        &mut a,
+        times(0.0, 1000.0, 5.0, None).into_iter().map(|t| {
+            let paint: &[(BBox, [u8; 3])] = if t < 30.0 { &[] } else { &[TARP_PAINT] };
+            (t, vec![], Some(ground_frame(paint)))
+        }),
+    );
+    assert!(unlabelled(&got).is_empty(), "{got:?}");
+    // Past the dwell and ten minutes more, untended: part of the scene now.
+    assert!(a.tracker().state.grounds["square"].blobs.is_empty());
+    // A passer-by stopping next to it later makes nothing of it.
+    let got = run(
+        &mut a,
+        times(1005.0, 1100.0, 5.0, None).into_iter().map(|t| {
+            (
+                t,
+                vec![det(ObjectKind::Person, SELLER)],
+                Some(ground_frame(&[TARP_PAINT])),
+            )
+        }),
+    );
+    assert!(unlabelled(&got).is_empty(), "{got:?}");
+}
+
+#[test]
+fn a_person_with_a_bag_on_a_bench_is_no_vendor() {
+    // A bench (seen by the detector, there from the start) with someone sitting on it for
+    // ten minutes, their bags beside them on the paving.
+    let bench = labelled("bench", ObjectKind::StallPart, [0.55, 0.2, 0.8, 0.32]);
+    let sitter = det(ObjectKind::Person, [0.62, 0.06, 0.68, 0.3]);
+    let bags = ([0.69, 0.2, 0.8, 0.31], [120, 60, 30]);
+    let mut a = analysis(false);
+    let got = run(
+        &mut a,
+        times(0.0, 700.0, 5.0, None).into_iter().map(|t| {
+            if t < 30.0 {
+                (t, vec![bench.clone()], Some(ground_frame(&[])))
+            } else {
+                (
+                    t,
+                    vec![bench.clone(), sitter.clone()],
+                    Some(ground_frame(&[bags])),
+                )
+            }
+        }),
+    );
+    assert!(unlabelled(&got).is_empty(), "{got:?}");
+    // The same bags with the same person standing over them: that is tending.
+    let stander = det(ObjectKind::Person, [0.62, 0.0, 0.68, 0.3]);
+    let mut a = analysis(false);
+    let got = run(
+        &mut a,
+        times(0.0, 700.0, 5.0, None).into_iter().map(|t| {
+            if t < 30.0 {
+                (t, vec![], Some(ground_frame(&[])))
+            } else {
+                (t, vec![stander.clone()], Some(ground_frame(&[bags])))
+            }
+        }),
+    );
+    assert_eq!(unlabelled(&got).len(), 1, "{got:?}");
+}
+
+#[test]
+fn a_labelled_stall_on_unlabelled_goods_is_one_capture() {
+    // The tarp is set down and tended; two minutes later fruit on it is found too.
+    let mut a = analysis(false);
+    let got = run(
+        &mut a,
+        times(0.0, 900.0, 5.0, None).into_iter().map(|t| {
+            let mut dets = vec![];
+            if t >= 30.0 {
+                dets.push(det(ObjectKind::Person, SELLER));
+            }
+            if t >= 150.0 {
+                dets.push(labelled(
+                    "orange",
+                    ObjectKind::StallPart,
+                    [0.58, 0.15, 0.64, 0.25],
+                ));
+            }
+            let paint: &[(BBox, [u8; 3])] = if t < 30.0 { &[] } else { &[TARP_PAINT] };
+            (t, dets, Some(ground_frame(paint)))
+        }),
+    );
+    let caps = unlabelled(&got);
+    assert_eq!(caps.len(), 1, "{got:?}");
+    // Fruit first, then the tarp around it is found: still one.
+    let mut a = analysis(false);
+    let got = run(
+        &mut a,
+        times(0.0, 900.0, 5.0, None).into_iter().map(|t| {
+            let mut dets = vec![];
+            if t >= 30.0 {
+                dets.push(det(ObjectKind::Person, SELLER));
+                dets.push(labelled(
+                    "orange",
+                    ObjectKind::StallPart,
+                    [0.58, 0.15, 0.64, 0.25],
+                ));
+            }
+            let paint: &[(BBox, [u8; 3])] = if t < 30.0 { &[] } else { &[TARP_PAINT] };
+            (t, dets, Some(ground_frame(paint)))
+        }),
+    );
+    let caps = unlabelled(&got);
+    assert_eq!(caps.len(), 1, "{got:?}");
+    assert_eq!(caps[0].1.parts, vec!["orange".to_string()]);
+}
