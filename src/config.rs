@@ -1622,6 +1622,24 @@ fn validate_ingest(i: &IngestDefaults, problems: &mut Vec<ConfigProblem>) {
     }
 }
 
+/// What is wrong with a model name, if anything: it names a manifest in `models_dir`
+/// (`NAME.toml`), never a path.
+pub fn model_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must name a model manifest".into());
+    }
+    let ok = name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    (!ok).then(|| {
+        format!(
+            "must be a model's name (letters, digits, '-', '_', '.'; a manifest NAME.toml in models_dir), not a path: got {name:?}"
+        )
+    })
+}
+
 fn validate_detect(d: &DetectSettings, problems: &mut Vec<ConfigProblem>) {
     let mut bad = |path: &str, message: String| {
         problems.push(ConfigProblem {
@@ -1629,8 +1647,8 @@ fn validate_detect(d: &DetectSettings, problems: &mut Vec<ConfigProblem>) {
             message,
         })
     };
-    if d.model.is_empty() {
-        bad("detect.model", "must name a model manifest".into());
+    if let Some(message) = model_name_problem(&d.model) {
+        bad("detect.model", message);
     }
     if !(1..=64).contains(&d.intra_threads) {
         bad(
@@ -1817,6 +1835,22 @@ fn validate_camera(
     }
     if let Some(message) = raw.analysis_width.and_then(width_problem) {
         bad!("analysis_width", message);
+    }
+    if let Some(lat) = raw.location.lat
+        && !(lat.is_finite() && (-90.0..=90.0).contains(&lat))
+    {
+        bad!(
+            "location.lat",
+            format!("must be a latitude from -90 to 90, got {lat}")
+        );
+    }
+    if let Some(lon) = raw.location.lon
+        && !(lon.is_finite() && (-180.0..=180.0).contains(&lon))
+    {
+        bad!(
+            "location.lon",
+            format!("must be a longitude from -180 to 180, got {lon}")
+        );
     }
     if let Some(w) = raw.watchdog_s
         && !(w.is_finite() && w > 0.0)

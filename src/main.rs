@@ -311,6 +311,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// What `run` checks of the model before it starts, without loading ONNX Runtime: its
+/// manifest reads, and its file is there with the manifest's sha256. Says the model's name
+/// and version.
+fn check_model(c: &PipelineConfig) -> Result<String, citywatch::detect::ModelError> {
+    let Some(d) = &c.detect else {
+        return Ok("none ([detect] not set)".into());
+    };
+    let m = citywatch::detect::Manifest::load_named(&d.models_dir, &d.model)?;
+    m.verify_file()?;
+    Ok(format!("{} {}", m.name, m.version))
+}
+
 fn load(path: &std::path::Path) -> Result<PipelineConfig, ExitCode> {
     PipelineConfig::load(path).map_err(|e| {
         eprintln!("error: {e}");
@@ -327,10 +339,20 @@ fn main() -> ExitCode {
     });
     match cli.command {
         Command::Check { pipeline } => match load(&pipeline) {
-            Ok(c) => {
-                println!("{}: ok, {} cameras", pipeline.display(), c.cameras.len());
-                ExitCode::SUCCESS
-            }
+            Ok(c) => match check_model(&c) {
+                Ok(model) => {
+                    println!(
+                        "{}: ok, {} cameras, model {model}",
+                        pipeline.display(),
+                        c.cameras.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            },
             Err(code) => code,
         },
         Command::Run {

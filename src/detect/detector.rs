@@ -75,28 +75,7 @@ impl OrtDetector {
     ) -> Result<Self, ModelError> {
         let name = manifest.name.clone();
         let err = |field: &str, m: String| ModelError::new(&name, field, m);
-        if !manifest.path.exists() {
-            return Err(err(
-                "file",
-                format!("model file {} does not exist", manifest.path.display()),
-            ));
-        }
-        let actual = sha256_file(&manifest.path).map_err(|e| {
-            err(
-                "file",
-                format!("cannot read {}: {e}", manifest.path.display()),
-            )
-        })?;
-        if actual != manifest.sha256 {
-            return Err(err(
-                "sha256",
-                format!(
-                    "mismatch: the manifest says {}, {} has {actual}",
-                    manifest.sha256,
-                    manifest.path.display()
-                ),
-            ));
-        }
+        manifest.verify_file()?;
         let env = super::runtime::environment(ort_lib).map_err(|mut e| {
             e.model = name.clone();
             e

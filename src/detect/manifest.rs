@@ -217,6 +217,30 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Checks the model file: it is there, and has the manifest's sha256.
+    pub fn verify_file(&self) -> Result<(), ModelError> {
+        let err = |field: &str, message: String| ModelError::new(&self.name, field, message);
+        if !self.path.exists() {
+            return Err(err(
+                "file",
+                format!("model file {} does not exist", self.path.display()),
+            ));
+        }
+        let actual = super::detector::sha256_file(&self.path)
+            .map_err(|e| err("file", format!("cannot read {}: {e}", self.path.display())))?;
+        if actual != self.sha256 {
+            return Err(err(
+                "sha256",
+                format!(
+                    "mismatch: the manifest says {}, {} has {actual}",
+                    self.sha256,
+                    self.path.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads `dir/NAME.toml`.
     pub fn load_named(dir: &Path, name: &str) -> Result<Self, ModelError> {
         Self::load(&dir.join(format!("{name}.toml")))

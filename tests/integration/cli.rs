@@ -48,6 +48,92 @@ colour = "blue"
 }
 
 #[test]
+fn check_refuses_what_run_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = repo().join("models");
+    let config = |model: &str, lat: f64| {
+        format!(
+            r#"
+[detect]
+model = "{model}"
+models_dir = "{}"
+[[cameras]]
+id = "a"
+url = "rtsp://127.0.0.1:8554/a"
+[cameras.location]
+lat = {lat}
+lon = 116.4
+"#,
+            models.display()
+        )
+    };
+    let check = |text: &str| {
+        let path = write_config(dir.path(), text);
+        let out = Command::new(bin())
+            .arg("check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A latitude out of range, and a model "name" that is a path.
+    let (code, err) = check(&config("../../../etc/passwd", 139.9));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("2 problems in the config"), "{err}");
+    assert!(
+        err.contains("cameras[0].location.lat: must be a latitude from -90 to 90, got 139.9"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"detect.model: must be a model's name"#) && err.contains("not a path"),
+        "{err}"
+    );
+    // A model that does not exist.
+    let (code, err) = check(&config("no_such_model", 39.9));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("model no_such_model: manifest: cannot read"),
+        "{err}"
+    );
+    // A manifest whose file is not the one it names.
+    let fake = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(models.join("tiny_yolov8.toml")).unwrap();
+    std::fs::write(fake.path().join("tiny_yolov8.toml"), manifest).unwrap();
+    let file = manifest_file(&fake.path().join("tiny_yolov8.toml"));
+    std::fs::write(fake.path().join(&file), b"not a model").unwrap();
+    let text = config("tiny_yolov8", 39.9).replace(
+        &format!("models_dir = \"{}\"", models.display()),
+        &format!("models_dir = \"{}\"", fake.path().display()),
+    );
+    let (code, err) = check(&text);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("model tiny_yolov8: sha256: mismatch"), "{err}");
+    // The real one.
+    let path = write_config(dir.path(), &config("tiny_yolov8", 39.9));
+    let out = Command::new(bin())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("model tiny_yolov8"));
+}
+
+/// The `file = "..."` a model manifest names.
+fn manifest_file(manifest: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let v: toml::Table = text.parse().unwrap();
+    v["file"].as_str().unwrap().to_string()
+}
+
+#[test]
 fn passwords_never_reach_logs_or_status() {
     let server = Server::start(&["--auth", "viewer:Xq7-TopSecret"]);
     let dir = tempfile::tempdir().unwrap();
