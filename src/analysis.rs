@@ -140,6 +140,8 @@ pub struct CameraAnalysis {
     pub closed: Vec<u64>,
     /// Open episodes evicted so far (too many open).
     evicted: u64,
+    /// Where the camera's unreadable saved state was set aside at start, if it was.
+    quarantined: Option<String>,
 }
 
 /// How often unchanged episodes are saved anyway (their last-seen times move).
@@ -154,6 +156,7 @@ impl CameraAnalysis {
         model_sees_overflow: bool,
     ) -> std::io::Result<Self> {
         let state = store.load(&cam.id)?;
+        let quarantined = store.quarantined(&cam.id);
         let mut params = Params::from(&config.episodes);
         // A patrolled camera sends nothing between visits: grace follows its revisit period,
         // so an object is never taken for gone between two visits.
@@ -184,6 +187,7 @@ impl CameraAnalysis {
             opened: Vec::new(),
             closed: Vec::new(),
             evicted: 0,
+            quarantined,
         })
     }
 
@@ -328,6 +332,12 @@ impl CameraAnalysis {
         self.evicted
     }
 
+    /// Where the camera's unreadable saved state was set aside at start, if it was (the
+    /// camera started fresh).
+    pub fn quarantined(&self) -> Option<&str> {
+        self.quarantined.as_deref()
+    }
+
     /// Feeds one analysed frame at time `t`, its detections fresh or reused (reused ones
     /// never open or confirm an episode: see [`Hits`]).
     pub fn step_with(
@@ -467,6 +477,8 @@ pub struct AnalysisStatus {
     pub proposed_fixtures: usize,
     /// Open episodes evicted because the camera had too many open.
     pub evicted_episodes: u64,
+    /// Saved states set aside as unreadable at start (0 or 1): the camera started fresh.
+    pub states_quarantined: u64,
     /// Frames the detector ran on, and frames that reused detections, in the last minute of
     /// stream time.
     pub analysed_per_min: u32,
@@ -766,6 +778,7 @@ impl FrameAnalyser {
         self.status.fixtures = self.analysis.tracker().state.fixtures.len();
         self.status.proposed_fixtures = self.analysis.tracker().state.proposed.len();
         self.status.evicted_episodes = self.analysis.evicted_episodes();
+        self.status.states_quarantined = u64::from(self.analysis.quarantined().is_some());
         for e in &events {
             match e {
                 Event::Capture(c) if c.is_learned_suppression() => {

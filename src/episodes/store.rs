@@ -8,8 +8,15 @@ use std::path::PathBuf;
 use super::TrackerState;
 
 pub trait EpisodeStore: Send {
+    /// A camera's saved state. A state that cannot be read as one (corrupt, or written by
+    /// something else) is set aside and the camera starts fresh: one camera's bad state
+    /// never stops the others. [`Self::quarantined`] then says where it went.
     fn load(&self, camera: &str) -> std::io::Result<TrackerState>;
     fn save(&self, camera: &str, state: &TrackerState) -> std::io::Result<()>;
+    /// Where the camera's unreadable state was set aside at its last load, if it was.
+    fn quarantined(&self, _camera: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Keeps nothing: replays and tests that start fresh.
@@ -27,13 +34,17 @@ impl EpisodeStore for NoStore {
 /// One JSON file per camera in a folder.
 pub struct JsonFileStore {
     dir: PathBuf,
+    quarantined: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl JsonFileStore {
     pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            quarantined: Default::default(),
+        })
     }
 
     fn path(&self, camera: &str) -> PathBuf {
@@ -44,12 +55,45 @@ impl JsonFileStore {
 
 impl EpisodeStore for JsonFileStore {
     fn load(&self, camera: &str) -> std::io::Result<TrackerState> {
-        match std::fs::read(self.path(camera)) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrackerState::default()),
-            Err(e) => Err(e),
+        let path = self.path(camera);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(TrackerState::default());
+            }
+            Err(e) => return Err(e),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                // Set aside with the time, so nothing is lost and the next save does not
+                // overwrite it; the camera starts fresh.
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = path.with_extension(format!("json.corrupt-{stamp}"));
+                std::fs::rename(&path, &aside)?;
+                tracing::error!(
+                    camera,
+                    error = %e,
+                    moved_to = %aside.display(),
+                    "the camera's saved state is unreadable: set aside, the camera starts fresh"
+                );
+                self.quarantined
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(camera.to_string(), aside.display().to_string());
+                Ok(TrackerState::default())
+            }
         }
+    }
+
+    fn quarantined(&self, camera: &str) -> Option<String> {
+        self.quarantined
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(camera)
+            .cloned()
     }
 
     fn save(&self, camera: &str, state: &TrackerState) -> std::io::Result<()> {
@@ -65,5 +109,32 @@ impl EpisodeStore for JsonFileStore {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_state_is_set_aside_and_the_camera_starts_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JsonFileStore::new(dir.path()).unwrap();
+        let mut state = TrackerState::default();
+        state.next_id = 7;
+        store.save("good", &state).unwrap();
+        std::fs::write(dir.path().join("bad.episodes.json"), b"{\"next_id\": tru").unwrap();
+        assert_eq!(store.load("good").unwrap().next_id, 7);
+        assert!(store.quarantined("good").is_none());
+        let fresh = store.load("bad").unwrap();
+        assert_eq!(fresh, TrackerState::default());
+        let aside = store.quarantined("bad").expect("set aside");
+        assert!(aside.contains("bad.episodes.json.corrupt-"), "{aside}");
+        assert_eq!(std::fs::read(&aside).unwrap(), b"{\"next_id\": tru");
+        assert!(!dir.path().join("bad.episodes.json").exists());
+        // The next save writes a good state where the bad one was; the bad one stays aside.
+        store.save("bad", &fresh).unwrap();
+        assert_eq!(store.load("bad").unwrap(), fresh);
+        assert!(std::path::Path::new(&aside).exists());
     }
 }

@@ -29,6 +29,8 @@ pub struct DbEpisodeStore {
     /// Held while states are being written, so a flush never races the writer task.
     writing: Arc<tokio::sync::Mutex<()>>,
     clock: Arc<dyn crate::core::Clock>,
+    /// Cameras whose saved state was unreadable at load, and where it went.
+    quarantined: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl DbEpisodeStore {
@@ -74,6 +76,7 @@ impl DbEpisodeStore {
             fence,
             writing: Arc::default(),
             clock,
+            quarantined: Arc::default(),
         };
         tokio::spawn(this.clone().write(shutdown));
         this
@@ -94,12 +97,35 @@ impl DbEpisodeStore {
             Some(j) => Some(j),
             None => self.store.load_episodes(camera).await?,
         };
+        let state = match json.map(|j| (serde_json::from_str::<TrackerState>(&j), j)) {
+            Some((Ok(state), _)) => Some(state),
+            Some((Err(e), j)) => {
+                // Unreadable: kept in the audit log (with the time), and the camera starts
+                // fresh; the next save replaces the row. The other cameras are not touched.
+                let now = crate::core::clock::unix_secs(self.clock.as_ref());
+                let detail = serde_json::json!({ "error": e.to_string(), "state": j }).to_string();
+                tracing::error!(camera, error = %e, "the camera's saved state is unreadable: set aside in the audit log, the camera starts fresh");
+                if let Err(a) = self
+                    .store
+                    .audit("system", "state.quarantine", camera, Some(&detail), now)
+                    .await
+                {
+                    tracing::warn!(camera, error = %a, "cannot write the quarantined state to the audit log");
+                }
+                self.quarantined
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(
+                        camera.to_string(),
+                        format!("audit log, state.quarantine at {now}"),
+                    );
+                None
+            }
+            None => None,
+        };
         let mut loaded = self.loaded.lock().expect("loaded episodes");
-        match json {
-            Some(j) => {
-                let state = serde_json::from_str(&j).map_err(|e| {
-                    StoreError::Corrupt(format!("episodes of camera {camera}: {e}"))
-                })?;
+        match state {
+            Some(state) => {
                 loaded.insert(camera.to_string(), state);
             }
             None => {
@@ -212,6 +238,14 @@ impl EpisodeStore for DbEpisodeStore {
             .expect("loaded episodes")
             .remove(camera)
             .unwrap_or_default())
+    }
+
+    fn quarantined(&self, camera: &str) -> Option<String> {
+        self.quarantined
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(camera)
+            .cloned()
     }
 
     fn save(&self, camera: &str, state: &TrackerState) -> std::io::Result<()> {

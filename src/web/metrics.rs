@@ -151,6 +151,12 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
         counts(|a| a.evicted_episodes),
     );
     o.per_camera(
+        "citywatch_states_quarantined_total",
+        "counter",
+        "Saved camera states set aside as unreadable at start (the camera started fresh; the file or the audit log keeps them).",
+        counts(|a| a.states_quarantined),
+    );
+    o.per_camera(
         "citywatch_suppressions_total",
         "counter",
         "Candidates suppressed (duplicate, rate limit, outside hours), by camera.",

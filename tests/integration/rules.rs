@@ -348,6 +348,64 @@ fn a_restart_in_the_middle_of_the_dwell_resumes() {
     assert_eq!(got, vec![(600.0, "abandoned_vehicle".to_string())]);
 }
 
+#[test]
+fn a_corrupt_state_for_one_camera_is_set_aside_and_the_others_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two cameras of the same view: "cam" and "cam2".
+    let text = CAMERA.to_string()
+        + &CAMERA[CAMERA.find("[[cameras]]").unwrap()..].replace("id = \"cam\"", "id = \"cam2\"");
+    let cfg = PipelineConfig::parse(&text, std::path::Path::new("/")).unwrap();
+    let steps = |from, to| {
+        times(from, to, 10.0, None)
+            .into_iter()
+            .map(|t| {
+                (
+                    t,
+                    vec![det(ObjectKind::Vehicle, CAR)],
+                    Some(frame(Some([40, 140, 150]), 0)),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let open = |i: usize| {
+        CameraAnalysis::new(
+            &cfg.cameras[i],
+            &cfg,
+            Box::new(JsonFileStore::new(dir.path()).unwrap()),
+            false,
+        )
+        .unwrap()
+    };
+    for i in 0..2 {
+        let mut a = open(i);
+        assert!(run(&mut a, steps(0.0, 300.0)).is_empty());
+    }
+    // cam2's file is cut short (a disk that filled mid-write, a hand edit).
+    let bad = dir.path().join("cam2.episodes.json");
+    let text = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &text[..text.len() / 2]).unwrap();
+    // Back 30 s later: cam resumes its dwell; cam2 starts fresh, its file set aside.
+    let mut cam = open(0);
+    let mut cam2 = open(1);
+    assert!(cam.quarantined().is_none());
+    let aside = cam2
+        .quarantined()
+        .expect("cam2's state set aside")
+        .to_string();
+    assert!(std::path::Path::new(&aside).exists(), "{aside}");
+    assert_eq!(cam.tracker().open().len(), 1);
+    assert!(cam2.tracker().open().is_empty());
+    assert_eq!(
+        captures(&run(&mut cam, steps(330.0, 1000.0))),
+        vec![(600.0, "abandoned_vehicle".to_string())]
+    );
+    assert_eq!(
+        captures(&run(&mut cam2, steps(330.0, 1000.0))),
+        vec![(930.0, "abandoned_vehicle".to_string())],
+        "cam2's dwell started again at 330 s"
+    );
+}
+
 proptest! {
     /// Every episode that met a rule ends as exactly one capture or one recorded
     /// suppression (a duplicate, or a deferral that expired), or is still waiting for a token

@@ -331,7 +331,43 @@ async fn suite(url: &str) {
         .await
         .unwrap();
     assert_eq!(again.load("vtest").unwrap(), state);
+    // One camera's row unreadable: that camera starts fresh, its state kept in the audit
+    // log; the other resumes.
+    store
+        .save_episodes("broken", "{\"next_id\": tru", T0)
+        .await
+        .unwrap();
+    let cams = vec!["vtest".to_string(), "broken".to_string()];
+    let third = DbEpisodeStore::open(store.clone(), &cams, clock_again(), shutdown.clone())
+        .await
+        .expect("one bad state stops nothing");
+    assert_eq!(third.load("vtest").unwrap(), state);
+    assert_eq!(third.load("broken").unwrap(), Default::default());
+    assert!(third.quarantined("broken").is_some());
+    assert!(third.quarantined("vtest").is_none());
+    let rows = store
+        .audit_rows(&citywatch::store::audit::AuditFilter {
+            action: Some("state.quarantine".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].subject, "broken");
+    assert!(
+        rows[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("next_id\\\": tru"),
+        "{:?}",
+        rows[0].detail
+    );
     shutdown.trigger();
+}
+
+fn clock_again() -> Arc<citywatch::core::SystemClock> {
+    Arc::new(citywatch::core::SystemClock)
 }
 
 /// The verdict memory's rows, learned suppressions, undo, forget, pruning and calibration
