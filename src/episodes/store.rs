@@ -120,8 +120,10 @@ mod tests {
     fn a_corrupt_state_is_set_aside_and_the_camera_starts_fresh() {
         let dir = tempfile::tempdir().unwrap();
         let store = JsonFileStore::new(dir.path()).unwrap();
-        let mut state = TrackerState::default();
-        state.next_id = 7;
+        let state = TrackerState {
+            next_id: 7,
+            ..Default::default()
+        };
         store.save("good", &state).unwrap();
         std::fs::write(dir.path().join("bad.episodes.json"), b"{\"next_id\": tru").unwrap();
         assert_eq!(store.load("good").unwrap().next_id, 7);
