@@ -420,6 +420,22 @@ impl CasesSettings {
     }
 }
 
+/// Whether cameras' state survives a restart (`[episodes] keep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// In the case database with `[cases]`, else in `state_dir` (default `state` beside
+    /// the config).
+    #[default]
+    Auto,
+    /// Forgotten at every stop: a restart starts every dwell again.
+    Off,
+}
+
+/// The folder a camera's state goes to by default when there is no case database, beside
+/// the config file.
+pub const DEFAULT_STATE_DIR: &str = "state";
+
 /// `[episodes]`: how detections become stationary-object episodes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -433,11 +449,15 @@ pub struct EpisodeSettings {
     /// Largest colour-histogram distance (0..1) for a vehicle to count as the same vehicle.
     /// Default 0.35.
     pub signature_distance: f32,
-    /// Folder where open episodes are kept across restarts, relative to the config file.
-    /// Default: none (episodes live in memory only).
+    /// Whether each camera's state (open episodes, fixtures, zone references, the reference
+    /// view, deferred candidates) survives a restart. Default `auto`: in the case database
+    /// with `[cases]`, else in `state_dir`. `off` forgets it at every stop.
+    pub keep: Keep,
+    /// Folder where each camera's state is kept across restarts, relative to the config
+    /// file. Default: `state` beside the config, when there is no case database.
     pub state_dir: Option<PathBuf>,
-    /// Keep open episodes in the case database's `episodes` table instead (needs `[cases]`;
-    /// not with `state_dir`). Default false.
+    /// Keep each camera's state in the case database's `episodes` table (needs `[cases]`;
+    /// not with `state_dir`). Default: true with `[cases]` (unless `state_dir` is set).
     pub in_database: bool,
     /// Analysed frames in a row that must see an episode's place empty (visible, nothing
     /// detected, the object's structure gone) to end it. Default 3.
@@ -457,6 +477,7 @@ impl Default for EpisodeSettings {
             grace_s: 60.0,
             vehicle_grace_s: 300.0,
             signature_distance: 0.35,
+            keep: Keep::Auto,
             state_dir: None,
             in_database: false,
             clear_frames: 3,
@@ -1417,6 +1438,24 @@ impl PipelineConfig {
                 });
             }
         }
+        match episodes.keep {
+            Keep::Off => {
+                if episodes.in_database || episodes.state_dir.is_some() {
+                    problems.push(ConfigProblem {
+                        path: "episodes.keep".into(),
+                        message: "is \"off\" but state_dir or in_database says where to keep the state: choose one".into(),
+                    });
+                }
+            }
+            Keep::Auto if !episodes.in_database && episodes.state_dir.is_none() => {
+                if cases.is_some() {
+                    episodes.in_database = true;
+                } else {
+                    episodes.state_dir = Some(base.join(DEFAULT_STATE_DIR));
+                }
+            }
+            Keep::Auto => {}
+        }
         if let Some(c) = cases.as_mut() {
             if c.categories.is_relative() {
                 c.categories = base.join(&c.categories);
@@ -2205,6 +2244,30 @@ mod tests {
     fn parse(text: &str) -> Result<PipelineConfig, Vec<String>> {
         PipelineConfig::parse(text, Path::new("/base"))
             .map_err(|ps| ps.into_iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn state_is_kept_by_default_and_forgotten_only_when_asked() {
+        let cam = "[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/a\"\n";
+        // No case database: a state folder beside the config.
+        let c = parse(cam).unwrap();
+        assert_eq!(c.episodes.state_dir, Some(PathBuf::from("/base/state")));
+        assert!(!c.episodes.in_database);
+        // An explicit folder wins.
+        let c = parse(&format!("[episodes]\nstate_dir = \"s\"\n{cam}")).unwrap();
+        assert_eq!(c.episodes.state_dir, Some(PathBuf::from("/base/s")));
+        // Off: nothing kept.
+        let c = parse(&format!("[episodes]\nkeep = \"off\"\n{cam}")).unwrap();
+        assert_eq!(
+            (c.episodes.state_dir, c.episodes.in_database),
+            (None, false)
+        );
+        // Off and a place to keep it: which one was meant?
+        let e = parse(&format!(
+            "[episodes]\nkeep = \"off\"\nstate_dir = \"s\"\n{cam}"
+        ))
+        .unwrap_err();
+        assert!(e[0].starts_with("episodes.keep: is \"off\" but"), "{e:?}");
     }
 
     #[test]

@@ -261,3 +261,127 @@ loop = true
         "{last:?}"
     );
 }
+
+/// The camera's open vehicle episodes in the case database: (first seen, last seen).
+async fn open_vehicles(store: &citywatch::store::Store) -> Vec<(f64, f64)> {
+    let Ok(Some(json)) = store.load_episodes("yard").await else {
+        return Vec::new();
+    };
+    let state: serde_json::Value = serde_json::from_str(&json).unwrap();
+    state["open"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "vehicle")
+        .map(|e| {
+            (
+                e["first_seen"].as_f64().unwrap(),
+                e["last_seen"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_mid_dwell_and_a_restart_resume_the_dwell_with_no_setting() {
+    // A camera over the footage's car park (a van parked the whole clip), a 30 s dwell, a
+    // case database, and nothing said about keeping state: it is kept by default.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let config = format!(
+        r#"
+[detect]
+models_dir = "{repo}/models"
+[cases]
+database = "{db}"
+categories = "{repo}/pipelines/categories/default.toml"
+[[cameras]]
+id = "yard"
+url = "file://{repo}/sample-videos/vtest.mp4"
+realtime = true
+loop = true
+[[cameras.zones]]
+id = "car_park"
+kind = "no_parking"
+polygon = [[0.80, 0.03], [1.0, 0.03], [1.0, 0.25], [0.80, 0.25]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["car_park"]
+dwell_s = 30
+"#,
+        repo = repo().display()
+    );
+    let path = write_config(dir.path(), &config);
+    let start = || {
+        Command::new(bin())
+            .args(["run", "--no-web"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(async {
+        let mut child = start();
+        // Wait until the state saved in the database holds a vehicle seen for 8 s or more.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let store = loop {
+            if let Ok(s) = citywatch::store::Store::connect(&db).await {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "no database");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        let before = loop {
+            let open = open_vehicles(&store).await;
+            if let Some(v) = open.iter().find(|(first, last)| last - first >= 8.0) {
+                break *v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no episode saved: {open:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        // SIGKILL mid-dwell: no handler, no flush.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut child = start();
+        let capture = loop {
+            let caps = store
+                .list_captures(&citywatch::store::query::CaptureFilter {
+                    status: Some("all".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_default();
+            if let Some(c) = caps
+                .into_iter()
+                .find(|c| (c.start_at - before.0).abs() < 1.0)
+            {
+                break c;
+            }
+            assert!(
+                std::time::Instant::now() < deadline + std::time::Duration::from_secs(60),
+                "no capture of the episode that began at {}",
+                before.0
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The capture is the same episode: its dwell began before the kill, and it was met
+        // 30 s after that, not 30 s after the restart.
+        assert!(
+            (capture.confirm_at - capture.start_at - 30.0).abs() < 3.0,
+            "{capture:?}"
+        );
+        store
+    });
+    drop(store);
+    assert!(
+        !dir.path().join("state").exists(),
+        "with a case database the state is kept there"
+    );
+}
