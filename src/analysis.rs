@@ -195,6 +195,12 @@ impl CameraAnalysis {
         !self.tracker.open().is_empty()
     }
 
+    /// A frame at `t` that could not be judged (the detector failed): the open episodes are
+    /// held, their dwell and grace intact, until frames are judged again.
+    pub fn unjudged(&mut self, t: f64) {
+        self.tracker.hold_all(t);
+    }
+
     /// Open episodes that could meet one of the camera's rules.
     pub fn watched_episodes(&self) -> usize {
         self.tracker
@@ -452,6 +458,8 @@ pub struct AnalysisStatus {
     /// Of `reused`: frames the gate wanted to run that the global budget refused.
     pub over_budget: u64,
     pub detect_errors: u64,
+    /// The detector's last try on this camera failed: frames are unjudged, episodes held.
+    pub detector_down: bool,
     /// Detections in the latest analysed frame.
     pub objects: usize,
     pub open_episodes: usize,
@@ -727,6 +735,10 @@ impl FrameAnalyser {
             };
             match detect_all(&self.service, self.region, whole, crops, &frame).await {
                 Ok(d) => {
+                    if self.status.detector_down {
+                        tracing::info!(camera = %self.camera, "detection works again");
+                    }
+                    self.status.detector_down = false;
                     self.gate.record(&d);
                     if self.keep_fresh {
                         self.fresh = Some(d.clone());
@@ -735,7 +747,11 @@ impl FrameAnalyser {
                 }
                 Err(e) => {
                     self.status.detect_errors += 1;
-                    tracing::warn!(camera = %self.camera, error = %e, "detection failed");
+                    if !self.status.detector_down {
+                        tracing::warn!(camera = %self.camera, error = %e, "detection failed: the detector is down, episodes held");
+                    }
+                    self.status.detector_down = true;
+                    self.analysis.unjudged(t);
                     return Vec::new();
                 }
             }
@@ -1005,6 +1021,84 @@ dwell_s = 60
         let calls = det.calls.load(Ordering::Relaxed);
         assert!(calls < 20, "the detector ran on {calls} of 20 frames");
         assert_eq!(a.status.inferences, calls as u64);
+    }
+
+    /// Sees a car, except while told to fail (a session error, a model file gone).
+    struct Flaky {
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl Detect for Flaky {
+        fn detect(
+            &self,
+            _frame: Arc<Frame>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<Detection>, ModelError>> + Send + '_>,
+        > {
+            let fail = self.failing.load(Ordering::Relaxed);
+            Box::pin(async move {
+                if fail {
+                    Err(ModelError::new(
+                        "fake",
+                        "runtime",
+                        "session run failed".to_string(),
+                    ))
+                } else {
+                    Ok(vec![car()])
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_detector_outage_holds_the_episodes_and_the_dwell_resumes_intact() {
+        let det = Arc::new(Flaky {
+            failing: false.into(),
+        });
+        // Every frame goes to the detector (no scene gate reusing the last detections).
+        let text = "[gate]\nenabled = false\n[[cameras]]\nid = \"c\"\nurl = \"rtsp://127.0.0.1/c\"\n[[cameras.zones]]\nid = \"car_park\"\nkind = \"no_parking\"\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n[[cameras.rules]]\nrule = \"abandoned_vehicle\"\nzones = [\"car_park\"]\ndwell_s = 600\n";
+        let cfg = PipelineConfig::parse(text, std::path::Path::new("/")).unwrap();
+        let mut a = FrameAnalyser::new(
+            "c",
+            (&cfg.gate).into(),
+            CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
+            None,
+            det.clone(),
+        );
+        let mut captures = Vec::new();
+        // The car from 1000 s; the detector fails from 1100 s to 1700 s, twice the vehicle
+        // grace (300 s); then it works again.
+        for i in 0..120 {
+            let t = 1_000.0 + i as f64 * 10.0;
+            det.failing
+                .store((1_100.0..1_700.0).contains(&t), Ordering::Relaxed);
+            let mut frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
+            frame.pts = Some(std::time::Duration::from_secs_f64(t - 1_000.0));
+            captures.extend(
+                a.process(frame, t)
+                    .await
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        Event::Capture(c) => Some(c),
+                        _ => None,
+                    }),
+            );
+            if t == 1_500.0 {
+                assert!(a.status.detector_down);
+                assert_eq!(
+                    a.analysis.tracker().open().len(),
+                    1,
+                    "held through the outage"
+                );
+            }
+        }
+        assert!(!a.status.detector_down);
+        assert!(a.status.detect_errors > 0);
+        // One capture, of the episode that began at 1000 s: met once frames were judged again.
+        assert_eq!(captures.len(), 1, "{captures:?}");
+        let c = &captures[0].candidate;
+        assert_eq!(c.start, 1_000.0, "{c:?}");
+        assert!((1_700.0..1_720.0).contains(&c.confirm), "{c:?}");
     }
 
     #[tokio::test]

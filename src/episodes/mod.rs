@@ -417,8 +417,8 @@ impl EpisodeTracker {
         self.state.open.iter_mut().find(|e| e.id == id)
     }
 
-    /// No place can be judged at `t` (the camera is off its view): every open episode is
-    /// held, nothing is matched or ended.
+    /// No place can be judged at `t` (the camera is off its view, or the detector failed):
+    /// every open episode is held, nothing is matched or ended.
     pub fn hold_all(&mut self, t: f64) {
         for e in &mut self.state.open {
             e.held = e.held.max(t);

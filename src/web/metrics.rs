@@ -151,6 +151,18 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
         counts(|a| a.evicted_episodes),
     );
     o.per_camera(
+        "citywatch_camera_detector_down",
+        "gauge",
+        "1 while the detector fails on the camera's frames (they are unjudged; open episodes are held, their dwell intact).",
+        counts(|a| a.detector_down as u64),
+    );
+    o.per_camera(
+        "citywatch_detect_errors_total",
+        "counter",
+        "Detector runs that failed on the camera's frames.",
+        counts(|a| a.detect_errors),
+    );
+    o.per_camera(
         "citywatch_states_quarantined_total",
         "counter",
         "Saved camera states set aside as unreadable at start (the camera started fresh; the file or the audit log keeps them).",
