@@ -59,6 +59,9 @@ pub const MIN_SPREAD: f32 = 0.3;
 /// Unlabelled goods that nobody tends stop being watched this long after the dwell: they
 /// are part of the scene (a new planter, a parked bicycle), and join the zone's reference.
 pub const ABSORB_AFTER_S: f64 = 600.0;
+/// Unlabelled goods must have lain still in at least this share of the frames they were
+/// seen in.
+pub const STILL_MOST: f32 = 0.6;
 /// What a capture of unlabelled goods lists as seen in the stall: the reason it was filed.
 pub const UNLABELLED_GOODS: &str = "unlabelled goods";
 /// The frame's aspect when no frame comes with the detections.
@@ -504,7 +507,13 @@ impl RuleEngine {
                     absorb.push(b.id);
                     continue;
                 }
-                if b.last_seen < t || b.hits < crate::episodes::MIN_HITS || t - b.since < dwell {
+                // Seen now, in enough frames, and lying still in most of them: people walking
+                // through, one after another, make a blob that never lies still.
+                if b.last_seen < t
+                    || b.still_hits < crate::episodes::MIN_HITS
+                    || (b.still_hits as f32) < STILL_MOST * b.hits as f32
+                    || t - b.since < dwell
+                {
                     continue;
                 }
                 let tended = matches!((b.person_since, b.person_near), (Some(from), Some(last))

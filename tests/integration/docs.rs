@@ -191,6 +191,14 @@ fn rules_md_quotes_the_defaults_the_code_uses() {
         ),
         (
             format!(
+                "lay still (half its cells as in the frame before) in at least {} frames and in at least {} of",
+                citywatch::episodes::MIN_HITS,
+                n(engine::STILL_MOST as f64)
+            ),
+            "lying still",
+        ),
+        (
+            format!(
                 "spreads at least {} of its attendant's height",
                 n(engine::MIN_SPREAD as f64)
             ),
