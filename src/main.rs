@@ -82,6 +82,9 @@ enum Command {
         /// Also serve an audio-only stream under this name (to test "no video" handling).
         #[arg(long, value_name = "NAME")]
         audio_only_mount: Option<String>,
+        /// Offer RTP over UDP only (TCP interleaving is refused with 461), as some cameras do.
+        #[arg(long)]
+        udp_only: bool,
     },
     /// Runs a detector over one image or video; prints detections as JSON lines.
     Detect {
@@ -437,6 +440,7 @@ fn main() -> ExitCode {
             auth,
             auth_method,
             audio_only_mount,
+            udp_only,
         } => {
             let auth = match auth.map(|a| {
                 a.split_once(':')
@@ -457,6 +461,7 @@ fn main() -> ExitCode {
                 auth,
                 auth_method,
                 audio_only_mount,
+                udp_only,
             };
             match SampleServer::start(&opts) {
                 Ok((server, port)) => {

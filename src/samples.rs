@@ -31,6 +31,9 @@ pub struct ServeOptions {
     pub auth_method: AuthMethod,
     /// Also mount an audio-only stream under this name (for testing "no video" handling).
     pub audio_only_mount: Option<String>,
+    /// Offer RTP over UDP only: a client asking for TCP interleaving is refused with
+    /// `461 Unsupported transport`, as some cameras and restreamers do.
+    pub udp_only: bool,
 }
 
 /// One file's encoded video, ready to be replayed.
@@ -222,6 +225,9 @@ impl SampleServer {
                  rtph264pay name=pay0 pt=96 config-interval=-1 )",
             );
             factory.set_shared(true);
+            if opts.udp_only {
+                factory.set_protocols(gstreamer_rtsp::RTSPLowerTrans::UDP);
+            }
             factory.connect_media_configure(move |_f, media| configure_media(media, clip.clone()));
             role(&factory);
             mounts.add_factory(&format!("/{name}"), factory);

@@ -24,7 +24,7 @@ use super::frame::{CameraId, Frame, FrameData};
 use super::health::{CameraHealth, HealthState};
 use super::pipeline::{self, NO_VIDEO_MESSAGE};
 use super::queue::{FrameReceiver, FrameSender, FullPolicy, PushError, frame_queue};
-use crate::config::{CameraConfig, IngestDefaults, SourceKind};
+use crate::config::{CameraConfig, IngestDefaults, SourceKind, Transport};
 use crate::core::{Backoff, BackoffPolicy, Clock, Shutdown};
 
 /// A running camera: its frames, its health, and its thread.
@@ -416,6 +416,9 @@ pub struct GstOpener {
     clock: Arc<dyn Clock>,
     /// The encoded-stream ring for evidence clips, if the camera keeps one.
     ring: Option<crate::ingest::ring::PacketRing>,
+    /// The server refused the last session's RTP transport: the next open asks for the
+    /// other (TCP first by default, then UDP, and back).
+    refused: std::cell::Cell<bool>,
 }
 
 impl GstOpener {
@@ -432,6 +435,7 @@ impl GstOpener {
             id: cam.id.as_str().into(),
             clock,
             ring,
+            refused: std::cell::Cell::new(false),
         }
     }
 
@@ -442,6 +446,16 @@ impl GstOpener {
 
 impl Opener for GstOpener {
     fn open(&mut self, pts_offset: Duration) -> Result<Box<dyn Session + '_>, IngestError> {
+        if self.refused.take()
+            && let SourceKind::Rtsp { transport } = &mut self.cam.source
+        {
+            let other = match transport {
+                Transport::Tcp => Transport::Udp,
+                Transport::Udp => Transport::Tcp,
+            };
+            tracing::info!(camera = %self.id, refused = ?transport, trying = ?other, "the camera server refused the RTP transport: trying the other");
+            *transport = other;
+        }
         if let SourceKind::File { path, .. } = &self.cam.source
             && !path.exists()
         {
@@ -631,7 +645,25 @@ impl GstSession<'_> {
             format!("{text} ({tail})")
         };
         let is_file = matches!(o.cam.source, SourceKind::File { .. });
-        let kind = if text.contains(NO_VIDEO_MESSAGE) || debug.contains(NO_VIDEO_MESSAGE) {
+        // rtspsrc reports a server's "461 Unsupported transport" as a missing plug-in, from
+        // where it sets the streams up.
+        let refused = matches!(
+            e.kind::<gst::CoreError>(),
+            Some(gst::CoreError::MissingPlugin)
+        ) && debug.contains("setup_streams");
+        let detail = if refused {
+            let asked = match &o.cam.source {
+                SourceKind::Rtsp { transport } => format!("{transport:?}").to_uppercase(),
+                _ => "the".into(),
+            };
+            o.refused.set(true);
+            format!("the server refused RTP over {asked} (RTSP 461 Unsupported transport)")
+        } else {
+            detail
+        };
+        let kind = if refused {
+            IngestErrorKind::TransportRefused
+        } else if text.contains(NO_VIDEO_MESSAGE) || debug.contains(NO_VIDEO_MESSAGE) {
             IngestErrorKind::NoVideo
         } else if let Some(r) = e.kind::<gst::ResourceError>() {
             match r {

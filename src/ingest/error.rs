@@ -11,6 +11,9 @@ pub enum IngestErrorKind {
     NotFound,
     /// Could not connect, or the connection broke.
     Unreachable,
+    /// The server refused the RTP transport asked for (RTSP 461 Unsupported transport):
+    /// the next try asks for the other one.
+    TransportRefused,
     /// The stream or file has no video track.
     NoVideo,
     /// The recorded file does not exist.
@@ -31,6 +34,7 @@ impl IngestErrorKind {
             IngestErrorKind::Unauthorized => "unauthorized",
             IngestErrorKind::NotFound => "not found",
             IngestErrorKind::Unreachable => "unreachable",
+            IngestErrorKind::TransportRefused => "transport refused",
             IngestErrorKind::NoVideo => "no video",
             IngestErrorKind::FileMissing => "file missing",
             IngestErrorKind::Corrupt => "corrupt or unsupported stream",

@@ -401,3 +401,24 @@ realtime = true
     let wall = frames[10].2.duration_since(frames[0].2).as_secs_f64();
     assert!((1.6..=8.0).contains(&wall), "{wall:.2} s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_tcp_is_streamed_over_udp_with_a_clear_error() {
+    // A camera server that offers RTP over UDP only: asked for TCP interleaving (the
+    // default), it answers 461 Unsupported transport.
+    let server = Server::start(&["--udp-only"]);
+    let cfg = config(&format!(
+        "[[cameras]]\nid = \"udp_only\"\nurl = \"{}\"\nanalysis_fps = 2.0\n",
+        server.url("vtest")
+    ));
+    let mut got = collect(&cfg, &[4], Duration::from_secs(60)).await;
+    let (health, frames) = got.pop().unwrap();
+    assert!(frames.len() >= 4, "{} frames", frames.len());
+    let h = health.borrow().clone();
+    let error = h.last_error.unwrap_or_default();
+    assert!(
+        error.contains("the server refused RTP over TCP (RTSP 461 Unsupported transport)"),
+        "{error}"
+    );
+    assert!(!error.contains("plug-in"), "{error}");
+}
