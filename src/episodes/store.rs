@@ -19,6 +19,28 @@ pub trait EpisodeStore: Send {
     }
 }
 
+/// Cameras whose saved state was unreadable at load, and where it was set aside (shared by
+/// the stores; a poisoned lock is still read).
+#[derive(Debug, Clone, Default)]
+pub struct Quarantine(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+
+impl Quarantine {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes that `camera`'s state was set aside `at` (a file, or the audit log).
+    pub fn note(&self, camera: &str, at: String) {
+        self.map().insert(camera.to_string(), at);
+    }
+
+    pub fn get(&self, camera: &str) -> Option<String> {
+        self.map().get(camera).cloned()
+    }
+}
+
 /// Keeps nothing: replays and tests that start fresh.
 pub struct NoStore;
 
@@ -34,7 +56,7 @@ impl EpisodeStore for NoStore {
 /// One JSON file per camera in a folder.
 pub struct JsonFileStore {
     dir: PathBuf,
-    quarantined: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    quarantined: Quarantine,
 }
 
 impl JsonFileStore {
@@ -79,21 +101,14 @@ impl EpisodeStore for JsonFileStore {
                     moved_to = %aside.display(),
                     "the camera's saved state is unreadable: set aside, the camera starts fresh"
                 );
-                self.quarantined
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(camera.to_string(), aside.display().to_string());
+                self.quarantined.note(camera, aside.display().to_string());
                 Ok(TrackerState::default())
             }
         }
     }
 
     fn quarantined(&self, camera: &str) -> Option<String> {
-        self.quarantined
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(camera)
-            .cloned()
+        self.quarantined.get(camera)
     }
 
     fn save(&self, camera: &str, state: &TrackerState) -> std::io::Result<()> {

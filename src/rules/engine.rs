@@ -134,14 +134,11 @@ impl RuleEngine {
                 .iter()
                 .find(|p| near(p, &e.last_box) && !(seat && sits_on(p, &e.last_box)))
             {
-                // Sightings less than a minute apart are one run of tending.
-                if e.person_near
-                    .is_none_or(|last| t - last > PERSON_NEAR_WITHIN_S)
-                {
-                    e.person_since = Some(t);
-                }
-                e.person_near = Some(t);
-                e.attendant_h = Some(p[3] - p[1]);
+                note_person(
+                    (&mut e.person_since, &mut e.person_near, &mut e.attendant_h),
+                    p,
+                    t,
+                );
             }
         }
         let aspect = frame.map_or(DEFAULT_ASPECT, |f| {
@@ -324,10 +321,9 @@ impl RuleEngine {
         if t - start < rule.dwell.as_secs_f64() {
             return None;
         }
-        let tended = parts.iter().any(|e| {
-            matches!((e.person_since, e.person_near), (Some(from), Some(last))
-                if t - last <= PERSON_NEAR_WITHIN_S && last - from >= TENDED_FOR_S)
-        });
+        let tended = parts
+            .iter()
+            .any(|e| tended_at(e.person_since, e.person_near, t));
         if !tended {
             return None;
         }
@@ -423,13 +419,11 @@ impl RuleEngine {
             }
             for b in g.blobs.iter_mut() {
                 if let Some(p) = people.iter().find(|p| near(p, &b.place)) {
-                    if b.person_near
-                        .is_none_or(|last| t - last > PERSON_NEAR_WITHIN_S)
-                    {
-                        b.person_since = Some(t);
-                    }
-                    b.person_near = Some(t);
-                    b.attendant_h = Some(p[3] - p[1]);
+                    note_person(
+                        (&mut b.person_since, &mut b.person_near, &mut b.attendant_h),
+                        p,
+                        t,
+                    );
                 }
                 if b.person_near.is_none() {
                     continue;
@@ -478,7 +472,8 @@ impl RuleEngine {
                 continue;
             };
             let mut absorb = Vec::new();
-            for b in g.blobs.iter_mut() {
+            for k in 0..g.blobs.len() {
+                let b = &g.blobs[k];
                 if b.resolved || b.deferred && !self.active(rule, &zone, t) {
                     continue;
                 }
@@ -494,7 +489,7 @@ impl RuleEngine {
                     })
                     .collect();
                 if !parts.is_empty() {
-                    b.resolved = parts.iter().any(|e| e.resolved.contains(&rule.kind));
+                    g.blobs[k].resolved = parts.iter().any(|e| e.resolved.contains(&rule.kind));
                     continue;
                 }
                 if state.open.iter().any(|e| {
@@ -516,8 +511,7 @@ impl RuleEngine {
                 {
                     continue;
                 }
-                let tended = matches!((b.person_since, b.person_near), (Some(from), Some(last))
-                    if t - last <= PERSON_NEAR_WITHIN_S && last - from >= TENDED_FOR_S);
+                let tended = tended_at(b.person_since, b.person_near, t);
                 let spread = (b.place[2] - b.place[0]) * frame.width as f32;
                 let attendant = b.attendant_h.unwrap_or(0.0) * frame.height as f32;
                 if !tended || spread < MIN_SPREAD * attendant {
@@ -546,26 +540,17 @@ impl RuleEngine {
                     bbox: b.place,
                     score: b.fill.clamp(0.0, 1.0),
                     dwell_s: dwell,
-                    embedding: None,
+                    // What it looks like, for the verdict memory: what changed at its place.
+                    embedding: g.embedding(b.id, &patch, &zone.polygon),
                     parts: vec![UNLABELLED_GOODS.into()],
                 };
+                let b = &mut g.blobs[k];
                 if self.active(rule, &zone, t) {
                     b.resolved = true;
                     out.push(Outcome::Met(c));
                 } else if !b.deferred {
                     b.deferred = true;
                     out.push(Outcome::OutsideHours(c));
-                }
-            }
-            // What it looks like, for the verdict memory: what changed at its place.
-            for o in out.iter_mut() {
-                if let Outcome::Met(c) | Outcome::OutsideHours(c) = o
-                    && c.zone == zone.id
-                    && c.episode.is_none()
-                    && c.embedding.is_none()
-                    && let Some(b) = g.blobs.iter().find(|b| b.place == c.place)
-                {
-                    c.embedding = g.embedding(b.id, &patch, &zone.polygon);
                 }
             }
             for id in absorb {
@@ -905,6 +890,28 @@ fn near(person: &BBox, stall: &BBox) -> bool {
     };
     let (p, s) = (grow(person), grow(stall));
     p[0] < s[2] && s[0] < p[2] && p[1] < s[3] && s[1] < p[3]
+}
+
+/// Notes a person (their box `p`) next to a stall part or unlabelled goods at `t`, in its
+/// (since, last, attendant height): sightings less than [`PERSON_NEAR_WITHIN_S`] apart are
+/// one run of tending.
+fn note_person(
+    (since, last, height): (&mut Option<f64>, &mut Option<f64>, &mut Option<f32>),
+    p: &BBox,
+    t: f64,
+) {
+    if last.is_none_or(|l| t - l > PERSON_NEAR_WITHIN_S) {
+        *since = Some(t);
+    }
+    *last = Some(t);
+    *height = Some(p[3] - p[1]);
+}
+
+/// Whether a run of tending (since, last) makes the thing tended at `t`: the run lasted
+/// [`TENDED_FOR_S`], and ended within [`PERSON_NEAR_WITHIN_S`].
+fn tended_at(since: Option<f64>, last: Option<f64>, t: f64) -> bool {
+    matches!((since, last), (Some(from), Some(last))
+        if t - last <= PERSON_NEAR_WITHIN_S && last - from >= TENDED_FOR_S)
 }
 
 /// Whether `a` lies on the ground place `g`: mostly inside it, or it mostly inside `a`.

@@ -30,7 +30,7 @@ pub struct DbEpisodeStore {
     writing: Arc<tokio::sync::Mutex<()>>,
     clock: Arc<dyn crate::core::Clock>,
     /// Cameras whose saved state was unreadable at load, and where it went.
-    quarantined: Arc<Mutex<HashMap<String, String>>>,
+    quarantined: crate::episodes::store::Quarantine,
 }
 
 impl DbEpisodeStore {
@@ -76,7 +76,7 @@ impl DbEpisodeStore {
             fence,
             writing: Arc::default(),
             clock,
-            quarantined: Arc::default(),
+            quarantined: Default::default(),
         };
         tokio::spawn(this.clone().write(shutdown));
         this
@@ -113,12 +113,7 @@ impl DbEpisodeStore {
                     tracing::warn!(camera, error = %a, "cannot write the quarantined state to the audit log");
                 }
                 self.quarantined
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(
-                        camera.to_string(),
-                        format!("audit log, state.quarantine at {now}"),
-                    );
+                    .note(camera, format!("audit log, state.quarantine at {now}"));
                 None
             }
             None => None,
@@ -241,11 +236,7 @@ impl EpisodeStore for DbEpisodeStore {
     }
 
     fn quarantined(&self, camera: &str) -> Option<String> {
-        self.quarantined
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(camera)
-            .cloned()
+        self.quarantined.get(camera)
     }
 
     fn save(&self, camera: &str, state: &TrackerState) -> std::io::Result<()> {
