@@ -28,7 +28,7 @@ test: deps
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 # Cameras sustained per core: the software before and after the issue-17 work at the headline
 # setting (1080p, 1 frame per 5 s) in one run, then 720p, 1 frame per second, keyframe-only and

@@ -15,7 +15,7 @@ fi
 CITYWATCH_TEST_POSTGRES="$(./scripts/postgres.sh)"
 export CITYWATCH_TEST_POSTGRES
 if cargo nextest --version >/dev/null 2>&1; then
-  exec cargo nextest run --locked --no-fail-fast
+  exec cargo nextest run --workspace --locked --no-fail-fast
 else
-  exec cargo test --locked --no-fail-fast
+  exec cargo test --workspace --locked --no-fail-fast
 fi

@@ -30,32 +30,25 @@
 //!   URL), [`samples`] (the loopback RTSP server of the sample footage), [`platform_sim`] (a
 //!   loopback city platform for tests and the demo).
 
+// The lower layers are crates of their own (crates/base, crates/media, crates/stages,
+// crates/db); their modules keep their names here.
+pub use citywatch_base::{cases, config, core, model};
+pub use citywatch_db::store;
+pub use citywatch_media::{detect, ingest, scene};
+pub use citywatch_stages::{closure, episodes, evidence, learn, ratelimit, rules};
+
 pub mod analysis;
-pub mod cases;
-pub mod closure;
-pub mod config;
-pub mod core;
-pub mod detect;
-pub mod episodes;
 pub mod eval;
-pub mod evidence;
 pub mod filing;
-pub mod ingest;
-pub mod learn;
-pub mod model;
 pub mod notify;
 pub mod patrol;
 pub mod pipeline;
 pub mod platform_sim;
 pub mod probe;
-pub mod ratelimit;
 pub mod replay;
-pub mod rules;
 pub mod run;
 pub mod samples;
-pub mod scene;
 pub mod status;
-pub mod store;
 // Handlers return axum `Response`s as errors (built once per refused request), which is
 // larger than clippy likes for an `Err`.
 #[allow(clippy::result_large_err)]

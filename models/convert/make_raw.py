@@ -10,7 +10,7 @@ profile). What remains here is the network alone:
     output Squeeze:0           float [N, 1917, 4]  box encodings (ty, tx, th, tw)
            concat_1:0          float [N, 1917, C]  class logits, background first
 
-citywatch does the rest in Rust (src/detect/ssd.rs): the anchors, box decoding, sigmoid and
+citywatch does the rest in Rust (crates/media/src/detect/ssd.rs): the anchors, box decoding, sigmoid and
 per-class NMS, as the manifests' `layout = "ssd_raw"` describe. The script also checks that
 the anchor constant the graph carried equals the one the manifest's parameters generate.
 

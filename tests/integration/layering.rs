@@ -1,8 +1,12 @@
-//! The declared layering of `src/`, checked on every `make test` (ArchUnit-style): each
-//! module may import only modules of a lower layer, so no two modules can import each other
-//! however indirectly. ARCHITECTURE.md draws the same layers.
+//! The declared layering of the workspace's modules, checked on every `make test`
+//! (ArchUnit-style): each module may import only modules of a lower layer, so no two modules
+//! can import each other however indirectly. ARCHITECTURE.md draws the same layers.
 //!
-//! The scan reads the non-test code of every file under `src/` and takes each `crate::NAME`
+//! Between crates the compiler enforces it (citywatch-base, -media, -stages, -db, then
+//! citywatch: a crate cannot name one above it); this test checks the order inside each crate and that
+//! every crate's modules lie below the next crate's.
+//!
+//! The scan reads the non-test code of every file under the crates' `src/` and takes each `crate::NAME`
 //! path (also inside `use crate::{...}` groups) as an import of module NAME; inside `web`,
 //! each `super::NAME` as an import of web's submodule NAME.
 
@@ -67,19 +71,47 @@ const WEB_LAYERS: &[(&str, u32)] = &[
     ("mod", 5),
 ];
 
-/// The code of a file without its test module and comments.
+/// The code of a file without its test items and comments. Each `#[cfg(test)]` item (a test
+/// module, a test-only helper) is cut out to the end of its braces or its `;`, and nothing
+/// after it: production code that follows a test-only item is still read.
 fn production_code(text: &str) -> String {
-    let text = match text.find("#[cfg(test)]") {
-        Some(i) => &text[..i],
-        None => text,
-    };
-    text.lines()
+    let uncommented = text
+        .lines()
         .map(|l| match l.find("//") {
             Some(i) => &l[..i],
             None => l,
         })
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    let mut out = String::new();
+    let mut rest = uncommented.as_str();
+    while let Some(i) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + "#[cfg(test)]".len()..];
+        // The item ends at its first `;` outside braces, or where its first brace closes.
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (j, c) in rest.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = j + 1;
+                        break;
+                    }
+                }
+                ';' if depth == 0 => {
+                    end = j + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn ident_at(s: &str) -> &str {
@@ -155,14 +187,33 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Every import that breaks the layering, as "file: from -> to (why)".
-fn violations(src: &Path) -> Vec<String> {
+/// The source folders of the workspace's crates, bottom to top, relative to the root.
+const SOURCES: [&str; 5] = [
+    "crates/base/src",
+    "crates/media/src",
+    "crates/stages/src",
+    "crates/db/src",
+    "src",
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every import that breaks the layering, as "file: from -> to (why)", over the crates'
+/// source folders under `root`.
+fn violations(root: &Path) -> Vec<String> {
     let mut files = Vec::new();
-    rust_files(src, &mut files);
+    for src in SOURCES {
+        let src = root.join(src);
+        let mut here = Vec::new();
+        rust_files(&src, &mut here);
+        files.extend(here.into_iter().map(|p| (src.clone(), p)));
+    }
     files.sort();
     let mut bad = Vec::new();
-    for path in files {
-        let rel = path.strip_prefix(src).unwrap();
+    for (src, path) in files {
+        let rel = path.strip_prefix(&src).unwrap();
         let parts: Vec<String> = rel
             .iter()
             .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
@@ -225,17 +276,16 @@ fn violations(src: &Path) -> Vec<String> {
 
 #[test]
 fn every_module_imports_only_lower_layers() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let bad = violations(&src);
+    let bad = violations(root());
     assert!(bad.is_empty(), "layering broken:\n{}", bad.join("\n"));
 }
 
 #[test]
 fn the_table_has_no_module_that_src_lacks_and_names_every_one() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut on_disk: Vec<String> = std::fs::read_dir(&src)
-        .unwrap()
-        .flatten()
+    let src = root().join("src");
+    let mut on_disk: Vec<String> = SOURCES
+        .iter()
+        .flat_map(|s| std::fs::read_dir(root().join(s)).unwrap().flatten())
         .map(|e| {
             e.file_name()
                 .to_string_lossy()
@@ -248,6 +298,31 @@ fn the_table_has_no_module_that_src_lacks_and_names_every_one() {
     let mut declared: Vec<String> = LAYERS.iter().map(|(n, _)| n.to_string()).collect();
     declared.sort();
     assert_eq!(on_disk, declared);
+    // A crate's modules all lie below every module of the crate above it.
+    let layers_of = |s: &str| -> Vec<u32> {
+        std::fs::read_dir(root().join(s))
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .filter(|n| n != "lib" && n != "main")
+            .map(|n| layer(LAYERS, &n).unwrap())
+            .collect()
+    };
+    for pair in SOURCES.windows(2) {
+        let below = layers_of(pair[0]).into_iter().max().unwrap();
+        let above = layers_of(pair[1]).into_iter().min().unwrap();
+        assert!(
+            below < above,
+            "{} reaches layer {below}, {} starts at {above}",
+            pair[0],
+            pair[1]
+        );
+    }
     // lib.rs's doc lists every module.
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
     for (m, _) in LAYERS {
@@ -265,39 +340,42 @@ fn the_scan_reports_the_cycles_it_forbids() {
     let cases = [
         // config reaching up into a stage
         (
-            "config.rs",
+            "crates/base/src/config.rs",
             "use crate::rules::engine::Candidate;\n",
             "config (layer 3) imports rules",
         ),
         // ingest <-> evidence
         (
-            "ingest/ring.rs",
+            "crates/media/src/ingest/ring.rs",
             "use crate::evidence::image::Picture;\n",
             "ingest (layer 4) imports evidence",
         ),
         // evidence <-> store
         (
-            "evidence/mod.rs",
+            "crates/stages/src/evidence/mod.rs",
             "use crate::store::Store;\n",
             "evidence (layer 9) imports store",
         ),
         // a stage importing the command
         (
-            "workers/host.rs",
+            "src/workers/host.rs",
             "use crate::{run::RunOptions, core};\n",
             "workers (layer 14) imports run",
         ),
         // web: auth <-> pages
         (
-            "web/auth.rs",
+            "src/web/auth.rs",
             "use super::pages::home;\n",
             "web::auth (layer 1) imports web::pages",
         ),
     ];
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     for (file, line, expect) in cases {
         let dir = tempfile::tempdir().unwrap();
-        copy_tree(&src, dir.path());
+        for src in SOURCES {
+            let to = dir.path().join(src);
+            std::fs::create_dir_all(&to).unwrap();
+            copy_tree(&root().join(src), &to);
+        }
         let p = dir.path().join(file);
         let text = std::fs::read_to_string(&p).unwrap();
         std::fs::write(&p, format!("{line}{text}")).unwrap();
@@ -328,4 +406,7 @@ fn imports_are_read_from_paths_and_groups() {
     let mut got = imports(&production_code(code), "crate::");
     got.sort();
     assert_eq!(got, ["core", "ingest", "model", "store"]);
+    // A test-only item hides only itself: production code after it is still read.
+    let code = "#[cfg(test)]\nfn helper() { crate::eval::x(); }\n#[cfg(test)]\nuse crate::web::Y;\nfn f() { crate::store::go(); }\n#[cfg(test)]\nmod tests {\n    use crate::run::X;\n}\n";
+    assert_eq!(imports(&production_code(code), "crate::"), ["store"]);
 }

@@ -143,7 +143,8 @@ mod tests {
             RuleKind::IllegalVendor,
             RuleKind::OverflowingBin,
         ];
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/categories");
+        let dir =
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("pipelines/categories");
         let t = CategoryTable::load(&dir.join("default.toml"), &all).unwrap();
         assert_eq!(t.rules[&RuleKind::OverflowingBin].minor_code, "0102");
         assert_eq!(t.source, "视频抓拍");

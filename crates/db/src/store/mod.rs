@@ -1,5 +1,5 @@
 //! The case store, on sqlx: SQLite (WAL) by default, PostgreSQL chosen by URL. Both run the
-//! same migrations (`migrations/`), the same code (sqlx's `Any` driver) and the same tests.
+//! same migrations (`crates/db/migrations/`), the same code (sqlx's `Any` driver) and the same tests.
 //!
 //! Captures are keyed by an idempotency key derived from the capture itself, so a replay or
 //! a restart that produces the same capture again changes nothing. Filing a case writes the

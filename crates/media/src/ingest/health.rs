@@ -94,7 +94,7 @@ impl CameraHealth {
             .map(|t| now.duration_since(t).unwrap_or_default())
     }
 
-    pub(crate) fn set_state(&mut self, state: HealthState, now: SystemTime) {
+    pub fn set_state(&mut self, state: HealthState, now: SystemTime) {
         if self.state != state {
             self.state = state;
             self.since = now;

@@ -106,8 +106,8 @@ impl Capture {
 
 /// A vehicle capture of episode `id`, confirmed at `confirm` after a 600 s dwell: a fixture
 /// for the unit tests of the stages after the limiter.
-#[cfg(test)]
-pub(crate) fn sample_capture(id: u64, confirm: f64) -> Capture {
+#[doc(hidden)]
+pub fn sample_capture(id: u64, confirm: f64) -> Capture {
     Capture {
         id,
         candidate: Candidate {

@@ -24,7 +24,7 @@ pub fn library_path(configured: Option<&Path>) -> PathBuf {
     let rel = Path::new(".local/onnxruntime/lib").join(format!("libonnxruntime.so.{ORT_VERSION}"));
     let candidates = [
         std::env::current_dir().map(|d| d.join(&rel)).ok(),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel)),
+        Some(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(&rel)),
     ];
     candidates
         .into_iter()

@@ -69,9 +69,10 @@ impl Light {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
-    //! Synthetic frames for the scene tests: textured ground, a gain for the light.
+#[doc(hidden)]
+pub mod testing {
+    //! Synthetic frames for the scene tests: textured ground, a gain for the light. Test
+    //! support for this crate and the ones above it (their scene and episode tests).
     use crate::ingest::Frame;
 
     /// A `w`×`h` frame: a deterministic texture of blocks and stripes, times `gain`, plus

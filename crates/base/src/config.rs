@@ -1564,7 +1564,7 @@ impl PipelineConfig {
     }
 }
 
-pub(crate) fn secs(s: f64) -> Duration {
+pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
 
@@ -2631,7 +2631,7 @@ zones = ["p"]
             "cats.toml",
             &format!(
                 "{}/pipelines/categories/default.toml",
-                env!("CARGO_MANIFEST_DIR")
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../..")
             ),
         );
         let c = PipelineConfig::parse(&ok, dir.path()).unwrap();
@@ -2712,7 +2712,7 @@ zones = ["p"]
 
     #[test]
     fn shipped_pipelines_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("pipelines");
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
