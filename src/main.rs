@@ -597,14 +597,11 @@ fn main() -> ExitCode {
                     generate,
                 },
         } => {
-            use citywatch::store::users::{Role, random_secret};
-            let ok_name = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-            if !ok_name {
-                eprintln!("error: a user name is 1-64 of A-Z a-z 0-9 - _ .");
+            use citywatch::store::users::{
+                NAME_RULE, PASSWORD_RULE, Role, random_secret, valid_name, valid_password,
+            };
+            if !valid_name(&name) {
+                eprintln!("error: a user name is {NAME_RULE}");
                 return ExitCode::from(2);
             }
             let password = if generate {
@@ -614,8 +611,8 @@ fn main() -> ExitCode {
                 let _ = std::io::stdin().read_line(&mut line);
                 line.trim_end_matches(['\r', '\n']).to_string()
             };
-            if password.chars().count() < 10 {
-                eprintln!("error: the password must have at least 10 characters");
+            if !valid_password(&password) {
+                eprintln!("error: a password has {PASSWORD_RULE}");
                 return ExitCode::from(2);
             }
             let role = Role::parse(&role).expect("clap checked the role");

@@ -14,10 +14,9 @@ use super::html::{Lang, esc, local, t};
 use super::pages::page;
 use super::state::WebState;
 use crate::store::audit::AuditFilter;
-use crate::store::users::Role;
-
-/// Shortest password an admin may set.
-pub const MIN_PASSWORD: usize = 10;
+use crate::store::users::{
+    MIN_PASSWORD, NAME_RULE, PASSWORD_RULE, Role, valid_name, valid_password,
+};
 
 pub async fn users_page(
     State(st): State<Arc<WebState>>,
@@ -104,20 +103,13 @@ fn unprocessable(why: &str) -> Response {
 
 async fn do_add(st: &WebState, auth: &Auth, u: &NewUser) -> Result<(), Response> {
     auth.require(Role::Admin)?;
-    let name_ok = !u.name.is_empty()
-        && u.name.len() <= 64
-        && u.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !name_ok {
-        return Err(unprocessable(
-            "name: 1 to 64 letters, digits, '_', '.' or '-'",
-        ));
+    if !valid_name(&u.name) {
+        return Err(unprocessable(&format!("name: {NAME_RULE}")));
     }
     let role =
         Role::parse(&u.role).ok_or_else(|| unprocessable("role: viewer, operator or admin"))?;
-    if u.password.chars().count() < MIN_PASSWORD {
-        return Err(unprocessable("password: at least 10 characters"));
+    if !valid_password(&u.password) {
+        return Err(unprocessable(&format!("password: {PASSWORD_RULE}")));
     }
     match st
         .store
@@ -190,8 +182,8 @@ pub async fn reset_password(
     if let Err(r) = auth.require(Role::Admin) {
         return r;
     }
-    if f.password.chars().count() < MIN_PASSWORD {
-        return unprocessable("password: at least 10 characters");
+    if !valid_password(&f.password) {
+        return unprocessable(&format!("password: {PASSWORD_RULE}"));
     }
     match st
         .store

@@ -1431,3 +1431,39 @@ url = "rtsp://127.0.0.1:9/stream"
     .unwrap_err();
     assert!(e.iter().any(|p| p.path == "web.tls_key"), "{e:?}");
 }
+
+/// The OpenAPI document as a client fetches it passes a standard validator
+/// (openapi-spec-validator, which scripts/test.sh installs into .local/openapi-validator):
+/// it says 3.0.3 and must be 3.0.3 throughout.
+#[tokio::test]
+async fn the_served_openapi_document_passes_a_standard_validator() {
+    let s = site().await;
+    let (op, _) = login(&s, "op", "operator-password").await;
+    let doc = s
+        .client
+        .get(format!("{}/api/openapi.json", s.base))
+        .header("cookie", &op)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("openapi.json");
+    std::fs::write(&path, &doc).unwrap();
+    let validator = repo().join(".local/openapi-validator/bin/openapi-spec-validator");
+    assert!(
+        validator.exists(),
+        "{} is missing: scripts/test.sh installs it",
+        validator.display()
+    );
+    let out = std::process::Command::new(&validator)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("OK"), "{said}");
+}

@@ -49,6 +49,27 @@ pub struct Session {
     pub csrf: String,
 }
 
+/// Shortest password anyone may set, in the UI or with `citywatch user add`.
+pub const MIN_PASSWORD: usize = 10;
+/// The rule for user names, as said to whoever breaks it.
+pub const NAME_RULE: &str = "1 to 64 letters, digits, '_', '.' or '-'";
+/// The rule for passwords, as said to whoever breaks it.
+pub const PASSWORD_RULE: &str = "at least 10 characters";
+
+/// Whether `name` may be a user's name (see [`NAME_RULE`]).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// Whether `password` may be set (see [`PASSWORD_RULE`]).
+pub fn valid_password(password: &str) -> bool {
+    password.chars().count() >= MIN_PASSWORD
+}
+
 pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
