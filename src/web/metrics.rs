@@ -1,30 +1,63 @@
-//! `/metrics` in the Prometheus text exposition format (0.0.4). Values are read at scrape
-//! time from the boards the pipeline already keeps (camera health, analysis counters, the
-//! filing stage) and from the store, so nothing is counted twice. Every name is listed in
-//! `docs/metrics.md`.
+//! `/metrics` in the Prometheus text exposition format (0.0.4), encoded by prometheus-client.
+//! Values are read at scrape time from the boards the pipeline already keeps (camera health,
+//! analysis counters, the filing stage) and from the store, so nothing is counted twice: each
+//! scrape gathers them into one collector that prometheus-client encodes. Every name is listed
+//! in `docs/metrics.md`.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use super::auth::server_error;
 use super::state::WebState;
 
-/// Escapes a label value.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+type Labels = Vec<(String, String)>;
+
+#[derive(Debug)]
+enum Values {
+    Samples(Vec<(Labels, f64)>),
+    /// Per-bucket counts (not cumulative) against upper bounds, the count and the sum.
+    Histogram {
+        buckets: Vec<(f64, u64)>,
+        count: u64,
+        sum: f64,
+    },
 }
 
-struct Out(String);
+/// One metric family as read at this scrape, named as docs/metrics.md names its samples.
+#[derive(Debug)]
+struct Family {
+    name: String,
+    help: String,
+    kind: MetricType,
+    values: Values,
+}
+
+/// What one scrape read: the families in the order they are shown.
+#[derive(Debug, Default)]
+struct Out(Vec<Family>);
 
 impl Out {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        let kind = match kind {
+            "counter" => MetricType::Counter,
+            "gauge" => MetricType::Gauge,
+            other => unreachable!("no {other} family is read this way"),
+        };
+        self.0.push(Family {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+            values: Values::Samples(Vec::new()),
+        });
     }
 
     /// A family with one sample per camera; cameras without a value are left out.
@@ -43,21 +76,105 @@ impl Out {
         }
     }
 
+    /// A sample of the family opened last (`name` says which, for the reader).
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
-        let l: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
-            .collect();
-        if l.is_empty() {
-            let _ = writeln!(self.0, "{name} {v}");
-        } else {
-            let _ = writeln!(self.0, "{name}{{{}}} {v}", l.join(","));
+        let f = self.0.last_mut().expect("a family before its samples");
+        debug_assert_eq!(f.name, name);
+        if let Values::Samples(s) = &mut f.values {
+            s.push((
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                v,
+            ));
         }
+    }
+
+    /// A histogram from cumulative bucket counts against `bounds` (without +Inf).
+    fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        bounds: &[f64],
+        cumulative: &[u64],
+        count: u64,
+        sum: f64,
+    ) {
+        let mut below = 0;
+        let buckets = bounds
+            .iter()
+            .zip(cumulative)
+            .map(|(le, &n)| {
+                let here = n.saturating_sub(below);
+                below = n;
+                (*le, here)
+            })
+            .collect();
+        self.0.push(Family {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind: MetricType::Histogram,
+            values: Values::Histogram {
+                buckets,
+                count,
+                sum,
+            },
+        });
+    }
+
+    /// The Prometheus text of everything read.
+    fn encode(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// A whole number is shown as one (`3`, not `3.0`).
+fn whole(v: f64) -> Option<i64> {
+    (v.fract() == 0.0 && v.abs() < 9e15).then_some(v as i64)
+}
+
+impl Collector for Out {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for f in &self.0 {
+            // prometheus-client adds `_total` to a counter's name itself.
+            let name = match f.kind {
+                MetricType::Counter => f.name.strip_suffix("_total").unwrap_or(&f.name),
+                _ => &f.name,
+            };
+            let mut m = encoder.encode_descriptor(name, &f.help, None, f.kind)?;
+            match &f.values {
+                Values::Samples(samples) => {
+                    for (labels, v) in samples {
+                        let e = m.encode_family(labels)?;
+                        match (f.kind, whole(*v)) {
+                            (MetricType::Counter, Some(n)) => {
+                                ConstCounter::new(n.max(0) as u64).encode(e)?
+                            }
+                            (MetricType::Counter, None) => ConstCounter::new(*v).encode(e)?,
+                            (_, Some(n)) => ConstGauge::new(n).encode(e)?,
+                            (_, None) => ConstGauge::new(*v).encode(e)?,
+                        }
+                    }
+                }
+                Values::Histogram {
+                    buckets,
+                    count,
+                    sum,
+                } => m.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?,
+            }
+        }
+        Ok(())
     }
 }
 
 pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
-    let mut o = Out(String::new());
+    let mut o = Out::default();
     let health = st.health.snapshot(st.clock.now());
     let analysis = st.analysis.lock().expect("analysis board").clone();
     let ids = |f: fn(&crate::ingest::CameraStatus) -> Option<f64>| {
@@ -176,25 +293,14 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
     );
     if let Some(lat) = &st.inference {
         let (buckets, count, sum) = lat.snapshot();
-        o.family(
+        o.histogram(
             "citywatch_inference_seconds",
-            "histogram",
             "Time the detector took per batch (preprocessing, session.run, decoding).",
+            &crate::detect::service::LATENCY_BUCKETS,
+            &buckets,
+            count,
+            sum,
         );
-        for (n, le) in buckets.iter().zip(crate::detect::service::LATENCY_BUCKETS) {
-            o.sample(
-                "citywatch_inference_seconds_bucket",
-                &[("le", &le.to_string())],
-                *n as f64,
-            );
-        }
-        o.sample(
-            "citywatch_inference_seconds_bucket",
-            &[("le", "+Inf")],
-            count as f64,
-        );
-        o.sample("citywatch_inference_seconds_sum", &[], sum);
-        o.sample("citywatch_inference_seconds_count", &[], count as f64);
     }
     o.family(
         "citywatch_suppressions_by_reason_total",
@@ -525,9 +631,9 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         )],
-        o.0,
+        o.encode(),
     )
         .into_response()
 }
@@ -537,15 +643,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        let mut o = Out(String::new());
+    fn families_are_encoded_with_escaped_labels_whole_numbers_and_histograms() {
+        let mut o = Out::default();
         o.family("x_total", "counter", "X.");
-        o.sample("x_total", &[("camera", "c\"1")], 3.0);
+        o.sample("x_total", &[("camera", "c\"1\\\n")], 3.0);
         o.sample("x_total", &[], 1.5);
+        o.family("g", "gauge", "G.");
+        o.sample("g", &[("a", "1"), ("b", "2")], 0.25);
+        o.histogram("h_seconds", "H.", &[0.1, 1.0], &[2, 5], 6, 2.5);
         assert_eq!(
-            o.0,
-            "# HELP x_total X.\n# TYPE x_total counter\nx_total{camera=\"c\\\"1\"} 3\nx_total 1.5\n"
+            o.encode(),
+            "# HELP x_total X.\n# TYPE x_total counter\n\
+             x_total{camera=\"c\\\"1\\\\\\n\"} 3\nx_total 1.5\n\
+             # HELP g G.\n# TYPE g gauge\ng{a=\"1\",b=\"2\"} 0.25\n\
+             # HELP h_seconds H.\n# TYPE h_seconds histogram\n\
+             h_seconds_bucket{le=\"0.1\"} 2\nh_seconds_bucket{le=\"1\"} 5\n\
+             h_seconds_bucket{le=\"+Inf\"} 6\nh_seconds_sum 2.5\nh_seconds_count 6\n"
         );
     }
 }
