@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Form, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 
-use super::html::{Lang, cookie, esc, t};
+use super::html::{Lang, esc, t};
 use super::state::WebState;
 use crate::store::users::{Role, User};
 
@@ -60,7 +61,10 @@ pub async fn require_auth(State(st): State<Arc<WebState>>, req: Request, next: N
             Ok(None) => None,
             Err(e) => return server_error(e),
         }
-    } else if let Some(sid) = cookie(req.headers(), SESSION_COOKIE) {
+    } else if let Some(sid) = CookieJar::from_headers(req.headers())
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+    {
         match st
             .store
             .session(&sid, now, st.settings.session_idle_minutes * 60.0)
@@ -219,44 +223,20 @@ pub async fn login(
         .store
         .audit(&user.name, "login", &addr.ip().to_string(), None, now)
         .await;
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, "/review".to_string()),
-            (
-                header::SET_COOKIE,
-                format!(
-                    "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
-                    ttl as u64,
-                    secure(&st)
-                ),
-            ),
-        ],
-    )
-        .into_response()
+    let session = Cookie::build((SESSION_COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .max_age(time::Duration::seconds(ttl as i64))
+        .secure(st.settings.https());
+    (CookieJar::new().add(session), Redirect::to("/review")).into_response()
 }
 
-/// The cookie attribute browsers need over HTTPS (TLS here, or an HTTPS proxy in front).
-fn secure(st: &WebState) -> &'static str {
-    if st.settings.https() { "; Secure" } else { "" }
-}
-
-pub async fn logout(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Response {
-    if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
+pub async fn logout(State(st): State<Arc<WebState>>, jar: CookieJar) -> Response {
+    if let Some(sid) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) {
         let _ = st.store.end_session(&sid).await;
     }
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, "/login".to_string()),
-            (
-                header::SET_COOKIE,
-                format!(
-                    "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
-                    secure(&st)
-                ),
-            ),
-        ],
-    )
-        .into_response()
+    // The removal cookie (empty, expired) for the session cookie's path.
+    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
+    (jar, Redirect::to("/login")).into_response()
 }

@@ -1,10 +1,11 @@
 //! What every page shares: the language and its words, HTML escaping, local times and
-//! cookies. Auth, the review actions and the pages build on it; it builds on nothing else in
+//! the language cookie. Auth, the review actions and the pages build on it; it builds on nothing else in
 //! web.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
 
 pub use crate::core::html::escape as esc;
 
@@ -21,18 +22,37 @@ impl Lang {
             Lang::En => "en",
         }
     }
+
+    /// The value of `?lang=` and of the language cookie.
+    pub fn code_short(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// The cookie that remembers the language a user chose with `?lang=`.
+pub const LANG_COOKIE: &str = "cw_lang";
+
+/// `?lang=en` or `?lang=zh` on any page.
+#[derive(Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Lang {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let q = parts.uri.query().unwrap_or("");
-        let asked = q
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("lang="))
-            .map(str::to_string)
-            .or_else(|| cookie(&parts.headers, "cw_lang"));
+        let asked = Query::<LangQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.lang)
+            .or_else(|| {
+                CookieJar::from_headers(&parts.headers)
+                    .get(LANG_COOKIE)
+                    .map(|c| c.value().to_string())
+            });
         Ok(if asked.as_deref() == Some("en") {
             Lang::En
         } else {
@@ -207,16 +227,4 @@ pub fn local(unix: f64, utc_offset_s: i32) -> String {
         .chars()
         .take(19)
         .collect()
-}
-
-/// A cookie's value from the request headers.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
 }

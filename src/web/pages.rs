@@ -7,10 +7,11 @@ use std::sync::Arc;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 
 use super::auth::{Auth, server_error};
-use super::html::{Lang, esc, local, t};
+use super::html::{LANG_COOKIE, Lang, esc, local, t};
 use super::review::{
     FixtureForm, REJECT_REASONS, RejectBody, camera_views, do_confirm, do_fixture, do_mark_clean,
     do_reject,
@@ -52,15 +53,11 @@ pub(crate) fn page(lang: Lang, auth: &Auth, title: &str, body: &str) -> Response
         role = auth.user.role.as_str(),
         logout = t(lang, "logout"),
     );
-    let mut r = Html(html).into_response();
-    let value = format!(
-        "cw_lang={}; SameSite=Strict; Path=/; Max-Age=31536000",
-        if lang == Lang::En { "en" } else { "zh" }
-    );
-    if let Ok(v) = value.parse() {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    r
+    let remembered = Cookie::build((LANG_COOKIE, lang.code_short()))
+        .same_site(SameSite::Strict)
+        .path("/")
+        .max_age(time::Duration::days(365));
+    (CookieJar::new().add(remembered), Html(html)).into_response()
 }
 
 pub async fn stylesheet() -> Response {
