@@ -49,8 +49,5 @@ pub mod replay;
 pub mod run;
 pub mod samples;
 pub mod status;
-// Handlers return axum `Response`s as errors (built once per refused request), which is
-// larger than clippy likes for an `Err`.
-#[allow(clippy::result_large_err)]
 pub mod web;
 pub mod workers;

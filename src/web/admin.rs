@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::auth::{Auth, server_error};
+use super::auth::Auth;
+use super::error::WebError;
 use super::html::{Lang, esc, local, t};
 use super::pages::page;
 use super::state::WebState;
@@ -22,14 +23,13 @@ pub async fn users_page(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     lang: Lang,
-) -> Response {
-    if let Err(r) = auth.require(Role::Admin) {
-        return r;
-    }
-    let users = match st.store.list_users(st.now()).await {
-        Ok(u) => u,
-        Err(e) => return server_error(e),
-    };
+) -> Result<Response, WebError> {
+    auth.require(Role::Admin)?;
+    let users = st
+        .store
+        .list_users(st.now())
+        .await
+        .map_err(WebError::internal)?;
     let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
     let roles: String = ["viewer", "operator", "admin"]
         .iter()
@@ -70,7 +70,7 @@ pub async fn users_page(
         ));
     }
     body.push_str("</table>");
-    page(lang, &auth, t(lang, "users"), &body)
+    Ok(page(lang, &auth, t(lang, "users"), &body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,11 +97,11 @@ pub struct CsrfOnly {
     csrf: Option<String>,
 }
 
-fn unprocessable(why: &str) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, why.to_string()).into_response()
+fn unprocessable(why: &str) -> WebError {
+    WebError::unprocessable(why)
 }
 
-async fn do_add(st: &WebState, auth: &Auth, u: &NewUser) -> Result<(), Response> {
+async fn do_add(st: &WebState, auth: &Auth, u: &NewUser) -> Result<(), WebError> {
     auth.require(Role::Admin)?;
     if !valid_name(&u.name) {
         return Err(unprocessable(&format!("name: {NAME_RULE}")));
@@ -117,8 +117,8 @@ async fn do_add(st: &WebState, auth: &Auth, u: &NewUser) -> Result<(), Response>
         .await
     {
         Ok(true) => Ok(()),
-        Ok(false) => Err((StatusCode::CONFLICT, "a user of that name exists").into_response()),
-        Err(e) => Err(server_error(e)),
+        Ok(false) => Err(WebError::conflict("a user of that name exists")),
+        Err(e) => Err(WebError::internal(e)),
     }
 }
 
@@ -126,17 +126,15 @@ pub async fn add_user(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Form(u): Form<NewUser>,
-) -> Response {
-    match do_add(&st, &auth, &u).await {
-        Ok(()) => Redirect::to("/admin/users").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_add(&st, &auth, &u).await?;
+    Ok(Redirect::to("/admin/users").into_response())
 }
 
-async fn do_set(st: &WebState, auth: &Auth, name: &str, disabled: bool) -> Result<(), Response> {
+async fn do_set(st: &WebState, auth: &Auth, name: &str, disabled: bool) -> Result<(), WebError> {
     auth.require(Role::Admin)?;
     if disabled && name == auth.user.name {
-        return Err((StatusCode::CONFLICT, "an admin cannot disable themself").into_response());
+        return Err(WebError::conflict("an admin cannot disable themself"));
     }
     match st
         .store
@@ -144,8 +142,8 @@ async fn do_set(st: &WebState, auth: &Auth, name: &str, disabled: bool) -> Resul
         .await
     {
         Ok(true) => Ok(()),
-        Ok(false) => Err((StatusCode::NOT_FOUND, "no such user").into_response()),
-        Err(e) => Err(server_error(e)),
+        Ok(false) => Err(WebError::not_found("no such user")),
+        Err(e) => Err(WebError::internal(e)),
     }
 }
 
@@ -154,11 +152,9 @@ pub async fn disable_user(
     Extension(auth): Extension<Auth>,
     Path(name): Path<String>,
     Form(_f): Form<CsrfOnly>,
-) -> Response {
-    match do_set(&st, &auth, &name, true).await {
-        Ok(()) => Redirect::to("/admin/users").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_set(&st, &auth, &name, true).await?;
+    Ok(Redirect::to("/admin/users").into_response())
 }
 
 pub async fn enable_user(
@@ -166,11 +162,9 @@ pub async fn enable_user(
     Extension(auth): Extension<Auth>,
     Path(name): Path<String>,
     Form(_f): Form<CsrfOnly>,
-) -> Response {
-    match do_set(&st, &auth, &name, false).await {
-        Ok(()) => Redirect::to("/admin/users").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_set(&st, &auth, &name, false).await?;
+    Ok(Redirect::to("/admin/users").into_response())
 }
 
 pub async fn reset_password(
@@ -178,35 +172,33 @@ pub async fn reset_password(
     Extension(auth): Extension<Auth>,
     Path(name): Path<String>,
     Form(f): Form<NewPassword>,
-) -> Response {
-    if let Err(r) = auth.require(Role::Admin) {
-        return r;
-    }
+) -> Result<Response, WebError> {
+    auth.require(Role::Admin)?;
     if !valid_password(&f.password) {
-        return unprocessable(&format!("password: {PASSWORD_RULE}"));
+        return Err(unprocessable(&format!("password: {PASSWORD_RULE}")));
     }
-    match st
-        .store
-        .reset_password(&name, &f.password, &auth.user.name, st.now())
-        .await
-    {
-        Ok(true) => Redirect::to("/admin/users").into_response(),
-        Ok(false) => (StatusCode::NOT_FOUND, "no such user").into_response(),
-        Err(e) => server_error(e),
-    }
+    Ok(
+        match st
+            .store
+            .reset_password(&name, &f.password, &auth.user.name, st.now())
+            .await
+        {
+            Ok(true) => Redirect::to("/admin/users").into_response(),
+            Ok(false) => (StatusCode::NOT_FOUND, "no such user").into_response(),
+            Err(e) => return Err(WebError::internal(e)),
+        },
+    )
 }
 
 pub async fn users_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
-) -> Response {
-    if let Err(r) = auth.require(Role::Admin) {
-        return r;
-    }
-    match st.store.list_users(st.now()).await {
+) -> Result<Response, WebError> {
+    auth.require(Role::Admin)?;
+    Ok(match st.store.list_users(st.now()).await {
         Ok(u) => Json(u).into_response(),
-        Err(e) => server_error(e),
-    }
+        Err(e) => return Err(WebError::internal(e)),
+    })
 }
 
 /// The audit viewer's query: the store's filters, with dates as the UI enters them.
@@ -257,17 +249,12 @@ pub async fn audit_page(
     Extension(auth): Extension<Auth>,
     lang: Lang,
     Query(q): Query<AuditQuery>,
-) -> Response {
-    if let Err(r) = auth.require(Role::Admin) {
-        return r;
-    }
+) -> Result<Response, WebError> {
+    auth.require(Role::Admin)?;
     let off = st.cases.utc_offset_s;
     let filter = q.filter(off);
-    let (rows, chain) =
-        match tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit()) {
-            Ok(x) => x,
-            Err(e) => return server_error(e),
-        };
+    let (rows, chain) = tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit())
+        .map_err(WebError::internal)?;
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
     let chain_line = match &chain.broken {
         None => format!(
@@ -313,22 +300,22 @@ pub async fn audit_page(
         ));
     }
     body.push_str("</table>");
-    page(lang, &auth, t(lang, "audit"), &body)
+    Ok(page(lang, &auth, t(lang, "audit"), &body))
 }
 
 pub async fn audit_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Query(q): Query<AuditQuery>,
-) -> Response {
-    if let Err(r) = auth.require(Role::Admin) {
-        return r;
-    }
+) -> Result<Response, WebError> {
+    auth.require(Role::Admin)?;
     let filter = q.filter(st.cases.utc_offset_s);
-    match tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit()) {
-        Ok((rows, chain)) => {
-            Json(serde_json::json!({ "rows": rows, "chain": chain })).into_response()
-        }
-        Err(e) => server_error(e),
-    }
+    Ok(
+        match tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit()) {
+            Ok((rows, chain)) => {
+                Json(serde_json::json!({ "rows": rows, "chain": chain })).into_response()
+            }
+            Err(e) => return Err(WebError::internal(e)),
+        },
+    )
 }

@@ -10,37 +10,42 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::auth::Auth;
-use super::review::{RejectBody, camera_views, do_confirm, do_reject, manifest_of, store_error};
+use super::error::WebError;
+use super::review::{RejectBody, camera_views, do_confirm, do_reject, manifest_of};
 use super::state::WebState;
 use crate::store::query::{CaptureFilter, CaseFilter};
 
-pub async fn captures(State(st): State<Arc<WebState>>, Query(f): Query<CaptureFilter>) -> Response {
-    match st.store.list_captures(&f).await {
+pub async fn captures(
+    State(st): State<Arc<WebState>>,
+    Query(f): Query<CaptureFilter>,
+) -> Result<Response, WebError> {
+    Ok(match st.store.list_captures(&f).await {
         Ok(rows) => Json(rows).into_response(),
-        Err(e) => store_error(e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
-pub async fn capture(State(st): State<Arc<WebState>>, Path(id): Path<String>) -> Response {
-    match st.store.capture(&id).await {
+pub async fn capture(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    Ok(match st.store.capture(&id).await {
         Ok(Some(c)) => {
             let manifest = manifest_of(&st, &c.evidence);
             Json(serde_json::json!({ "capture": c, "manifest": manifest })).into_response()
         }
         Ok(None) => (StatusCode::NOT_FOUND, "no such capture").into_response(),
-        Err(e) => store_error(e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
 pub async fn confirm(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
-) -> Response {
-    match do_confirm(&st, &auth, &id).await {
-        Ok(case) => Json(serde_json::json!({ "case_number": case })).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    let case = do_confirm(&st, &auth, &id).await?;
+    Ok(Json(serde_json::json!({ "case_number": case })).into_response())
 }
 
 pub async fn reject(
@@ -48,11 +53,9 @@ pub async fn reject(
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Json(body): Json<RejectBody>,
-) -> Response {
-    match do_reject(&st, &auth, &id, &body).await {
-        Ok(()) => Json(serde_json::json!({ "rejected": id })).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_reject(&st, &auth, &id, &body).await?;
+    Ok(Json(serde_json::json!({ "rejected": id })).into_response())
 }
 
 #[derive(Serialize)]
@@ -61,11 +64,14 @@ struct CasesPage {
     total: i64,
 }
 
-pub async fn cases(State(st): State<Arc<WebState>>, Query(f): Query<CaseFilter>) -> Response {
-    match st.store.list_cases(&f, st.cases.utc_offset_s).await {
+pub async fn cases(
+    State(st): State<Arc<WebState>>,
+    Query(f): Query<CaseFilter>,
+) -> Result<Response, WebError> {
+    Ok(match st.store.list_cases(&f, st.cases.utc_offset_s).await {
         Ok((cases, total)) => Json(CasesPage { cases, total }).into_response(),
-        Err(e) => store_error(e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
 /// A CSV field, quoted, with formula-starting characters defused for spreadsheets.
@@ -81,12 +87,9 @@ fn csv_field(s: &str) -> String {
 pub async fn cases_csv(
     State(st): State<Arc<WebState>>,
     Query(mut f): Query<CaseFilter>,
-) -> Response {
+) -> Result<Response, WebError> {
     f.limit = Some(f.limit.unwrap_or(500));
-    let (cases, _) = match st.store.list_cases(&f, st.cases.utc_offset_s).await {
-        Ok(c) => c,
-        Err(e) => return store_error(e),
-    };
+    let (cases, _) = st.store.list_cases(&f, st.cases.utc_offset_s).await?;
     let mut out = String::from(
         "case_number,status,rule,major_code,major_name,minor_code,minor_name,time_limit,camera,address,grid_code,reported_at,aggregation,description\n",
     );
@@ -115,7 +118,7 @@ pub async fn cases_csv(
         );
         out.push('\n');
     }
-    (
+    Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
@@ -125,33 +128,24 @@ pub async fn cases_csv(
         ],
         out,
     )
-        .into_response()
+        .into_response())
 }
 
 pub async fn cameras(State(st): State<Arc<WebState>>) -> Response {
     Json(camera_views(&st)).into_response()
 }
 
-pub async fn summary(State(st): State<Arc<WebState>>) -> Response {
-    let rules = match st.store.rule_summary().await {
-        Ok(r) => r,
-        Err(e) => return store_error(e),
-    };
-    let counts = match st.store.counts().await {
-        Ok(c) => c,
-        Err(e) => return store_error(e),
-    };
-    let outcomes = match st.store.recent_outcomes().await {
-        Ok(o) => o,
-        Err(e) => return store_error(e),
-    };
-    Json(serde_json::json!({
+pub async fn summary(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
+    let rules = st.store.rule_summary().await?;
+    let counts = st.store.counts().await?;
+    let outcomes = st.store.recent_outcomes().await?;
+    Ok(Json(serde_json::json!({
         "rules": rules,
         "last_30_days": super::summary::summarise(&outcomes, st.cases.utc_offset_s),
         "outbox": { "pending": counts.outbox_pending, "delivered": counts.outbox_delivered, "dead": counts.outbox_dead },
         "filing": st.filing.as_ref().map(|f| f.status()),
     }))
-    .into_response()
+    .into_response())
 }
 
 /// Serves a file of an evidence package. The path must stay inside the storage root: no
@@ -217,33 +211,27 @@ pub async fn openapi() -> Response {
 }
 
 /// Learned suppressions, remembered verdicts, calibration proposals and overrides.
-pub async fn learning(State(st): State<Arc<WebState>>) -> Response {
-    match super::review::learning_view(&st).await {
-        Ok(v) => Json(v).into_response(),
-        Err(r) => r,
-    }
+pub async fn learning(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
+    let v = super::review::learning_view(&st).await?;
+    Ok(Json(v).into_response())
 }
 
 pub async fn undo_learned(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
-) -> Response {
-    match super::review::do_undo(&st, &auth, &id).await {
-        Ok(()) => Json(serde_json::json!({ "pending_review": id })).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    super::review::do_undo(&st, &auth, &id).await?;
+    Ok(Json(serde_json::json!({ "pending_review": id })).into_response())
 }
 
 pub async fn forget_memory(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
-) -> Response {
-    match super::review::do_forget(&st, &auth, &id).await {
-        Ok(()) => Json(serde_json::json!({ "forgotten": id })).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    super::review::do_forget(&st, &auth, &id).await?;
+    Ok(Json(serde_json::json!({ "forgotten": id })).into_response())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 
+use super::error::WebError;
 use super::html::{Lang, esc, t};
 use super::state::WebState;
 use crate::store::users::{Role, User};
@@ -31,11 +32,11 @@ pub struct Auth {
 
 impl Auth {
     /// 403 unless the user has at least `role`.
-    pub fn require(&self, role: Role) -> Result<(), Response> {
+    pub fn require(&self, role: Role) -> Result<(), WebError> {
         if self.user.role >= role {
             Ok(())
         } else {
-            Err((StatusCode::FORBIDDEN, "forbidden: your role cannot do this").into_response())
+            Err(WebError::role())
         }
     }
 }
@@ -59,7 +60,7 @@ pub async fn require_auth(State(st): State<Arc<WebState>>, req: Request, next: N
         match st.store.token_user(&token).await {
             Ok(Some(user)) => Some(Auth { user, csrf: None }),
             Ok(None) => None,
-            Err(e) => return server_error(e),
+            Err(e) => return WebError::internal(e).into_response(),
         }
     } else if let Some(sid) = CookieJar::from_headers(req.headers())
         .get(SESSION_COOKIE)
@@ -75,7 +76,7 @@ pub async fn require_auth(State(st): State<Arc<WebState>>, req: Request, next: N
                 csrf: Some(s.csrf),
             }),
             Ok(None) => None,
-            Err(e) => return server_error(e),
+            Err(e) => return WebError::internal(e).into_response(),
         }
     } else {
         None
@@ -99,7 +100,7 @@ pub async fn require_auth(State(st): State<Arc<WebState>>, req: Request, next: N
     {
         match csrf_ok(req, &expected).await {
             Ok(r) => req = r,
-            Err(resp) => return resp,
+            Err(e) => return e.into_response(),
         }
     }
     req.extensions_mut().insert(auth);
@@ -108,14 +109,8 @@ pub async fn require_auth(State(st): State<Arc<WebState>>, req: Request, next: N
 
 /// Checks the CSRF token: the `X-CSRF-Token` header, or a `csrf` field in a form body (which
 /// is read, checked and put back).
-async fn csrf_ok(req: Request, expected: &str) -> Result<Request, Response> {
-    let forbidden = || {
-        (
-            StatusCode::FORBIDDEN,
-            "forbidden: missing or wrong CSRF token",
-        )
-            .into_response()
-    };
+async fn csrf_ok(req: Request, expected: &str) -> Result<Request, WebError> {
+    let forbidden = || WebError::forbidden("forbidden: missing or wrong CSRF token");
     if let Some(h) = req.headers().get("x-csrf-token") {
         return if h.as_bytes() == expected.as_bytes() {
             Ok(req)
@@ -134,18 +129,13 @@ async fn csrf_ok(req: Request, expected: &str) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, FORM_LIMIT)
         .await
-        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response())?;
+        .map_err(|_| WebError::TooLarge("request body too large".into()))?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
     if fields.iter().any(|(k, v)| k == "csrf" && v == expected) {
         Ok(Request::from_parts(parts, Body::from(bytes)))
     } else {
         Err(forbidden())
     }
-}
-
-pub fn server_error(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "web request failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,7 +171,7 @@ pub async fn login(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     lang: Lang,
     Form(f): Form<LoginForm>,
-) -> Response {
+) -> Result<Response, WebError> {
     let now = st.now();
     let key = (f.user.clone(), addr.ip().to_string());
     if st
@@ -191,34 +181,36 @@ pub async fn login(
         .blocked(&key, now, st.settings.login_attempts)
     {
         tracing::warn!(user = %f.user, client = %addr.ip(), "login refused: too many failed attempts");
-        return (
+        return Ok((
             StatusCode::TOO_MANY_REQUESTS,
             Html(login_html(lang, Some(t(lang, "too_many")))),
         )
-            .into_response();
+            .into_response());
     }
-    let user = match st.store.check_password(&f.user, &f.password).await {
-        Ok(u) => u,
-        Err(e) => return server_error(e),
-    };
+    let user = st
+        .store
+        .check_password(&f.user, &f.password)
+        .await
+        .map_err(WebError::internal)?;
     let Some(user) = user else {
         st.logins.lock().expect("login limiter").failed(key, now);
         let _ = st
             .store
             .audit(&f.user, "login.failed", &addr.ip().to_string(), None, now)
             .await;
-        return (
+        return Ok((
             StatusCode::UNAUTHORIZED,
             Html(login_html(lang, Some(t(lang, "bad_login")))),
         )
-            .into_response();
+            .into_response());
     };
     st.logins.lock().expect("login limiter").succeeded(&key);
     let ttl = st.settings.session_hours * 3600.0;
-    let (token, _csrf) = match st.store.create_session(&user.name, ttl, now).await {
-        Ok(s) => s,
-        Err(e) => return server_error(e),
-    };
+    let (token, _csrf) = st
+        .store
+        .create_session(&user.name, ttl, now)
+        .await
+        .map_err(WebError::internal)?;
     let _ = st
         .store
         .audit(&user.name, "login", &addr.ip().to_string(), None, now)
@@ -229,7 +221,7 @@ pub async fn login(
         .path("/")
         .max_age(time::Duration::seconds(ttl as i64))
         .secure(st.settings.https());
-    (CookieJar::new().add(session), Redirect::to("/review")).into_response()
+    Ok((CookieJar::new().add(session), Redirect::to("/review")).into_response())
 }
 
 pub async fn logout(State(st): State<Arc<WebState>>, jar: CookieJar) -> Response {

@@ -7,15 +7,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::server_error;
+use super::error::WebError;
 use super::state::WebState;
 
 /// Every camera of every worker, as the workers last wrote them, with the lease holder.
-pub async fn fleet(State(st): State<Arc<WebState>>) -> Response {
-    match fleet_rows(&st).await {
+pub async fn fleet(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
+    Ok(match fleet_rows(&st).await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => server_error(e),
-    }
+        Err(e) => return Err(WebError::internal(e)),
+    })
 }
 
 /// The fleet view's rows: camera, worker, lease (holder and expiry), health, analysis and

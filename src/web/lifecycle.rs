@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Extension, Form, Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::auth::{Auth, server_error};
+use super::auth::Auth;
+use super::error::WebError;
 use super::html::{Lang, esc, local, t};
 use super::pages::page;
 use super::review::{PackageView, package_of};
@@ -24,22 +24,21 @@ pub async fn case_page(
     Extension(auth): Extension<Auth>,
     lang: Lang,
     Path(n): Path<String>,
-) -> Response {
-    let c = match st.store.case(&n).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such case").into_response(),
-        Err(e) => return server_error(e),
-    };
-    let history = match st.store.case_events(&n).await {
-        Ok(h) => h,
-        Err(e) => return server_error(e),
-    };
+) -> Result<Response, WebError> {
+    let c = st
+        .store
+        .case(&n)
+        .await
+        .map_err(WebError::internal)?
+        .ok_or_else(|| WebError::not_found("no such case"))?;
+    let history = st.store.case_events(&n).await.map_err(WebError::internal)?;
     // The case's own evidence reference: the capture's at filing, then the looks added to
     // the package.
-    let evidence = match st.store.case_evidence(&n).await {
-        Ok(e) => e,
-        Err(e) => return server_error(e),
-    };
+    let evidence = st
+        .store
+        .case_evidence(&n)
+        .await
+        .map_err(WebError::internal)?;
     let off = st.cases.utc_offset_s;
     let now = st.now();
     let late = c.overdue(now);
@@ -122,12 +121,12 @@ pub async fn case_page(
         PackageView::Tampered(tp) => body.push_str(&super::pages::tampered_banner(lang, &tp)),
         PackageView::None => {}
     }
-    page(
+    Ok(page(
         lang,
         &auth,
         &format!("{} {}", t(lang, "case_number"), n),
         &body,
-    )
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,23 +144,21 @@ pub async fn do_verify(
     auth: &Auth,
     n: &str,
     f: &VerifyForm,
-) -> Result<String, Response> {
+) -> Result<String, WebError> {
     auth.require(Role::Operator)?;
     let outcome = match f.outcome.as_str() {
         "clear" => CheckOutcome::Clear,
         "still_there" => CheckOutcome::StillThere,
         _ => {
-            return Err((
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(WebError::unprocessable(
                 "outcome must be clear or still_there",
-            )
-                .into_response());
+            ));
         }
     };
     let camera = match st.store.case(n).await {
         Ok(Some(c)) => c.camera,
-        Ok(None) => return Err((StatusCode::NOT_FOUND, "no such case").into_response()),
-        Err(e) => return Err(server_error(e)),
+        Ok(None) => return Err(WebError::not_found("no such case")),
+        Err(e) => return Err(WebError::internal(e)),
     };
     match st
         .store
@@ -180,12 +177,10 @@ pub async fn do_verify(
             st.checks.settle(&camera, n, None);
             Ok(s.as_str().to_string())
         }
-        Ok(None) => Err((
-            StatusCode::CONFLICT,
+        Ok(None) => Err(WebError::conflict(
             "the case is not waiting for a closure check",
-        )
-            .into_response()),
-        Err(e) => Err(server_error(e)),
+        )),
+        Err(e) => Err(WebError::internal(e)),
     }
 }
 
@@ -194,13 +189,9 @@ pub async fn verify_page(
     Extension(auth): Extension<Auth>,
     Path(n): Path<String>,
     Form(f): Form<VerifyForm>,
-) -> Response {
-    match do_verify(&st, &auth, &n, &f).await {
-        Ok(_) => {
-            Redirect::to(&format!("/cases/{}", super::pages::urlencoding_path(&n))).into_response()
-        }
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_verify(&st, &auth, &n, &f).await?;
+    Ok(Redirect::to(&format!("/cases/{}", super::pages::urlencoding_path(&n))).into_response())
 }
 
 pub async fn verify_api(
@@ -208,42 +199,39 @@ pub async fn verify_api(
     Extension(auth): Extension<Auth>,
     Path(n): Path<String>,
     Json(f): Json<VerifyForm>,
-) -> Response {
-    match do_verify(&st, &auth, &n, &f).await {
-        Ok(s) => Json(serde_json::json!({ "case_number": n, "status": s })).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    let s = do_verify(&st, &auth, &n, &f).await?;
+    Ok(Json(serde_json::json!({ "case_number": n, "status": s })).into_response())
 }
 
-pub async fn case_api(State(st): State<Arc<WebState>>, Path(n): Path<String>) -> Response {
-    let c = match st.store.case(&n).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such case").into_response(),
-        Err(e) => return server_error(e),
-    };
-    match st.store.case_events(&n).await {
+pub async fn case_api(
+    State(st): State<Arc<WebState>>,
+    Path(n): Path<String>,
+) -> Result<Response, WebError> {
+    let c = st
+        .store
+        .case(&n)
+        .await
+        .map_err(WebError::internal)?
+        .ok_or_else(|| WebError::not_found("no such case"))?;
+    Ok(match st.store.case_events(&n).await {
         Ok(h) => Json(serde_json::json!({
             "case": c,
             "overdue": c.overdue(st.now()),
             "history": h,
         }))
         .into_response(),
-        Err(e) => server_error(e),
-    }
+        Err(e) => return Err(WebError::internal(e)),
+    })
 }
 
 pub async fn dead_letters_page(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     lang: Lang,
-) -> Response {
-    if let Err(r) = auth.require(Role::Admin) {
-        return r;
-    }
-    let dead = match st.store.dead_letters().await {
-        Ok(d) => d,
-        Err(e) => return server_error(e),
-    };
+) -> Result<Response, WebError> {
+    auth.require(Role::Admin)?;
+    let dead = st.store.dead_letters().await.map_err(WebError::internal)?;
     let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
     let mut body = format!(
         "<form method=\"post\" action=\"/admin/outbox/requeue\" id=\"requeue-all-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"requeue-all\">{}</button></form>\
@@ -275,7 +263,7 @@ pub async fn dead_letters_page(
         ));
     }
     body.push_str("</table>");
-    page(lang, &auth, t(lang, "dead_letters"), &body)
+    Ok(page(lang, &auth, t(lang, "dead_letters"), &body))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -288,13 +276,13 @@ pub struct RequeueBody {
     pub csrf: Option<String>,
 }
 
-async fn do_requeue(st: &WebState, auth: &Auth, ids: Option<&[String]>) -> Result<usize, Response> {
+async fn do_requeue(st: &WebState, auth: &Auth, ids: Option<&[String]>) -> Result<usize, WebError> {
     auth.require(Role::Admin)?;
     let n = st
         .store
         .requeue(ids, &auth.user.name, st.now())
         .await
-        .map_err(server_error)?;
+        .map_err(WebError::internal)?;
     if let Some(f) = &st.filing {
         f.stored.notify_one();
     }
@@ -306,44 +294,36 @@ pub async fn requeue_one(
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Form(_f): Form<RequeueBody>,
-) -> Response {
-    match do_requeue(&st, &auth, Some(&[id])).await {
-        Ok(_) => Redirect::to("/admin/outbox").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_requeue(&st, &auth, Some(&[id])).await?;
+    Ok(Redirect::to("/admin/outbox").into_response())
 }
 
 pub async fn requeue_all(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Form(_f): Form<RequeueBody>,
-) -> Response {
-    match do_requeue(&st, &auth, None).await {
-        Ok(_) => Redirect::to("/admin/outbox").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_requeue(&st, &auth, None).await?;
+    Ok(Redirect::to("/admin/outbox").into_response())
 }
 
 pub async fn dead_letters_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
-) -> Response {
-    if let Err(r) = auth.require(Role::Admin) {
-        return r;
-    }
-    match st.store.dead_letters().await {
+) -> Result<Response, WebError> {
+    auth.require(Role::Admin)?;
+    Ok(match st.store.dead_letters().await {
         Ok(d) => Json(d).into_response(),
-        Err(e) => server_error(e),
-    }
+        Err(e) => return Err(WebError::internal(e)),
+    })
 }
 
 pub async fn requeue_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Json(b): Json<RequeueBody>,
-) -> Response {
-    match do_requeue(&st, &auth, b.ids.as_deref()).await {
-        Ok(n) => Json(serde_json::json!({ "requeued": n })).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    let n = do_requeue(&st, &auth, b.ids.as_deref()).await?;
+    Ok(Json(serde_json::json!({ "requeued": n })).into_response())
 }

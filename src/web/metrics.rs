@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use super::auth::server_error;
+use super::error::WebError;
 use super::state::WebState;
 
 type Labels = Vec<(String, String)>;
@@ -173,7 +173,7 @@ impl Collector for Out {
     }
 }
 
-pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
+pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
     let mut o = Out::default();
     let health = st.health.snapshot(st.clock.now());
     let analysis = st.analysis.lock().expect("analysis board").clone();
@@ -324,10 +324,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
         }
     }
 
-    let rules = match st.store.rule_summary().await {
-        Ok(r) => r,
-        Err(e) => return server_error(e),
-    };
+    let rules = st.store.rule_summary().await.map_err(WebError::internal)?;
     o.family(
         "citywatch_captures",
         "gauge",
@@ -346,10 +343,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
             );
         }
     }
-    let counts = match st.store.counts().await {
-        Ok(c) => c,
-        Err(e) => return server_error(e),
-    };
+    let counts = st.store.counts().await.map_err(WebError::internal)?;
     o.family("citywatch_cases", "gauge", "Cases in the store.");
     o.sample("citywatch_cases", &[], counts.cases as f64);
     let (by_status, overdue) = match tokio::try_join!(
@@ -357,7 +351,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
         st.store.overdue_count(st.now())
     ) {
         Ok(x) => x,
-        Err(e) => return server_error(e),
+        Err(e) => return Err(WebError::internal(e)),
     };
     o.family(
         "citywatch_cases_by_status",
@@ -628,14 +622,14 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Response {
             );
         }
     }
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         )],
         o.encode(),
     )
-        .into_response()
+        .into_response())
 }
 
 #[cfg(test)]

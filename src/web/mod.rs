@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod error;
 pub mod fleet;
 pub mod html;
 pub mod lifecycle;

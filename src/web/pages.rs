@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Extension, Form, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 
-use super::auth::{Auth, server_error};
+use super::auth::Auth;
+use super::error::WebError;
 use super::html::{LANG_COOKIE, Lang, esc, local, t};
 use super::review::{
     FixtureForm, REJECT_REASONS, RejectBody, camera_views, do_confirm, do_fixture, do_mark_clean,
@@ -82,11 +83,12 @@ pub async fn review(
     Extension(auth): Extension<Auth>,
     lang: Lang,
     Query(f): Query<CaptureFilter>,
-) -> Response {
-    let rows = match st.store.list_captures(&f).await {
-        Ok(r) => r,
-        Err(e) => return server_error(e),
-    };
+) -> Result<Response, WebError> {
+    let rows = st
+        .store
+        .list_captures(&f)
+        .await
+        .map_err(WebError::internal)?;
     let order = f.order.as_deref().unwrap_or("newest");
     let mut body = format!(
         "<p class=\"tools\"><a href=\"/review?order=newest\" id=\"order-newest\">{}</a> · <a href=\"/review?order=oldest\" id=\"order-oldest\">{}</a> · {}</p>",
@@ -114,7 +116,7 @@ pub async fn review(
         ));
     }
     body.push_str("</ol><script>document.addEventListener('keydown',e=>{if(e.key==='n'||e.key==='Enter'){const a=document.querySelector('a.capture');if(a)location=a.href;}});</script>");
-    page(lang, &auth, t(lang, "review"), &body)
+    Ok(page(lang, &auth, t(lang, "review"), &body))
 }
 
 pub async fn capture(
@@ -122,12 +124,13 @@ pub async fn capture(
     Extension(auth): Extension<Auth>,
     lang: Lang,
     Path(id): Path<String>,
-) -> Response {
-    let c = match st.store.capture(&id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such capture").into_response(),
-        Err(e) => return server_error(e),
-    };
+) -> Result<Response, WebError> {
+    let c = st
+        .store
+        .capture(&id)
+        .await
+        .map_err(WebError::internal)?
+        .ok_or_else(|| WebError::not_found("no such capture"))?;
     let view = super::review::package_of(&st, &c.evidence);
     let (manifest, tampered) = match view {
         super::review::PackageView::Verified(m) => (Some(*m), None),
@@ -255,12 +258,12 @@ pub async fn capture(
         img("first_seen.jpg", "first_seen"),
         img("crop.jpg", "crop"),
     );
-    page(
+    Ok(page(
         lang,
         &auth,
         &format!("{} · {}", t(lang, "review"), c.id),
         &body,
-    )
+    ))
 }
 
 /// The banner of a package that fails its hash check, naming the failing files.
@@ -295,11 +298,9 @@ pub async fn confirm(
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Form(_f): Form<CsrfOnly>,
-) -> Response {
-    match do_confirm(&st, &auth, &id).await {
-        Ok(_) => next_in_queue(&st).await.into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_confirm(&st, &auth, &id).await?;
+    Ok(next_in_queue(&st).await.into_response())
 }
 
 pub async fn reject(
@@ -307,11 +308,9 @@ pub async fn reject(
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Form(body): Form<RejectBody>,
-) -> Response {
-    match do_reject(&st, &auth, &id, &body).await {
-        Ok(()) => next_in_queue(&st).await.into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_reject(&st, &auth, &id, &body).await?;
+    Ok(next_in_queue(&st).await.into_response())
 }
 
 pub async fn cases(
@@ -319,11 +318,12 @@ pub async fn cases(
     Extension(auth): Extension<Auth>,
     lang: Lang,
     Query(f): Query<CaseFilter>,
-) -> Response {
-    let (cases, total) = match st.store.list_cases(&f, st.cases.utc_offset_s).await {
-        Ok(c) => c,
-        Err(e) => return server_error(e),
-    };
+) -> Result<Response, WebError> {
+    let (cases, total) = st
+        .store
+        .list_cases(&f, st.cases.utc_offset_s)
+        .await
+        .map_err(WebError::internal)?;
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
     let mut body = format!(
         r#"<form method="get" action="/cases" class="filters"><label>{rule} <input name="rule" value="{r}"></label>
@@ -385,7 +385,7 @@ pub async fn cases(
             t(lang, "next")
         ));
     }
-    page(lang, &auth, t(lang, "cases"), &body)
+    Ok(page(lang, &auth, t(lang, "cases"), &body))
 }
 
 pub async fn cameras(
@@ -583,11 +583,9 @@ pub async fn fixtures(
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Form(f): Form<FixtureForm>,
-) -> Response {
-    match do_fixture(&st, &auth, &id, &f).await {
-        Ok(()) => Redirect::to("/cameras").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_fixture(&st, &auth, &id, &f).await?;
+    Ok(Redirect::to("/cameras").into_response())
 }
 
 /// Marks a bin capture's zone clean now; back to the capture.
@@ -596,11 +594,9 @@ pub async fn mark_clean(
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Form(_f): Form<CsrfOnly>,
-) -> Response {
-    match do_mark_clean(&st, &auth, &id).await {
-        Ok(()) => Redirect::to(&format!("/captures/{}", urlencoding_path(&id))).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    do_mark_clean(&st, &auth, &id).await?;
+    Ok(Redirect::to(&format!("/captures/{}", urlencoding_path(&id))).into_response())
 }
 
 /// A capture id as a path segment (ids are hex; anything else is dropped).
@@ -614,11 +610,8 @@ pub async fn summary(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     lang: Lang,
-) -> Response {
-    let rules = match st.store.rule_summary().await {
-        Ok(r) => r,
-        Err(e) => return server_error(e),
-    };
+) -> Result<Response, WebError> {
+    let rules = st.store.rule_summary().await.map_err(WebError::internal)?;
     let mut body = format!(
         "<table id=\"summary\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         t(lang, "rule"),
@@ -645,10 +638,11 @@ pub async fn summary(
         ));
     }
     body.push_str("</table>");
-    let outcomes = match st.store.recent_outcomes().await {
-        Ok(o) => o,
-        Err(e) => return server_error(e),
-    };
+    let outcomes = st
+        .store
+        .recent_outcomes()
+        .await
+        .map_err(WebError::internal)?;
     let sum = super::summary::summarise(&outcomes, st.cases.utc_offset_s);
     body.push_str(&format!(
         "<h2>{}</h2><table id=\"rates\"><tr><th>{} / {}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
@@ -707,7 +701,7 @@ pub async fn summary(
             t(lang, "proposals"),
         ));
     }
-    page(lang, &auth, t(lang, "summary"), &body)
+    Ok(page(lang, &auth, t(lang, "summary"), &body))
 }
 
 /// What was learned from the operators' verdicts: learned suppressions (undo sends one for
@@ -717,11 +711,8 @@ pub async fn learning(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     lang: Lang,
-) -> Response {
-    let v = match super::review::learning_view(&st).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Result<Response, WebError> {
+    let v = super::review::learning_view(&st).await?;
     let csrf = esc(auth.csrf.as_deref().unwrap_or_default());
     let off = st.cases.utc_offset_s;
     let mut body = format!(
@@ -845,7 +836,7 @@ pub async fn learning(
         ));
     }
     body.push_str("</table>");
-    page(lang, &auth, t(lang, "learning"), &body)
+    Ok(page(lang, &auth, t(lang, "learning"), &body))
 }
 
 pub async fn undo_learned(
@@ -853,11 +844,9 @@ pub async fn undo_learned(
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Form(_f): Form<CsrfOnly>,
-) -> Response {
-    match super::review::do_undo(&st, &auth, &id).await {
-        Ok(()) => Redirect::to("/learning").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    super::review::do_undo(&st, &auth, &id).await?;
+    Ok(Redirect::to("/learning").into_response())
 }
 
 pub async fn forget_memory(
@@ -865,22 +854,18 @@ pub async fn forget_memory(
     Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Form(_f): Form<CsrfOnly>,
-) -> Response {
-    match super::review::do_forget(&st, &auth, &id).await {
-        Ok(()) => Redirect::to("/learning").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    super::review::do_forget(&st, &auth, &id).await?;
+    Ok(Redirect::to("/learning").into_response())
 }
 
 pub async fn apply_calibration(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Form(f): Form<super::review::ApplyForm>,
-) -> Response {
-    match super::review::do_apply(&st, &auth, &f).await {
-        Ok(()) => Redirect::to("/learning").into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, WebError> {
+    super::review::do_apply(&st, &auth, &f).await?;
+    Ok(Redirect::to("/learning").into_response())
 }
 
 #[cfg(test)]

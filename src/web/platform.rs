@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::auth::server_error;
+use super::error::WebError;
 use super::state::WebState;
 use crate::store::lifecycle::{Applied, CaseStatus, PlatformEvent};
 
@@ -111,7 +111,7 @@ pub async fn callback(
         .await
     {
         Ok(a) => a,
-        Err(e) => return server_error(e),
+        Err(e) => return WebError::internal(e).into_response(),
     };
     let answer = |status: CaseStatus, applied: bool| {
         axum::Json(serde_json::json!({

@@ -2,11 +2,10 @@
 //! (with the operator's role checked), a capture's verified manifest, the cameras as shown,
 //! and how store errors become HTTP answers.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Auth, server_error};
+use super::auth::Auth;
+use super::error::WebError;
 use super::state::WebState;
 use crate::analysis::SceneCommand;
 use crate::store::StoreError;
@@ -23,18 +22,6 @@ pub const REJECT_REASONS: &[&str] = &[
     "fixture",
     "other",
 ];
-
-pub fn store_error(e: StoreError) -> Response {
-    match e {
-        StoreError::NoCapture(_) => (StatusCode::NOT_FOUND, "no such capture").into_response(),
-        StoreError::NotPending { status, .. } => (
-            StatusCode::CONFLICT,
-            format!("the capture is {status}, not pending review"),
-        )
-            .into_response(),
-        e => server_error(e),
-    }
-}
 
 /// A capture's evidence package as the UI shows it.
 pub enum PackageView {
@@ -73,24 +60,19 @@ pub fn manifest_of(
 }
 
 /// Confirms a capture: files its case and its outbox row.
-pub async fn do_confirm(st: &WebState, auth: &Auth, id: &str) -> Result<String, Response> {
+pub async fn do_confirm(st: &WebState, auth: &Auth, id: &str) -> Result<String, WebError> {
     auth.require(Role::Operator)?;
     let capture = st
         .store
         .capture(id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| (StatusCode::NOT_FOUND, "no such capture").into_response())?;
+        .await?
+        .ok_or_else(|| WebError::not_found("no such capture"))?;
     if let PackageView::Tampered(t) = package_of(st, &capture.evidence) {
         tracing::error!(capture = id, files = ?t.files, "confirm refused: the evidence package fails its hash check");
-        return Err((
-            StatusCode::CONFLICT,
-            format!(
-                "evidence tampered: {} fail the package's hash check; confirm refused",
-                t.files.join(", ")
-            ),
-        )
-            .into_response());
+        return Err(WebError::conflict(format!(
+            "evidence tampered: {} fail the package's hash check; confirm refused",
+            t.files.join(", ")
+        )));
     }
     let location = st
         .cameras
@@ -101,8 +83,7 @@ pub async fn do_confirm(st: &WebState, auth: &Auth, id: &str) -> Result<String, 
     let case = st
         .store
         .confirm(id, &auth.user.name, &policy, &location, st.now())
-        .await
-        .map_err(store_error)?;
+        .await?;
     learn(st, id).await;
     Ok(case)
 }
@@ -133,32 +114,28 @@ pub async fn do_reject(
     auth: &Auth,
     id: &str,
     body: &RejectBody,
-) -> Result<(), Response> {
+) -> Result<(), WebError> {
     auth.require(Role::Operator)?;
     if !REJECT_REASONS.contains(&body.reason.as_str()) {
-        return Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("reason must be one of {}", REJECT_REASONS.join(", ")),
-        )
-            .into_response());
+        return Err(WebError::unprocessable(format!(
+            "reason must be one of {}",
+            REJECT_REASONS.join(", ")
+        )));
     }
     let note = body.note.as_deref().filter(|n| !n.trim().is_empty());
     if note.is_some_and(|n| n.chars().count() > 2000) {
-        return Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(WebError::unprocessable(
             "note is longer than 2000 characters",
-        )
-            .into_response());
+        ));
     }
     let capture = if body.reason == "fixture" {
-        st.store.capture(id).await.map_err(store_error)?
+        st.store.capture(id).await?
     } else {
         None
     };
     st.store
         .reject(id, &auth.user.name, &body.reason, note, st.now())
-        .await
-        .map_err(store_error)?;
+        .await?;
     learn(st, id).await;
     if let Some(c) = capture
         && let Some(bbox) = bbox_of(&c.bbox)
@@ -182,20 +159,17 @@ pub fn bbox_of(v: &serde_json::Value) -> Option<crate::model::BBox> {
 }
 
 /// An operator marks a bin capture's zone clean now: its reference is replaced.
-pub async fn do_mark_clean(st: &WebState, auth: &Auth, id: &str) -> Result<(), Response> {
+pub async fn do_mark_clean(st: &WebState, auth: &Auth, id: &str) -> Result<(), WebError> {
     auth.require(Role::Operator)?;
     let c = st
         .store
         .capture(id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| (StatusCode::NOT_FOUND, "no such capture").into_response())?;
+        .await?
+        .ok_or_else(|| WebError::not_found("no such capture"))?;
     if c.rule != "overflowing_bin" {
-        return Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(WebError::unprocessable(
             "only a bin capture's zone can be marked clean",
-        )
-            .into_response());
+        ));
     }
     st.desk
         .send(&c.camera, SceneCommand::MarkClean { zone: c.zone });
@@ -235,12 +209,12 @@ pub async fn do_fixture(
     auth: &Auth,
     camera: &str,
     f: &FixtureForm,
-) -> Result<(), Response> {
+) -> Result<(), WebError> {
     auth.require(Role::Operator)?;
     if !st.cameras.contains_key(camera) {
-        return Err((StatusCode::NOT_FOUND, "no such camera").into_response());
+        return Err(WebError::not_found("no such camera"));
     }
-    let bad = |m: &str| (StatusCode::UNPROCESSABLE_ENTITY, m.to_string()).into_response();
+    let bad = WebError::unprocessable;
     let boxed =
         |b: &crate::model::BBox| format!("[{:.3}, {:.3}, {:.3}, {:.3}]", b[0], b[1], b[2], b[3]);
     let (action, detail, cmd) = if let Some(i) = f.remove {
@@ -300,11 +274,7 @@ pub async fn do_fixture(
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot audit a fixture change");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot write the audit log",
-            )
-                .into_response()
+            WebError::Unavailable("cannot write the audit log".into())
         })?;
     st.desk.send(camera, cmd);
     Ok(())
@@ -361,7 +331,7 @@ pub struct LearningView {
 /// Least rejected captures a calibration proposal must drop to be shown.
 pub const PROPOSAL_MIN_DROPPED: usize = 2;
 
-pub async fn learning_view(st: &WebState) -> Result<LearningView, Response> {
+pub async fn learning_view(st: &WebState) -> Result<LearningView, WebError> {
     let suppressions = st
         .store
         .list_captures(&crate::store::query::CaptureFilter {
@@ -369,11 +339,10 @@ pub async fn learning_view(st: &WebState) -> Result<LearningView, Response> {
             limit: Some(200),
             ..Default::default()
         })
-        .await
-        .map_err(store_error)?;
-    let memory = st.store.memory_list(500).await.map_err(store_error)?;
-    let history = st.store.reviewed_history().await.map_err(store_error)?;
-    let overrides = st.store.overrides().await.map_err(store_error)?;
+        .await?;
+    let memory = st.store.memory_list(500).await?;
+    let history = st.store.reviewed_history().await?;
+    let overrides = st.store.overrides().await?;
     Ok(LearningView {
         suppressions,
         memory,
@@ -383,38 +352,33 @@ pub async fn learning_view(st: &WebState) -> Result<LearningView, Response> {
 }
 
 /// Undoes a learned suppression: the capture joins the review queue (audited).
-pub async fn do_undo(st: &WebState, auth: &Auth, id: &str) -> Result<(), Response> {
+pub async fn do_undo(st: &WebState, auth: &Auth, id: &str) -> Result<(), WebError> {
     auth.require(Role::Operator)?;
     st.store
         .undo_learned(id, &auth.user.name, st.now())
         .await
         .map_err(|e| match e {
-            StoreError::NotPending { status, .. } => (
-                StatusCode::CONFLICT,
-                format!("the capture is {status}, not a learned suppression"),
-            )
-                .into_response(),
-            e => store_error(e),
+            StoreError::NotPending { status, .. } => WebError::conflict(format!(
+                "the capture is {status}, not a learned suppression"
+            )),
+            e => e.into(),
         })
 }
 
 /// Forgets a remembered verdict, in the store and in the running cameras' memory (audited).
-pub async fn do_forget(st: &WebState, auth: &Auth, id: &str) -> Result<(), Response> {
+pub async fn do_forget(st: &WebState, auth: &Auth, id: &str) -> Result<(), WebError> {
     auth.require(Role::Operator)?;
     let found = st
         .store
         .forget_memory(id, &auth.user.name, st.now())
-        .await
-        .map_err(store_error)?;
+        .await?;
     st.memory.forget(id);
     if found {
         Ok(())
     } else {
-        Err((
-            StatusCode::NOT_FOUND,
+        Err(WebError::not_found(
             "no remembered verdict for that capture",
-        )
-            .into_response())
+        ))
     }
 }
 
@@ -430,19 +394,13 @@ pub struct ApplyForm {
 
 /// An admin applies the current proposal for a camera and rule: stored as an override
 /// (audited), taken by the cameras at their next start.
-pub async fn do_apply(st: &WebState, auth: &Auth, f: &ApplyForm) -> Result<(), Response> {
+pub async fn do_apply(st: &WebState, auth: &Auth, f: &ApplyForm) -> Result<(), WebError> {
     auth.require(Role::Admin)?;
-    let history = st.store.reviewed_history().await.map_err(store_error)?;
+    let history = st.store.reviewed_history().await?;
     let p = crate::learn::calibrate::propose(&history, PROPOSAL_MIN_DROPPED)
         .into_iter()
         .find(|p| p.camera == f.camera && p.rule.as_str() == f.rule)
-        .ok_or_else(|| {
-            (
-                StatusCode::NOT_FOUND,
-                "no proposal for that camera and rule now",
-            )
-                .into_response()
-        })?;
+        .ok_or_else(|| WebError::not_found("no proposal for that camera and rule now"))?;
     st.store
         .apply_override(&crate::store::learning::Override {
             camera: p.camera,
@@ -453,5 +411,5 @@ pub async fn do_apply(st: &WebState, auth: &Auth, f: &ApplyForm) -> Result<(), R
             applied_at: st.now(),
         })
         .await
-        .map_err(store_error)
+        .map_err(WebError::from)
 }

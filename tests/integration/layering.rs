@@ -56,6 +56,7 @@ const LAYERS: &[(&str, u32)] = &[
 
 /// Web's submodules, bottom to top (the router in `web/mod.rs` on top).
 const WEB_LAYERS: &[(&str, u32)] = &[
+    ("error", 0),
     ("state", 0),
     ("html", 0),
     ("summary", 0),
