@@ -582,18 +582,24 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
 
     // Kill it at points spread from a little before the first capture to the end of the
     // run: during the captures, the packages, the store and the deliveries. The points are
-    // measured on the reference run, so a faster machine or model moves them with it.
-    let from = first_capture.mul_f64(0.8);
-    let span = whole.saturating_sub(from);
+    // measured on this machine, and follow its speed: a run that finishes before its point
+    // becomes the new measure of a whole run (a later run on a quieter machine is faster than
+    // the reference), so the points move with it and runs keep being killed mid-way. At
+    // least ten runs, and more (up to twenty) until five were killed.
+    let mut whole = whole;
     let mut killed = 0;
-    for i in 0..10u64 {
+    let mut i = 0u64;
+    while (i < 10 || killed < 5) && i < 20 {
+        let from = first_capture.mul_f64(0.8).min(whole.mul_f64(0.5));
+        let span = whole.saturating_sub(from);
+        let started = std::time::Instant::now();
         let mut child = replay_cmd(&cfg, &db)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let at = from + span.mul_f64((0.09 * i as f64 + fastrand::f64() * 0.04).min(0.95));
-        let deadline = std::time::Instant::now() + at;
+        let at = from + span.mul_f64((0.09 * (i % 10) as f64 + fastrand::f64() * 0.04).min(0.95));
+        let deadline = started + at;
         let mut finished = false;
         while std::time::Instant::now() < deadline {
             if child.try_wait().unwrap().is_some() {
@@ -602,7 +608,9 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        if !finished {
+        if finished {
+            whole = started.elapsed();
+        } else {
             // SIGKILL: no handler, no flush.
             child.kill().unwrap();
             killed += 1;
@@ -622,6 +630,7 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
             citywatch::evidence::packages(&root).len(),
             receiver.lock().unwrap().taken.len()
         );
+        i += 1;
     }
     assert!(killed >= 5, "only {killed} runs were killed mid-way");
 

@@ -95,7 +95,7 @@ impl Store {
         let g = |e| self.err(e);
         let id = match id {
             Some(id) => {
-                let seen = sqlx::query(&self.sql("SELECT 1 FROM audit_log WHERE id = $1"))
+                let seen = sqlx::query("SELECT 1 FROM audit_log WHERE id = $1")
                     .bind(&id)
                     .fetch_optional(&mut **tx)
                     .await
@@ -107,27 +107,26 @@ impl Store {
             }
             None => format!("audit-{}", super::users::random_secret()),
         };
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
-        ))
+        )
         .bind(SEQ)
         .execute(&mut **tx)
         .await
         .map_err(g)?;
         // Takes the counter row's lock until commit: writers append one at a time.
-        let seq: i64 = sqlx::query(
-            &self.sql("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value"),
-        )
-        .bind(SEQ)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(g)?
-        .try_get(0)
-        .map_err(g)?;
+        let seq: i64 =
+            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
+                .bind(SEQ)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(g)?
+                .try_get(0)
+                .map_err(g)?;
         let prev = if seq == 1 {
             GENESIS.to_string()
         } else {
-            sqlx::query(&self.sql("SELECT hash FROM audit_log WHERE seq = $1"))
+            sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
                 .bind(seq - 1)
                 .fetch_optional(&mut **tx)
                 .await
@@ -139,10 +138,10 @@ impl Store {
                 .unwrap_or_else(|| GENESIS.to_string())
         };
         let hash = row_hash(&prev, seq, now, actor, action, subject, detail);
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO audit_log (id, at, actor, action, subject, detail, seq, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        ))
+        )
         .bind(&id)
         .bind(now)
         .bind(actor)
@@ -212,7 +211,7 @@ impl Store {
         }
         let limit = f.limit.unwrap_or(200).clamp(1, 1000);
         sql += &format!(" ORDER BY at DESC, seq DESC LIMIT {limit}");
-        let sql = self.sql(&sql);
+        let sql = sql.to_string();
         let mut q = sqlx::query(&sql);
         // Text filters first, then times: the order their placeholders were numbered in.
         for a in args {
@@ -241,17 +240,16 @@ impl Store {
     /// previous row checked, no number missing, and the last number the counter's.
     pub async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
         let g = |e| self.err(e);
-        let unchained: i64 =
-            sqlx::query(&self.sql("SELECT COUNT(*) FROM audit_log WHERE seq IS NULL"))
-                .fetch_one(self.pool())
-                .await
-                .map_err(g)?
-                .try_get(0)
-                .map_err(g)?;
-        let rows = sqlx::query(&self.sql(
+        let unchained: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE seq IS NULL")
+            .fetch_one(self.pool())
+            .await
+            .map_err(g)?
+            .try_get(0)
+            .map_err(g)?;
+        let rows = sqlx::query(
             "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log \
              WHERE seq IS NOT NULL ORDER BY seq",
-        ))
+        )
         .fetch_all(self.pool())
         .await
         .map_err(g)?;
@@ -292,15 +290,14 @@ impl Store {
             prev_hash = hash;
             expected = seq + 1;
         }
-        let counter: Option<i64> =
-            sqlx::query(&self.sql("SELECT value FROM counters WHERE name = $1"))
-                .bind(SEQ)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(g)?
-                .map(|r| r.try_get(0))
-                .transpose()
-                .map_err(g)?;
+        let counter: Option<i64> = sqlx::query("SELECT value FROM counters WHERE name = $1")
+            .bind(SEQ)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(g)?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(g)?;
         if let Some(last) = counter
             && last >= expected
         {

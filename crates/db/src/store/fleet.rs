@@ -35,9 +35,9 @@ impl Store {
         worker: &str,
         slot: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO patrol_visits (camera, started_at, worker, slot) VALUES ($1, $2, $3, $4)",
-        ))
+        )
         .bind(camera)
         .bind(started_at)
         .bind(worker)
@@ -55,9 +55,7 @@ impl Store {
         ended_at: f64,
         hot: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
-            "UPDATE patrol_visits SET ended_at = $1, hot = $2 WHERE camera = $3 AND started_at = $4",
-        ))
+        sqlx::query("UPDATE patrol_visits SET ended_at = $1, hot = $2 WHERE camera = $3 AND started_at = $4")
         .bind(ended_at)
         .bind(hot as i64)
         .bind(camera)
@@ -94,9 +92,9 @@ impl Store {
 
     /// Visits started since `since`, per worker.
     pub async fn visit_counts_since(&self, since: f64) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT worker, COUNT(*) FROM patrol_visits WHERE started_at >= $1 GROUP BY worker",
-        ))
+        )
         .bind(since)
         .fetch_all(&self.pool)
         .await
@@ -130,11 +128,9 @@ impl Store {
         rows: &[(String, serde_json::Value, Option<serde_json::Value>)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let sql = self.sql(
-            "INSERT INTO camera_status (camera, worker, at, health, analysis) VALUES ($1, $2, $3, $4, $5) \
+        let sql = "INSERT INTO camera_status (camera, worker, at, health, analysis) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (camera) DO UPDATE SET worker = excluded.worker, at = excluded.at, \
-             health = excluded.health, analysis = excluded.analysis",
-        );
+             health = excluded.health, analysis = excluded.analysis".to_string();
         for (camera, health, analysis) in rows {
             sqlx::query(&sql)
                 .bind(camera)

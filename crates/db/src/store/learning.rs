@@ -36,13 +36,11 @@ impl Store {
         if !said.teaches(reason) {
             return Ok(());
         }
-        sqlx::query(&self.sql(
-            "INSERT INTO verdict_memory (capture_id, camera, zone, rule, said, reason, embedding, at) \
+        sqlx::query("INSERT INTO verdict_memory (capture_id, camera, zone, rule, said, reason, embedding, at) \
              SELECT id, camera, zone, rule, $2, $3, embedding, $4 FROM captures \
              WHERE id = $1 AND embedding IS NOT NULL \
              ON CONFLICT (capture_id) DO UPDATE SET \
-             said = excluded.said, reason = excluded.reason, at = excluded.at",
-        ))
+             said = excluded.said, reason = excluded.reason, at = excluded.at")
         .bind(capture_id)
         .bind(said.as_str())
         .bind(reason)
@@ -70,7 +68,7 @@ impl Store {
             "SELECT capture_id, camera, zone, rule, said, reason, embedding, at FROM verdict_memory \
              {filter} ORDER BY at, capture_id"
         );
-        let sql = self.sql(&sql);
+        let sql = sql.to_string();
         let mut q = sqlx::query(&sql);
         if let Some(a) = arg {
             q = q.bind(a.to_string());
@@ -138,7 +136,7 @@ impl Store {
             *c += 1;
             if *c > keep {
                 let id: String = r.try_get(0).map_err(g)?;
-                n += sqlx::query(&self.sql("DELETE FROM verdict_memory WHERE capture_id = $1"))
+                n += sqlx::query("DELETE FROM verdict_memory WHERE capture_id = $1")
                     .bind(id)
                     .execute(self.pool())
                     .await
@@ -186,7 +184,7 @@ impl Store {
         now: f64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
-        let n = sqlx::query(&self.sql("DELETE FROM verdict_memory WHERE capture_id = $1"))
+        let n = sqlx::query("DELETE FROM verdict_memory WHERE capture_id = $1")
             .bind(capture_id)
             .execute(&mut *tx)
             .await
@@ -208,16 +206,16 @@ impl Store {
         now: f64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
-        let n = sqlx::query(&self.sql(
+        let n = sqlx::query(
             "UPDATE captures SET status = 'pending_review' WHERE id = $1 AND status = 'learned'",
-        ))
+        )
         .bind(capture_id)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?
         .rows_affected();
         if n == 0 {
-            let status = sqlx::query(&self.sql("SELECT status FROM captures WHERE id = $1"))
+            let status = sqlx::query("SELECT status FROM captures WHERE id = $1")
                 .bind(capture_id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -281,11 +279,9 @@ impl Store {
     /// audited.
     pub async fn apply_override(&self, o: &Override) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
-        sqlx::query(&self.sql(
-            "INSERT INTO calibration (camera, rule, setting, value, applied_by, applied_at) \
+        sqlx::query("INSERT INTO calibration (camera, rule, setting, value, applied_by, applied_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (camera, rule, setting) DO UPDATE SET \
-             value = excluded.value, applied_by = excluded.applied_by, applied_at = excluded.applied_at",
-        ))
+             value = excluded.value, applied_by = excluded.applied_by, applied_at = excluded.applied_at")
         .bind(&o.camera)
         .bind(&o.rule)
         .bind(&o.setting)

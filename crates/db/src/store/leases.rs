@@ -63,10 +63,10 @@ impl Store {
     /// Makes sure every name has a lease row (free when new).
     pub async fn ensure_leases(&self, names: &[String]) -> Result<(), StoreError> {
         for name in names {
-            sqlx::query(&self.sql(
+            sqlx::query(
                 "INSERT INTO leases (name, worker, expires_at, generation, taken_at) \
                  VALUES ($1, NULL, 0, 0, 0) ON CONFLICT (name) DO NOTHING",
-            ))
+            )
             .bind(name)
             .execute(&self.pool)
             .await
@@ -85,12 +85,12 @@ impl Store {
         capacity: Option<u64>,
         held: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO workers (id, started_at, heartbeat_at, expires_at, capacity, held) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
              heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at, \
              capacity = excluded.capacity, held = excluded.held",
-        ))
+        )
         .bind(id)
         .bind(started_at)
         .bind(now)
@@ -105,9 +105,7 @@ impl Store {
 
     /// Workers whose heartbeat has not expired, by id.
     pub async fn live_workers(&self, now: f64) -> Result<Vec<LiveWorker>, StoreError> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT id, capacity, held, heartbeat_at FROM workers WHERE expires_at > $1 ORDER BY id",
-        ))
+        let rows = sqlx::query("SELECT id, capacity, held, heartbeat_at FROM workers WHERE expires_at > $1 ORDER BY id")
         .bind(now)
         .fetch_all(&self.pool)
         .await
@@ -139,15 +137,14 @@ impl Store {
         now: f64,
         ttl: f64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows =
-            sqlx::query(&self.sql(
-                "UPDATE leases SET expires_at = $1 WHERE worker = $2 RETURNING name, generation",
-            ))
-            .bind(now + ttl)
-            .bind(worker)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        let rows = sqlx::query(
+            "UPDATE leases SET expires_at = $1 WHERE worker = $2 RETURNING name, generation",
+        )
+        .bind(now + ttl)
+        .bind(worker)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         let mut out: Vec<(String, i64)> =
             self.map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))?;
         out.sort();
@@ -183,7 +180,7 @@ impl Store {
         if self.sqlite {
             // SQLite: no row locks. Each conditional update is atomic; a name another
             // worker took between the select and the update is simply not taken.
-            let sql = self.sql(&free);
+            let sql = free.to_string();
             let mut q = sqlx::query(&sql).bind(expired);
             for c in candidates {
                 q = q.bind(c);
@@ -196,7 +193,7 @@ impl Store {
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.err(e))?;
-            let take_sql = self.sql(take);
+            let take_sql = take.to_string();
             for name in names {
                 if taken.len() == n {
                     break;
@@ -252,9 +249,9 @@ impl Store {
 
     /// Gives a lease back (only if `worker` still holds it); true if it did.
     pub async fn release_lease(&self, worker: &str, name: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query(&self.sql(
+        let r = sqlx::query(
             "UPDATE leases SET worker = NULL, expires_at = 0 WHERE name = $1 AND worker = $2",
-        ))
+        )
         .bind(name)
         .bind(worker)
         .execute(&self.pool)
@@ -267,12 +264,12 @@ impl Store {
     /// others take its cameras at their next heartbeat instead of after the TTL.
     pub async fn retire_worker(&self, worker: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        sqlx::query(&self.sql("UPDATE leases SET worker = NULL, expires_at = 0 WHERE worker = $1"))
+        sqlx::query("UPDATE leases SET worker = NULL, expires_at = 0 WHERE worker = $1")
             .bind(worker)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-        sqlx::query(&self.sql("DELETE FROM workers WHERE id = $1"))
+        sqlx::query("DELETE FROM workers WHERE id = $1")
             .bind(worker)
             .execute(&mut *tx)
             .await
@@ -309,12 +306,10 @@ impl Store {
         now: f64,
         worker: &str,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(&self.sql(
-            "INSERT INTO episodes (camera, state, updated_at) \
+        let r = sqlx::query("INSERT INTO episodes (camera, state, updated_at) \
              SELECT $1, $2, $3 WHERE EXISTS \
              (SELECT 1 FROM leases WHERE name = $4 AND worker = $5) \
-             ON CONFLICT (camera) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        ))
+             ON CONFLICT (camera) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at")
         .bind(camera)
         .bind(state)
         .bind(now)

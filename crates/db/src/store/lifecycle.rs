@@ -174,7 +174,7 @@ impl Store {
         tx: &mut Tx<'_>,
         case: &str,
     ) -> Result<Option<CaseStatus>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT status FROM cases WHERE case_number = $1"))
+        let row = sqlx::query("SELECT status FROM cases WHERE case_number = $1")
             .bind(case)
             .fetch_optional(&mut **tx)
             .await
@@ -199,19 +199,18 @@ impl Store {
         at: f64,
     ) -> Result<i64, StoreError> {
         let g = |e| self.err(e);
-        let seq: i64 = sqlx::query(
-            &self.sql("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_events WHERE case_number = $1"),
-        )
-        .bind(case)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(g)?
-        .try_get(0)
-        .map_err(g)?;
-        sqlx::query(&self.sql(
+        let seq: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_events WHERE case_number = $1")
+                .bind(case)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(g)?
+                .try_get(0)
+                .map_err(g)?;
+        sqlx::query(
             "INSERT INTO case_events (id, case_number, seq, at, status, actor, detail) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        ))
+        )
         .bind(id)
         .bind(case)
         .bind(seq)
@@ -237,9 +236,7 @@ impl Store {
         mut payload: serde_json::Value,
     ) -> Result<(), StoreError> {
         let g = |e| self.err(e);
-        let due: f64 = sqlx::query(&self.sql(
-            "SELECT COALESCE(MAX(next_attempt_at), 0.0) FROM outbox WHERE case_number = $1 AND state = 'pending'",
-        ))
+        let due: f64 = sqlx::query("SELECT COALESCE(MAX(next_attempt_at), 0.0) FROM outbox WHERE case_number = $1 AND state = 'pending'")
         .bind(case)
         .fetch_one(&mut **tx)
         .await
@@ -249,10 +246,8 @@ impl Store {
         let key = format!("{case}-{seq}");
         payload["case_number"] = case.into();
         payload["idempotency_key"] = key.clone().into();
-        sqlx::query(&self.sql(
-            "INSERT INTO outbox (id, case_number, idempotency_key, payload, state, attempts, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
-        ))
+        sqlx::query("INSERT INTO outbox (id, case_number, idempotency_key, payload, state, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5)")
         .bind(format!("out-{key}"))
         .bind(case)
         .bind(&key)
@@ -272,10 +267,10 @@ impl Store {
         to: CaseStatus,
         at: f64,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
+        sqlx::query(
             "UPDATE cases SET status = $2, status_at = $3, \
              closed_at = CASE WHEN $4 = 1 THEN $3 ELSE NULL END WHERE case_number = $1",
-        ))
+        )
         .bind(case)
         .bind(to.as_str())
         .bind(at)
@@ -298,9 +293,7 @@ impl Store {
         let g = |e| self.err(e);
         let mut tx = self.pool().begin().await.map_err(g)?;
         if let Some(n) = nonce {
-            let fresh = sqlx::query(&self.sql(
-                "INSERT INTO platform_nonces (nonce, at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
-            ))
+            let fresh = sqlx::query("INSERT INTO platform_nonces (nonce, at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
             .bind(n)
             .bind(now)
             .execute(&mut *tx)
@@ -316,7 +309,7 @@ impl Store {
             return Ok(Applied::UnknownCase);
         };
         let id = format!("pf-{}", ev.event_id);
-        let seen = sqlx::query(&self.sql("SELECT 1 FROM case_events WHERE id = $1"))
+        let seen = sqlx::query("SELECT 1 FROM case_events WHERE id = $1")
             .bind(&id)
             .fetch_optional(&mut *tx)
             .await
@@ -350,9 +343,7 @@ impl Store {
             }
             // Sent back before the check: the check waits for the next handled report.
             _ => {
-                sqlx::query(&self.sql(
-                    "UPDATE closure_checks SET state = 'cancelled' WHERE case_number = $1 AND state = 'waiting'",
-                ))
+                sqlx::query("UPDATE closure_checks SET state = 'cancelled' WHERE case_number = $1 AND state = 'waiting'")
                 .bind(&ev.case_number)
                 .execute(&mut *tx)
                 .await
@@ -383,10 +374,10 @@ impl Store {
         now: f64,
     ) -> Result<(), StoreError> {
         let g = |e| self.err(e);
-        let row = sqlx::query(&self.sql(
+        let row = sqlx::query(
             "SELECT c.camera, c.rule, c.zone, c.label, c.bbox, k.evidence FROM cases k \
              JOIN captures c ON c.id = k.capture_id WHERE k.case_number = $1",
-        ))
+        )
         .bind(case)
         .fetch_one(&mut **tx)
         .await
@@ -397,14 +388,14 @@ impl Store {
             .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
             .and_then(|v| v.get("package")?.as_str().map(str::to_string));
         let state = if closure.enabled { "waiting" } else { "manual" };
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO closure_checks (case_number, camera, rule, zone, label, bbox, package, \
              requested_at, due_at, attempts, state, last_reason) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, NULL) \
              ON CONFLICT (case_number) DO UPDATE SET requested_at = excluded.requested_at, \
              due_at = excluded.due_at, attempts = 0, state = excluded.state, last_reason = NULL, \
              package = excluded.package",
-        ))
+        )
         .bind(case)
         .bind(row.try_get::<String, _>(0).map_err(g)?)
         .bind(row.try_get::<String, _>(1).map_err(g)?)
@@ -437,10 +428,10 @@ impl Store {
 
     /// Closure checks waiting for their cameras.
     pub async fn waiting_checks(&self) -> Result<Vec<CheckRequest>, StoreError> {
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT case_number, camera, rule, zone, label, bbox, package, due_at, attempts \
              FROM closure_checks WHERE state = 'waiting' ORDER BY due_at, case_number",
-        ))
+        )
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
@@ -480,9 +471,7 @@ impl Store {
     ) -> Result<Option<CaseStatus>, StoreError> {
         let g = |e| self.err(e);
         let mut tx = self.pool().begin().await.map_err(g)?;
-        let row = sqlx::query(&self.sql(
-            "SELECT attempts FROM closure_checks WHERE case_number = $1 AND state IN ('waiting', 'manual')",
-        ))
+        let row = sqlx::query("SELECT attempts FROM closure_checks WHERE case_number = $1 AND state IN ('waiting', 'manual')")
         .bind(case)
         .fetch_optional(&mut *tx)
         .await
@@ -495,10 +484,8 @@ impl Store {
             CheckOutcome::Unjudged { reason } => {
                 let attempts = attempts + 1;
                 let manual = attempts >= i64::from(closure.max_attempts);
-                sqlx::query(&self.sql(
-                    "UPDATE closure_checks SET attempts = $2, due_at = $3, last_reason = $4, state = $5 \
-                     WHERE case_number = $1",
-                ))
+                sqlx::query("UPDATE closure_checks SET attempts = $2, due_at = $3, last_reason = $4, state = $5 \
+                     WHERE case_number = $1")
                 .bind(case)
                 .bind(attempts)
                 .bind(at + closure.retry_s)
@@ -540,16 +527,16 @@ impl Store {
             CheckOutcome::Clear => CaseStatus::VerifiedClosed,
             CheckOutcome::StillThere => CaseStatus::NotRectified,
         };
-        sqlx::query(&self.sql(
+        sqlx::query(
             "UPDATE closure_checks SET state = 'done', last_reason = NULL WHERE case_number = $1",
-        ))
+        )
         .bind(case)
         .execute(&mut *tx)
         .await
         .map_err(g)?;
         self.set_status_in(&mut tx, case, to, at).await?;
         if let Some(ev) = evidence {
-            sqlx::query(&self.sql("UPDATE cases SET evidence = $2 WHERE case_number = $1"))
+            sqlx::query("UPDATE cases SET evidence = $2 WHERE case_number = $1")
                 .bind(case)
                 .bind(ev.to_string())
                 .execute(&mut *tx)
@@ -558,17 +545,16 @@ impl Store {
         }
         if to == CaseStatus::NotRectified {
             // Reopened: a new deadline from now, and a new reminder when it passes.
-            let limit: String =
-                sqlx::query(&self.sql("SELECT time_limit FROM cases WHERE case_number = $1"))
-                    .bind(case)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(g)?
-                    .try_get(0)
-                    .map_err(g)?;
-            sqlx::query(&self.sql(
+            let limit: String = sqlx::query("SELECT time_limit FROM cases WHERE case_number = $1")
+                .bind(case)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(g)?
+                .try_get(0)
+                .map_err(g)?;
+            sqlx::query(
                 "UPDATE cases SET deadline_at = $2, reminded_at = NULL WHERE case_number = $1",
-            ))
+            )
             .bind(case)
             .bind(policy.deadline(&limit, at))
             .execute(&mut *tx)
@@ -615,7 +601,7 @@ impl Store {
 
     /// A case's own evidence reference (it follows the looks added to the package).
     pub async fn case_evidence(&self, case: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT evidence FROM cases WHERE case_number = $1"))
+        let row = sqlx::query("SELECT evidence FROM cases WHERE case_number = $1")
             .bind(case)
             .fetch_optional(self.pool())
             .await
@@ -627,9 +613,7 @@ impl Store {
 
     /// A case's history, oldest first.
     pub async fn case_events(&self, case: &str) -> Result<Vec<CaseEvent>, StoreError> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT seq, at, status, actor, detail FROM case_events WHERE case_number = $1 ORDER BY seq",
-        ))
+        let rows = sqlx::query("SELECT seq, at, status, actor, detail FROM case_events WHERE case_number = $1 ORDER BY seq")
         .bind(case)
         .fetch_all(self.pool())
         .await
@@ -675,10 +659,10 @@ impl Store {
     /// `overdue` history row and one reminder in the outbox. Returns their numbers.
     pub async fn remind_overdue(&self, now: f64) -> Result<Vec<String>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(&self.sql(&format!(
+        let rows = sqlx::query(&format!(
             "SELECT case_number, deadline_at FROM cases WHERE deadline_at < $1 AND reminded_at IS NULL \
              AND status IN {DEADLINE_RUNS} ORDER BY deadline_at LIMIT 200"
-        )))
+        ))
         .bind(now)
         .fetch_all(self.pool())
         .await
@@ -689,9 +673,9 @@ impl Store {
             let deadline: f64 = r.try_get(1).map_err(g)?;
             let mut tx = self.pool().begin().await.map_err(g)?;
             // Another process may have reminded it meanwhile.
-            let mine = sqlx::query(&self.sql(
+            let mine = sqlx::query(
                 "UPDATE cases SET reminded_at = $2 WHERE case_number = $1 AND reminded_at IS NULL",
-            ))
+            )
             .bind(&case)
             .bind(now)
             .execute(&mut *tx)
@@ -729,9 +713,9 @@ impl Store {
     /// Open cases past their deadline now.
     pub async fn overdue_count(&self, now: f64) -> Result<i64, StoreError> {
         let g = |e| self.err(e);
-        sqlx::query(&self.sql(&format!(
+        sqlx::query(&format!(
             "SELECT COUNT(*) FROM cases WHERE deadline_at < $1 AND status IN {DEADLINE_RUNS}"
-        )))
+        ))
         .bind(now)
         .fetch_one(self.pool())
         .await
@@ -743,12 +727,11 @@ impl Store {
     /// Cases by status.
     pub async fn case_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(
-            &self.sql("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status"),
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(g)?;
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status")
+                .fetch_all(self.pool())
+                .await
+                .map_err(g)?;
         rows.iter()
             .map(|r| Ok((r.try_get(0).map_err(g)?, r.try_get(1).map_err(g)?)))
             .collect()
@@ -757,10 +740,8 @@ impl Store {
     /// Open cases for the polling adapter: those the platform still works on.
     pub async fn cases_to_poll(&self) -> Result<Vec<String>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(&self.sql(
-            "SELECT case_number FROM cases WHERE status IN ('filed', 'dispatched', 'not_rectified') \
-             ORDER BY filed_at LIMIT 1000",
-        ))
+        let rows = sqlx::query("SELECT case_number FROM cases WHERE status IN ('filed', 'dispatched', 'not_rectified') \
+             ORDER BY filed_at LIMIT 1000")
         .fetch_all(self.pool())
         .await
         .map_err(g)?;
@@ -772,10 +753,10 @@ impl Store {
     /// Outbox rows given up on, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT id, case_number, idempotency_key, payload, attempts, last_error FROM outbox \
              WHERE state = 'dead' ORDER BY next_attempt_at, id LIMIT 1000",
-        ))
+        )
         .fetch_all(self.pool())
         .await
         .map_err(g)?;
@@ -817,10 +798,10 @@ impl Store {
         let mut moved = 0;
         for (id, key) in targets {
             let mut tx = self.pool().begin().await.map_err(g)?;
-            let n = sqlx::query(&self.sql(
+            let n = sqlx::query(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2 \
                  WHERE id = $1 AND state = 'dead'",
-            ))
+            )
             .bind(&id)
             .bind(now)
             .execute(&mut *tx)
@@ -844,11 +825,11 @@ impl Store {
         now: f64,
         keep_s: f64,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let rows = sqlx::query(&self.sql(&format!(
+        let rows = sqlx::query(&format!(
             "SELECT c.id FROM captures c LEFT JOIN cases k ON k.capture_id = c.id \
              WHERE (c.status = 'rejected' AND k.case_number IS NULL) \
              OR (k.status IN {FINAL} AND k.closed_at <= $1)"
-        )))
+        ))
         .bind(now - keep_s)
         .fetch_all(self.pool())
         .await
@@ -860,14 +841,12 @@ impl Store {
 
     /// Forgets callback nonces older than `before` (they fail the timestamp check anyway).
     pub async fn prune_nonces(&self, before: f64) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query(&self.sql("DELETE FROM platform_nonces WHERE at < $1"))
-                .bind(before)
-                .execute(self.pool())
-                .await
-                .map_err(|e| self.err(e))?
-                .rows_affected(),
-        )
+        Ok(sqlx::query("DELETE FROM platform_nonces WHERE at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected())
     }
 }
 

@@ -249,15 +249,6 @@ impl Store {
         })
     }
 
-    /// The SQL with `$n` placeholders as this backend wants them.
-    pub(crate) fn sql(&self, q: &str) -> String {
-        if self.sqlite {
-            q.replace('$', "?")
-        } else {
-            q.to_string()
-        }
-    }
-
     pub(crate) fn err(&self, source: sqlx::Error) -> StoreError {
         StoreError::Db {
             url: self.url.clone(),
@@ -272,10 +263,10 @@ impl Store {
         location: &Location,
     ) -> Result<(), StoreError> {
         let loc = serde_json::to_string(location).expect("location serialises");
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO cameras (id, name, location) VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, location = excluded.location",
-        ))
+        )
         .bind(id)
         .bind(name)
         .bind(loc)
@@ -315,7 +306,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (id) DO NOTHING"
         };
-        let sql = self.sql(sql);
+        let sql = sql.to_string();
         let mut q = sqlx::query(&sql)
             .bind(&key)
             .bind(&k.camera)
@@ -349,9 +340,7 @@ impl Store {
             == 1;
         if !inserted {
             // Seen before (a replay or a restart): keep the stored one, raise its count.
-            sqlx::query(&self.sql(
-                "UPDATE captures SET aggregation = CASE WHEN aggregation < $2 THEN $2 ELSE aggregation END WHERE id = $1",
-            ))
+            sqlx::query("UPDATE captures SET aggregation = CASE WHEN aggregation < $2 THEN $2 ELSE aggregation END WHERE id = $1")
             .bind(&key)
             .bind(c.aggregation as i64)
             .execute(&mut *tx)
@@ -374,9 +363,7 @@ impl Store {
         aggregation: u32,
         last_evidence: f64,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
-            "UPDATE captures SET aggregation = $2, last_evidence = $3 WHERE id = $1 AND aggregation < $2",
-        ))
+        sqlx::query("UPDATE captures SET aggregation = $2, last_evidence = $3 WHERE id = $1 AND aggregation < $2")
         .bind(capture_key(capture))
         .bind(aggregation as i64)
         .bind(last_evidence)
@@ -425,7 +412,7 @@ impl Store {
 
     /// A camera's saved episode state (JSON), if any.
     pub async fn load_episodes(&self, camera: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT state FROM episodes WHERE camera = $1"))
+        let row = sqlx::query("SELECT state FROM episodes WHERE camera = $1")
             .bind(camera)
             .fetch_optional(&self.pool)
             .await
@@ -441,10 +428,8 @@ impl Store {
         state: &str,
         now: f64,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
-            "INSERT INTO episodes (camera, state, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (camera) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        ))
+        sqlx::query("INSERT INTO episodes (camera, state, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (camera) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at")
         .bind(camera)
         .bind(state)
         .bind(now)
@@ -456,7 +441,7 @@ impl Store {
 
     /// The case number filed for a capture, if any.
     pub async fn case_of_capture(&self, capture_id: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT case_number FROM cases WHERE capture_id = $1"))
+        let row = sqlx::query("SELECT case_number FROM cases WHERE capture_id = $1")
             .bind(capture_id)
             .fetch_optional(&self.pool)
             .await
@@ -482,7 +467,7 @@ impl Store {
                 status,
             });
         }
-        sqlx::query(&self.sql("UPDATE captures SET status = 'rejected' WHERE id = $1"))
+        sqlx::query("UPDATE captures SET status = 'rejected' WHERE id = $1")
             .bind(capture_id)
             .execute(&mut *tx)
             .await
@@ -514,7 +499,7 @@ impl Store {
         tx: &mut Transaction<'_, Any>,
         capture_id: &str,
     ) -> Result<String, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT status FROM captures WHERE id = $1"))
+        let row = sqlx::query("SELECT status FROM captures WHERE id = $1")
             .bind(capture_id)
             .fetch_optional(&mut **tx)
             .await
@@ -535,10 +520,10 @@ impl Store {
         now: f64,
     ) -> Result<(), StoreError> {
         let id = format!("rev-{capture_id}-{decision}");
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO reviews (id, capture_id, reviewer, decision, reason, note, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-        ))
+        )
         .bind(&id)
         .bind(capture_id)
         .bind(reviewer)
@@ -571,19 +556,18 @@ impl Store {
         location: &Location,
         now: f64,
     ) -> Result<String, StoreError> {
-        if let Some(row) =
-            sqlx::query(&self.sql("SELECT case_number FROM cases WHERE capture_id = $1"))
-                .bind(capture_id)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(|e| self.err(e))?
+        if let Some(row) = sqlx::query("SELECT case_number FROM cases WHERE capture_id = $1")
+            .bind(capture_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?
         {
             return row.try_get::<String, _>(0).map_err(|e| self.err(e));
         }
-        let row = sqlx::query(&self.sql(
+        let row = sqlx::query(
             "SELECT camera, preset, rule, zone, label, confirm_at, aggregation, evidence, start_at \
              FROM captures WHERE id = $1",
-        ))
+        )
         .bind(capture_id)
         .fetch_optional(&mut **tx)
         .await
@@ -611,34 +595,31 @@ impl Store {
         // database.
         let day = policy.day(confirm_at);
         let counter = CasePolicy::counter(&day);
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
-        ))
+        )
         .bind(&counter)
         .execute(&mut **tx)
         .await
         .map_err(g)?;
-        let n: i64 = sqlx::query(
-            &self.sql("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value"),
-        )
-        .bind(&counter)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(g)?
-        .try_get(0)
-        .map_err(g)?;
+        let n: i64 =
+            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
+                .bind(&counter)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(g)?
+                .try_get(0)
+                .map_err(g)?;
         let case_number = CasePolicy::number(&day, n);
         let key = CasePolicy::idempotency_key(capture_id);
         let minutes = ((confirm_at - start_at) / 60.0).round() as i64;
         let description = CasePolicy::description(cat, &rule_s, &camera, &zone, &label, minutes);
         let loc_json = serde_json::to_string(location).expect("location");
         let deadline = policy.deadline(&cat.time_limit, now);
-        sqlx::query(&self.sql(
-            "INSERT INTO cases (case_number, capture_id, idempotency_key, rule, major_code, major_name, \
+        sqlx::query("INSERT INTO cases (case_number, capture_id, idempotency_key, rule, major_code, major_name, \
              minor_code, minor_name, time_limit, source, channel, camera, preset, location, description, \
              status, aggregation, evidence, reported_at, filed_at, deadline_at, status_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'filed', $16, $17, $18, $19, $20, $19)",
-        ))
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'filed', $16, $17, $18, $19, $20, $19)")
         .bind(&case_number)
         .bind(capture_id)
         .bind(&key)
@@ -672,7 +653,7 @@ impl Store {
             now,
         )
         .await?;
-        sqlx::query(&self.sql("UPDATE captures SET status = 'filed' WHERE id = $1"))
+        sqlx::query("UPDATE captures SET status = 'filed' WHERE id = $1")
             .bind(capture_id)
             .execute(&mut **tx)
             .await
@@ -699,10 +680,8 @@ impl Store {
             "deadline_at": deadline,
             "evidence": evidence.as_deref().and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok()),
         });
-        sqlx::query(&self.sql(
-            "INSERT INTO outbox (id, case_number, idempotency_key, payload, state, attempts, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
-        ))
+        sqlx::query("INSERT INTO outbox (id, case_number, idempotency_key, payload, state, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5)")
         .bind(format!("out-{case_number}"))
         .bind(&case_number)
         .bind(&key)
@@ -715,9 +694,9 @@ impl Store {
     }
 
     pub async fn case(&self, case_number: &str) -> Result<Option<CaseRecord>, StoreError> {
-        let row = sqlx::query(&self.sql(&format!(
+        let row = sqlx::query(&format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE case_number = $1"
-        )))
+        ))
         .bind(case_number)
         .fetch_optional(&self.pool)
         .await
@@ -756,7 +735,7 @@ impl Store {
     /// (captures by status, cases, outbox by state): for status output and tests.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         let one = |q: &'static str| {
-            let q = self.sql(q);
+            let q = q.to_string();
             async move {
                 sqlx::query(&q)
                     .fetch_one(&self.pool)
@@ -788,7 +767,7 @@ impl Store {
     /// The SQL with `$n` placeholders as this backend wants them (for tools and tests that
     /// query the tables directly).
     pub fn prepare(&self, q: &str) -> String {
-        self.sql(q)
+        q.to_string()
     }
 
     pub(crate) fn db_err(&self, e: sqlx::Error) -> StoreError {

@@ -177,7 +177,7 @@ impl Store {
         w: &Where,
         order: &[Bind],
     ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
-        let sql = self.sql(sql);
+        let sql = sql.to_string();
         let mut q = sqlx::query(&sql);
         for b in order {
             q = match b {
@@ -291,12 +291,12 @@ impl Store {
     /// 30 days up to the newest one (recorded footage keeps its own dates), at most 100 000:
     /// what the summary page aggregates.
     pub async fn recent_outcomes(&self) -> Result<Vec<Outcome>, StoreError> {
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT c.rule, c.camera, c.confirm_at, c.status, k.filed_at FROM captures c \
              LEFT JOIN cases k ON k.capture_id = c.id \
              WHERE c.confirm_at >= (SELECT MAX(confirm_at) FROM captures) - 2592000 \
              ORDER BY c.confirm_at DESC LIMIT 100000",
-        ))
+        )
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
@@ -337,12 +337,12 @@ impl Store {
         } else {
             "r.decision = 'reject' AND c.status = 'rejected'"
         };
-        let rows = sqlx::query(&self.sql(&format!(
+        let rows = sqlx::query(&format!(
             "SELECT {CAPTURE_COLUMNS}, r.reason, r.note, r.decision FROM captures c \
              LEFT JOIN cases k ON k.capture_id = c.id \
              JOIN reviews r ON r.capture_id = c.id \
              WHERE {which} ORDER BY c.confirm_at, c.id"
-        )))
+        ))
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
@@ -363,13 +363,13 @@ impl Store {
 
     /// Captures per rule with their review outcome.
     pub async fn rule_summary(&self) -> Result<Vec<RuleSummary>, StoreError> {
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT rule, COUNT(*), \
              SUM(CASE WHEN status = 'filed' THEN 1 ELSE 0 END), \
              SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END), \
              SUM(CASE WHEN status = 'pending_review' THEN 1 ELSE 0 END) \
              FROM captures GROUP BY rule ORDER BY rule",
-        ))
+        )
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;

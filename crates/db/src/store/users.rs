@@ -112,10 +112,8 @@ impl Store {
         now: f64,
     ) -> Result<(), StoreError> {
         let hash = hash_password(password);
-        sqlx::query(&self.sql(
-            "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
-        ))
+        sqlx::query("INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash")
         .bind(name)
         .bind(role.as_str())
         .bind(&hash)
@@ -133,13 +131,11 @@ impl Store {
         name: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            &self.sql("SELECT role, password_hash, disabled FROM users WHERE name = $1"),
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
+        let row = sqlx::query("SELECT role, password_hash, disabled FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         let Some(row) = row else {
             // Spend the same time as a real check, so a name cannot be probed by timing.
             static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -169,9 +165,7 @@ impl Store {
         let token = random_secret();
         let csrf = random_secret();
         sqlx::query(
-            &self.sql(
-                "INSERT INTO sessions (id, user_name, csrf, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)",
-            ),
+            "INSERT INTO sessions (id, user_name, csrf, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(sha256_hex(&token))
         .bind(user)
@@ -193,10 +187,8 @@ impl Store {
         idle_s: f64,
     ) -> Result<Option<Session>, StoreError> {
         let id = sha256_hex(token);
-        let row = sqlx::query(&self.sql(
-            "SELECT s.csrf, u.name, u.role, s.last_seen_at FROM sessions s JOIN users u ON u.name = s.user_name \
-             WHERE s.id = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.disabled = 0",
-        ))
+        let row = sqlx::query("SELECT s.csrf, u.name, u.role, s.last_seen_at FROM sessions s JOIN users u ON u.name = s.user_name \
+             WHERE s.id = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.disabled = 0")
         .bind(&id)
         .bind(now)
         .bind(now - idle_s)
@@ -207,7 +199,7 @@ impl Store {
             let seen: f64 = r.try_get(3).map_err(|e| self.err(e))?;
             // Written at most every 10 s, not on every request.
             if now - seen >= 10.0 {
-                sqlx::query(&self.sql("UPDATE sessions SET last_seen_at = $2 WHERE id = $1"))
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
                     .bind(&id)
                     .bind(now)
                     .execute(&self.pool)
@@ -231,7 +223,7 @@ impl Store {
     }
 
     pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        sqlx::query(&self.sql("DELETE FROM sessions WHERE id = $1"))
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(sha256_hex(token))
             .execute(&self.pool)
             .await
@@ -247,9 +239,9 @@ impl Store {
         now: f64,
     ) -> Result<String, StoreError> {
         let token = format!("cwt_{}", random_secret());
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO api_tokens (id, user_name, label, created_at) VALUES ($1, $2, $3, $4)",
-        ))
+        )
         .bind(sha256_hex(&token))
         .bind(user)
         .bind(label)
@@ -263,10 +255,10 @@ impl Store {
     }
 
     pub async fn token_user(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&self.sql(
+        let row = sqlx::query(
             "SELECT u.name, u.role FROM api_tokens t JOIN users u ON u.name = t.user_name \
              WHERE t.id = $1 AND u.disabled = 0",
-        ))
+        )
         .bind(sha256_hex(token))
         .fetch_optional(&self.pool)
         .await
@@ -298,11 +290,11 @@ impl Store {
     /// Every user, by name.
     pub async fn list_users(&self, now: f64) -> Result<Vec<UserRow>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT u.name, u.role, u.disabled, u.created_at, \
              (SELECT COUNT(*) FROM sessions s WHERE s.user_name = u.name AND s.expires_at > $1) \
              FROM users u ORDER BY u.name",
-        ))
+        )
         .bind(now)
         .fetch_all(&self.pool)
         .await
@@ -331,10 +323,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let hash = hash_password(password);
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let added = sqlx::query(&self.sql(
+        let added = sqlx::query(
             "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO NOTHING",
-        ))
+        )
         .bind(name)
         .bind(role.as_str())
         .bind(&hash)
@@ -369,7 +361,7 @@ impl Store {
         now: f64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let found = sqlx::query(&self.sql("UPDATE users SET disabled = $2 WHERE name = $1"))
+        let found = sqlx::query("UPDATE users SET disabled = $2 WHERE name = $1")
             .bind(name)
             .bind(i64::from(disabled))
             .execute(&mut *tx)
@@ -403,7 +395,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let hash = hash_password(password);
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let found = sqlx::query(&self.sql("UPDATE users SET password_hash = $2 WHERE name = $1"))
+        let found = sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
             .bind(name)
             .bind(&hash)
             .execute(&mut *tx)
@@ -425,7 +417,7 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         name: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql("DELETE FROM sessions WHERE user_name = $1"))
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1")
             .bind(name)
             .execute(&mut **tx)
             .await
