@@ -581,13 +581,12 @@ async fn lifecycle_suite(url: &str) {
         }
     };
     assert_eq!(statuses(&cases[1]).await, ["filed", "overdue"]);
-    let payloads: Vec<String> = sqlx::query_scalar(
-        &store.prepare("SELECT payload FROM outbox WHERE case_number = $1 ORDER BY id"),
-    )
-    .bind(&cases[1])
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
+    let payloads: Vec<String> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE case_number = $1 ORDER BY id")
+            .bind(&cases[1])
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
     assert_eq!(payloads.len(), 2);
     assert!(payloads[1].contains("case_overdue"), "{payloads:?}");
 
@@ -715,9 +714,9 @@ async fn lifecycle_suite(url: &str) {
     );
 
     // A dead letter goes back in the queue with its key, audited.
-    let row: (String, String) = sqlx::query_as(&store.prepare(
+    let row: (String, String) = sqlx::query_as(
         "SELECT id, idempotency_key FROM outbox WHERE case_number = $1 ORDER BY id LIMIT 1",
-    ))
+    )
     .bind(&cases[0])
     .fetch_one(store.pool())
     .await
@@ -745,7 +744,7 @@ async fn lifecycle_suite(url: &str) {
     let check = store.verify_audit().await.unwrap();
     assert_eq!(check.broken, None, "{check:?}");
     assert!(check.rows >= 5);
-    sqlx::query(&store.prepare("UPDATE audit_log SET detail = 'x' WHERE action = $1"))
+    sqlx::query("UPDATE audit_log SET detail = 'x' WHERE action = $1")
         .bind("outbox.requeue")
         .execute(store.pool())
         .await

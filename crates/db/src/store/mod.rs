@@ -764,12 +764,6 @@ impl Store {
         &self.pool
     }
 
-    /// The SQL with `$n` placeholders as this backend wants them (for tools and tests that
-    /// query the tables directly).
-    pub fn prepare(&self, q: &str) -> String {
-        q.to_string()
-    }
-
     pub(crate) fn db_err(&self, e: sqlx::Error) -> StoreError {
         self.err(e)
     }

@@ -18,10 +18,8 @@ pub struct OutboxRow {
 impl Store {
     /// Up to `limit` pending rows whose next attempt is due at `now`, oldest first.
     pub async fn due_outbox(&self, now: f64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(&self.prepare(
-            "SELECT id, idempotency_key, payload, attempts FROM outbox \
-             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
-        ))
+        let rows = sqlx::query("SELECT id, idempotency_key, payload, attempts FROM outbox \
+             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2")
         .bind(now)
         .bind(limit as i64)
         .fetch_all(self.pool())
@@ -42,10 +40,10 @@ impl Store {
 
     /// The platform has the case.
     pub async fn outbox_delivered(&self, id: &str, now: f64) -> Result<(), StoreError> {
-        sqlx::query(&self.prepare(
+        sqlx::query(
             "UPDATE outbox SET state = 'delivered', delivered_at = $2, attempts = attempts + 1, \
              last_error = NULL WHERE id = $1",
-        ))
+        )
         .bind(id)
         .bind(now)
         .execute(self.pool())
@@ -63,9 +61,7 @@ impl Store {
         next_attempt_at: f64,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.prepare(
-            "UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = $4, last_error = $5 WHERE id = $1",
-        ))
+        sqlx::query("UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = $4, last_error = $5 WHERE id = $1")
         .bind(id)
         .bind(if dead { "dead" } else { "pending" })
         .bind(attempts as i64)
