@@ -128,10 +128,12 @@ url = "{}"
     let shutdown = Shutdown::new();
     let cam = start_cameras(&cfg, &shutdown).pop().unwrap();
     let (health, task, stop) = drain(cam);
-    wait_health(&health, Duration::from_secs(30), "streaming", |h| {
+    let up = wait_health(&health, Duration::from_secs(30), "streaming", |h| {
         h.state == HealthState::Streaming
     })
     .await;
+    // RTSP over TCP interleaving by default.
+    assert_eq!(up.transport.as_deref(), Some("tcp"));
 
     server.kill();
     let down = wait_health(
@@ -427,4 +429,6 @@ async fn a_server_that_refuses_tcp_is_streamed_over_udp_with_a_clear_error() {
         "{error}"
     );
     assert!(!error.contains("plug-in"), "{error}");
+    // Health says which transport the stream came over.
+    assert_eq!(h.transport.as_deref(), Some("udp"));
 }

@@ -100,6 +100,10 @@ pub trait Session {
     fn pull(&mut self) -> Pulled;
     /// Whether the session decodes only keyframes (decided per stream).
     fn keyframe_only(&self) -> bool;
+    /// The RTP transport this session asked for and got (`tcp` or `udp`); none for files.
+    fn transport(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Makes one connection attempt to a camera.
@@ -340,6 +344,7 @@ fn run_session(
                 *seq += 1;
                 let first = last_frame.is_none();
                 let keyframe_only = session.keyframe_only();
+                let transport = session.transport();
                 let wall = frame.wall;
                 let dropped = match ctx.frames.push(frame, &ctx.shutdown) {
                     Ok(d) => d,
@@ -357,6 +362,7 @@ fn run_session(
                     h.frames_dropped += dropped;
                     h.last_frame_at = Some(wall);
                     h.keyframe_only = keyframe_only;
+                    h.transport = transport.map(str::to_string);
                     h.retry_in_s = None;
                 });
             }
@@ -595,6 +601,18 @@ impl Session for GstSession<'_> {
 
     fn keyframe_only(&self) -> bool {
         self.built.sampler.lock().expect("sampler").keyframe_only()
+    }
+
+    fn transport(&self) -> Option<&'static str> {
+        match &self.opener.cam.source {
+            SourceKind::Rtsp {
+                transport: Transport::Tcp,
+            } => Some("tcp"),
+            SourceKind::Rtsp {
+                transport: Transport::Udp,
+            } => Some("udp"),
+            _ => None,
+        }
     }
 }
 

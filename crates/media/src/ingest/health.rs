@@ -65,6 +65,11 @@ pub struct CameraHealth {
     pub last_frame_at: Option<SystemTime>,
     /// Whether the pipeline is currently decoding keyframes only.
     pub keyframe_only: bool,
+    /// The RTP transport of the session streaming now or last (`tcp` or `udp`), as it was
+    /// asked for and accepted: after a server refused one transport, the other. None for
+    /// files and before the first frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
     /// Delay before the next attempt, while backing off or failed.
     pub retry_in_s: Option<f64>,
 }
@@ -84,6 +89,7 @@ impl CameraHealth {
             last_error: None,
             last_frame_at: None,
             keyframe_only: false,
+            transport: None,
             retry_in_s: None,
         }
     }
