@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Extension, Form, Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -177,17 +176,15 @@ pub async fn reset_password(
     if !valid_password(&f.password) {
         return Err(unprocessable(&format!("password: {PASSWORD_RULE}")));
     }
-    Ok(
-        match st
-            .store
-            .reset_password(&name, &f.password, &auth.user.name, st.now())
-            .await
-        {
-            Ok(true) => Redirect::to("/admin/users").into_response(),
-            Ok(false) => (StatusCode::NOT_FOUND, "no such user").into_response(),
-            Err(e) => return Err(WebError::internal(e)),
-        },
-    )
+    let found = st
+        .store
+        .reset_password(&name, &f.password, &auth.user.name, st.now())
+        .await
+        .map_err(WebError::internal)?;
+    if !found {
+        return Err(WebError::not_found("no such user"));
+    }
+    Ok(Redirect::to("/admin/users").into_response())
 }
 
 pub async fn users_api(
@@ -195,10 +192,12 @@ pub async fn users_api(
     Extension(auth): Extension<Auth>,
 ) -> Result<Response, WebError> {
     auth.require(Role::Admin)?;
-    Ok(match st.store.list_users(st.now()).await {
-        Ok(u) => Json(u).into_response(),
-        Err(e) => return Err(WebError::internal(e)),
-    })
+    let users = st
+        .store
+        .list_users(st.now())
+        .await
+        .map_err(WebError::internal)?;
+    Ok(Json(users).into_response())
 }
 
 /// The audit viewer's query: the store's filters, with dates as the UI enters them.
@@ -310,12 +309,7 @@ pub async fn audit_api(
 ) -> Result<Response, WebError> {
     auth.require(Role::Admin)?;
     let filter = q.filter(st.cases.utc_offset_s);
-    Ok(
-        match tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit()) {
-            Ok((rows, chain)) => {
-                Json(serde_json::json!({ "rows": rows, "chain": chain })).into_response()
-            }
-            Err(e) => return Err(WebError::internal(e)),
-        },
-    )
+    let (rows, chain) = tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit())
+        .map_err(WebError::internal)?;
+    Ok(Json(serde_json::json!({ "rows": rows, "chain": chain })).into_response())
 }

@@ -19,24 +19,20 @@ pub async fn captures(
     State(st): State<Arc<WebState>>,
     Query(f): Query<CaptureFilter>,
 ) -> Result<Response, WebError> {
-    Ok(match st.store.list_captures(&f).await {
-        Ok(rows) => Json(rows).into_response(),
-        Err(e) => return Err(e.into()),
-    })
+    Ok(Json(st.store.list_captures(&f).await?).into_response())
 }
 
 pub async fn capture(
     State(st): State<Arc<WebState>>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    Ok(match st.store.capture(&id).await {
-        Ok(Some(c)) => {
-            let manifest = manifest_of(&st, &c.evidence);
-            Json(serde_json::json!({ "capture": c, "manifest": manifest })).into_response()
-        }
-        Ok(None) => (StatusCode::NOT_FOUND, "no such capture").into_response(),
-        Err(e) => return Err(e.into()),
-    })
+    let c = st
+        .store
+        .capture(&id)
+        .await?
+        .ok_or_else(|| WebError::not_found("no such capture"))?;
+    let manifest = manifest_of(&st, &c.evidence);
+    Ok(Json(serde_json::json!({ "capture": c, "manifest": manifest })).into_response())
 }
 
 pub async fn confirm(
@@ -68,10 +64,8 @@ pub async fn cases(
     State(st): State<Arc<WebState>>,
     Query(f): Query<CaseFilter>,
 ) -> Result<Response, WebError> {
-    Ok(match st.store.list_cases(&f, st.cases.utc_offset_s).await {
-        Ok((cases, total)) => Json(CasesPage { cases, total }).into_response(),
-        Err(e) => return Err(e.into()),
-    })
+    let (cases, total) = st.store.list_cases(&f, st.cases.utc_offset_s).await?;
+    Ok(Json(CasesPage { cases, total }).into_response())
 }
 
 /// A CSV field, quoted, with formula-starting characters defused for spreadsheets.

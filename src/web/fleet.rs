@@ -12,10 +12,8 @@ use super::state::WebState;
 
 /// Every camera of every worker, as the workers last wrote them, with the lease holder.
 pub async fn fleet(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
-    Ok(match fleet_rows(&st).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => return Err(WebError::internal(e)),
-    })
+    let rows = fleet_rows(&st).await.map_err(WebError::internal)?;
+    Ok(Json(rows).into_response())
 }
 
 /// The fleet view's rows: camera, worker, lease (holder and expiry), health, analysis and

@@ -155,11 +155,13 @@ pub async fn do_verify(
             ));
         }
     };
-    let camera = match st.store.case(n).await {
-        Ok(Some(c)) => c.camera,
-        Ok(None) => return Err(WebError::not_found("no such case")),
-        Err(e) => return Err(WebError::internal(e)),
-    };
+    let camera = st
+        .store
+        .case(n)
+        .await
+        .map_err(WebError::internal)?
+        .ok_or_else(|| WebError::not_found("no such case"))?
+        .camera;
     match st
         .store
         .record_check(
@@ -214,15 +216,13 @@ pub async fn case_api(
         .await
         .map_err(WebError::internal)?
         .ok_or_else(|| WebError::not_found("no such case"))?;
-    Ok(match st.store.case_events(&n).await {
-        Ok(h) => Json(serde_json::json!({
-            "case": c,
-            "overdue": c.overdue(st.now()),
-            "history": h,
-        }))
-        .into_response(),
-        Err(e) => return Err(WebError::internal(e)),
-    })
+    let history = st.store.case_events(&n).await.map_err(WebError::internal)?;
+    Ok(Json(serde_json::json!({
+        "case": c,
+        "overdue": c.overdue(st.now()),
+        "history": history,
+    }))
+    .into_response())
 }
 
 pub async fn dead_letters_page(
@@ -313,10 +313,8 @@ pub async fn dead_letters_api(
     Extension(auth): Extension<Auth>,
 ) -> Result<Response, WebError> {
     auth.require(Role::Admin)?;
-    Ok(match st.store.dead_letters().await {
-        Ok(d) => Json(d).into_response(),
-        Err(e) => return Err(WebError::internal(e)),
-    })
+    let dead = st.store.dead_letters().await.map_err(WebError::internal)?;
+    Ok(Json(dead).into_response())
 }
 
 pub async fn requeue_api(

@@ -346,13 +346,11 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
     let counts = st.store.counts().await.map_err(WebError::internal)?;
     o.family("citywatch_cases", "gauge", "Cases in the store.");
     o.sample("citywatch_cases", &[], counts.cases as f64);
-    let (by_status, overdue) = match tokio::try_join!(
+    let (by_status, overdue) = tokio::try_join!(
         st.store.case_status_counts(),
         st.store.overdue_count(st.now())
-    ) {
-        Ok(x) => x,
-        Err(e) => return Err(WebError::internal(e)),
-    };
+    )
+    .map_err(WebError::internal)?;
     o.family(
         "citywatch_cases_by_status",
         "gauge",

@@ -344,7 +344,8 @@ fn run_session(
                 *seq += 1;
                 let first = last_frame.is_none();
                 let keyframe_only = session.keyframe_only();
-                let transport = session.transport();
+                // A session keeps its transport: health learns it with the first frame.
+                let transport = first.then(|| session.transport());
                 let wall = frame.wall;
                 let dropped = match ctx.frames.push(frame, &ctx.shutdown) {
                     Ok(d) => d,
@@ -362,7 +363,9 @@ fn run_session(
                     h.frames_dropped += dropped;
                     h.last_frame_at = Some(wall);
                     h.keyframe_only = keyframe_only;
-                    h.transport = transport.map(str::to_string);
+                    if let Some(t) = transport {
+                        h.transport = t.map(str::to_string);
+                    }
                     h.retry_in_s = None;
                 });
             }
