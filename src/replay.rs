@@ -288,7 +288,10 @@ pub async fn replay(
     // same database gives the same output.
     let memory = match &stage {
         Some((_, store, _)) => Some(crate::learn::SharedMemory::new(
-            store.load_memory(&config.learning).await?,
+            crate::learn::VerdictMemory::from_entries(
+                config.learning.clone(),
+                store.memory_entries().await?,
+            ),
         )),
         None => None,
     };

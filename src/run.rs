@@ -90,7 +90,10 @@ pub async fn run(
     let memory = match &store {
         Some(store) => {
             let pruned = store.prune_memory(config.learning.max_per_zone).await?;
-            let m = store.load_memory(&config.learning).await?;
+            let m = crate::learn::VerdictMemory::from_entries(
+                config.learning.clone(),
+                store.memory_entries().await?,
+            );
             info!(entries = m.len(), pruned, "verdict memory loaded");
             crate::learn::SharedMemory::new(m)
         }
@@ -109,8 +112,11 @@ pub async fn run(
                     _ = tokio::time::sleep(MEMORY_RELOAD) => {}
                     _ = shutdown.triggered() => break,
                 }
-                match store.load_memory(&settings).await {
-                    Ok(m) => memory.replace(m),
+                match store.memory_entries().await {
+                    Ok(entries) => memory.replace(crate::learn::VerdictMemory::from_entries(
+                        settings.clone(),
+                        entries,
+                    )),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot reload the verdict memory; keeping the last")
                     }

@@ -47,7 +47,7 @@ pub enum Episodes {
     /// As `[episodes]` says: a JSON file per camera under `state_dir`, or nowhere.
     Config,
     /// In the case database (`[episodes] in_database`), saved by its writer task.
-    Database(crate::store::episodes::DbEpisodeStore),
+    Database(crate::store::episodes::DbEpisodeStore<crate::episodes::TrackerState>),
     /// Nowhere: a replay starts every camera afresh.
     Forget,
 }
@@ -78,7 +78,9 @@ pub struct Launcher {
 
 impl Launcher {
     /// The database episode store, when episodes are kept there.
-    pub fn db_episodes(&self) -> Option<&crate::store::episodes::DbEpisodeStore> {
+    pub fn db_episodes(
+        &self,
+    ) -> Option<&crate::store::episodes::DbEpisodeStore<crate::episodes::TrackerState>> {
         match &self.episodes {
             Episodes::Database(db) => Some(db),
             _ => None,

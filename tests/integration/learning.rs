@@ -88,7 +88,10 @@ fn a_rejected_works_car_is_suppressed_the_next_day_with_a_link_undo_files_it_and
     // The operator rejects it: the district lets that car stop there.
     rt.block_on(s.reject(&first, "op", "not_a_problem", None, 1000.0))
         .unwrap();
-    let memory = rt.block_on(s.load_memory(&Default::default())).unwrap();
+    let memory = citywatch::learn::VerdictMemory::from_entries(
+        Default::default(),
+        rt.block_on(s.memory_entries()).unwrap(),
+    );
     assert_eq!(memory.len(), 1);
     drop(s);
 
@@ -141,7 +144,10 @@ fn a_rejected_works_car_is_suppressed_the_next_day_with_a_link_undo_files_it_and
 
     // A restart: the memory is in the database.
     let s = store();
-    let memory = rt.block_on(s.load_memory(&Default::default())).unwrap();
+    let memory = citywatch::learn::VerdictMemory::from_entries(
+        Default::default(),
+        rt.block_on(s.memory_entries()).unwrap(),
+    );
     assert_eq!(memory.len(), 1);
     assert_eq!(memory.entries().next().unwrap().capture, first);
     // Replaying day 2 again gives the same output (the memory only read).
@@ -149,9 +155,5 @@ fn a_rejected_works_car_is_suppressed_the_next_day_with_a_link_undo_files_it_and
     assert_eq!(day2, again);
     // Forgetting the memory entry (audited) ends the learning.
     assert!(rt.block_on(s.forget_memory(&first, "sup", 3000.0)).unwrap());
-    assert!(
-        rt.block_on(s.load_memory(&Default::default()))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(rt.block_on(s.memory_entries()).unwrap().is_empty());
 }

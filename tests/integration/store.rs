@@ -302,15 +302,17 @@ async fn suite(url: &str) {
     assert!(finished_at(T0 + 1000.0 + KEEP + 60.0).await);
 
     // Episodes live in the episodes table: saved by one store, loaded by the next.
-    use citywatch::episodes::store::EpisodeStore;
+    use citywatch::core::StateStore;
+    use citywatch::episodes::TrackerState;
     use citywatch::store::episodes::DbEpisodeStore;
     let store = Arc::new(store);
     let shutdown = citywatch::core::Shutdown::new();
     let clock = Arc::new(citywatch::core::SystemClock);
     let cams = vec!["vtest".to_string()];
-    let db = DbEpisodeStore::open(store.clone(), &cams, clock.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let db =
+        DbEpisodeStore::<TrackerState>::open(store.clone(), &cams, clock.clone(), shutdown.clone())
+            .await
+            .unwrap();
     assert_eq!(db.load("vtest").unwrap(), Default::default());
     let state: citywatch::episodes::TrackerState = serde_json::from_value(serde_json::json!({
         "next_id": 8,
@@ -327,7 +329,7 @@ async fn suite(url: &str) {
         .await
         .unwrap()
         .unwrap();
-    let again = DbEpisodeStore::open(store.clone(), &cams, clock, shutdown.clone())
+    let again = DbEpisodeStore::<TrackerState>::open(store.clone(), &cams, clock, shutdown.clone())
         .await
         .unwrap();
     assert_eq!(again.load("vtest").unwrap(), state);
@@ -338,9 +340,10 @@ async fn suite(url: &str) {
         .await
         .unwrap();
     let cams = vec!["vtest".to_string(), "broken".to_string()];
-    let third = DbEpisodeStore::open(store.clone(), &cams, clock_again(), shutdown.clone())
-        .await
-        .expect("one bad state stops nothing");
+    let third =
+        DbEpisodeStore::<TrackerState>::open(store.clone(), &cams, clock_again(), shutdown.clone())
+            .await
+            .expect("one bad state stops nothing");
     assert_eq!(third.load("vtest").unwrap(), state);
     assert_eq!(third.load("broken").unwrap(), Default::default());
     assert!(third.quarantined("broken").is_some());
@@ -411,7 +414,10 @@ async fn learning_suite(url: &str) {
         .confirm(&confirmed, "op", &t, &location(), T0 + 11.0)
         .await
         .unwrap();
-    let m = store.load_memory(&Default::default()).await.unwrap();
+    let m = citywatch::learn::VerdictMemory::from_entries(
+        Default::default(),
+        store.memory_entries().await.unwrap(),
+    );
     assert_eq!(m.len(), 2);
     // A learned suppression is kept, never filed (even in auto mode), and links back.
     let mut learned = with(4, [1.0, 0.01], 0.45);
@@ -459,7 +465,11 @@ async fn learning_suite(url: &str) {
     // Pruning keeps the newest per key; forgetting removes one.
     assert_eq!(store.prune_memory(1).await.unwrap(), 1);
     assert_eq!(
-        store.load_memory(&Default::default()).await.unwrap().len(),
+        citywatch::learn::VerdictMemory::from_entries(
+            Default::default(),
+            store.memory_entries().await.unwrap()
+        )
+        .len(),
         1
     );
     assert!(
@@ -474,13 +484,7 @@ async fn learning_suite(url: &str) {
             .await
             .unwrap()
     );
-    assert!(
-        store
-            .load_memory(&Default::default())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.memory_entries().await.unwrap().is_empty());
     let audit: Vec<String> = sqlx::query_scalar(
         "SELECT action FROM audit_log WHERE action LIKE 'learn.%' OR action LIKE 'calibration.%' ORDER BY action",
     )

@@ -4,10 +4,12 @@
 //! cases with it; the web shows dates with it.
 
 pub mod deadline;
+pub mod status;
 
 use std::sync::Arc;
 
 pub use deadline::WorkCalendar;
+pub use status::{CaseStatus, Report};
 
 use crate::model::categories::TimeLimit;
 use crate::model::{Category, CategoryTable};

@@ -8,8 +8,10 @@ pub mod html;
 pub mod path;
 pub mod redact;
 pub mod shutdown;
+pub mod state;
 
 pub use backoff::{Backoff, BackoffPolicy};
 pub use clock::{Clock, ManualClock, SystemClock, to_unix, unix_secs};
 pub use redact::{RedactedUrl, redact_url};
 pub use shutdown::Shutdown;
+pub use state::{Quarantine, StateStore};

@@ -52,3 +52,33 @@ pub struct Resemblance {
     /// The reason it was rejected for.
     pub reason: Option<String>,
 }
+
+/// What the limiter let through: a candidate (or several merged at one place) to review and
+/// file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capture {
+    pub id: u64,
+    #[serde(flatten)]
+    pub candidate: Candidate,
+    /// Candidates merged into this capture, itself included.
+    pub aggregation: u32,
+    /// Time of the latest merged evidence.
+    pub last_evidence: f64,
+    #[serde(skip)]
+    pub closed_at: Option<f64>,
+    /// Its vehicle was seen to leave (its place seen empty, or another vehicle there): a new
+    /// vehicle at the place is a new case, not a duplicate in cooldown.
+    #[serde(skip)]
+    pub left: bool,
+    /// Set when the verdict memory judged it a lookalike of a rejected capture: it is
+    /// recorded (with evidence) as a learned suppression, not put up for review or filed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resembles: Option<Resemblance>,
+}
+
+impl Capture {
+    /// Whether it is a learned suppression rather than a capture to review or file.
+    pub fn is_learned_suppression(&self) -> bool {
+        self.resembles.is_some()
+    }
+}

@@ -11,9 +11,10 @@ pub mod embedding;
 pub mod geometry;
 pub mod place;
 pub mod rule;
+pub mod verdict;
 pub mod zones;
 
-pub use candidate::Candidate;
+pub use candidate::{Candidate, Capture};
 pub use categories::{Category, CategoryTable};
 pub use geometry::{BBox, iou};
 pub use place::{FilingMode, Location};

@@ -1,7 +1,7 @@
 //! Open episodes kept in the case database's `episodes` table (`[episodes] in_database`), so
 //! a restart, or another worker taking the camera over, resumes their dwell.
 //!
-//! [`EpisodeStore`] is synchronous and called from a camera's analysis step, which must not
+//! Its [`StateStore`] is synchronous and called from a camera's analysis step, which must not
 //! wait for the database: states are loaded once before the cameras start, and saves go to
 //! a writer task that keeps only the newest state per camera and retries while the database
 //! is unreachable.
@@ -12,14 +12,20 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{Store, StoreError};
-use crate::episodes::TrackerState;
-use crate::episodes::store::EpisodeStore;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-#[derive(Clone)]
-pub struct DbEpisodeStore {
+use super::{Store, StoreError};
+use crate::core::state::{Quarantine, StateStore};
+
+/// The state kept per camera: anything saved as JSON (the episode tracker's state).
+pub trait Saved: Serialize + DeserializeOwned + Default + Send + 'static {}
+
+impl<S: Serialize + DeserializeOwned + Default + Send + 'static> Saved for S {}
+
+pub struct DbEpisodeStore<S> {
     store: Arc<Store>,
-    loaded: Arc<Mutex<HashMap<String, TrackerState>>>,
+    loaded: Arc<Mutex<HashMap<String, S>>>,
     pending: Arc<Mutex<HashMap<String, String>>>,
     wake: Arc<Notify>,
     /// How many states have been written so far.
@@ -30,10 +36,26 @@ pub struct DbEpisodeStore {
     writing: Arc<tokio::sync::Mutex<()>>,
     clock: Arc<dyn crate::core::Clock>,
     /// Cameras whose saved state was unreadable at load, and where it went.
-    quarantined: crate::episodes::store::Quarantine,
+    quarantined: Quarantine,
 }
 
-impl DbEpisodeStore {
+impl<S> Clone for DbEpisodeStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            loaded: self.loaded.clone(),
+            pending: self.pending.clone(),
+            wake: self.wake.clone(),
+            written: self.written.clone(),
+            fence: self.fence.clone(),
+            writing: self.writing.clone(),
+            clock: self.clock.clone(),
+            quarantined: self.quarantined.clone(),
+        }
+    }
+}
+
+impl<S: Saved> DbEpisodeStore<S> {
     /// Loads every camera's state and starts the writer (on the current runtime).
     pub async fn open(
         store: Arc<Store>,
@@ -83,7 +105,7 @@ impl DbEpisodeStore {
     }
 
     /// Loads a camera's latest state from the database (another worker's, after a
-    /// takeover), for the next [`EpisodeStore::load`]. A state of this process's own not yet
+    /// takeover), for the next [`StateStore::load`]. A state of this process's own not yet
     /// written wins: it is newer.
     pub async fn reload(&self, camera: &str) -> Result<(), StoreError> {
         let _w = self.writing.lock().await;
@@ -97,7 +119,7 @@ impl DbEpisodeStore {
             Some(j) => Some(j),
             None => self.store.load_episodes(camera).await?,
         };
-        let state = match json.map(|j| (serde_json::from_str::<TrackerState>(&j), j)) {
+        let state = match json.map(|j| (serde_json::from_str::<S>(&j), j)) {
             Some((Ok(state), _)) => Some(state),
             Some((Err(e), j)) => {
                 // Unreadable: kept in the audit log (with the time), and the camera starts
@@ -225,8 +247,8 @@ impl DbEpisodeStore {
     }
 }
 
-impl EpisodeStore for DbEpisodeStore {
-    fn load(&self, camera: &str) -> std::io::Result<TrackerState> {
+impl<S: Saved> StateStore<S> for DbEpisodeStore<S> {
+    fn load(&self, camera: &str) -> std::io::Result<S> {
         Ok(self
             .loaded
             .lock()
@@ -239,7 +261,7 @@ impl EpisodeStore for DbEpisodeStore {
         self.quarantined.get(camera)
     }
 
-    fn save(&self, camera: &str, state: &TrackerState) -> std::io::Result<()> {
+    fn save(&self, camera: &str, state: &S) -> std::io::Result<()> {
         let json = serde_json::to_string(state).map_err(std::io::Error::other)?;
         self.pending
             .lock()

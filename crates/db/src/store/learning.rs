@@ -4,9 +4,8 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::{Store, StoreError};
-use crate::config::LearnSettings;
-use crate::learn::{MemoryEntry, Said, VerdictMemory};
 use crate::model::RuleKind;
+use crate::model::verdict::{MemoryEntry, Said};
 
 /// A remembered verdict as the learning page lists it (without its vector).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -101,14 +100,11 @@ impl Store {
         Ok(out)
     }
 
-    /// The whole verdict memory, as the cameras judge with it (the newest `max_per_zone`
-    /// of each camera, zone and rule).
-    pub async fn load_memory(&self, settings: &LearnSettings) -> Result<VerdictMemory, StoreError> {
-        let mut m = VerdictMemory::new(settings.clone());
-        for e in self.memory_rows("", None).await? {
-            m.remember(e);
-        }
-        Ok(m)
+    /// Every remembered verdict, oldest first: what the verdict memory is built from
+    /// (`VerdictMemory::from_entries`, which keeps the newest `max_per_zone` of each camera,
+    /// zone and rule).
+    pub async fn memory_entries(&self) -> Result<Vec<MemoryEntry>, StoreError> {
+        self.memory_rows("", None).await
     }
 
     /// Deletes the rows that aged out of the memory (beyond the newest `keep` per camera,
@@ -250,7 +246,7 @@ impl Store {
     /// Every reviewed capture's camera, rule, score and verdict: the calibration history.
     pub async fn reviewed_history(
         &self,
-    ) -> Result<Vec<crate::learn::calibrate::Reviewed>, StoreError> {
+    ) -> Result<Vec<crate::model::verdict::Reviewed>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.camera, c.rule, c.score, r.decision FROM captures c \
              JOIN reviews r ON r.capture_id = c.id ORDER BY c.id",
@@ -264,7 +260,7 @@ impl Store {
             let rule: String = r.try_get(1).map_err(g)?;
             let decision: String = r.try_get(3).map_err(g)?;
             if let Some(rule) = RuleKind::parse(&rule) {
-                out.push(crate::learn::calibrate::Reviewed {
+                out.push(crate::model::verdict::Reviewed {
                     camera: r.try_get(0).map_err(g)?,
                     rule,
                     score: r.try_get(2).map_err(g)?,

@@ -8,121 +8,23 @@
 //! their event id; a replayed nonce, an unknown case or a report the case's status does not
 //! allow changes nothing.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
 use super::{Store, StoreError};
 use crate::cases::CasePolicy;
 use crate::config::ClosureSettings;
 
-/// Where a case stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CaseStatus {
-    /// 立案: sent to the platform.
-    Filed,
-    /// 派遣: a department has it.
-    Dispatched,
-    /// 处置完毕 reported: the closure check is waiting.
-    Handled,
-    /// 核实结案: the check saw the place clear.
-    VerifiedClosed,
-    /// 未整改: the check saw the problem still there; the case is open again.
-    NotRectified,
-    /// The camera could not judge the place: a person must check.
-    CheckManual,
-    /// The platform returned the case (not accepted).
-    Returned,
-    /// The platform closed the case itself.
-    Closed,
-}
-
-impl CaseStatus {
-    pub const ALL: [CaseStatus; 8] = [
-        Self::Filed,
-        Self::Dispatched,
-        Self::Handled,
-        Self::VerifiedClosed,
-        Self::NotRectified,
-        Self::CheckManual,
-        Self::Returned,
-        Self::Closed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Filed => "filed",
-            Self::Dispatched => "dispatched",
-            Self::Handled => "handled",
-            Self::VerifiedClosed => "verified_closed",
-            Self::NotRectified => "not_rectified",
-            Self::CheckManual => "check_manual",
-            Self::Returned => "returned",
-            Self::Closed => "closed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// No report changes it any more.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::VerifiedClosed | Self::Returned | Self::Closed)
-    }
-
-    /// Its deadline runs: the problem waits for a department.
-    pub fn deadline_runs(self) -> bool {
-        matches!(self, Self::Filed | Self::Dispatched | Self::NotRectified)
-    }
-}
+pub use crate::cases::status::{CaseStatus, PlatformEvent, Report};
 
 /// The statuses whose deadline runs, as SQL.
-const DEADLINE_RUNS: &str = "('filed', 'dispatched', 'not_rectified')";
+fn deadline_runs_sql() -> String {
+    CaseStatus::sql_list(CaseStatus::deadline_runs)
+}
+
 /// The final statuses, as SQL.
-const FINAL: &str = "('verified_closed', 'returned', 'closed')";
-
-/// What the platform reports of a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Report {
-    Dispatched,
-    Handled,
-    Returned,
-    Closed,
-}
-
-impl Report {
-    /// The status a case in `from` moves to; None when `from` does not allow it.
-    pub fn moves(self, from: CaseStatus) -> Option<CaseStatus> {
-        use CaseStatus as S;
-        if from.is_final() {
-            return None;
-        }
-        match self {
-            Report::Dispatched => Some(S::Dispatched),
-            Report::Handled => {
-                matches!(from, S::Filed | S::Dispatched | S::NotRectified).then_some(S::Handled)
-            }
-            Report::Returned => Some(S::Returned),
-            Report::Closed => Some(S::Closed),
-        }
-    }
-}
-
-/// One progress report from the platform (a callback's body, or a poll's answer).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlatformEvent {
-    /// The platform's id of this report: a report seen again changes nothing.
-    pub event_id: String,
-    pub case_number: String,
-    pub status: Report,
-    /// When it happened on the platform (Unix seconds); default: when received.
-    #[serde(default)]
-    pub at: Option<f64>,
-    /// The department, or the platform's remark.
-    #[serde(default)]
-    pub note: Option<String>,
+fn final_sql() -> String {
+    CaseStatus::sql_list(CaseStatus::is_final)
 }
 
 /// What became of a report.
@@ -480,53 +382,57 @@ impl Store {
             return Ok(None);
         };
         let attempts: i64 = row.try_get(0).map_err(g)?;
-        let to = match outcome {
-            CheckOutcome::Unjudged { reason } => {
-                let attempts = attempts + 1;
-                let manual = attempts >= i64::from(closure.max_attempts);
-                sqlx::query("UPDATE closure_checks SET attempts = $2, due_at = $3, last_reason = $4, state = $5 \
-                     WHERE case_number = $1")
-                .bind(case)
-                .bind(attempts)
-                .bind(at + closure.retry_s)
-                .bind(reason)
-                .bind(if manual { "manual" } else { "waiting" })
-                .execute(&mut *tx)
-                .await
-                .map_err(g)?;
-                if !manual {
-                    tx.commit().await.map_err(g)?;
-                    return Ok(Some(CaseStatus::Handled));
-                }
-                self.set_status_in(&mut tx, case, CaseStatus::CheckManual, at)
-                    .await?;
-                let detail = format!("{attempts} looks could not judge the place: {reason}");
-                self.event_in(
-                    &mut tx,
-                    case,
-                    &format!("check-{case}-{at:.3}"),
-                    CaseStatus::CheckManual.as_str(),
-                    actor,
-                    Some(&detail),
-                    at,
-                )
-                .await?;
-                self.audit_in(
-                    &mut tx,
-                    None,
-                    at,
-                    actor,
-                    "case.check_manual",
-                    case,
-                    Some(&detail),
-                )
-                .await?;
+        let attempts = attempts + 1;
+        let to = CaseStatus::after_check(
+            outcome,
+            u32::try_from(attempts).unwrap_or(u32::MAX),
+            closure.max_attempts,
+        );
+        if let CheckOutcome::Unjudged { reason } = outcome {
+            sqlx::query("UPDATE closure_checks SET attempts = $2, due_at = $3, last_reason = $4, state = $5 \
+                 WHERE case_number = $1")
+            .bind(case)
+            .bind(attempts)
+            .bind(at + closure.retry_s)
+            .bind(reason)
+            .bind(if to == CaseStatus::CheckManual {
+                "manual"
+            } else {
+                "waiting"
+            })
+            .execute(&mut *tx)
+            .await
+            .map_err(g)?;
+            if to == CaseStatus::Handled {
                 tx.commit().await.map_err(g)?;
-                return Ok(Some(CaseStatus::CheckManual));
+                return Ok(Some(CaseStatus::Handled));
             }
-            CheckOutcome::Clear => CaseStatus::VerifiedClosed,
-            CheckOutcome::StillThere => CaseStatus::NotRectified,
-        };
+            self.set_status_in(&mut tx, case, CaseStatus::CheckManual, at)
+                .await?;
+            let detail = format!("{attempts} looks could not judge the place: {reason}");
+            self.event_in(
+                &mut tx,
+                case,
+                &format!("check-{case}-{at:.3}"),
+                CaseStatus::CheckManual.as_str(),
+                actor,
+                Some(&detail),
+                at,
+            )
+            .await?;
+            self.audit_in(
+                &mut tx,
+                None,
+                at,
+                actor,
+                "case.check_manual",
+                case,
+                Some(&detail),
+            )
+            .await?;
+            tx.commit().await.map_err(g)?;
+            return Ok(Some(CaseStatus::CheckManual));
+        }
         sqlx::query(
             "UPDATE closure_checks SET state = 'done', last_reason = NULL WHERE case_number = $1",
         )
@@ -543,7 +449,7 @@ impl Store {
                 .await
                 .map_err(g)?;
         }
-        if to == CaseStatus::NotRectified {
+        if to.restarts_deadline() {
             // Reopened: a new deadline from now, and a new reminder when it passes.
             let limit: String = sqlx::query("SELECT time_limit FROM cases WHERE case_number = $1")
                 .bind(case)
@@ -661,7 +567,8 @@ impl Store {
         let g = |e| self.err(e);
         let rows = sqlx::query(&format!(
             "SELECT case_number, deadline_at FROM cases WHERE deadline_at < $1 AND reminded_at IS NULL \
-             AND status IN {DEADLINE_RUNS} ORDER BY deadline_at LIMIT 200"
+             AND status IN {} ORDER BY deadline_at LIMIT 200",
+            deadline_runs_sql()
         ))
         .bind(now)
         .fetch_all(self.pool())
@@ -714,7 +621,8 @@ impl Store {
     pub async fn overdue_count(&self, now: f64) -> Result<i64, StoreError> {
         let g = |e| self.err(e);
         sqlx::query(&format!(
-            "SELECT COUNT(*) FROM cases WHERE deadline_at < $1 AND status IN {DEADLINE_RUNS}"
+            "SELECT COUNT(*) FROM cases WHERE deadline_at < $1 AND status IN {}",
+            deadline_runs_sql()
         ))
         .bind(now)
         .fetch_one(self.pool())
@@ -828,7 +736,8 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT c.id FROM captures c LEFT JOIN cases k ON k.capture_id = c.id \
              WHERE (c.status = 'rejected' AND k.case_number IS NULL) \
-             OR (k.status IN {FINAL} AND k.closed_at <= $1)"
+             OR (k.status IN {} AND k.closed_at <= $1)",
+            final_sql()
         ))
         .bind(now - keep_s)
         .fetch_all(self.pool())
@@ -847,36 +756,5 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?
             .rows_affected())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reports_move_only_open_cases_and_handled_needs_an_open_problem() {
-        use CaseStatus as S;
-        assert_eq!(Report::Handled.moves(S::Dispatched), Some(S::Handled));
-        assert_eq!(Report::Handled.moves(S::NotRectified), Some(S::Handled));
-        assert_eq!(Report::Handled.moves(S::Handled), None);
-        assert_eq!(Report::Handled.moves(S::CheckManual), None);
-        assert_eq!(
-            Report::Dispatched.moves(S::NotRectified),
-            Some(S::Dispatched)
-        );
-        for f in [S::VerifiedClosed, S::Returned, S::Closed] {
-            for r in [
-                Report::Dispatched,
-                Report::Handled,
-                Report::Returned,
-                Report::Closed,
-            ] {
-                assert_eq!(r.moves(f), None);
-            }
-        }
-        for s in CaseStatus::ALL {
-            assert_eq!(CaseStatus::parse(s.as_str()), Some(s));
-        }
     }
 }

@@ -25,7 +25,7 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::cases::CasePolicy;
 use crate::config::RuleKind;
-use crate::ratelimit::Capture;
+use crate::model::Capture;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -400,7 +400,7 @@ impl Store {
             self.remember_in(
                 &mut tx,
                 capture_id,
-                crate::learn::Said::Confirmed,
+                crate::model::verdict::Said::Confirmed,
                 None,
                 now,
             )
@@ -485,7 +485,7 @@ impl Store {
         self.remember_in(
             &mut tx,
             capture_id,
-            crate::learn::Said::Rejected,
+            crate::model::verdict::Said::Rejected,
             Some(reason),
             now,
         )

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FilingMode, Location, StoreError};
 use crate::cases::CasePolicy;
-use crate::ratelimit::Capture;
+use crate::model::Capture;
 
 /// One queued capture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,44 +7,18 @@ use std::path::PathBuf;
 
 use super::TrackerState;
 
-pub trait EpisodeStore: Send {
-    /// A camera's saved state. A state that cannot be read as one (corrupt, or written by
-    /// something else) is set aside and the camera starts fresh: one camera's bad state
-    /// never stops the others. [`Self::quarantined`] then says where it went.
-    fn load(&self, camera: &str) -> std::io::Result<TrackerState>;
-    fn save(&self, camera: &str, state: &TrackerState) -> std::io::Result<()>;
-    /// Where the camera's unreadable state was set aside at its last load, if it was.
-    fn quarantined(&self, _camera: &str) -> Option<String> {
-        None
-    }
-}
+pub use crate::core::state::{Quarantine, StateStore};
 
-/// Cameras whose saved state was unreadable at load, and where it was set aside (shared by
-/// the stores; a poisoned lock is still read).
-#[derive(Debug, Clone, Default)]
-pub struct Quarantine(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+/// Where a camera's open episodes are kept: any [`StateStore`] of a [`TrackerState`] (the
+/// case database's is one).
+pub trait EpisodeStore: StateStore<TrackerState> {}
 
-impl Quarantine {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Notes that `camera`'s state was set aside `at` (a file, or the audit log).
-    pub fn note(&self, camera: &str, at: String) {
-        self.map().insert(camera.to_string(), at);
-    }
-
-    pub fn get(&self, camera: &str) -> Option<String> {
-        self.map().get(camera).cloned()
-    }
-}
+impl<T: StateStore<TrackerState>> EpisodeStore for T {}
 
 /// Keeps nothing: replays and tests that start fresh.
 pub struct NoStore;
 
-impl EpisodeStore for NoStore {
+impl StateStore<TrackerState> for NoStore {
     fn load(&self, _camera: &str) -> std::io::Result<TrackerState> {
         Ok(TrackerState::default())
     }
@@ -75,7 +49,7 @@ impl JsonFileStore {
     }
 }
 
-impl EpisodeStore for JsonFileStore {
+impl StateStore<TrackerState> for JsonFileStore {
     fn load(&self, camera: &str) -> std::io::Result<TrackerState> {
         let path = self.path(camera);
         let bytes = match std::fs::read(&path) {

@@ -9,14 +9,7 @@ use serde::Serialize;
 
 use crate::model::RuleKind;
 
-/// One reviewed capture: its camera, rule, score, and whether it was confirmed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reviewed {
-    pub camera: String,
-    pub rule: RuleKind,
-    pub score: f64,
-    pub confirmed: bool,
-}
+pub use crate::model::verdict::Reviewed;
 
 /// A proposed threshold, with the history behind it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -16,77 +16,12 @@ pub mod calibrate;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::LearnSettings;
 use crate::model::candidate::Resemblance;
 use crate::model::embedding::similarity;
 use crate::model::{Candidate, RuleKind};
 
-/// Reject reasons that say "this is never a case" and so teach the memory. A duplicate was a
-/// real problem filed twice; it teaches nothing about the look.
-pub const TEACHING_REASONS: &[&str] = &[
-    "false_detection",
-    "compliant_vendor",
-    "not_a_problem",
-    "fixture",
-    "other",
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Said {
-    Confirmed,
-    Rejected,
-}
-
-impl Said {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Said::Confirmed => "confirmed",
-            Said::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "confirmed" => Some(Said::Confirmed),
-            "rejected" => Some(Said::Rejected),
-            _ => None,
-        }
-    }
-
-    /// Whether this verdict, with this reason, teaches the memory: every confirmation, and
-    /// rejections for one of [`TEACHING_REASONS`].
-    pub fn teaches(self, reason: Option<&str>) -> bool {
-        match self {
-            Said::Confirmed => true,
-            Said::Rejected => reason.is_some_and(|r| TEACHING_REASONS.contains(&r)),
-        }
-    }
-}
-
-/// One reviewed capture, remembered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MemoryEntry {
-    /// The reviewed capture's id.
-    pub capture: String,
-    pub camera: String,
-    pub zone: String,
-    pub rule: RuleKind,
-    pub said: Said,
-    pub reason: Option<String>,
-    pub embedding: Vec<f32>,
-    /// When the verdict was given.
-    pub at: f64,
-}
-
-impl MemoryEntry {
-    /// Whether this verdict teaches the memory at all.
-    pub fn teaches(&self) -> bool {
-        self.said.teaches(self.reason.as_deref())
-    }
-}
+pub use crate::model::verdict::{MemoryEntry, Said, TEACHING_REASONS};
 
 type Key = (String, String, RuleKind);
 
@@ -103,6 +38,15 @@ impl VerdictMemory {
             settings,
             entries: BTreeMap::new(),
         }
+    }
+
+    /// A memory of `entries` (oldest first, as the store lists them).
+    pub fn from_entries(settings: LearnSettings, entries: Vec<MemoryEntry>) -> Self {
+        let mut m = Self::new(settings);
+        for e in entries {
+            m.remember(e);
+        }
+        m
     }
 
     /// Adds a verdict (replacing an earlier one on the same capture); the oldest of its key

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::{LimitSettings, RuleKind};
 use crate::detect::decode::iou;
+pub use crate::model::Capture;
 use crate::model::candidate::{Deferred, Resemblance};
 use crate::rules::engine::Candidate;
 
@@ -74,34 +75,6 @@ pub enum SuppressionReason {
     /// Looks like a capture operators rejected (the verdict memory): recorded with its
     /// evidence as a learned suppression, out of the review queue, undoable.
     ResemblesRejected,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Capture {
-    pub id: u64,
-    #[serde(flatten)]
-    pub candidate: Candidate,
-    /// Candidates merged into this capture, itself included.
-    pub aggregation: u32,
-    /// Time of the latest merged evidence.
-    pub last_evidence: f64,
-    #[serde(skip)]
-    pub closed_at: Option<f64>,
-    /// Its vehicle was seen to leave (its place seen empty, or another vehicle there): a new
-    /// vehicle at the place is a new case, not a duplicate in cooldown.
-    #[serde(skip)]
-    pub left: bool,
-    /// Set when the verdict memory judged it a lookalike of a rejected capture: it is
-    /// recorded (with evidence) as a learned suppression, not put up for review or filed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resembles: Option<Resemblance>,
-}
-
-impl Capture {
-    /// Whether it is a learned suppression rather than a capture to review or file.
-    pub fn is_learned_suppression(&self) -> bool {
-        self.resembles.is_some()
-    }
 }
 
 /// A vehicle capture of episode `id`, confirmed at `confirm` after a 600 s dwell: a fixture
