@@ -12,103 +12,7 @@ use crate::ratelimit::{Capture, CaseLimiter, Suppression, Verdict};
 use crate::rules::engine::{Outcome, RuleEngine};
 use crate::scene::view::{ViewGuard, ViewParams, ViewState};
 
-/// What an operator asks of a camera's scene memory, from the web UI.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SceneCommand {
-    /// This box is a fixture (the camera page, or a 固定设施 rejection).
-    AddFixture {
-        label: String,
-        bbox: crate::model::BBox,
-    },
-    /// The fixtures this box lies on are not fixtures.
-    RemoveFixtures { bbox: crate::model::BBox },
-    /// An operator's answer to the proposed fixtures this box lies on: accepted ones become
-    /// fixtures, dismissed ones are not proposed again.
-    AnswerProposed {
-        bbox: crate::model::BBox,
-        accept: bool,
-    },
-    /// The bin zone is clean now: its reference becomes the next frame's view of it.
-    MarkClean { zone: String },
-}
-
-/// Between the web UI and the running cameras: commands waiting for each camera's next
-/// analysed frame, and each camera's fixtures as last published. A camera that is not
-/// running (patrolled and between visits) takes its commands at its next visit.
-#[derive(Clone, Default)]
-pub struct SceneDesk(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, DeskEntry>>>,
-);
-
-#[derive(Default)]
-struct DeskEntry {
-    pending: Vec<SceneCommand>,
-    fixtures: Vec<crate::episodes::Fixture>,
-    proposed: Vec<crate::episodes::Fixture>,
-}
-
-impl SceneDesk {
-    pub fn send(&self, camera: &str, cmd: SceneCommand) {
-        self.0
-            .lock()
-            .expect("scene desk")
-            .entry(camera.to_string())
-            .or_default()
-            .pending
-            .push(cmd);
-    }
-
-    /// A camera's fixtures as its analysis last published them.
-    pub fn fixtures(&self, camera: &str) -> Vec<crate::episodes::Fixture> {
-        self.0
-            .lock()
-            .expect("scene desk")
-            .get(camera)
-            .map(|e| e.fixtures.clone())
-            .unwrap_or_default()
-    }
-
-    /// The fixtures a camera proposes (found at its first look, or standing for days), as
-    /// its analysis last published them.
-    pub fn proposed(&self, camera: &str) -> Vec<crate::episodes::Fixture> {
-        self.0
-            .lock()
-            .expect("scene desk")
-            .get(camera)
-            .map(|e| e.proposed.clone())
-            .unwrap_or_default()
-    }
-
-    /// The commands waiting for a camera (the camera page shows them as pending).
-    pub fn pending(&self, camera: &str) -> Vec<SceneCommand> {
-        self.0
-            .lock()
-            .expect("scene desk")
-            .get(camera)
-            .map(|e| e.pending.clone())
-            .unwrap_or_default()
-    }
-
-    fn take(&self, camera: &str) -> Vec<SceneCommand> {
-        self.0
-            .lock()
-            .expect("scene desk")
-            .get_mut(camera)
-            .map(|e| std::mem::take(&mut e.pending))
-            .unwrap_or_default()
-    }
-
-    fn publish(&self, camera: &str, state: &crate::episodes::TrackerState) {
-        let mut m = self.0.lock().expect("scene desk");
-        let e = m.entry(camera.to_string()).or_default();
-        if e.fixtures != state.fixtures {
-            e.fixtures = state.fixtures.clone();
-        }
-        if e.proposed != state.proposed {
-            e.proposed = state.proposed.clone();
-        }
-    }
-}
+pub use crate::model::live::{AnalysisStatus, SceneCommand, SceneDesk};
 
 /// What one analysed frame produced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -220,7 +124,11 @@ impl CameraAnalysis {
 
     /// Takes operators' commands from `desk` and publishes the camera's fixtures there.
     pub fn with_desk(mut self, desk: SceneDesk) -> Self {
-        desk.publish(&self.camera, &self.tracker.state);
+        desk.publish(
+            &self.camera,
+            &self.tracker.state.fixtures,
+            &self.tracker.state.proposed,
+        );
         self.desk = Some(desk);
         self
     }
@@ -306,7 +214,11 @@ impl CameraAnalysis {
             tracing::info!(camera = %self.camera, "operator's scene command carried out");
         }
         if changed {
-            desk.publish(&self.camera, &self.tracker.state);
+            desk.publish(
+                &self.camera,
+                &self.tracker.state.fixtures,
+                &self.tracker.state.proposed,
+            );
         }
         changed
     }
@@ -423,7 +335,11 @@ impl CameraAnalysis {
             if !up.proposed.is_empty()
                 && let Some(desk) = &self.desk
             {
-                desk.publish(&self.camera, &self.tracker.state);
+                desk.publish(
+                    &self.camera,
+                    &self.tracker.state.fixtures,
+                    &self.tracker.state.proposed,
+                );
             }
             changed |= !up.opened.is_empty()
                 || !up.closed.is_empty()
@@ -448,49 +364,6 @@ fn verdict(v: Verdict) -> Event {
         Verdict::Captured(k) => Event::Capture(k),
         Verdict::Suppressed(s) => Event::Suppressed(s),
     }
-}
-
-/// Counters of one camera's analysis.
-#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct AnalysisStatus {
-    pub inferences: u64,
-    pub reused: u64,
-    /// Of `reused`: frames the gate wanted to run that the global budget refused.
-    pub over_budget: u64,
-    pub detect_errors: u64,
-    /// The detector's last try on this camera failed: frames are unjudged, episodes held.
-    pub detector_down: bool,
-    /// Detections in the latest analysed frame.
-    pub objects: usize,
-    pub open_episodes: usize,
-    /// Of `open_episodes`: those in one of the camera's rule zones, of a kind a rule judges.
-    pub watched_episodes: usize,
-    pub captures: u64,
-    pub suppressed: u64,
-    /// Of `suppressed`, by reason.
-    pub suppressed_duplicate: u64,
-    pub suppressed_rate_limit: u64,
-    pub suppressed_outside_hours: u64,
-    pub suppressed_aggregated: u64,
-    pub suppressed_expired: u64,
-    /// Learned suppressions: candidates that resembled a rejected capture.
-    pub suppressed_resembles_rejected: u64,
-    /// Candidates waiting for a token now.
-    pub deferred: usize,
-    /// The camera is off the view its zones were drawn for: rules paused.
-    pub off_view: bool,
-    /// Fixtures the camera knows (benches, a shop's chairs).
-    pub fixtures: usize,
-    /// Fixtures the camera proposes, waiting for an operator's answer.
-    pub proposed_fixtures: usize,
-    /// Open episodes evicted because the camera had too many open.
-    pub evicted_episodes: u64,
-    /// Saved states set aside as unreadable at start (0 or 1): the camera started fresh.
-    pub states_quarantined: u64,
-    /// Frames the detector ran on, and frames that reused detections, in the last minute of
-    /// stream time.
-    pub analysed_per_min: u32,
-    pub reused_per_min: u32,
 }
 
 /// Everything one camera does with a frame after ingest: gate, budget, detect, episodes,

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use serde::Serialize;
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
@@ -32,29 +31,7 @@ use crate::ratelimit::Capture;
 use crate::store::spool::{Spool, SpoolEntry};
 use crate::store::{CaseStore, FilingMode, Location, capture_key};
 
-/// Counters of the filing stage, for the status output and metrics.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct FilingStatus {
-    /// Packages being built (waiting for the clip's end, or retrying a write).
-    pub evidence_pending: usize,
-    pub evidence_written: u64,
-    pub evidence_errors: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_evidence_error: Option<String>,
-    /// Captures in the persistent queue, waiting for the database.
-    pub queued: usize,
-    /// Captures refused because the queue was full.
-    pub queue_dropped: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_queue_error: Option<String>,
-    pub db_errors: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_db_error: Option<String>,
-    /// Captures written to the database by this process.
-    pub stored: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retention: Option<crate::evidence::retention::Sweep>,
-}
+pub use crate::model::live::FilingStatus;
 
 /// What one camera contributes to its packages.
 #[derive(Clone)]
@@ -864,5 +841,14 @@ mod store_down_tests {
         let distinct: HashSet<&String> = recorded.iter().collect();
         assert_eq!((recorded.len(), distinct.len()), (3, 3));
         assert_eq!(stage.status().queued, 0);
+    }
+}
+
+impl crate::model::live::FilingControl for FilingStage {
+    fn status(&self) -> FilingStatus {
+        FilingStage::status(self)
+    }
+    fn wake(&self) {
+        self.stored.notify_one();
     }
 }

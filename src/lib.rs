@@ -30,12 +30,13 @@
 //!   URL), [`samples`] (the loopback RTSP server of the sample footage), [`platform_sim`] (a
 //!   loopback city platform for tests and the demo).
 
-// The lower layers are crates of their own (crates/base, crates/media, crates/stages,
-// crates/db); their modules keep their names here.
+// The layers are crates of their own (crates/base, crates/media, crates/stages, crates/db,
+// crates/web); their modules keep their names here.
 pub use citywatch_base::{cases, config, core, model};
 pub use citywatch_db::store;
 pub use citywatch_media::{detect, ingest, scene};
 pub use citywatch_stages::{closure, episodes, evidence, learn, ratelimit, rules};
+pub use citywatch_web as web;
 
 pub mod analysis;
 pub mod eval;
@@ -49,5 +50,4 @@ pub mod replay;
 pub mod run;
 pub mod samples;
 pub mod status;
-pub mod web;
 pub mod workers;

@@ -207,14 +207,16 @@ pub async fn run(
             store.clone(),
             health.clone(),
             launcher.analysis.clone(),
-            stage.clone(),
+            stage
+                .clone()
+                .map(|s| s as Arc<dyn crate::model::live::FilingControl>),
             clock.clone(),
         )
     {
         web.inference = detection.as_ref().map(|d| d.service.latency());
         web.latest = launcher.latest.clone();
         web.desk = launcher.desk.clone();
-        web.memory = memory.clone();
+        web.memory = Some(Arc::new(memory.clone()));
         web.checks = checks.clone();
         web.patrol = patrol.as_ref().map(|p| p.board.clone());
         web.worker = worker.as_ref().map(|(_, b)| b.clone());

@@ -16,7 +16,7 @@ pub mod visits;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+pub use crate::model::live::{CameraPatrol, PlatformLoad};
 
 /// One camera as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,35 +36,6 @@ enum Phase {
     },
     /// Told to stop; its slot is held until the stream has closed.
     Stopping,
-}
-
-/// Per-camera patrol figures.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct CameraPatrol {
-    pub visiting: bool,
-    pub visits: u64,
-    /// Start of the latest visit (scheduler time).
-    pub last_start: Option<f64>,
-    /// Longest time between two visit starts so far.
-    pub max_gap_s: f64,
-    /// Visits that began later than their revisit period allowed.
-    pub late_visits: u64,
-    /// Whether the camera had open episodes at the last look.
-    pub hot: bool,
-}
-
-/// Whether a platform's cap allows every camera its revisit period.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PlatformLoad {
-    pub platform: String,
-    pub cap: usize,
-    pub cameras: usize,
-    pub continuous: usize,
-    /// Concurrent pulls needed on average: continuous cameras plus Σ visit / revisit.
-    pub demand: f64,
-    pub feasible: bool,
-    /// With every patrolled camera visited in turn on the slots left: how long a round takes.
-    pub round_s: f64,
 }
 
 pub struct Scheduler {

@@ -4,26 +4,18 @@
 //! when the stream has closed; and the patrol loop that asks the scheduler twice a second.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::{CameraPatrol, PatrolCamera, PlatformLoad, Scheduler};
+use super::{PatrolCamera, Scheduler};
 use crate::config::{CameraConfig, PatrolSettings, PipelineConfig};
 use crate::core::{Clock, Shutdown};
 use crate::ingest::{CameraHealth, HealthBoard, HealthState};
+pub use crate::model::live::{PatrolBoard, PatrolStatus};
 use crate::pipeline::{AnalysisBoard, CameraRig, Launcher, LiveBoards, Timebase};
-
-/// What the patrol is doing: per platform load, per camera visits.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct PatrolStatus {
-    pub platforms: Vec<PlatformLoad>,
-    pub cameras: BTreeMap<String, CameraPatrol>,
-}
-
-pub type PatrolBoard = Arc<Mutex<PatrolStatus>>;
 
 /// How often the patrol loop asks the scheduler.
 const TICK: Duration = Duration::from_millis(500);

@@ -12,7 +12,6 @@
 
 pub mod setup;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -29,14 +28,8 @@ use crate::ingest::{
 };
 use crate::ratelimit::InferenceBudget;
 
-pub use crate::analysis::AnalysisStatus;
+pub use crate::model::live::{AnalysisBoard, AnalysisStatus, LatestFrames};
 pub use setup::{Detection, budget, episode_store, open_store, start_detection};
-
-/// Every camera's analysis counters, by camera id.
-pub type AnalysisBoard = Arc<Mutex<BTreeMap<String, AnalysisStatus>>>;
-
-/// Each camera's latest frame as JPEG, with its time (Unix seconds): the cameras page.
-pub type LatestFrames = Arc<Mutex<BTreeMap<String, (Arc<Vec<u8>>, f64)>>>;
 
 /// How often a camera's latest frame is re-encoded for the cameras page, in seconds.
 const LATEST_EVERY_S: f64 = 10.0;

@@ -13,10 +13,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -26,32 +25,8 @@ use crate::core::{Clock, Shutdown};
 use crate::ingest::HealthBoard;
 use crate::pipeline::{Launcher, Timebase};
 
+pub use crate::model::live::{WorkerBoard, WorkerStatus};
 pub use crate::pipeline::setup::JobStarter;
-
-/// What this worker is doing, for the status output, the web UI and metrics.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct WorkerStatus {
-    pub id: String,
-    pub live_workers: usize,
-    /// This worker's fair share of the cameras.
-    pub share: usize,
-    pub cameras: Vec<String>,
-    pub jobs: Vec<String>,
-    /// Leases taken (including takeovers), given back on rebalance, and lost to another
-    /// worker, since start.
-    pub taken: u64,
-    pub given_back: u64,
-    pub lost: u64,
-    /// Patrolled cameras this worker is visiting now (`[patrol]`), and visits made.
-    pub visits: Vec<String>,
-    pub visits_made: u64,
-    /// Heartbeats that failed (database unreachable).
-    pub round_errors: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
-
-pub type WorkerBoard = Arc<Mutex<WorkerStatus>>;
 
 /// Everything the worker loop runs with.
 pub struct WorkerHost {

@@ -2,13 +2,13 @@
 //! (ArchUnit-style): each module may import only modules of a lower layer, so no two modules
 //! can import each other however indirectly. ARCHITECTURE.md draws the same layers.
 //!
-//! Between crates the compiler enforces it (citywatch-base, -media, -stages, -db, then
-//! citywatch: a crate cannot name one above it); this test checks the order inside each crate and that
+//! Between crates the compiler enforces it (citywatch-base, -media, -stages, -db, -web,
+//! then citywatch: a crate cannot name one above it); this test checks the order inside each crate and that
 //! every crate's modules lie below the next crate's.
 //!
 //! The scan reads the non-test code of every file under the crates' `src/` and takes each `crate::NAME`
-//! path (also inside `use crate::{...}` groups) as an import of module NAME; inside `web`,
-//! each `super::NAME` as an import of web's submodule NAME.
+//! path (also inside `use crate::{...}` groups) as an import of module NAME; inside the web
+//! crate, each `super::NAME` too.
 
 use std::path::Path;
 
@@ -36,25 +36,28 @@ const LAYERS: &[(&str, u32)] = &[
     ("ratelimit", 8),
     ("evidence", 9),
     ("store", 10),
+    // The web crate (crates/web): the review UI, JSON API, metrics, platform callbacks. It
+    // sees the running pipeline only through model's boards and traits; its own modules are
+    // ordered by WEB_LAYERS.
+    ("web", 11),
     // Delivers the store's outbox through a notifier (the platform's webhook).
-    ("notify", 11),
-    ("analysis", 11),
-    ("filing", 12),
+    ("notify", 12),
+    ("analysis", 12),
+    ("filing", 13),
     // The camera runner: the one way a camera starts, is analysed and stops.
-    ("pipeline", 13),
-    ("patrol", 14),
-    ("workers", 14),
-    ("status", 15),
-    ("web", 15),
-    ("replay", 16),
-    ("eval", 17),
-    ("run", 18),
-    ("probe", 19),
-    ("samples", 19),
-    ("platform_sim", 19),
+    ("pipeline", 14),
+    ("patrol", 15),
+    ("workers", 15),
+    ("status", 16),
+    ("replay", 17),
+    ("eval", 18),
+    ("run", 19),
+    ("probe", 20),
+    ("samples", 20),
+    ("platform_sim", 20),
 ];
 
-/// Web's submodules, bottom to top (the router in `web/mod.rs` on top).
+/// The web crate's modules, bottom to top (the router in its `lib.rs` on top).
 const WEB_LAYERS: &[(&str, u32)] = &[
     ("error", 0),
     ("state", 0),
@@ -69,8 +72,11 @@ const WEB_LAYERS: &[(&str, u32)] = &[
     ("metrics", 3),
     ("lifecycle", 4),
     ("admin", 4),
-    ("mod", 5),
 ];
+
+/// The web crate's source folder: its modules are the `web` layer of [`LAYERS`] and are
+/// ordered among themselves by [`WEB_LAYERS`].
+const WEB_SRC: &str = "crates/web/src";
 
 /// The code of a file without its test items and comments. Each `#[cfg(test)]` item (a test
 /// module, a test-only helper) is cut out to the end of its braces or its `;`, and nothing
@@ -189,11 +195,12 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 /// The source folders of the workspace's crates, bottom to top, relative to the root.
-const SOURCES: [&str; 5] = [
+const SOURCES: [&str; 6] = [
     "crates/base/src",
     "crates/media/src",
     "crates/stages/src",
     "crates/db/src",
+    WEB_SRC,
     "src",
 ];
 
@@ -223,6 +230,11 @@ fn violations(root: &Path) -> Vec<String> {
         if matches!(top, "lib" | "main") {
             continue;
         }
+        let code = production_code(&std::fs::read_to_string(&path).unwrap());
+        if src.ends_with(WEB_SRC) {
+            web_violations(rel, top, &code, &mut bad);
+            continue;
+        }
         let Some(from) = layer(LAYERS, top) else {
             bad.push(format!(
                 "{}: module `{top}` is not in the layering table",
@@ -230,7 +242,6 @@ fn violations(root: &Path) -> Vec<String> {
             ));
             continue;
         };
-        let code = production_code(&std::fs::read_to_string(&path).unwrap());
         for to in imports(&code, "crate::") {
             if to == top {
                 continue;
@@ -247,32 +258,45 @@ fn violations(root: &Path) -> Vec<String> {
                 )),
             }
         }
-        if top == "web" && parts.len() == 2 {
-            let sub = parts[1].as_str();
-            let Some(from) = layer(WEB_LAYERS, sub) else {
-                bad.push(format!(
-                    "{}: web module `{sub}` is not in the web layering table",
-                    rel.display()
-                ));
-                continue;
-            };
-            for to in imports(&code, "super::") {
-                match layer(WEB_LAYERS, &to) {
-                    Some(l) if l < from => {}
-                    Some(l) => bad.push(format!(
-                        "{}: web::{sub} (layer {from}) imports web::{to} (layer {l})",
-                        rel.display()
-                    )),
-                    // `super::` from web/x.rs names web's own items only through submodules.
-                    None => bad.push(format!(
-                        "{}: imports web::{to}; name the submodule that defines it",
-                        rel.display()
-                    )),
-                }
-            }
-        }
     }
     bad
+}
+
+/// The layering of one file of the web crate: it may import the lower crates' modules (below
+/// the `web` layer) and the web modules below its own (`crate::x` or `super::x`, which from
+/// a top-level file is the same).
+fn web_violations(rel: &Path, top: &str, code: &str, bad: &mut Vec<String>) {
+    let web = layer(LAYERS, "web").unwrap();
+    let Some(from) = layer(WEB_LAYERS, top) else {
+        bad.push(format!(
+            "{}: web module `{top}` is not in the web layering table",
+            rel.display()
+        ));
+        return;
+    };
+    let mut names = imports(code, "crate::");
+    names.extend(imports(code, "super::"));
+    for to in names {
+        if to == top {
+            continue;
+        }
+        match (layer(WEB_LAYERS, &to), layer(LAYERS, &to)) {
+            (Some(l), _) if l < from => {}
+            (Some(l), _) => bad.push(format!(
+                "{}: web::{top} (layer {from}) imports web::{to} (layer {l})",
+                rel.display()
+            )),
+            (None, Some(l)) if l < web => {}
+            (None, Some(l)) => bad.push(format!(
+                "{}: web::{top} imports {to} (layer {l}), above the web crate",
+                rel.display()
+            )),
+            (None, None) => bad.push(format!(
+                "{}: imports `{to}`, which is in neither layering table",
+                rel.display()
+            )),
+        }
+    }
 }
 
 #[test]
@@ -284,26 +308,11 @@ fn every_module_imports_only_lower_layers() {
 #[test]
 fn the_table_has_no_module_that_src_lacks_and_names_every_one() {
     let src = root().join("src");
-    let mut on_disk: Vec<String> = SOURCES
-        .iter()
-        .flat_map(|s| std::fs::read_dir(root().join(s)).unwrap().flatten())
-        .map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .trim_end_matches(".rs")
-                .to_string()
-        })
-        .filter(|n| n != "lib" && n != "main")
-        .collect();
-    on_disk.sort();
-    let mut declared: Vec<String> = LAYERS.iter().map(|(n, _)| n.to_string()).collect();
-    declared.sort();
-    assert_eq!(on_disk, declared);
-    // A crate's modules all lie below every module of the crate above it.
-    let layers_of = |s: &str| -> Vec<u32> {
-        std::fs::read_dir(root().join(s))
+    let modules = |s: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(root().join(s))
             .unwrap()
             .flatten()
+            .filter(|e| e.path().is_dir() || e.path().extension().is_some_and(|x| x == "rs"))
             .map(|e| {
                 e.file_name()
                     .to_string_lossy()
@@ -311,8 +320,34 @@ fn the_table_has_no_module_that_src_lacks_and_names_every_one() {
                     .to_string()
             })
             .filter(|n| n != "lib" && n != "main")
-            .map(|n| layer(LAYERS, &n).unwrap())
-            .collect()
+            .collect();
+        names.sort();
+        names
+    };
+    // The web crate is the `web` layer; its own modules are WEB_LAYERS.
+    let mut on_disk: Vec<String> = SOURCES
+        .iter()
+        .flat_map(|s| match *s {
+            WEB_SRC => vec!["web".to_string()],
+            s => modules(s),
+        })
+        .collect();
+    on_disk.sort();
+    let mut declared: Vec<String> = LAYERS.iter().map(|(n, _)| n.to_string()).collect();
+    declared.sort();
+    assert_eq!(on_disk, declared);
+    let mut web_declared: Vec<String> = WEB_LAYERS.iter().map(|(n, _)| n.to_string()).collect();
+    web_declared.sort();
+    assert_eq!(modules(WEB_SRC), web_declared);
+    // A crate's modules all lie below every module of the crate above it.
+    let layers_of = |s: &str| -> Vec<u32> {
+        match s {
+            WEB_SRC => vec![layer(LAYERS, "web").unwrap()],
+            s => modules(s)
+                .iter()
+                .map(|n| layer(LAYERS, n).unwrap())
+                .collect(),
+        }
     };
     for pair in SOURCES.windows(2) {
         let below = layers_of(pair[0]).into_iter().max().unwrap();
@@ -361,13 +396,19 @@ fn the_scan_reports_the_cycles_it_forbids() {
         (
             "src/workers/host.rs",
             "use crate::{run::RunOptions, core};\n",
-            "workers (layer 14) imports run",
+            "workers (layer 15) imports run",
         ),
         // web: auth <-> pages
         (
-            "src/web/auth.rs",
+            "crates/web/src/auth.rs",
             "use super::pages::home;\n",
             "web::auth (layer 1) imports web::pages",
+        ),
+        // web reaching up into the pipeline (and so GStreamer)
+        (
+            "crates/web/src/state.rs",
+            "use crate::{pipeline::Launcher, store::Store};\n",
+            "web::state imports pipeline",
         ),
     ];
     for (file, line, expect) in cases {
@@ -410,4 +451,41 @@ fn imports_are_read_from_paths_and_groups() {
     // A test-only item hides only itself: production code after it is still read.
     let code = "#[cfg(test)]\nfn helper() { crate::eval::x(); }\n#[cfg(test)]\nuse crate::web::Y;\nfn f() { crate::store::go(); }\n#[cfg(test)]\nmod tests {\n    use crate::run::X;\n}\n";
     assert_eq!(imports(&production_code(code), "crate::"), ["store"]);
+}
+
+/// The web crate builds without GStreamer or ONNX Runtime: nothing in its dependency tree
+/// (read from Cargo.lock, which lists every package's dependencies) is either.
+#[test]
+fn the_web_crate_depends_on_neither_gstreamer_nor_onnx_runtime() {
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.lock")).unwrap()).unwrap();
+    let packages = lock["package"].as_array().unwrap();
+    let deps_of = |name: &str| -> Vec<String> {
+        packages
+            .iter()
+            .filter(|p| p["name"].as_str() == Some(name))
+            .flat_map(|p| p.get("dependencies").and_then(|d| d.as_array()).cloned())
+            .flatten()
+            .filter_map(|d| d.as_str().map(|s| s.split(' ').next().unwrap().to_string()))
+            .collect()
+    };
+    let tree = |top: &str| -> std::collections::BTreeSet<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![top.to_string()];
+        while let Some(n) = todo.pop() {
+            if seen.insert(n.clone()) {
+                todo.extend(deps_of(&n));
+            }
+        }
+        seen
+    };
+    let heavy = |n: &String| n.starts_with("gstreamer") || n == "ort" || n.starts_with("ort-");
+    for krate in ["citywatch-web", "citywatch-db", "citywatch-base"] {
+        let t = tree(krate);
+        assert!(t.len() > 10, "{krate}: {t:?}");
+        let bad: Vec<&String> = t.iter().filter(|n| heavy(n)).collect();
+        assert!(bad.is_empty(), "{krate} depends on {bad:?}");
+    }
+    // The check sees them where they are.
+    assert!(tree("citywatch-media").iter().any(heavy));
 }

@@ -2,6 +2,9 @@
 //! platform reports a case handled, what one frame shows of the place, and what the look
 //! found.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
 use serde::{Deserialize, Serialize};
 
 use super::BBox;
@@ -59,4 +62,76 @@ pub enum Sight {
     Unsure,
     /// The place cannot be judged in this frame.
     Unjudgeable(&'static str),
+}
+
+/// The checks waiting for cameras, shared by the cameras, the web handlers and the reload.
+#[derive(Clone, Default)]
+pub struct SharedChecks(Arc<RwLock<BTreeMap<String, Vec<CheckRequest>>>>);
+
+impl SharedChecks {
+    pub fn new(all: Vec<CheckRequest>) -> Self {
+        let s = Self::default();
+        s.replace(all);
+        s
+    }
+
+    /// Replaces every check (a reload from the database).
+    pub fn replace(&self, all: Vec<CheckRequest>) {
+        let mut by_camera: BTreeMap<String, Vec<CheckRequest>> = BTreeMap::new();
+        for c in all {
+            by_camera.entry(c.camera.clone()).or_default().push(c);
+        }
+        *self.0.write().expect("checks") = by_camera;
+    }
+
+    /// Adds or replaces one check.
+    pub fn put(&self, c: CheckRequest) {
+        let mut m = self.0.write().expect("checks");
+        let list = m.entry(c.camera.clone()).or_default();
+        list.retain(|k| k.case_number != c.case_number);
+        list.push(c);
+    }
+
+    /// After a look was recorded: the check goes (`next_due` None) or waits until then.
+    pub fn settle(&self, camera: &str, case: &str, next_due: Option<f64>) {
+        let mut m = self.0.write().expect("checks");
+        if let Some(list) = m.get_mut(camera) {
+            match next_due {
+                None => list.retain(|k| k.case_number != case),
+                Some(due) => {
+                    for k in list.iter_mut().filter(|k| k.case_number == case) {
+                        k.due_at = due;
+                        k.attempts += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A camera's checks.
+    pub fn for_camera(&self, camera: &str) -> Vec<CheckRequest> {
+        self.0
+            .read()
+            .expect("checks")
+            .get(camera)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether a camera has a check (a patrol visits it sooner).
+    pub fn wants(&self, camera: &str) -> bool {
+        self.0
+            .read()
+            .expect("checks")
+            .get(camera)
+            .is_some_and(|l| !l.is_empty())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.read().expect("checks").values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }

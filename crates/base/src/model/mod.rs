@@ -4,11 +4,16 @@
 //! It depends on nothing but `core`; config and every stage build on it, so stages need not
 //! import each other for a shared word.
 
+pub mod calibrate;
 pub mod candidate;
 pub mod categories;
 pub mod closure;
 pub mod embedding;
+pub mod fixture;
 pub mod geometry;
+pub mod health;
+pub mod live;
+pub mod package;
 pub mod place;
 pub mod rule;
 pub mod verdict;

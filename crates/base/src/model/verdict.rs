@@ -78,3 +78,11 @@ pub struct Reviewed {
     pub score: f64,
     pub confirmed: bool,
 }
+
+/// Where operators' verdicts reach the cameras' memory: a review adds one, the learning
+/// page forgets one (the stages' shared verdict memory is one).
+pub trait VerdictBook: Send + Sync {
+    fn remember(&self, e: MemoryEntry);
+    /// Whether the capture's verdict was remembered.
+    fn forget(&self, capture: &str) -> bool;
+}

@@ -32,41 +32,7 @@ pub struct DetectionService {
     latency: Arc<Latency>,
 }
 
-/// Upper bounds (seconds) of the inference latency histogram's buckets.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
-
-/// How long each batch took in the detector (`session.run` with its pre- and
-/// post-processing), as a cumulative histogram.
-#[derive(Debug, Default)]
-pub struct Latency {
-    buckets: [std::sync::atomic::AtomicU64; LATENCY_BUCKETS.len()],
-    count: std::sync::atomic::AtomicU64,
-    sum_us: std::sync::atomic::AtomicU64,
-}
-
-impl Latency {
-    pub fn record(&self, d: Duration) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let s = d.as_secs_f64();
-        for (b, le) in self.buckets.iter().zip(LATENCY_BUCKETS) {
-            if s <= le {
-                b.fetch_add(1, Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
-    }
-
-    /// (cumulative count per bucket, count, sum in seconds).
-    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (
-            self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
-            self.count.load(Relaxed),
-            self.sum_us.load(Relaxed) as f64 / 1e6,
-        )
-    }
-}
+pub use crate::model::live::{LATENCY_BUCKETS, Latency};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceConfig {

@@ -9,7 +9,7 @@
 pub mod camera;
 pub mod error;
 pub mod frame;
-pub mod health;
+pub use crate::model::health;
 pub mod pipeline;
 pub mod queue;
 pub mod ring;

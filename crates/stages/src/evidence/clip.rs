@@ -11,13 +11,7 @@ use gstreamer_app as gst_app;
 
 use super::ring::Packet;
 
-/// What a written clip covers, in stream seconds.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ClipSpan {
-    pub start_s: f64,
-    pub end_s: f64,
-    pub packets: usize,
-}
+pub use crate::model::package::ClipSpan;
 
 /// Writes `packets` (starting at a keyframe, one caps) to `path` as MP4.
 pub fn write_mp4(packets: &[Packet], path: &Path) -> Result<ClipSpan, String> {

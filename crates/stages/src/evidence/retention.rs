@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+pub use crate::model::live::Sweep;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -15,21 +15,6 @@ pub struct Policy {
     pub quota_bytes: u64,
     /// The share of the quota in use at which the alert is raised.
     pub alert_ratio: f64,
-}
-
-/// What one sweep found and did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Sweep {
-    pub packages: usize,
-    pub deleted: usize,
-    pub deleted_bytes: u64,
-    /// Packages past their age or over the quota that were kept: their case is not closed.
-    pub kept_open: usize,
-    pub used_bytes: u64,
-    pub quota_bytes: u64,
-    /// Usage is at or over `alert_ratio` of the quota after the sweep.
-    pub quota_alert: bool,
-    pub errors: Vec<String>,
 }
 
 struct Pkg {

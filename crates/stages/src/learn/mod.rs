@@ -11,7 +11,7 @@
 //! [`SharedMemory`] (the web UI's verdicts, loaded from the store at start), never inside a
 //! replay, so a replay with a given database repeats exactly.
 
-pub mod calibrate;
+pub use crate::model::calibrate;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -161,6 +161,15 @@ impl SharedMemory {
     /// Replaces the whole memory (a reload from the store).
     pub fn replace(&self, memory: VerdictMemory) {
         *self.0.write().expect("verdict memory") = memory;
+    }
+}
+
+impl crate::model::verdict::VerdictBook for SharedMemory {
+    fn remember(&self, e: MemoryEntry) {
+        SharedMemory::remember(self, e)
+    }
+    fn forget(&self, capture: &str) -> bool {
+        SharedMemory::forget(self, capture)
     }
 }
 

@@ -100,7 +100,7 @@ pub async fn cases_csv(
             c.camera,
             c.location.address,
             c.location.grid_code,
-            crate::evidence::format_time(c.reported_at, st.cases.utc_offset_s),
+            crate::model::package::format_time(c.reported_at, st.cases.utc_offset_s),
             c.aggregation.to_string(),
             c.description,
         ];
@@ -152,7 +152,7 @@ pub async fn evidence(State(st): State<Arc<WebState>>, Path(path): Path<String>)
     if path.contains('\0') || path.contains('\\') {
         return not_found();
     }
-    let Some(full) = crate::evidence::resolve(root, &path) else {
+    let Some(full) = crate::model::package::resolve(root, &path) else {
         return not_found();
     };
     let (Ok(real), Ok(real_root)) = (std::fs::canonicalize(&full), std::fs::canonicalize(root))

@@ -267,7 +267,7 @@ pub async fn capture(
 }
 
 /// The banner of a package that fails its hash check, naming the failing files.
-pub(crate) fn tampered_banner(lang: Lang, tp: &crate::evidence::Tampered) -> String {
+pub(crate) fn tampered_banner(lang: Lang, tp: &crate::model::package::Tampered) -> String {
     format!(
         "<div class=\"tampered\" id=\"tampered\"><b>{}</b>: {} <ul>{}</ul></div>",
         t(lang, "tampered"),
@@ -551,7 +551,7 @@ pub async fn cameras(
 /// One fixture's row on the cameras page: its label and source, its box, and one small form
 /// per action, whose field (`remove`, `accept`, `dismiss`) names the fixture's index `i`.
 fn fixture_row(
-    f: &crate::episodes::Fixture,
+    f: &crate::model::fixture::Fixture,
     id: &str,
     csrf: &str,
     i: usize,
@@ -693,7 +693,7 @@ pub async fn summary(
     // What the verdict history proposes per camera (applied on the learning page).
     if let Ok(history) = st.store.reviewed_history().await {
         let proposals =
-            crate::learn::calibrate::propose(&history, super::review::PROPOSAL_MIN_DROPPED);
+            crate::model::calibrate::propose(&history, super::review::PROPOSAL_MIN_DROPPED);
         body.push_str(&format!(
             "<h2>{}</h2><p id=\"summary-proposals\"><a href=\"/learning#proposals\">{} {}</a></p>",
             t(lang, "proposals"),

@@ -222,7 +222,7 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
 
 /// A time as local date and time to the second, for tables.
 pub fn local(unix: f64, utc_offset_s: i32) -> String {
-    crate::evidence::format_time(unix, utc_offset_s)
+    crate::model::package::format_time(unix, utc_offset_s)
         .replace('T', " ")
         .chars()
         .take(19)

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{CameraConfig, CasesSettings, PipelineConfig, WebSettings};
 use crate::core::Clock;
-use crate::filing::FilingStage;
-use crate::ingest::HealthBoard;
-use crate::pipeline::AnalysisBoard;
+use crate::model::health::HealthBoard;
+use crate::model::live::AnalysisBoard;
+use crate::model::live::FilingControl;
 use crate::store::Store;
 
 /// What the handlers read.
@@ -20,25 +20,25 @@ pub struct WebState {
     pub evidence_root: Option<PathBuf>,
     pub health: HealthBoard,
     pub analysis: AnalysisBoard,
-    pub filing: Option<Arc<FilingStage>>,
+    pub filing: Option<Arc<dyn FilingControl>>,
     pub settings: WebSettings,
     pub clock: Arc<dyn Clock>,
     pub logins: Mutex<LoginLimiter>,
     /// The detector's latency histogram, when the pipeline detects.
-    pub inference: Option<Arc<crate::detect::service::Latency>>,
+    pub inference: Option<Arc<crate::model::live::Latency>>,
     /// Each camera's latest frame (JPEG).
-    pub latest: crate::pipeline::LatestFrames,
+    pub latest: crate::model::live::LatestFrames,
     /// The patrol's status, when cameras are patrolled.
-    pub patrol: Option<crate::patrol::visits::PatrolBoard>,
+    pub patrol: Option<crate::model::live::PatrolBoard>,
     /// This worker's leases, with `--worker`.
-    pub worker: Option<crate::workers::host::WorkerBoard>,
+    pub worker: Option<crate::model::live::WorkerBoard>,
     /// Operators' scene commands to the cameras, and their fixtures.
-    pub desk: crate::analysis::SceneDesk,
-    /// The verdict memory the cameras judge with: reviews add to it, the learning page
-    /// forgets from it.
-    pub memory: crate::learn::SharedMemory,
+    pub desk: crate::model::live::SceneDesk,
+    /// The verdict memory the cameras judge with, when cameras run in this process:
+    /// reviews add to it, the learning page forgets from it.
+    pub memory: Option<Arc<dyn crate::model::verdict::VerdictBook>>,
     /// Closure checks the cameras look at: a handled report adds one at once.
-    pub checks: crate::closure::SharedChecks,
+    pub checks: crate::model::closure::SharedChecks,
 }
 
 impl WebState {
@@ -48,7 +48,7 @@ impl WebState {
         store: Arc<Store>,
         health: HealthBoard,
         analysis: AnalysisBoard,
-        filing: Option<Arc<FilingStage>>,
+        filing: Option<Arc<dyn FilingControl>>,
         clock: Arc<dyn Clock>,
     ) -> Option<Self> {
         let settings = config.web.clone()?;
@@ -73,7 +73,7 @@ impl WebState {
             patrol: None,
             worker: None,
             desk: Default::default(),
-            memory: Default::default(),
+            memory: None,
             checks: Default::default(),
         })
     }

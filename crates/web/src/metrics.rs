@@ -177,7 +177,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
     let mut o = Out::default();
     let health = st.health.snapshot(st.clock.now());
     let analysis = st.analysis.lock().expect("analysis board").clone();
-    let ids = |f: fn(&crate::ingest::CameraStatus) -> Option<f64>| {
+    let ids = |f: fn(&crate::model::health::CameraStatus) -> Option<f64>| {
         health
             .iter()
             .map(move |h| (h.health.id.to_string(), f(h)))
@@ -187,7 +187,9 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
         "citywatch_camera_up",
         "gauge",
         "1 while the camera is streaming.",
-        ids(|h| Some((h.health.state == crate::ingest::HealthState::Streaming) as u8 as f64)),
+        ids(|h| {
+            Some((h.health.state == crate::model::health::HealthState::Streaming) as u8 as f64)
+        }),
     );
     o.per_camera(
         "citywatch_camera_frames_total",
@@ -213,7 +215,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
         "Seconds since the camera's last frame.",
         ids(|h| h.last_frame_age_s),
     );
-    let counts = |f: fn(&crate::analysis::AnalysisStatus) -> u64| {
+    let counts = |f: fn(&crate::model::live::AnalysisStatus) -> u64| {
         analysis
             .iter()
             .map(move |(cam, a)| (cam.clone(), Some(f(a) as f64)))
@@ -296,7 +298,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
         o.histogram(
             "citywatch_inference_seconds",
             "Time the detector took per batch (preprocessing, session.run, decoding).",
-            &crate::detect::service::LATENCY_BUCKETS,
+            &crate::model::live::LATENCY_BUCKETS,
             &buckets,
             count,
             sum,
@@ -400,7 +402,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
     }
     if let Some(p) = &st.patrol {
         let p = p.lock().expect("patrol board").clone();
-        let cams = |f: fn(&crate::patrol::CameraPatrol) -> f64| {
+        let cams = |f: fn(&crate::model::live::CameraPatrol) -> f64| {
             p.cameras
                 .iter()
                 .map(|(id, c)| (id.clone(), Some(f(c))))
@@ -434,7 +436,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
             (
                 "citywatch_patrol_cap",
                 "Concurrent stream pulls the platform allows.",
-                (|l: &crate::patrol::PlatformLoad| l.cap as f64) as fn(&_) -> f64,
+                (|l: &crate::model::live::PlatformLoad| l.cap as f64) as fn(&_) -> f64,
             ),
             (
                 "citywatch_patrol_demand",

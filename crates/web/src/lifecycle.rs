@@ -15,7 +15,7 @@ use super::html::{Lang, esc, local, t};
 use super::pages::page;
 use super::review::{PackageView, package_of};
 use super::state::WebState;
-use crate::closure::CheckOutcome;
+use crate::model::closure::CheckOutcome;
 use crate::store::lifecycle::CaseStatus;
 use crate::store::users::Role;
 
@@ -284,7 +284,7 @@ async fn do_requeue(st: &WebState, auth: &Auth, ids: Option<&[String]>) -> Resul
         .await
         .map_err(WebError::internal)?;
     if let Some(f) = &st.filing {
-        f.stored.notify_one();
+        f.wake();
     }
     Ok(n)
 }

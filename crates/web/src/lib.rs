@@ -1,6 +1,16 @@
 //! The operators' web UI, its JSON API and `/metrics`, served by axum from `citywatch run`
 //! (`[web]`, default 127.0.0.1:8080). Every route but the login page needs a session or an
 //! API token; confirming and rejecting need the operator role.
+//!
+//! citywatch-web uses citywatch-base and citywatch-db and nothing else of the workspace: it
+//! reads the running pipeline through the boards and traits of `model::live`,
+//! `model::health` and `model::verdict`, so it builds and tests without GStreamer or ONNX
+//! Runtime.
+
+// The lower crates' modules under their usual names, so `crate::model::…` reads the same in
+// every crate of the workspace.
+use citywatch_base::{config, core, model};
+use citywatch_db::store;
 
 pub mod admin;
 pub mod api;

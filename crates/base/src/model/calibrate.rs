@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::RuleKind;
+use super::RuleKind;
 
-pub use crate::model::verdict::Reviewed;
+pub use super::verdict::Reviewed;
 
 /// A proposed threshold, with the history behind it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -36,7 +36,7 @@ pub fn summarise(rows: &[Outcome], utc_offset_s: i32) -> Summary {
     let mut s = Summary::default();
     let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in rows {
-        let day = crate::evidence::format_time(r.confirm_at, utc_offset_s)
+        let day = crate::model::package::format_time(r.confirm_at, utc_offset_s)
             .get(..10)
             .unwrap_or("")
             .to_string();

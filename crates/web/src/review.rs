@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Auth;
 use super::error::WebError;
 use super::state::WebState;
-use crate::analysis::SceneCommand;
+use crate::model::live::SceneCommand;
 use crate::store::StoreError;
 use crate::store::users::Role;
 
@@ -25,9 +25,9 @@ pub const REJECT_REASONS: &[&str] = &[
 
 /// A capture's evidence package as the UI shows it.
 pub enum PackageView {
-    Verified(Box<crate::evidence::PackageManifest>),
+    Verified(Box<crate::model::package::PackageManifest>),
     /// Files fail their hash check (or are missing): named, and confirm is refused.
-    Tampered(crate::evidence::Tampered),
+    Tampered(crate::model::package::Tampered),
     /// No package (none written, or no evidence root here).
     None,
 }
@@ -36,11 +36,11 @@ pub enum PackageView {
 pub fn package_of(st: &WebState, evidence: &Option<serde_json::Value>) -> PackageView {
     let dir = st.evidence_root.as_ref().and_then(|root| {
         let rel = evidence.as_ref()?.get("package")?.as_str()?;
-        crate::evidence::resolve(root, rel)
+        crate::model::package::resolve(root, rel)
     });
     match dir {
         None => PackageView::None,
-        Some(dir) => match crate::evidence::verify_all(&dir) {
+        Some(dir) => match crate::model::package::verify_all(&dir) {
             Ok(m) => PackageView::Verified(Box::new(m)),
             Err(t) => PackageView::Tampered(t),
         },
@@ -52,7 +52,7 @@ pub fn package_of(st: &WebState, evidence: &Option<serde_json::Value>) -> Packag
 pub fn manifest_of(
     st: &WebState,
     evidence: &Option<serde_json::Value>,
-) -> Option<crate::evidence::PackageManifest> {
+) -> Option<crate::model::package::PackageManifest> {
     match package_of(st, evidence) {
         PackageView::Verified(m) => Some(*m),
         _ => None,
@@ -91,7 +91,11 @@ pub async fn do_confirm(st: &WebState, auth: &Auth, id: &str) -> Result<String, 
 /// Hands a reviewed capture's remembered verdict to the running cameras' memory.
 async fn learn(st: &WebState, id: &str) {
     match st.store.memory_entry(id).await {
-        Ok(Some(e)) => st.memory.remember(e),
+        Ok(Some(e)) => {
+            if let Some(m) = &st.memory {
+                m.remember(e);
+            }
+        }
         Ok(None) => {}
         // The row is stored; the cameras take it at the next start.
         Err(e) => tracing::warn!(capture = id, error = %e, "cannot read the remembered verdict"),
@@ -286,14 +290,14 @@ pub struct CameraView {
     pub id: String,
     pub name: String,
     pub url: String,
-    pub status: Option<crate::ingest::CameraStatus>,
-    pub analysis: Option<crate::analysis::AnalysisStatus>,
+    pub status: Option<crate::model::health::CameraStatus>,
+    pub analysis: Option<crate::model::live::AnalysisStatus>,
     pub zones: Vec<serde_json::Value>,
     /// Its fixtures (benches, a shop's chairs): never stall evidence.
-    pub fixtures: Vec<crate::episodes::Fixture>,
+    pub fixtures: Vec<crate::model::fixture::Fixture>,
     /// What it proposes as fixtures (found at its first look, or standing for days): judged
     /// like anything else until an operator accepts them.
-    pub proposed_fixtures: Vec<crate::episodes::Fixture>,
+    pub proposed_fixtures: Vec<crate::model::fixture::Fixture>,
 }
 
 pub fn camera_views(st: &WebState) -> Vec<CameraView> {
@@ -324,7 +328,7 @@ pub fn camera_views(st: &WebState) -> Vec<CameraView> {
 pub struct LearningView {
     pub suppressions: Vec<crate::store::query::CaptureRow>,
     pub memory: Vec<crate::store::learning::MemoryRow>,
-    pub proposals: Vec<crate::learn::calibrate::Proposal>,
+    pub proposals: Vec<crate::model::calibrate::Proposal>,
     pub overrides: Vec<crate::store::learning::Override>,
 }
 
@@ -346,7 +350,7 @@ pub async fn learning_view(st: &WebState) -> Result<LearningView, WebError> {
     Ok(LearningView {
         suppressions,
         memory,
-        proposals: crate::learn::calibrate::propose(&history, PROPOSAL_MIN_DROPPED),
+        proposals: crate::model::calibrate::propose(&history, PROPOSAL_MIN_DROPPED),
         overrides,
     })
 }
@@ -372,7 +376,9 @@ pub async fn do_forget(st: &WebState, auth: &Auth, id: &str) -> Result<(), WebEr
         .store
         .forget_memory(id, &auth.user.name, st.now())
         .await?;
-    st.memory.forget(id);
+    if let Some(m) = &st.memory {
+        m.forget(id);
+    }
     if found {
         Ok(())
     } else {
@@ -397,7 +403,7 @@ pub struct ApplyForm {
 pub async fn do_apply(st: &WebState, auth: &Auth, f: &ApplyForm) -> Result<(), WebError> {
     auth.require(Role::Admin)?;
     let history = st.store.reviewed_history().await?;
-    let p = crate::learn::calibrate::propose(&history, PROPOSAL_MIN_DROPPED)
+    let p = crate::model::calibrate::propose(&history, PROPOSAL_MIN_DROPPED)
         .into_iter()
         .find(|p| p.camera == f.camera && p.rule.as_str() == f.rule)
         .ok_or_else(|| WebError::not_found("no proposal for that camera and rule now"))?;
