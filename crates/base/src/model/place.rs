@@ -33,3 +33,11 @@ pub enum FilingMode {
     /// Filed at once.
     Auto,
 }
+
+/// A location as the store keeps it: JSON text.
+impl TryFrom<String> for Location {
+    type Error = serde_json::Error;
+    fn try_from(json: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&json)
+    }
+}

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Store, StoreError};
 
@@ -15,7 +15,7 @@ const SEQ: &str = "audit-seq";
 const GENESIS: &str = "citywatch-audit-genesis";
 
 /// One audit row, as the viewer shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct AuditRow {
     pub seq: Option<i64>,
     pub at: f64,
@@ -115,24 +115,20 @@ impl Store {
         .await
         .map_err(g)?;
         // Takes the counter row's lock until commit: writers append one at a time.
-        let seq: i64 =
-            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
-                .bind(SEQ)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(g)?
-                .try_get(0)
-                .map_err(g)?;
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value",
+        )
+        .bind(SEQ)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(g)?;
         let prev = if seq == 1 {
             GENESIS.to_string()
         } else {
-            sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+            sqlx::query_scalar::<_, String>("SELECT hash FROM audit_log WHERE seq = $1")
                 .bind(seq - 1)
                 .fetch_optional(&mut **tx)
                 .await
-                .map_err(g)?
-                .map(|r| r.try_get::<String, _>(0))
-                .transpose()
                 .map_err(g)?
                 // The previous row is gone: chain onto the gap, which verify reports.
                 .unwrap_or_else(|| GENESIS.to_string())
@@ -212,7 +208,7 @@ impl Store {
         let limit = f.limit.unwrap_or(200).clamp(1, 1000);
         sql += &format!(" ORDER BY at DESC, seq DESC LIMIT {limit}");
         let sql = sql.to_string();
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as(&sql);
         // Text filters first, then times: the order their placeholders were numbered in.
         for a in args {
             q = q.bind(a);
@@ -220,33 +216,28 @@ impl Store {
         for v in nums {
             q = q.bind(v);
         }
-        let rows = q.fetch_all(self.pool()).await.map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let g = |e| self.err(e);
-                Ok(AuditRow {
-                    seq: r.try_get(0).map_err(g)?,
-                    at: r.try_get(1).map_err(g)?,
-                    actor: r.try_get(2).map_err(g)?,
-                    action: r.try_get(3).map_err(g)?,
-                    subject: r.try_get(4).map_err(g)?,
-                    detail: r.try_get(5).map_err(g)?,
-                })
-            })
-            .collect()
+        q.fetch_all(self.pool()).await.map_err(|e| self.err(e))
     }
 
     /// Walks the chain from its first row: each row's hash recomputed, each link to the
     /// previous row checked, no number missing, and the last number the counter's.
     pub async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
         let g = |e| self.err(e);
-        let unchained: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE seq IS NULL")
+        let unchained: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE seq IS NULL")
             .fetch_one(self.pool())
             .await
-            .map_err(g)?
-            .try_get(0)
             .map_err(g)?;
-        let rows = sqlx::query(
+        type Chained = (
+            i64,
+            f64,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+        );
+        let rows: Vec<Chained> = sqlx::query_as(
             "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log \
              WHERE seq IS NOT NULL ORDER BY seq",
         )
@@ -260,15 +251,7 @@ impl Store {
         };
         let mut prev_hash = GENESIS.to_string();
         let mut expected = 1i64;
-        for r in &rows {
-            let seq: i64 = r.try_get(0).map_err(g)?;
-            let at: f64 = r.try_get(1).map_err(g)?;
-            let actor: String = r.try_get(2).map_err(g)?;
-            let action: String = r.try_get(3).map_err(g)?;
-            let subject: String = r.try_get(4).map_err(g)?;
-            let detail: Option<String> = r.try_get(5).map_err(g)?;
-            let prev: String = r.try_get(6).map_err(g)?;
-            let hash: String = r.try_get(7).map_err(g)?;
+        for (seq, at, actor, action, subject, detail, prev, hash) in rows {
             let problem = if seq != expected {
                 Some(if seq - 1 == expected {
                     format!("row {expected} is missing (deleted)")
@@ -290,13 +273,10 @@ impl Store {
             prev_hash = hash;
             expected = seq + 1;
         }
-        let counter: Option<i64> = sqlx::query("SELECT value FROM counters WHERE name = $1")
+        let counter: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE name = $1")
             .bind(SEQ)
             .fetch_optional(self.pool())
             .await
-            .map_err(g)?
-            .map(|r| r.try_get(0))
-            .transpose()
             .map_err(g)?;
         if let Some(last) = counter
             && last >= expected

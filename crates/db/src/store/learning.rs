@@ -8,7 +8,7 @@ use crate::model::RuleKind;
 use crate::model::verdict::{MemoryEntry, Said};
 
 /// A remembered verdict as the learning page lists it (without its vector).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct MemoryRow {
     pub capture_id: String,
     pub camera: String,
@@ -68,17 +68,23 @@ impl Store {
              {filter} ORDER BY at, capture_id"
         );
         let sql = sql.to_string();
-        let mut q = sqlx::query(&sql);
+        type Stored = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            f64,
+        );
+        let mut q = sqlx::query_as::<_, Stored>(&sql);
         if let Some(a) = arg {
             q = q.bind(a.to_string());
         }
         let rows = q.fetch_all(self.pool()).await.map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for r in rows {
-            let g = |e| self.err(e);
-            let rule: String = r.try_get(3).map_err(g)?;
-            let said: String = r.try_get(4).map_err(g)?;
-            let embedding: String = r.try_get(6).map_err(g)?;
+        for (capture, camera, zone, rule, said, reason, embedding, at) in rows {
             let (Some(rule), Some(said), Ok(embedding)) = (
                 RuleKind::parse(&rule),
                 Said::parse(&said),
@@ -87,14 +93,14 @@ impl Store {
                 continue;
             };
             out.push(MemoryEntry {
-                capture: r.try_get(0).map_err(g)?,
-                camera: r.try_get(1).map_err(g)?,
-                zone: r.try_get(2).map_err(g)?,
+                capture,
+                camera,
+                zone,
                 rule,
                 said,
-                reason: r.try_get(5).map_err(g)?,
+                reason,
                 embedding,
-                at: r.try_get(7).map_err(g)?,
+                at,
             });
         }
         Ok(out)
@@ -110,7 +116,7 @@ impl Store {
     /// Deletes the rows that aged out of the memory (beyond the newest `keep` per camera,
     /// zone and rule); returns how many.
     pub async fn prune_memory(&self, keep: usize) -> Result<u64, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
             "SELECT capture_id, camera, zone, rule FROM verdict_memory \
              ORDER BY at DESC, capture_id DESC",
         )
@@ -121,17 +127,10 @@ impl Store {
             Default::default();
         let mut n = 0;
         // Newest first: everything after the first `keep` of a key goes.
-        for r in &rows {
-            let g = |e| self.err(e);
-            let key = (
-                r.try_get(1).map_err(g)?,
-                r.try_get(2).map_err(g)?,
-                r.try_get(3).map_err(g)?,
-            );
-            let c = count.entry(key).or_default();
+        for (id, camera, zone, rule) in rows {
+            let c = count.entry((camera, zone, rule)).or_default();
             *c += 1;
             if *c > keep {
-                let id: String = r.try_get(0).map_err(g)?;
                 n += sqlx::query("DELETE FROM verdict_memory WHERE capture_id = $1")
                     .bind(id)
                     .execute(self.pool())
@@ -147,29 +146,14 @@ impl Store {
     pub async fn memory_list(&self, limit: i64) -> Result<Vec<MemoryRow>, StoreError> {
         let sql = format!(
             "SELECT m.capture_id, m.camera, m.zone, m.rule, m.said, m.reason, m.at, \
-             (SELECT COUNT(*) FROM captures c WHERE c.resembles = m.capture_id) \
+             (SELECT COUNT(*) FROM captures c WHERE c.resembles = m.capture_id) AS suppressions \
              FROM verdict_memory m ORDER BY m.at DESC, m.capture_id LIMIT {}",
             limit.clamp(1, 1000)
         );
-        let rows = sqlx::query(&sql)
+        sqlx::query_as(&sql)
             .fetch_all(self.pool())
             .await
-            .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let g = |e| self.err(e);
-                Ok(MemoryRow {
-                    capture_id: r.try_get(0).map_err(g)?,
-                    camera: r.try_get(1).map_err(g)?,
-                    zone: r.try_get(2).map_err(g)?,
-                    rule: r.try_get(3).map_err(g)?,
-                    said: r.try_get(4).map_err(g)?,
-                    reason: r.try_get(5).map_err(g)?,
-                    at: r.try_get(6).map_err(g)?,
-                    suppressions: r.try_get(7).map_err(g)?,
-                })
-            })
-            .collect()
+            .map_err(|e| self.err(e))
     }
 
     /// Forgets a remembered verdict; says whether there was one.
@@ -232,7 +216,7 @@ impl Store {
 }
 
 /// An applied calibration override.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct Override {
     pub camera: String,
     pub rule: String,
@@ -247,28 +231,24 @@ impl Store {
     pub async fn reviewed_history(
         &self,
     ) -> Result<Vec<crate::model::verdict::Reviewed>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, String, f64, String)> = sqlx::query_as(
             "SELECT c.camera, c.rule, c.score, r.decision FROM captures c \
              JOIN reviews r ON r.capture_id = c.id ORDER BY c.id",
         )
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let g = |e| self.err(e);
-            let rule: String = r.try_get(1).map_err(g)?;
-            let decision: String = r.try_get(3).map_err(g)?;
-            if let Some(rule) = RuleKind::parse(&rule) {
-                out.push(crate::model::verdict::Reviewed {
-                    camera: r.try_get(0).map_err(g)?,
-                    rule,
-                    score: r.try_get(2).map_err(g)?,
+        Ok(rows
+            .into_iter()
+            .filter_map(|(camera, rule, score, decision)| {
+                Some(crate::model::verdict::Reviewed {
+                    camera,
+                    rule: RuleKind::parse(&rule)?,
+                    score,
                     confirmed: decision == "confirm",
-                });
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect())
     }
 
     /// Stores an override (replacing an earlier one of the same camera, rule and setting),
@@ -304,25 +284,12 @@ impl Store {
 
     /// The applied overrides.
     pub async fn overrides(&self) -> Result<Vec<Override>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT camera, rule, setting, value, applied_by, applied_at FROM calibration \
              ORDER BY camera, rule, setting",
         )
         .fetch_all(self.pool())
         .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let g = |e| self.err(e);
-                Ok(Override {
-                    camera: r.try_get(0).map_err(g)?,
-                    rule: r.try_get(1).map_err(g)?,
-                    setting: r.try_get(2).map_err(g)?,
-                    value: r.try_get(3).map_err(g)?,
-                    applied_by: r.try_get(4).map_err(g)?,
-                    applied_at: r.try_get(5).map_err(g)?,
-                })
-            })
-            .collect()
+        .map_err(|e| self.err(e))
     }
 }

@@ -44,7 +44,7 @@ pub enum Applied {
 }
 
 /// One row of a case's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct CaseEvent {
     pub seq: i64,
     pub at: f64,
@@ -76,16 +76,18 @@ impl Store {
         tx: &mut Tx<'_>,
         case: &str,
     ) -> Result<Option<CaseStatus>, StoreError> {
-        let row = sqlx::query("SELECT status FROM cases WHERE case_number = $1")
-            .bind(case)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        row.map(|r| {
-            let s: String = r.try_get(0).map_err(|e| self.err(e))?;
-            CaseStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("case status {s:?}")))
-        })
-        .transpose()
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM cases WHERE case_number = $1")
+                .bind(case)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        status
+            .map(|s| {
+                CaseStatus::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("case status {s:?}")))
+            })
+            .transpose()
     }
 
     /// Appends a history row; returns its sequence number.
@@ -101,14 +103,13 @@ impl Store {
         at: f64,
     ) -> Result<i64, StoreError> {
         let g = |e| self.err(e);
-        let seq: i64 =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_events WHERE case_number = $1")
-                .bind(case)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(g)?
-                .try_get(0)
-                .map_err(g)?;
+        let seq: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM case_events WHERE case_number = $1",
+        )
+        .bind(case)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(g)?;
         sqlx::query(
             "INSERT INTO case_events (id, case_number, seq, at, status, actor, detail) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -138,12 +139,10 @@ impl Store {
         mut payload: serde_json::Value,
     ) -> Result<(), StoreError> {
         let g = |e| self.err(e);
-        let due: f64 = sqlx::query("SELECT COALESCE(MAX(next_attempt_at), 0.0) FROM outbox WHERE case_number = $1 AND state = 'pending'")
+        let due: f64 = sqlx::query_scalar("SELECT COALESCE(MAX(next_attempt_at), 0.0) FROM outbox WHERE case_number = $1 AND state = 'pending'")
         .bind(case)
         .fetch_one(&mut **tx)
         .await
-        .map_err(g)?
-        .try_get(0)
         .map_err(g)?;
         let key = format!("{case}-{seq}");
         payload["case_number"] = case.into();
@@ -330,30 +329,41 @@ impl Store {
 
     /// Closure checks waiting for their cameras.
     pub async fn waiting_checks(&self) -> Result<Vec<CheckRequest>, StoreError> {
-        let rows = sqlx::query(
+        type Stored = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            f64,
+            i64,
+        );
+        let rows: Vec<Stored> = sqlx::query_as(
             "SELECT case_number, camera, rule, zone, label, bbox, package, due_at, attempts \
              FROM closure_checks WHERE state = 'waiting' ORDER BY due_at, case_number",
         )
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let g = |e| self.err(e);
-                let bbox: String = r.try_get(5).map_err(g)?;
-                Ok(CheckRequest {
-                    case_number: r.try_get(0).map_err(g)?,
-                    camera: r.try_get(1).map_err(g)?,
-                    rule: r.try_get(2).map_err(g)?,
-                    zone: r.try_get(3).map_err(g)?,
-                    label: r.try_get(4).map_err(g)?,
-                    bbox: serde_json::from_str(&bbox)
-                        .map_err(|e| StoreError::Corrupt(format!("check box: {e}")))?,
-                    package: r.try_get(6).map_err(g)?,
-                    due_at: r.try_get(7).map_err(g)?,
-                    attempts: r.try_get(8).map_err(g)?,
-                })
-            })
+        rows.into_iter()
+            .map(
+                |(case_number, camera, rule, zone, label, bbox, package, due_at, attempts)| {
+                    Ok(CheckRequest {
+                        case_number,
+                        camera,
+                        rule,
+                        zone,
+                        label,
+                        bbox: serde_json::from_str(&bbox)
+                            .map_err(|e| StoreError::Corrupt(format!("check box: {e}")))?,
+                        package,
+                        due_at,
+                        attempts,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -373,15 +383,14 @@ impl Store {
     ) -> Result<Option<CaseStatus>, StoreError> {
         let g = |e| self.err(e);
         let mut tx = self.pool().begin().await.map_err(g)?;
-        let row = sqlx::query("SELECT attempts FROM closure_checks WHERE case_number = $1 AND state IN ('waiting', 'manual')")
+        let attempts: Option<i64> = sqlx::query_scalar("SELECT attempts FROM closure_checks WHERE case_number = $1 AND state IN ('waiting', 'manual')")
         .bind(case)
         .fetch_optional(&mut *tx)
         .await
         .map_err(g)?;
-        let Some(row) = row else {
+        let Some(attempts) = attempts else {
             return Ok(None);
         };
-        let attempts: i64 = row.try_get(0).map_err(g)?;
         let attempts = attempts + 1;
         let to = CaseStatus::after_check(
             outcome,
@@ -451,13 +460,12 @@ impl Store {
         }
         if to.restarts_deadline() {
             // Reopened: a new deadline from now, and a new reminder when it passes.
-            let limit: String = sqlx::query("SELECT time_limit FROM cases WHERE case_number = $1")
-                .bind(case)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(g)?
-                .try_get(0)
-                .map_err(g)?;
+            let limit: String =
+                sqlx::query_scalar("SELECT time_limit FROM cases WHERE case_number = $1")
+                    .bind(case)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(g)?;
             sqlx::query(
                 "UPDATE cases SET deadline_at = $2, reminded_at = NULL WHERE case_number = $1",
             )
@@ -519,23 +527,11 @@ impl Store {
 
     /// A case's history, oldest first.
     pub async fn case_events(&self, case: &str) -> Result<Vec<CaseEvent>, StoreError> {
-        let rows = sqlx::query("SELECT seq, at, status, actor, detail FROM case_events WHERE case_number = $1 ORDER BY seq")
+        sqlx::query_as("SELECT seq, at, status, actor, detail FROM case_events WHERE case_number = $1 ORDER BY seq")
         .bind(case)
         .fetch_all(self.pool())
         .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let g = |e| self.err(e);
-                Ok(CaseEvent {
-                    seq: r.try_get(0).map_err(g)?,
-                    at: r.try_get(1).map_err(g)?,
-                    status: r.try_get(2).map_err(g)?,
-                    actor: r.try_get(3).map_err(g)?,
-                    detail: r.try_get(4).map_err(g)?,
-                })
-            })
-            .collect()
+        .map_err(|e| self.err(e))
     }
 
     /// The platform closes a case itself (as a report with a made-up event id would).
@@ -565,7 +561,7 @@ impl Store {
     /// `overdue` history row and one reminder in the outbox. Returns their numbers.
     pub async fn remind_overdue(&self, now: f64) -> Result<Vec<String>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(&format!(
+        let rows: Vec<(String, f64)> = sqlx::query_as(&format!(
             "SELECT case_number, deadline_at FROM cases WHERE deadline_at < $1 AND reminded_at IS NULL \
              AND status IN {} ORDER BY deadline_at LIMIT 200",
             deadline_runs_sql()
@@ -575,9 +571,7 @@ impl Store {
         .await
         .map_err(g)?;
         let mut reminded = Vec::new();
-        for r in rows {
-            let case: String = r.try_get(0).map_err(g)?;
-            let deadline: f64 = r.try_get(1).map_err(g)?;
+        for (case, deadline) in rows {
             let mut tx = self.pool().begin().await.map_err(g)?;
             // Another process may have reminded it meanwhile.
             let mine = sqlx::query(
@@ -620,71 +614,67 @@ impl Store {
     /// Open cases past their deadline now.
     pub async fn overdue_count(&self, now: f64) -> Result<i64, StoreError> {
         let g = |e| self.err(e);
-        sqlx::query(&format!(
+        sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM cases WHERE deadline_at < $1 AND status IN {}",
             deadline_runs_sql()
         ))
         .bind(now)
         .fetch_one(self.pool())
         .await
-        .map_err(g)?
-        .try_get(0)
         .map_err(g)
     }
 
     /// Cases by status.
     pub async fn case_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let g = |e| self.err(e);
-        let rows =
-            sqlx::query("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status")
-                .fetch_all(self.pool())
-                .await
-                .map_err(g)?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0).map_err(g)?, r.try_get(1).map_err(g)?)))
-            .collect()
+        sqlx::query_as("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status")
+            .fetch_all(self.pool())
+            .await
+            .map_err(g)
     }
 
     /// Open cases for the polling adapter: those the platform still works on.
     pub async fn cases_to_poll(&self) -> Result<Vec<String>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query("SELECT case_number FROM cases WHERE status IN ('filed', 'dispatched', 'not_rectified') \
-             ORDER BY filed_at LIMIT 1000")
+        sqlx::query_scalar(&format!(
+            "SELECT case_number FROM cases WHERE status IN {} ORDER BY filed_at LIMIT 1000",
+            deadline_runs_sql()
+        ))
         .fetch_all(self.pool())
         .await
-        .map_err(g)?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(g))
-            .collect()
+        .map_err(g)
     }
 
     /// Outbox rows given up on, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(
+        type Stored = (String, String, String, String, i64, Option<String>);
+        let rows: Vec<Stored> = sqlx::query_as(
             "SELECT id, case_number, idempotency_key, payload, attempts, last_error FROM outbox \
              WHERE state = 'dead' ORDER BY next_attempt_at, id LIMIT 1000",
         )
         .fetch_all(self.pool())
         .await
         .map_err(g)?;
-        rows.iter()
-            .map(|r| {
-                let payload: String = r.try_get(3).map_err(g)?;
-                let event = serde_json::from_str::<serde_json::Value>(&payload)
-                    .ok()
-                    .and_then(|v| v.get("event")?.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "case_filed".into());
-                Ok(DeadLetter {
-                    id: r.try_get(0).map_err(g)?,
-                    case_number: r.try_get(1).map_err(g)?,
-                    idempotency_key: r.try_get(2).map_err(g)?,
-                    event,
-                    attempts: r.try_get(4).map_err(g)?,
-                    last_error: r.try_get(5).map_err(g)?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, case_number, idempotency_key, payload, attempts, last_error)| {
+                    let event = serde_json::from_str::<serde_json::Value>(&payload)
+                        .ok()
+                        .and_then(|v| v.get("event")?.as_str().map(str::to_string))
+                        .unwrap_or_else(|| "case_filed".into());
+                    DeadLetter {
+                        id,
+                        case_number,
+                        idempotency_key,
+                        event,
+                        attempts,
+                        last_error,
+                    }
+                },
+            )
+            .collect())
     }
 
     /// Puts dead letters back in the queue with fresh attempts and the same idempotency key

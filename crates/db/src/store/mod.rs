@@ -130,7 +130,7 @@ impl CaseStore for Store {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct CaseRecord {
     pub case_number: String,
     pub capture_id: String,
@@ -145,6 +145,7 @@ pub struct CaseRecord {
     pub channel: String,
     pub camera: String,
     pub preset: Option<i64>,
+    #[sqlx(try_from = "String")]
     pub location: Location,
     pub description: String,
     pub status: String,
@@ -187,7 +188,7 @@ pub fn capture_key(c: &Capture) -> String {
     format!("cap-{}", hex::encode(&h[..12]))
 }
 
-/// The columns of a case, in the order `case_row` reads them.
+/// The columns of a case ([`CaseRecord`] reads them by name).
 pub(crate) const CASE_COLUMNS: &str = "case_number, capture_id, idempotency_key, rule, major_code, \
     major_name, minor_code, minor_name, time_limit, source, channel, camera, preset, location, \
     description, status, aggregation, reported_at, filed_at, deadline_at, closed_at";
@@ -602,14 +603,13 @@ impl Store {
         .execute(&mut **tx)
         .await
         .map_err(g)?;
-        let n: i64 =
-            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
-                .bind(&counter)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(g)?
-                .try_get(0)
-                .map_err(g)?;
+        let n: i64 = sqlx::query_scalar(
+            "UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value",
+        )
+        .bind(&counter)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(g)?;
         let case_number = CasePolicy::number(&day, n);
         let key = CasePolicy::idempotency_key(capture_id);
         let minutes = ((confirm_at - start_at) / 60.0).round() as i64;
@@ -694,42 +694,13 @@ impl Store {
     }
 
     pub async fn case(&self, case_number: &str) -> Result<Option<CaseRecord>, StoreError> {
-        let row = sqlx::query(&format!(
+        sqlx::query_as(&format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE case_number = $1"
         ))
         .bind(case_number)
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
-        row.map(|r| self.case_row(&r)).transpose()
-    }
-
-    pub(crate) fn case_row(&self, r: &sqlx::any::AnyRow) -> Result<CaseRecord, StoreError> {
-        let g = |e| self.err(e);
-        let loc: String = r.try_get(13).map_err(g)?;
-        Ok(CaseRecord {
-            case_number: r.try_get(0).map_err(g)?,
-            capture_id: r.try_get(1).map_err(g)?,
-            idempotency_key: r.try_get(2).map_err(g)?,
-            rule: r.try_get(3).map_err(g)?,
-            major_code: r.try_get(4).map_err(g)?,
-            major_name: r.try_get(5).map_err(g)?,
-            minor_code: r.try_get(6).map_err(g)?,
-            minor_name: r.try_get(7).map_err(g)?,
-            time_limit: r.try_get(8).map_err(g)?,
-            source: r.try_get(9).map_err(g)?,
-            channel: r.try_get(10).map_err(g)?,
-            camera: r.try_get(11).map_err(g)?,
-            preset: r.try_get(12).map_err(g)?,
-            location: serde_json::from_str(&loc).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            description: r.try_get(14).map_err(g)?,
-            status: r.try_get(15).map_err(g)?,
-            aggregation: r.try_get(16).map_err(g)?,
-            reported_at: r.try_get(17).map_err(g)?,
-            filed_at: r.try_get(18).map_err(g)?,
-            deadline_at: r.try_get(19).map_err(g)?,
-            closed_at: r.try_get(20).map_err(g)?,
-        })
+        .map_err(|e| self.err(e))
     }
 
     /// (captures by status, cases, outbox by state): for status output and tests.
@@ -737,10 +708,9 @@ impl Store {
         let one = |q: &'static str| {
             let q = q.to_string();
             async move {
-                sqlx::query(&q)
+                sqlx::query_scalar::<_, i64>(&q)
                     .fetch_one(&self.pool)
                     .await
-                    .and_then(|r| r.try_get::<i64, _>(0))
                     .map_err(|e| self.err(e))
             }
         };

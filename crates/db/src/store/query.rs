@@ -3,7 +3,7 @@
 //! spliced into SQL.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{CASE_COLUMNS, CaseRecord, Store, StoreError};
 
@@ -63,8 +63,62 @@ pub struct CaseFilter {
     pub lang: Option<String>,
 }
 
+/// A capture's row as stored: its box and evidence are JSON text.
+#[derive(sqlx::FromRow)]
+struct StoredCapture {
+    id: String,
+    camera: String,
+    preset: Option<i64>,
+    rule: String,
+    zone: String,
+    label: String,
+    start_at: f64,
+    confirm_at: f64,
+    bbox: String,
+    score: f64,
+    aggregation: i64,
+    status: String,
+    evidence: Option<String>,
+    case_number: Option<String>,
+    resembles: Option<String>,
+    similarity: Option<f64>,
+}
+
+impl From<StoredCapture> for CaptureRow {
+    fn from(c: StoredCapture) -> Self {
+        Self {
+            id: c.id,
+            camera: c.camera,
+            preset: c.preset,
+            rule: c.rule,
+            zone: c.zone,
+            label: c.label,
+            start_at: c.start_at,
+            confirm_at: c.confirm_at,
+            bbox: serde_json::from_str(&c.bbox).unwrap_or_default(),
+            score: c.score,
+            aggregation: c.aggregation,
+            status: c.status,
+            evidence: c.evidence.and_then(|e| serde_json::from_str(&e).ok()),
+            case_number: c.case_number,
+            resembles: c.resembles,
+            similarity: c.similarity,
+        }
+    }
+}
+
+/// A reviewed capture with the review's decision, reason and note.
+#[derive(sqlx::FromRow)]
+struct StoredReview {
+    #[sqlx(flatten)]
+    capture: StoredCapture,
+    reason: Option<String>,
+    note: Option<String>,
+    decision: String,
+}
+
 /// One capture's outcome, for the summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Outcome {
     pub rule: String,
     pub camera: String,
@@ -74,7 +128,7 @@ pub struct Outcome {
 }
 
 /// Captures and confirmations per rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RuleSummary {
     pub rule: String,
     pub captures: i64,
@@ -147,38 +201,12 @@ fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
 }
 
 impl Store {
-    fn capture_row(&self, r: &sqlx::any::AnyRow) -> Result<CaptureRow, StoreError> {
-        let g = |e| self.err(e);
-        let bbox: String = r.try_get(8).map_err(g)?;
-        let evidence: Option<String> = r.try_get(12).map_err(g)?;
-        Ok(CaptureRow {
-            id: r.try_get(0).map_err(g)?,
-            camera: r.try_get(1).map_err(g)?,
-            preset: r.try_get(2).map_err(g)?,
-            rule: r.try_get(3).map_err(g)?,
-            zone: r.try_get(4).map_err(g)?,
-            label: r.try_get(5).map_err(g)?,
-            start_at: r.try_get(6).map_err(g)?,
-            confirm_at: r.try_get(7).map_err(g)?,
-            bbox: serde_json::from_str(&bbox).unwrap_or_default(),
-            score: r.try_get(9).map_err(g)?,
-            aggregation: r.try_get(10).map_err(g)?,
-            status: r.try_get(11).map_err(g)?,
-            evidence: evidence.and_then(|e| serde_json::from_str(&e).ok()),
-            case_number: r.try_get(13).map_err(g)?,
-            resembles: r.try_get(14).map_err(g)?,
-            similarity: r.try_get(15).map_err(g)?,
-        })
-    }
-
-    async fn fetch(
-        &self,
-        sql: &str,
-        w: &Where,
-        order: &[Bind],
-    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    async fn fetch<T>(&self, sql: &str, w: &Where, order: &[Bind]) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+    {
         let sql = sql.to_string();
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, T>(&sql);
         for b in order {
             q = match b {
                 Bind::Text(i) => q.bind(w.texts[*i].clone()),
@@ -210,11 +238,12 @@ impl Store {
              ORDER BY c.confirm_at {dir}, c.id LIMIT {limit} OFFSET {offset}",
             w.sql()
         );
-        self.fetch(&sql, &w, &order)
+        Ok(self
+            .fetch::<StoredCapture>(&sql, &w, &order)
             .await?
-            .iter()
-            .map(|r| self.capture_row(r))
-            .collect()
+            .into_iter()
+            .map(CaptureRow::from)
+            .collect())
     }
 
     pub async fn capture(&self, id: &str) -> Result<Option<CaptureRow>, StoreError> {
@@ -225,11 +254,12 @@ impl Store {
             "SELECT {CAPTURE_COLUMNS} FROM captures c LEFT JOIN cases k ON k.capture_id = c.id{}",
             w.sql()
         );
-        self.fetch(&sql, &w, &order)
+        Ok(self
+            .fetch::<StoredCapture>(&sql, &w, &order)
             .await?
-            .first()
-            .map(|r| self.capture_row(r))
-            .transpose()
+            .into_iter()
+            .next()
+            .map(CaptureRow::from))
     }
 
     /// Cases matching the filter, newest first, and how many match in all.
@@ -257,7 +287,7 @@ impl Store {
             &mut order,
         );
         let (limit, offset) = page(f.limit, f.offset);
-        let rows = self
+        let rows: Vec<CaseRecord> = self
             .fetch(
                 &format!(
                     "SELECT {CASE_COLUMNS} FROM cases{} ORDER BY reported_at DESC, case_number \
@@ -269,29 +299,22 @@ impl Store {
             )
             .await?;
         let total = self
-            .fetch(
+            .fetch::<(i64,)>(
                 &format!("SELECT COUNT(*) FROM cases{}", w.sql()),
                 &w,
                 &order,
             )
             .await?
             .first()
-            .map(|r| r.try_get::<i64, _>(0))
-            .transpose()
-            .map_err(|e| self.err(e))?
-            .unwrap_or(0);
-        let cases = rows
-            .iter()
-            .map(|r| self.case_row(r))
-            .collect::<Result<_, _>>()?;
-        Ok((cases, total))
+            .map_or(0, |t| t.0);
+        Ok((rows, total))
     }
 
     /// (rule, camera, confirmed at, status, case filed at) of the captures confirmed in the
     /// 30 days up to the newest one (recorded footage keeps its own dates), at most 100 000:
     /// what the summary page aggregates.
     pub async fn recent_outcomes(&self) -> Result<Vec<Outcome>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT c.rule, c.camera, c.confirm_at, c.status, k.filed_at FROM captures c \
              LEFT JOIN cases k ON k.capture_id = c.id \
              WHERE c.confirm_at >= (SELECT MAX(confirm_at) FROM captures) - 2592000 \
@@ -299,19 +322,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let g = |e| self.err(e);
-                Ok(Outcome {
-                    rule: r.try_get(0).map_err(g)?,
-                    camera: r.try_get(1).map_err(g)?,
-                    confirm_at: r.try_get(2).map_err(g)?,
-                    status: r.try_get(3).map_err(g)?,
-                    filed_at: r.try_get(4).map_err(g)?,
-                })
-            })
-            .collect()
+        .map_err(|e| self.err(e))
     }
 
     /// Rejected captures with the reviewer's reason and note, oldest first.
@@ -337,7 +348,7 @@ impl Store {
         } else {
             "r.decision = 'reject' AND c.status = 'rejected'"
         };
-        let rows = sqlx::query(&format!(
+        let rows: Vec<StoredReview> = sqlx::query_as(&format!(
             "SELECT {CAPTURE_COLUMNS}, r.reason, r.note, r.decision FROM captures c \
              LEFT JOIN cases k ON k.capture_id = c.id \
              JOIN reviews r ON r.capture_id = c.id \
@@ -346,44 +357,30 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
-        rows.iter()
+        Ok(rows
+            .into_iter()
             .map(|r| {
-                let reason: Option<String> = r.try_get(16).map_err(|e| self.err(e))?;
-                let note: Option<String> = r.try_get(17).map_err(|e| self.err(e))?;
-                let decision: String = r.try_get(18).map_err(|e| self.err(e))?;
-                Ok((
-                    self.capture_row(r)?,
-                    decision,
-                    reason.unwrap_or_default(),
-                    note,
-                ))
+                (
+                    r.capture.into(),
+                    r.decision,
+                    r.reason.unwrap_or_default(),
+                    r.note,
+                )
             })
-            .collect()
+            .collect())
     }
 
     /// Captures per rule with their review outcome.
     pub async fn rule_summary(&self) -> Result<Vec<RuleSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT rule, COUNT(*), \
-             SUM(CASE WHEN status = 'filed' THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN status = 'pending_review' THEN 1 ELSE 0 END) \
+        sqlx::query_as(
+            "SELECT rule, COUNT(*) AS captures, \
+             SUM(CASE WHEN status = 'filed' THEN 1 ELSE 0 END) AS confirmed, \
+             SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END) AS rejected, \
+             SUM(CASE WHEN status = 'pending_review' THEN 1 ELSE 0 END) AS pending \
              FROM captures GROUP BY rule ORDER BY rule",
         )
         .fetch_all(self.pool())
         .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let g = |e| self.err(e);
-                Ok(RuleSummary {
-                    rule: r.try_get(0).map_err(g)?,
-                    captures: r.try_get(1).map_err(g)?,
-                    confirmed: r.try_get(2).map_err(g)?,
-                    rejected: r.try_get(3).map_err(g)?,
-                    pending: r.try_get(4).map_err(g)?,
-                })
-            })
-            .collect()
+        .map_err(|e| self.err(e))
     }
 }

@@ -5,7 +5,6 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::{Store, StoreError};
 
@@ -131,20 +130,18 @@ impl Store {
         name: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT role, password_hash, disabled FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        let Some(row) = row else {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT role, password_hash, disabled FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        let Some((role, hash, disabled)) = row else {
             // Spend the same time as a real check, so a name cannot be probed by timing.
             static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
             let _ = verify_password(password, DUMMY.get_or_init(|| hash_password("-")));
             return Ok(None);
         };
-        let role: String = row.try_get(0).map_err(|e| self.err(e))?;
-        let hash: String = row.try_get(1).map_err(|e| self.err(e))?;
-        let disabled: i64 = row.try_get(2).map_err(|e| self.err(e))?;
         let role =
             Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
         Ok(
@@ -187,7 +184,7 @@ impl Store {
         idle_s: f64,
     ) -> Result<Option<Session>, StoreError> {
         let id = sha256_hex(token);
-        let row = sqlx::query("SELECT s.csrf, u.name, u.role, s.last_seen_at FROM sessions s JOIN users u ON u.name = s.user_name \
+        let row: Option<(String, String, String, f64)> = sqlx::query_as("SELECT s.csrf, u.name, u.role, s.last_seen_at FROM sessions s JOIN users u ON u.name = s.user_name \
              WHERE s.id = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.disabled = 0")
         .bind(&id)
         .bind(now)
@@ -195,10 +192,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        if let Some(r) = &row {
-            let seen: f64 = r.try_get(3).map_err(|e| self.err(e))?;
+        if let Some((_, _, _, seen)) = &row {
             // Written at most every 10 s, not on every request.
-            if now - seen >= 10.0 {
+            if now - *seen >= 10.0 {
                 sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
                     .bind(&id)
                     .bind(now)
@@ -207,13 +203,11 @@ impl Store {
                     .map_err(|e| self.err(e))?;
             }
         }
-        row.map(|r| -> Result<Session, StoreError> {
-            let g = |e| self.err(e);
-            let role: String = r.try_get(2).map_err(g)?;
+        row.map(|(csrf, name, role, _)| -> Result<Session, StoreError> {
             Ok(Session {
-                csrf: r.try_get(0).map_err(g)?,
+                csrf,
                 user: User {
-                    name: r.try_get(1).map_err(g)?,
+                    name,
                     role: Role::parse(&role)
                         .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
                 },
@@ -255,7 +249,7 @@ impl Store {
     }
 
     pub async fn token_user(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
+        let row: Option<(String, String)> = sqlx::query_as(
             "SELECT u.name, u.role FROM api_tokens t JOIN users u ON u.name = t.user_name \
              WHERE t.id = $1 AND u.disabled = 0",
         )
@@ -263,10 +257,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        row.map(|r| -> Result<User, StoreError> {
-            let role: String = r.try_get(1).map_err(|e| self.err(e))?;
+        row.map(|(name, role)| -> Result<User, StoreError> {
             Ok(User {
-                name: r.try_get(0).map_err(|e| self.err(e))?,
+                name,
                 role: Role::parse(&role)
                     .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
             })
@@ -290,7 +283,7 @@ impl Store {
     /// Every user, by name.
     pub async fn list_users(&self, now: f64) -> Result<Vec<UserRow>, StoreError> {
         let g = |e| self.err(e);
-        let rows = sqlx::query(
+        let rows: Vec<(String, String, i64, f64, i64)> = sqlx::query_as(
             "SELECT u.name, u.role, u.disabled, u.created_at, \
              (SELECT COUNT(*) FROM sessions s WHERE s.user_name = u.name AND s.expires_at > $1) \
              FROM users u ORDER BY u.name",
@@ -299,17 +292,16 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(g)?;
-        rows.iter()
-            .map(|r| {
-                Ok(UserRow {
-                    name: r.try_get(0).map_err(g)?,
-                    role: r.try_get(1).map_err(g)?,
-                    disabled: r.try_get::<i64, _>(2).map_err(g)? != 0,
-                    created_at: r.try_get(3).map_err(g)?,
-                    sessions: r.try_get(4).map_err(g)?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|(name, role, disabled, created_at, sessions)| UserRow {
+                name,
+                role,
+                disabled: disabled != 0,
+                created_at,
+                sessions,
             })
-            .collect()
+            .collect())
     }
 
     /// An admin adds a user. Refuses a name that exists (false).
