@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::config::{CameraConfig, PipelineConfig};
 use crate::detect::Detection;
-use crate::episodes::store::EpisodeStore;
+use crate::episodes::persist::EpisodeStore;
 use crate::episodes::{EpisodeTracker, Hits, Params};
 use crate::ingest::Frame;
 use crate::ratelimit::{Capture, CaseLimiter, Suppression, Verdict};
@@ -24,7 +24,7 @@ pub enum Event {
     Checked(crate::closure::CheckResult),
 }
 
-pub struct CameraAnalysis {
+pub struct CaptureFinder {
     camera: String,
     tracker: EpisodeTracker,
     engine: RuleEngine,
@@ -51,7 +51,7 @@ pub struct CameraAnalysis {
 /// How often unchanged episodes are saved anyway (their last-seen times move).
 const SAVE_EVERY_S: f64 = 10.0;
 
-impl CameraAnalysis {
+impl CaptureFinder {
     /// `model_sees_overflow`: the detector reports bin_overflow/garbage itself.
     pub fn new(
         cam: &CameraConfig,
@@ -371,9 +371,9 @@ fn verdict(v: Verdict) -> Event {
 pub struct FrameAnalyser {
     camera: String,
     gate: crate::detect::SceneGate,
-    analysis: CameraAnalysis,
+    analysis: CaptureFinder,
     budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
-    service: std::sync::Arc<dyn crate::detect::Detect>,
+    service: std::sync::Arc<dyn crate::detect::DetectionSource>,
     pub status: AnalysisStatus,
     /// Keep first-seen frames and the latest frame for evidence.
     evidence: bool,
@@ -424,16 +424,16 @@ pub struct CaptureFrames {
 
 impl FrameAnalyser {
     /// The camera's episodes, rules and limits.
-    pub fn analysis(&self) -> &CameraAnalysis {
+    pub fn analysis(&self) -> &CaptureFinder {
         &self.analysis
     }
 
     pub fn new(
         camera: &str,
         gate: crate::detect::GateConfig,
-        analysis: CameraAnalysis,
+        analysis: CaptureFinder,
         budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
-        service: std::sync::Arc<dyn crate::detect::Detect>,
+        service: std::sync::Arc<dyn crate::detect::DetectionSource>,
     ) -> Self {
         Self {
             camera: camera.to_string(),
@@ -704,7 +704,7 @@ impl FrameAnalyser {
 /// each crop, mapped back to the frame; a crop's detection that repeats one already found
 /// (same label, IoU ≥ 0.5) is dropped.
 async fn detect_all(
-    service: &std::sync::Arc<dyn crate::detect::Detect>,
+    service: &std::sync::Arc<dyn crate::detect::DetectionSource>,
     region: Option<crate::model::BBox>,
     whole: bool,
     crops: &[crate::model::BBox],
@@ -802,8 +802,8 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-    use crate::detect::{Detect, ModelError, ObjectKind};
-    use crate::episodes::store::NoStore;
+    use crate::detect::{DetectionSource, ModelError, ObjectKind};
+    use crate::episodes::persist::NoStore;
 
     /// Sees the same objects in every frame; counts its calls.
     struct Fixed {
@@ -811,7 +811,7 @@ mod tests {
         calls: AtomicU32,
     }
 
-    impl Detect for Fixed {
+    impl DetectionSource for Fixed {
         fn detect(
             &self,
             _frame: Arc<Frame>,
@@ -843,7 +843,7 @@ mod tests {
         FrameAnalyser::new(
             "c",
             (&cfg.gate).into(),
-            CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
+            CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
             None,
             det,
         )
@@ -901,7 +901,7 @@ dwell_s = 60
         failing: std::sync::atomic::AtomicBool,
     }
 
-    impl Detect for Flaky {
+    impl DetectionSource for Flaky {
         fn detect(
             &self,
             _frame: Arc<Frame>,
@@ -934,7 +934,7 @@ dwell_s = 60
         let mut a = FrameAnalyser::new(
             "c",
             (&cfg.gate).into(),
-            CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
+            CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
             None,
             det.clone(),
         );
@@ -1023,7 +1023,7 @@ dwell_s = 30
 
     /// Camera "c" watching a road for abandoned vehicles, looking at one handled case's
     /// place ([0.4, 0.4, 0.6, 0.6]) from t = 1000: clear for 20 s closes, 200 s is a look.
-    fn checking(det: Arc<dyn Detect>) -> FrameAnalyser {
+    fn checking(det: Arc<dyn DetectionSource>) -> FrameAnalyser {
         let text = r#"
 [[cameras]]
 id = "c"
@@ -1054,7 +1054,7 @@ dwell_s = 60
             clear_s: 20.0,
             ..Default::default()
         };
-        let analysis = CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false)
+        let analysis = CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false)
             .unwrap()
             .with_checks(checks, settings);
         FrameAnalyser::new("c", (&cfg.gate).into(), analysis, None, det)
@@ -1089,7 +1089,7 @@ dwell_s = 60
         on: std::sync::atomic::AtomicBool,
     }
 
-    impl Detect for Switch {
+    impl DetectionSource for Switch {
         fn detect(
             &self,
             _frame: Arc<Frame>,

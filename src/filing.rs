@@ -491,7 +491,7 @@ impl FilingStage {
                         let next = match (&r.outcome, status) {
                             (
                                 crate::closure::CheckOutcome::Unjudged { .. },
-                                Some(crate::store::lifecycle::CaseStatus::Handled),
+                                Some(crate::store::progress::CaseStatus::Handled),
                             ) => Some(r.t + this.cases.closure.retry_s),
                             _ => None,
                         };
@@ -786,7 +786,7 @@ mod store_down_tests {
             _policy: &'a crate::cases::CasePolicy,
             _closure: &'a crate::config::ClosureSettings,
             _at: f64,
-        ) -> StoreFuture<'a, Option<crate::store::lifecycle::CaseStatus>> {
+        ) -> StoreFuture<'a, Option<crate::store::progress::CaseStatus>> {
             Box::pin(async { Ok(None) })
         }
 

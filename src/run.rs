@@ -133,9 +133,9 @@ pub async fn run(
     };
     if let (Some(store), Some(cases)) = (store.clone(), config.cases.clone()) {
         let (checks, shutdown, clock) = (checks.clone(), shutdown.clone(), clock.clone());
-        tokio::spawn(async move {
-            crate::notify::lifecycle(store, cases, checks, clock, shutdown).await
-        });
+        tokio::spawn(
+            async move { crate::notify::upkeep(store, cases, checks, clock, shutdown).await },
+        );
     }
     let launcher = Launcher {
         config: config.clone(),

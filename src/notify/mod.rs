@@ -11,10 +11,10 @@
 //! The outbox rows themselves live in the case store, written in the same transaction as
 //! their case.
 
-pub mod lifecycle;
+pub mod upkeep;
 pub mod webhook;
 
-pub use lifecycle::lifecycle;
+pub use upkeep::upkeep;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::analysis::{CameraAnalysis, Event, FrameAnalyser};
+use crate::analysis::{CaptureFinder, Event, FrameAnalyser};
 use crate::config::{CameraConfig, PipelineConfig};
 use crate::core::{Clock, Shutdown, to_unix};
 use crate::detect::DetectionService;
-use crate::episodes::store::{EpisodeStore, NoStore};
+use crate::episodes::persist::{EpisodeStore, NoStore};
 use crate::filing::{CameraEvidence, FilingStage};
 use crate::ingest::ring::PacketRing;
 use crate::ingest::{
@@ -40,7 +40,7 @@ pub enum Episodes {
     /// As `[episodes]` says: a JSON file per camera under `state_dir`, or nowhere.
     Config,
     /// In the case database (`[episodes] in_database`), saved by its writer task.
-    Database(crate::store::episodes::DbEpisodeStore<crate::episodes::TrackerState>),
+    Database(crate::store::camera_state::DbEpisodeStore<crate::episodes::TrackerState>),
     /// Nowhere: a replay starts every camera afresh.
     Forget,
 }
@@ -73,7 +73,7 @@ impl Launcher {
     /// The database episode store, when episodes are kept there.
     pub fn db_episodes(
         &self,
-    ) -> Option<&crate::store::episodes::DbEpisodeStore<crate::episodes::TrackerState>> {
+    ) -> Option<&crate::store::camera_state::DbEpisodeStore<crate::episodes::TrackerState>> {
         match &self.episodes {
             Episodes::Database(db) => Some(db),
             _ => None,
@@ -99,7 +99,7 @@ impl Launcher {
                     Episodes::Config => episode_store(&self.config)?,
                     Episodes::Forget => Box::new(NoStore),
                 };
-                let mut analysis = CameraAnalysis::new(cam, &self.config, store, *sees)?
+                let mut analysis = CaptureFinder::new(cam, &self.config, store, *sees)?
                     .with_desk(self.desk.clone())
                     .with_memory(self.memory.clone());
                 if let Some(cases) = &self.config.cases {

@@ -8,7 +8,7 @@ use tracing::info;
 
 use crate::config::PipelineConfig;
 use crate::detect::{DetectionService, Detector, Manifest, ModelError, OrtDetector, ServiceConfig};
-use crate::episodes::store::{EpisodeStore, JsonFileStore, NoStore};
+use crate::episodes::persist::{EpisodeStore, JsonFileStore, NoStore};
 use crate::ratelimit::InferenceBudget;
 use crate::store::Store;
 
@@ -174,7 +174,7 @@ pub async fn episodes(
     clock: Arc<dyn crate::core::Clock>,
     shutdown: crate::core::Shutdown,
 ) -> Result<super::Episodes, crate::store::StoreError> {
-    use crate::store::episodes::DbEpisodeStore;
+    use crate::store::camera_state::DbEpisodeStore;
     let Some(store) = store.filter(|_| config.episodes.in_database) else {
         return Ok(super::Episodes::Config);
     };

@@ -98,7 +98,7 @@ pub async fn start(
                 .filter(|c| c.enabled && patrolled(c))
                 .cloned()
                 .collect();
-            let slots = super::patrol::slots(p, &config.cameras);
+            let slots = super::slots::slots(p, &config.cameras);
             let mut names: Vec<String> = cams.iter().map(|c| c.id.clone()).collect();
             names.extend(slots.values().flatten().cloned());
             store.ensure_leases(&names).await?;
@@ -370,7 +370,7 @@ impl WorkerHost {
                 .values()
                 .filter(|v| slots.contains(&v.slot))
                 .count();
-            let mut cands = super::patrol::candidates(
+            let mut cands = super::slots::candidates(
                 &p.cameras,
                 platform,
                 &p.settings,

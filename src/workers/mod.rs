@@ -11,7 +11,7 @@
 //! [`Leases`] is the bookkeeping; [`host`] starts and stops the cameras it decides on.
 
 pub mod host;
-pub mod patrol;
+pub mod slots;
 
 use std::collections::BTreeMap;
 

@@ -494,7 +494,7 @@ fn learned_suppressions_and_calibration_proposals_in_headless_chromium() {
 #[test]
 fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chromium() {
     use citywatch::config::{ClosureSettings, RuleKind};
-    use citywatch::store::lifecycle::{CheckOutcome, PlatformEvent, Report};
+    use citywatch::store::progress::{CheckOutcome, PlatformEvent, Report};
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("cases.db").display());
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -70,7 +70,7 @@ const WEB_LAYERS: &[(&str, u32)] = &[
     ("api", 3),
     ("pages", 3),
     ("metrics", 3),
-    ("lifecycle", 4),
+    ("case_pages", 4),
     ("admin", 4),
 ];
 

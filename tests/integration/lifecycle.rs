@@ -502,7 +502,7 @@ rules = [{{ rule = "abandoned_vehicle", zones = ["car_park"], dwell_s = 60 }}]
     .await;
     // One polling round brings the case to handled, with its closure check.
     let p = cases.platform.as_ref().unwrap();
-    citywatch::notify::lifecycle::poll(&store, &http, p, &cases, t + 10.0).await;
+    citywatch::notify::upkeep::poll(&store, &http, p, &cases, t + 10.0).await;
     let c = store.case(&case).await.unwrap().unwrap();
     assert_eq!(c.status, "handled");
     let history = store.case_events(&case).await.unwrap();
@@ -510,6 +510,6 @@ rules = [{{ rule = "abandoned_vehicle", zones = ["car_park"], dwell_s = 60 }}]
     assert_eq!(store.waiting_checks().await.unwrap().len(), 1);
     // A handled case is no longer polled; polling again changes nothing.
     assert!(store.cases_to_poll().await.unwrap().is_empty());
-    citywatch::notify::lifecycle::poll(&store, &http, p, &cases, t + 20.0).await;
+    citywatch::notify::upkeep::poll(&store, &http, p, &cases, t + 20.0).await;
     assert_eq!(store.case_events(&case).await.unwrap().len(), history.len());
 }

@@ -1,10 +1,10 @@
 //! Timeline tests for each rule, driven by synthetic detections on the pipeline clock, and
 //! property tests of the whole episodes → rules → limits chain.
 
-use citywatch::analysis::{CameraAnalysis, Event};
+use citywatch::analysis::{CaptureFinder, Event};
 use citywatch::config::PipelineConfig;
 use citywatch::detect::{BBox, Detection, ObjectKind};
-use citywatch::episodes::store::{JsonFileStore, NoStore};
+use citywatch::episodes::persist::{JsonFileStore, NoStore};
 use citywatch::ingest::Frame;
 use citywatch::ratelimit::SuppressionReason;
 use proptest::prelude::*;
@@ -60,16 +60,16 @@ fn config() -> PipelineConfig {
 
 /// A camera whose scene was learned empty a day before T0 (so what the timelines put in
 /// front of it is not taken for a fixture).
-fn analysis(model_sees_overflow: bool) -> CameraAnalysis {
+fn analysis(model_sees_overflow: bool) -> CaptureFinder {
     let mut a = fresh_analysis(model_sees_overflow);
     a.step(T0 - 86_400.0, &[], None);
     a
 }
 
 /// A camera on its first run: what stands in its first seconds is learned as fixtures.
-fn fresh_analysis(model_sees_overflow: bool) -> CameraAnalysis {
+fn fresh_analysis(model_sees_overflow: bool) -> CaptureFinder {
     let cfg = config();
-    CameraAnalysis::new(
+    CaptureFinder::new(
         &cfg.cameras[0],
         &cfg,
         Box::new(NoStore),
@@ -124,7 +124,7 @@ fn frame(car: Option<[u8; 3]>, bin: u8) -> Frame {
 /// Runs a timeline: at each (seconds from T0, detections, frame) step; returns the events
 /// with their step time.
 fn run(
-    a: &mut CameraAnalysis,
+    a: &mut CaptureFinder,
     steps: impl IntoIterator<Item = (f64, Vec<Detection>, Option<Frame>)>,
 ) -> Vec<(f64, Event)> {
     let mut out = Vec::new();
@@ -326,7 +326,7 @@ fn a_restart_in_the_middle_of_the_dwell_resumes() {
             })
             .collect::<Vec<_>>()
     };
-    let mut first = CameraAnalysis::new(
+    let mut first = CaptureFinder::new(
         cam,
         &cfg,
         Box::new(JsonFileStore::new(dir.path()).unwrap()),
@@ -336,7 +336,7 @@ fn a_restart_in_the_middle_of_the_dwell_resumes() {
     assert!(run(&mut first, steps(0.0, 300.0)).is_empty());
     drop(first); // the process stops
     // 30 s later it is back: the episode resumes, and the capture comes at 600, not 930.
-    let mut second = CameraAnalysis::new(
+    let mut second = CaptureFinder::new(
         cam,
         &cfg,
         Box::new(JsonFileStore::new(dir.path()).unwrap()),
@@ -368,7 +368,7 @@ fn a_corrupt_state_for_one_camera_is_set_aside_and_the_others_resume() {
             .collect::<Vec<_>>()
     };
     let open = |i: usize| {
-        CameraAnalysis::new(
+        CaptureFinder::new(
             &cfg.cameras[i],
             &cfg,
             Box::new(JsonFileStore::new(dir.path()).unwrap()),
@@ -419,7 +419,7 @@ proptest! {
         let mut cfg = config();
         cfg.limits.captures_per_hour = per_hour;
         cfg.limits.burst = 1.0;
-        let mut a = CameraAnalysis::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap();
+        let mut a = CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap();
         let spots: [BBox; 3] = [[0.05, 0.6, 0.15, 0.7], [0.2, 0.6, 0.3, 0.7], [0.35, 0.8, 0.45, 0.9]];
         let mut events = Vec::new();
         let mut episodes = std::collections::BTreeMap::new();

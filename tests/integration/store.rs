@@ -284,7 +284,7 @@ async fn suite(url: &str) {
             .close_case(&case, "platform", T0 + 1001.0)
             .await
             .unwrap(),
-        citywatch::store::lifecycle::Applied::Duplicate(_)
+        citywatch::store::progress::Applied::Duplicate(_)
     ));
     // Kept for closed_keep_days after the closure, then finished.
     let finished_at = |t: f64| {
@@ -304,7 +304,7 @@ async fn suite(url: &str) {
     // Episodes live in the episodes table: saved by one store, loaded by the next.
     use citywatch::core::StateStore;
     use citywatch::episodes::TrackerState;
-    use citywatch::store::episodes::DbEpisodeStore;
+    use citywatch::store::camera_state::DbEpisodeStore;
     let store = Arc::new(store);
     let shutdown = citywatch::core::Shutdown::new();
     let clock = Arc::new(citywatch::core::SystemClock);
@@ -508,7 +508,7 @@ async fn learning_suite(url: &str) {
 async fn lifecycle_suite(url: &str) {
     use citywatch::cases::deadline::{CalendarFile, WorkCalendar};
     use citywatch::config::ClosureSettings;
-    use citywatch::store::lifecycle::{Applied, CheckOutcome, PlatformEvent, Report};
+    use citywatch::store::progress::{Applied, CheckOutcome, PlatformEvent, Report};
     let store = Store::connect(url).await.unwrap();
     // Friday 2026-01-09 15:00 in Beijing; the next Monday is a holiday, the Saturday before
     // it a make-up workday.

@@ -791,7 +791,7 @@ async fn a_fixture_rejection_and_the_camera_page_teach_the_camera_its_fixtures()
 
 #[tokio::test]
 async fn proposed_fixtures_are_listed_on_the_cameras_page_and_answered_with_an_audit_row() {
-    use citywatch::analysis::{CameraAnalysis, SceneCommand};
+    use citywatch::analysis::{CaptureFinder, SceneCommand};
     use citywatch::detect::{Detection, ObjectKind};
     let s = site().await;
     let (op, csrf) = login(&s, "op", "operator-password").await;
@@ -805,10 +805,10 @@ async fn proposed_fixtures_are_listed_on_the_cameras_page_and_answered_with_an_a
         std::path::Path::new("."),
     )
     .unwrap();
-    let mut a = CameraAnalysis::new(
+    let mut a = CaptureFinder::new(
         &cfg.cameras[0],
         &cfg,
-        Box::new(citywatch::episodes::store::NoStore),
+        Box::new(citywatch::episodes::persist::NoStore),
         false,
     )
     .unwrap()

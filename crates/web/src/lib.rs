@@ -15,10 +15,10 @@ use citywatch_db::store;
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod case_pages;
 pub mod error;
 pub mod fleet;
 pub mod html;
-pub mod lifecycle;
 pub mod metrics;
 pub mod pages;
 pub mod platform;
@@ -51,11 +51,11 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/cameras/{id}/fixtures", post(pages::fixtures))
         .route("/cases", get(pages::cases))
         .route("/cases.csv", get(api::cases_csv))
-        .route("/cases/{n}", get(lifecycle::case_page))
-        .route("/cases/{n}/verify", post(lifecycle::verify_page))
-        .route("/admin/outbox", get(lifecycle::dead_letters_page))
-        .route("/admin/outbox/requeue", post(lifecycle::requeue_all))
-        .route("/admin/outbox/{id}/requeue", post(lifecycle::requeue_one))
+        .route("/cases/{n}", get(case_pages::case_page))
+        .route("/cases/{n}/verify", post(case_pages::verify_page))
+        .route("/admin/outbox", get(case_pages::dead_letters_page))
+        .route("/admin/outbox/requeue", post(case_pages::requeue_all))
+        .route("/admin/outbox/{id}/requeue", post(case_pages::requeue_one))
         .route("/admin/users", get(admin::users_page).post(admin::add_user))
         .route("/admin/users/{name}/disable", post(admin::disable_user))
         .route("/admin/users/{name}/enable", post(admin::enable_user))
@@ -75,10 +75,10 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/captures/{id}/confirm", post(api::confirm))
         .route("/api/captures/{id}/reject", post(api::reject))
         .route("/api/cases", get(api::cases))
-        .route("/api/cases/{n}", get(lifecycle::case_api))
-        .route("/api/cases/{n}/verify", post(lifecycle::verify_api))
-        .route("/api/dead-letters", get(lifecycle::dead_letters_api))
-        .route("/api/dead-letters/requeue", post(lifecycle::requeue_api))
+        .route("/api/cases/{n}", get(case_pages::case_api))
+        .route("/api/cases/{n}/verify", post(case_pages::verify_api))
+        .route("/api/dead-letters", get(case_pages::dead_letters_api))
+        .route("/api/dead-letters/requeue", post(case_pages::requeue_api))
         .route("/api/users", get(admin::users_api))
         .route("/api/audit", get(admin::audit_api))
         .route("/api/cameras", get(api::cameras))

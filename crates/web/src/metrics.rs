@@ -358,13 +358,13 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
         "gauge",
         "Cases by life-cycle status (filed, dispatched, handled, verified_closed, not_rectified, check_manual, returned, closed).",
     );
-    let count = |s: crate::store::lifecycle::CaseStatus| {
+    let count = |s: crate::store::progress::CaseStatus| {
         by_status
             .iter()
             .find(|(k, _)| k == s.as_str())
             .map_or(0, |(_, n)| *n)
     };
-    for s in crate::store::lifecycle::CaseStatus::ALL {
+    for s in crate::store::progress::CaseStatus::ALL {
         o.sample(
             "citywatch_cases_by_status",
             &[("status", s.as_str())],
@@ -386,7 +386,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
     o.sample(
         "citywatch_closure_checks_waiting",
         &[],
-        count(crate::store::lifecycle::CaseStatus::Handled) as f64,
+        count(crate::store::progress::CaseStatus::Handled) as f64,
     );
     o.family(
         "citywatch_outbox",

@@ -15,7 +15,7 @@ use sha2::Sha256;
 
 use super::error::WebError;
 use super::state::WebState;
-use crate::store::lifecycle::{Applied, CaseStatus, PlatformEvent};
+use crate::store::progress::{Applied, CaseStatus, PlatformEvent};
 
 pub const TIMESTAMP: &str = "x-platform-timestamp";
 pub const NONCE: &str = "x-platform-nonce";

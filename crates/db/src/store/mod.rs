@@ -7,12 +7,12 @@
 
 pub use crate::model::categories;
 pub mod audit;
-pub mod episodes;
+pub mod camera_state;
 pub mod fleet;
 pub mod learning;
 pub mod leases;
-pub mod lifecycle;
 pub mod outbox;
+pub mod progress;
 pub mod query;
 pub mod spool;
 pub mod users;
@@ -77,7 +77,7 @@ pub trait CaseStore: Send + Sync {
         policy: &'a CasePolicy,
         closure: &'a crate::config::ClosureSettings,
         at: f64,
-    ) -> StoreFuture<'a, Option<lifecycle::CaseStatus>>;
+    ) -> StoreFuture<'a, Option<progress::CaseStatus>>;
     /// Keys of captures whose evidence retention may delete at `now`: rejected, or their
     /// case final for at least `keep_s`.
     fn finished_capture_keys(
@@ -123,7 +123,7 @@ impl CaseStore for Store {
         policy: &'a CasePolicy,
         closure: &'a crate::config::ClosureSettings,
         at: f64,
-    ) -> StoreFuture<'a, Option<lifecycle::CaseStatus>> {
+    ) -> StoreFuture<'a, Option<progress::CaseStatus>> {
         Box::pin(Store::record_check(
             self, case, outcome, evidence, actor, policy, closure, at,
         ))
@@ -163,8 +163,8 @@ impl CaseRecord {
     /// dispatched, not rectified).
     pub fn overdue(&self, now: f64) -> bool {
         self.deadline_at.is_some_and(|d| d < now)
-            && lifecycle::CaseStatus::parse(&self.status)
-                .is_some_and(lifecycle::CaseStatus::deadline_runs)
+            && progress::CaseStatus::parse(&self.status)
+                .is_some_and(progress::CaseStatus::deadline_runs)
     }
 }
 

@@ -65,7 +65,7 @@ pub trait Detector: Send + Sync {
 
 /// Detection as a camera's analyser sees it: one frame in, its detections out. Live, the
 /// batching [`DetectionService`] shared by every camera; a fake in the analyser's tests.
-pub trait Detect: Send + Sync {
+pub trait DetectionSource: Send + Sync {
     fn detect(
         &self,
         frame: Arc<Frame>,
@@ -78,7 +78,7 @@ pub trait Detect: Send + Sync {
     }
 }
 
-impl Detect for DetectionService {
+impl DetectionSource for DetectionService {
     fn detect(
         &self,
         frame: Arc<Frame>,

@@ -11,8 +11,8 @@
 //! Times are seconds on the pipeline's clock (Unix seconds: wall time live, replay start +
 //! stream time for recorded footage), so dwell survives restarts and replays repeat exactly.
 
+pub mod persist;
 pub mod signature;
-pub mod store;
 
 use std::collections::BTreeMap;
 

@@ -16,7 +16,7 @@ use super::pages::page;
 use super::review::{PackageView, package_of};
 use super::state::WebState;
 use crate::model::closure::CheckOutcome;
-use crate::store::lifecycle::CaseStatus;
+use crate::store::progress::CaseStatus;
 use crate::store::users::Role;
 
 pub async fn case_page(

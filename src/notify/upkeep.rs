@@ -11,7 +11,7 @@ use crate::closure::SharedChecks;
 use crate::config::{CasesSettings, PlatformSettings};
 use crate::core::{Clock, Shutdown};
 use crate::store::Store;
-use crate::store::lifecycle::{Applied, PlatformEvent, Report};
+use crate::store::progress::{Applied, PlatformEvent, Report};
 
 /// How often the waiting checks reload from the database.
 const CHECKS_RELOAD_S: f64 = 10.0;
@@ -29,7 +29,7 @@ struct Polled {
 }
 
 /// Runs until shutdown.
-pub async fn lifecycle(
+pub async fn upkeep(
     store: Arc<Store>,
     cases: CasesSettings,
     checks: SharedChecks,
