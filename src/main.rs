@@ -293,17 +293,45 @@ fn init_tracing(default: &str) {
         .init();
 }
 
-/// Prints a command's result, or its error (exit status 2).
-fn finish<T>(r: anyhow::Result<T>, print: impl FnOnce(T)) -> ExitCode {
-    match r {
-        Ok(v) => {
-            print(v);
-            ExitCode::SUCCESS
+/// Why a command stopped short, and so its exit status (the README lists them).
+#[derive(Debug)]
+enum Failure {
+    /// Exit 2: nothing was started: a bad config (the error names the field), bad
+    /// arguments, a wrong model file, an unreadable input.
+    Refused(String),
+    /// Exit 1: the command ran and failed (a stream, the database, a file), or what it
+    /// checked is bad (a camera that does not answer, a broken audit chain).
+    Failed(String),
+}
+
+impl Failure {
+    /// The one place a failure is printed and becomes an exit status.
+    fn exit(self) -> ExitCode {
+        let (code, message) = match self {
+            Failure::Refused(m) => (2, m),
+            Failure::Failed(m) => (1, m),
+        };
+        if !message.is_empty() {
+            eprintln!("error: {message}");
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        ExitCode::from(code)
+    }
+}
+
+/// Sorts a command's errors into [`Failure`]s.
+trait Sort<T> {
+    /// An error before anything started: exit 2.
+    fn refused(self) -> Result<T, Failure>;
+    /// An error while running: exit 1.
+    fn failed(self) -> Result<T, Failure>;
+}
+
+impl<T, E: std::fmt::Display> Sort<T> for Result<T, E> {
+    fn refused(self) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Refused(format!("{e:#}")))
+    }
+    fn failed(self) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Failed(format!("{e:#}")))
     }
 }
 
@@ -326,11 +354,8 @@ fn check_model(c: &PipelineConfig) -> Result<String, citywatch::detect::ModelErr
     Ok(format!("{} {}", m.name, m.version))
 }
 
-fn load(path: &std::path::Path) -> Result<PipelineConfig, ExitCode> {
-    PipelineConfig::load(path).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })
+fn load(path: &std::path::Path) -> Result<PipelineConfig, Failure> {
+    PipelineConfig::load(path).refused()
 }
 
 fn main() -> ExitCode {
@@ -340,24 +365,25 @@ fn main() -> ExitCode {
         Command::Eval { .. } | Command::Scenario { .. } => "warn",
         _ => "info",
     });
-    match cli.command {
-        Command::Check { pipeline } => match load(&pipeline) {
-            Ok(c) => match check_model(&c) {
-                Ok(model) => {
-                    println!(
-                        "{}: ok, {} cameras, model {model}",
-                        pipeline.display(),
-                        c.cameras.len()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            },
-            Err(code) => code,
-        },
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.exit(),
+    }
+}
+
+/// Runs one command; every error comes back here as a [`Failure`].
+fn dispatch(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Check { pipeline } => {
+            let c = load(&pipeline)?;
+            let model = check_model(&c).refused()?;
+            println!(
+                "{}: ok, {} cameras, model {model}",
+                pipeline.display(),
+                c.cameras.len()
+            );
+            Ok(())
+        }
         Command::Run {
             pipeline,
             duration,
@@ -367,20 +393,12 @@ fn main() -> ExitCode {
             max_cameras,
             no_web,
         } => {
-            let config = match load(&pipeline) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let worker = match worker.then(|| worker_options(worker_id, max_cameras)) {
-                None => None,
-                Some(Ok(w)) => Some(w),
-                Some(Err(e)) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let rt = runtime();
-            rt.block_on(async move {
+            let config = load(&pipeline)?;
+            let worker = worker
+                .then(|| worker_options(worker_id, max_cameras))
+                .transpose()
+                .refused()?;
+            runtime().block_on(async move {
                 let shutdown = Shutdown::new();
                 spawn_signal_handler(shutdown.clone());
                 let opts = RunOptions {
@@ -393,13 +411,9 @@ fn main() -> ExitCode {
                     worker,
                     web: !no_web,
                 };
-                match citywatch::run::run(config, Arc::new(SystemClock), shutdown, opts).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("error: {e:#}");
-                        ExitCode::FAILURE
-                    }
-                }
+                citywatch::run::run(config, Arc::new(SystemClock), shutdown, opts)
+                    .await
+                    .failed()
             })
         }
         Command::Replay {
@@ -408,11 +422,7 @@ fn main() -> ExitCode {
             suppressed,
             db,
         } => {
-            let config = match load(&pipeline) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let rt = runtime();
+            let config = load(&pipeline)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let opts = citywatch::replay::ReplayOptions {
@@ -420,18 +430,11 @@ fn main() -> ExitCode {
                 suppressed,
                 database: db,
             };
-            match rt.block_on(citywatch::replay::replay(config, opts, &mut out)) {
-                Ok((captures, suppressed, frames)) => {
-                    drop(out);
-                    tracing::info!(captures, suppressed, frames, "replay finished");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    drop(out);
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            let done = runtime().block_on(citywatch::replay::replay(config, opts, &mut out));
+            drop(out);
+            let (captures, suppressed, frames) = done.failed()?;
+            tracing::info!(captures, suppressed, frames, "replay finished");
+            Ok(())
         }
         Command::ServeSamples {
             dir,
@@ -442,18 +445,14 @@ fn main() -> ExitCode {
             audio_only_mount,
             udp_only,
         } => {
-            let auth = match auth.map(|a| {
-                a.split_once(':')
-                    .map(|(u, p)| (u.to_string(), p.to_string()))
-                    .ok_or(())
-            }) {
-                None => None,
-                Some(Ok(a)) => Some(a),
-                Some(Err(())) => {
-                    eprintln!("error: --auth must be USER:PASSWORD");
-                    return ExitCode::from(2);
-                }
-            };
+            let auth = auth
+                .map(|a| {
+                    a.split_once(':')
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
+                        .ok_or("--auth must be USER:PASSWORD")
+                })
+                .transpose()
+                .refused()?;
             let opts = ServeOptions {
                 dir,
                 address: address.clone(),
@@ -463,21 +462,14 @@ fn main() -> ExitCode {
                 audio_only_mount,
                 udp_only,
             };
-            match SampleServer::start(&opts) {
-                Ok((server, port)) => {
-                    for m in &server.mounts {
-                        println!("serving rtsp://{address}:{port}/{m}");
-                    }
-                    // Tests wait for this line: the server accepts connections from here on.
-                    println!("listening on {address}:{port}");
-                    server.run();
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
+            let (server, port) = SampleServer::start(&opts).failed()?;
+            for m in &server.mounts {
+                println!("serving rtsp://{address}:{port}/{m}");
             }
+            // Tests wait for this line: the server accepts connections from here on.
+            println!("listening on {address}:{port}");
+            server.run();
+            Ok(())
         }
         Command::Detect {
             model,
@@ -489,17 +481,13 @@ fn main() -> ExitCode {
             file,
         } => {
             use citywatch::detect::{Manifest, OrtDetector};
-            let loaded = Manifest::load_named(&models_dir, &model).and_then(|m| {
-                let lib = citywatch::detect::runtime::library_path(ort_library.as_deref());
-                OrtDetector::load(m, &lib, threads)
-            });
-            let detector = match loaded {
-                Ok(d) => Arc::new(d),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
+            let detector = Manifest::load_named(&models_dir, &model)
+                .and_then(|m| {
+                    let lib = citywatch::detect::runtime::library_path(ort_library.as_deref());
+                    OrtDetector::load(m, &lib, threads)
+                })
+                .refused()?;
+            let detector = Arc::new(detector);
             let min_score = min_score.unwrap_or(detector.manifest().min_score);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -508,45 +496,37 @@ fn main() -> ExitCode {
                 .expect("tokio runtime");
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            match rt.block_on(citywatch::detect::file::detect_file(
+            let done = rt.block_on(citywatch::detect::file::detect_file(
                 detector, &file, min_score, every, &mut out,
-            )) {
-                Ok(n) => {
-                    drop(out);
-                    tracing::info!(frames = n, "done");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    drop(out);
-                    eprintln!("error: {}: {e}", file.display());
-                    ExitCode::FAILURE
-                }
-            }
+            ));
+            drop(out);
+            let n = done
+                .map_err(|e| format!("{}: {e}", file.display()))
+                .failed()?;
+            tracing::info!(frames = n, "done");
+            Ok(())
         }
         Command::Audit {
             action: AuditAction::Verify { pipeline },
         } => {
-            let rt = runtime();
-            match rt.block_on(async {
-                let store = config_store(&pipeline).await?;
-                store.verify_audit().await.map_err(|e| e.to_string())
-            }) {
-                Ok(c) => match c.broken {
-                    None => {
-                        println!(
-                            "audit log: ok, {} chained rows ({} from before the chain)",
-                            c.rows, c.unchained
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Some((seq, why)) => {
-                        println!("audit log: BROKEN at row {seq}: {why}");
-                        ExitCode::from(1)
-                    }
-                },
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
+            let c = runtime()
+                .block_on(async {
+                    let store = config_store(&pipeline).await?;
+                    store.verify_audit().await.map_err(|e| e.to_string())
+                })
+                .refused()?;
+            match c.broken {
+                None => {
+                    println!(
+                        "audit log: ok, {} chained rows ({} from before the chain)",
+                        c.rows, c.unchained
+                    );
+                    Ok(())
+                }
+                Some((seq, why)) => {
+                    // The verdict is the output; nothing more to say on stderr.
+                    println!("audit log: BROKEN at row {seq}: {why}");
+                    Err(Failure::Failed(String::new()))
                 }
             }
         }
@@ -560,11 +540,9 @@ fn main() -> ExitCode {
             handle_after_s,
         } => {
             if callback.is_none() && !no_callback {
-                eprintln!("error: --callback URL or --no-callback");
-                return ExitCode::from(2);
+                return Err(Failure::Refused("--callback URL or --no-callback".into()));
             }
-            let rt = runtime();
-            rt.block_on(async move {
+            runtime().block_on(async move {
                 let opts = citywatch::platform_sim::SimOptions {
                     listen,
                     webhook_secret,
@@ -573,19 +551,12 @@ fn main() -> ExitCode {
                     dispatch_after: Duration::from_secs_f64(dispatch_after_s.max(0.0)),
                     handle_after: Duration::from_secs_f64(handle_after_s.max(0.0)),
                 };
-                match citywatch::platform_sim::start(opts).await {
-                    Ok(addr) => {
-                        println!("listening on {addr}");
-                        let shutdown = Shutdown::new();
-                        spawn_signal_handler(shutdown.clone());
-                        shutdown.triggered().await;
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(2)
-                    }
-                }
+                let addr = citywatch::platform_sim::start(opts).await.refused()?;
+                println!("listening on {addr}");
+                let shutdown = Shutdown::new();
+                spawn_signal_handler(shutdown.clone());
+                shutdown.triggered().await;
+                Ok(())
             })
         }
         Command::User {
@@ -601,8 +572,7 @@ fn main() -> ExitCode {
                 NAME_RULE, PASSWORD_RULE, Role, random_secret, valid_name, valid_password,
             };
             if !valid_name(&name) {
-                eprintln!("error: a user name is {NAME_RULE}");
-                return ExitCode::from(2);
+                return Err(Failure::Refused(format!("a user name is {NAME_RULE}")));
             }
             let password = if generate {
                 random_secret()[..20].to_string()
@@ -612,54 +582,41 @@ fn main() -> ExitCode {
                 line.trim_end_matches(['\r', '\n']).to_string()
             };
             if !valid_password(&password) {
-                eprintln!("error: a password has {PASSWORD_RULE}");
-                return ExitCode::from(2);
+                return Err(Failure::Refused(format!("a password has {PASSWORD_RULE}")));
             }
             let role = Role::parse(&role).expect("clap checked the role");
-            let rt = runtime();
-            match rt.block_on(async {
-                let store = config_store(&pipeline).await?;
-                store
-                    .upsert_user(&name, role, &password, unix_now())
-                    .await
-                    .map_err(|e| e.to_string())
-            }) {
-                Ok(()) => {
-                    if generate {
-                        println!("user {name} ({}) password: {password}", role.as_str());
-                    } else {
-                        println!("user {name} ({})", role.as_str());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+            runtime()
+                .block_on(async {
+                    let store = config_store(&pipeline).await?;
+                    store
+                        .upsert_user(&name, role, &password, unix_now())
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .failed()?;
+            if generate {
+                println!("user {name} ({}) password: {password}", role.as_str());
+            } else {
+                println!("user {name} ({})", role.as_str());
             }
+            Ok(())
         }
         Command::Token {
             pipeline,
             user,
             label,
         } => {
-            let rt = runtime();
-            match rt.block_on(async {
-                let store = config_store(&pipeline).await?;
-                store
-                    .create_token(&user, &label, unix_now())
-                    .await
-                    .map_err(|e| e.to_string())
-            }) {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let token = runtime()
+                .block_on(async {
+                    let store = config_store(&pipeline).await?;
+                    store
+                        .create_token(&user, &label, unix_now())
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .failed()?;
+            println!("{token}");
+            Ok(())
         }
         Command::ExportNegatives { pipeline, out, db } => export_captures(
             &pipeline,
@@ -701,33 +658,31 @@ fn main() -> ExitCode {
                 jobs,
                 review,
             };
-            finish(runtime().block_on(citywatch::eval::eval(opts)), |w| {
-                println!("{}", w.json.display());
-                println!("{}", w.html.display());
-            })
+            // Eval checks its inputs (configs, truth files, models) before it runs any.
+            let w = runtime().block_on(citywatch::eval::eval(opts)).refused()?;
+            println!("{}", w.json.display());
+            println!("{}", w.html.display());
+            Ok(())
         }
-        Command::Scenario { spec, out } => finish(
-            citywatch::eval::scenario::make(&spec, out.as_deref()),
-            |o| println!("{}", serde_json::to_string(&o).expect("json")),
-        ),
+        Command::Scenario { spec, out } => {
+            let o = citywatch::eval::scenario::make(&spec, out.as_deref()).refused()?;
+            println!("{}", serde_json::to_string(&o).expect("json"));
+            Ok(())
+        }
         Command::Probe { url, timeout } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match rt.block_on(citywatch::probe::probe(
-                &url,
-                Duration::from_secs_f64(timeout),
-            )) {
-                Ok(report) => {
-                    println!("{}", serde_json::to_string_pretty(&report).expect("json"));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("probe failed: {} ({e})", citywatch::core::redact_url(&url));
-                    ExitCode::FAILURE
-                }
-            }
+            let report = rt
+                .block_on(citywatch::probe::probe(
+                    &url,
+                    Duration::from_secs_f64(timeout),
+                ))
+                .map_err(|e| format!("probe failed: {} ({e})", citywatch::core::redact_url(&url)))
+                .failed()?;
+            println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+            Ok(())
         }
     }
 }
@@ -752,28 +707,20 @@ fn export_captures(
     out: &std::path::Path,
     db: Option<String>,
     which: citywatch::eval::negatives::Dataset,
-) -> ExitCode {
-    let config = match load(pipeline) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+) -> Result<(), Failure> {
+    let config = load(pipeline)?;
     let (Some(cases), Some(ev)) = (&config.cases, &config.evidence) else {
-        eprintln!("error: this export needs [cases] and [evidence] in the config");
-        return ExitCode::from(2);
+        return Err(Failure::Refused(
+            "this export needs [cases] and [evidence] in the config".into(),
+        ));
     };
     let url = db.unwrap_or_else(|| cases.database.clone());
-    let rt = runtime();
-    match rt.block_on(async {
-        let store = citywatch::store::Store::connect(&url).await?;
-        citywatch::eval::negatives::export_with(&store, &ev.root, out, which).await
-    }) {
-        Ok(report) => {
-            println!("{}", serde_json::to_string(&report).expect("json"));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let report = runtime()
+        .block_on(async {
+            let store = citywatch::store::Store::connect(&url).await?;
+            citywatch::eval::negatives::export_with(&store, &ev.root, out, which).await
+        })
+        .failed()?;
+    println!("{}", serde_json::to_string(&report).expect("json"));
+    Ok(())
 }
