@@ -376,7 +376,7 @@ fn the_scan_reports_the_cycles_it_forbids() {
     let cases = [
         // config reaching up into a stage
         (
-            "crates/base/src/config.rs",
+            "crates/base/src/config/mod.rs",
             "use crate::rules::engine::Candidate;\n",
             "config (layer 3) imports rules",
         ),

@@ -1,0 +1,130 @@
+//! `[detect]`: the model, its threads and batching, where a camera looks closer, and their validation.
+
+use super::*;
+
+/// `[detect]`: the detector every camera shares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSettings {
+    /// Manifest name in `models_dir`. Default "ssd_mobilenet_v2_coco".
+    pub model: String,
+    /// Folder of model manifests, relative to the config file. Default "../models".
+    pub models_dir: PathBuf,
+    /// `libonnxruntime.so` to load. Default: `CITYWATCH_ORT_LIB`, then `.local/onnxruntime`.
+    pub ort_library: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads per inference. Default 2.
+    pub intra_threads: usize,
+    /// Dedicated inference threads. Default 1.
+    pub inference_threads: usize,
+    /// Whether ONNX Runtime's idle intra-op threads spin waiting for work. Default false:
+    /// with many cameras inferences come in bursts, and spinning burnt 4 % more CPU at 64
+    /// cameras (docs/benchmarks.md).
+    pub intra_spinning: bool,
+    /// How long a batch waits for more frames after its first. Default 10 ms.
+    pub batch_wait_ms: u64,
+    /// Frames that may wait for inference before cameras wait. Default 64.
+    pub queue: usize,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        Self {
+            model: "ssd_mobilenet_v2_coco".into(),
+            models_dir: PathBuf::from("../models"),
+            ort_library: None,
+            intra_threads: 2,
+            inference_threads: 1,
+            intra_spinning: false,
+            batch_wait_ms: 10,
+            queue: 64,
+        }
+    }
+}
+
+/// A camera's `detect_region`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectRegion {
+    Frame,
+    Zones,
+    Auto,
+}
+
+/// The bounds of `zones`, grown by `margin` and clipped to the frame.
+pub fn zones_region(zones: &[Zone], margin: f32) -> Option<BBox> {
+    let u = crate::model::geometry::enclosing(zones.iter().map(|z| z.polygon.bounds()))?;
+    Some([
+        (u[0] - margin).max(0.0),
+        (u[1] - margin).max(0.0),
+        (u[2] + margin).min(1.0),
+        (u[3] + margin).min(1.0),
+    ])
+}
+
+/// What is wrong with a model name, if anything: it names a manifest in `models_dir`
+/// (`NAME.toml`), never a path.
+pub fn model_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must name a model manifest".into());
+    }
+    let ok = name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    (!ok).then(|| {
+        format!(
+            "must be a model's name (letters, digits, '-', '_', '.'; a manifest NAME.toml in models_dir), not a path: got {name:?}"
+        )
+    })
+}
+
+pub(crate) fn validate_detect(d: &DetectSettings, problems: &mut Vec<ConfigProblem>) {
+    let mut bad = |path: &str, message: String| {
+        problems.push(ConfigProblem {
+            path: path.into(),
+            message,
+        })
+    };
+    if let Some(message) = model_name_problem(&d.model) {
+        bad("detect.model", message);
+    }
+    if !(1..=64).contains(&d.intra_threads) {
+        bad(
+            "detect.intra_threads",
+            format!("must be from 1 to 64, got {}", d.intra_threads),
+        );
+    }
+    if !(1..=16).contains(&d.inference_threads) {
+        bad(
+            "detect.inference_threads",
+            format!("must be from 1 to 16, got {}", d.inference_threads),
+        );
+    }
+    if d.batch_wait_ms > 1000 {
+        bad(
+            "detect.batch_wait_ms",
+            format!("must be at most 1000, got {}", d.batch_wait_ms),
+        );
+    }
+    if !(1..=4096).contains(&d.queue) {
+        bad(
+            "detect.queue",
+            format!("must be from 1 to 4096, got {}", d.queue),
+        );
+    }
+}
+
+pub(crate) fn validate_width(path: &str, w: u32, problems: &mut Vec<ConfigProblem>) {
+    if let Some(message) = width_problem(w) {
+        problems.push(ConfigProblem {
+            path: path.into(),
+            message,
+        });
+    }
+}
+
+pub(crate) fn width_problem(w: u32) -> Option<String> {
+    (!(32..=7680).contains(&w) || !w.is_multiple_of(2))
+        .then(|| format!("must be an even number of pixels from 32 to 7680, got {w}"))
+}
