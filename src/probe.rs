@@ -1,6 +1,8 @@
 //! `citywatch probe URL`: checks a camera the way a platform engineer would, with RTSP
 //! OPTIONS and DESCRIBE over tokio, Basic or Digest authentication, and the SDP read for
-//! codec, resolution and frame rate. Every failure has a plain reason.
+//! codec, resolution and frame rate; then a SETUP of the video over each RTP transport (TCP
+//! interleaved, as `run` asks first, and UDP), to say which ones the server accepts. Every
+//! failure has a plain reason.
 
 use std::time::Duration;
 
@@ -28,6 +30,12 @@ pub struct ProbeReport {
     pub fps: Option<f64>,
     /// Other media in the stream (audio, metadata).
     pub other_media: Vec<String>,
+    /// What the server said to a SETUP over each RTP transport: `ok`, or its refusal
+    /// (`461 Unsupported transport`).
+    pub transports: std::collections::BTreeMap<String, String>,
+    /// The transport `run` will stream over with the default `transport = "tcp"`: TCP, or
+    /// UDP when the server refuses TCP.
+    pub transport: String,
     pub elapsed_ms: u64,
 }
 
@@ -54,6 +62,8 @@ pub enum ProbeError {
     UnsupportedCodec(String),
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("the server set up the stream over no RTP transport ({0})")]
+    NoTransport(String),
 }
 
 struct Target {
@@ -273,6 +283,8 @@ fn digest_authorization(
 /// What the SDP says about the video.
 #[derive(Debug, PartialEq)]
 struct VideoInfo {
+    /// The video media's `a=control` URL, as written (absolute, relative or `*`).
+    control: Option<String>,
     codec: String,
     width: Option<u32>,
     height: Option<u32>,
@@ -317,6 +329,7 @@ fn read_sdp(body: &[u8]) -> Result<VideoInfo, ProbeError> {
             _ => "unknown".into(),
         });
     let mut info = VideoInfo {
+        control: attr("control").next().map(str::to_string),
         codec: codec.clone(),
         width: None,
         height: None,
@@ -411,6 +424,7 @@ pub async fn probe(raw_url: &str, timeout: Duration) -> Result<ProbeReport, Prob
 
     let accept = [(headers::ACCEPT, "application/sdp".to_string())];
     let mut auth_used = "none";
+    let mut challenge: Option<Challenge> = None;
     let mut resp = conn.request(Method::Describe, &t.uri, &accept).await?;
     if resp.status() == StatusCode::Unauthorized {
         let (Some(user), Some(pass)) = (&t.user, &t.pass) else {
@@ -426,12 +440,12 @@ pub async fn probe(raw_url: &str, timeout: Duration) -> Result<ProbeReport, Prob
         let challenges = parse_challenges(&values);
         let header = if let Some(c) = challenges.iter().find(|c| c.scheme == "digest") {
             auth_used = "digest";
-            let cnonce = format!("{:016x}", fastrand::u64(..));
-            digest_authorization(c, user, pass, "DESCRIBE", t.uri.as_str(), &cnonce)
+            let h = authorization(Some(c), user, pass, "DESCRIBE", t.uri.as_str());
+            challenge = challenges.into_iter().find(|c| c.scheme == "digest");
+            h
         } else if challenges.iter().any(|c| c.scheme == "basic") {
             auth_used = "basic";
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            format!("Basic {token}")
+            authorization(None, user, pass, "DESCRIBE", t.uri.as_str())
         } else {
             return Err(ProbeError::Unauthorized(
                 "the camera offers no Basic or Digest authentication".into(),
@@ -457,6 +471,35 @@ pub async fn probe(raw_url: &str, timeout: Duration) -> Result<ProbeReport, Prob
         }
     }
     let info = read_sdp(resp.body())?;
+    let base = resp
+        .header(&headers::CONTENT_BASE)
+        .and_then(|b| url::Url::parse(b.as_str()).ok());
+    let track = control_url(&t.uri, base.as_ref(), info.control.as_deref());
+    let creds = match (&t.user, &t.pass, auth_used) {
+        (Some(u), Some(p), "digest" | "basic") => Some((u.as_str(), p.as_str())),
+        _ => None,
+    };
+    let mut transports = std::collections::BTreeMap::new();
+    for (name, spec) in [
+        ("tcp", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+        ("udp", "RTP/AVP;unicast;client_port=50000-50001"),
+    ] {
+        let said = try_setup(&addr, &track, spec, creds, challenge.as_ref(), timeout).await;
+        transports.insert(name.to_string(), said);
+    }
+    let transport = ["tcp", "udp"]
+        .into_iter()
+        .find(|n| transports.get(*n).is_some_and(|s| s == "ok"))
+        .ok_or_else(|| {
+            ProbeError::NoTransport(
+                transports
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?
+        .to_string();
     Ok(ProbeReport {
         url: redact_url(raw_url),
         server,
@@ -467,8 +510,122 @@ pub async fn probe(raw_url: &str, timeout: Duration) -> Result<ProbeReport, Prob
         height: info.height,
         fps: info.fps,
         other_media: info.other,
+        transports,
+        transport,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// An `Authorization` value for `method` on `uri`: Digest with the server's challenge, or
+/// Basic without one.
+fn authorization(c: Option<&Challenge>, user: &str, pass: &str, method: &str, uri: &str) -> String {
+    match c {
+        Some(c) => {
+            let cnonce = format!("{:016x}", fastrand::u64(..));
+            digest_authorization(c, user, pass, method, uri, &cnonce)
+        }
+        None => {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            format!("Basic {token}")
+        }
+    }
+}
+
+/// The URL a SETUP of the video names: its `a=control`, absolute, or relative to the
+/// DESCRIBE answer's Content-Base (else the request's URL); `*` or none is the stream's own.
+fn control_url(uri: &url::Url, base: Option<&url::Url>, control: Option<&str>) -> url::Url {
+    let Some(c) = control.filter(|c| *c != "*") else {
+        return uri.clone();
+    };
+    if let Ok(abs) = url::Url::parse(c) {
+        return abs;
+    }
+    let mut base = base.unwrap_or(uri).clone();
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    base.join(c).unwrap_or_else(|_| uri.clone())
+}
+
+/// Sets the video up over one transport on a connection of its own, and tears it down:
+/// `ok`, or what the server answered.
+async fn try_setup(
+    addr: &str,
+    track: &url::Url,
+    transport: &str,
+    creds: Option<(&str, &str)>,
+    challenge: Option<&Challenge>,
+    timeout: Duration,
+) -> String {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return format!("cannot connect: {e}"),
+        Err(_) => return "timed out connecting".into(),
+    };
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+        cseq: 0,
+        timeout,
+    };
+    let setup = |auth: Option<String>| {
+        let mut h = vec![(headers::TRANSPORT, transport.to_string())];
+        if let Some(a) = auth {
+            h.push((headers::AUTHORIZATION, a));
+        }
+        h
+    };
+    let auth = |c: Option<&Challenge>, method: &str, uri: &url::Url| {
+        creds.map(|(u, p)| authorization(c, u, p, method, uri.as_str()))
+    };
+    let mut resp = match conn
+        .request(
+            Method::Setup,
+            track,
+            &setup(auth(challenge, "SETUP", track)),
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return e.to_string(),
+    };
+    // A Digest nonce may hold for one connection only: answer this one's challenge once.
+    let mut fresh = None;
+    if resp.status() == StatusCode::Unauthorized && creds.is_some() {
+        let values: Vec<&str> = resp
+            .headers()
+            .filter(|(k, _)| **k == headers::WWW_AUTHENTICATE)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        fresh = parse_challenges(&values)
+            .into_iter()
+            .find(|c| c.scheme == "digest");
+        resp = match conn
+            .request(
+                Method::Setup,
+                track,
+                &setup(auth(fresh.as_ref(), "SETUP", track)),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return e.to_string(),
+        };
+    }
+    if resp.status() != StatusCode::Ok {
+        return format!("{} {}", u16::from(resp.status()), resp.reason_phrase());
+    }
+    if let Some(session) = resp.header(&headers::SESSION) {
+        let id = session.as_str().split(';').next().unwrap_or("").to_string();
+        let mut h = vec![(headers::SESSION, id)];
+        if let Some(a) = auth(fresh.as_ref().or(challenge), "TEARDOWN", track) {
+            h.push((headers::AUTHORIZATION, a));
+        }
+        // Best effort: the connection closing ends the session too.
+        let _ = conn.request(Method::Teardown, track, &h).await;
+    }
+    "ok".into()
 }
 
 #[cfg(test)]

@@ -198,6 +198,22 @@ fn probe_command_prints_json_or_a_reason() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["codec"], "H264");
     assert_eq!(v["width"], 640);
+    // The stream sets up over TCP interleaved, as `run` asks first (and over UDP).
+    assert_eq!(v["transports"]["tcp"], "ok", "{v}");
+    assert_eq!(v["transports"]["udp"], "ok", "{v}");
+    assert_eq!(v["transport"], "tcp");
+
+    // A server that refuses TCP: probe says so, and that `run` will stream over UDP.
+    let udp_only = Server::start(&["--udp-only"]);
+    let out = Command::new(bin())
+        .args(["probe", &udp_only.url("bikes")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["transports"]["tcp"], "461 Unsupported transport", "{v}");
+    assert_eq!(v["transports"]["udp"], "ok", "{v}");
+    assert_eq!(v["transport"], "udp");
 
     let out = Command::new(bin())
         .args(["probe", &server.url_with_auth("u", "Leaky1", "missing")])
