@@ -56,6 +56,7 @@ pub fn start_detection(
                 max_wait: Duration::from_millis(d.batch_wait_ms),
                 queue: d.queue,
                 threads: d.inference_threads,
+                deadline: Duration::from_secs_f64(d.inference_timeout_s),
             },
         ),
         model_sees_overflow: sees,

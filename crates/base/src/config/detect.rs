@@ -24,6 +24,9 @@ pub struct DetectSettings {
     pub batch_wait_ms: u64,
     /// Frames that may wait for inference before cameras wait. Default 64.
     pub queue: usize,
+    /// Seconds a frame may wait for its detections, queue included; past it the frame is
+    /// unjudged (a hung or far-behind runtime). Default 30.
+    pub inference_timeout_s: f64,
 }
 
 impl Default for DetectSettings {
@@ -37,6 +40,7 @@ impl Default for DetectSettings {
             intra_spinning: false,
             batch_wait_ms: 10,
             queue: 64,
+            inference_timeout_s: 30.0,
         }
     }
 }
@@ -88,6 +92,15 @@ pub(crate) fn validate_detect(d: &DetectSettings, problems: &mut Vec<ConfigProbl
     };
     if let Some(message) = model_name_problem(&d.model) {
         bad("detect.model", message);
+    }
+    if !(d.inference_timeout_s.is_finite() && (0.1..=3600.0).contains(&d.inference_timeout_s)) {
+        bad(
+            "detect.inference_timeout_s",
+            format!(
+                "must be from 0.1 to 3600 seconds, got {}",
+                d.inference_timeout_s
+            ),
+        );
     }
     if !(1..=64).contains(&d.intra_threads) {
         bad(

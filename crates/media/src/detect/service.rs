@@ -30,6 +30,7 @@ pub struct DetectionService {
     input: Option<[u32; 2]>,
     workers: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
     latency: Arc<Latency>,
+    deadline: Duration,
 }
 
 pub use crate::model::live::{LATENCY_BUCKETS, Latency};
@@ -39,6 +40,9 @@ pub struct ServiceConfig {
     pub max_wait: Duration,
     pub queue: usize,
     pub threads: usize,
+    /// How long a frame may wait for its detections, queue included: past it the frame
+    /// is unjudged (a hung or overloaded runtime), never waited on forever.
+    pub deadline: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -47,6 +51,7 @@ impl Default for ServiceConfig {
             max_wait: Duration::from_millis(10),
             queue: 64,
             threads: 1,
+            deadline: Duration::from_secs(30),
         }
     }
 }
@@ -77,6 +82,7 @@ impl DetectionService {
             input,
             workers: Arc::new(std::sync::Mutex::new(workers)),
             latency,
+            deadline: cfg.deadline,
         }
     }
 
@@ -114,24 +120,40 @@ impl DetectionService {
         &self.model
     }
 
-    /// Detections for one frame.
+    /// Detections for one frame, or an error: the service stopped, the model failed, or no
+    /// answer came within the deadline (a hung runtime: the camera judges nothing rather
+    /// than waiting forever).
     pub async fn detect(&self, frame: Arc<Frame>) -> Result<Vec<Detection>, ModelError> {
         let stopped = || ModelError::new(&self.model, "runtime", "the detection service stopped");
-        let permit = self
-            .room
-            .clone()
-            .acquire_owned()
+        let ask = async {
+            let permit = self
+                .room
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| stopped())?;
+            let (reply, rx) = oneshot::channel();
+            self.tx
+                .send(Request {
+                    frame,
+                    reply,
+                    _permit: permit,
+                })
+                .map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        };
+        tokio::time::timeout(self.deadline, ask)
             .await
-            .map_err(|_| stopped())?;
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request {
-                frame,
-                reply,
-                _permit: permit,
+            .unwrap_or_else(|_| {
+                Err(ModelError::new(
+                    &self.model,
+                    "runtime",
+                    format!(
+                        "no answer within {:.1} s: the inference is hung or far behind",
+                        self.deadline.as_secs_f64()
+                    ),
+                ))
             })
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -253,5 +275,49 @@ mod tests {
         assert_eq!(batches.iter().sum::<usize>(), 8);
         assert!(batches.iter().all(|&b| b <= 4), "{batches:?}");
         assert!(batches.iter().any(|&b| b > 1), "never batched: {batches:?}");
+    }
+
+    /// Hangs in every call until released: a runtime stuck in `session.run`.
+    struct Hung {
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Detector for Hung {
+        fn name(&self) -> &str {
+            "hung"
+        }
+        fn max_batch(&self) -> usize {
+            1
+        }
+        fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError> {
+            let _ = self.release.lock().unwrap().recv();
+            Ok(frames.iter().map(|_| Vec::new()).collect())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_runtime_is_an_error_after_the_deadline_not_a_wait_forever() {
+        let (release, rx) = std::sync::mpsc::channel();
+        let svc = DetectionService::start(
+            Arc::new(Hung {
+                release: Mutex::new(rx),
+            }),
+            ServiceConfig {
+                queue: 1,
+                deadline: Duration::from_millis(100),
+                ..ServiceConfig::default()
+            },
+        );
+        let frame = || Arc::new(Frame::from_rgb("cam".into(), 1, 1, vec![0; 3]));
+        // The first frame is stuck in the runtime; the second waits for the queue's one
+        // place. Neither ever gets an answer, and both come back as errors naming the model.
+        for _ in 0..2 {
+            let e = svc.detect(frame()).await.unwrap_err().to_string();
+            assert!(e.contains("hung"), "{e}");
+            assert!(e.contains("no answer within 0.1 s"), "{e}");
+        }
+        // Released, the thread finishes its call and the service can stop.
+        drop(release);
+        assert!(svc.join(Duration::from_secs(30)));
     }
 }
