@@ -2,8 +2,6 @@
 //! camera's latest health and analysis counters (`camera_status`), so one web process shows
 //! all cameras of all workers.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// One patrol visit.
@@ -68,56 +66,52 @@ impl Store {
 
     /// Every visit, oldest first.
     pub async fn visits(&self) -> Result<Vec<VisitRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, f64, String, String, Option<f64>, i64)> = sqlx::query_as(
             "SELECT camera, started_at, worker, slot, ended_at, hot FROM patrol_visits \
              ORDER BY started_at, camera",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                Ok(VisitRow {
-                    camera: r.try_get(0)?,
-                    started_at: r.try_get(1)?,
-                    worker: r.try_get(2)?,
-                    slot: r.try_get(3)?,
-                    ended_at: r.try_get(4)?,
-                    hot: r.try_get::<i64, _>(5)? != 0,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+        Ok(rows
+            .into_iter()
+            .map(
+                |(camera, started_at, worker, slot, ended_at, hot)| VisitRow {
+                    camera,
+                    started_at,
+                    worker,
+                    slot,
+                    ended_at,
+                    hot: hot != 0,
+                },
+            )
+            .collect())
     }
 
     /// Visits started since `since`, per worker.
     pub async fn visit_counts_since(&self, since: f64) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT worker, COUNT(*) FROM patrol_visits WHERE started_at >= $1 GROUP BY worker",
         )
         .bind(since)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+        .map_err(|e| self.err(e))
     }
 
     /// Each camera's latest visit: (camera, started_at, hot).
     pub async fn last_visits(&self) -> Result<Vec<(String, f64, bool)>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, f64, i64)> = sqlx::query_as(
             "SELECT p.camera, p.started_at, p.hot FROM patrol_visits p WHERE p.started_at = \
              (SELECT MAX(q.started_at) FROM patrol_visits q WHERE q.camera = p.camera)",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<i64, _>(2)? != 0)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+        Ok(rows
+            .into_iter()
+            .map(|(camera, at, hot)| (camera, at, hot != 0))
+            .collect())
     }
 
     /// Writes the given cameras' status rows (one transaction).
@@ -147,24 +141,22 @@ impl Store {
 
     /// Every camera's latest status, by camera.
     pub async fn camera_statuses(&self) -> Result<Vec<CameraStatusRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, String, f64, String, Option<String>)> = sqlx::query_as(
             "SELECT camera, worker, at, health, analysis FROM camera_status ORDER BY camera",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
         let parse = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null);
-        rows.iter()
-            .map(|r| {
-                Ok(CameraStatusRow {
-                    camera: r.try_get(0)?,
-                    worker: r.try_get(1)?,
-                    at: r.try_get(2)?,
-                    health: parse(r.try_get(3)?),
-                    analysis: r.try_get::<Option<String>, _>(4)?.map(parse),
-                })
+        Ok(rows
+            .into_iter()
+            .map(|(camera, worker, at, health, analysis)| CameraStatusRow {
+                camera,
+                worker,
+                at,
+                health: parse(health),
+                analysis: analysis.map(parse),
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+            .collect())
     }
 }
