@@ -300,19 +300,23 @@ enum Failure {
     /// arguments, a wrong model file, an unreadable input.
     Refused(String),
     /// Exit 1: the command ran and failed (a stream, the database, a file), or what it
-    /// checked is bad (a camera that does not answer, a broken audit chain).
+    /// checked is bad (a camera that does not answer).
     Failed(String),
+    /// Exit 1: what it checked is bad, and its output already says why (a broken audit
+    /// chain).
+    Found,
 }
 
 impl Failure {
     /// The one place a failure is printed and becomes an exit status.
     fn exit(self) -> ExitCode {
         let (code, message) = match self {
-            Failure::Refused(m) => (2, m),
-            Failure::Failed(m) => (1, m),
+            Failure::Refused(m) => (2, Some(m)),
+            Failure::Failed(m) => (1, Some(m)),
+            Failure::Found => (1, None),
         };
-        if !message.is_empty() {
-            eprintln!("error: {message}");
+        if let Some(m) = message {
+            eprintln!("error: {m}");
         }
         ExitCode::from(code)
     }
@@ -524,9 +528,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     Ok(())
                 }
                 Some((seq, why)) => {
-                    // The verdict is the output; nothing more to say on stderr.
                     println!("audit log: BROKEN at row {seq}: {why}");
-                    Err(Failure::Failed(String::new()))
+                    Err(Failure::Found)
                 }
             }
         }

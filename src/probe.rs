@@ -173,7 +173,7 @@ impl Conn {
 }
 
 /// The parameters of one `WWW-Authenticate` challenge.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Challenge {
     scheme: String,
     realm: String,
@@ -432,17 +432,11 @@ pub async fn probe(raw_url: &str, timeout: Duration) -> Result<ProbeReport, Prob
                 "the camera requires credentials and the URL has none".into(),
             ));
         };
-        let values: Vec<&str> = resp
-            .headers()
-            .filter(|(k, _)| **k == headers::WWW_AUTHENTICATE)
-            .map(|(_, v)| v.as_str())
-            .collect();
-        let challenges = parse_challenges(&values);
-        let header = if let Some(c) = challenges.iter().find(|c| c.scheme == "digest") {
+        let challenges = challenges_of(&resp);
+        challenge = challenges.iter().find(|c| c.scheme == "digest").cloned();
+        let header = if challenge.is_some() {
             auth_used = "digest";
-            let h = authorization(Some(c), user, pass, "DESCRIBE", t.uri.as_str());
-            challenge = challenges.into_iter().find(|c| c.scheme == "digest");
-            h
+            authorization(challenge.as_ref(), user, pass, "DESCRIBE", t.uri.as_str())
         } else if challenges.iter().any(|c| c.scheme == "basic") {
             auth_used = "basic";
             authorization(None, user, pass, "DESCRIBE", t.uri.as_str())
@@ -514,6 +508,16 @@ pub async fn probe(raw_url: &str, timeout: Duration) -> Result<ProbeReport, Prob
         transport,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// The challenges of a 401 answer's `WWW-Authenticate` headers.
+fn challenges_of(resp: &Response<Vec<u8>>) -> Vec<Challenge> {
+    let values: Vec<&str> = resp
+        .headers()
+        .filter(|(k, _)| **k == headers::WWW_AUTHENTICATE)
+        .map(|(_, v)| v.as_str())
+        .collect();
+    parse_challenges(&values)
 }
 
 /// An `Authorization` value for `method` on `uri`: Digest with the server's challenge, or
@@ -593,12 +597,7 @@ async fn try_setup(
     // A Digest nonce may hold for one connection only: answer this one's challenge once.
     let mut fresh = None;
     if resp.status() == StatusCode::Unauthorized && creds.is_some() {
-        let values: Vec<&str> = resp
-            .headers()
-            .filter(|(k, _)| **k == headers::WWW_AUTHENTICATE)
-            .map(|(_, v)| v.as_str())
-            .collect();
-        fresh = parse_challenges(&values)
+        fresh = challenges_of(&resp)
             .into_iter()
             .find(|c| c.scheme == "digest");
         resp = match conn

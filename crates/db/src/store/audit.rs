@@ -207,7 +207,6 @@ impl Store {
         }
         let limit = f.limit.unwrap_or(200).clamp(1, 1000);
         sql += &format!(" ORDER BY at DESC, seq DESC LIMIT {limit}");
-        let sql = sql.to_string();
         let mut q = sqlx::query_as(&sql);
         // Text filters first, then times: the order their placeholders were numbered in.
         for a in args {

@@ -67,7 +67,6 @@ impl Store {
             "SELECT capture_id, camera, zone, rule, said, reason, embedding, at FROM verdict_memory \
              {filter} ORDER BY at, capture_id"
         );
-        let sql = sql.to_string();
         type Stored = (
             String,
             String,

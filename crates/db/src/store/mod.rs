@@ -307,8 +307,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (id) DO NOTHING"
         };
-        let sql = sql.to_string();
-        let mut q = sqlx::query(&sql)
+        let mut q = sqlx::query(sql)
             .bind(&key)
             .bind(&k.camera)
             .bind(k.preset.map(i64::from))

@@ -205,8 +205,7 @@ impl Store {
     where
         T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let sql = sql.to_string();
-        let mut q = sqlx::query_as::<_, T>(&sql);
+        let mut q = sqlx::query_as::<_, T>(sql);
         for b in order {
             q = match b {
                 Bind::Text(i) => q.bind(w.texts[*i].clone()),
