@@ -72,6 +72,8 @@ const WEB_LAYERS: &[(&str, u32)] = &[
     ("metrics", 3),
     ("case_pages", 4),
     ("admin", 4),
+    // The OpenAPI document, gathered from every handler the router registers.
+    ("openapi", 5),
 ];
 
 /// The web crate's source folder: its modules are the `web` layer of [`LAYERS`] and are

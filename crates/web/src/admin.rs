@@ -187,6 +187,17 @@ pub async fn reset_password(
     Ok(Redirect::to("/admin/users").into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "admin",
+    summary = "Users with role, disabled flag and live sessions (admin)",
+    responses(
+        (status = 200, description = "users, by name", body = [crate::store::users::UserRow]),
+        (status = 401, description = "not authenticated"),
+        (status = 403, description = "not an admin"),
+    )
+)]
 pub async fn users_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
@@ -201,15 +212,23 @@ pub async fn users_api(
 }
 
 /// The audit viewer's query: the store's filters, with dates as the UI enters them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub actor: Option<String>,
+    /// An action, or a prefix ending in '.' (`review.` is every review).
     pub action: Option<String>,
+    /// Part of the subject (a capture, a case number, a user).
     pub subject: Option<String>,
     /// YYYY-MM-DD, in the reporting time zone.
+    #[param(format = Date)]
     pub from_date: Option<String>,
+    /// YYYY-MM-DD, in the reporting time zone, inclusive.
+    #[param(format = Date)]
     pub to_date: Option<String>,
+    /// Most rows, newest first: default 200, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// The page language (read by the `Lang` extractor).
     #[serde(default)]
@@ -302,6 +321,25 @@ pub async fn audit_page(
     Ok(page(lang, &auth, t(lang, "audit"), &body))
 }
 
+/// Audit rows and the state of the hash chain.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    rows: Vec<crate::store::audit::AuditRow>,
+    chain: crate::store::audit::AuditCheck,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "admin",
+    summary = "Audit rows, newest first, filtered, with the state of the hash chain (admin)",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "rows and chain", body = AuditPage),
+        (status = 401, description = "not authenticated"),
+        (status = 403, description = "not an admin"),
+    )
+)]
 pub async fn audit_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
@@ -311,5 +349,5 @@ pub async fn audit_api(
     let filter = q.filter(st.cases.utc_offset_s);
     let (rows, chain) = tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit())
         .map_err(WebError::internal)?;
-    Ok(Json(serde_json::json!({ "rows": rows, "chain": chain })).into_response())
+    Ok(Json(AuditPage { rows, chain }).into_response())
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Extension, Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
 use super::error::WebError;
@@ -129,7 +129,7 @@ pub async fn case_page(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyForm {
     /// clear or still_there.
@@ -196,16 +196,66 @@ pub async fn verify_page(
     Ok(Redirect::to(&format!("/cases/{}", super::pages::urlencoding_path(&n))).into_response())
 }
 
+/// A case's new status after a closure check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Verified {
+    case_number: String,
+    status: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/cases/{n}/verify",
+    tag = "cases",
+    summary = "A person's closure check (核实) of a handled case (operator)",
+    description = "clear closes it (verified_closed), still_there reopens it (not_rectified); the platform is told.",
+    params(("n" = String, Path, description = "the case number")),
+    request_body = VerifyForm,
+    responses(
+        (status = 200, description = "the case's new status", body = Verified),
+        (status = 401, description = "not authenticated"),
+        (status = 403, description = "role too low, or CSRF token missing"),
+        (status = 404, description = "no such case"),
+        (status = 409, description = "the case is not waiting for a closure check"),
+        (status = 422, description = "bad outcome"),
+    )
+)]
 pub async fn verify_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Path(n): Path<String>,
     Json(f): Json<VerifyForm>,
 ) -> Result<Response, WebError> {
-    let s = do_verify(&st, &auth, &n, &f).await?;
-    Ok(Json(serde_json::json!({ "case_number": n, "status": s })).into_response())
+    let status = do_verify(&st, &auth, &n, &f).await?;
+    Ok(Json(Verified {
+        case_number: n,
+        status,
+    })
+    .into_response())
 }
 
+/// A case, whether it is past its deadline, and its history.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CaseDetail {
+    case: crate::store::CaseRecord,
+    /// Past its 处置时限 while its deadline runs.
+    overdue: bool,
+    /// Every status change, oldest first.
+    history: Vec<crate::store::progress::CaseEvent>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/cases/{n}",
+    tag = "cases",
+    summary = "A case with its status history and whether it is overdue (viewer)",
+    params(("n" = String, Path, description = "the case number")),
+    responses(
+        (status = 200, description = "the case", body = CaseDetail),
+        (status = 401, description = "not authenticated"),
+        (status = 404, description = "no such case"),
+    )
+)]
 pub async fn case_api(
     State(st): State<Arc<WebState>>,
     Path(n): Path<String>,
@@ -217,11 +267,11 @@ pub async fn case_api(
         .map_err(WebError::internal)?
         .ok_or_else(|| WebError::not_found("no such case"))?;
     let history = st.store.case_events(&n).await.map_err(WebError::internal)?;
-    Ok(Json(serde_json::json!({
-        "case": c,
-        "overdue": c.overdue(st.now()),
-        "history": history,
-    }))
+    Ok(Json(CaseDetail {
+        overdue: c.overdue(st.now()),
+        case: c,
+        history,
+    })
     .into_response())
 }
 
@@ -266,7 +316,7 @@ pub async fn dead_letters_page(
     Ok(page(lang, &auth, t(lang, "dead_letters"), &body))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequeueBody {
     /// Outbox row ids; absent: every dead letter.
@@ -308,6 +358,17 @@ pub async fn requeue_all(
     Ok(Redirect::to("/admin/outbox").into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/dead-letters",
+    tag = "outbox",
+    summary = "Outbox messages given up on, with their last error (admin)",
+    responses(
+        (status = 200, description = "dead letters", body = [crate::store::progress::DeadLetter]),
+        (status = 401, description = "not authenticated"),
+        (status = 403, description = "not an admin"),
+    )
+)]
 pub async fn dead_letters_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
@@ -317,11 +378,30 @@ pub async fn dead_letters_api(
     Ok(Json(dead).into_response())
 }
 
+/// How many dead letters went back to the outbox.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RequeuedLetters {
+    requeued: usize,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/dead-letters/requeue",
+    tag = "outbox",
+    summary = "Requeue dead letters (admin)",
+    description = "All of them, or the ids given, with fresh attempts and the same idempotency key; each requeue is audited.",
+    request_body = RequeueBody,
+    responses(
+        (status = 200, description = "how many were requeued", body = RequeuedLetters),
+        (status = 401, description = "not authenticated"),
+        (status = 403, description = "not an admin, or CSRF token missing"),
+    )
+)]
 pub async fn requeue_api(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     Json(b): Json<RequeueBody>,
 ) -> Result<Response, WebError> {
-    let n = do_requeue(&st, &auth, b.ids.as_deref()).await?;
-    Ok(Json(serde_json::json!({ "requeued": n })).into_response())
+    let requeued = do_requeue(&st, &auth, b.ids.as_deref()).await?;
+    Ok(Json(RequeuedLetters { requeued }).into_response())
 }

@@ -11,6 +11,17 @@ use super::error::WebError;
 use super::state::WebState;
 
 /// Every camera of every worker, as the workers last wrote them, with the lease holder.
+#[utoipa::path(
+    get,
+    path = "/api/fleet",
+    tag = "cameras",
+    summary = "Every camera of every worker as the workers last wrote it (viewer)",
+    description = "Worker, lease, health, analysis counters and report age.",
+    responses(
+        (status = 200, description = "one object per camera", body = [Object]),
+        (status = 401, description = "not authenticated"),
+    )
+)]
 pub async fn fleet(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
     let rows = fleet_rows(&st).await.map_err(WebError::internal)?;
     Ok(Json(rows).into_response())

@@ -20,6 +20,7 @@ pub mod error;
 pub mod fleet;
 pub mod html;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod platform;
 pub mod review;
@@ -39,8 +40,11 @@ use crate::core::Shutdown;
 /// Largest request body any route takes.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Every route. The login page and the stylesheet are the only ones open to all.
+/// Every route. The login page, the stylesheet and the platform's signed callback are the
+/// only ones without a session or token.
 pub fn router(state: Arc<WebState>) -> Router {
+    let (api, _) = openapi::api_routes().split_for_parts();
+    let (open, _) = openapi::open_routes().split_for_parts();
     let protected = Router::new()
         .route("/", get(pages::home))
         .route("/review", get(pages::review))
@@ -70,25 +74,8 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/learning/apply", post(pages::apply_calibration))
         .route("/logout", post(auth::logout))
         .route("/evidence/{*path}", get(api::evidence))
-        .route("/api/captures", get(api::captures))
-        .route("/api/captures/{id}", get(api::capture))
-        .route("/api/captures/{id}/confirm", post(api::confirm))
-        .route("/api/captures/{id}/reject", post(api::reject))
-        .route("/api/cases", get(api::cases))
-        .route("/api/cases/{n}", get(case_pages::case_api))
-        .route("/api/cases/{n}/verify", post(case_pages::verify_api))
-        .route("/api/dead-letters", get(case_pages::dead_letters_api))
-        .route("/api/dead-letters/requeue", post(case_pages::requeue_api))
-        .route("/api/users", get(admin::users_api))
-        .route("/api/audit", get(admin::audit_api))
-        .route("/api/cameras", get(api::cameras))
-        .route("/api/fleet", get(fleet::fleet))
-        .route("/api/summary", get(api::summary))
-        .route("/api/learning", get(api::learning))
-        .route("/api/learning/{id}/undo", post(api::undo_learned))
-        .route("/api/learning/{id}/forget", post(api::forget_memory))
-        .route("/api/openapi.json", get(api::openapi))
-        .route("/metrics", get(metrics::metrics))
+        .route("/api/openapi.json", get(openapi::serve))
+        .merge(api)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,
@@ -97,7 +84,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/static/app.css", get(pages::stylesheet))
         // Authenticated by the platform's HMAC signature, not a session.
-        .route("/platform/callback", post(platform::callback))
+        .merge(open)
         .merge(protected)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(

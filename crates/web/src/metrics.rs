@@ -173,6 +173,16 @@ impl Collector for Out {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    summary = "Prometheus metrics, named in docs/metrics.md (viewer)",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 401, description = "not authenticated"),
+    )
+)]
 pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
     let mut o = Out::default();
     let health = st.health.snapshot(st.clock.now());

@@ -58,6 +58,35 @@ fn refuse(code: StatusCode, why: &str) -> Response {
     (code, axum::Json(serde_json::json!({ "error": why }))).into_response()
 }
 
+/// What a report did: `applied` is false for a report seen before.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ReportAnswer {
+    case_number: String,
+    status: String,
+    applied: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/platform/callback",
+    tag = "platform",
+    summary = "The city platform reports case progress",
+    description = "Not a session route: authenticated by X-Platform-Signature: sha256=HMAC-SHA256(secret, \"{timestamp}.{nonce}.{body}\") with [cases.platform] secret, X-Platform-Timestamp (Unix seconds, within max_skew_s) and X-Platform-Nonce (8-128 characters, never reused). See docs/platform.md.",
+    security(()),
+    params(
+        ("X-Platform-Timestamp" = String, Header, description = "Unix seconds"),
+        ("X-Platform-Nonce" = String, Header, description = "8 to 128 characters, never reused"),
+        ("X-Platform-Signature" = String, Header, description = "sha256=<hex HMAC>"),
+    ),
+    request_body = PlatformEvent,
+    responses(
+        (status = 200, description = "the case's status after the report", body = ReportAnswer),
+        (status = 400, description = "malformed body, timestamp or nonce"),
+        (status = 401, description = "missing headers, bad signature or stale timestamp"),
+        (status = 404, description = "no such case, or callbacks not configured"),
+        (status = 409, description = "the case's status does not allow the report, or the nonce was used before"),
+    )
+)]
 pub async fn callback(
     State(st): State<Arc<WebState>>,
     headers: HeaderMap,
@@ -114,11 +143,11 @@ pub async fn callback(
         Err(e) => return WebError::internal(e).into_response(),
     };
     let answer = |status: CaseStatus, applied: bool| {
-        axum::Json(serde_json::json!({
-            "case_number": ev.case_number,
-            "status": status.as_str(),
-            "applied": applied,
-        }))
+        axum::Json(ReportAnswer {
+            case_number: ev.case_number.clone(),
+            status: status.as_str().to_string(),
+            applied,
+        })
         .into_response()
     };
     match applied {

@@ -102,11 +102,14 @@ async fn learn(st: &WebState, id: &str) {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
+    /// false_detection, compliant_vendor, duplicate, not_a_problem or other.
     pub reason: String,
+    /// The operator's words, at most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
     /// The CSRF token, when the body is an HTML form.
     #[serde(default)]

@@ -98,7 +98,7 @@ impl CaseStatus {
 }
 
 /// What the platform reports of a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Report {
     Dispatched,
@@ -126,7 +126,7 @@ impl Report {
 }
 
 /// One progress report from the platform (a callback's body, or a poll's answer).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlatformEvent {
     /// The platform's id of this report: a report seen again changes nothing.
     pub event_id: String,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a camera is, for cases.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
     #[serde(default)]

@@ -15,7 +15,7 @@ const SEQ: &str = "audit-seq";
 const GENESIS: &str = "citywatch-audit-genesis";
 
 /// One audit row, as the viewer shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditRow {
     pub seq: Option<i64>,
     pub at: f64,
@@ -42,13 +42,14 @@ pub struct AuditFilter {
 }
 
 /// What a walk of the chain found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditCheck {
     /// Chained rows checked.
     pub rows: i64,
     /// Rows from before the chain existed (not covered).
     pub unchained: i64,
     /// The first break: (sequence number, what is wrong). None: the chain holds.
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
     pub broken: Option<(i64, String)>,
 }
 

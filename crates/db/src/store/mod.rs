@@ -130,7 +130,7 @@ impl CaseStore for Store {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CaseRecord {
     pub case_number: String,
     pub capture_id: String,
@@ -148,9 +148,14 @@ pub struct CaseRecord {
     #[sqlx(try_from = "String")]
     pub location: Location,
     pub description: String,
+    /// filed, dispatched, handled, verified_closed, not_rectified, check_manual, returned or
+    /// closed.
     pub status: String,
+    /// Captures merged into the case.
     pub aggregation: i64,
+    /// When the problem was seen (Unix seconds).
     pub reported_at: f64,
+    /// When the case was filed (Unix seconds).
     pub filed_at: f64,
     /// 处置时限 as a time (None for cases filed before deadlines existed).
     pub deadline_at: Option<f64>,

@@ -44,7 +44,7 @@ pub enum Applied {
 }
 
 /// One row of a case's history.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CaseEvent {
     pub seq: i64,
     pub at: f64,
@@ -56,7 +56,7 @@ pub struct CaseEvent {
 pub use crate::model::closure::{CheckOutcome, CheckRequest};
 
 /// An outbox row that could not be delivered.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: String,
     pub case_number: String,

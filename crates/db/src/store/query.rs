@@ -8,21 +8,31 @@ use sqlx::any::AnyRow;
 use super::{CASE_COLUMNS, CaseRecord, Store, StoreError};
 
 /// A capture as the review queue shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaptureRow {
+    /// The capture's idempotency key.
     pub id: String,
     pub camera: String,
     pub preset: Option<i64>,
+    /// abandoned_vehicle, illegal_vendor or overflowing_bin.
     pub rule: String,
     pub zone: String,
     pub label: String,
+    /// When the episode began (Unix seconds, stream time).
     pub start_at: f64,
+    /// When the rule was met (Unix seconds, stream time).
     pub confirm_at: f64,
+    /// x1, y1, x2, y2, normalised to the frame.
     #[serde(rename = "box")]
+    #[schema(value_type = Vec<f64>)]
     pub bbox: serde_json::Value,
     pub score: f64,
+    /// Candidates merged into the capture.
     pub aggregation: i64,
+    /// pending_review, filed, rejected or learned (a learned suppression).
     pub status: String,
+    /// The evidence package's manifest, as filed.
+    #[schema(value_type = Option<Object>)]
     pub evidence: Option<serde_json::Value>,
     pub case_number: Option<String>,
     /// A learned suppression's rejected lookalike, and how alike (cosine similarity).
@@ -30,8 +40,9 @@ pub struct CaptureRow {
     pub similarity: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CaptureFilter {
     /// pending_review (default), filed, rejected, or all.
     pub status: Option<String>,
@@ -39,25 +50,34 @@ pub struct CaptureFilter {
     pub camera: Option<String>,
     /// "newest" (default) or "oldest".
     pub order: Option<String>,
+    /// Most captures to return: default 50, at most 500.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// The page language (the UI's `?lang=`); no effect on the query.
     pub lang: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CaseFilter {
     pub rule: Option<String>,
     pub camera: Option<String>,
     pub status: Option<String>,
-    /// Unix seconds, on reported_at.
+    /// Unix seconds, on reported_at, inclusive.
     pub from: Option<f64>,
+    /// Unix seconds, on reported_at, exclusive.
     pub to: Option<f64>,
-    /// Days (YYYY-MM-DD, Beijing time), inclusive: the cases page's date range.
+    /// Days (YYYY-MM-DD, in the reporting time zone), inclusive: the cases page's date range.
+    #[param(format = Date)]
     pub from_date: Option<String>,
+    #[param(format = Date)]
     pub to_date: Option<String>,
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// The page language (the UI's `?lang=`); no effect on the query.
     pub lang: Option<String>,
@@ -128,7 +148,7 @@ pub struct Outcome {
 }
 
 /// Captures and confirmations per rule.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RuleSummary {
     pub rule: String,
     pub captures: i64,

@@ -269,7 +269,7 @@ impl Store {
 }
 
 /// A user as the admin page lists it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct UserRow {
     pub name: String,
     pub role: String,
