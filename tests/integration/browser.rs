@@ -184,6 +184,26 @@ impl Browser {
         t.elapsed()
     }
 
+    /// Presses and releases one key (a letter or a digit) as the keyboard would.
+    pub(crate) async fn key(&mut self, key: &str) {
+        for kind in ["keyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({ "type": kind, "key": key, "text": if kind == "keyDown" { key } else { "" } }),
+            )
+            .await;
+        }
+    }
+
+    /// Waits until the workbench's grid holds at most `n` cards (a mutation observer: no
+    /// polling, no sleeping).
+    pub(crate) async fn cards_at_most(&mut self, n: usize) {
+        self.eval(&format!(
+            "new Promise(r=>{{const f=()=>document.querySelectorAll('li.card').length<={n};             if(f())return r(true);new MutationObserver((m,o)=>{{if(f()){{o.disconnect();r(true)}}}})             .observe(document.getElementById('grid'),{{childList:true}})}})"
+        ))
+        .await;
+    }
+
     pub(crate) async fn screenshot(&mut self, name: &str) -> PathBuf {
         let r = self
             .call("Page.captureScreenshot", json!({ "format": "png" }))
@@ -328,9 +348,14 @@ fn an_operator_reviews_real_captures_in_headless_chromium() {
         b.screenshot("07-cameras").await;
         timings.push(("summary", b.goto(&format!("{base}/summary?lang=en")).await));
         assert_eq!(
-            b.eval("document.querySelectorAll('#latency tr').length").await,
+            b.eval("document.querySelectorAll('#chart-filing rect').length").await,
             1,
-            "capture-to-filing latency of the confirmed case"
+            "capture-to-filing latency of the confirmed case, drawn"
+        );
+        assert_eq!(
+            b.eval("document.querySelectorAll('#chart-per-day rect').length > 0").await,
+            true,
+            "captures per day, drawn"
         );
         assert!(
             b.eval("document.getElementById('rates').textContent.includes('50%')").await == true,
@@ -774,5 +799,188 @@ fn the_fleet_view_shows_every_workers_cameras_in_headless_chromium() {
             "{text}"
         );
         assert!(text.contains("citywatch_fleet_camera_frames_total{camera=\"fleet-b\",worker=\"w1\"}"));
+    });
+}
+
+/// The id of the workbench card in focus.
+async fn focused(b: &mut Browser) -> String {
+    b.eval("document.querySelector('li.card.focus').dataset.id")
+        .await
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Logs in through the form, starting from `url` (which redirects to the login page).
+async fn log_in(b: &mut Browser, url: &str, user: &str, password: &str) {
+    b.goto(url).await;
+    b.navigating(&format!(
+        "document.getElementById('user').value='{user}';\
+         document.getElementById('password').value='{password}';\
+         document.getElementById('login').submit()"
+    ))
+    .await;
+    b.goto(url).await;
+}
+
+/// An operator triages twenty captures on the workbench by keyboard alone: `c` confirms,
+/// `r` and a digit rejects, `x` selects for a bulk decision. No page loads between
+/// decisions, the focus moves to the next capture, and every capture is decided once, as
+/// pressed. Keystrokes per decision and the time to the first decision are written to
+/// `target/browser-test/triage.json`.
+#[test]
+fn an_operator_triages_twenty_captures_by_keyboard_in_headless_chromium() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = crate::web::site_with(20).await;
+        let mut b = Browser::start().await;
+        log_in(&mut b, &format!("{}/review?order=oldest&lang=en", s.base), "op", "operator-password").await;
+        let loaded = Instant::now();
+        assert_eq!(b.eval("location.pathname").await, "/review");
+        assert_eq!(b.eval("document.querySelectorAll('li.card').length").await, 20);
+        assert_eq!(b.eval("document.getElementById('total').textContent").await, "20");
+        assert_eq!(
+            b.eval("Promise.all([...document.images].map(i=>i.decode().then(()=>i.naturalWidth))).then(w=>w.length===40&&w.every(x=>x>0))")
+                .await,
+            true,
+            "each card shows its crop and its context"
+        );
+        b.screenshot("10-workbench").await;
+        // A page load would lose this.
+        b.eval("window.sameDocument = true").await;
+        let mut keys_per_decision: Vec<f64> = Vec::new();
+        let mut expected: Vec<(String, &str)> = Vec::new();
+        let mut left = 20;
+        let mut first_decision = None;
+        // Sixteen one at a time: confirm, then reject as a duplicate (reason 3), in turn.
+        for i in 0..16 {
+            let id = focused(&mut b).await;
+            let keys: &[&str] = if i % 2 == 0 { &["c"] } else { &["r", "3"] };
+            for k in keys {
+                b.key(k).await;
+            }
+            left -= 1;
+            b.cards_at_most(left).await;
+            first_decision.get_or_insert_with(|| loaded.elapsed());
+            keys_per_decision.push(keys.len() as f64);
+            expected.push((id, if i % 2 == 0 { "filed" } else { "rejected" }));
+            if i == 7 {
+                b.screenshot("11-workbench-midway").await;
+            }
+        }
+        // Two selected and confirmed together, then two selected and rejected together
+        // (reason 1, false detection), moving with j.
+        for (decide, status) in [(&["c"][..], "filed"), (&["r", "1"][..], "rejected")] {
+            let a = focused(&mut b).await;
+            b.key("x").await;
+            b.key("j").await;
+            let c = focused(&mut b).await;
+            b.key("x").await;
+            assert_eq!(b.eval("document.querySelectorAll('li.card.selected').length").await, 2);
+            for k in decide {
+                b.key(k).await;
+            }
+            left -= 2;
+            b.cards_at_most(left).await;
+            let n = 3.0 + decide.len() as f64;
+            keys_per_decision.extend([n / 2.0, n / 2.0]);
+            expected.push((a, status));
+            expected.push((c, status));
+        }
+        assert_eq!(b.eval("window.sameDocument === true").await, true, "a decision loaded a page");
+        assert_eq!(b.eval("document.getElementById('total').textContent").await, "0");
+        b.screenshot("12-workbench-done").await;
+
+        // Every capture decided once, as pressed.
+        for (id, status) in &expected {
+            let c = s.store.capture(id).await.unwrap().unwrap();
+            assert_eq!(&c.status, status, "{id}");
+        }
+        let unique: std::collections::BTreeSet<&String> = expected.iter().map(|(id, _)| id).collect();
+        assert_eq!(unique.len(), 20, "a capture was decided twice");
+        let reviews: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews")
+            .fetch_one(s.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(reviews, 20);
+        keys_per_decision.sort_by(f64::total_cmp);
+        let median = (keys_per_decision[9] + keys_per_decision[10]) / 2.0;
+        assert!(median <= 2.0, "median keystrokes per decision {median}");
+        let first_ms = first_decision.unwrap().as_secs_f64() * 1e3;
+        let page_kb = b
+            .eval("performance.getEntriesByType('resource').reduce((n,e)=>n+e.transferSize,0)+performance.getEntriesByType('navigation')[0].transferSize")
+            .await
+            .as_f64()
+            .unwrap()
+            / 1024.0;
+        let report = json!({
+            "decisions": 20,
+            "keystrokes": keys_per_decision.iter().sum::<f64>(),
+            "median_keystrokes_per_decision": median,
+            "first_decision_ms": (first_ms * 10.0).round() / 10.0,
+            "page_weight_kib": (page_kb * 10.0).round() / 10.0,
+        });
+        std::fs::write(
+            repo().join("target/browser-test/triage.json"),
+            serde_json::to_string_pretty(&report).unwrap(),
+        )
+        .unwrap();
+        eprintln!("triage: {report}");
+    });
+}
+
+/// Two operators, each in a browser of their own, work the same queue from the same end
+/// at the same time: every capture is decided exactly once; a capture the other operator
+/// decided first is refused (409) and leaves the grid, never decided a second time.
+#[test]
+fn two_operators_on_one_queue_never_decide_a_capture_twice_in_headless_chromium() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = crate::web::site_with(10).await;
+        s.store
+            .upsert_user("op2", Role::Operator, "operator2-password", 0.0)
+            .await
+            .unwrap();
+        let mut a = Browser::start().await;
+        let mut b = Browser::start().await;
+        let url = format!("{}/review?order=oldest&lang=en", s.base);
+        log_in(&mut a, &url, "op", "operator-password").await;
+        log_in(&mut b, &url, "op2", "operator2-password").await;
+        // In turn, each confirms the capture in focus; the second starts one further on, so
+        // each keeps running into captures the other has just decided.
+        b.key("j").await;
+        let count = "document.querySelectorAll('li.card:not(.failed)').length";
+        for _ in 0..40 {
+            let (na, nb) = (a.eval(count).await, b.eval(count).await);
+            if na == 0 && nb == 0 {
+                break;
+            }
+            for br in [&mut a, &mut b] {
+                if br.eval(count).await.as_u64().unwrap() == 0 {
+                    continue;
+                }
+                let before = br.eval(count).await.as_u64().unwrap() as usize;
+                br.key("c").await;
+                // The card leaves: decided here, or found decided there.
+                br.cards_at_most(before - 1).await;
+            }
+        }
+        a.screenshot("13-two-operators-a").await;
+        b.screenshot("14-two-operators-b").await;
+        let decided: Vec<(String, i64)> =
+            sqlx::query_as("SELECT capture_id, COUNT(*) FROM reviews GROUP BY capture_id")
+                .fetch_all(s.store.pool())
+                .await
+                .unwrap();
+        assert_eq!(decided.len(), 10, "{decided:?}");
+        assert!(
+            decided.iter().all(|(_, n)| *n == 1),
+            "decided twice: {decided:?}"
+        );
+        let by: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT reviewer FROM reviews")
+            .fetch_all(s.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(by.len(), 2, "both operators decided some: {by:?}");
     });
 }

@@ -73,7 +73,12 @@ hot_factor = 3
     let mut report: Vec<&Value> = Vec::new();
     for l in lines.iter().filter(|l| l.get("id").is_some()) {
         if l["id"] == "cam0" && report.len() == 6 {
-            let open = report.iter().filter(|c| c["state"] != "waiting").count();
+            // Connected: connecting or streaming. A camera whose visit just ended reports
+            // `stopped` (its stream closed) until the patrol marks it `waiting`.
+            let open = report
+                .iter()
+                .filter(|c| c["state"] == "connecting" || c["state"] == "streaming")
+                .count();
             assert!(open <= 2, "{open} streams open: {report:?}");
             report.clear();
         }

@@ -984,3 +984,153 @@ async fn a_receiver_that_always_fails_dead_letters_after_max_attempts() {
         (0, 0, 1)
     );
 }
+
+/// The review queue's claims: operators racing for the queue each get a different capture,
+/// a claim holds for its time and then anyone may take it, a decision ends it, and another
+/// operator's decision on a held capture is refused.
+async fn claims_suite(url: &str) {
+    use citywatch::store::query::CaptureFilter;
+    let store = Arc::new(Store::connect(url).await.unwrap());
+    let t = table();
+    let mut keys = Vec::new();
+    for i in 1..=12u64 {
+        let c = capture(RuleKind::AbandonedVehicle, i, T0 + i as f64);
+        let (key, _) = store
+            .record_capture(&c, None, FilingMode::Review, &t, &location(), T0)
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    let ttl = 300.0;
+    let newest = CaptureFilter::default();
+
+    // Ten operators claim at the same moment: ten different captures.
+    let mut racing = Vec::new();
+    for n in 0..10 {
+        let store = store.clone();
+        let f = newest.clone();
+        racing.push(tokio::spawn(async move {
+            store
+                .claim_next(&format!("op{n}"), &f, T0, ttl)
+                .await
+                .unwrap()
+                .unwrap()
+        }));
+    }
+    let mut got = BTreeMap::new();
+    for (n, r) in racing.into_iter().enumerate() {
+        let c = r.await.unwrap();
+        assert_eq!(c.expires_at, T0 + ttl);
+        assert_eq!(c.capture.held_by(T0), Some(format!("op{n}").as_str()));
+        got.insert(c.capture.id.clone(), n);
+    }
+    assert_eq!(got.len(), 10, "two operators got the same capture: {got:?}");
+
+    // Claiming again returns what one holds, renewed; a new operator gets one of the two left,
+    // the newest first.
+    let again = store
+        .claim_next("op0", &newest, T0 + 10.0, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got[&again.capture.id], 0);
+    assert_eq!(again.expires_at, T0 + 10.0 + ttl);
+    let left: Vec<&String> = keys.iter().filter(|k| !got.contains_key(*k)).collect();
+    assert_eq!(left.len(), 2);
+    let late = store
+        .claim_next("late", &newest, T0 + 10.0, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let newest_left = left
+        .iter()
+        .max_by_key(|k| keys.iter().position(|x| x == **k))
+        .unwrap();
+    assert_eq!(&&late.capture.id, newest_left, "not the newest unclaimed");
+    // Filters apply: nothing of another rule.
+    let vendors = CaptureFilter {
+        rule: Some("illegal_vendor".into()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .claim_next("v", &vendors, T0, ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Another operator's decision on a held capture is refused; the holder's goes through
+    // and ends the claim.
+    let op1s = got.iter().find(|(_, n)| **n == 1).unwrap().0.clone();
+    let e = store
+        .reject(&op1s, "op2", "duplicate", None, T0 + 20.0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Claimed { ref holder, .. } if holder == "op1"),
+        "{e}"
+    );
+    let e = store
+        .confirm(&op1s, "op2", &t, &location(), T0 + 20.0)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Claimed { .. }), "{e}");
+    store
+        .reject(&op1s, "op1", "duplicate", None, T0 + 21.0)
+        .await
+        .unwrap();
+    let row = store.capture(&op1s).await.unwrap().unwrap();
+    assert_eq!(row.status, "rejected");
+    assert_eq!(row.held_by(T0 + 21.0), None);
+
+    // A release gives the capture back: the next claimant gets it.
+    let op2s = got.iter().find(|(_, n)| **n == 2).unwrap().0.clone();
+    assert_eq!(store.release_claims("op2", None).await.unwrap(), 1);
+    let last = store
+        .claim_next("op1", &newest, T0 + 30.0, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let remaining: Vec<&String> = keys
+        .iter()
+        .filter(|k| **k == op2s || !got.contains_key(*k))
+        .filter(|k| **k != late.capture.id)
+        .collect();
+    assert!(remaining.contains(&&last.capture.id), "{remaining:?}");
+
+    // Past its time a claim holds nothing: the queue's whole remainder is claimable, and
+    // deciding an expired claim's capture is anyone's to do.
+    let op3s = got.iter().find(|(_, n)| **n == 3).unwrap().0.clone();
+    let after = T0 + 30.0 + ttl + 1.0;
+    store
+        .confirm(&op3s, "op9", &t, &location(), after)
+        .await
+        .unwrap();
+    let mut taken = std::collections::BTreeSet::new();
+    while let Some(c) = store
+        .claim_next(&format!("sweeper{}", taken.len()), &newest, after, ttl)
+        .await
+        .unwrap()
+    {
+        assert_eq!(c.capture.status, "pending_review");
+        assert!(taken.insert(c.capture.id), "claimed twice");
+    }
+    // Twelve captures, two decided: ten pending, each claimed once.
+    assert_eq!(taken.len(), 10, "{taken:?}");
+}
+
+#[tokio::test]
+async fn claims_suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    claims_suite(&format!(
+        "sqlite://{}",
+        dir.path().join("cases.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn claims_suite_on_postgres() {
+    claims_suite(&postgres_url().await).await;
+}

@@ -21,12 +21,12 @@ const CAMERA_PASSWORD: &str = "S3cretCamPass";
 const PLATFORM_SECRET: &str = "platform-secret-0123456789";
 const T0: f64 = 1_767_574_800.0;
 
-struct Site {
-    base: String,
+pub(crate) struct Site {
+    pub(crate) base: String,
     client: reqwest::Client,
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
     dir: tempfile::TempDir,
-    captures: Vec<String>,
+    pub(crate) captures: Vec<String>,
     /// What the web sends the cameras (fixtures, clean now).
     desk: citywatch::analysis::SceneDesk,
     _shutdown: ShutdownOnDrop,
@@ -97,6 +97,12 @@ fn capture(i: u64) -> Capture {
 }
 
 async fn site() -> Site {
+    site_with(2).await
+}
+
+/// The review site with `n` captures waiting, each with a real evidence package, their
+/// confirmation a second apart (the first is the oldest).
+pub(crate) async fn site_with(n: u64) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let cfg = site_config(dir.path());
     let cases = cfg.cases.clone().unwrap();
@@ -112,11 +118,11 @@ async fn site() -> Site {
         .await
         .unwrap();
 
-    // Two captures with real packages, waiting for review.
+    // Captures with real packages, waiting for review.
     let root = cfg.evidence.as_ref().unwrap().root.clone();
     let writer = EvidenceWriter::open(&root, Watermarker::load(None).unwrap()).unwrap();
     let mut captures = Vec::new();
-    for i in 1..=2 {
+    for i in 1..=n {
         let c = capture(i);
         let key = citywatch::store::capture_key(&c);
         let p = writer
@@ -1491,4 +1497,164 @@ async fn the_served_openapi_document_passes_a_standard_validator() {
             r.status()
         );
     }
+}
+
+/// Two operators working the same queue through `POST /api/queue/claim` get two different
+/// captures; the queue page shows each what the other holds; one cannot decide the other's;
+/// a decision ends a claim and a release gives one back; an empty queue answers 204.
+#[tokio::test]
+async fn two_operators_claim_different_captures_and_never_decide_the_same_one() {
+    let s = site().await;
+    s.store
+        .upsert_user("op2", Role::Operator, "operator2-password", T0)
+        .await
+        .unwrap();
+    let (a, acsrf) = login(&s, "op", "operator-password").await;
+    let (b, bcsrf) = login(&s, "op2", "operator2-password").await;
+    let claim = async |cookie: &str, csrf: &str| {
+        let r = s
+            .client
+            .post(format!("{}/api/queue/claim?order=oldest", s.base))
+            .header("cookie", cookie)
+            .header("x-csrf-token", csrf)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default(),
+        )
+    };
+    let (sa, ca) = claim(&a, &acsrf).await;
+    let (sb, cb) = claim(&b, &bcsrf).await;
+    assert_eq!((sa, sb), (StatusCode::OK, StatusCode::OK));
+    let (ida, idb) = (
+        ca["id"].as_str().unwrap().to_string(),
+        cb["id"].as_str().unwrap().to_string(),
+    );
+    assert_ne!(ida, idb, "both operators got the same capture");
+    assert_eq!(ca["claimed_by"], "op");
+    assert!(ca["expires_at"].as_f64().unwrap() > 0.0);
+    // The oldest first, as asked.
+    assert_eq!(ida, s.captures[0]);
+    // Claiming again (a reload) keeps the same capture.
+    assert_eq!(claim(&a, &acsrf).await.1["id"], ida.as_str());
+    // A viewer cannot claim.
+    let (v, vcsrf) = login(&s, "view", "viewer-password").await;
+    assert_eq!(claim(&v, &vcsrf).await.0, StatusCode::FORBIDDEN);
+
+    // Each sees the other's capture as held on the queue page.
+    let page = s
+        .client
+        .get(format!("{}/review?lang=en", s.base))
+        .header("cookie", &a)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Held by op2"), "{page}");
+    assert!(!page.contains("Held by op<"), "{page}");
+
+    // op2 cannot decide op's capture; op can, and that ends the claim.
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{ida}/confirm", s.base))
+        .header("cookie", &b)
+        .header("x-csrf-token", &bcsrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("claimed by op"));
+    let r = s
+        .client
+        .post(format!("{}/api/captures/{ida}/confirm", s.base))
+        .header("cookie", &a)
+        .header("x-csrf-token", &acsrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Nothing is left for op but op2's, which op2 holds: 204.
+    assert_eq!(claim(&a, &acsrf).await.0, StatusCode::NO_CONTENT);
+    // op2 gives it back; then op gets it.
+    let r = s
+        .client
+        .post(format!("{}/api/queue/release", s.base))
+        .header("cookie", &b)
+        .header("x-csrf-token", &bcsrf)
+        .json(&serde_json::json!({ "id": idb }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["released"], 1);
+    assert_eq!(claim(&a, &acsrf).await.1["id"], idb.as_str());
+}
+
+/// The summary draws its figures as inline SVG charts: captures per day by rule, the
+/// confirmation rate, the time to a decision and to filing, and the rejection reasons.
+#[tokio::test]
+async fn the_summary_draws_its_charts_inline() {
+    let s = site().await;
+    let (op, csrf) = login(&s, "op", "operator-password").await;
+    let post = |path: String, body: Option<serde_json::Value>| {
+        let mut r = s
+            .client
+            .post(format!("{}{path}", s.base))
+            .header("cookie", &op)
+            .header("x-csrf-token", &csrf);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let (a, b) = (&s.captures[0], &s.captures[1]);
+    assert!(
+        post(format!("/api/captures/{a}/confirm"), None)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(
+        post(
+            format!("/api/captures/{b}/reject"),
+            Some(serde_json::json!({ "reason": "duplicate" }))
+        )
+        .await
+        .unwrap()
+        .status()
+        .is_success()
+    );
+    let page = s
+        .client
+        .get(format!("{}/summary?lang=en", s.base))
+        .header("cookie", &op)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for id in [
+        "chart-per-day",
+        "chart-rates",
+        "chart-decision",
+        "chart-filing",
+        "chart-reasons",
+    ] {
+        assert!(
+            page.contains(&format!("<svg class=\"chart\" id=\"{id}\"")),
+            "{id} in {page}"
+        );
+    }
+    assert!(page.contains("50% (1/2)"), "{page}");
+    assert!(page.contains("Duplicate: 1"), "{page}");
+    // Live captures, not recorded footage: no replay note.
+    assert!(!page.contains("id=\"replayed\""), "{page}");
 }

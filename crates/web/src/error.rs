@@ -74,6 +74,12 @@ impl From<StoreError> for WebError {
             StoreError::NotPending { status, .. } => {
                 Self::conflict(format!("the capture is {status}, not pending review"))
             }
+            StoreError::Claimed { holder, .. } => {
+                Self::conflict(format!("the capture is claimed by {holder}"))
+            }
+            StoreError::Decided { by, .. } => {
+                Self::conflict(format!("the capture was already decided by {by}"))
+            }
             e => Self::internal(e),
         }
     }

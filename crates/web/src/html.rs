@@ -88,6 +88,7 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "reason" => ("驳回原因", "Reason"),
         "note" => ("备注", "Note"),
         "newest" => ("最新优先", "Newest first"),
+        "held_by" => ("处理中：", "Held by "),
         "oldest" => ("最早优先", "Oldest first"),
         "empty" => ("没有待审核的抓拍", "Nothing waiting for review"),
         "full_frame" => ("全景", "Full frame"),
@@ -121,6 +122,12 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "per_day" => ("每日抓拍", "Captures per day"),
         "filing_latency" => ("抓拍到立案耗时", "Capture to filing"),
+        "decision_latency" => ("抓拍到审核耗时", "Capture to decision"),
+        "rejection_reasons" => ("驳回原因", "Rejection reasons"),
+        "replayed_note" => (
+            "条抓拍来自录像回放：按录像日期计",
+            "captures are from recorded footage: counted on the footage's dates",
+        ),
         "keys" => (
             "快捷键：c 确认，r 驳回，n 下一条",
             "Keys: c confirm, r reject, n next",
@@ -212,12 +219,34 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "chain_ok" => ("哈希链完整", "Hash chain intact"),
         "chain_broken" => ("哈希链断裂", "Hash chain broken at"),
         "rows" => ("条", "rows"),
+        "any" => ("全部", "Any"),
+        "min_score" => ("最低置信度", "Min. score"),
+        "order" => ("排序", "Order"),
+        "reset" => ("重置", "Reset"),
+        "waiting" => ("条待审核", "waiting"),
+        "previous_page" => ("上一页", "Previous page"),
+        "next_page" => ("下一页", "Next page"),
+        "workbench_keys" => (
+            "快捷键：j/k 或方向键移动，c 确认，r 加数字驳回，x 选择（c、r 作用于所选），Enter 打开",
+            "Keys: j/k or arrows move, c confirm, r then a digit rejects, x selects (c and r apply to the selection), Enter opens",
+        ),
         _ => ("?", "?"),
     };
     match lang {
         Lang::Zh => zh,
         Lang::En => en,
     }
+}
+
+/// Every string quoted right after `prefix` in `text`: the literal keys of the calls to `t`.
+#[cfg(test)]
+pub(crate) fn quoted_after(text: &str, prefix: &str) -> Vec<String> {
+    text.match_indices(prefix)
+        .filter_map(|(i, _)| {
+            let rest = &text[i + prefix.len()..];
+            Some(rest[..rest.find('"')?].to_string())
+        })
+        .collect()
 }
 
 /// A time as local date and time to the second, for tables.
@@ -227,4 +256,79 @@ pub fn local(unix: f64, utc_offset_s: i32) -> String {
         .chars()
         .take(19)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys that reach `t` through a variable: values from the store and the config, and
+    /// tables in code.
+    fn run_time_keys() -> Vec<String> {
+        use crate::config::RuleKind;
+        use citywatch_base::cases::CaseStatus;
+        let mut keys: Vec<String> = [
+            RuleKind::AbandonedVehicle,
+            RuleKind::IllegalVendor,
+            RuleKind::OverflowingBin,
+        ]
+        .iter()
+        .map(|r| r.as_str().to_string())
+        .collect();
+        keys.extend(CaseStatus::ALL.iter().map(|s| s.as_str().to_string()));
+        keys.extend(crate::review::REJECT_REASONS.iter().map(|s| s.to_string()));
+        keys.extend(crate::templates::nav_keys().map(str::to_string));
+        keys.extend(
+            [
+                // Capture statuses, a case's overdue event, remembered verdicts.
+                "pending_review",
+                "filed",
+                "rejected",
+                "learned",
+                "overdue",
+                "confirmed",
+                // The capture page's figures and the summary's latency charts.
+                "full_frame",
+                "first_seen",
+                "crop",
+                "decision_latency",
+                "filing_latency",
+            ]
+            .map(String::from),
+        );
+        keys
+    }
+
+    #[test]
+    fn every_key_in_code_templates_and_data_has_both_languages() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut keys = Vec::new();
+        for e in std::fs::read_dir(src).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            for prefix in [
+                "t(lang, \"",
+                "t(Lang::Zh, \"",
+                "t(Lang::En, \"",
+                "t(self.lang, \"",
+            ] {
+                keys.extend(quoted_after(&text, prefix));
+            }
+        }
+        let in_code = keys.len();
+        keys.extend(crate::templates::template_keys());
+        assert!(
+            keys.len() > in_code + 10,
+            "the templates' keys were not found"
+        );
+        keys.extend(run_time_keys());
+        assert!(in_code > 100, "only {in_code} keys found in code");
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| t(Lang::Zh, k) == "?" || t(Lang::En, k) == "?")
+            .collect();
+        assert!(missing.is_empty(), "no words for {missing:?}");
+        for k in &keys {
+            assert_ne!(t(Lang::Zh, k), t(Lang::En, k), "{k} is not translated");
+        }
+    }
 }

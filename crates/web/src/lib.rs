@@ -16,6 +16,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod case_pages;
+pub mod charts;
 pub mod error;
 pub mod fleet;
 pub mod html;
@@ -23,9 +24,11 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod platform;
+pub mod queue;
 pub mod review;
 pub mod state;
 pub mod summary;
+pub mod templates;
 
 pub use state::{LoginLimiter, WebState};
 
@@ -83,6 +86,7 @@ pub fn router(state: Arc<WebState>) -> Router {
     Router::new()
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/static/app.css", get(pages::stylesheet))
+        .route("/static/workbench.js", get(pages::workbench_js))
         // Authenticated by the platform's HMAC signature, not a session.
         .merge(open)
         .merge(protected)

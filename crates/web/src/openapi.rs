@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::auth::SESSION_COOKIE;
 use super::state::WebState;
-use super::{admin, api, case_pages, fleet, metrics, platform};
+use super::{admin, api, case_pages, fleet, metrics, platform, queue};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,6 +65,8 @@ pub fn api_routes() -> OpenApiRouter<Arc<WebState>> {
         .routes(routes!(api::capture))
         .routes(routes!(api::confirm))
         .routes(routes!(api::reject))
+        .routes(routes!(queue::claim))
+        .routes(routes!(queue::release))
         .routes(routes!(api::cases))
         .routes(routes!(case_pages::case_api))
         .routes(routes!(case_pages::verify_api))
@@ -118,6 +120,8 @@ mod tests {
             ("/api/captures/{id}", "get"),
             ("/api/captures/{id}/confirm", "post"),
             ("/api/captures/{id}/reject", "post"),
+            ("/api/queue/claim", "post"),
+            ("/api/queue/release", "post"),
             ("/api/cases", "get"),
             ("/api/cases/{n}", "get"),
             ("/api/cases/{n}/verify", "post"),

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Extension, Form, Path, Query, State};
+use askama::Template;
+use axum::extract::{Extension, Form, Path, Query, RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -18,53 +19,38 @@ use super::review::{
     do_reject,
 };
 use super::state::WebState;
+use super::templates::{Body, Card, Choice, Frame, Workbench};
+use crate::config::RuleKind;
 use crate::store::query::{CaptureFilter, CaseFilter};
 
 pub(crate) fn page(lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
-    let mut nav = ["review", "cases", "cameras", "summary", "learning"]
-        .iter()
-        .map(|k| format!("<a href=\"/{k}\" id=\"nav-{k}\">{}</a>", t(lang, k)))
-        .collect::<String>();
-    if auth.user.role >= crate::store::users::Role::Admin {
-        for (path, id, k) in [
-            ("/admin/users", "nav-users", "users"),
-            ("/admin/audit", "nav-audit", "audit"),
-            ("/admin/outbox", "nav-outbox", "dead_letters"),
-        ] {
-            nav.push_str(&format!(
-                "<a href=\"{path}\" id=\"{id}\">{}</a>",
-                t(lang, k)
-            ));
+    render(
+        lang,
+        &Body {
+            frame: Frame::new(lang, auth, title),
+            body,
+        },
+    )
+}
+
+/// A page from its template, with the language remembered in a cookie.
+pub(crate) fn render(lang: Lang, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => {
+            let remembered = Cookie::build((LANG_COOKIE, lang.code_short()))
+                .same_site(SameSite::Strict)
+                .path("/")
+                .max_age(time::Duration::days(365));
+            (CookieJar::new().add(remembered), Html(html)).into_response()
         }
+        Err(e) => WebError::internal(format!("rendering a page: {e}")).into_response(),
     }
-    let other = match lang {
-        Lang::Zh => "<a href=\"?lang=en\" id=\"lang\">English</a>",
-        Lang::En => "<a href=\"?lang=zh\" id=\"lang\">中文</a>",
-    };
-    let csrf = auth.csrf.clone().unwrap_or_default();
-    let html = format!(
-        r#"<!doctype html><html lang="{l}"><head><meta charset="utf-8"><title>citywatch · {title}</title>
-<meta name="csrf" content="{csrf}"><link rel="stylesheet" href="/static/app.css"></head><body>
-<header><b>citywatch</b> {nav} <span class="me">{user} ({role}) {other}
-<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button>{logout}</button></form></span></header>
-<main><h1>{title}</h1>{body}</main></body></html>"#,
-        l = lang.code(),
-        title = esc(title),
-        user = esc(&auth.user.name),
-        role = auth.user.role.as_str(),
-        logout = t(lang, "logout"),
-    );
-    let remembered = Cookie::build((LANG_COOKIE, lang.code_short()))
-        .same_site(SameSite::Strict)
-        .path("/")
-        .max_age(time::Duration::days(365));
-    (CookieJar::new().add(remembered), Html(html)).into_response()
 }
 
 pub async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css")],
-        include_str!("app.css"),
+        include_str!("../static/app.css"),
     )
         .into_response()
 }
@@ -78,45 +64,153 @@ pub(crate) fn thumb(evidence: &Option<serde_json::Value>, file: &str) -> Option<
     Some(format!("/evidence/{pkg}/{file}"))
 }
 
+/// The review workbench's filters, remembered per browser: a queue opened without filters
+/// gets the ones used last (`?reset=1` forgets them).
+const QUEUE_COOKIE: &str = "cw_queue";
+
+/// Captures per workbench page.
+const GRID_PAGE: i64 = 24;
+
+/// The review workbench: the queue as a grid of large thumbnails with filters, a total and
+/// paging, decided from the keyboard without a page load (`static/workbench.js` calls the
+/// JSON API). What another operator holds is marked.
 pub async fn review(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
     lang: Lang,
-    Query(f): Query<CaptureFilter>,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
-    let rows = st
-        .store
-        .list_captures(&f)
-        .await
-        .map_err(WebError::internal)?;
-    let order = f.order.as_deref().unwrap_or("newest");
-    let mut body = format!(
-        "<p class=\"tools\"><a href=\"/review?order=newest\" id=\"order-newest\">{}</a> · <a href=\"/review?order=oldest\" id=\"order-oldest\">{}</a> · {}</p>",
-        t(lang, "newest"),
-        t(lang, "oldest"),
-        t(lang, "keys")
-    );
-    if rows.is_empty() {
-        body.push_str(&format!("<p id=\"empty\">{}</p>", t(lang, "empty")));
-    }
-    body.push_str("<ol class=\"queue\" id=\"queue\">");
-    for c in &rows {
-        let img = thumb(&c.evidence, "crop.jpg")
-            .map(|u| format!("<img src=\"{}\" alt=\"\">", esc(&u)))
-            .unwrap_or_default();
-        body.push_str(&format!(
-            "<li><a class=\"capture\" href=\"/captures/{id}?order={order}\">{img}<span>{rule}</span><span>{cam}</span><span>{time}</span><span>{score:.2}</span><span>×{agg}</span></a></li>",
-            id = esc(&c.id),
-            order = esc(order),
-            rule = t(lang, &c.rule),
-            cam = esc(&c.camera),
-            time = local(c.confirm_at, st.cases.utc_offset_s),
-            score = c.score,
-            agg = c.aggregation,
-        ));
-    }
-    body.push_str("</ol><script>document.addEventListener('keydown',e=>{if(e.key==='n'||e.key==='Enter'){const a=document.querySelector('a.capture');if(a)location=a.href;}});</script>");
-    Ok(page(lang, &auth, t(lang, "review"), &body))
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|e| WebError::unprocessable(format!("query: {e}")))?;
+    let reset = pairs.iter().any(|(k, _)| k == "reset");
+    let offset = pairs
+        .iter()
+        .find(|(k, _)| k == "offset")
+        .and_then(|(_, v)| v.parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0);
+    let given: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, v)| {
+            !["reset", "lang", "offset", "limit"].contains(&k.as_str()) && !v.is_empty()
+        })
+        .collect();
+    let (filters, remember) = if reset {
+        (String::new(), Some(String::new()))
+    } else if !given.is_empty() {
+        let s = serde_urlencoded::to_string(&given).unwrap_or_default();
+        (s.clone(), Some(s))
+    } else {
+        let saved = jar.get(QUEUE_COOKIE).map(|c| c.value().to_string());
+        (saved.unwrap_or_default(), None)
+    };
+    let mut f: CaptureFilter = serde_urlencoded::from_str(&filters).unwrap_or_default();
+    f.limit = Some(GRID_PAGE);
+    f.offset = Some(offset);
+    let (rows, total) = tokio::try_join!(st.store.list_captures(&f), st.store.count_captures(&f))?;
+    let now = st.now();
+    let order = if f.order.as_deref() == Some("oldest") {
+        "oldest"
+    } else {
+        "newest"
+    };
+    let cards = rows
+        .iter()
+        .map(|c| Card {
+            id: c.id.clone(),
+            href: format!("/captures/{}?order={order}", urlencoding_path(&c.id)),
+            crop: thumb(&c.evidence, "crop.jpg"),
+            context: thumb(&c.evidence, "confirm.jpg"),
+            rule: t(lang, &c.rule),
+            camera: c.camera.clone(),
+            zone: c.zone.clone(),
+            time: local(c.confirm_at, st.cases.utc_offset_s),
+            score: format!("{:.2}", c.score),
+            aggregation: c.aggregation,
+            held: c
+                .held_by(now)
+                .filter(|h| *h != auth.user.name)
+                .map(str::to_string),
+        })
+        .collect::<Vec<_>>();
+    let page_at = |o: i64| {
+        let mut q = given.clone();
+        if o > 0 {
+            q.push(("offset".into(), o.to_string()));
+        }
+        format!(
+            "/review?{}",
+            serde_urlencoded::to_string(&q).unwrap_or_default()
+        )
+    };
+    let chosen = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
+    let mut cameras: Vec<&String> = st.cameras.keys().collect();
+    cameras.sort();
+    let reasons: Vec<(String, &'static str)> = REJECT_REASONS
+        .iter()
+        .map(|r| (r.to_string(), t(lang, r)))
+        .collect();
+    let view = Workbench {
+        frame: Frame::new(lang, &auth, t(lang, "review")),
+        lang,
+        rules: [
+            RuleKind::AbandonedVehicle,
+            RuleKind::IllegalVendor,
+            RuleKind::OverflowingBin,
+        ]
+        .iter()
+        .map(|r| Choice {
+            value: r.as_str().into(),
+            label: t(lang, r.as_str()).into(),
+            chosen: chosen(&f.rule, r.as_str()),
+        })
+        .collect(),
+        cameras: cameras
+            .into_iter()
+            .map(|c| Choice {
+                value: c.clone(),
+                label: c.clone(),
+                chosen: chosen(&f.camera, c),
+            })
+            .collect(),
+        zone: f.zone.clone().unwrap_or_default(),
+        min_score: f.min_score.map(|s| s.to_string()).unwrap_or_default(),
+        oldest: order == "oldest",
+        total,
+        first: offset + 1,
+        last: offset + cards.len() as i64,
+        prev: (offset > 0).then(|| page_at((offset - GRID_PAGE).max(0))),
+        next: (offset + GRID_PAGE < total).then(|| page_at(offset + GRID_PAGE)),
+        cards,
+        reasons_json: serde_json::to_string(&REJECT_REASONS).unwrap_or_default(),
+        reasons,
+    };
+    let page = render(lang, &view);
+    Ok(match remember {
+        Some(v) => {
+            let c = Cookie::build((QUEUE_COOKIE, v))
+                .same_site(SameSite::Strict)
+                .http_only(true)
+                .path("/")
+                .max_age(time::Duration::days(365));
+            (CookieJar::new().add(c), page).into_response()
+        }
+        None => page,
+    })
+}
+
+/// The workbench's script (`/static/workbench.js`), embedded in the binary.
+pub async fn workbench_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../static/workbench.js"),
+    )
+        .into_response()
 }
 
 pub async fn capture(
@@ -666,30 +760,8 @@ pub async fn summary(
                 .unwrap_or_else(|| "-".into())
         ));
     }
-    body.push_str(&format!(
-        "</table><h2>{}</h2><table id=\"per-day\">",
-        t(lang, "per_day")
-    ));
-    for (day, rules) in sum.per_day.iter().rev() {
-        let cells: String = rules
-            .iter()
-            .map(|(r, n)| format!("{} {n}; ", t(lang, r)))
-            .collect();
-        body.push_str(&format!("<tr><td>{day}</td><td>{cells}</td></tr>"));
-    }
-    body.push_str(&format!(
-        "</table><h2>{}</h2><table id=\"latency\">",
-        t(lang, "filing_latency")
-    ));
-    for (rule, (p50, p90)) in &sum.filing_latency_s {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>p50 {:.0} s</td><td>p90 {:.0} s</td></tr>",
-            t(lang, rule),
-            p50,
-            p90
-        ));
-    }
     body.push_str("</table>");
+    body.push_str(&summary_charts(lang, &sum));
     // What the verdict history proposes per camera (applied on the learning page).
     if let Ok(history) = st.store.reviewed_history().await {
         let proposals =
@@ -702,6 +774,109 @@ pub async fn summary(
         ));
     }
     Ok(page(lang, &auth, t(lang, "summary"), &body))
+}
+
+/// The summary's charts (inline SVG): captures per day by rule, the confirmation rate by
+/// camera and rule, the time from capture to decision and to filing, and the rejection
+/// reasons; with a note when recorded footage is among the captures.
+fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> String {
+    use super::charts::{bars, stacked_bars};
+    let mut body = String::new();
+    if sum.replayed > 0 {
+        body.push_str(&format!(
+            "<p class=\"note\" id=\"replayed\">{} {}</p>",
+            sum.replayed,
+            t(lang, "replayed_note")
+        ));
+    }
+    let days: Vec<String> = sum.per_day.keys().cloned().collect();
+    let rules: std::collections::BTreeSet<&String> =
+        sum.per_day.values().flat_map(|m| m.keys()).collect();
+    let series: Vec<(String, Vec<f64>)> = rules
+        .into_iter()
+        .map(|r| {
+            (
+                t(lang, r).to_string(),
+                days.iter()
+                    .map(|d| sum.per_day[d].get(r).copied().unwrap_or(0) as f64)
+                    .collect(),
+            )
+        })
+        .collect();
+    body.push_str(&format!("<h2>{}</h2>", t(lang, "per_day")));
+    body.push_str(&stacked_bars(
+        "chart-per-day",
+        t(lang, "per_day"),
+        &days,
+        &series,
+    ));
+    let rates: Vec<(String, f64, String)> = sum
+        .per_rule_camera
+        .iter()
+        .filter_map(|(k, r)| {
+            let rate = r.confirmation_rate?;
+            let (rule, camera) = k.split_once(" / ").unwrap_or((k, ""));
+            Some((
+                format!("{} / {camera}", t(lang, rule)),
+                rate,
+                format!(
+                    "{:.0}% ({}/{})",
+                    100.0 * rate,
+                    r.confirmed,
+                    r.confirmed + r.rejected
+                ),
+            ))
+        })
+        .collect();
+    body.push_str(&format!("<h2>{}</h2>", t(lang, "rate")));
+    body.push_str(&bars("chart-rates", t(lang, "rate"), &rates, 1.0));
+    for (id, key, lat) in [
+        (
+            "chart-decision",
+            "decision_latency",
+            &sum.decision_latency_s,
+        ),
+        ("chart-filing", "filing_latency", &sum.filing_latency_s),
+    ] {
+        let rows: Vec<(String, f64, String)> = lat
+            .iter()
+            .map(|(rule, (p50, p90))| {
+                (
+                    t(lang, rule).to_string(),
+                    *p50,
+                    format!("p50 {} · p90 {}", duration(*p50), duration(*p90)),
+                )
+            })
+            .collect();
+        let max = lat.values().map(|(p50, _)| *p50).fold(0.0, f64::max);
+        body.push_str(&format!("<h2>{}</h2>", t(lang, key)));
+        body.push_str(&bars(id, t(lang, key), &rows, max));
+    }
+    let reasons: Vec<(String, f64, String)> = sum
+        .rejection_reasons
+        .iter()
+        .map(|(r, n)| (t(lang, r).to_string(), *n as f64, n.to_string()))
+        .collect();
+    let max = reasons.iter().map(|r| r.1).fold(0.0, f64::max);
+    body.push_str(&format!("<h2>{}</h2>", t(lang, "rejection_reasons")));
+    body.push_str(&bars(
+        "chart-reasons",
+        t(lang, "rejection_reasons"),
+        &reasons,
+        max,
+    ));
+    body
+}
+
+/// Seconds as people read them: 45 s, 12 min, 3.5 h.
+fn duration(s: f64) -> String {
+    if s < 90.0 {
+        format!("{s:.0} s")
+    } else if s < 5400.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
 }
 
 /// What was learned from the operators' verdicts: learned suppressions (undo sends one for
@@ -878,19 +1053,5 @@ mod tests {
             esc("<script>alert('x')</script>&\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
-    }
-
-    #[test]
-    fn every_word_has_both_languages() {
-        for k in [
-            "review",
-            "confirm",
-            "reject",
-            "false_detection",
-            "abandoned_vehicle",
-        ] {
-            assert_ne!(t(Lang::Zh, k), "?");
-            assert_ne!(t(Lang::En, k), t(Lang::Zh, k));
-        }
     }
 }

@@ -105,7 +105,8 @@ async fn learn(st: &WebState, id: &str) {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
-    /// false_detection, compliant_vendor, duplicate, not_a_problem or other.
+    /// false_detection, compliant_vendor, duplicate, not_a_problem, fixture (it becomes one
+    /// of the camera's fixtures) or other.
     pub reason: String,
     /// The operator's words, at most 2000 characters.
     #[serde(default)]

@@ -1,5 +1,6 @@
 //! The status summary: captures per day per rule, the confirmation rate per rule and
-//! camera, and capture-to-filing latency, aggregated from the last 30 days of outcomes.
+//! camera, rejection reasons, and the time from a capture to its filing and to an
+//! operator's decision (wall time), aggregated from the last 30 days of outcomes.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +23,16 @@ pub struct Summary {
     pub per_day: BTreeMap<String, BTreeMap<String, u64>>,
     /// "rule / camera" → rates.
     pub per_rule_camera: BTreeMap<String, Rates>,
-    /// rule → (p50, p90) seconds from confirmation to the case being filed.
+    /// rule → (p50, p90) seconds from the capture being recorded to its case being filed,
+    /// both wall time (never stream time, which is a replay's own date).
     pub filing_latency_s: BTreeMap<String, (f64, f64)>,
+    /// rule → (p50, p90) seconds from the capture being recorded to an operator's decision.
+    pub decision_latency_s: BTreeMap<String, (f64, f64)>,
+    /// rejection reason → how many.
+    pub rejection_reasons: BTreeMap<String, u64>,
+    /// Captures of recorded footage (replay, eval): their stream time is more than a day from
+    /// when they were recorded, so their days are the footage's days.
+    pub replayed: u64,
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -31,10 +40,15 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// A capture whose stream time is this far from its recording time came from recorded
+/// footage, not a live camera.
+const REPLAYED_S: f64 = 86_400.0;
+
 /// Sums up the outcomes; days are days of the reporting time zone.
 pub fn summarise(rows: &[Outcome], utc_offset_s: i32) -> Summary {
     let mut s = Summary::default();
-    let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut filing: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut deciding: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in rows {
         let day = crate::model::package::format_time(r.confirm_at, utc_offset_s)
             .get(..10)
@@ -55,21 +69,38 @@ pub fn summarise(rows: &[Outcome], utc_offset_s: i32) -> Summary {
             "rejected" => rates.rejected += 1,
             _ => {}
         }
+        if (r.created_at - r.confirm_at).abs() > REPLAYED_S {
+            s.replayed += 1;
+        }
         if let Some(f) = r.filed_at {
-            latencies
+            filing
                 .entry(r.rule.clone())
                 .or_default()
-                .push((f - r.confirm_at).max(0.0));
+                .push((f - r.created_at).max(0.0));
+        }
+        if let Some(d) = r.decided_at {
+            deciding
+                .entry(r.rule.clone())
+                .or_default()
+                .push((d - r.created_at).max(0.0));
+        }
+        if let Some(reason) = &r.reason {
+            *s.rejection_reasons.entry(reason.clone()).or_default() += 1;
         }
     }
     for rates in s.per_rule_camera.values_mut() {
         let decided = rates.confirmed + rates.rejected;
         rates.confirmation_rate = (decided > 0).then(|| rates.confirmed as f64 / decided as f64);
     }
-    for (rule, mut v) in latencies {
-        let p50 = pct(&mut v, 0.5);
-        let p90 = pct(&mut v, 0.9);
-        s.filing_latency_s.insert(rule, (p50, p90));
+    for (into, from) in [
+        (&mut s.filing_latency_s, filing),
+        (&mut s.decision_latency_s, deciding),
+    ] {
+        for (rule, mut v) in from {
+            let p50 = pct(&mut v, 0.5);
+            let p90 = pct(&mut v, 0.9);
+            into.insert(rule, (p50, p90));
+        }
     }
     s
 }
@@ -85,6 +116,10 @@ mod tests {
             confirm_at: t,
             status: status.into(),
             filed_at: filed,
+            // Recorded 5 s after the rule was met, decided 2 minutes later.
+            created_at: t + 5.0,
+            decided_at: (status != "pending_review").then_some(t + 125.0),
+            reason: (status == "rejected").then(|| "duplicate".into()),
         }
     }
 
@@ -110,6 +145,23 @@ mod tests {
             s.per_rule_camera["illegal_vendor / b"].confirmation_rate,
             None
         );
-        assert_eq!(s.filing_latency_s["abandoned_vehicle"], (600.0, 600.0));
+        // Wall time from recording to filing: 55 s and 595 s.
+        assert_eq!(s.filing_latency_s["abandoned_vehicle"], (595.0, 595.0));
+        assert_eq!(s.decision_latency_s["abandoned_vehicle"], (120.0, 120.0));
+        assert_eq!(s.rejection_reasons["duplicate"], 1);
+        assert_eq!(s.replayed, 0);
+    }
+
+    #[test]
+    fn recorded_footage_is_counted_as_replayed_and_its_latency_is_wall_time() {
+        // Footage from a year ago, replayed today: confirmed (stream time) long before it
+        // was recorded; filing 3 s after recording.
+        let stream = 1_735_689_600.0;
+        let now = stream + 365.0 * 86400.0;
+        let mut r = o("abandoned_vehicle", "a", stream, "filed", Some(now + 3.0));
+        r.created_at = now;
+        let s = summarise(&[r], 8 * 3600);
+        assert_eq!(s.replayed, 1);
+        assert_eq!(s.filing_latency_s["abandoned_vehicle"], (3.0, 3.0));
     }
 }

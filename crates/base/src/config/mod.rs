@@ -328,6 +328,12 @@ impl PipelineConfig {
                     message: format!("must be at least 1, got {}", w.session_idle_minutes),
                 });
             }
+            if !(w.claim_minutes.is_finite() && (0.5..=120.0).contains(&w.claim_minutes)) {
+                problems.push(ConfigProblem {
+                    path: "web.claim_minutes".into(),
+                    message: format!("must be from 0.5 to 120, got {}", w.claim_minutes),
+                });
+            }
             if w.listen.parse::<std::net::SocketAddr>().is_err() {
                 problems.push(ConfigProblem {
                     path: "web.listen".into(),

@@ -28,6 +28,10 @@ pub struct WebSettings {
     /// sent, as with `tls_cert`. Default false.
     #[serde(default)]
     pub behind_https_proxy: bool,
+    /// How long a capture claimed from the review queue (`POST /api/queue/claim`) stays
+    /// reserved for its operator without a decision, in minutes. Default 5.
+    #[serde(default = "default_claim_minutes")]
+    pub claim_minutes: f64,
 }
 
 impl WebSettings {
@@ -35,6 +39,10 @@ impl WebSettings {
     pub fn https(&self) -> bool {
         self.tls_cert.is_some() || self.behind_https_proxy
     }
+}
+
+pub(crate) fn default_claim_minutes() -> f64 {
+    5.0
 }
 
 pub(crate) fn default_idle_min() -> f64 {

@@ -8,6 +8,7 @@
 pub use crate::model::categories;
 pub mod audit;
 pub mod camera_state;
+pub mod claims;
 pub mod fleet;
 pub mod learning;
 pub mod leases;
@@ -41,6 +42,10 @@ pub enum StoreError {
     NoCapture(String),
     #[error("capture {id} is {status}, not pending review")]
     NotPending { id: String, status: String },
+    #[error("capture {id} is claimed by {holder}")]
+    Claimed { id: String, holder: String },
+    #[error("capture {id} was already decided by {by}")]
+    Decided { id: String, by: String },
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
 }
@@ -396,6 +401,26 @@ impl Store {
                 status,
             });
         }
+        if status == "pending_review" {
+            self.unclaimed_by_others_in(&mut tx, capture_id, reviewer, now)
+                .await?;
+        } else {
+            // Confirming again is harmless for the operator who confirmed (a retried
+            // request); another operator's confirmation would be a second decision.
+            let by: Option<String> = sqlx::query_scalar(
+                "SELECT reviewer FROM reviews WHERE capture_id = $1 AND decision = 'confirm'",
+            )
+            .bind(capture_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            if let Some(by) = by.filter(|by| by != reviewer) {
+                return Err(StoreError::Decided {
+                    id: capture_id.into(),
+                    by,
+                });
+            }
+        }
         let case = self
             .file_in(&mut tx, capture_id, policy, location, now)
             .await?;
@@ -472,6 +497,8 @@ impl Store {
                 status,
             });
         }
+        self.unclaimed_by_others_in(&mut tx, capture_id, reviewer, now)
+            .await?;
         sqlx::query("UPDATE captures SET status = 'rejected' WHERE id = $1")
             .bind(capture_id)
             .execute(&mut *tx)
@@ -497,6 +524,23 @@ impl Store {
         .await?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Refuses a decision on a capture that another operator holds a live claim on.
+    async fn unclaimed_by_others_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        capture_id: &str,
+        reviewer: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        match self.holder_in(tx, capture_id, now).await? {
+            Some(holder) if holder != reviewer => Err(StoreError::Claimed {
+                id: capture_id.into(),
+                holder,
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn status_in(
@@ -525,6 +569,7 @@ impl Store {
         now: f64,
     ) -> Result<(), StoreError> {
         let id = format!("rev-{capture_id}-{decision}");
+        self.end_claim_in(tx, capture_id).await?;
         sqlx::query(
             "INSERT INTO reviews (id, capture_id, reviewer, decision, reason, note, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",

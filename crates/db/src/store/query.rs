@@ -38,6 +38,20 @@ pub struct CaptureRow {
     /// A learned suppression's rejected lookalike, and how alike (cosine similarity).
     pub resembles: Option<String>,
     pub similarity: Option<f64>,
+    /// The operator whose claim on it was last taken (`POST /api/queue/claim`), and until
+    /// when it holds (Unix seconds); a claim past its time holds nothing.
+    pub claimed_by: Option<String>,
+    pub claim_expires_at: Option<f64>,
+}
+
+impl CaptureRow {
+    /// Who holds it at `now`, if anyone.
+    pub fn held_by(&self, now: f64) -> Option<&str> {
+        match (&self.claimed_by, self.claim_expires_at) {
+            (Some(h), Some(t)) if t > now => Some(h),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -50,6 +64,14 @@ pub struct CaptureFilter {
     pub camera: Option<String>,
     /// "newest" (default) or "oldest".
     pub order: Option<String>,
+    pub zone: Option<String>,
+    /// Captures scoring at least this much.
+    #[param(minimum = 0.0, maximum = 1.0)]
+    pub min_score: Option<f64>,
+    /// Confirmed at or after this time (Unix seconds).
+    pub from: Option<f64>,
+    /// Confirmed before this time (Unix seconds).
+    pub to: Option<f64>,
     /// Most captures to return: default 50, at most 500.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -102,6 +124,8 @@ struct StoredCapture {
     case_number: Option<String>,
     resembles: Option<String>,
     similarity: Option<f64>,
+    claimed_by: Option<String>,
+    claim_expires_at: Option<f64>,
 }
 
 impl From<StoredCapture> for CaptureRow {
@@ -123,6 +147,8 @@ impl From<StoredCapture> for CaptureRow {
             case_number: c.case_number,
             resembles: c.resembles,
             similarity: c.similarity,
+            claimed_by: c.claimed_by,
+            claim_expires_at: c.claim_expires_at,
         }
     }
 }
@@ -142,9 +168,17 @@ struct StoredReview {
 pub struct Outcome {
     pub rule: String,
     pub camera: String,
+    /// When the rule was met, in stream time (a replay's footage keeps its own dates).
     pub confirm_at: f64,
     pub status: String,
+    /// When its case was filed (wall time).
     pub filed_at: Option<f64>,
+    /// When the capture was recorded (wall time).
+    pub created_at: f64,
+    /// When an operator first decided it (wall time), if one did.
+    pub decided_at: Option<f64>,
+    /// The reason of its rejection, if it was rejected.
+    pub reason: Option<String>,
 }
 
 /// Captures and confirmations per rule.
@@ -159,7 +193,11 @@ pub struct RuleSummary {
 
 const CAPTURE_COLUMNS: &str = "c.id, c.camera, c.preset, c.rule, c.zone, c.label, c.start_at, \
     c.confirm_at, c.bbox, c.score, c.aggregation, c.status, c.evidence, k.case_number, c.resembles, \
-    c.similarity";
+    c.similarity, q.holder AS claimed_by, q.expires_at AS claim_expires_at";
+
+/// The captures with their cases and claims, for [`CAPTURE_COLUMNS`].
+const CAPTURE_FROM: &str = "captures c LEFT JOIN cases k ON k.capture_id = c.id \
+    LEFT JOIN review_claims q ON q.capture_id = c.id";
 
 /// WHERE clauses and their values, numbered as they are added.
 #[derive(Default)]
@@ -213,6 +251,32 @@ fn day_start(day: &Option<String>, utc_offset_s: i32) -> Option<f64> {
     Some((d.midnight().assume_utc().unix_timestamp() - utc_offset_s as i64) as f64)
 }
 
+/// The capture filters: status (pending review unless given; `all` is every status), rule,
+/// camera, zone, score and confirmation time.
+fn captures_where(w: &mut Where, f: &CaptureFilter, order: &mut Vec<Bind>) {
+    let status = match f.status.as_deref() {
+        None | Some("") => Some("pending_review".to_string()),
+        Some("all") => None,
+        Some(s) => Some(s.to_string()),
+    };
+    w.text("c.status = ?", &status, order);
+    w.text("c.rule = ?", &f.rule, order);
+    w.text("c.camera = ?", &f.camera, order);
+    w.text("c.zone = ?", &f.zone, order);
+    w.number("c.score >= ?", f.min_score, order);
+    w.number("c.confirm_at >= ?", f.from, order);
+    w.number("c.confirm_at < ?", f.to, order);
+}
+
+/// The captures' order: newest first unless the filter says oldest.
+fn direction(f: &CaptureFilter) -> &'static str {
+    if f.order.as_deref() == Some("oldest") {
+        "ASC"
+    } else {
+        "DESC"
+    }
+}
+
 fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
     (
         limit.unwrap_or(50).clamp(1, 500),
@@ -238,24 +302,13 @@ impl Store {
     pub async fn list_captures(&self, f: &CaptureFilter) -> Result<Vec<CaptureRow>, StoreError> {
         let mut w = Where::default();
         let mut order = Vec::new();
-        let status = match f.status.as_deref() {
-            None | Some("") => Some("pending_review".to_string()),
-            Some("all") => None,
-            Some(s) => Some(s.to_string()),
-        };
-        w.text("c.status = ?", &status, &mut order);
-        w.text("c.rule = ?", &f.rule, &mut order);
-        w.text("c.camera = ?", &f.camera, &mut order);
-        let dir = if f.order.as_deref() == Some("oldest") {
-            "ASC"
-        } else {
-            "DESC"
-        };
+        captures_where(&mut w, f, &mut order);
         let (limit, offset) = page(f.limit, f.offset);
         let sql = format!(
-            "SELECT {CAPTURE_COLUMNS} FROM captures c LEFT JOIN cases k ON k.capture_id = c.id{} \
-             ORDER BY c.confirm_at {dir}, c.id LIMIT {limit} OFFSET {offset}",
-            w.sql()
+            "SELECT {CAPTURE_COLUMNS} FROM {CAPTURE_FROM}{} \
+             ORDER BY c.confirm_at {}, c.id LIMIT {limit} OFFSET {offset}",
+            w.sql(),
+            direction(f)
         );
         Ok(self
             .fetch::<StoredCapture>(&sql, &w, &order)
@@ -265,14 +318,58 @@ impl Store {
             .collect())
     }
 
+    /// How many captures the filter matches, all pages together.
+    pub async fn count_captures(&self, f: &CaptureFilter) -> Result<i64, StoreError> {
+        let mut w = Where::default();
+        let mut order = Vec::new();
+        captures_where(&mut w, f, &mut order);
+        let sql = format!("SELECT COUNT(*) FROM captures c{}", w.sql());
+        Ok(self
+            .fetch::<(i64,)>(&sql, &w, &order)
+            .await?
+            .first()
+            .map_or(0, |n| n.0))
+    }
+
+    /// Up to `limit` pending captures by the filter, in its order, that no one holds a live
+    /// claim on at `now`: the review queue's claim candidates.
+    pub(crate) async fn unclaimed(
+        &self,
+        f: &CaptureFilter,
+        now: f64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut w = Where::default();
+        let mut order = Vec::new();
+        let pending = CaptureFilter {
+            status: None,
+            ..f.clone()
+        };
+        captures_where(&mut w, &pending, &mut order);
+        w.number(
+            "NOT EXISTS (SELECT 1 FROM review_claims r WHERE r.capture_id = c.id \
+             AND r.expires_at > ?)",
+            Some(now),
+            &mut order,
+        );
+        let sql = format!(
+            "SELECT c.id FROM captures c{} ORDER BY c.confirm_at {}, c.id LIMIT {limit}",
+            w.sql(),
+            direction(f)
+        );
+        Ok(self
+            .fetch::<(String,)>(&sql, &w, &order)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect())
+    }
+
     pub async fn capture(&self, id: &str) -> Result<Option<CaptureRow>, StoreError> {
         let mut w = Where::default();
         let mut order = Vec::new();
         w.text("c.id = ?", &Some(id.to_string()), &mut order);
-        let sql = format!(
-            "SELECT {CAPTURE_COLUMNS} FROM captures c LEFT JOIN cases k ON k.capture_id = c.id{}",
-            w.sql()
-        );
+        let sql = format!("SELECT {CAPTURE_COLUMNS} FROM {CAPTURE_FROM}{}", w.sql());
         Ok(self
             .fetch::<StoredCapture>(&sql, &w, &order)
             .await?
@@ -334,8 +431,11 @@ impl Store {
     /// what the summary page aggregates.
     pub async fn recent_outcomes(&self) -> Result<Vec<Outcome>, StoreError> {
         sqlx::query_as(
-            "SELECT c.rule, c.camera, c.confirm_at, c.status, k.filed_at FROM captures c \
-             LEFT JOIN cases k ON k.capture_id = c.id \
+            "SELECT c.rule, c.camera, c.confirm_at, c.status, k.filed_at, c.created_at, \
+             (SELECT MIN(r.at) FROM reviews r WHERE r.capture_id = c.id) AS decided_at, \
+             (SELECT MIN(r.reason) FROM reviews r WHERE r.capture_id = c.id \
+              AND r.decision = 'reject') AS reason \
+             FROM captures c LEFT JOIN cases k ON k.capture_id = c.id \
              WHERE c.confirm_at >= (SELECT MAX(confirm_at) FROM captures) - 2592000 \
              ORDER BY c.confirm_at DESC LIMIT 100000",
         )
@@ -368,8 +468,7 @@ impl Store {
             "r.decision = 'reject' AND c.status = 'rejected'"
         };
         let rows: Vec<StoredReview> = sqlx::query_as(&format!(
-            "SELECT {CAPTURE_COLUMNS}, r.reason, r.note, r.decision FROM captures c \
-             LEFT JOIN cases k ON k.capture_id = c.id \
+            "SELECT {CAPTURE_COLUMNS}, r.reason, r.note, r.decision FROM {CAPTURE_FROM} \
              JOIN reviews r ON r.capture_id = c.id \
              WHERE {which} ORDER BY c.confirm_at, c.id"
         ))

@@ -1,0 +1,153 @@
+//! The pages' templates (askama, compiled with the crate and escaping by default): the
+//! layout every page shares, and the pages built from templates. Pages still assembled in
+//! code hand their escaped body to [`Body`], which sets it in the same layout.
+
+use askama::Template;
+
+use super::auth::Auth;
+use super::html::{Lang, t};
+use crate::store::users::Role;
+
+/// What the layout shows around every page.
+pub struct Frame {
+    pub lang: &'static str,
+    pub title: String,
+    pub csrf: String,
+    pub nav: Vec<NavLink>,
+    pub user: String,
+    pub role: &'static str,
+    pub other_lang: &'static str,
+    pub other_lang_href: &'static str,
+    pub logout: &'static str,
+}
+
+pub struct NavLink {
+    pub href: &'static str,
+    pub id: &'static str,
+    pub label: &'static str,
+}
+
+/// The top navigation's pages: (path, element id, word).
+const NAV: &[(&str, &str, &str)] = &[
+    ("/review", "nav-review", "review"),
+    ("/cases", "nav-cases", "cases"),
+    ("/cameras", "nav-cameras", "cameras"),
+    ("/summary", "nav-summary", "summary"),
+    ("/learning", "nav-learning", "learning"),
+];
+
+/// The admins' pages, after [`NAV`].
+const ADMIN_NAV: &[(&str, &str, &str)] = &[
+    ("/admin/users", "nav-users", "users"),
+    ("/admin/audit", "nav-audit", "audit"),
+    ("/admin/outbox", "nav-outbox", "dead_letters"),
+];
+
+impl Frame {
+    pub fn new(lang: Lang, auth: &Auth, title: &str) -> Self {
+        let admin = auth.user.role >= Role::Admin;
+        let nav = NAV
+            .iter()
+            .chain(if admin { ADMIN_NAV } else { &[] })
+            .map(|&(href, id, key)| NavLink {
+                href,
+                id,
+                label: t(lang, key),
+            })
+            .collect();
+        let (other_lang, other_lang_href) = match lang {
+            Lang::Zh => ("English", "?lang=en"),
+            Lang::En => ("中文", "?lang=zh"),
+        };
+        Self {
+            lang: lang.code(),
+            title: title.to_string(),
+            csrf: auth.csrf.clone().unwrap_or_default(),
+            nav,
+            user: auth.user.name.clone(),
+            role: auth.user.role.as_str(),
+            other_lang,
+            other_lang_href,
+            logout: t(lang, "logout"),
+        }
+    }
+}
+
+/// A page whose body was assembled (and escaped) in code, in the shared layout.
+#[derive(Template)]
+#[template(path = "body.html")]
+pub struct Body<'a> {
+    pub frame: Frame,
+    pub body: &'a str,
+}
+
+/// A choice in a filter's drop-down.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub chosen: bool,
+}
+
+/// One capture on the review workbench's grid.
+pub struct Card {
+    pub id: String,
+    pub href: String,
+    pub crop: Option<String>,
+    pub context: Option<String>,
+    pub rule: &'static str,
+    pub camera: String,
+    pub zone: String,
+    pub time: String,
+    pub score: String,
+    pub aggregation: i64,
+    /// Another operator who holds it.
+    pub held: Option<String>,
+}
+
+/// The review workbench: the filtered queue as a grid, decided from the keyboard
+/// (`static/workbench.js`).
+#[derive(Template)]
+#[template(path = "workbench.html")]
+pub struct Workbench {
+    pub frame: Frame,
+    pub lang: Lang,
+    pub rules: Vec<Choice>,
+    pub cameras: Vec<Choice>,
+    pub zone: String,
+    pub min_score: String,
+    pub oldest: bool,
+    pub total: i64,
+    pub first: i64,
+    pub last: i64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub cards: Vec<Card>,
+    /// The rejection reasons in key order (`r` then 1, 2, …): (code, word).
+    pub reasons: Vec<(String, &'static str)>,
+    /// The codes alone, as JSON, for the script.
+    pub reasons_json: String,
+}
+
+impl Workbench {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// The navigation's words.
+#[cfg(test)]
+pub(crate) fn nav_keys() -> impl Iterator<Item = &'static str> {
+    NAV.iter().chain(ADMIN_NAV).map(|(_, _, k)| *k)
+}
+
+/// The templates' own words: every `self.t("…")` in `templates/`.
+#[cfg(test)]
+pub(crate) fn template_keys() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut keys = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        keys.extend(super::html::quoted_after(&text, "self.t(\""));
+    }
+    keys
+}
