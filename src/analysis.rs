@@ -372,7 +372,7 @@ pub struct FrameAnalyser {
     camera: String,
     gate: crate::detect::SceneGate,
     analysis: CaptureFinder,
-    budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
+    budget: Option<std::sync::Arc<parking_lot::Mutex<crate::ratelimit::InferenceBudget>>>,
     service: std::sync::Arc<dyn crate::detect::DetectionSource>,
     pub status: AnalysisStatus,
     /// Keep first-seen frames and the latest frame for evidence.
@@ -432,7 +432,7 @@ impl FrameAnalyser {
         camera: &str,
         gate: crate::detect::GateConfig,
         analysis: CaptureFinder,
-        budget: Option<std::sync::Arc<std::sync::Mutex<crate::ratelimit::InferenceBudget>>>,
+        budget: Option<std::sync::Arc<parking_lot::Mutex<crate::ratelimit::InferenceBudget>>>,
         service: std::sync::Arc<dyn crate::detect::DetectionSource>,
     ) -> Self {
         Self {
@@ -569,7 +569,7 @@ impl FrameAnalyser {
         let mut run = self.gate.decide(&frame) == Decision::Run;
         if run && let Some(b) = &self.budget {
             let open = self.analysis.has_open_episodes();
-            if !b.lock().expect("budget").allow(&self.camera, t, open) {
+            if !b.lock().allow(&self.camera, t, open) {
                 run = false;
                 self.gate.undo_run();
                 self.status.over_budget += 1;

@@ -11,8 +11,9 @@
 //! complete package and a queue entry (drained at the next start) or nothing the next run
 //! cannot rebuild.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -211,7 +212,7 @@ impl FilingStage {
     /// The keys of captures as the store commits them, from now on.
     pub fn observe_commits(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        *self.commits.lock().expect("commits") = Some(tx);
+        *self.commits.lock() = Some(tx);
         rx
     }
 
@@ -241,7 +242,7 @@ impl FilingStage {
     ) {
         let key = capture_key(&c);
         let mode = self.cases.mode(c.candidate.rule);
-        self.known.lock().expect("known").insert(
+        self.known.lock().insert(
             key.clone(),
             Known {
                 capture: c.clone(),
@@ -258,7 +259,7 @@ impl FilingStage {
                 self.update(|s| s.evidence_pending += 1);
                 let job =
                     tokio::spawn(async move { this.package(evidence, cam, key, c, frames).await });
-                let mut jobs = self.jobs.lock().expect("jobs");
+                let mut jobs = self.jobs.lock();
                 jobs.retain(|j| !j.is_finished());
                 jobs.push(job);
             }
@@ -268,7 +269,7 @@ impl FilingStage {
 
     /// A duplicate merged into a known capture: its count goes up in the store too.
     pub fn merged(&self, id: u64, camera: &str, aggregation_delta: u32, evidence_t: f64) {
-        let mut known = self.known.lock().expect("known");
+        let mut known = self.known.lock();
         let Some(key) = known.key_of(camera, id) else {
             return;
         };
@@ -286,7 +287,7 @@ impl FilingStage {
 
     fn enqueue(&self, key: &str, evidence: Option<serde_json::Value>) {
         let entry = {
-            let mut known = self.known.lock().expect("known");
+            let mut known = self.known.lock();
             let Some(k) = known.by_key.get_mut(key) else {
                 return;
             };
@@ -509,7 +510,7 @@ impl FilingStage {
                 }
             }
         });
-        let mut jobs = self.jobs.lock().expect("jobs");
+        let mut jobs = self.jobs.lock();
         jobs.retain(|j| !j.is_finished());
         jobs.push(job);
     }
@@ -549,7 +550,7 @@ impl FilingStage {
         let r = self
             .spool
             .drain(self.store.as_ref(), &policy, self.now(), |key| {
-                if let Some(tx) = self.commits.lock().expect("commits").as_ref() {
+                if let Some(tx) = self.commits.lock().as_ref() {
                     let _ = tx.send(key.to_string());
                 }
                 self.update(|s| s.stored += 1);
@@ -663,7 +664,7 @@ impl FilingStage {
     /// cameras to end), then drains the queue.
     pub async fn flush(&self) -> Result<usize, crate::store::StoreError> {
         loop {
-            let jobs: Vec<_> = std::mem::take(&mut *self.jobs.lock().expect("jobs"));
+            let jobs: Vec<_> = std::mem::take(&mut *self.jobs.lock());
             if jobs.is_empty() {
                 break;
             }
@@ -772,7 +773,7 @@ mod store_down_tests {
                     });
                 }
                 let key = capture_key(c);
-                self.recorded.lock().unwrap().push(key.clone());
+                self.recorded.lock().push(key.clone());
                 Ok((key, None))
             })
         }
@@ -832,12 +833,12 @@ mod store_down_tests {
         }
         assert!(stage.drain_once().await.is_err());
         assert_eq!(stage.status().queued, 3);
-        assert!(store.recorded.lock().unwrap().is_empty());
+        assert!(store.recorded.lock().is_empty());
 
         store.down.store(false, Ordering::SeqCst);
         assert_eq!(stage.drain_once().await.unwrap(), 3);
         assert_eq!(stage.drain_once().await.unwrap(), 0);
-        let recorded = store.recorded.lock().unwrap().clone();
+        let recorded = store.recorded.lock().clone();
         let distinct: HashSet<&String> = recorded.iter().collect();
         assert_eq!((recorded.len(), distinct.len()), (3, 3));
         assert_eq!(stage.status().queued, 0);

@@ -5,9 +5,10 @@
 //! status URL for citywatch's polling adapter (`GET /cases/{case_number}`). `GET /received`
 //! lists what it accepted.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -115,7 +116,7 @@ async fn intake(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) ->
         status: s("status"),
     };
     {
-        let mut inner = sim.inner.lock().expect("sim");
+        let mut inner = sim.inner.lock();
         if !inner.keys.insert(key) {
             inner.repeats += 1;
             return (StatusCode::CONFLICT, "already have it").into_response();
@@ -149,7 +150,7 @@ async fn work_on(sim: Arc<Sim>, case: String) {
 
 async fn report(sim: &Sim, case: &str, status: &str, note: Option<&str>) {
     let event_id = format!("sim-{case}-{status}");
-    if let Some(c) = sim.inner.lock().expect("sim").cases.get_mut(case) {
+    if let Some(c) = sim.inner.lock().cases.get_mut(case) {
         c.status = status.into();
         c.event_id = event_id.clone();
     }
@@ -206,7 +207,7 @@ async fn report(sim: &Sim, case: &str, status: &str, note: Option<&str>) {
 }
 
 async fn case_status(State(sim): State<Arc<Sim>>, Path(n): Path<String>) -> Response {
-    match sim.inner.lock().expect("sim").cases.get(&n) {
+    match sim.inner.lock().cases.get(&n) {
         Some(c) => Json(serde_json::json!({
             "case_number": n,
             "status": c.status,
@@ -218,7 +219,7 @@ async fn case_status(State(sim): State<Arc<Sim>>, Path(n): Path<String>) -> Resp
 }
 
 async fn received(State(sim): State<Arc<Sim>>) -> Response {
-    let inner = sim.inner.lock().expect("sim");
+    let inner = sim.inner.lock();
     Json(serde_json::json!({ "received": inner.received, "repeats": inner.repeats }))
         .into_response()
 }

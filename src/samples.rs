@@ -4,8 +4,9 @@
 //! from an `appsrc`, shifting timestamps on every loop, so the stream never ends and costs
 //! no decoding or encoding. Tests kill, restart and freeze this server to exercise ingest.
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use gstreamer as gst;
@@ -131,7 +132,7 @@ fn configure_media(media: &rtsp::RTSPMedia, clip: Arc<Clip>) {
     appsrc.set_callbacks(
         gst_app::AppSrcCallbacks::builder()
             .need_data(move |src, _| {
-                let mut c = cursor.lock().expect("cursor");
+                let mut c = cursor.lock();
                 let mut buf = clip.units[c.next].copy();
                 {
                     let b = buf.make_mut();

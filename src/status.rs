@@ -51,11 +51,11 @@ impl Boards {
     /// One line per camera.
     pub fn print_cameras(&self, clock: &dyn Clock, format: StatusFormat) {
         let now = clock.now();
-        let analysis = self.analysis.lock().expect("analysis board").clone();
+        let analysis = self.analysis.lock().clone();
         let patrol = self
             .patrol
             .as_ref()
-            .map(|p| p.lock().expect("patrol board").cameras.clone())
+            .map(|p| p.lock().cameras.clone())
             .unwrap_or_default();
         for camera in self.health.snapshot(now) {
             let a = self
@@ -165,7 +165,7 @@ pub fn print_filing(stage: Option<&FilingStage>, format: StatusFormat) {
 /// One line for a worker: its share, its cameras and jobs, its lease changes.
 fn print_worker(board: Option<&WorkerBoard>, format: StatusFormat) {
     let Some(board) = board else { return };
-    let w = board.lock().expect("worker status").clone();
+    let w = board.lock().clone();
     match format {
         StatusFormat::Json => println!("{}", serde_json::json!({ "worker": w })),
         StatusFormat::Table => {
@@ -193,7 +193,7 @@ fn print_worker(board: Option<&WorkerBoard>, format: StatusFormat) {
 /// One line per platform while patrolling: demand against cap.
 fn print_patrol(board: Option<&PatrolBoard>, format: StatusFormat) {
     let Some(board) = board else { return };
-    let platforms = board.lock().expect("patrol board").platforms.clone();
+    let platforms = board.lock().platforms.clone();
     for l in platforms {
         match format {
             StatusFormat::Json => println!("{}", serde_json::json!({ "patrol": l })),

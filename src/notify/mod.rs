@@ -179,8 +179,8 @@ pub async fn forward(
 mod tests {
     //! The forwarder on a real SQLite store and a fake notifier: retries, backoff, dead
     //! letters and exactly-once delivery, in test time.
+    use parking_lot::Mutex;
     use std::collections::VecDeque;
-    use std::sync::Mutex;
 
     use super::*;
     use crate::model::{CategoryTable, FilingMode, Location, RuleKind};
@@ -197,11 +197,8 @@ mod tests {
             &'a self,
             m: Message<'a>,
         ) -> Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + 'a>> {
-            self.sent
-                .lock()
-                .unwrap()
-                .push(m.idempotency_key.to_string());
-            let answer = self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()));
+            self.sent.lock().push(m.idempotency_key.to_string());
+            let answer = self.answers.lock().pop_front().unwrap_or(Ok(()));
             Box::pin(async move { answer })
         }
     }
@@ -241,7 +238,6 @@ mod tests {
         let fake = Arc::new(Fake::default());
         fake.answers
             .lock()
-            .unwrap()
             .extend([Err("HTTP 503".to_string()), Err("timed out".to_string())]);
         let f = Forwarder::with(fake.clone(), RETRY);
         let t0 = 2_000_000_000.0;
@@ -263,7 +259,7 @@ mod tests {
             f.deliver_due(&store, t0 + 99.0).await.unwrap(),
             Delivery::default()
         );
-        let sent = fake.sent.lock().unwrap().clone();
+        let sent = fake.sent.lock().clone();
         assert_eq!(sent.len(), 3);
         assert!(sent.iter().all(|k| *k == sent[0]));
         let n = store.counts().await.unwrap();
@@ -275,7 +271,7 @@ mod tests {
         let (_dir, store) = store_with_cases(2).await;
         let fake = Arc::new(Fake::default());
         // The first case (sent first each round) always fails; the second gets through.
-        fake.answers.lock().unwrap().extend([
+        fake.answers.lock().extend([
             Err("HTTP 500".to_string()),
             Ok(()),
             Err("HTTP 500".to_string()),

@@ -211,7 +211,7 @@ pub async fn patrol_loop(
     let mut active: BTreeMap<String, Shutdown> = BTreeMap::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    status.lock().expect("patrol board").platforms = sched.loads();
+    status.lock().platforms = sched.loads();
     loop {
         tokio::select! {
             biased;
@@ -227,7 +227,7 @@ pub async fn patrol_loop(
                     .unwrap_or_default()
                     .as_secs_f64();
                 {
-                    let a = analysis.lock().expect("analysis board");
+                    let a = analysis.lock();
                     for id in visits.keys() {
                         // A case reported handled moves its camera's visits forward too:
                         // the closure check looks at its next visit.
@@ -251,7 +251,7 @@ pub async fn patrol_loop(
                         active.insert(id, stop);
                     }
                 }
-                status.lock().expect("patrol board").cameras = sched.status();
+                status.lock().cameras = sched.status();
             }
         }
     }

@@ -12,7 +12,8 @@
 
 pub mod setup;
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
@@ -240,7 +241,6 @@ impl Watcher for LiveBoards {
             );
             self.latest
                 .lock()
-                .expect("latest frames")
                 .insert(self.id.clone(), (Arc::new(jpeg), t));
         }
     }
@@ -248,7 +248,6 @@ impl Watcher for LiveBoards {
     fn analysed(&mut self, _events: &[Event], analyser: &FrameAnalyser) {
         self.analysis
             .lock()
-            .expect("analysis board")
             .insert(self.id.clone(), analyser.status);
     }
 }

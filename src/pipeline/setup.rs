@@ -1,7 +1,8 @@
 //! What the camera runner is started with: the detector's service, the case store, the
 //! episode store and the inference budget, each built from the config.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::info;

@@ -155,7 +155,7 @@ impl WorkerHost {
         let mut jobs: BTreeMap<String, Running> = BTreeMap::new();
         let mut tick = tokio::time::interval(self.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.status.lock().expect("worker status").id = self.leases.id.clone();
+        self.status.lock().id = self.leases.id.clone();
         loop {
             tokio::select! {
                 biased;
@@ -167,7 +167,7 @@ impl WorkerHost {
                 Err(e) => {
                     warn!(worker = %self.leases.id, error = %e, "heartbeat failed; cameras keep running, will retry");
                     self.fence_visits().await;
-                    let mut s = self.status.lock().expect("worker status");
+                    let mut s = self.status.lock();
                     s.round_errors += 1;
                     s.last_error = Some(e.to_string());
                     continue;
@@ -223,7 +223,7 @@ impl WorkerHost {
             }
             let made = self.patrol_round(&round).await;
             self.write_fleet_status(&running).await;
-            let mut s = self.status.lock().expect("worker status");
+            let mut s = self.status.lock();
             s.visits = self
                 .patrol
                 .as_ref()
@@ -456,7 +456,6 @@ impl WorkerHost {
             .launcher
             .analysis
             .lock()
-            .expect("analysis board")
             .get(id)
             .is_some_and(|a| a.watched_episodes > 0)
             || self.launcher.checks.wants(id);
@@ -505,12 +504,7 @@ impl WorkerHost {
             return;
         }
         let health = self.health.snapshot(now_t);
-        let analysis = self
-            .launcher
-            .analysis
-            .lock()
-            .expect("analysis board")
-            .clone();
+        let analysis = self.launcher.analysis.lock().clone();
         let rows: Vec<(String, serde_json::Value, Option<serde_json::Value>)> = ids
             .iter()
             .filter_map(|id| {
@@ -633,6 +627,6 @@ async fn watch_camera(l: Launcher, cam: CameraConfig, health: HealthBoard, stop:
         .consume(Timebase::Wall, &mut l.boards(&cam.id))
         .await;
     health.remove(&cam.id);
-    l.analysis.lock().expect("analysis board").remove(&cam.id);
-    l.latest.lock().expect("latest frames").remove(&cam.id);
+    l.analysis.lock().remove(&cam.id);
+    l.latest.lock().remove(&cam.id);
 }

@@ -191,7 +191,6 @@ pub(crate) async fn site_with(n: u64) -> Site {
     state
         .latest
         .lock()
-        .unwrap()
         .insert("cam".into(), (Arc::new(frame), T0));
     let addr = citywatch::web::serve(Arc::new(state), shutdown.clone())
         .await

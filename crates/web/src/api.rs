@@ -310,7 +310,7 @@ pub async fn evidence(State(st): State<Arc<WebState>>, Path(path): Path<String>)
 
 /// A camera's latest frame (re-encoded every 10 s of its stream).
 pub async fn latest_frame(State(st): State<Arc<WebState>>, Path(id): Path<String>) -> Response {
-    let got = st.latest.lock().expect("latest frames").get(&id).cloned();
+    let got = st.latest.lock().get(&id).cloned();
     match got {
         Some((jpeg, _)) => (
             [

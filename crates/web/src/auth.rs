@@ -177,7 +177,6 @@ pub async fn login(
     if st
         .logins
         .lock()
-        .expect("login limiter")
         .blocked(&key, now, st.settings.login_attempts)
     {
         tracing::warn!(user = %f.user, client = %addr.ip(), "login refused: too many failed attempts");
@@ -193,7 +192,7 @@ pub async fn login(
         .await
         .map_err(WebError::internal)?;
     let Some(user) = user else {
-        st.logins.lock().expect("login limiter").failed(key, now);
+        st.logins.lock().failed(key, now);
         let _ = st
             .store
             .audit(&f.user, "login.failed", &addr.ip().to_string(), None, now)
@@ -204,7 +203,7 @@ pub async fn login(
         )
             .into_response());
     };
-    st.logins.lock().expect("login limiter").succeeded(&key);
+    st.logins.lock().succeeded(&key);
     let ttl = st.settings.session_hours * 3600.0;
     let (token, _csrf) = st
         .store

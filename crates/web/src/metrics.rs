@@ -186,7 +186,7 @@ impl Collector for Out {
 pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
     let mut o = Out::default();
     let health = st.health.snapshot(st.clock.now());
-    let analysis = st.analysis.lock().expect("analysis board").clone();
+    let analysis = st.analysis.lock().clone();
     let ids = |f: fn(&crate::model::health::CameraStatus) -> Option<f64>| {
         health
             .iter()
@@ -411,7 +411,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
         o.sample("citywatch_outbox", &[("state", state)], n as f64);
     }
     if let Some(p) = &st.patrol {
-        let p = p.lock().expect("patrol board").clone();
+        let p = p.lock().clone();
         let cams = |f: fn(&crate::model::live::CameraPatrol) -> f64| {
             p.cameras
                 .iter()
@@ -466,7 +466,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
         }
     }
     if let Some(w) = &st.worker {
-        let w = w.lock().expect("worker status").clone();
+        let w = w.lock().clone();
         let label = [("worker", w.id.as_str())];
         for (name, kind, help, v) in [
             (

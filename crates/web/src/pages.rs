@@ -545,7 +545,7 @@ pub async fn cameras(
                 )
             })
             .collect();
-        let live = if st.latest.lock().expect("latest frames").contains_key(&c.id) {
+        let live = if st.latest.lock().contains_key(&c.id) {
             format!(
                 "<div class=\"live\"><img src=\"/cameras/{id}/latest.jpg\" alt=\"\"><svg viewBox=\"0 0 1 1\" preserveAspectRatio=\"none\">{zones}</svg></div>",
                 id = esc(&c.id)

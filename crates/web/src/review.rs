@@ -306,7 +306,7 @@ pub struct CameraView {
 
 pub fn camera_views(st: &WebState) -> Vec<CameraView> {
     let health = st.health.snapshot(st.clock.now());
-    let analysis = st.analysis.lock().expect("analysis board").clone();
+    let analysis = st.analysis.lock().clone();
     st.cameras
         .values()
         .map(|c| CameraView {

@@ -1,9 +1,10 @@
 //! What the handlers read: the store, the config's cameras and cases, the live boards, and
 //! the login limiter. Every other web module builds on it.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::config::{CameraConfig, CasesSettings, PipelineConfig, WebSettings};
 use crate::core::Clock;

@@ -2,8 +2,9 @@
 //! (which run GStreamer's blocking calls) poll [`Shutdown::is_triggered`] or sleep with
 //! [`Shutdown::sleep`], which wakes early when shutdown starts.
 
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -41,7 +42,7 @@ impl Shutdown {
 
     /// Starts shutdown. Idempotent.
     pub fn trigger(&self) {
-        let _guard = self.inner.lock.lock().expect("shutdown lock");
+        let _guard = self.inner.lock.lock();
         self.inner.flag.store(true, Ordering::SeqCst);
         self.inner.cv.notify_all();
         self.inner.tx.send_replace(true);
@@ -54,7 +55,7 @@ impl Shutdown {
     /// Blocks the calling thread for `dur`, or until shutdown. Returns true on shutdown.
     pub fn sleep(&self, dur: Duration) -> bool {
         let deadline = Instant::now() + dur;
-        let mut guard = self.inner.lock.lock().expect("shutdown lock");
+        let mut guard = self.inner.lock.lock();
         loop {
             if self.is_triggered() {
                 return true;
@@ -63,12 +64,7 @@ impl Shutdown {
             if now >= deadline {
                 return false;
             }
-            guard = self
-                .inner
-                .cv
-                .wait_timeout(guard, deadline - now)
-                .expect("shutdown lock")
-                .0;
+            self.inner.cv.wait_for(&mut guard, deadline - now);
         }
     }
 

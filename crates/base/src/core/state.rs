@@ -1,8 +1,9 @@
 //! The edge where a camera's state is kept across restarts: a trait over what is kept, so
 //! the stage that owns the state and the store that saves it need not know each other.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 /// Keeps one state of type `S` per camera.
 pub trait StateStore<S>: Send {
@@ -24,7 +25,7 @@ pub struct Quarantine(Arc<Mutex<HashMap<String, String>>>);
 
 impl Quarantine {
     fn map(&self) -> MutexGuard<'_, HashMap<String, String>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock()
     }
 
     /// Notes that `camera`'s state was set aside `at` (a file, or the audit log).

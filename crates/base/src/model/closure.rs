@@ -2,8 +2,9 @@
 //! platform reports a case handled, what one frame shows of the place, and what the look
 //! found.
 
+use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,12 +82,12 @@ impl SharedChecks {
         for c in all {
             by_camera.entry(c.camera.clone()).or_default().push(c);
         }
-        *self.0.write().expect("checks") = by_camera;
+        *self.0.write() = by_camera;
     }
 
     /// Adds or replaces one check.
     pub fn put(&self, c: CheckRequest) {
-        let mut m = self.0.write().expect("checks");
+        let mut m = self.0.write();
         let list = m.entry(c.camera.clone()).or_default();
         list.retain(|k| k.case_number != c.case_number);
         list.push(c);
@@ -94,7 +95,7 @@ impl SharedChecks {
 
     /// After a look was recorded: the check goes (`next_due` None) or waits until then.
     pub fn settle(&self, camera: &str, case: &str, next_due: Option<f64>) {
-        let mut m = self.0.write().expect("checks");
+        let mut m = self.0.write();
         if let Some(list) = m.get_mut(camera) {
             match next_due {
                 None => list.retain(|k| k.case_number != case),
@@ -110,25 +111,16 @@ impl SharedChecks {
 
     /// A camera's checks.
     pub fn for_camera(&self, camera: &str) -> Vec<CheckRequest> {
-        self.0
-            .read()
-            .expect("checks")
-            .get(camera)
-            .cloned()
-            .unwrap_or_default()
+        self.0.read().get(camera).cloned().unwrap_or_default()
     }
 
     /// Whether a camera has a check (a patrol visits it sooner).
     pub fn wants(&self, camera: &str) -> bool {
-        self.0
-            .read()
-            .expect("checks")
-            .get(camera)
-            .is_some_and(|l| !l.is_empty())
+        self.0.read().get(camera).is_some_and(|l| !l.is_empty())
     }
 
     pub fn len(&self) -> usize {
-        self.0.read().expect("checks").values().map(Vec::len).sum()
+        self.0.read().values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {

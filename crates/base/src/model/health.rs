@@ -120,12 +120,12 @@ pub struct CameraStatus {
 /// it takes and removes those it gives back, and the web UI sees the change.
 #[derive(Clone, Default)]
 pub struct HealthBoard {
-    cameras: std::sync::Arc<std::sync::Mutex<Vec<watch::Receiver<CameraHealth>>>>,
+    cameras: std::sync::Arc<parking_lot::Mutex<Vec<watch::Receiver<CameraHealth>>>>,
 }
 
 impl HealthBoard {
     pub fn add(&self, rx: watch::Receiver<CameraHealth>) {
-        let mut cams = self.cameras.lock().expect("health board");
+        let mut cams = self.cameras.lock();
         let id = rx.borrow().id.clone();
         cams.retain(|c| c.borrow().id != id);
         cams.push(rx);
@@ -133,16 +133,12 @@ impl HealthBoard {
 
     /// Forgets a camera (a worker gave it back).
     pub fn remove(&self, id: &str) {
-        self.cameras
-            .lock()
-            .expect("health board")
-            .retain(|c| c.borrow().id != id);
+        self.cameras.lock().retain(|c| c.borrow().id != id);
     }
 
     pub fn snapshot(&self, now: SystemTime) -> Vec<CameraStatus> {
         self.cameras
             .lock()
-            .expect("health board")
             .iter()
             .map(|rx| {
                 let health = rx.borrow().clone();

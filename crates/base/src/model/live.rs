@@ -4,8 +4,9 @@
 //! commands. The stages write them; the status output, the web UI and metrics read them,
 //! so those need nothing of GStreamer or ONNX Runtime.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -32,7 +33,7 @@ pub enum SceneCommand {
 /// running (patrolled and between visits) takes its commands at its next visit.
 #[derive(Clone, Default)]
 pub struct SceneDesk(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, DeskEntry>>>,
+    std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, DeskEntry>>>,
 );
 
 #[derive(Default)]
@@ -46,7 +47,6 @@ impl SceneDesk {
     pub fn send(&self, camera: &str, cmd: SceneCommand) {
         self.0
             .lock()
-            .expect("scene desk")
             .entry(camera.to_string())
             .or_default()
             .pending
@@ -57,7 +57,6 @@ impl SceneDesk {
     pub fn fixtures(&self, camera: &str) -> Vec<Fixture> {
         self.0
             .lock()
-            .expect("scene desk")
             .get(camera)
             .map(|e| e.fixtures.clone())
             .unwrap_or_default()
@@ -68,7 +67,6 @@ impl SceneDesk {
     pub fn proposed(&self, camera: &str) -> Vec<Fixture> {
         self.0
             .lock()
-            .expect("scene desk")
             .get(camera)
             .map(|e| e.proposed.clone())
             .unwrap_or_default()
@@ -78,7 +76,6 @@ impl SceneDesk {
     pub fn pending(&self, camera: &str) -> Vec<SceneCommand> {
         self.0
             .lock()
-            .expect("scene desk")
             .get(camera)
             .map(|e| e.pending.clone())
             .unwrap_or_default()
@@ -88,7 +85,6 @@ impl SceneDesk {
     pub fn take(&self, camera: &str) -> Vec<SceneCommand> {
         self.0
             .lock()
-            .expect("scene desk")
             .get_mut(camera)
             .map(|e| std::mem::take(&mut e.pending))
             .unwrap_or_default()
@@ -97,7 +93,7 @@ impl SceneDesk {
     /// Publishes a camera's fixtures and the ones it proposes (its analysis, after each
     /// change).
     pub fn publish(&self, camera: &str, fixtures: &[Fixture], proposed: &[Fixture]) {
-        let mut m = self.0.lock().expect("scene desk");
+        let mut m = self.0.lock();
         let e = m.entry(camera.to_string()).or_default();
         if e.fixtures != fixtures {
             e.fixtures = fixtures.to_vec();
@@ -300,4 +296,27 @@ pub type WorkerBoard = Arc<Mutex<WorkerStatus>>;
 pub trait FilingControl: Send + Sync {
     fn status(&self) -> FilingStatus;
     fn wake(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The boards are parking_lot locks: a thread that panics while holding one leaves it
+    /// usable for every other reader and writer (std's locks would be poisoned, and every
+    /// later `.lock().expect(…)` would panic too).
+    #[test]
+    fn a_panic_while_a_board_is_held_leaves_it_usable() {
+        let board: LatestFrames = Default::default();
+        let held = board.clone();
+        let r = std::thread::spawn(move || {
+            let mut g = held.lock();
+            g.insert("cam".into(), (Arc::new(vec![1]), 1.0));
+            panic!("a stage fails while holding the board");
+        })
+        .join();
+        assert!(r.is_err());
+        board.lock().insert("cam2".into(), (Arc::new(vec![2]), 2.0));
+        assert_eq!(board.lock().len(), 2);
+    }
 }

@@ -6,8 +6,9 @@
 //! a writer task that keeps only the newest state per camera and retries while the database
 //! is unreachable.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -109,12 +110,7 @@ impl<S: Saved> DbEpisodeStore<S> {
     /// written wins: it is newer.
     pub async fn reload(&self, camera: &str) -> Result<(), StoreError> {
         let _w = self.writing.lock().await;
-        let own = self
-            .pending
-            .lock()
-            .expect("pending episodes")
-            .get(camera)
-            .cloned();
+        let own = self.pending.lock().get(camera).cloned();
         let json = match own {
             Some(j) => Some(j),
             None => self.store.load_episodes(camera).await?,
@@ -140,7 +136,7 @@ impl<S: Saved> DbEpisodeStore<S> {
             }
             None => None,
         };
-        let mut loaded = self.loaded.lock().expect("loaded episodes");
+        let mut loaded = self.loaded.lock();
         match state {
             Some(state) => {
                 loaded.insert(camera.to_string(), state);
@@ -156,17 +152,12 @@ impl<S: Saved> DbEpisodeStore<S> {
     /// the lease goes).
     pub async fn flush(&self, camera: &str) -> Result<(), StoreError> {
         let _w = self.writing.lock().await;
-        let json = self
-            .pending
-            .lock()
-            .expect("pending episodes")
-            .remove(camera);
+        let json = self.pending.lock().remove(camera);
         if let Some(json) = json
             && let Err(e) = self.save_one(camera, &json).await
         {
             self.pending
                 .lock()
-                .expect("pending episodes")
                 .entry(camera.to_string())
                 .or_insert(json);
             return Err(e);
@@ -176,10 +167,7 @@ impl<S: Saved> DbEpisodeStore<S> {
 
     /// Forgets a camera's unwritten state (its lease was lost: the new holder's state wins).
     pub fn discard(&self, camera: &str) {
-        self.pending
-            .lock()
-            .expect("pending episodes")
-            .remove(camera);
+        self.pending.lock().remove(camera);
     }
 
     async fn save_one(&self, cam: &str, json: &str) -> Result<(), StoreError> {
@@ -207,21 +195,12 @@ impl<S: Saved> DbEpisodeStore<S> {
             let mut failed = false;
             {
                 let _w = self.writing.lock().await;
-                let batch: Vec<(String, String)> = self
-                    .pending
-                    .lock()
-                    .expect("pending episodes")
-                    .drain()
-                    .collect();
+                let batch: Vec<(String, String)> = self.pending.lock().drain().collect();
                 for (cam, json) in batch {
                     if let Err(e) = self.save_one(&cam, &json).await {
                         tracing::warn!(camera = %cam, error = %e, "cannot save episodes; will retry");
                         // Keep it unless a newer state arrived meanwhile.
-                        self.pending
-                            .lock()
-                            .expect("pending episodes")
-                            .entry(cam)
-                            .or_insert(json);
+                        self.pending.lock().entry(cam).or_insert(json);
                         failed = true;
                     }
                 }
@@ -249,12 +228,7 @@ impl<S: Saved> DbEpisodeStore<S> {
 
 impl<S: Saved> StateStore<S> for DbEpisodeStore<S> {
     fn load(&self, camera: &str) -> std::io::Result<S> {
-        Ok(self
-            .loaded
-            .lock()
-            .expect("loaded episodes")
-            .remove(camera)
-            .unwrap_or_default())
+        Ok(self.loaded.lock().remove(camera).unwrap_or_default())
     }
 
     fn quarantined(&self, camera: &str) -> Option<String> {
@@ -263,10 +237,7 @@ impl<S: Saved> StateStore<S> for DbEpisodeStore<S> {
 
     fn save(&self, camera: &str, state: &S) -> std::io::Result<()> {
         let json = serde_json::to_string(state).map_err(std::io::Error::other)?;
-        self.pending
-            .lock()
-            .expect("pending episodes")
-            .insert(camera.to_string(), json);
+        self.pending.lock().insert(camera.to_string(), json);
         self.wake.notify_one();
         Ok(())
     }

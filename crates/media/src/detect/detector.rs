@@ -1,7 +1,8 @@
 //! The ONNX detector: one `ort` session per model, checked against its manifest at load time.
 
+use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ort::session::Session;
@@ -140,7 +141,7 @@ impl OrtDetector {
 
     /// Timings of the most recent `detect` call.
     pub fn last_timings(&self) -> Timings {
-        *self.last.lock().expect("timings")
+        *self.last.lock()
     }
 
     /// Runs frames of one size as one batch.
@@ -148,7 +149,7 @@ impl OrtDetector {
         let m = &self.manifest;
         let err = |field: &str, msg: String| ModelError::new(&m.name, field, msg);
         let t0 = Instant::now();
-        let mut scratch = self.scratch.lock().expect("scratch");
+        let mut scratch = self.scratch.lock();
         let Scratch {
             pre,
             u8s,
@@ -179,7 +180,7 @@ impl OrtDetector {
             }
         }
         let t1 = Instant::now();
-        let mut session = self.session.lock().expect("session");
+        let mut session = self.session.lock();
         let input = match pre.dtype() {
             DType::U8 => TensorRef::from_array_view((shape, &u8s[..])).map(|t| t.into_dyn()),
             DType::F32 => TensorRef::from_array_view((shape, &f32s[..])).map(|t| t.into_dyn()),
@@ -246,7 +247,7 @@ impl OrtDetector {
             );
         }
         let t3 = Instant::now();
-        *self.last.lock().expect("timings") = Timings {
+        *self.last.lock() = Timings {
             preprocess: t1 - t0,
             run: t2 - t1,
             decode: t3 - t2,

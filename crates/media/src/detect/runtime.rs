@@ -2,8 +2,9 @@
 //! the one environment every session shares. A missing or wrong library is an error, never
 //! a panic.
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use super::error::ModelError;
 
@@ -50,7 +51,7 @@ pub fn environment(lib: &Path) -> Result<Environment, ModelError> {
         )));
     }
     let cell = ENV.get_or_init(|| Mutex::new(None));
-    let mut guard = cell.lock().expect("ort environment lock");
+    let mut guard = cell.lock();
     if let Some((loaded, env)) = guard.as_ref() {
         if loaded != lib {
             tracing::warn!(

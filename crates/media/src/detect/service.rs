@@ -28,7 +28,7 @@ pub struct DetectionService {
     room: Arc<Semaphore>,
     model: Arc<str>,
     input: Option<[u32; 2]>,
-    workers: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
+    workers: Arc<parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>>>,
     latency: Arc<Latency>,
     deadline: Duration,
 }
@@ -59,7 +59,7 @@ impl Default for ServiceConfig {
 impl DetectionService {
     pub fn start(detector: Arc<dyn Detector>, cfg: ServiceConfig) -> Self {
         let (tx, rx) = mpsc::channel::<Request>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let rx = Arc::new(parking_lot::Mutex::new(rx));
         let model: Arc<str> = detector.name().into();
         let input = detector.input_size();
         let latency = Arc::new(Latency::default());
@@ -80,7 +80,7 @@ impl DetectionService {
             room: Arc::new(Semaphore::new(cfg.queue.max(1))),
             model,
             input,
-            workers: Arc::new(std::sync::Mutex::new(workers)),
+            workers: Arc::new(parking_lot::Mutex::new(workers)),
             latency,
             deadline: cfg.deadline,
         }
@@ -103,7 +103,7 @@ impl DetectionService {
         let workers = self.workers.clone();
         drop(self);
         let deadline = Instant::now() + timeout;
-        let handles = std::mem::take(&mut *workers.lock().expect("workers"));
+        let handles = std::mem::take(&mut *workers.lock());
         for h in handles {
             while !h.is_finished() {
                 if Instant::now() >= deadline {
@@ -159,7 +159,7 @@ impl DetectionService {
 
 fn worker(
     detector: Arc<dyn Detector>,
-    rx: Arc<std::sync::Mutex<mpsc::Receiver<Request>>>,
+    rx: Arc<parking_lot::Mutex<mpsc::Receiver<Request>>>,
     max_wait: Duration,
     latency: &Latency,
 ) {
@@ -167,7 +167,7 @@ fn worker(
     loop {
         let mut batch = Vec::with_capacity(max_batch);
         {
-            let rx = rx.lock().expect("service queue");
+            let rx = rx.lock();
             let Ok(first) = rx.recv() else {
                 return;
             };
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(*b.last().unwrap(), 2, "9 s is only in +Inf");
         assert!((sum - 9.043).abs() < 1e-6);
     }
-    use std::sync::Mutex;
+    use parking_lot::Mutex;
 
     /// Records the batch sizes it was called with; one detection per frame, scored by width.
     struct Recorder {
@@ -232,7 +232,7 @@ mod tests {
             4
         }
         fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError> {
-            self.batches.lock().unwrap().push(frames.len());
+            self.batches.lock().push(frames.len());
             Ok(frames
                 .iter()
                 .map(|f| {
@@ -271,7 +271,7 @@ mod tests {
         for (w, t) in (1..=8).zip(tasks) {
             assert_eq!(t.await.unwrap(), w as f32);
         }
-        let batches = rec.batches.lock().unwrap().clone();
+        let batches = rec.batches.lock().clone();
         assert_eq!(batches.iter().sum::<usize>(), 8);
         assert!(batches.iter().all(|&b| b <= 4), "{batches:?}");
         assert!(batches.iter().any(|&b| b > 1), "never batched: {batches:?}");
@@ -290,7 +290,7 @@ mod tests {
             1
         }
         fn detect(&self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, ModelError> {
-            let _ = self.release.lock().unwrap().recv();
+            let _ = self.release.lock().recv();
             Ok(frames.iter().map(|_| Vec::new()).collect())
         }
     }

@@ -603,7 +603,7 @@ impl Session for GstSession<'_> {
     }
 
     fn keyframe_only(&self) -> bool {
-        self.built.sampler.lock().expect("sampler").keyframe_only()
+        self.built.sampler.lock().keyframe_only()
     }
 
     fn transport(&self) -> Option<&'static str> {
@@ -625,13 +625,7 @@ impl GstSession<'_> {
         let info = gst_video::VideoInfo::from_caps(caps).ok()?;
         let buffer = sample.buffer_owned()?;
         let raw_pts = buffer.pts().map(|t| t.nseconds());
-        let keyframe = raw_pts.is_some_and(|p| {
-            self.built
-                .keyframes
-                .lock()
-                .expect("keyframe log")
-                .contains(p)
-        });
+        let keyframe = raw_pts.is_some_and(|p| self.built.keyframes.lock().contains(p));
         let pts = raw_pts.map(|p| Duration::from_nanos(p) + self.pts_offset);
         let mapped = buffer.into_mapped_buffer_readable().ok()?;
         Some(Frame::new(
@@ -712,8 +706,8 @@ impl GstSession<'_> {
 mod tests {
     //! The camera loop on a fake opener and a manual clock: every delay and every watchdog
     //! trip is decided in test time, with no real sleep.
+    use parking_lot::Mutex;
     use std::collections::VecDeque;
-    use std::sync::Mutex;
 
     use super::*;
     use crate::core::ManualClock;
@@ -761,10 +755,7 @@ mod tests {
 
     impl Opener for FakeOpener {
         fn open(&mut self, pts_offset: Duration) -> Result<Box<dyn Session + '_>, IngestError> {
-            self.opened
-                .lock()
-                .unwrap()
-                .push((self.clock.now(), pts_offset));
+            self.opened.lock().push((self.clock.now(), pts_offset));
             match self.script.pop_front() {
                 None => {
                     self.shutdown.trigger();
@@ -814,7 +805,7 @@ mod tests {
         fn wait(&mut self, delay: Duration) -> bool {
             let h = self.health.borrow().clone();
             let error = h.last_error.unwrap_or_default();
-            self.waited.lock().unwrap().push((delay, h.state, error));
+            self.waited.lock().push((delay, h.state, error));
             self.clock.advance(delay);
             self.shutdown.is_triggered()
         }
@@ -882,10 +873,10 @@ mod tests {
                 }
                 frames
             });
-        let mut w = waited.lock().unwrap().clone();
+        let mut w = waited.lock().clone();
         let errors = w.iter_mut().map(|w| std::mem::take(&mut w.2)).collect();
         let (waited, states) = w.into_iter().map(|(d, s, _)| (d, s)).unzip();
-        let opened = opened.lock().unwrap().clone();
+        let opened = opened.lock().clone();
         Run {
             health,
             states,

@@ -9,8 +9,9 @@
 //! Frames the sampler drops are never scaled, converted or copied; in keyframe-only mode
 //! they are not even decoded.
 
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -198,9 +199,9 @@ pub fn build(
                 let is_key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
                 let pts = buffer.pts().or(buffer.dts()).map(|t| t.nseconds());
                 if is_key && let Some(p) = pts {
-                    keyframes.lock().expect("keyframe log").record(p);
+                    keyframes.lock().record(p);
                 }
-                let keep = sampler.lock().expect("sampler").on_encoded(pts, is_key);
+                let keep = sampler.lock().on_encoded(pts, is_key);
                 pass_or_consume(info, keep)
             });
         });
@@ -253,7 +254,7 @@ pub fn build(
                 return gst::PadProbeReturn::Ok;
             };
             let pts = buffer.pts().map(|t| t.nseconds());
-            let keep = sampler.lock().expect("sampler").on_decoded(pts);
+            let keep = sampler.lock().on_decoded(pts);
             pass_or_consume(info, keep)
         });
     }

@@ -5,8 +5,9 @@
 //! - [`FullPolicy::Block`] (recorded files): the camera waits, so files play exactly as fast
 //!   as analysis takes them and no frame is lost.
 
+use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -79,7 +80,7 @@ pub fn frame_queue(capacity: usize, policy: FullPolicy) -> (FrameSender, FrameRe
 impl FrameSender {
     /// Hands a frame over. Returns how many frames the policy dropped to make room (0 or 1).
     pub fn push(&self, frame: Frame, shutdown: &Shutdown) -> Result<u64, PushError> {
-        let mut st = self.inner.state.lock().expect("queue lock");
+        let mut st = self.inner.state.lock();
         let mut dropped = 0;
         loop {
             if st.receiver_gone {
@@ -102,12 +103,9 @@ impl FrameSender {
                         return Err(PushError::Shutdown);
                     }
                     // Wake now and then to notice shutdown.
-                    st = self
-                        .inner
+                    self.inner
                         .space
-                        .wait_timeout(st, Duration::from_millis(50))
-                        .expect("queue lock")
-                        .0;
+                        .wait_for(&mut st, Duration::from_millis(50));
                 }
             }
         }
@@ -116,7 +114,7 @@ impl FrameSender {
 
 impl Drop for FrameSender {
     fn drop(&mut self) {
-        self.inner.state.lock().expect("queue lock").closed = true;
+        self.inner.state.lock().closed = true;
         self.inner.ready.notify_one();
     }
 }
@@ -127,7 +125,7 @@ impl FrameReceiver {
         loop {
             let notified = self.inner.ready.notified();
             {
-                let mut st = self.inner.state.lock().expect("queue lock");
+                let mut st = self.inner.state.lock();
                 if let Some(f) = st.buf.pop_front() {
                     drop(st);
                     self.inner.space.notify_one();
@@ -143,13 +141,13 @@ impl FrameReceiver {
 
     /// Frames dropped so far because the queue was full (live policy only).
     pub fn dropped(&self) -> u64 {
-        self.inner.state.lock().expect("queue lock").dropped
+        self.inner.state.lock().dropped
     }
 }
 
 impl Drop for FrameReceiver {
     fn drop(&mut self) {
-        self.inner.state.lock().expect("queue lock").receiver_gone = true;
+        self.inner.state.lock().receiver_gone = true;
         self.inner.space.notify_all();
     }
 }

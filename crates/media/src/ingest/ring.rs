@@ -6,8 +6,9 @@
 //! never a copy. The ring keeps `keep` of stream time (trimmed a whole GOP at a time, so it
 //! always starts at a keyframe) and at most `max_bytes`.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gstreamer as gst;
@@ -84,7 +85,7 @@ impl PacketRing {
 
     /// The caps of the packets that follow (set when the decoder's input is negotiated).
     pub fn set_caps(&self, caps: gst::Caps) {
-        self.inner.lock().expect("ring").caps = Some(caps);
+        self.inner.lock().caps = Some(caps);
     }
 
     /// Records one encoded buffer, shifted by `offset` (a looped file's earlier passes).
@@ -95,7 +96,7 @@ impl PacketRing {
         };
         let dts = buffer.dts().map(|t| t.nseconds() + off);
         let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let mut g = self.inner.lock().expect("ring");
+        let mut g = self.inner.lock();
         let Some(caps) = g.caps.clone() else {
             return;
         };
@@ -145,7 +146,7 @@ impl PacketRing {
     /// Packets from the last keyframe at or before `from` up to `to` (nanoseconds, stream
     /// time), in decode order, all of one caps. Empty when the ring no longer reaches back.
     pub fn cut(&self, from: u64, to: u64) -> Vec<Packet> {
-        let g = self.inner.lock().expect("ring");
+        let g = self.inner.lock();
         let start = g
             .packets
             .iter()
@@ -212,7 +213,7 @@ mod tests {
     fn keeps_whole_gops_covering_the_window() {
         let r = ring(5, usize::MAX);
         feed(&r, 0, 20_000, Duration::ZERO);
-        let g = r.inner.lock().unwrap();
+        let g = r.inner.lock();
         assert!(g.packets.front().unwrap().key);
         let first = g.packets.front().unwrap().pts;
         assert_eq!(
@@ -237,7 +238,7 @@ mod tests {
     fn never_starts_mid_gop_and_honours_the_byte_budget() {
         let r = ring(60, 2_500);
         feed(&r, 500, 5_000, Duration::ZERO);
-        let g = r.inner.lock().unwrap();
+        let g = r.inner.lock();
         assert!(g.packets.front().unwrap().key);
         assert!(g.bytes <= 2_500 || g.packets.iter().filter(|p| p.key).count() == 1);
     }

@@ -11,7 +11,7 @@
 //! rtpbin sets `latency` on whatever jitter buffer it is handed, so the element has that
 //! property and ignores it. UDP keeps the real jitter buffer.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use gstreamer as gst;
 use gstreamer::glib;
@@ -113,7 +113,7 @@ mod imp {
             };
             if let Some(ts) = ts {
                 let now = self.obj().current_running_time().map(|t| t.nseconds());
-                let pts = self.stamper.lock().expect("stamper").stamp(ts, now);
+                let pts = self.stamper.lock().stamp(ts, now);
                 if let Some(pts) = pts {
                     let b = buffer.make_mut();
                     b.set_pts(gst::ClockTime::from_nseconds(pts));
@@ -132,14 +132,11 @@ mod imp {
                         .and_then(|s| s.get::<i32>("clock-rate").ok())
                         .filter(|r| *r > 0)
                     {
-                        self.stamper
-                            .lock()
-                            .expect("stamper")
-                            .set_clock_rate(rate as u32);
+                        self.stamper.lock().set_clock_rate(rate as u32);
                     }
                 }
                 gst::EventView::FlushStop(_) => {
-                    let mut stamper = self.stamper.lock().expect("stamper");
+                    let mut stamper = self.stamper.lock();
                     let clock_rate = stamper.clock_rate;
                     *stamper = Stamper {
                         clock_rate,

@@ -13,8 +13,9 @@
 
 pub use crate::model::calibrate;
 
+use parking_lot::RwLock;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::config::LearnSettings;
 use crate::model::candidate::Resemblance;
@@ -147,20 +148,20 @@ impl SharedMemory {
     }
 
     pub fn judge(&self, camera: &str, c: &Candidate) -> Option<Resemblance> {
-        self.0.read().expect("verdict memory").judge(camera, c)
+        self.0.read().judge(camera, c)
     }
 
     pub fn remember(&self, e: MemoryEntry) {
-        self.0.write().expect("verdict memory").remember(e);
+        self.0.write().remember(e);
     }
 
     pub fn forget(&self, capture: &str) -> bool {
-        self.0.write().expect("verdict memory").forget(capture)
+        self.0.write().forget(capture)
     }
 
     /// Replaces the whole memory (a reload from the store).
     pub fn replace(&self, memory: VerdictMemory) {
-        *self.0.write().expect("verdict memory") = memory;
+        *self.0.write() = memory;
     }
 }
 
