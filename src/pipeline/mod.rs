@@ -234,14 +234,13 @@ impl Watcher for LiveBoards {
     fn frame(&mut self, frame: &Frame, t: f64) {
         if t - self.latest_t >= LATEST_EVERY_S {
             self.latest_t = t;
-            let jpeg = crate::evidence::image::encode_jpeg(
-                &frame.to_packed_rgb(),
-                frame.width,
-                frame.height,
-            );
-            self.latest
-                .lock()
-                .insert(self.id.clone(), (Arc::new(jpeg), t));
+            // Encoded off the consume task: the board takes it when it is ready.
+            let (rgb, w, h) = (frame.to_packed_rgb(), frame.width, frame.height);
+            let (latest, id) = (self.latest.clone(), self.id.clone());
+            crate::core::blocking::detach(move || {
+                let jpeg = crate::evidence::image::encode_jpeg(&rgb, w, h);
+                latest.lock().insert(id, (Arc::new(jpeg), t));
+            });
         }
     }
 

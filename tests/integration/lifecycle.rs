@@ -361,6 +361,29 @@ listen = "127.0.0.1:0"
         assert!(r.files.contains(&"after-1.jpg".to_string()), "{r:?}");
         assert!(r.files.contains(&"after-1.mp4".to_string()), "{r:?}");
         assert!(m.files.iter().any(|f| f.name == "confirm.jpg"));
+        // The case page sets the capture's looks beside the closure check's, with the
+        // package's verification state.
+        let page = rt.block_on(async {
+            http.get(format!("{url}/cases/{case}?lang=en"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        let before = &page[page.find("id=\"before\"").expect("a before column")..];
+        let after = &before[before.find("id=\"after\"").expect("an after column")..];
+        assert!(
+            before[..before.len() - after.len()].contains("/confirm.jpg"),
+            "{page}"
+        );
+        assert!(
+            after.contains("/after-1.jpg") && after.contains("/after-1.mp4"),
+            "{page}"
+        );
+        assert!(page.contains("id=\"package-state\" class=\"ok\""), "{page}");
     }
 
     // Each status reaches the platform exactly once.

@@ -19,6 +19,78 @@ use crate::model::closure::CheckOutcome;
 use crate::store::progress::CaseStatus;
 use crate::store::users::Role;
 
+/// The case's evidence: the package's verification state, then the capture's looks (the
+/// "before": full frame, first sighting, crop, clip) beside each closure check's look (the
+/// "after": its photo and clip), oldest first.
+fn before_after(
+    lang: Lang,
+    evidence: &Option<serde_json::Value>,
+    m: &crate::model::package::PackageManifest,
+) -> String {
+    let thumb = |f: &str| super::pages::thumb(evidence, f);
+    let figure = |file: &str, caption: &str| -> String {
+        match thumb(file) {
+            Some(u) if file.ends_with(".mp4") => format!(
+                "<figure><video controls muted preload=\"metadata\" src=\"{}\"></video><figcaption>{}</figcaption></figure>",
+                esc(&u),
+                esc(caption)
+            ),
+            Some(u) => format!(
+                "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+                esc(&u),
+                esc(caption),
+                esc(caption)
+            ),
+            None => String::new(),
+        }
+    };
+    let has = |name: &str| m.files.iter().any(|f| f.name == name);
+    let mut out = format!(
+        "<p id=\"package-state\" class=\"ok\">{} · {} {} · sha256</p><div class=\"before-after\" id=\"before-after\"><section class=\"before\" id=\"before\"><h3>{}</h3>",
+        t(lang, "package_verified"),
+        m.files.len(),
+        t(lang, "files"),
+        t(lang, "before"),
+    );
+    for (file, key) in [
+        ("confirm.jpg", "full_frame"),
+        ("first_seen.jpg", "first_seen"),
+        ("crop.jpg", "crop"),
+    ] {
+        if has(file) {
+            out.push_str(&figure(file, t(lang, key)));
+        }
+    }
+    if m.clip.is_some() && has("clip.mp4") {
+        out.push_str(&figure("clip.mp4", t(lang, "clip")));
+    }
+    out.push_str(&format!(
+        "</section><section class=\"after\" id=\"after\"><h3>{}</h3>",
+        t(lang, "after")
+    ));
+    if m.revisions.is_empty() {
+        out.push_str(&format!(
+            "<p class=\"note\">{}</p>",
+            t(lang, "no_after_yet")
+        ));
+    }
+    for r in &m.revisions {
+        let key = if r.outcome == "clear" {
+            "after_clear"
+        } else {
+            "after_still"
+        };
+        for f in &r.files {
+            if f.ends_with(".jpg") || f.ends_with(".mp4") {
+                let caption = format!("{} · {}", t(lang, key), r.at.local);
+                out.push_str(&figure(f, &caption).replace("<img ", "<img class=\"after\" "));
+            }
+        }
+    }
+    out.push_str("</section></div>");
+    out
+}
+
 pub async fn case_page(
     State(st): State<Arc<WebState>>,
     Extension(auth): Extension<Auth>,
@@ -58,10 +130,17 @@ pub async fn case_page(
         t(lang, "deadline"),
         if late { "overdue" } else { "" },
         c.deadline_at.map(|d| local(d, off)).unwrap_or_default(),
-        if late {
-            format!(" · {}", t(lang, "overdue"))
-        } else {
-            String::new()
+        // The countdown while the deadline runs; how late once it has passed.
+        match c.deadline_at {
+            Some(_) if late => format!(" · {}", t(lang, "overdue")),
+            Some(d) if CaseStatus::parse(&c.status).is_some_and(CaseStatus::deadline_runs) => {
+                format!(
+                    " · <span id=\"countdown\">{} {}</span>",
+                    super::pages::duration(d - now),
+                    t(lang, "left")
+                )
+            }
+            _ => String::new(),
         },
         t(lang, "capture"),
         status = esc(&c.status),
@@ -103,23 +182,14 @@ pub async fn case_page(
             n = esc(&n),
         ));
     }
+    body.push_str(&format!("<h2>{}</h2>", t(lang, "evidence")));
     match package_of(&st, &evidence) {
-        PackageView::Verified(m) => {
-            for r in &m.revisions {
-                for f in r.files.iter().filter(|f| f.ends_with(".jpg")) {
-                    if let Some(u) = super::pages::thumb(&evidence, f) {
-                        body.push_str(&format!(
-                            "<figure><img class=\"after\" src=\"{}\" alt=\"\"><figcaption>{} · {}</figcaption></figure>",
-                            esc(&u),
-                            t(lang, if r.outcome == "clear" { "after_clear" } else { "after_still" }),
-                            esc(&r.at.local),
-                        ));
-                    }
-                }
-            }
-        }
+        PackageView::Verified(m) => body.push_str(&before_after(lang, &evidence, &m)),
         PackageView::Tampered(tp) => body.push_str(&super::pages::tampered_banner(lang, &tp)),
-        PackageView::None => {}
+        PackageView::None => body.push_str(&format!(
+            "<p id=\"package-state\" class=\"note\">{}</p>",
+            t(lang, "no_package")
+        )),
     }
     Ok(page(
         lang,

@@ -869,7 +869,7 @@ fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> String {
 }
 
 /// Seconds as people read them: 45 s, 12 min, 3.5 h.
-fn duration(s: f64) -> String {
+pub(crate) fn duration(s: f64) -> String {
     if s < 90.0 {
         format!("{s:.0} s")
     } else if s < 5400.0 {

@@ -569,3 +569,37 @@ pub(crate) fn parse_source_url(raw: &str, base: &Path) -> Result<UrlKind, String
         )),
     }
 }
+
+/// The `[[cameras]]` array, each entry read on its own so one bad camera does not hide the
+/// others' problems: (index, camera) for each that parsed.
+pub(super) fn raw_cameras(
+    table: &toml::Table,
+    problems: &mut Vec<ConfigProblem>,
+) -> Vec<(usize, RawCamera)> {
+    let mut raw_cameras = Vec::new();
+    match table.get("cameras") {
+        None => problems.push(ConfigProblem {
+            path: "cameras".into(),
+            message: "at least one camera is required".into(),
+        }),
+        Some(toml::Value::Array(items)) => {
+            if items.is_empty() {
+                problems.push(ConfigProblem {
+                    path: "cameras".into(),
+                    message: "at least one camera is required".into(),
+                });
+            }
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("cameras[{i}]");
+                if let Some(c) = typed::<RawCamera>(item.clone(), &p, problems) {
+                    raw_cameras.push((i, c));
+                }
+            }
+        }
+        Some(_) => problems.push(ConfigProblem {
+            path: "cameras".into(),
+            message: "must be an array of tables ([[cameras]])".into(),
+        }),
+    }
+    raw_cameras
+}

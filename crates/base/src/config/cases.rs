@@ -313,3 +313,63 @@ pub(crate) fn validate_lifecycle(
         problem("cases.closure.max_attempts", "must be at least 1".into());
     }
 }
+
+/// Resolves `[cases]`'s paths against the config's folder and checks it: the spool, the
+/// time zone, the database URL, and a category table with every rule the cameras use.
+pub(super) fn resolve_cases(
+    c: &mut CasesSettings,
+    cameras: &[CameraConfig],
+    base: &Path,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    if c.categories.is_relative() {
+        c.categories = base.join(&c.categories);
+    }
+    if c.spool.is_relative() {
+        c.spool = std::path::absolute(base.join(&c.spool)).unwrap_or(base.join(&c.spool));
+    }
+    if c.spool_max == 0 {
+        problems.push(ConfigProblem {
+            path: "cases.spool_max".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    match parse_utc_offset(&c.timezone) {
+        Ok(s) => c.utc_offset_s = s,
+        Err(message) => problems.push(ConfigProblem {
+            path: "cases.timezone".into(),
+            message,
+        }),
+    }
+    if let Some(rest) = c.database.strip_prefix("sqlite://")
+        && !rest.starts_with('/')
+        && !rest.starts_with(':')
+    {
+        let path = base.join(rest);
+        let path = std::path::absolute(&path).unwrap_or(path);
+        c.database = format!("sqlite://{}", path.display());
+    }
+    if !(c.database.starts_with("sqlite:") || c.database.starts_with("postgres")) {
+        problems.push(ConfigProblem {
+            path: "cases.database".into(),
+            message: format!(
+                "expected sqlite://PATH or postgres://..., got {:?}",
+                redact_url(&c.database)
+            ),
+        });
+    }
+    let mut used: Vec<RuleKind> = cameras
+        .iter()
+        .flat_map(|c: &CameraConfig| c.rules.iter().map(|r| r.kind))
+        .collect();
+    used.sort();
+    used.dedup();
+    match CategoryTable::load(&c.categories, &used) {
+        Ok(t) => c.table = std::sync::Arc::new(t),
+        Err(message) => problems.push(ConfigProblem {
+            path: "cases.categories".into(),
+            message,
+        }),
+    }
+    validate_lifecycle(c, base, problems);
+}

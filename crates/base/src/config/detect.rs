@@ -141,3 +141,15 @@ pub(crate) fn width_problem(w: u32) -> Option<String> {
     (!(32..=7680).contains(&w) || !w.is_multiple_of(2))
         .then(|| format!("must be an even number of pixels from 32 to 7680, got {w}"))
 }
+
+/// The model folder and the ONNX Runtime library, relative to the config's folder.
+pub(super) fn resolve_detect_paths(d: &mut DetectSettings, base: &Path) {
+    if d.models_dir.is_relative() {
+        d.models_dir = base.join(&d.models_dir);
+    }
+    if let Some(lib) = d.ort_library.as_mut()
+        && lib.is_relative()
+    {
+        *lib = base.join(&*lib);
+    }
+}

@@ -97,3 +97,50 @@ pub(crate) fn validate_episodes(e: &EpisodeSettings, problems: &mut Vec<ConfigPr
         });
     }
 }
+
+/// Where episode state is kept: checks the choice, and with `keep = "auto"` and no place
+/// given picks the case database, else a folder beside the config.
+pub(super) fn resolve_keep(
+    episodes: &mut EpisodeSettings,
+    has_cases: bool,
+    base: &Path,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    if let Some(dir) = episodes.state_dir.as_mut()
+        && dir.is_relative()
+    {
+        *dir = base.join(&*dir);
+    }
+    if episodes.in_database {
+        if !has_cases {
+            problems.push(ConfigProblem {
+                path: "episodes.in_database".into(),
+                message: "needs a [cases] section: episodes are kept in its database".into(),
+            });
+        }
+        if episodes.state_dir.is_some() {
+            problems.push(ConfigProblem {
+                path: "episodes.in_database".into(),
+                message: "choose one place for episodes: state_dir or in_database".into(),
+            });
+        }
+    }
+    match episodes.keep {
+        Keep::Off => {
+            if episodes.in_database || episodes.state_dir.is_some() {
+                problems.push(ConfigProblem {
+                    path: "episodes.keep".into(),
+                    message: "is \"off\" but state_dir or in_database says where to keep the state: choose one".into(),
+                });
+            }
+        }
+        Keep::Auto if !episodes.in_database && episodes.state_dir.is_none() => {
+            if has_cases {
+                episodes.in_database = true;
+            } else {
+                episodes.state_dir = Some(base.join(DEFAULT_STATE_DIR));
+            }
+        }
+        Keep::Auto => {}
+    }
+}

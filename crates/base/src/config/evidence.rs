@@ -80,3 +80,49 @@ pub(crate) fn default_spool() -> PathBuf {
 pub(crate) fn default_spool_max() -> usize {
     10_000
 }
+
+/// Resolves `[evidence]`'s paths against the config's folder and checks its ranges.
+pub(super) fn resolve_evidence(
+    e: &mut EvidenceSettings,
+    base: &Path,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    if e.root.is_relative() {
+        e.root = std::path::absolute(base.join(&e.root)).unwrap_or(base.join(&e.root));
+    }
+    let mut bad = |f: &str, m: String| {
+        problems.push(ConfigProblem {
+            path: format!("evidence.{f}"),
+            message: m,
+        })
+    };
+    for (f, v, max) in [
+        ("pre_s", e.pre_s, 600.0),
+        ("post_s", e.post_s, 600.0),
+        ("max_age_days", e.max_age_days, 36500.0),
+        ("closed_keep_days", e.closed_keep_days, 36500.0),
+        ("quota_gb", e.quota_gb, 1e6),
+        ("sweep_interval_s", e.sweep_interval_s, 86400.0),
+    ] {
+        if !(v.is_finite() && v >= 0.0 && v <= max) {
+            bad(f, format!("must be between 0 and {max}, got {v}"));
+        }
+    }
+    if !(e.alert_ratio > 0.0 && e.alert_ratio <= 1.0) {
+        bad(
+            "alert_ratio",
+            format!("must be in (0, 1], got {}", e.alert_ratio),
+        );
+    }
+    if e.ring_mb == 0 || e.ring_mb > 4096 {
+        bad("ring_mb", format!("must be 1..=4096, got {}", e.ring_mb));
+    }
+    if let Some(f) = e.font.as_mut() {
+        if f.is_relative() {
+            *f = base.join(&*f);
+        }
+        if let Err(err) = crate::core::font::load(Some(f)) {
+            bad("font", err.to_string());
+        }
+    }
+}

@@ -157,23 +157,7 @@ impl PipelineConfig {
     /// Parses and validates config text; `base` resolves relative file paths.
     pub fn parse(text: &str, base: &Path) -> Result<Self, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
-        let table: toml::Table = match text.parse() {
-            Ok(t) => t,
-            Err(e) => {
-                let msg = e.message().to_string();
-                let at = e
-                    .span()
-                    .map(|s| {
-                        let line = text[..s.start].matches('\n').count() + 1;
-                        format!(" (line {line})")
-                    })
-                    .unwrap_or_default();
-                return Err(vec![ConfigProblem {
-                    path: String::new(),
-                    message: format!("not valid TOML{at}: {}", redact_url(&msg)),
-                }]);
-            }
-        };
+        let table = toml_table(text).map_err(|p| vec![p])?;
 
         unknown_sections(&table, &mut problems);
         let settings: Settings = section(&table, "settings", &mut problems).unwrap_or_default();
@@ -181,14 +165,7 @@ impl PipelineConfig {
         let mut detect: Option<DetectSettings> = section(&table, "detect", &mut problems);
         if let Some(d) = detect.as_mut() {
             validate_detect(d, &mut problems);
-            if d.models_dir.is_relative() {
-                d.models_dir = base.join(&d.models_dir);
-            }
-            if let Some(lib) = d.ort_library.as_mut()
-                && lib.is_relative()
-            {
-                *lib = base.join(&*lib);
-            }
+            resolve_detect_paths(d, base);
         }
         let gate: GateSettings = section(&table, "gate", &mut problems).unwrap_or_default();
         validate_gate(&gate, &mut problems);
@@ -197,11 +174,6 @@ impl PipelineConfig {
         validate_episodes(&episodes, &mut problems);
         let view: ViewSettings = section(&table, "view", &mut problems).unwrap_or_default();
         validate_view(&view, &mut problems);
-        if let Some(dir) = episodes.state_dir.as_mut()
-            && dir.is_relative()
-        {
-            *dir = base.join(&*dir);
-        }
         let limits: LimitSettings = section(&table, "limits", &mut problems).unwrap_or_default();
         validate_limits(&limits, &mut problems);
         let learning: LearnSettings =
@@ -215,31 +187,7 @@ impl PipelineConfig {
             });
         }
 
-        let mut raw_cameras = Vec::new();
-        match table.get("cameras") {
-            None => problems.push(ConfigProblem {
-                path: "cameras".into(),
-                message: "at least one camera is required".into(),
-            }),
-            Some(toml::Value::Array(items)) => {
-                if items.is_empty() {
-                    problems.push(ConfigProblem {
-                        path: "cameras".into(),
-                        message: "at least one camera is required".into(),
-                    });
-                }
-                for (i, item) in items.iter().enumerate() {
-                    let p = format!("cameras[{i}]");
-                    if let Some(c) = typed::<RawCamera>(item.clone(), &p, &mut problems) {
-                        raw_cameras.push((i, c));
-                    }
-                }
-            }
-            Some(_) => problems.push(ConfigProblem {
-                path: "cameras".into(),
-                message: "must be an array of tables ([[cameras]])".into(),
-            }),
-        }
+        let raw_cameras = raw_cameras(&table, &mut problems);
 
         validate_settings(&settings, &mut problems);
         validate_ingest(&ingest, &mut problems);
@@ -255,212 +203,22 @@ impl PipelineConfig {
 
         let mut evidence: Option<EvidenceSettings> = section(&table, "evidence", &mut problems);
         if let Some(e) = evidence.as_mut() {
-            if e.root.is_relative() {
-                e.root = std::path::absolute(base.join(&e.root)).unwrap_or(base.join(&e.root));
-            }
-            let mut bad = |f: &str, m: String| {
-                problems.push(ConfigProblem {
-                    path: format!("evidence.{f}"),
-                    message: m,
-                })
-            };
-            for (f, v, max) in [
-                ("pre_s", e.pre_s, 600.0),
-                ("post_s", e.post_s, 600.0),
-                ("max_age_days", e.max_age_days, 36500.0),
-                ("closed_keep_days", e.closed_keep_days, 36500.0),
-                ("quota_gb", e.quota_gb, 1e6),
-                ("sweep_interval_s", e.sweep_interval_s, 86400.0),
-            ] {
-                if !(v.is_finite() && v >= 0.0 && v <= max) {
-                    bad(f, format!("must be between 0 and {max}, got {v}"));
-                }
-            }
-            if !(e.alert_ratio > 0.0 && e.alert_ratio <= 1.0) {
-                bad(
-                    "alert_ratio",
-                    format!("must be in (0, 1], got {}", e.alert_ratio),
-                );
-            }
-            if e.ring_mb == 0 || e.ring_mb > 4096 {
-                bad("ring_mb", format!("must be 1..=4096, got {}", e.ring_mb));
-            }
-            if let Some(f) = e.font.as_mut() {
-                if f.is_relative() {
-                    *f = base.join(&*f);
-                }
-                if let Err(err) = crate::core::font::load(Some(f)) {
-                    bad("font", err.to_string());
-                }
-            }
+            resolve_evidence(e, base, &mut problems);
         }
         let mut web: Option<WebSettings> = section(&table, "web", &mut problems);
         if let Some(w) = &mut web {
-            for p in [&mut w.tls_cert, &mut w.tls_key].into_iter().flatten() {
-                if p.is_relative() {
-                    *p = base.join(&*p);
-                }
-            }
-            match (&w.tls_cert, &w.tls_key) {
-                (Some(_), None) | (None, Some(_)) => problems.push(ConfigProblem {
-                    path: if w.tls_cert.is_some() {
-                        "web.tls_key".into()
-                    } else {
-                        "web.tls_cert".into()
-                    },
-                    message: "tls_cert and tls_key go together: set both, or neither".into(),
-                }),
-                _ => {}
-            }
-            for (field, p) in [("web.tls_cert", &w.tls_cert), ("web.tls_key", &w.tls_key)] {
-                if let Some(p) = p
-                    && !p.is_file()
-                {
-                    problems.push(ConfigProblem {
-                        path: field.into(),
-                        message: format!("no such file: {}", p.display()),
-                    });
-                }
-            }
-            if !(w.session_idle_minutes.is_finite() && w.session_idle_minutes >= 1.0) {
-                problems.push(ConfigProblem {
-                    path: "web.session_idle_minutes".into(),
-                    message: format!("must be at least 1, got {}", w.session_idle_minutes),
-                });
-            }
-            if !(w.claim_minutes.is_finite() && (0.5..=120.0).contains(&w.claim_minutes)) {
-                problems.push(ConfigProblem {
-                    path: "web.claim_minutes".into(),
-                    message: format!("must be from 0.5 to 120, got {}", w.claim_minutes),
-                });
-            }
-            if w.listen.parse::<std::net::SocketAddr>().is_err() {
-                problems.push(ConfigProblem {
-                    path: "web.listen".into(),
-                    message: format!("expected IP:PORT, got {:?}", w.listen),
-                });
-            }
-            if cases.is_none() {
-                problems.push(ConfigProblem {
-                    path: "web".into(),
-                    message:
-                        "needs a [cases] section: users, captures and cases live in its database"
-                            .into(),
-                });
-            }
-            if !(w.session_hours > 0.0 && w.session_hours <= 24.0 * 30.0) {
-                problems.push(ConfigProblem {
-                    path: "web.session_hours".into(),
-                    message: format!("must be in (0, 720], got {}", w.session_hours),
-                });
-            }
+            resolve_web(w, cases.is_some(), base, &mut problems);
         }
-        if episodes.in_database {
-            if cases.is_none() {
-                problems.push(ConfigProblem {
-                    path: "episodes.in_database".into(),
-                    message: "needs a [cases] section: episodes are kept in its database".into(),
-                });
-            }
-            if episodes.state_dir.is_some() {
-                problems.push(ConfigProblem {
-                    path: "episodes.in_database".into(),
-                    message: "choose one place for episodes: state_dir or in_database".into(),
-                });
-            }
-        }
-        match episodes.keep {
-            Keep::Off => {
-                if episodes.in_database || episodes.state_dir.is_some() {
-                    problems.push(ConfigProblem {
-                        path: "episodes.keep".into(),
-                        message: "is \"off\" but state_dir or in_database says where to keep the state: choose one".into(),
-                    });
-                }
-            }
-            Keep::Auto if !episodes.in_database && episodes.state_dir.is_none() => {
-                if cases.is_some() {
-                    episodes.in_database = true;
-                } else {
-                    episodes.state_dir = Some(base.join(DEFAULT_STATE_DIR));
-                }
-            }
-            Keep::Auto => {}
-        }
+        resolve_keep(&mut episodes, cases.is_some(), base, &mut problems);
         if let Some(c) = cases.as_mut() {
-            if c.categories.is_relative() {
-                c.categories = base.join(&c.categories);
-            }
-            if c.spool.is_relative() {
-                c.spool = std::path::absolute(base.join(&c.spool)).unwrap_or(base.join(&c.spool));
-            }
-            if c.spool_max == 0 {
-                problems.push(ConfigProblem {
-                    path: "cases.spool_max".into(),
-                    message: "must be at least 1".into(),
-                });
-            }
-            match parse_utc_offset(&c.timezone) {
-                Ok(s) => c.utc_offset_s = s,
-                Err(message) => problems.push(ConfigProblem {
-                    path: "cases.timezone".into(),
-                    message,
-                }),
-            }
-            if let Some(rest) = c.database.strip_prefix("sqlite://")
-                && !rest.starts_with('/')
-                && !rest.starts_with(':')
-            {
-                let path = base.join(rest);
-                let path = std::path::absolute(&path).unwrap_or(path);
-                c.database = format!("sqlite://{}", path.display());
-            }
-            if !(c.database.starts_with("sqlite:") || c.database.starts_with("postgres")) {
-                problems.push(ConfigProblem {
-                    path: "cases.database".into(),
-                    message: format!(
-                        "expected sqlite://PATH or postgres://..., got {:?}",
-                        redact_url(&c.database)
-                    ),
-                });
-            }
-            let mut used: Vec<RuleKind> = cameras
-                .iter()
-                .flat_map(|c: &CameraConfig| c.rules.iter().map(|r| r.kind))
-                .collect();
-            used.sort();
-            used.dedup();
-            match CategoryTable::load(&c.categories, &used) {
-                Ok(t) => c.table = std::sync::Arc::new(t),
-                Err(message) => problems.push(ConfigProblem {
-                    path: "cases.categories".into(),
-                    message,
-                }),
-            }
-            validate_lifecycle(c, base, &mut problems);
+            resolve_cases(c, &cameras, base, &mut problems);
         }
         let patrol: Option<PatrolSettings> = section(&table, "patrol", &mut problems);
         if let Some(pt) = &patrol {
             validate_patrol(pt, &cameras, &mut problems);
         }
         let workers: WorkerSettings = section(&table, "workers", &mut problems).unwrap_or_default();
-        if !(workers.lease_ttl_s.is_finite() && workers.lease_ttl_s >= 1.0) {
-            problems.push(ConfigProblem {
-                path: "workers.lease_ttl_s".into(),
-                message: format!("must be at least 1 s, got {}", workers.lease_ttl_s),
-            });
-        } else if !(workers.heartbeat_s.is_finite()
-            && workers.heartbeat_s > 0.0
-            && workers.heartbeat_s * 3.0 <= workers.lease_ttl_s)
-        {
-            problems.push(ConfigProblem {
-                path: "workers.heartbeat_s".into(),
-                message: format!(
-                    "must be > 0 and at most a third of lease_ttl_s ({}), got {}",
-                    workers.lease_ttl_s, workers.heartbeat_s
-                ),
-            });
-        }
+        validate_workers(&workers, &mut problems);
         if problems.is_empty() {
             Ok(Self {
                 settings,
@@ -525,6 +283,23 @@ struct Sections {
 
 /// Reports every top-level key that is not a section of [`Sections`], each with serde's
 /// message (which lists the sections).
+/// The config text as a TOML table, or where it stops being TOML.
+fn toml_table(text: &str) -> Result<toml::Table, ConfigProblem> {
+    text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                format!(" (line {line})")
+            })
+            .unwrap_or_default();
+        ConfigProblem {
+            path: String::new(),
+            message: format!("not valid TOML{at}: {}", redact_url(e.message())),
+        }
+    })
+}
+
 fn unknown_sections(table: &toml::Table, problems: &mut Vec<ConfigProblem>) {
     let mut rest = table.clone();
     while let Err(e) = Sections::deserialize(toml::Value::Table(rest.clone())) {

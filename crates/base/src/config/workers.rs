@@ -23,3 +23,24 @@ impl Default for WorkerSettings {
         }
     }
 }
+
+/// The lease's time to live and the heartbeat within it.
+pub(super) fn validate_workers(workers: &WorkerSettings, problems: &mut Vec<ConfigProblem>) {
+    if !(workers.lease_ttl_s.is_finite() && workers.lease_ttl_s >= 1.0) {
+        problems.push(ConfigProblem {
+            path: "workers.lease_ttl_s".into(),
+            message: format!("must be at least 1 s, got {}", workers.lease_ttl_s),
+        });
+    } else if !(workers.heartbeat_s.is_finite()
+        && workers.heartbeat_s > 0.0
+        && workers.heartbeat_s * 3.0 <= workers.lease_ttl_s)
+    {
+        problems.push(ConfigProblem {
+            path: "workers.heartbeat_s".into(),
+            message: format!(
+                "must be > 0 and at most a third of lease_ttl_s ({}), got {}",
+                workers.lease_ttl_s, workers.heartbeat_s
+            ),
+        });
+    }
+}

@@ -2,6 +2,7 @@
 //! signal, retry backoff, credential redaction and HTML escaping.
 
 pub mod backoff;
+pub mod blocking;
 pub mod clock;
 pub mod font;
 pub mod html;

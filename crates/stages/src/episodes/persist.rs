@@ -88,16 +88,21 @@ impl StateStore<TrackerState> for JsonFileStore {
     fn save(&self, camera: &str, state: &TrackerState) -> std::io::Result<()> {
         let path = self.path(camera);
         let tmp = path.with_extension("json.tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(state).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let bytes = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+        // Written and fsynced from the analysis step, which runs on an async task: the
+        // runtime's worker hands its other cameras' tasks on while the disk works.
+        crate::core::blocking::blocking(|| {
+            {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            if let Ok(d) = std::fs::File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        })
     }
 }
 
