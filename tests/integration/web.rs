@@ -892,6 +892,26 @@ async fn proposed_fixtures_are_listed_on_the_cameras_page_and_answered_with_an_a
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// A state-changing request with a session cookie and its CSRF token, with a JSON body if
+/// one is given.
+async fn post_as(
+    s: &Site,
+    cookie: &str,
+    csrf: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let mut r = s
+        .client
+        .post(format!("{}{path}", s.base))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap()
+}
+
 /// A page's text, fetched with a session cookie.
 async fn get_text(s: &Site, cookie: &str, path: &str) -> String {
     s.client
@@ -1511,14 +1531,7 @@ async fn two_operators_claim_different_captures_and_never_decide_the_same_one() 
     let (a, acsrf) = login(&s, "op", "operator-password").await;
     let (b, bcsrf) = login(&s, "op2", "operator2-password").await;
     let claim = async |cookie: &str, csrf: &str| {
-        let r = s
-            .client
-            .post(format!("{}/api/queue/claim?order=oldest", s.base))
-            .header("cookie", cookie)
-            .header("x-csrf-token", csrf)
-            .send()
-            .await
-            .unwrap();
+        let r = post_as(&s, cookie, csrf, "/api/queue/claim?order=oldest", None).await;
         let status = r.status();
         let body = r.text().await.unwrap();
         (
@@ -1545,51 +1558,22 @@ async fn two_operators_claim_different_captures_and_never_decide_the_same_one() 
     assert_eq!(claim(&v, &vcsrf).await.0, StatusCode::FORBIDDEN);
 
     // Each sees the other's capture as held on the queue page.
-    let page = s
-        .client
-        .get(format!("{}/review?lang=en", s.base))
-        .header("cookie", &a)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&s, &a, "/review?lang=en").await;
     assert!(page.contains("Held by op2"), "{page}");
     assert!(!page.contains("Held by op<"), "{page}");
 
     // op2 cannot decide op's capture; op can, and that ends the claim.
-    let r = s
-        .client
-        .post(format!("{}/api/captures/{ida}/confirm", s.base))
-        .header("cookie", &b)
-        .header("x-csrf-token", &bcsrf)
-        .send()
-        .await
-        .unwrap();
+    let confirm = format!("/api/captures/{ida}/confirm");
+    let r = post_as(&s, &b, &bcsrf, &confirm, None).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("claimed by op"));
-    let r = s
-        .client
-        .post(format!("{}/api/captures/{ida}/confirm", s.base))
-        .header("cookie", &a)
-        .header("x-csrf-token", &acsrf)
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&s, &a, &acsrf, &confirm, None).await;
     assert_eq!(r.status(), StatusCode::OK);
     // Nothing is left for op but op2's, which op2 holds: 204.
     assert_eq!(claim(&a, &acsrf).await.0, StatusCode::NO_CONTENT);
     // op2 gives it back; then op gets it.
-    let r = s
-        .client
-        .post(format!("{}/api/queue/release", s.base))
-        .header("cookie", &b)
-        .header("x-csrf-token", &bcsrf)
-        .json(&serde_json::json!({ "id": idb }))
-        .send()
-        .await
-        .unwrap();
+    let body = serde_json::json!({ "id": idb });
+    let r = post_as(&s, &b, &bcsrf, "/api/queue/release", Some(body)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["released"], 1);
     assert_eq!(claim(&a, &acsrf).await.1["id"], idb.as_str());
@@ -1601,45 +1585,13 @@ async fn two_operators_claim_different_captures_and_never_decide_the_same_one() 
 async fn the_summary_draws_its_charts_inline() {
     let s = site().await;
     let (op, csrf) = login(&s, "op", "operator-password").await;
-    let post = |path: String, body: Option<serde_json::Value>| {
-        let mut r = s
-            .client
-            .post(format!("{}{path}", s.base))
-            .header("cookie", &op)
-            .header("x-csrf-token", &csrf);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        r.send()
-    };
     let (a, b) = (&s.captures[0], &s.captures[1]);
-    assert!(
-        post(format!("/api/captures/{a}/confirm"), None)
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
-    assert!(
-        post(
-            format!("/api/captures/{b}/reject"),
-            Some(serde_json::json!({ "reason": "duplicate" }))
-        )
-        .await
-        .unwrap()
-        .status()
-        .is_success()
-    );
-    let page = s
-        .client
-        .get(format!("{}/summary?lang=en", s.base))
-        .header("cookie", &op)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let r = post_as(&s, &op, &csrf, &format!("/api/captures/{a}/confirm"), None).await;
+    assert!(r.status().is_success());
+    let reason = Some(serde_json::json!({ "reason": "duplicate" }));
+    let r = post_as(&s, &op, &csrf, &format!("/api/captures/{b}/reject"), reason).await;
+    assert!(r.status().is_success());
+    let page = get_text(&s, &op, "/summary?lang=en").await;
     for id in [
         "chart-per-day",
         "chart-rates",

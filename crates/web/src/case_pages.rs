@@ -28,7 +28,7 @@ fn before_after(
     m: &crate::model::package::PackageManifest,
 ) -> String {
     let thumb = |f: &str| super::pages::thumb(evidence, f);
-    let figure = |file: &str, caption: &str| -> String {
+    let figure = |file: &str, caption: &str, class: &str| -> String {
         match thumb(file) {
             Some(u) if file.ends_with(".mp4") => format!(
                 "<figure><video controls muted preload=\"metadata\" src=\"{}\"></video><figcaption>{}</figcaption></figure>",
@@ -36,7 +36,7 @@ fn before_after(
                 esc(caption)
             ),
             Some(u) => format!(
-                "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+                "<figure><img class=\"{class}\" src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
                 esc(&u),
                 esc(caption),
                 esc(caption)
@@ -58,11 +58,11 @@ fn before_after(
         ("crop.jpg", "crop"),
     ] {
         if has(file) {
-            out.push_str(&figure(file, t(lang, key)));
+            out.push_str(&figure(file, t(lang, key), "before"));
         }
     }
     if m.clip.is_some() && has("clip.mp4") {
-        out.push_str(&figure("clip.mp4", t(lang, "clip")));
+        out.push_str(&figure("clip.mp4", t(lang, "clip"), "before"));
     }
     out.push_str(&format!(
         "</section><section class=\"after\" id=\"after\"><h3>{}</h3>",
@@ -83,7 +83,7 @@ fn before_after(
         for f in &r.files {
             if f.ends_with(".jpg") || f.ends_with(".mp4") {
                 let caption = format!("{} · {}", t(lang, key), r.at.local);
-                out.push_str(&figure(f, &caption).replace("<img ", "<img class=\"after\" "));
+                out.push_str(&figure(f, &caption, "after"));
             }
         }
     }

@@ -32,6 +32,8 @@ pub fn stacked_bars(id: &str, title: &str, xs: &[String], series: &[(String, Vec
         .collect();
     let max = totals.iter().copied().fold(0.0, f64::max).max(1.0);
     let slot = (WIDTH - 40.0) / xs.len() as f64;
+    // Every day's label when they fit, else every few.
+    let every = (xs.len() as f64 / 10.0).ceil().max(1.0) as usize;
     let bar = (slot * 0.7).max(2.0);
     let legend_h = ROW_H * series.len().div_ceil(3) as f64;
     let full_h = h + legend_h;
@@ -66,8 +68,6 @@ pub fn stacked_bars(id: &str, title: &str, xs: &[String], series: &[(String, Vec
                 fmt_count(val)
             );
         }
-        // Every label when they fit, else every few.
-        let every = (xs.len() as f64 / 10.0).ceil().max(1.0) as usize;
         if i % every == 0 || i + 1 == xs.len() {
             let _ = write!(
                 s,

@@ -10,6 +10,7 @@
   const csrf = document.querySelector('meta[name=csrf]').content;
   const reasons = JSON.parse(grid.dataset.reasons || '[]');
   const total = document.getElementById('total');
+  const range = document.getElementById('range');
   const status = document.getElementById('status');
   const cards = () => [...grid.querySelectorAll('li.card')];
   let at = 0;
@@ -64,6 +65,12 @@
       const gone = () => {
         c.remove();
         total.textContent = String(Math.max(0, Number(total.textContent) - 1));
+        // The captures shown on this page, counted again.
+        if (range) {
+          const first = Number(range.dataset.first);
+          const n = cards().length;
+          range.textContent = n ? first + '–' + (first + n - 1) : '';
+        }
       };
       if (r.ok) {
         gone();
@@ -79,7 +86,7 @@
       }
     }
     busy = false;
-    if (done) say(done + ' ' + kind + (done > 1 ? ' ×' + done : ''));
+    if (done) say(grid.dataset[kind] + (done > 1 ? ' ×' + done : ''));
     focus(from);
     // The page is used up but the queue is not: the next page's captures.
     if (!cards().length && Number(total.textContent) > 0) location.reload();
