@@ -96,6 +96,16 @@ pub(crate) async fn postgres_url() -> String {
     admin.rsplit_once('/').unwrap().0.to_string() + "/" + &name
 }
 
+/// The counts kept as rows changed (store::tally) are what counting the rows again gives.
+async fn tallies_match_the_rows(store: &Store) {
+    let kept = store.tally_snapshot().await.unwrap();
+    assert!(!kept.0.is_empty(), "tallies were kept");
+    store.rebuild_tallies().await.unwrap();
+    let counted = store.tally_snapshot().await.unwrap();
+    assert_eq!(kept.0, counted.0, "tallies");
+    assert_eq!(kept.1, counted.1, "verdict statistics");
+}
+
 async fn suite(url: &str) {
     let store = Store::connect(url).await.unwrap();
     // Migrating again is a no-op.
@@ -202,7 +212,9 @@ async fn suite(url: &str) {
     let n = store.counts().await.unwrap();
     assert_eq!((n.captures, n.cases, n.outbox_pending), (3, 2, 2));
     // The read queries behind the UI run on both backends, filters bound as data.
-    assert_eq!(store.recent_outcomes().await.unwrap().len(), 3);
+    let recent = store.recent(30).await.unwrap();
+    assert_eq!(recent.hours.iter().map(|t| t.n).sum::<i64>(), 3);
+    assert_eq!(recent.days.iter().map(|t| t.n).sum::<i64>(), 3);
     assert_eq!(store.rejected_captures().await.unwrap().len(), 1);
     let (cases, total) = store
         .list_cases(
@@ -367,6 +379,7 @@ async fn suite(url: &str) {
         rows[0].detail
     );
     shutdown.trigger();
+    tallies_match_the_rows(&store).await;
 }
 
 fn clock_again() -> Arc<citywatch::core::SystemClock> {
@@ -500,6 +513,7 @@ async fn learning_suite(url: &str) {
             "learn.undo"
         ]
     );
+    tallies_match_the_rows(&store).await;
 }
 
 /// The case life cycle on one backend: deadlines on a calendar with a holiday and a make-up
@@ -755,6 +769,7 @@ async fn lifecycle_suite(url: &str) {
         .unwrap();
     let broken = store.verify_audit().await.unwrap().broken.unwrap();
     assert!(broken.1.contains("edited"), "{broken:?}");
+    tallies_match_the_rows(&store).await;
 }
 
 #[tokio::test]

@@ -230,9 +230,26 @@ pub struct AuditQuery {
     /// Most rows, newest first: default 200, at most 1000.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// `full`: walk the whole chain now (seconds at a year's volume). Otherwise the chain
+    /// is checked from where the last full walk (hourly, and at start) ended.
+    pub walk: Option<String>,
     /// The page language (read by the `Lang` extractor).
     #[serde(default)]
     pub lang: Option<String>,
+}
+
+impl AuditQuery {
+    /// The chain's check this view asks for.
+    async fn chain(
+        &self,
+        st: &WebState,
+    ) -> Result<crate::store::audit::AuditCheck, crate::store::StoreError> {
+        if self.walk.as_deref() == Some("full") {
+            st.store.verify_audit_walk(st.now()).await
+        } else {
+            st.store.verify_audit_recent().await
+        }
+    }
 }
 
 fn day_start(date: &str, offset_s: i32) -> Option<f64> {
@@ -271,16 +288,32 @@ pub async fn audit_page(
     auth.require(Role::Admin)?;
     let off = st.cases.utc_offset_s;
     let filter = q.filter(off);
-    let (rows, chain) = tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit())
-        .map_err(WebError::internal)?;
+    let (rows, chain) =
+        tokio::try_join!(st.store.audit_rows(&filter), q.chain(&st)).map_err(WebError::internal)?;
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
     let chain_line = match &chain.broken {
-        None => format!(
-            "<p id=\"chain\" class=\"ok\">{} ({} {})</p>",
-            t(lang, "chain_ok"),
-            chain.rows,
-            t(lang, "rows")
-        ),
+        None => {
+            format!(
+                "<p id=\"chain\" class=\"ok\">{} ({} {}{})</p>",
+                t(lang, "chain_ok"),
+                chain.rows,
+                t(lang, "rows"),
+                chain
+                    .since_full_walk
+                    .map(|n| format!(
+                        "; {n} {}{}",
+                        t(lang, "since_full_walk"),
+                        chain
+                            .walked_at
+                            .map(|w| format!("; {} {}", t(lang, "full_walk_at"), local(w, off)))
+                            .unwrap_or_default()
+                    ))
+                    .unwrap_or_default()
+            ) + &format!(
+                " <a href=\"/admin/audit?walk=full\" id=\"walk-full\">{}</a>",
+                t(lang, "walk_full")
+            )
+        }
         Some((seq, why)) => format!(
             "<p id=\"chain\" class=\"tampered\">{} #{seq}: {}</p>",
             t(lang, "chain_broken"),
@@ -347,7 +380,7 @@ pub async fn audit_api(
 ) -> Result<Response, WebError> {
     auth.require(Role::Admin)?;
     let filter = q.filter(st.cases.utc_offset_s);
-    let (rows, chain) = tokio::try_join!(st.store.audit_rows(&filter), st.store.verify_audit())
-        .map_err(WebError::internal)?;
+    let (rows, chain) =
+        tokio::try_join!(st.store.audit_rows(&filter), q.chain(&st)).map_err(WebError::internal)?;
     Ok(Json(AuditPage { rows, chain }).into_response())
 }

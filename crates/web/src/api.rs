@@ -258,10 +258,10 @@ pub async fn cameras(State(st): State<Arc<WebState>>) -> Response {
 pub async fn summary(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
     let rules = st.store.rule_summary().await?;
     let counts = st.store.counts().await?;
-    let outcomes = st.store.recent_outcomes().await?;
+    let recent = st.store.recent(super::summary::WINDOW_DAYS).await?;
     Ok(Json(serde_json::json!({
         "rules": rules,
-        "last_30_days": super::summary::summarise(&outcomes, st.cases.utc_offset_s),
+        "last_30_days": super::summary::summarise(&recent, st.cases.utc_offset_s),
         "outbox": { "pending": counts.outbox_pending, "delivered": counts.outbox_delivered, "dead": counts.outbox_dead },
         "filing": st.filing.as_ref().map(|f| f.status()),
     }))

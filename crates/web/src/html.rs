@@ -217,6 +217,12 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "action" => ("操作", "Action"),
         "subject" => ("对象", "Subject"),
         "chain_ok" => ("哈希链完整", "Hash chain intact"),
+        "full_walk_at" => ("上次全量校验", "last full walk"),
+        "walk_full" => ("立即全量校验", "Walk the whole chain now"),
+        "since_full_walk" => (
+            "行为上次全量校验之后新增，本次已校验",
+            "rows written since the last full walk, checked now",
+        ),
         "chain_broken" => ("哈希链断裂", "Hash chain broken at"),
         "rows" => ("条", "rows"),
         "any" => ("全部", "Any"),

@@ -85,17 +85,23 @@ pub async fn review(
         serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
             .map_err(|e| WebError::unprocessable(format!("query: {e}")))?;
     let reset = pairs.iter().any(|(k, _)| k == "reset");
-    let offset = pairs
-        .iter()
-        .find(|(k, _)| k == "offset")
-        .and_then(|(_, v)| v.parse::<i64>().ok())
-        .unwrap_or(0)
-        .max(0);
+    let param = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    // Keyset paging: `after` (or `before`) a capture's cursor; `at` is only the position
+    // of the page's first capture, carried along for the "25–48" shown.
+    let (after, before) = (param("after"), param("before"));
+    let at = param("at")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let paging = ["reset", "lang", "offset", "limit", "after", "before", "at"];
     let given: Vec<(String, String)> = pairs
         .into_iter()
-        .filter(|(k, v)| {
-            !["reset", "lang", "offset", "limit"].contains(&k.as_str()) && !v.is_empty()
-        })
+        .filter(|(k, v)| !paging.contains(&k.as_str()) && !v.is_empty())
         .collect();
     let (filters, remember) = if reset {
         (String::new(), Some(String::new()))
@@ -108,8 +114,15 @@ pub async fn review(
     };
     let mut f: CaptureFilter = serde_urlencoded::from_str(&filters).unwrap_or_default();
     f.limit = Some(GRID_PAGE);
-    f.offset = Some(offset);
+    f.after = after.clone();
+    f.before = if after.is_none() { before } else { None };
     let (rows, total) = tokio::try_join!(st.store.list_captures(&f), st.store.count_captures(&f))?;
+    // Back at the start (a `before` page that reached the first capture): the first page.
+    let at = if f.before.is_some() && rows.len() < GRID_PAGE as usize {
+        1
+    } else {
+        at
+    };
     let now = st.now();
     let order = if f.order.as_deref() == Some("oldest") {
         "oldest"
@@ -135,16 +148,32 @@ pub async fn review(
                 .map(str::to_string),
         })
         .collect::<Vec<_>>();
-    let page_at = |o: i64| {
+    let page_at = |cursor: Option<(&str, String)>, at: i64| {
         let mut q = given.clone();
-        if o > 0 {
-            q.push(("offset".into(), o.to_string()));
+        if let Some((key, c)) = cursor {
+            q.push((key.into(), c));
+            q.push(("at".into(), at.to_string()));
         }
         format!(
             "/review?{}",
             serde_urlencoded::to_string(&q).unwrap_or_default()
         )
     };
+    let shown = cards.len() as i64;
+    let prev = (at > 1).then(|| {
+        let back = (at - GRID_PAGE).max(1);
+        match rows.first() {
+            Some(first) if back > 1 => page_at(Some(("before", first.cursor())), back),
+            _ => page_at(None, 1),
+        }
+    });
+    let more = at - 1 + shown < total.n || (total.capped && shown == GRID_PAGE);
+    let next = (shown == GRID_PAGE && more)
+        .then(|| {
+            rows.last()
+                .map(|l| page_at(Some(("after", l.cursor())), at + shown))
+        })
+        .flatten();
     let chosen = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
     let mut cameras: Vec<&String> = st.cameras.keys().collect();
     cameras.sort();
@@ -178,11 +207,12 @@ pub async fn review(
         zone: f.zone.clone().unwrap_or_default(),
         min_score: f.min_score.map(|s| s.to_string()).unwrap_or_default(),
         oldest: order == "oldest",
-        total,
-        first: offset + 1,
-        last: offset + cards.len() as i64,
-        prev: (offset > 0).then(|| page_at((offset - GRID_PAGE).max(0))),
-        next: (offset + GRID_PAGE < total).then(|| page_at(offset + GRID_PAGE)),
+        total: total.n,
+        capped: total.capped,
+        first: at,
+        last: at - 1 + shown,
+        prev,
+        next,
         cards,
         reasons_json: serde_json::to_string(&REJECT_REASONS).unwrap_or_default(),
         reasons,
@@ -732,12 +762,12 @@ pub async fn summary(
         ));
     }
     body.push_str("</table>");
-    let outcomes = st
+    let recent = st
         .store
-        .recent_outcomes()
+        .recent(super::summary::WINDOW_DAYS)
         .await
         .map_err(WebError::internal)?;
-    let sum = super::summary::summarise(&outcomes, st.cases.utc_offset_s);
+    let sum = super::summary::summarise(&recent, st.cases.utc_offset_s);
     body.push_str(&format!(
         "<h2>{}</h2><table id=\"rates\"><tr><th>{} / {}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         t(lang, "last_30_days"),
@@ -763,9 +793,7 @@ pub async fn summary(
     body.push_str("</table>");
     body.push_str(&summary_charts(lang, &sum));
     // What the verdict history proposes per camera (applied on the learning page).
-    if let Ok(history) = st.store.reviewed_history().await {
-        let proposals =
-            crate::model::calibrate::propose(&history, super::review::PROPOSAL_MIN_DROPPED);
+    if let Ok(proposals) = super::review::proposals(&st).await {
         body.push_str(&format!(
             "<h2>{}</h2><p id=\"summary-proposals\"><a href=\"/learning#proposals\">{} {}</a></p>",
             t(lang, "proposals"),
@@ -870,7 +898,10 @@ fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> String {
 
 /// Seconds as people read them: 45 s, 12 min, 3.5 h.
 pub(crate) fn duration(s: f64) -> String {
-    if s < 90.0 {
+    if !s.is_finite() {
+        // Past the last latency bin (three days).
+        "> 72 h".into()
+    } else if s < 90.0 {
         format!("{s:.0} s")
     } else if s < 5400.0 {
         format!("{:.0} min", s / 60.0)

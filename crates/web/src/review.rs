@@ -349,14 +349,35 @@ pub async fn learning_view(st: &WebState) -> Result<LearningView, WebError> {
         })
         .await?;
     let memory = st.store.memory_list(500).await?;
-    let history = st.store.reviewed_history().await?;
     let overrides = st.store.overrides().await?;
     Ok(LearningView {
         suppressions,
         memory,
-        proposals: crate::model::calibrate::propose(&history, PROPOSAL_MIN_DROPPED),
+        proposals: proposals(st).await?,
         overrides,
     })
+}
+
+/// The calibration proposals, from the store's verdict statistics per camera and rule
+/// (one query, whatever the history's length).
+pub async fn proposals(st: &WebState) -> Result<Vec<crate::model::calibrate::Proposal>, WebError> {
+    use crate::model::calibrate::{Verdicts, proposal};
+    Ok(st
+        .store
+        .verdict_stats()
+        .await?
+        .into_iter()
+        .filter_map(|(v, dropped)| {
+            let verdicts = Verdicts {
+                rule: crate::config::RuleKind::parse(&v.rule)?,
+                camera: v.camera,
+                confirmed: v.confirmed.max(0) as usize,
+                rejected: v.rejected.max(0) as usize,
+                lowest_confirmed: v.lowest,
+            };
+            proposal(&verdicts, dropped.max(0) as usize, PROPOSAL_MIN_DROPPED)
+        })
+        .collect())
 }
 
 /// Undoes a learned suppression: the capture joins the review queue (audited).
@@ -406,8 +427,8 @@ pub struct ApplyForm {
 /// (audited), taken by the cameras at their next start.
 pub async fn do_apply(st: &WebState, auth: &Auth, f: &ApplyForm) -> Result<(), WebError> {
     auth.require(Role::Admin)?;
-    let history = st.store.reviewed_history().await?;
-    let p = crate::model::calibrate::propose(&history, PROPOSAL_MIN_DROPPED)
+    let p = proposals(st)
+        .await?
         .into_iter()
         .find(|p| p.camera == f.camera && p.rule.as_str() == f.rule)
         .ok_or_else(|| WebError::not_found("no proposal for that camera and rule now"))?;

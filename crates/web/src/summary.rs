@@ -1,12 +1,17 @@
 //! The status summary: captures per day per rule, the confirmation rate per rule and
 //! camera, rejection reasons, and the time from a capture to its filing and to an
-//! operator's decision (wall time), aggregated from the last 30 days of outcomes.
+//! operator's first decision (wall time), over the last 30 days up to the newest capture.
+//! It is read from the store's tallies (`store::tally`), so it costs the same at a year's
+//! volume as on the first day.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::store::query::Outcome;
+use crate::store::tally::{Recent, Tally};
+
+/// The days the summary covers.
+pub const WINDOW_DAYS: i64 = 30;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Rates {
@@ -21,12 +26,15 @@ pub struct Rates {
 pub struct Summary {
     /// day (YYYY-MM-DD, reporting time zone) → rule → captures.
     pub per_day: BTreeMap<String, BTreeMap<String, u64>>,
-    /// "rule / camera" → rates.
+    /// "rule / camera" → rates (the last 30 UTC days).
     pub per_rule_camera: BTreeMap<String, Rates>,
     /// rule → (p50, p90) seconds from the capture being recorded to its case being filed,
-    /// both wall time (never stream time, which is a replay's own date).
+    /// both wall time (never stream time, which is a replay's own date). Each figure is
+    /// the upper bound of its latency bin (`store::tally::LATENCY_BINS`); infinite past
+    /// the last bin.
     pub filing_latency_s: BTreeMap<String, (f64, f64)>,
-    /// rule → (p50, p90) seconds from the capture being recorded to an operator's decision.
+    /// rule → (p50, p90) seconds from the capture being recorded to an operator's first
+    /// decision, likewise.
     pub decision_latency_s: BTreeMap<String, (f64, f64)>,
     /// rejection reason → how many.
     pub rejection_reasons: BTreeMap<String, u64>,
@@ -35,133 +43,173 @@ pub struct Summary {
     pub replayed: u64,
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
+/// A latency bin's upper bound in seconds ("inf": infinite).
+fn bin_bound(label: &str) -> f64 {
+    label.parse().unwrap_or(f64::INFINITY)
 }
 
-/// A capture whose stream time is this far from its recording time came from recorded
-/// footage, not a live camera.
-const REPLAYED_S: f64 = 86_400.0;
+/// The p-quantile of binned latencies: the bound of the bin that holds the
+/// `round((n - 1) p)`-th latency in order.
+fn pct(bins: &BTreeMap<u64, u64>, p: f64) -> f64 {
+    let n: u64 = bins.values().sum();
+    let k = ((n.saturating_sub(1)) as f64 * p).round() as u64;
+    let mut seen = 0;
+    for (bound, count) in bins {
+        seen += count;
+        if seen > k {
+            return if *bound == u64::MAX {
+                f64::INFINITY
+            } else {
+                *bound as f64
+            };
+        }
+    }
+    f64::INFINITY
+}
 
-/// Sums up the outcomes; days are days of the reporting time zone.
-pub fn summarise(rows: &[Outcome], utc_offset_s: i32) -> Summary {
+/// Per rule, (p50, p90) of the binned latencies.
+fn quantiles(rows: &[Tally]) -> BTreeMap<String, (f64, f64)> {
+    let mut by: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+    for t in rows {
+        let bound = bin_bound(&t.status);
+        let key = if bound.is_finite() {
+            bound as u64
+        } else {
+            u64::MAX
+        };
+        *by.entry(t.rule.clone())
+            .or_default()
+            .entry(key)
+            .or_default() += t.n.max(0) as u64;
+    }
+    by.into_iter()
+        .filter(|(_, b)| b.values().sum::<u64>() > 0)
+        .map(|(rule, b)| (rule, (pct(&b, 0.5), pct(&b, 0.9))))
+        .collect()
+}
+
+/// Sums up the window's tallies; days are days of the reporting time zone (hours are
+/// grouped into them, exact for the whole-hour offsets of China and most zones).
+pub fn summarise(r: &Recent, utc_offset_s: i32) -> Summary {
     let mut s = Summary::default();
-    let mut filing: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut deciding: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in rows {
-        let day = crate::model::package::format_time(r.confirm_at, utc_offset_s)
+    for t in &r.hours {
+        let day = crate::model::package::format_time(t.bucket as f64 * 3600.0, utc_offset_s)
             .get(..10)
             .unwrap_or("")
             .to_string();
         *s.per_day
             .entry(day)
             .or_default()
-            .entry(r.rule.clone())
-            .or_default() += 1;
+            .entry(t.rule.clone())
+            .or_default() += t.n.max(0) as u64;
+    }
+    for t in &r.days {
         let rates = s
             .per_rule_camera
-            .entry(format!("{} / {}", r.rule, r.camera))
+            .entry(format!("{} / {}", t.rule, t.camera))
             .or_default();
-        rates.captures += 1;
-        match r.status.as_str() {
-            "filed" => rates.confirmed += 1,
-            "rejected" => rates.rejected += 1,
+        let n = t.n.max(0) as u64;
+        rates.captures += n;
+        match t.status.as_str() {
+            "filed" => rates.confirmed += n,
+            "rejected" => rates.rejected += n,
             _ => {}
         }
-        if (r.created_at - r.confirm_at).abs() > REPLAYED_S {
-            s.replayed += 1;
-        }
-        if let Some(f) = r.filed_at {
-            filing
-                .entry(r.rule.clone())
-                .or_default()
-                .push((f - r.created_at).max(0.0));
-        }
-        if let Some(d) = r.decided_at {
-            deciding
-                .entry(r.rule.clone())
-                .or_default()
-                .push((d - r.created_at).max(0.0));
-        }
-        if let Some(reason) = &r.reason {
-            *s.rejection_reasons.entry(reason.clone()).or_default() += 1;
-        }
     }
+    s.per_rule_camera.retain(|_, r| r.captures > 0);
     for rates in s.per_rule_camera.values_mut() {
         let decided = rates.confirmed + rates.rejected;
         rates.confirmation_rate = (decided > 0).then(|| rates.confirmed as f64 / decided as f64);
     }
-    for (into, from) in [
-        (&mut s.filing_latency_s, filing),
-        (&mut s.decision_latency_s, deciding),
-    ] {
-        for (rule, mut v) in from {
-            let p50 = pct(&mut v, 0.5);
-            let p90 = pct(&mut v, 0.9);
-            into.insert(rule, (p50, p90));
-        }
+    s.per_day.retain(|_, m| {
+        m.retain(|_, n| *n > 0);
+        !m.is_empty()
+    });
+    s.replayed = r.replayed.iter().map(|t| t.n.max(0) as u64).sum();
+    for t in &r.reasons {
+        *s.rejection_reasons.entry(t.status.clone()).or_default() += t.n.max(0) as u64;
     }
+    s.filing_latency_s = quantiles(&r.filing);
+    s.decision_latency_s = quantiles(&r.decision);
     s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tally::{hour, latency_bin};
 
-    fn o(rule: &str, cam: &str, t: f64, status: &str, filed: Option<f64>) -> Outcome {
-        Outcome {
+    fn t(bucket: i64, rule: &str, camera: &str, status: &str, n: i64) -> Tally {
+        Tally {
+            bucket,
             rule: rule.into(),
-            camera: cam.into(),
-            confirm_at: t,
+            camera: camera.into(),
             status: status.into(),
-            filed_at: filed,
-            // Recorded 5 s after the rule was met, decided 2 minutes later.
-            created_at: t + 5.0,
-            decided_at: (status != "pending_review").then_some(t + 125.0),
-            reason: (status == "rejected").then(|| "duplicate".into()),
+            n,
         }
     }
 
     #[test]
-    fn days_rates_and_latencies() {
+    fn days_rates_reasons_and_binned_latencies() {
         let d1 = 1_767_574_800.0; // 2026-01-05 09:00 +08:00
         let d2 = d1 + 86400.0;
-        let s = summarise(
-            &[
-                o("abandoned_vehicle", "a", d1, "filed", Some(d1 + 60.0)),
-                o("abandoned_vehicle", "a", d1 + 10.0, "rejected", None),
-                o("abandoned_vehicle", "a", d2, "filed", Some(d2 + 600.0)),
-                o("illegal_vendor", "b", d2, "pending_review", None),
+        // 2026-01-05 23:30 +08:00 is still the 5th there, though the 5th's 15:30 UTC.
+        let late = d1 + 14.5 * 3600.0;
+        let r = Recent {
+            hours: vec![
+                t(hour(d1), "abandoned_vehicle", "", "filed", 1),
+                t(hour(d1), "abandoned_vehicle", "", "rejected", 1),
+                t(hour(late), "abandoned_vehicle", "", "filed", 1),
+                t(hour(d2), "abandoned_vehicle", "", "filed", 1),
+                t(hour(d2), "illegal_vendor", "", "pending_review", 1),
+                // A status moved away leaves a zero behind: not a day with captures.
+                t(hour(d2) + 30, "overflowing_bin", "", "pending_review", 0),
             ],
-            8 * 3600,
-        );
-        assert_eq!(s.per_day["2026-01-05"]["abandoned_vehicle"], 2);
+            days: vec![
+                t(20458, "abandoned_vehicle", "a", "filed", 2),
+                t(20458, "abandoned_vehicle", "a", "rejected", 1),
+                t(20459, "illegal_vendor", "b", "pending_review", 1),
+            ],
+            replayed: vec![],
+            reasons: vec![t(hour(d1), "", "", "duplicate", 1)],
+            filing: vec![
+                t(hour(d1), "abandoned_vehicle", "", &latency_bin(55.0), 1),
+                t(hour(d2), "abandoned_vehicle", "", &latency_bin(595.0), 1),
+                t(hour(d2), "abandoned_vehicle", "", &latency_bin(9e6), 1),
+            ],
+            decision: vec![t(hour(d1), "abandoned_vehicle", "", &latency_bin(120.0), 2)],
+        };
+        let s = summarise(&r, 8 * 3600);
+        assert_eq!(s.per_day["2026-01-05"]["abandoned_vehicle"], 3);
+        assert_eq!(s.per_day["2026-01-06"]["abandoned_vehicle"], 1);
         assert_eq!(s.per_day["2026-01-06"]["illegal_vendor"], 1);
-        let r = &s.per_rule_camera["abandoned_vehicle / a"];
-        assert_eq!((r.captures, r.confirmed, r.rejected), (3, 2, 1));
-        assert!((r.confirmation_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(s.per_day.len(), 2);
+        let a = &s.per_rule_camera["abandoned_vehicle / a"];
+        assert_eq!((a.captures, a.confirmed, a.rejected), (3, 2, 1));
+        assert!((a.confirmation_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(
             s.per_rule_camera["illegal_vendor / b"].confirmation_rate,
             None
         );
-        // Wall time from recording to filing: 55 s and 595 s.
-        assert_eq!(s.filing_latency_s["abandoned_vehicle"], (595.0, 595.0));
+        // Bins: 55 s in "60", 595 s in "600", 9e6 s past the last bin. The median is the
+        // second of three, the 90th percentile the third.
+        assert_eq!(latency_bin(55.0), "60");
+        assert_eq!(latency_bin(595.0), "600");
+        assert_eq!(latency_bin(60.0), "60");
+        assert_eq!(latency_bin(9e6), "inf");
+        assert_eq!(s.filing_latency_s["abandoned_vehicle"].0, 600.0);
+        assert!(s.filing_latency_s["abandoned_vehicle"].1.is_infinite());
         assert_eq!(s.decision_latency_s["abandoned_vehicle"], (120.0, 120.0));
         assert_eq!(s.rejection_reasons["duplicate"], 1);
         assert_eq!(s.replayed, 0);
     }
 
     #[test]
-    fn recorded_footage_is_counted_as_replayed_and_its_latency_is_wall_time() {
-        // Footage from a year ago, replayed today: confirmed (stream time) long before it
-        // was recorded; filing 3 s after recording.
-        let stream = 1_735_689_600.0;
-        let now = stream + 365.0 * 86400.0;
-        let mut r = o("abandoned_vehicle", "a", stream, "filed", Some(now + 3.0));
-        r.created_at = now;
-        let s = summarise(&[r], 8 * 3600);
-        assert_eq!(s.replayed, 1);
-        assert_eq!(s.filing_latency_s["abandoned_vehicle"], (3.0, 3.0));
+    fn recorded_footage_is_counted_as_replayed() {
+        let r = Recent {
+            replayed: vec![t(hour(1_735_689_600.0), "abandoned_vehicle", "", "", 2)],
+            ..Default::default()
+        };
+        assert_eq!(summarise(&r, 8 * 3600).replayed, 2);
     }
 }

@@ -117,6 +117,8 @@ pub struct Workbench {
     pub min_score: String,
     pub oldest: bool,
     pub total: i64,
+    /// The total stopped counting: there are at least `total`.
+    pub capped: bool,
     pub first: i64,
     pub last: i64,
     pub prev: Option<String>,

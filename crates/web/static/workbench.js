@@ -64,7 +64,10 @@
       const r = await fetch('/api/captures/' + encodeURIComponent(id) + '/' + kind, init);
       const gone = () => {
         c.remove();
-        total.textContent = String(Math.max(0, Number(total.textContent) - 1));
+        // A capped total ("10000+") stays as it is: the exact figure is not known.
+        if (!total.textContent.endsWith('+')) {
+          total.textContent = String(Math.max(0, Number(total.textContent) - 1));
+        }
         // The captures shown on this page, counted again.
         if (range) {
           const first = Number(range.dataset.first);

@@ -33,9 +33,47 @@ pub fn setting_of(rule: RuleKind) -> &'static str {
     }
 }
 
+/// One camera and rule's verdicts: how many confirmed and rejected, and the lowest
+/// confirmed score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdicts {
+    pub camera: String,
+    pub rule: RuleKind,
+    pub confirmed: usize,
+    pub rejected: usize,
+    pub lowest_confirmed: Option<f64>,
+}
+
+/// The threshold proposed for a lowest confirmed score: just under it, rounded down to
+/// 0.01, so the lowest confirmation stays.
+pub fn threshold(lowest_confirmed: f64) -> f64 {
+    // Scores are stored from f32: 0.7 reads back as 0.69999999, which is not under 0.70.
+    (lowest_confirmed * 100.0 + 1e-4).floor() / 100.0
+}
+
+/// The proposal for one camera and rule, given how many of its rejected captures score
+/// under [`threshold`]: none without both confirmations and rejections, or when fewer
+/// than `min_dropped` (at least 1) would be dropped.
+pub fn proposal(v: &Verdicts, dropped: usize, min_dropped: usize) -> Option<Proposal> {
+    let lowest = v.lowest_confirmed.filter(|_| v.confirmed > 0)?;
+    if v.rejected == 0 || dropped < min_dropped.max(1) {
+        return None;
+    }
+    Some(Proposal {
+        camera: v.camera.clone(),
+        rule: v.rule,
+        setting: setting_of(v.rule),
+        value: threshold(lowest),
+        confirmed: v.confirmed,
+        rejected: v.rejected,
+        rejected_dropped: dropped,
+    })
+}
+
 /// Proposals for every camera and rule whose history has confirmations and rejections, and
 /// where a threshold just under the lowest confirmed score drops at least `min_dropped`
-/// rejected captures. Values are rounded down to 0.01, so the lowest confirmation stays.
+/// rejected captures. (The web reads the same from the store's verdict statistics,
+/// through [`proposal`].)
 pub fn propose(history: &[Reviewed], min_dropped: usize) -> Vec<Proposal> {
     let mut by: BTreeMap<(String, RuleKind), Vec<&Reviewed>> = BTreeMap::new();
     for r in history {
@@ -49,26 +87,19 @@ pub fn propose(history: &[Reviewed], min_dropped: usize) -> Vec<Proposal> {
             .filter(|r| !r.confirmed)
             .map(|r| r.score)
             .collect();
-        let Some(lowest) = confirmed.iter().copied().reduce(f64::min) else {
+        let v = Verdicts {
+            camera,
+            rule,
+            confirmed: confirmed.len(),
+            rejected: rejected.len(),
+            lowest_confirmed: confirmed.iter().copied().reduce(f64::min),
+        };
+        let Some(lowest) = v.lowest_confirmed else {
             continue;
         };
-        if rejected.is_empty() {
-            continue;
-        }
-        // Scores are stored from f32: 0.7 reads back as 0.69999999, which is not under 0.70.
-        let value = (lowest * 100.0 + 1e-4).floor() / 100.0;
+        let value = threshold(lowest);
         let dropped = rejected.iter().filter(|s| **s < value).count();
-        if dropped >= min_dropped.max(1) {
-            out.push(Proposal {
-                camera,
-                rule,
-                setting: setting_of(rule),
-                value,
-                confirmed: confirmed.len(),
-                rejected: rejected.len(),
-                rejected_dropped: dropped,
-            });
-        }
+        out.extend(proposal(&v, dropped, min_dropped));
     }
     out
 }

@@ -51,10 +51,16 @@ pub struct AuditCheck {
     /// The first break: (sequence number, what is wrong). None: the chain holds.
     #[schema(value_type = Option<Vec<serde_json::Value>>)]
     pub broken: Option<(i64, String)>,
+    /// Rows checked since the last full walk (from where it ended); None when this check
+    /// was a full walk.
+    pub since_full_walk: Option<i64>,
+    /// When the last full walk was made (Unix seconds), when known.
+    pub walked_at: Option<f64>,
 }
 
-/// The hash of one row: its fields and the previous row's hash.
-fn row_hash(
+/// The hash of one row: its fields and the previous row's hash (public for tools that
+/// load a log in bulk, such as the volume bench).
+pub fn row_hash(
     prev: &str,
     seq: i64,
     at: f64,
@@ -220,13 +226,75 @@ impl Store {
     }
 
     /// Walks the chain from its first row: each row's hash recomputed, each link to the
-    /// previous row checked, no number missing, and the last number the counter's.
+    /// previous row checked, no number missing, and the last number the counter's
+    /// (`citywatch audit verify`, and the web's hourly walk). When it holds, the store
+    /// remembers where it ended, for [`Store::verify_audit_recent`].
     pub async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
-        let g = |e| self.err(e);
-        let unchained: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE seq IS NULL")
+        self.full_walk(None).await
+    }
+
+    /// [`Store::verify_audit`] at `now`, which the check remembers as the full walk's time.
+    pub async fn verify_audit_walk(&self, now: f64) -> Result<AuditCheck, StoreError> {
+        self.full_walk(Some(now)).await
+    }
+
+    async fn full_walk(&self, now: Option<f64>) -> Result<AuditCheck, StoreError> {
+        let walk = self.walk_audit(None).await?;
+        let check = AuditCheck {
+            rows: walk.rows,
+            unchained: self.unchained().await?,
+            broken: walk.broken.clone(),
+            since_full_walk: None,
+            walked_at: now,
+        };
+        *self.audit_mark.lock() = walk.broken.is_none().then(|| AuditMark {
+            seq: walk.last.0,
+            hash: walk.last.1,
+            rows: walk.rows,
+            walked: walk.rows,
+            walked_at: now,
+        });
+        Ok(check)
+    }
+
+    /// The chain checked from where the last walk that held ended: that row still has its
+    /// hash, and every row after it is checked as [`Store::verify_audit`] checks them. What
+    /// the audit page shows on every view, at the cost of the rows written since; a full
+    /// walk when there is no such point yet.
+    pub async fn verify_audit_recent(&self) -> Result<AuditCheck, StoreError> {
+        let Some(mark) = self.audit_mark.lock().clone() else {
+            return self.verify_audit().await;
+        };
+        let walk = self.walk_audit(Some((mark.seq, mark.hash.clone()))).await?;
+        if walk.broken.is_none() {
+            *self.audit_mark.lock() = Some(AuditMark {
+                seq: walk.last.0,
+                hash: walk.last.1.clone(),
+                rows: mark.rows + walk.rows,
+                walked: mark.walked,
+                walked_at: mark.walked_at,
+            });
+        }
+        Ok(AuditCheck {
+            rows: mark.rows + walk.rows,
+            unchained: self.unchained().await?,
+            broken: walk.broken,
+            since_full_walk: Some(mark.rows + walk.rows - mark.walked),
+            walked_at: mark.walked_at,
+        })
+    }
+
+    async fn unchained(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE seq IS NULL")
             .fetch_one(self.pool())
             .await
-            .map_err(g)?;
+            .map_err(|e| self.err(e))
+    }
+
+    /// Walks the chain after `from` (a row's number and hash, which must still be there),
+    /// or from its start.
+    async fn walk_audit(&self, from: Option<(i64, String)>) -> Result<Walk, StoreError> {
+        let g = |e| self.err(e);
         type Chained = (
             i64,
             f64,
@@ -237,20 +305,39 @@ impl Store {
             String,
             String,
         );
+        let (after, mut prev_hash) = match &from {
+            Some((seq, hash)) => {
+                let still: Option<String> =
+                    sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+                        .bind(*seq)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(g)?;
+                if still.as_deref() != Some(hash.as_str()) {
+                    return Ok(Walk {
+                        rows: 0,
+                        broken: Some((*seq, "it changed since the chain was last walked".into())),
+                        last: (*seq, hash.clone()),
+                    });
+                }
+                (*seq, hash.clone())
+            }
+            None => (0, GENESIS.to_string()),
+        };
         let rows: Vec<Chained> = sqlx::query_as(
             "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log \
-             WHERE seq IS NOT NULL ORDER BY seq",
+             WHERE seq > $1 ORDER BY seq",
         )
+        .bind(after)
         .fetch_all(self.pool())
         .await
         .map_err(g)?;
-        let mut check = AuditCheck {
+        let mut walk = Walk {
             rows: rows.len() as i64,
-            unchained,
             broken: None,
+            last: (after, prev_hash.clone()),
         };
-        let mut prev_hash = GENESIS.to_string();
-        let mut expected = 1i64;
+        let mut expected = after + 1;
         for (seq, at, actor, action, subject, detail, prev, hash) in rows {
             let problem = if seq != expected {
                 Some(if seq - 1 == expected {
@@ -267,10 +354,11 @@ impl Store {
                 None
             };
             if let Some(p) = problem {
-                check.broken = Some((seq, p));
-                return Ok(check);
+                walk.broken = Some((seq, p));
+                return Ok(walk);
             }
             prev_hash = hash;
+            walk.last = (seq, prev_hash.clone());
             expected = seq + 1;
         }
         let counter: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE name = $1")
@@ -281,13 +369,34 @@ impl Store {
         if let Some(last) = counter
             && last >= expected
         {
-            check.broken = Some((
+            walk.broken = Some((
                 expected,
                 format!("rows {expected} to {last} are missing from the end"),
             ));
         }
-        Ok(check)
+        Ok(walk)
     }
+}
+
+/// Where the last walk of the chain that held ended.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditMark {
+    seq: i64,
+    hash: String,
+    /// Rows checked up to it.
+    rows: i64,
+    /// Of those, the rows the last full walk checked.
+    walked: i64,
+    /// When that walk was made, if it was told.
+    walked_at: Option<f64>,
+}
+
+/// What one walk found.
+struct Walk {
+    rows: i64,
+    broken: Option<(i64, String)>,
+    /// The last row that held: its number and hash.
+    last: (i64, String),
 }
 
 #[cfg(test)]

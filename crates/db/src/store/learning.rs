@@ -143,16 +143,41 @@ impl Store {
 
     /// The remembered verdicts, newest first, with how many suppressions link to each.
     pub async fn memory_list(&self, limit: i64) -> Result<Vec<MemoryRow>, StoreError> {
+        let g = |e| self.err(e);
         let sql = format!(
             "SELECT m.capture_id, m.camera, m.zone, m.rule, m.said, m.reason, m.at, \
-             (SELECT COUNT(*) FROM captures c WHERE c.resembles = m.capture_id) AS suppressions \
-             FROM verdict_memory m ORDER BY m.at DESC, m.capture_id LIMIT {}",
+             CAST(0 AS BIGINT) AS suppressions FROM verdict_memory m ORDER BY m.at DESC, m.capture_id LIMIT {}",
             limit.clamp(1, 1000)
         );
-        sqlx::query_as(&sql)
+        let mut rows: Vec<MemoryRow> = sqlx::query_as(&sql)
             .fetch_all(self.pool())
             .await
-            .map_err(|e| self.err(e))
+            .map_err(g)?;
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        // The suppressions, counted for the listed verdicts only, by the captures'
+        // `resembles` index (a correlated count lets SQLite 3.46 scan that index per row).
+        let ids: Vec<String> = (1..=rows.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT resembles, COUNT(*) FROM captures WHERE resembles IN ({}) \
+             GROUP BY resembles",
+            ids.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+        for r in &rows {
+            q = q.bind(r.capture_id.clone());
+        }
+        let counts: std::collections::HashMap<String, i64> = q
+            .fetch_all(self.pool())
+            .await
+            .map_err(g)?
+            .into_iter()
+            .collect();
+        for r in &mut rows {
+            r.suppressions = counts.get(&r.capture_id).copied().unwrap_or(0);
+        }
+        Ok(rows)
     }
 
     /// Forgets a remembered verdict; says whether there was one.
@@ -185,15 +210,13 @@ impl Store {
         now: f64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
-        let n = sqlx::query(
-            "UPDATE captures SET status = 'pending_review' WHERE id = $1 AND status = 'learned'",
-        )
-        .bind(capture_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?
-        .rows_affected();
-        if n == 0 {
+        let learned: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM captures WHERE id = $1 AND status = 'learned'")
+                .bind(capture_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        if learned.is_none() {
             let status = sqlx::query("SELECT status FROM captures WHERE id = $1")
                 .bind(capture_id)
                 .fetch_optional(&mut *tx)
@@ -207,6 +230,8 @@ impl Store {
                 status,
             });
         }
+        self.capture_status_in(&mut tx, capture_id, "pending_review")
+            .await?;
         self.audit_in(&mut tx, None, now, actor, "learn.undo", capture_id, None)
             .await?;
         tx.commit().await.map_err(|e| self.err(e))?;

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod progress;
 pub mod query;
 pub mod spool;
+pub mod tally;
 pub mod users;
 
 use serde::Serialize;
@@ -207,6 +208,20 @@ pub struct Store {
     pool: AnyPool,
     url: String,
     sqlite: bool,
+    /// Where the last audit-chain walk that held ended (`audit::verify_audit_recent`).
+    audit_mark: parking_lot::Mutex<Option<audit::AuditMark>>,
+}
+
+/// `$1, $2, …` placeholders for `rows` rows of `cols` values each, as `(…), (…)`: sqlx's
+/// `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL does not take.
+pub fn values_sql(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn redact(url: &str) -> String {
@@ -253,11 +268,14 @@ impl Store {
                 .map_err(db)?;
         }
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self {
+        let store = Self {
             pool,
             url: redact(url),
             sqlite,
-        })
+            audit_mark: Default::default(),
+        };
+        store.tallies_if_missing().await?;
+        Ok(store)
     }
 
     pub(crate) fn err(&self, source: sqlx::Error) -> StoreError {
@@ -348,7 +366,9 @@ impl Store {
             .map_err(|e| self.err(e))?
             .rows_affected()
             == 1;
-        if !inserted {
+        if inserted {
+            self.capture_added_in(&mut tx, &key).await?;
+        } else {
             // Seen before (a replay or a restart): keep the stored one, raise its count.
             sqlx::query("UPDATE captures SET aggregation = CASE WHEN aggregation < $2 THEN $2 ELSE aggregation END WHERE id = $1")
             .bind(&key)
@@ -499,11 +519,8 @@ impl Store {
         }
         self.unclaimed_by_others_in(&mut tx, capture_id, reviewer, now)
             .await?;
-        sqlx::query("UPDATE captures SET status = 'rejected' WHERE id = $1")
-            .bind(capture_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+        self.capture_status_in(&mut tx, capture_id, "rejected")
+            .await?;
         self.review_in(
             &mut tx,
             capture_id,
@@ -570,7 +587,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = format!("rev-{capture_id}-{decision}");
         self.end_claim_in(tx, capture_id).await?;
-        sqlx::query(
+        let added = sqlx::query(
             "INSERT INTO reviews (id, capture_id, reviewer, decision, reason, note, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
         )
@@ -583,7 +600,12 @@ impl Store {
         .bind(now)
         .execute(&mut **tx)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(|e| self.err(e))?
+        .rows_affected();
+        if added == 1 {
+            self.verdict_in(tx, capture_id, decision, reason, now)
+                .await?;
+        }
         self.audit_in(
             tx,
             Some(format!("audit-{id}")),
@@ -702,11 +724,8 @@ impl Store {
             now,
         )
         .await?;
-        sqlx::query("UPDATE captures SET status = 'filed' WHERE id = $1")
-            .bind(capture_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(g)?;
+        self.capture_status_in(tx, capture_id, "filed").await?;
+        self.case_filed_in(tx, capture_id, now).await?;
         let payload = serde_json::json!({
             "event": "case_filed",
             "case_number": case_number,
@@ -752,7 +771,8 @@ impl Store {
         .map_err(|e| self.err(e))
     }
 
-    /// (captures by status, cases, outbox by state): for status output and tests.
+    /// (captures by status, cases, outbox by state), from the tallies and the outbox's index:
+    /// for status output, `/metrics` and tests.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         let one = |q: &'static str| {
             let q = q.to_string();
@@ -763,13 +783,18 @@ impl Store {
                     .map_err(|e| self.err(e))
             }
         };
+        use tally::Subject;
         Ok(Counts {
-            captures: one("SELECT COUNT(*) FROM captures").await?,
-            pending_review: one("SELECT COUNT(*) FROM captures WHERE status = 'pending_review'")
+            captures: self.tally_sum(Subject::Captures, None, None, None).await?,
+            pending_review: self
+                .tally_sum(Subject::Captures, None, None, Some("pending_review"))
                 .await?,
-            cases: one("SELECT COUNT(*) FROM cases").await?,
+            cases: self.tally_sum(Subject::Cases, None, None, None).await?,
+            // Pending and dead rows are few, and counted from the outbox's index.
             outbox_pending: one("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await?,
-            outbox_delivered: one("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'").await?,
+            outbox_delivered: self
+                .tally_sum(Subject::Outbox, None, None, Some("delivered"))
+                .await?,
             outbox_dead: one("SELECT COUNT(*) FROM outbox WHERE state = 'dead'").await?,
         })
     }

@@ -40,16 +40,30 @@ impl Store {
 
     /// The platform has the case.
     pub async fn outbox_delivered(&self, id: &str, now: f64) -> Result<(), StoreError> {
-        sqlx::query(
+        let g = |e| self.db_err(e);
+        let mut tx = self.pool().begin().await.map_err(g)?;
+        let n = sqlx::query(
             "UPDATE outbox SET state = 'delivered', delivered_at = $2, attempts = attempts + 1, \
-             last_error = NULL WHERE id = $1",
+             last_error = NULL WHERE id = $1 AND state <> 'delivered'",
         )
         .bind(id)
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
-        .map_err(|e| self.db_err(e))?;
-        Ok(())
+        .map_err(g)?
+        .rows_affected();
+        if n == 1 {
+            self.tally_in(
+                &mut tx,
+                super::tally::Subject::Outbox,
+                "",
+                "",
+                "delivered",
+                1,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(g)
     }
 
     /// An attempt failed: retry at `next_attempt_at`, or the row is dead.

@@ -168,6 +168,19 @@ impl Store {
         to: CaseStatus,
         at: f64,
     ) -> Result<(), StoreError> {
+        let was: Option<(String, String, String)> =
+            sqlx::query_as("SELECT rule, camera, status FROM cases WHERE case_number = $1")
+                .bind(case)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        if let Some((rule, camera, from)) = was.filter(|w| w.2 != to.as_str()) {
+            use super::tally::Subject;
+            self.tally_in(tx, Subject::Cases, &rule, &camera, &from, -1)
+                .await?;
+            self.tally_in(tx, Subject::Cases, &rule, &camera, to.as_str(), 1)
+                .await?;
+        }
         sqlx::query(
             "UPDATE cases SET status = $2, status_at = $3, \
              closed_at = CASE WHEN $4 = 1 THEN $3 ELSE NULL END WHERE case_number = $1",
@@ -626,11 +639,11 @@ impl Store {
 
     /// Cases by status.
     pub async fn case_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let g = |e| self.err(e);
-        sqlx::query_as("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status")
-            .fetch_all(self.pool())
-            .await
-            .map_err(g)
+        let mut by: std::collections::BTreeMap<String, i64> = Default::default();
+        for t in self.tallies(super::tally::Subject::Cases, 0).await? {
+            *by.entry(t.status).or_default() += t.n;
+        }
+        Ok(by.into_iter().collect())
     }
 
     /// Open cases for the polling adapter: those the platform still works on.

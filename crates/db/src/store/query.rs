@@ -75,11 +75,45 @@ pub struct CaptureFilter {
     /// Most captures to return: default 50, at most 500.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// Skips this many first (slow deep in a large store: page with `after` instead).
     #[param(minimum = 0)]
     pub offset: Option<i64>,
+    /// Keyset paging: the captures after this one in the chosen order, given as its
+    /// `confirm_at,id` (a page's last row). Answers as fast on the ten-thousandth page as on
+    /// the first.
+    pub after: Option<String>,
+    /// The captures before this one (`confirm_at,id`, a page's first row): the page before.
+    pub before: Option<String>,
     /// The page language (the UI's `?lang=`); no effect on the query.
     pub lang: Option<String>,
 }
+
+impl CaptureRow {
+    /// Its keyset cursor (`confirm_at,id`), for [`CaptureFilter::after`] and `before`.
+    pub fn cursor(&self) -> String {
+        format!("{},{}", self.confirm_at, self.id)
+    }
+}
+
+/// A cursor's (confirm_at, id); None when malformed.
+fn parse_cursor(c: &Option<String>) -> Option<(f64, String)> {
+    let (t, id) = c.as_deref()?.split_once(',')?;
+    Some((
+        t.parse().ok().filter(|t: &f64| t.is_finite())?,
+        id.to_string(),
+    ))
+}
+
+/// A count that stopped at its cap: the exact figure is at least `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Count {
+    pub n: i64,
+    /// True when counting stopped at [`COUNT_CAP`]: there are at least `n`.
+    pub capped: bool,
+}
+
+/// The most rows a filtered count reads before it answers "at least".
+pub const COUNT_CAP: i64 = 10_000;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default, deny_unknown_fields)]
@@ -163,24 +197,6 @@ struct StoredReview {
     decision: String,
 }
 
-/// One capture's outcome, for the summary.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct Outcome {
-    pub rule: String,
-    pub camera: String,
-    /// When the rule was met, in stream time (a replay's footage keeps its own dates).
-    pub confirm_at: f64,
-    pub status: String,
-    /// When its case was filed (wall time).
-    pub filed_at: Option<f64>,
-    /// When the capture was recorded (wall time).
-    pub created_at: f64,
-    /// When an operator first decided it (wall time), if one did.
-    pub decided_at: Option<f64>,
-    /// The reason of its rejection, if it was rejected.
-    pub reason: Option<String>,
-}
-
 /// Captures and confirmations per rule.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RuleSummary {
@@ -231,6 +247,21 @@ impl Where {
         }
     }
 
+    /// A clause with two values, a number `?1` and a text `?2`, each used as often as
+    /// the clause needs.
+    fn pair(&mut self, clause: &str, t: f64, id: &str, order: &mut Vec<Bind>) {
+        order.push(Bind::Number(self.numbers.len()));
+        self.numbers.push(t);
+        let first = order.len();
+        order.push(Bind::Text(self.texts.len()));
+        self.texts.push(id.to_string());
+        self.clauses.push(
+            clause
+                .replace("?1", &format!("${first}"))
+                .replace("?2", &format!("${}", first + 1)),
+        );
+    }
+
     fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
@@ -277,6 +308,27 @@ fn direction(f: &CaptureFilter) -> &'static str {
     }
 }
 
+/// The keyset clause of `after` (or, reversed, `before`): the rows past the cursor in the
+/// order being read, with (confirm_at, id) as one key so ties page exactly. Returns whether
+/// the rows are read in reverse (a `before` page) and must be turned round.
+fn keyset(w: &mut Where, f: &CaptureFilter, order: &mut Vec<Bind>) -> bool {
+    let ascending = direction(f) == "ASC";
+    let (cursor, reverse) = match (parse_cursor(&f.after), parse_cursor(&f.before)) {
+        (Some(c), _) => (c, false),
+        (None, Some(c)) => (c, true),
+        (None, None) => return false,
+    };
+    let forward = ascending != reverse;
+    let op = if forward { ">" } else { "<" };
+    w.pair(
+        &format!("c.confirm_at {op}= ?1 AND (c.confirm_at {op} ?1 OR c.id {op} ?2)"),
+        cursor.0,
+        &cursor.1,
+        order,
+    );
+    reverse
+}
+
 fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
     (
         limit.unwrap_or(50).clamp(1, 500),
@@ -303,32 +355,66 @@ impl Store {
         let mut w = Where::default();
         let mut order = Vec::new();
         captures_where(&mut w, f, &mut order);
+        let reverse = keyset(&mut w, f, &mut order);
         let (limit, offset) = page(f.limit, f.offset);
+        let dir = match (direction(f), reverse) {
+            ("ASC", false) | ("DESC", true) => "ASC",
+            _ => "DESC",
+        };
         let sql = format!(
             "SELECT {CAPTURE_COLUMNS} FROM {CAPTURE_FROM}{} \
-             ORDER BY c.confirm_at {}, c.id LIMIT {limit} OFFSET {offset}",
+             ORDER BY c.confirm_at {dir}, c.id {dir} LIMIT {limit} OFFSET {offset}",
             w.sql(),
-            direction(f)
         );
-        Ok(self
+        let mut rows: Vec<CaptureRow> = self
             .fetch::<StoredCapture>(&sql, &w, &order)
             .await?
             .into_iter()
             .map(CaptureRow::from)
-            .collect())
+            .collect();
+        if reverse {
+            rows.reverse();
+        }
+        Ok(rows)
     }
 
-    /// How many captures the filter matches, all pages together.
-    pub async fn count_captures(&self, f: &CaptureFilter) -> Result<i64, StoreError> {
+    /// How many captures the filter matches, all pages together (its cursors aside). By
+    /// status, rule and camera alone it is read from the tallies and exact; with a zone,
+    /// score or time it counts up to [`COUNT_CAP`] rows and then says "at least".
+    pub async fn count_captures(&self, f: &CaptureFilter) -> Result<Count, StoreError> {
         let mut w = Where::default();
         let mut order = Vec::new();
         captures_where(&mut w, f, &mut order);
-        let sql = format!("SELECT COUNT(*) FROM captures c{}", w.sql());
-        Ok(self
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+        if blank(&f.zone) && f.min_score.is_none() && f.from.is_none() && f.to.is_none() {
+            let status = match f.status.as_deref() {
+                None | Some("") => Some("pending_review"),
+                Some("all") => None,
+                Some(s) => Some(s),
+            };
+            let n = self
+                .tally_sum(
+                    super::tally::Subject::Captures,
+                    f.rule.as_deref().filter(|s| !s.is_empty()),
+                    f.camera.as_deref().filter(|s| !s.is_empty()),
+                    status,
+                )
+                .await?;
+            return Ok(Count { n, capped: false });
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 AS one FROM captures c{} LIMIT {COUNT_CAP}) t",
+            w.sql()
+        );
+        let n = self
             .fetch::<(i64,)>(&sql, &w, &order)
             .await?
             .first()
-            .map_or(0, |n| n.0))
+            .map_or(0, |n| n.0);
+        Ok(Count {
+            n,
+            capped: n >= COUNT_CAP,
+        })
     }
 
     /// Up to `limit` pending captures by the filter, in its order, that no one holds a live
@@ -353,9 +439,9 @@ impl Store {
             &mut order,
         );
         let sql = format!(
-            "SELECT c.id FROM captures c{} ORDER BY c.confirm_at {}, c.id LIMIT {limit}",
+            "SELECT c.id FROM captures c{} ORDER BY c.confirm_at {dir}, c.id {dir} LIMIT {limit}",
             w.sql(),
-            direction(f)
+            dir = direction(f)
         );
         Ok(self
             .fetch::<(String,)>(&sql, &w, &order)
@@ -406,7 +492,7 @@ impl Store {
         let rows: Vec<CaseRecord> = self
             .fetch(
                 &format!(
-                    "SELECT {CASE_COLUMNS} FROM cases{} ORDER BY reported_at DESC, case_number \
+                    "SELECT {CASE_COLUMNS} FROM cases{} ORDER BY reported_at DESC, case_number DESC \
                      LIMIT {limit} OFFSET {offset}",
                     w.sql()
                 ),
@@ -414,34 +500,31 @@ impl Store {
                 &order,
             )
             .await?;
-        let total = self
-            .fetch::<(i64,)>(
+        let dated = [&f.from_date, &f.to_date].iter().any(|d| d.is_some())
+            || f.from.is_some()
+            || f.to.is_some();
+        let total = if dated {
+            // A date range: counted over the reporting-time index, bounded by the range.
+            self.fetch::<(i64,)>(
                 &format!("SELECT COUNT(*) FROM cases{}", w.sql()),
                 &w,
                 &order,
             )
             .await?
             .first()
-            .map_or(0, |t| t.0);
+            .map_or(0, |t| t.0)
+        } else {
+            let some = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+            let (rule, camera, status) = (some(&f.rule), some(&f.camera), some(&f.status));
+            self.tally_sum(
+                super::tally::Subject::Cases,
+                rule.as_deref(),
+                camera.as_deref(),
+                status.as_deref(),
+            )
+            .await?
+        };
         Ok((rows, total))
-    }
-
-    /// (rule, camera, confirmed at, status, case filed at) of the captures confirmed in the
-    /// 30 days up to the newest one (recorded footage keeps its own dates), at most 100 000:
-    /// what the summary page aggregates.
-    pub async fn recent_outcomes(&self) -> Result<Vec<Outcome>, StoreError> {
-        sqlx::query_as(
-            "SELECT c.rule, c.camera, c.confirm_at, c.status, k.filed_at, c.created_at, \
-             (SELECT MIN(r.at) FROM reviews r WHERE r.capture_id = c.id) AS decided_at, \
-             (SELECT MIN(r.reason) FROM reviews r WHERE r.capture_id = c.id \
-              AND r.decision = 'reject') AS reason \
-             FROM captures c LEFT JOIN cases k ON k.capture_id = c.id \
-             WHERE c.confirm_at >= (SELECT MAX(confirm_at) FROM captures) - 2592000 \
-             ORDER BY c.confirm_at DESC LIMIT 100000",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.err(e))
     }
 
     /// Rejected captures with the reviewer's reason and note, oldest first.
@@ -489,16 +572,27 @@ impl Store {
     }
 
     /// Captures per rule with their review outcome.
+    /// Captures per rule by status, from the tallies.
     pub async fn rule_summary(&self) -> Result<Vec<RuleSummary>, StoreError> {
-        sqlx::query_as(
-            "SELECT rule, COUNT(*) AS captures, \
-             SUM(CASE WHEN status = 'filed' THEN 1 ELSE 0 END) AS confirmed, \
-             SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END) AS rejected, \
-             SUM(CASE WHEN status = 'pending_review' THEN 1 ELSE 0 END) AS pending \
-             FROM captures GROUP BY rule ORDER BY rule",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.err(e))
+        let mut by_rule: std::collections::BTreeMap<String, RuleSummary> = Default::default();
+        for t in self.tallies(super::tally::Subject::Captures, 0).await? {
+            let r = by_rule
+                .entry(t.rule.clone())
+                .or_insert_with(|| RuleSummary {
+                    rule: t.rule.clone(),
+                    captures: 0,
+                    confirmed: 0,
+                    rejected: 0,
+                    pending: 0,
+                });
+            r.captures += t.n;
+            match t.status.as_str() {
+                "filed" => r.confirmed += t.n,
+                "rejected" => r.rejected += t.n,
+                "pending_review" => r.pending += t.n,
+                _ => {}
+            }
+        }
+        Ok(by_rule.into_values().collect())
     }
 }
