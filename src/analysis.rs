@@ -204,6 +204,13 @@ impl CaptureFinder {
                 SceneCommand::AnswerProposed { bbox, accept } => {
                     state.answer_proposed(&bbox, accept, t);
                 }
+                SceneCommand::SetZone { zone, polygon } => {
+                    if self.engine.set_zone_polygon(&zone, polygon, state) {
+                        tracing::info!(camera = %self.camera, %zone, "zone redrawn: the rules use it from this frame");
+                    } else {
+                        tracing::warn!(camera = %self.camera, %zone, "a redrawn zone the camera does not have");
+                    }
+                }
                 SceneCommand::MarkClean { zone } => {
                     self.engine.mark_clean(&zone, frame, state, t);
                     // Whatever was filed there is over: the next heap is a new capture.
@@ -849,6 +856,22 @@ mod tests {
         )
     }
 
+    /// [`analyser_with`], taking operators' commands from `desk`.
+    fn analyser_on_desk(zones_and_rules: &str, det: Arc<Fixed>, desk: SceneDesk) -> FrameAnalyser {
+        let text =
+            format!("[[cameras]]\nid = \"c\"\nurl = \"rtsp://127.0.0.1/c\"\n{zones_and_rules}");
+        let cfg = PipelineConfig::parse(&text, std::path::Path::new("/")).expect("test config");
+        FrameAnalyser::new(
+            "c",
+            (&cfg.gate).into(),
+            CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false)
+                .unwrap()
+                .with_desk(desk),
+            None,
+            det,
+        )
+    }
+
     fn analyser(det: Arc<Fixed>) -> FrameAnalyser {
         analyser_with(
             r#"
@@ -894,6 +917,62 @@ dwell_s = 60
         let calls = det.calls.load(Ordering::Relaxed);
         assert!(calls < 20, "the detector ran on {calls} of 20 frames");
         assert_eq!(a.status.inferences, calls as u64);
+    }
+
+    #[tokio::test]
+    async fn a_zone_redrawn_from_the_web_is_used_from_the_next_frame_without_a_restart() {
+        // The car stands in the middle; the configured zone is the left fifth of the frame.
+        let det = Arc::new(Fixed {
+            dets: vec![car()],
+            calls: AtomicU32::new(0),
+        });
+        let desk = SceneDesk::default();
+        let mut a = analyser_on_desk(
+            r#"
+[[cameras.zones]]
+id = "kerb"
+kind = "no_parking"
+polygon = [[0.0, 0.0], [0.2, 0.0], [0.2, 1.0], [0.0, 1.0]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["kerb"]
+dwell_s = 60
+"#,
+            det,
+            desk.clone(),
+        );
+        let mut captures = Vec::new();
+        let mut run = async |a: &mut FrameAnalyser, from: usize, to: usize| {
+            let mut n = 0;
+            for i in from..to {
+                let mut frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
+                frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 10.0));
+                for e in a.process(frame, 1_000.0 + i as f64 * 10.0).await {
+                    if let Event::Capture(c) = e {
+                        n += 1;
+                        captures.push(c);
+                    }
+                }
+            }
+            n
+        };
+        assert_eq!(run(&mut a, 0, 20).await, 0, "outside the configured zone");
+        // An admin draws the zone around the car on the camera's picture.
+        desk.send(
+            "c",
+            SceneCommand::SetZone {
+                zone: "kerb".into(),
+                polygon: crate::model::zones::Polygon::validate(&[
+                    [0.3, 0.3],
+                    [0.7, 0.3],
+                    [0.7, 0.7],
+                    [0.3, 0.7],
+                ])
+                .unwrap(),
+            },
+        );
+        assert_eq!(run(&mut a, 20, 40).await, 1, "captured in the drawn zone");
+        assert_eq!(captures[0].candidate.zone, "kerb");
     }
 
     /// Sees a car, except while told to fail (a session error, a model file gone).

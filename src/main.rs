@@ -386,6 +386,47 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 pipeline.display(),
                 c.cameras.len()
             );
+            // The zones the cameras will use: the config's, or one an admin drew on the
+            // camera's picture (stored in the case database).
+            let drawn = match &c.cases {
+                Some(cases) => runtime()
+                    .block_on(citywatch::store::Store::peek_zone_overrides(
+                        &cases.database,
+                    ))
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            for cam in &c.cameras {
+                for z in &cam.zones {
+                    let over = drawn.iter().find(|d| d.camera == cam.id && d.zone == z.id);
+                    let (points, from) = match over {
+                        Some(d)
+                            if citywatch::model::zones::Polygon::validate(&d.polygon).is_ok() =>
+                        {
+                            (
+                                d.polygon.clone(),
+                                format!(
+                                    "drawn by {} at {}",
+                                    d.set_by,
+                                    citywatch::model::package::format_time(d.set_at, 0)
+                                ),
+                            )
+                        }
+                        _ => (z.polygon.0.clone(), "config".to_string()),
+                    };
+                    let pts: Vec<String> = points
+                        .iter()
+                        .map(|p| format!("[{:.3}, {:.3}]", p[0], p[1]))
+                        .collect();
+                    println!(
+                        "  {} zone {} ({:?}): [{}] ({from})",
+                        cam.id,
+                        z.id,
+                        z.kind,
+                        pts.join(", ")
+                    );
+                }
+            }
             Ok(())
         }
         Command::Run {

@@ -45,16 +45,21 @@ pub async fn run(
         Some(c) => Some(setup::open_store(&c.database, &config).await?),
         None => None,
     };
-    // Calibration overrides an admin applied (from the verdict history's proposals).
+    // Calibration overrides an admin applied (from the verdict history's proposals), and
+    // zones an admin drew on a camera's picture.
     let config = match &store {
         Some(store) => {
             let overrides = store.overrides().await?;
-            if overrides.is_empty() {
+            let zones = store.zone_overrides().await?;
+            if overrides.is_empty() && zones.is_empty() {
                 config
             } else {
                 let mut c = (*config).clone();
                 for o in &overrides {
                     apply_override(&mut c, o);
+                }
+                for z in &zones {
+                    apply_zone_override(&mut c, z);
                 }
                 Arc::new(c)
             }
@@ -308,6 +313,34 @@ const MEMORY_RELOAD: Duration = Duration::from_secs(60);
 
 /// Puts an applied calibration override into the config: the camera's rule takes its
 /// min_score or change_share.
+/// A zone drawn on a camera's picture, in place of the config's polygon. Returns whether
+/// the camera has that zone (and the polygon is sound).
+pub fn apply_zone_override(
+    config: &mut PipelineConfig,
+    z: &crate::store::zones::ZoneOverride,
+) -> bool {
+    let polygon = match crate::model::zones::Polygon::validate(&z.polygon) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(camera = %z.camera, zone = %z.zone, error = %e, "a drawn zone is not used");
+            return false;
+        }
+    };
+    let Some(zone) = config
+        .cameras
+        .iter_mut()
+        .filter(|c| c.id == z.camera)
+        .flat_map(|c| c.zones.iter_mut())
+        .find(|zone| zone.id == z.zone)
+    else {
+        warn!(camera = %z.camera, zone = %z.zone, "a drawn zone of a camera or zone the config does not have");
+        return false;
+    };
+    zone.polygon = polygon;
+    info!(camera = %z.camera, zone = %z.zone, by = %z.set_by, "drawn zone applied");
+    true
+}
+
 pub fn apply_override(config: &mut PipelineConfig, o: &crate::store::learning::Override) {
     let Some(rule) = crate::model::RuleKind::parse(&o.rule) else {
         return;

@@ -401,3 +401,82 @@ dwell_s = 30
         "with a case database the state is kept there"
     );
 }
+
+#[test]
+fn check_shows_each_cameras_effective_zones_drawn_or_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let text = format!(
+        r#"
+[detect]
+model = "tiny_yolov8"
+models_dir = "{models}"
+[cases]
+database = "{db}"
+categories = "{categories}"
+spool = "{spool}"
+[[cameras]]
+id = "a"
+url = "rtsp://127.0.0.1:8554/a"
+[[cameras.zones]]
+id = "kerb"
+kind = "no_parking"
+polygon = [[0.0, 0.0], [0.2, 0.0], [0.2, 1.0], [0.0, 1.0]]
+[[cameras.zones]]
+id = "square"
+kind = "no_vending"
+polygon = [[0.5, 0.5], [1.0, 0.5], [1.0, 1.0]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["kerb"]
+"#,
+        models = repo().join("models").display(),
+        categories = repo().join("pipelines/categories/default.toml").display(),
+        spool = dir.path().join("spool").display(),
+    );
+    let path = write_config(dir.path(), &text);
+    let check = || {
+        let out = Command::new(bin())
+            .arg("check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // No database yet: the config's zones, and check creates nothing.
+    let out = check();
+    assert!(out.contains("a zone kerb (NoParking): [[0.000, 0.000], [0.200, 0.000], [0.200, 1.000], [0.000, 1.000]] (config)"), "{out}");
+    assert!(!dir.path().join("cases.db").exists());
+    // An admin drew the kerb anew on the camera's picture.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = citywatch::store::Store::connect(&db).await.unwrap();
+        store
+            .set_zone_override(
+                "a",
+                "kerb",
+                &[[0.1, 0.5], [0.6, 0.5], [0.6, 0.9]],
+                "boss",
+                1_767_574_800.0,
+            )
+            .await
+            .unwrap();
+    });
+    let out = check();
+    assert!(
+        out.contains("a zone kerb (NoParking): [[0.100, 0.500], [0.600, 0.500], [0.600, 0.900]] (drawn by boss at 2026-01-05"),
+        "{out}"
+    );
+    assert!(
+        out.contains("a zone square (NoVending): [[0.500, 0.500]"),
+        "{out}"
+    );
+    assert!(
+        out.lines().filter(|l| l.contains("(config)")).count() == 1,
+        "{out}"
+    );
+}

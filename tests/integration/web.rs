@@ -1610,3 +1610,121 @@ async fn the_summary_draws_its_charts_inline() {
     // Live captures, not recorded footage: no replay note.
     assert!(!page.contains("id=\"replayed\""), "{page}");
 }
+
+#[tokio::test]
+async fn an_admin_redraws_a_zone_it_is_checked_stored_audited_sent_to_the_camera_and_reset() {
+    let s = site().await;
+    s.store
+        .upsert_user("boss", Role::Admin, "admin-password", T0)
+        .await
+        .unwrap();
+    let (admin, csrf) = login(&s, "boss", "admin-password").await;
+    let (op, ocsrf) = login(&s, "op", "operator-password").await;
+    let url = |z: &str| format!("{}/api/cameras/cam/zones/{z}", s.base);
+    let put = |cookie: &str, token: &str, z: &str, body: serde_json::Value| {
+        s.client
+            .put(url(z))
+            .header("cookie", cookie)
+            .header("x-csrf-token", token)
+            .json(&body)
+            .send()
+    };
+    let square = serde_json::json!({"polygon": [[0.3, 0.3], [0.7, 0.3], [0.7, 0.7], [0.3, 0.7]]});
+    // Only an admin draws zones, and only on a camera's own zones.
+    assert_eq!(
+        put(&op, &ocsrf, "road", square.clone())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        put(&admin, &csrf, "nowhere", square.clone())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // A polygon that crosses itself, or leaves the frame, is refused with the reason.
+    for (bad, why) in [
+        (
+            serde_json::json!({"polygon": [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]}),
+            "self-intersecting",
+        ),
+        (
+            serde_json::json!({"polygon": [[0.1, 0.1], [1.4, 0.1], [0.5, 0.9]]}),
+            "outside 0..1",
+        ),
+    ] {
+        let r = put(&admin, &csrf, "road", bad).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = r.text().await.unwrap();
+        assert!(text.contains(why), "{text}");
+    }
+    assert!(
+        s.desk.pending("cam").is_empty(),
+        "nothing refused reaches the camera"
+    );
+    // Drawn: stored, audited, sent to the camera, shown on the cameras page.
+    let r = put(&admin, &csrf, "road", square).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let z: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (z["source"].as_str(), z["set_by"].as_str()),
+        (Some("drawn"), Some("boss"))
+    );
+    let sent = s.desk.pending("cam");
+    assert!(
+        matches!(&sent[..], [citywatch::analysis::SceneCommand::SetZone { zone, polygon }]
+            if zone == "road" && polygon.0[0] == [0.3, 0.3]),
+        "{sent:?}"
+    );
+    let stored = s.store.zone_overrides().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let audit = get_text(&s, &admin, "/api/audit?action=zone.").await;
+    assert!(
+        audit.contains("zone.set") && audit.contains("cam/road"),
+        "{audit}"
+    );
+    let page = get_text(&s, &admin, "/cameras?lang=en").await;
+    assert!(
+        page.contains(
+            "points=\"0.3,0.3 0.7,0.3 0.7,0.7 0.3,0.7\" data-zone=\"road\" class=\"drawn\""
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("class=\"zone-editor\""),
+        "admins get the editor"
+    );
+    let viewer = login(&s, "view", "viewer-password").await.0;
+    assert!(
+        !get_text(&s, &viewer, "/cameras")
+            .await
+            .contains("zone-editor")
+    );
+    // Reset: the config's polygon again, audited, and sent to the camera.
+    s.desk.take("cam");
+    let r = s
+        .client
+        .delete(url("road"))
+        .header("cookie", &admin)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let z: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(z["source"], "config");
+    assert_eq!(
+        z["polygon"],
+        serde_json::json!([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    );
+    assert_eq!(s.desk.pending("cam").len(), 1);
+    assert!(s.store.zone_overrides().await.unwrap().is_empty());
+    assert!(
+        get_text(&s, &admin, "/api/audit?action=zone.")
+            .await
+            .contains("zone.reset")
+    );
+}

@@ -218,6 +218,18 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "subject" => ("对象", "Subject"),
         "chain_ok" => ("哈希链完整", "Hash chain intact"),
         "full_walk_at" => ("上次全量校验", "last full walk"),
+        "draw_zone" => ("在画面上绘制", "Draw on the picture"),
+        "reset_zone" => ("恢复配置文件中的区域", "Back to the config's zone"),
+        "save" => ("保存", "Save"),
+        "zone_saved" => (
+            "区域已保存，摄像头下一帧起使用",
+            "Zone saved: the camera uses it from its next frame",
+        ),
+        "zone_reset_done" => ("已恢复配置文件中的区域", "Back to the config's zone"),
+        "zone_drawing" => (
+            "在画面上依次点击各顶点，然后保存",
+            "Click each corner on the picture, then save",
+        ),
         "walk_full" => ("立即全量校验", "Walk the whole chain now"),
         "since_full_walk" => (
             "行为上次全量校验之后新增，本次已校验",

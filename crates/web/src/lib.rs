@@ -29,6 +29,7 @@ pub mod review;
 pub mod state;
 pub mod summary;
 pub mod templates;
+pub mod zones;
 
 pub use state::{LoginLimiter, WebState};
 
@@ -87,6 +88,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/workbench.js", get(pages::workbench_js))
+        .route("/static/zones.js", get(pages::zones_js))
         // Authenticated by the platform's HMAC signature, not a session.
         .merge(open)
         .merge(protected)

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::auth::SESSION_COOKIE;
 use super::state::WebState;
-use super::{admin, api, case_pages, fleet, metrics, platform, queue};
+use super::{admin, api, case_pages, fleet, metrics, platform, queue, zones};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -75,6 +75,7 @@ pub fn api_routes() -> OpenApiRouter<Arc<WebState>> {
         .routes(routes!(admin::users_api))
         .routes(routes!(admin::audit_api))
         .routes(routes!(api::cameras))
+        .routes(routes!(zones::get_zone, zones::put_zone, zones::reset_zone))
         .routes(routes!(fleet::fleet))
         .routes(routes!(api::summary))
         .routes(routes!(api::learning))
@@ -126,6 +127,9 @@ mod tests {
             ("/api/cases/{n}", "get"),
             ("/api/cases/{n}/verify", "post"),
             ("/api/cameras", "get"),
+            ("/api/cameras/{id}/zones/{zone}", "get"),
+            ("/api/cameras/{id}/zones/{zone}", "put"),
+            ("/api/cameras/{id}/zones/{zone}", "delete"),
             ("/api/fleet", "get"),
             ("/api/summary", "get"),
             ("/api/learning", "get"),
@@ -145,7 +149,9 @@ mod tests {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        for p in ["status", "rule", "camera", "order", "limit", "offset"] {
+        for p in [
+            "status", "rule", "camera", "order", "limit", "offset", "after", "before",
+        ] {
             assert!(params.contains(&p), "{p} in {params:?}");
         }
         let schemas = &doc["components"]["schemas"];

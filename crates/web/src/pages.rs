@@ -231,6 +231,18 @@ pub async fn review(
     })
 }
 
+/// The zone editor's script (`/static/zones.js`), embedded in the binary.
+pub async fn zones_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../static/zones.js"),
+    )
+        .into_response()
+}
+
 /// The workbench's script (`/static/workbench.js`), embedded in the binary.
 pub async fn workbench_js() -> Response {
     (
@@ -527,6 +539,9 @@ pub async fn cameras(
         t(lang, "reconnects"),
         t(lang, "last_error"),
     );
+    // Zones an admin drew on a camera's picture, drawn in place of the config's.
+    let drawn = st.store.zone_overrides().await.unwrap_or_default();
+    let admin = auth.user.role >= crate::store::users::Role::Admin;
     for c in camera_views(&st) {
         let (state, frames, reconnects, err) = c
             .status
@@ -559,25 +574,60 @@ pub async fn cameras(
             .zones
             .iter()
             .map(|z| {
-                let pts = z["polygon"]
-                    .as_array()
-                    .map(|ps| {
-                        ps.iter()
-                            .filter_map(|p| Some(format!("{},{}", p[0].as_f64()?, p[1].as_f64()?)))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                    .unwrap_or_default();
+                let zid = z["id"].as_str().unwrap_or("");
+                let over = drawn.iter().find(|d| d.camera == c.id && d.zone == zid);
+                let pts = match over {
+                    Some(d) => d
+                        .polygon
+                        .iter()
+                        .map(|p| format!("{},{}", p[0], p[1]))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    None => z["polygon"]
+                        .as_array()
+                        .map(|ps| {
+                            ps.iter()
+                                .filter_map(|p| {
+                                    Some(format!("{},{}", p[0].as_f64()?, p[1].as_f64()?))
+                                })
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default(),
+                };
                 format!(
-                    "<polygon points=\"{}\"><title>{}</title></polygon>",
+                    "<polygon points=\"{}\" data-zone=\"{}\" class=\"{}\"><title>{}</title></polygon>",
                     esc(&pts),
-                    esc(z["id"].as_str().unwrap_or(""))
+                    esc(zid),
+                    if over.is_some() { "drawn" } else { "config" },
+                    esc(zid)
                 )
             })
             .collect();
+        let editor = if admin && !c.zones.is_empty() {
+            let options: String = c
+                .zones
+                .iter()
+                .filter_map(|z| z["id"].as_str())
+                .map(|z| format!("<option>{}</option>", esc(z)))
+                .collect();
+            format!(
+                "<div class=\"zone-editor\" data-camera=\"{id}\" data-saved=\"{saved}\" data-reset=\"{done}\" data-drawing=\"{drawing}\"><select class=\"zone-pick\" aria-label=\"{zone}\">{options}</select> <button type=\"button\" class=\"zone-draw\">{draw}</button> <button type=\"button\" class=\"zone-save\" disabled>{save}</button> <button type=\"button\" class=\"zone-reset\">{reset}</button> <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
+                id = esc(&c.id),
+                zone = t(lang, "zone"),
+                draw = t(lang, "draw_zone"),
+                save = t(lang, "save"),
+                reset = t(lang, "reset_zone"),
+                saved = t(lang, "zone_saved"),
+                done = t(lang, "zone_reset_done"),
+                drawing = t(lang, "zone_drawing"),
+            )
+        } else {
+            String::new()
+        };
         let live = if st.latest.lock().contains_key(&c.id) {
             format!(
-                "<div class=\"live\"><img src=\"/cameras/{id}/latest.jpg\" alt=\"\"><svg viewBox=\"0 0 1 1\" preserveAspectRatio=\"none\">{zones}</svg></div>",
+                "<div class=\"live\" data-camera=\"{id}\"><img src=\"/cameras/{id}/latest.jpg\" alt=\"\"><svg viewBox=\"0 0 1 1\" preserveAspectRatio=\"none\">{zones}</svg></div>{editor}",
                 id = esc(&c.id)
             )
         } else {
@@ -668,6 +718,9 @@ pub async fn cameras(
             "<form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"add-fixture\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"label\" placeholder=\"bench\" maxlength=\"40\"> x1 <input name=\"x1\" size=\"4\"> y1 <input name=\"y1\" size=\"4\"> x2 <input name=\"x2\" size=\"4\"> y2 <input name=\"y2\" size=\"4\"> <button>{}</button></form>",
             t(lang, "add_fixture")
         ));
+    }
+    if admin {
+        body.push_str("<script src=\"/static/zones.js\" defer></script>");
     }
     page(lang, &auth, t(lang, "cameras"), &body)
 }

@@ -26,6 +26,12 @@ pub enum SceneCommand {
     AnswerProposed { bbox: BBox, accept: bool },
     /// The bin zone is clean now: its reference becomes the next frame's view of it.
     MarkClean { zone: String },
+    /// An admin drew the zone anew on the camera's picture (or reset it to the config's):
+    /// the rules use this polygon from the next frame.
+    SetZone {
+        zone: String,
+        polygon: super::zones::Polygon,
+    },
 }
 
 /// Between the web UI and the running cameras: commands waiting for each camera's next

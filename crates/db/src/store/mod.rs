@@ -18,6 +18,7 @@ pub mod query;
 pub mod spool;
 pub mod tally;
 pub mod users;
+pub mod zones;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};

@@ -704,6 +704,30 @@ impl RuleEngine {
         refs.marked_clean = Some(t);
     }
 
+    /// Gives a zone a new polygon (drawn on the camera's picture): the rules judge by it
+    /// from the next frame. A bin zone's clean reference and ground view were of the old
+    /// polygon, so they are taken again. False when the camera has no such zone.
+    pub fn set_zone_polygon(
+        &mut self,
+        zone: &str,
+        polygon: crate::model::zones::Polygon,
+        state: &mut TrackerState,
+    ) -> bool {
+        let Some(z) = self.cam.zones.iter_mut().find(|z| z.id == zone) else {
+            return false;
+        };
+        z.polygon = polygon;
+        state.zones.remove(zone);
+        self.bins.remove(zone);
+        self.grounds.remove(zone);
+        true
+    }
+
+    /// The camera's zones as the rules use them now.
+    pub fn zones(&self) -> &[Zone] {
+        &self.cam.zones
+    }
+
     /// The bin zones whose reference was taken since the last call (their "before" frame).
     pub fn take_new_references(&mut self) -> Vec<String> {
         std::mem::take(&mut self.new_references)

@@ -1,0 +1,88 @@
+// The cameras page's zone editor (admins): pick a zone, press "Draw", click each corner on
+// the camera's picture, then "Save". The polygon goes to PUT /api/cameras/{id}/zones/{zone};
+// the server checks it (inside the frame, not crossing itself), stores it over the
+// config's, audits it, and the running camera uses it from its next frame. "Back to the
+// config's zone" deletes the drawn one.
+(() => {
+  const csrf = document.querySelector('meta[name=csrf]').content;
+  for (const ed of document.querySelectorAll('.zone-editor')) {
+    const camera = ed.dataset.camera;
+    const live = document.querySelector('.live[data-camera="' + CSS.escape(camera) + '"]');
+    if (!live) continue;
+    const svg = live.querySelector('svg');
+    const pick = ed.querySelector('.zone-pick');
+    const draw = ed.querySelector('.zone-draw');
+    const save = ed.querySelector('.zone-save');
+    const reset = ed.querySelector('.zone-reset');
+    const status = ed.querySelector('.zone-status');
+    let points = null;
+    let line = null;
+    const url = () => '/api/cameras/' + encodeURIComponent(camera) + '/zones/' +
+      encodeURIComponent(pick.value);
+    const polygonOf = (zone) =>
+      svg.querySelector('polygon[data-zone="' + CSS.escape(zone) + '"]');
+    const show = (zone) => {
+      const p = polygonOf(zone.zone);
+      if (p) {
+        p.setAttribute('points', zone.polygon.map((q) => q[0] + ',' + q[1]).join(' '));
+        p.setAttribute('class', zone.source === 'drawn' ? 'drawn' : 'config');
+      }
+    };
+    const stop = () => {
+      points = null;
+      if (line) line.remove();
+      line = null;
+      live.classList.remove('editing');
+      save.disabled = true;
+    };
+    draw.addEventListener('click', () => {
+      stop();
+      points = [];
+      line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+      line.setAttribute('class', 'drawing');
+      svg.appendChild(line);
+      live.classList.add('editing');
+      status.textContent = ed.dataset.drawing;
+    });
+    live.addEventListener('click', (e) => {
+      if (!points) return;
+      const r = live.getBoundingClientRect();
+      const x = Math.min(1, Math.max(0, (e.clientX - r.left) / r.width));
+      const y = Math.min(1, Math.max(0, (e.clientY - r.top) / r.height));
+      points.push([Number(x.toFixed(4)), Number(y.toFixed(4))]);
+      const shown = points.concat(points.length > 2 ? [points[0]] : []);
+      line.setAttribute('points', shown.map((q) => q[0] + ',' + q[1]).join(' '));
+      save.disabled = points.length < 3;
+    });
+    const send = async (method, body) => {
+      const init = { method, headers: { 'X-CSRF-Token': csrf } };
+      if (body) {
+        init.headers['Content-Type'] = 'application/json';
+        init.body = JSON.stringify(body);
+      }
+      const r = await fetch(url(), init);
+      if (!r.ok) {
+        status.textContent = r.status + ': ' + (await r.text());
+        return null;
+      }
+      return r.json();
+    };
+    save.addEventListener('click', async () => {
+      if (!points || points.length < 3) return;
+      const zone = await send('PUT', { polygon: points });
+      if (zone) {
+        stop();
+        show(zone);
+        status.textContent = ed.dataset.saved;
+      }
+    });
+    reset.addEventListener('click', async () => {
+      stop();
+      const zone = await send('DELETE');
+      if (zone) {
+        show(zone);
+        status.textContent = ed.dataset.reset;
+      }
+    });
+  }
+})();
