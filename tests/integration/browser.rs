@@ -184,6 +184,17 @@ impl Browser {
         t.elapsed()
     }
 
+    /// Clicks the mouse's left button at a point of the page (CSS pixels).
+    pub(crate) async fn click(&mut self, x: f64, y: f64) {
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+            )
+            .await;
+        }
+    }
+
     /// Presses and releases one key (a letter or a digit) as the keyboard would.
     pub(crate) async fn key(&mut self, key: &str) {
         for kind in ["keyDown", "keyUp"] {
@@ -595,7 +606,10 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
     let config = citywatch::config::PipelineConfig::parse(
         &format!(
             "[web]\nlisten = \"127.0.0.1:0\"\n[cases]\ndatabase = \"{db}\"\ncategories = \"{}\"\n\
-             [[cameras]]\nid = \"vtest\"\nurl = \"rtsp://127.0.0.1:1/x\"\n",
+             [[cameras]]\nid = \"vtest\"\nurl = \"rtsp://127.0.0.1:1/x\"\n\
+             [[cameras.zones]]\nid = \"kerb\"\nkind = \"no_parking\"\n\
+             polygon = [[0.0, 0.0], [0.2, 0.0], [0.2, 1.0], [0.0, 1.0]]\n\
+             [[cameras.rules]]\nrule = \"abandoned_vehicle\"\nzones = [\"kerb\"]\n",
             repo().join("pipelines/categories/default.toml").display()
         ),
         std::path::Path::new("."),
@@ -603,7 +617,7 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
     .unwrap();
     rt.block_on(async move {
         let shutdown = Shutdown::new();
-        let state = citywatch::web::WebState::new(
+        let mut state = citywatch::web::WebState::new(
             &config,
             store.clone(),
             Default::default(),
@@ -612,6 +626,15 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
             Arc::new(SystemClock),
         )
         .unwrap();
+        // The camera's latest analysed picture, and the desk its analysis takes commands
+        // from.
+        let desk = citywatch::analysis::SceneDesk::default();
+        state.desk = desk.clone();
+        let frame = citywatch::evidence::image::encode_jpeg(&vec![120; 320 * 180 * 3], 320, 180);
+        state
+            .latest
+            .lock()
+            .insert("vtest".into(), (Arc::new(frame), now));
         let addr = citywatch::web::serve(Arc::new(state), shutdown.clone())
             .await
             .unwrap();
@@ -696,6 +719,51 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
         assert_eq!(actions, json!(["user.disable", "user.add", "user.add"]));
         assert_eq!(b.eval("document.getElementById('chain').className").await, "ok");
         b.screenshot("15-audit").await;
+
+        // A zone drawn with the mouse on the camera's picture: four clicks, then save.
+        b.goto(&format!("{base}/cameras?lang=en")).await;
+        b.eval("document.querySelector('.zone-editor .zone-draw').click()").await;
+        let rect = b
+            .eval("(()=>{const r=document.querySelector('.live[data-camera=\"vtest\"]').getBoundingClientRect();return [r.left,r.top,r.width,r.height]})()")
+            .await;
+        let r: Vec<f64> = rect.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let corners = [[0.3, 0.4], [0.8, 0.4], [0.8, 0.9], [0.3, 0.9]];
+        for [x, y] in corners {
+            b.click(r[0] + x * r[2], r[1] + y * r[3]).await;
+        }
+        assert_eq!(b.eval("document.querySelector('.zone-save').disabled").await, false);
+        b.screenshot("16-zone-drawn").await;
+        // Saved: the page says so once the server has answered (a mutation observer).
+        let said = b
+            .eval("new Promise(r=>{const s=document.querySelector('.zone-status');\
+                   new MutationObserver((m,o)=>{if(s.textContent.startsWith('Zone saved')){o.disconnect();r(s.textContent)}})\
+                   .observe(s,{childList:true,characterData:true,subtree:true});\
+                   document.querySelector('.zone-save').click()})")
+            .await;
+        assert!(said.as_str().unwrap().starts_with("Zone saved"), "{said}");
+        assert_eq!(
+            b.eval("document.querySelector('polygon[data-zone=\"kerb\"]').getAttribute('class')").await,
+            "drawn"
+        );
+        b.screenshot("17-zone-saved").await;
+        // Stored where the clicks were (to the pixel), audited, and handed to the camera,
+        // whose rules take it on their next frame (analysis::tests::a_zone_redrawn_…).
+        let drawn = store.zone_overrides().await.unwrap();
+        assert_eq!(drawn.len(), 1);
+        assert_eq!((drawn[0].camera.as_str(), drawn[0].zone.as_str(), drawn[0].set_by.as_str()), ("vtest", "kerb", "admin"));
+        for (got, want) in drawn[0].polygon.iter().zip(corners) {
+            assert!((got[0] as f64 - want[0]).abs() < 0.01 && (got[1] as f64 - want[1]).abs() < 0.01, "{:?}", drawn[0].polygon);
+        }
+        let audit: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE subject = 'vtest/kerb'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(audit, ["zone.set"]);
+        let sent = desk.pending("vtest");
+        assert!(
+            matches!(&sent[..], [citywatch::analysis::SceneCommand::SetZone { zone, .. }] if zone == "kerb"),
+            "{sent:?}"
+        );
         shutdown.trigger();
     });
 }
