@@ -7,7 +7,7 @@ export CARGO_BUILD_JOBS ?= 2
 DEMO_PORT ?= 8554
 DEMO_SECONDS ?= 600
 
-.PHONY: deps build demo test lint bench bench-capacity eval clean-demo
+.PHONY: bench-volume deps build demo test lint bench bench-capacity eval clean-demo
 
 deps:
 	./scripts/deps.sh
@@ -36,6 +36,11 @@ lint:
 bench-capacity: deps
 	$(CARGO) build --locked --release
 	python3 benches/capacity.py
+
+# A year's volume: a million captures in SQLite (and PostgreSQL with CITYWATCH_BENCH_POSTGRES),
+# every page and API call timed (crates/web/benches/volume.rs).
+bench-volume: deps
+	$(CARGO) bench --locked -p citywatch-web --bench volume
 
 # Scores the demo pipeline on the hand-written truth of the sample footage (against the
 # pedestrian model), and the scenario pipeline on the scenario clips: target/eval/*/report.html.
