@@ -184,6 +184,15 @@ impl Browser {
         t.elapsed()
     }
 
+    /// Sets the page's viewport, as a screen of that size would show it.
+    pub(crate) async fn viewport(&mut self, width: u32, height: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    }
+
     /// Clicks the mouse's left button at a point of the page (CSS pixels).
     pub(crate) async fn click(&mut self, x: f64, y: f64) {
         for kind in ["mousePressed", "mouseReleased"] {
@@ -326,6 +335,28 @@ fn an_operator_reviews_real_captures_in_headless_chromium() {
             true
         );
         b.screenshot("03-capture-detail").await;
+        // On a 1366×768 screen the photo, the crop, the "before", the clip and the decision
+        // are all in view without scrolling; the similar verdicts and the timeline follow.
+        b.viewport(1366, 768).await;
+        b.goto(&format!("{base}{}?lang=en", first.as_str().unwrap())).await;
+        let below = b
+            .eval("['img-confirm','img-crop','img-first_seen','clip','confirm','reject'].filter(id=>{\
+                   const e=document.getElementById(id);if(!e)return true;const r=e.getBoundingClientRect();\
+                   return r.top<0||r.bottom>window.innerHeight||r.height<20})")
+            .await;
+        assert_eq!(below, json!([]), "out of view at 1366×768");
+        assert_eq!(b.eval("document.querySelectorAll('#timeline li').length>=2").await, true);
+        assert_eq!(b.eval("!!document.getElementById('similar')").await, true);
+        // The photo zooms where clicked.
+        let r = b
+            .eval("(()=>{const r=document.getElementById('img-confirm').getBoundingClientRect();return [r.left+r.width*0.7,r.top+r.height*0.4]})()")
+            .await;
+        b.click(r[0].as_f64().unwrap(), r[1].as_f64().unwrap()).await;
+        assert_eq!(b.eval("document.getElementById('photo').classList.contains('zoomed')").await, true);
+        b.screenshot("03b-capture-1366x768-zoomed").await;
+        b.click(r[0].as_f64().unwrap(), r[1].as_f64().unwrap()).await;
+        b.viewport(1280, 900).await;
+        b.goto(&format!("{base}{}", first.as_str().unwrap())).await;
         // 4. Confirm it: the next capture opens.
         timings.push((
             "after confirm",
@@ -344,7 +375,12 @@ fn an_operator_reviews_real_captures_in_headless_chromium() {
             )
             .await,
         ));
-        assert_eq!(b.eval("location.pathname").await, "/review");
+        assert_eq!(
+            b.eval("location.pathname").await,
+            "/review",
+            "{}",
+            b.eval("document.body.innerText").await
+        );
         assert!(b.eval("document.getElementById('empty')!==null").await == true);
         b.screenshot("05-queue-empty").await;
         // 6. The confirmed case is in the cases list.
@@ -880,7 +916,7 @@ async fn focused(b: &mut Browser) -> String {
 }
 
 /// Logs in through the form, starting from `url` (which redirects to the login page).
-async fn log_in(b: &mut Browser, url: &str, user: &str, password: &str) {
+pub(crate) async fn log_in(b: &mut Browser, url: &str, user: &str, password: &str) {
     b.goto(url).await;
     b.navigating(&format!(
         "document.getElementById('user').value='{user}';\

@@ -70,6 +70,8 @@ const WEB_LAYERS: &[(&str, u32)] = &[
     ("platform", 2),
     ("fleet", 2),
     ("queue", 2),
+    // Zones drawn on a camera's picture: checked, stored, sent to the camera.
+    ("zones", 2),
     ("api", 3),
     ("pages", 3),
     ("metrics", 3),

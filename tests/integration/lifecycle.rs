@@ -385,6 +385,38 @@ listen = "127.0.0.1:0"
         );
         assert!(page.contains("id=\"package-state\" class=\"ok\""), "{page}");
     }
+    // In the browser: the towed van's case page shows its before and after, every photo
+    // loaded, and the after clip.
+    rt.block_on(async {
+        let mut b = crate::browser::Browser::start().await;
+        let page = format!("{url}/cases/{towed}?lang=en");
+        crate::browser::log_in(&mut b, &page, "op", "op-password-1").await;
+        let loaded = b
+            .eval(
+                "Promise.all([...document.querySelectorAll('#before img, #after img')]\
+                   .map(i=>i.decode().then(()=>[i.className,i.naturalWidth])))",
+            )
+            .await;
+        let loaded: Vec<(String, u64)> = serde_json::from_value(loaded).unwrap();
+        assert!(
+            loaded
+                .iter()
+                .filter(|(c, w)| c == "before" && *w > 0)
+                .count()
+                >= 2,
+            "{loaded:?}"
+        );
+        assert!(
+            loaded.iter().any(|(c, w)| c == "after" && *w > 0),
+            "{loaded:?}"
+        );
+        assert_eq!(
+            b.eval("document.querySelectorAll('#after video').length")
+                .await,
+            1
+        );
+        b.screenshot("18-case-before-after").await;
+    });
 
     // Each status reaches the platform exactly once.
     let received = rt.block_on(until(60, "the verdicts at the platform", async || {

@@ -609,7 +609,9 @@ async fn filters_bodies_logins_and_secrets_are_handled() {
     assert!(seen.contains("127.0.0.1:9"), "the camera is listed");
     assert!(
         seen.contains("<img src=\"/cameras/cam/latest.jpg\"")
-            && seen.contains("<polygon points=\"0,0 1,0 1,1 0,1\">"),
+            && seen.contains(
+                "<polygon points=\"0,0 1,0 1,1 0,1\" data-zone=\"road\" class=\"config\">"
+            ),
         "{seen}"
     );
     let r = get("/cameras/cam/latest.jpg".into()).await;
@@ -1609,6 +1611,30 @@ async fn the_summary_draws_its_charts_inline() {
     assert!(page.contains("Duplicate: 1"), "{page}");
     // Live captures, not recorded footage: no replay note.
     assert!(!page.contains("id=\"replayed\""), "{page}");
+    // The last day's capacity and health: none sampled yet, then two samples an hour apart.
+    assert!(page.contains("id=\"no-samples\""), "{page}");
+    let now = citywatch::core::to_unix(std::time::SystemTime::now());
+    for (at, streaming, unhealthy) in [(now - 3600.0, 2, 1), (now, 3, 0)] {
+        s.store
+            .record_health_sample(&citywatch::store::samples::HealthSample {
+                at,
+                source: "w1".into(),
+                cameras: 3,
+                streaming,
+                unhealthy,
+                off_view: 0,
+                analysed_per_min: 40,
+                inferences_per_min: 10,
+            })
+            .await
+            .unwrap();
+    }
+    let page = get_text(&s, &op, "/summary?lang=en").await;
+    assert!(page.contains("Capacity and health, the last day"), "{page}");
+    for id in ["chart-health", "chart-capacity"] {
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id}: {page}");
+    }
+    assert!(!page.contains("id=\"no-samples\""), "{page}");
 }
 
 #[tokio::test]

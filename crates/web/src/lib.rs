@@ -89,6 +89,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/workbench.js", get(pages::workbench_js))
         .route("/static/zones.js", get(pages::zones_js))
+        .route("/static/capture.js", get(pages::capture_js))
         // Authenticated by the platform's HMAC signature, not a session.
         .merge(open)
         .merge(protected)
@@ -108,6 +109,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(&state.settings.listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(walk_audit_chain(state.clone(), shutdown.clone()));
+    tokio::spawn(sample_health(state.clone(), shutdown.clone()));
     if let (Some(cert), Some(key)) = (
         state.settings.tls_cert.clone(),
         state.settings.tls_key.clone(),
@@ -128,6 +130,57 @@ pub async fn serve(
     });
     tracing::info!(%addr, "web UI and API listening");
     Ok(addr)
+}
+
+/// The cameras this process runs, as one sample: their health states and the last
+/// minute's analysis.
+pub fn sample_now(st: &WebState, now: f64) -> crate::store::samples::HealthSample {
+    use crate::model::health::HealthState;
+    let health = st
+        .health
+        .snapshot(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(now.max(0.0)));
+    let analysis = st.analysis.lock().clone();
+    let mut s = crate::store::samples::HealthSample {
+        at: now,
+        source: st.settings.listen.clone(),
+        cameras: health.len() as i64,
+        ..Default::default()
+    };
+    for h in &health {
+        match h.health.state {
+            HealthState::Streaming => s.streaming += 1,
+            HealthState::BackingOff | HealthState::Failed => s.unhealthy += 1,
+            _ => {}
+        }
+    }
+    for a in analysis.values() {
+        if a.off_view {
+            s.off_view += 1;
+        }
+        s.analysed_per_min += i64::from(a.analysed_per_min) + i64::from(a.reused_per_min);
+        s.inferences_per_min += i64::from(a.analysed_per_min);
+    }
+    s
+}
+
+/// How often the cameras' capacity and health are sampled for the summary's last day.
+const HEALTH_SAMPLE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Samples the cameras this process runs now and every [`HEALTH_SAMPLE`] until shutdown
+/// (`store::samples`); nothing when it runs none.
+async fn sample_health(state: Arc<WebState>, shutdown: Shutdown) {
+    loop {
+        let s = sample_now(&state, state.now());
+        if s.cameras > 0
+            && let Err(e) = state.store.record_health_sample(&s).await
+        {
+            tracing::warn!(error = %e, "recording a health sample");
+        }
+        tokio::select! {
+            _ = shutdown.triggered() => return,
+            _ = tokio::time::sleep(HEALTH_SAMPLE) => {}
+        }
+    }
 }
 
 /// How often the audit chain is walked in full; the audit page checks the rows written

@@ -231,6 +231,18 @@ pub async fn review(
     })
 }
 
+/// The capture view's script (`/static/capture.js`), embedded in the binary.
+pub async fn capture_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../static/capture.js"),
+    )
+        .into_response()
+}
+
 /// The zone editor's script (`/static/zones.js`), embedded in the binary.
 pub async fn zones_js() -> Response {
     (
@@ -280,15 +292,8 @@ pub async fn capture(
     ))
     .ok()
     .and_then(|r| table.rules.get(&r));
-    let img = |file: &str, key: &str| {
-        thumb(&c.evidence, file)
-            .map(|u| format!("<figure><img id=\"img-{}\" src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>", file.trim_end_matches(".jpg"), esc(&u), t(lang, key), t(lang, key)))
-            .unwrap_or_default()
-    };
     let clip = thumb(&c.evidence, "clip.mp4")
-        .filter(|_| manifest.as_ref().is_some_and(|m| m.clip.is_some()))
-        .map(|u| format!("<figure><video id=\"clip\" controls muted preload=\"metadata\" src=\"{}\"></video><figcaption>{}</figcaption></figure>", esc(&u), t(lang, "clip")))
-        .unwrap_or_default();
+        .filter(|_| manifest.as_ref().is_some_and(|m| m.clip.is_some()));
     let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
     // A bin zone found clean on the spot: its reference is replaced by the next frame.
     let clean = if c.rule == "overflowing_bin" {
@@ -306,20 +311,21 @@ pub async fn capture(
     } else if c.status == "pending_review" {
         let reasons: String = REJECT_REASONS
             .iter()
-            .map(|r| format!("<option value=\"{r}\">{}</option>", t(lang, r)))
+            .enumerate()
+            .map(|(i, r)| format!("<option value=\"{r}\">{} {}</option>", i + 1, t(lang, r)))
             .collect();
         format!(
             r#"<div class="actions">
 <form method="post" action="/captures/{id}/confirm" id="confirm-form"><input type="hidden" name="csrf" value="{csrf}"><button id="confirm">{confirm} (c)</button></form>
 <form method="post" action="/captures/{id}/reject" id="reject-form"><input type="hidden" name="csrf" value="{csrf}">
 <label>{reason} <select name="reason" id="reason">{reasons}</select></label> <label>{note} <input name="note" id="note" maxlength="2000"></label>
-<button id="reject">{reject} (r)</button></form></div>
-<script>document.addEventListener('keydown',e=>{{if(e.target.tagName==='INPUT'||e.target.tagName==='SELECT')return;if(e.key==='c')document.getElementById('confirm-form').submit();if(e.key==='r')document.getElementById('reason').focus();if(e.key==='n')location='/review';}});</script>"#,
+<button id="reject">{reject} (r)</button></form><p class="keys">{keys}</p></div>"#,
             id = esc(&c.id),
             confirm = t(lang, "confirm"),
             reject = t(lang, "reject"),
             reason = t(lang, "reason"),
             note = t(lang, "note"),
+            keys = t(lang, "capture_keys"),
         )
     } else {
         format!(
@@ -335,71 +341,167 @@ pub async fn capture(
                 ))
                 .unwrap_or_default()
         )
-    };
+    } + &clean;
     let loc = cam.map(|c| &c.location);
-    let facts = format!(
-        "<dl><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{} {}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{:.2} ×{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>",
-        t(lang, "rule"),
-        t(lang, &c.rule),
-        t(lang, "camera"),
-        esc(&c.camera),
-        esc(cam.map(|c| c.name.as_str()).unwrap_or("")),
-        t(lang, "time"),
-        local(c.confirm_at, st.cases.utc_offset_s),
-        t(lang, "score"),
-        c.score,
-        c.aggregation,
-        t(lang, "location"),
-        esc(&loc
-            .map(|l| format!(
-                "{} ({}) {} {}",
-                l.address, l.grid_code, l.street, l.community
-            ))
-            .unwrap_or_default()),
-        t(lang, "category"),
-        esc(&cat
-            .map(|k| format!(
-                "{} {} / {} {}",
-                k.major_code, k.major_name, k.minor_code, k.minor_name
-            ))
-            .unwrap_or_default()),
-        t(lang, "time_limit"),
-        esc(&cat.map(|k| k.time_limit.clone()).unwrap_or_default()),
-    );
-    // What was seen in a stall (the evidence manifest's parts).
-    let seen = manifest
-        .as_ref()
-        .filter(|m| !m.parts.is_empty())
-        .map(|m| {
-            format!(
-                "<dl><dt>{}</dt><dd id=\"parts\">{}</dd></dl>",
-                t(lang, "stall_parts"),
-                esc(&m.parts.join(", "))
-            )
-        })
-        .unwrap_or_default();
-    let manifest_html = manifest
-        .as_ref()
-        .map(|m| {
-            format!(
-                "<details open><summary>{}</summary><pre id=\"manifest\">{}</pre></details>",
-                t(lang, "manifest"),
-                esc(&serde_json::to_string_pretty(m).unwrap_or_default())
-            )
-        })
-        .unwrap_or_default();
-    let body = format!(
-        "{facts}{seen}{actions}{clean}<div class=\"evidence\">{}{}{}{clip}</div>{manifest_html}",
-        img("confirm.jpg", "full_frame"),
-        img("first_seen.jpg", "first_seen"),
-        img("crop.jpg", "crop"),
-    );
-    Ok(page(
+    let off = st.cases.utc_offset_s;
+    let similar = similar_verdicts(&st, &c, lang).await;
+    let timeline = capture_timeline(&st, &c, lang).await;
+    let view = super::templates::CaptureView {
+        frame: Frame::new(lang, &auth, &format!("{} · {}", t(lang, "review"), c.id)),
         lang,
-        &auth,
-        &format!("{} · {}", t(lang, "review"), c.id),
-        &body,
-    ))
+        id: c.id.clone(),
+        rule: t(lang, &c.rule),
+        camera: c.camera.clone(),
+        camera_name: cam.map(|c| c.name.clone()).unwrap_or_default(),
+        zone: c.zone.clone(),
+        time: local(c.confirm_at, off),
+        score: format!("{:.2}", c.score),
+        aggregation: c.aggregation,
+        photo: thumb(&c.evidence, "confirm.jpg"),
+        crop: thumb(&c.evidence, "crop.jpg"),
+        before: thumb(&c.evidence, "first_seen.jpg").filter(|_| {
+            manifest
+                .as_ref()
+                .is_none_or(|m| m.files.iter().any(|f| f.name == "first_seen.jpg"))
+        }),
+        clip,
+        actions,
+        parts: manifest
+            .as_ref()
+            .map(|m| m.parts.join(", "))
+            .unwrap_or_default(),
+        location: loc
+            .map(|l| {
+                format!(
+                    "{} ({}) {} {}",
+                    l.address, l.grid_code, l.street, l.community
+                )
+            })
+            .unwrap_or_default(),
+        category: cat
+            .map(|k| {
+                format!(
+                    "{} {} / {} {}",
+                    k.major_code, k.major_name, k.minor_code, k.minor_name
+                )
+            })
+            .unwrap_or_default(),
+        time_limit: cat.map(|k| k.time_limit.clone()).unwrap_or_default(),
+        similar,
+        timeline,
+        manifest: manifest
+            .as_ref()
+            .map(|m| serde_json::to_string_pretty(m).unwrap_or_default()),
+        reasons_json: serde_json::to_string(&REJECT_REASONS).unwrap_or_default(),
+    };
+    Ok(render(lang, &view))
+}
+
+/// The verdicts the memory keeps for the capture's camera, zone and rule, most alike first
+/// (cosine similarity of the appearance vectors; newest first without one): at most six.
+async fn similar_verdicts(
+    st: &WebState,
+    c: &crate::store::query::CaptureRow,
+    lang: Lang,
+) -> Vec<super::templates::Similar> {
+    let (Ok(memory), Ok(mine)) = (
+        st.store.memory_of(&c.camera, &c.zone, &c.rule).await,
+        st.store.capture_embedding(&c.id).await,
+    ) else {
+        return Vec::new();
+    };
+    let mut scored: Vec<(Option<f32>, crate::model::verdict::MemoryEntry)> = memory
+        .into_iter()
+        .filter(|m| m.capture != c.id)
+        .map(|m| {
+            let sim = mine
+                .as_ref()
+                .filter(|v| v.len() == m.embedding.len())
+                .map(|v| crate::model::embedding::similarity(v, &m.embedding));
+            (sim, m)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.unwrap_or(-2.0).total_cmp(&a.0.unwrap_or(-2.0)));
+    let mut out = Vec::new();
+    for (sim, m) in scored.into_iter().take(6) {
+        let evidence = st
+            .store
+            .capture(&m.capture)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.evidence);
+        let said = m.said.as_str();
+        out.push(super::templates::Similar {
+            href: format!("/captures/{}", urlencoding_path(&m.capture)),
+            crop: thumb(&evidence, "crop.jpg"),
+            said: if said == "confirmed" {
+                "confirmed"
+            } else {
+                "rejected"
+            },
+            said_word: t(lang, said),
+            reason: m.reason.as_deref().map(|r| t(lang, r)),
+            similarity: sim
+                .map(|s| format!("{:.2} {}", s, t(lang, "alike")))
+                .unwrap_or_default(),
+            time: local(m.at, st.cases.utc_offset_s),
+        });
+    }
+    out
+}
+
+/// A capture's story, in order: first seen, the rule met, recorded, each decision, and its
+/// case's events.
+async fn capture_timeline(
+    st: &WebState,
+    c: &crate::store::query::CaptureRow,
+    lang: Lang,
+) -> Vec<super::templates::Step> {
+    let off = st.cases.utc_offset_s;
+    let mut steps: Vec<(f64, String)> = vec![
+        (c.start_at, t(lang, "first_seen").to_string()),
+        (c.confirm_at, t(lang, "rule_met").to_string()),
+    ];
+    if let Ok(reviews) = st.store.reviews_of(&c.id).await {
+        for (who, decision, reason, at) in reviews {
+            let word = if decision == "confirm" {
+                "confirmed"
+            } else {
+                "rejected"
+            };
+            let why = reason
+                .map(|r| format!(" ({})", t(lang, &r)))
+                .unwrap_or_default();
+            steps.push((at, format!("{} {who}{why}", t(lang, word))));
+        }
+    }
+    if let Some(n) = &c.case_number
+        && let Ok(events) = st.store.case_events(n).await
+    {
+        for e in events {
+            steps.push((
+                e.at,
+                format!(
+                    "{} {n}: {} ({})",
+                    t(lang, "case"),
+                    t(lang, &e.status),
+                    e.actor
+                ),
+            ));
+        }
+    }
+    if let Some(h) = c.held_by(st.now()) {
+        steps.push((st.now(), format!("{} {h}", t(lang, "held_by"))));
+    }
+    steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    steps
+        .into_iter()
+        .map(|(at, what)| super::templates::Step {
+            time: local(at, off),
+            what,
+        })
+        .collect()
 }
 
 /// The banner of a package that fails its hash check, naming the failing files.
@@ -845,6 +947,49 @@ pub async fn summary(
     }
     body.push_str("</table>");
     body.push_str(&summary_charts(lang, &sum));
+    // The cameras' capacity and health over the last day, as sampled every few minutes.
+    let samples = st
+        .store
+        .health_samples(st.now() - 86_400.0)
+        .await
+        .unwrap_or_default();
+    let day = super::summary::last_day(&samples, st.cases.utc_offset_s);
+    body.push_str(&format!("<h2>{}</h2>", t(lang, "capacity_last_day")));
+    if day.hours.is_empty() {
+        body.push_str(&format!(
+            "<p class=\"note\" id=\"no-samples\">{}</p>",
+            t(lang, "no_samples")
+        ));
+    } else {
+        body.push_str(&super::charts::stacked_bars(
+            "chart-health",
+            t(lang, "cameras_by_state"),
+            &day.hours,
+            &[
+                (t(lang, "streaming").to_string(), day.streaming.clone()),
+                (t(lang, "unhealthy").to_string(), day.unhealthy.clone()),
+                (t(lang, "off_view").to_string(), day.off_view.clone()),
+            ],
+        ));
+        let reused: Vec<f64> = day
+            .analysed_per_min
+            .iter()
+            .zip(&day.inferences_per_min)
+            .map(|(a, i)| (a - i).max(0.0))
+            .collect();
+        body.push_str(&super::charts::stacked_bars(
+            "chart-capacity",
+            t(lang, "frames_per_min"),
+            &day.hours,
+            &[
+                (
+                    t(lang, "inferences").to_string(),
+                    day.inferences_per_min.clone(),
+                ),
+                (t(lang, "reused").to_string(), reused),
+            ],
+        ));
+    }
     // What the verdict history proposes per camera (applied on the learning page).
     if let Ok(proposals) = super::review::proposals(&st).await {
         body.push_str(&format!(

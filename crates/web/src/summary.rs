@@ -134,6 +134,61 @@ pub fn summarise(r: &Recent, utc_offset_s: i32) -> Summary {
     s
 }
 
+/// The last day's capacity and health, per hour of the reporting time zone: the mean over
+/// the hour's samples of each sample time's sum over the processes that sampled.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct LastDay {
+    /// "HH:00" of each hour with samples, oldest first.
+    pub hours: Vec<String>,
+    pub streaming: Vec<f64>,
+    pub unhealthy: Vec<f64>,
+    pub off_view: Vec<f64>,
+    /// Frames analysed per minute, and of those the detector ran on.
+    pub analysed_per_min: Vec<f64>,
+    pub inferences_per_min: Vec<f64>,
+}
+
+/// Groups the samples of the last day by hour (see [`LastDay`]).
+pub fn last_day(samples: &[crate::store::samples::HealthSample], utc_offset_s: i32) -> LastDay {
+    // Each sample time's sum over the sources, then each hour's mean of those.
+    let mut at: BTreeMap<i64, [f64; 5]> = BTreeMap::new();
+    for s in samples {
+        let v = at.entry(s.at.round() as i64).or_default();
+        for (i, x) in [
+            s.streaming,
+            s.unhealthy,
+            s.off_view,
+            s.analysed_per_min,
+            s.inferences_per_min,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            v[i] += x as f64;
+        }
+    }
+    let mut hours: BTreeMap<i64, ([f64; 5], f64)> = BTreeMap::new();
+    for (t, v) in at {
+        let h = hours.entry(t.div_euclid(3600)).or_default();
+        for i in 0..5 {
+            h.0[i] += v[i];
+        }
+        h.1 += 1.0;
+    }
+    let mut d = LastDay::default();
+    for (h, (sum, n)) in hours {
+        let label = crate::model::package::format_time(h as f64 * 3600.0, utc_offset_s);
+        d.hours
+            .push(format!("{}:00", label.get(11..13).unwrap_or("??")));
+        d.streaming.push(sum[0] / n);
+        d.unhealthy.push(sum[1] / n);
+        d.off_view.push(sum[2] / n);
+        d.analysed_per_min.push(sum[3] / n);
+        d.inferences_per_min.push(sum[4] / n);
+    }
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +257,39 @@ mod tests {
         assert_eq!(s.decision_latency_s["abandoned_vehicle"], (120.0, 120.0));
         assert_eq!(s.rejection_reasons["duplicate"], 1);
         assert_eq!(s.replayed, 0);
+    }
+
+    #[test]
+    fn the_last_day_sums_the_processes_and_averages_each_hour() {
+        use crate::store::samples::HealthSample;
+        let s =
+            |at: f64, source: &str, streaming: i64, unhealthy: i64, analysed: i64| HealthSample {
+                at,
+                source: source.into(),
+                cameras: streaming + unhealthy,
+                streaming,
+                unhealthy,
+                off_view: 0,
+                analysed_per_min: analysed,
+                inferences_per_min: analysed / 2,
+            };
+        // 2026-01-05 09:00 +08:00, two workers; then 09:05 one camera down; then 10:00.
+        let h9 = 1_767_574_800.0;
+        let d = last_day(
+            &[
+                s(h9, "w1", 3, 0, 30),
+                s(h9, "w2", 2, 0, 20),
+                s(h9 + 300.0, "w1", 2, 1, 20),
+                s(h9 + 300.0, "w2", 2, 0, 20),
+                s(h9 + 3600.0, "w1", 3, 0, 30),
+            ],
+            8 * 3600,
+        );
+        assert_eq!(d.hours, ["09:00", "10:00"]);
+        assert_eq!(d.streaming, [4.5, 3.0]);
+        assert_eq!(d.unhealthy, [0.5, 0.0]);
+        assert_eq!(d.analysed_per_min, [45.0, 30.0]);
+        assert_eq!(d.inferences_per_min, [22.5, 15.0]);
     }
 
     #[test]

@@ -136,6 +136,64 @@ impl Workbench {
     }
 }
 
+/// A past verdict like this capture, from the verdict memory.
+pub struct Similar {
+    pub href: String,
+    pub crop: Option<String>,
+    /// confirmed or rejected (the class).
+    pub said: &'static str,
+    pub said_word: &'static str,
+    pub reason: Option<&'static str>,
+    /// "0.93 alike", or the time order when there is no vector to compare.
+    pub similarity: String,
+    pub time: String,
+}
+
+/// One step of a capture's story.
+pub struct Step {
+    pub time: String,
+    pub what: String,
+}
+
+/// A capture's view, laid out for a 1366×768 screen: the photo (zoomable) beside the
+/// decision, the crop, the "before" and the clip; below them similar past verdicts and the
+/// episode's timeline (`static/capture.js` for zoom and keys).
+#[derive(Template)]
+#[template(path = "capture.html")]
+pub struct CaptureView {
+    pub frame: Frame,
+    pub lang: Lang,
+    pub id: String,
+    pub rule: &'static str,
+    pub camera: String,
+    pub camera_name: String,
+    pub zone: String,
+    pub time: String,
+    pub score: String,
+    pub aggregation: i64,
+    pub photo: Option<String>,
+    pub crop: Option<String>,
+    pub before: Option<String>,
+    pub clip: Option<String>,
+    /// The decision controls, the outcome, or the tampered banner (built and escaped in code).
+    pub actions: String,
+    pub parts: String,
+    pub location: String,
+    pub category: String,
+    pub time_limit: String,
+    pub similar: Vec<Similar>,
+    pub timeline: Vec<Step>,
+    pub manifest: Option<String>,
+    /// The rejection reasons' codes in key order, as JSON, for `r` then a digit.
+    pub reasons_json: String,
+}
+
+impl CaptureView {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
 /// The navigation's words.
 #[cfg(test)]
 pub(crate) fn nav_keys() -> impl Iterator<Item = &'static str> {

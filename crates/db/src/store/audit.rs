@@ -169,7 +169,7 @@ impl Store {
         detail: Option<&str>,
         now: f64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         self.audit_in(&mut tx, None, now, actor, action, subject, detail)
             .await?;
         tx.commit().await.map_err(|e| self.err(e))

@@ -121,7 +121,7 @@ impl Store {
         at: f64,
         rows: &[(String, serde_json::Value, Option<serde_json::Value>)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let sql = "INSERT INTO camera_status (camera, worker, at, health, analysis) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (camera) DO UPDATE SET worker = excluded.worker, at = excluded.at, \
              health = excluded.health, analysis = excluded.analysis".to_string();

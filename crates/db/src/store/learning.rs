@@ -105,6 +105,71 @@ impl Store {
         Ok(out)
     }
 
+    /// The remembered verdicts of one camera, zone and rule, newest first: what a new
+    /// capture there is compared with (the capture view's similar past verdicts).
+    pub async fn memory_of(
+        &self,
+        camera: &str,
+        zone: &str,
+        rule: &str,
+    ) -> Result<Vec<MemoryEntry>, StoreError> {
+        let rows: Vec<(String, String, Option<String>, String, f64)> = sqlx::query_as(
+            "SELECT capture_id, said, reason, embedding, at FROM verdict_memory \
+             WHERE camera = $1 AND zone = $2 AND rule = $3 ORDER BY at DESC, capture_id",
+        )
+        .bind(camera)
+        .bind(zone)
+        .bind(rule)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        let Some(kind) = RuleKind::parse(rule) else {
+            return Ok(Vec::new());
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(capture, said, reason, embedding, at)| {
+                Some(MemoryEntry {
+                    capture,
+                    camera: camera.into(),
+                    zone: zone.into(),
+                    rule: kind,
+                    said: Said::parse(&said)?,
+                    reason,
+                    embedding: serde_json::from_str(&embedding).ok()?,
+                    at,
+                })
+            })
+            .collect())
+    }
+
+    /// A capture's appearance vector, when its detector gave one.
+    pub async fn capture_embedding(&self, id: &str) -> Result<Option<Vec<f32>>, StoreError> {
+        let e: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT embedding FROM captures WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(|e| self.err(e))?;
+        Ok(e.and_then(|(e,)| e)
+            .and_then(|e| serde_json::from_str(&e).ok()))
+    }
+
+    /// A capture's reviews, oldest first: (reviewer, decision, reason, at).
+    pub async fn reviews_of(
+        &self,
+        capture_id: &str,
+    ) -> Result<Vec<(String, String, Option<String>, f64)>, StoreError> {
+        sqlx::query_as(
+            "SELECT reviewer, decision, reason, at FROM reviews WHERE capture_id = $1 \
+             ORDER BY at, id",
+        )
+        .bind(capture_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))
+    }
+
     /// Every remembered verdict, oldest first: what the verdict memory is built from
     /// (`VerdictMemory::from_entries`, which keeps the newest `max_per_zone` of each camera,
     /// zone and rule).
@@ -187,7 +252,7 @@ impl Store {
         actor: &str,
         now: f64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let n = sqlx::query("DELETE FROM verdict_memory WHERE capture_id = $1")
             .bind(capture_id)
             .execute(&mut *tx)
@@ -209,7 +274,7 @@ impl Store {
         actor: &str,
         now: f64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let learned: Option<(String,)> =
             sqlx::query_as("SELECT status FROM captures WHERE id = $1 AND status = 'learned'")
                 .bind(capture_id)
@@ -278,7 +343,7 @@ impl Store {
     /// Stores an override (replacing an earlier one of the same camera, rule and setting),
     /// audited.
     pub async fn apply_override(&self, o: &Override) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         sqlx::query("INSERT INTO calibration (camera, rule, setting, value, applied_by, applied_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (camera, rule, setting) DO UPDATE SET \
              value = excluded.value, applied_by = excluded.applied_by, applied_at = excluded.applied_at")

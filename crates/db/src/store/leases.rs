@@ -215,7 +215,7 @@ impl Store {
         }
         // PostgreSQL: lock the free rows this worker will take, skipping rows another
         // worker's transaction has locked, then take them in the same transaction.
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let sql = format!("{free} FOR UPDATE SKIP LOCKED");
         let mut q = sqlx::query(&sql).bind(expired);
         for c in candidates {
@@ -263,7 +263,7 @@ impl Store {
     /// A worker leaving cleanly: its leases are freed and its heartbeat removed, so the
     /// others take its cameras at their next heartbeat instead of after the TTL.
     pub async fn retire_worker(&self, worker: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         sqlx::query("UPDATE leases SET worker = NULL, expires_at = 0 WHERE worker = $1")
             .bind(worker)
             .execute(&mut *tx)

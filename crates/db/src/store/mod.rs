@@ -15,6 +15,7 @@ pub mod leases;
 pub mod outbox;
 pub mod progress;
 pub mod query;
+pub mod samples;
 pub mod spool;
 pub mod tally;
 pub mod users;
@@ -279,6 +280,19 @@ impl Store {
         Ok(store)
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot wait its turn to
+    /// write once another connection has written (SQLITE_BUSY_SNAPSHOT, which the busy
+    /// timeout does not cover), so an operator's decision would fail while the outbox was
+    /// being marked delivered. PostgreSQL's row locks need nothing of the kind.
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.pool.begin().await
+        }
+    }
+
     pub(crate) fn err(&self, source: sqlx::Error) -> StoreError {
         StoreError::Db {
             url: self.url.clone(),
@@ -321,7 +335,7 @@ impl Store {
         let k = &c.candidate;
         // A learned suppression is kept with its evidence but never filed or queued.
         let learned = c.is_learned_suppression();
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         // The learned columns only when there is a value: a NULL bound for a float would fix
         // the prepared statement's parameter type on PostgreSQL for later binds.
         let sql = if learned {
@@ -414,7 +428,7 @@ impl Store {
         location: &Location,
         now: f64,
     ) -> Result<String, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let status = self.status_in(&mut tx, capture_id).await?;
         if status == "rejected" {
             return Err(StoreError::NotPending {
@@ -510,7 +524,7 @@ impl Store {
         note: Option<&str>,
         now: f64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let status = self.status_in(&mut tx, capture_id).await?;
         if status != "pending_review" {
             return Err(StoreError::NotPending {

@@ -41,7 +41,7 @@ impl Store {
     /// The platform has the case.
     pub async fn outbox_delivered(&self, id: &str, now: f64) -> Result<(), StoreError> {
         let g = |e| self.db_err(e);
-        let mut tx = self.pool().begin().await.map_err(g)?;
+        let mut tx = self.begin().await.map_err(g)?;
         let n = sqlx::query(
             "UPDATE outbox SET state = 'delivered', delivered_at = $2, attempts = attempts + 1, \
              last_error = NULL WHERE id = $1 AND state <> 'delivered'",

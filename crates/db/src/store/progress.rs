@@ -205,7 +205,7 @@ impl Store {
         now: f64,
     ) -> Result<Applied, StoreError> {
         let g = |e| self.err(e);
-        let mut tx = self.pool().begin().await.map_err(g)?;
+        let mut tx = self.begin().await.map_err(g)?;
         if let Some(n) = nonce {
             let fresh = sqlx::query("INSERT INTO platform_nonces (nonce, at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
             .bind(n)
@@ -395,7 +395,7 @@ impl Store {
         at: f64,
     ) -> Result<Option<CaseStatus>, StoreError> {
         let g = |e| self.err(e);
-        let mut tx = self.pool().begin().await.map_err(g)?;
+        let mut tx = self.begin().await.map_err(g)?;
         let attempts: Option<i64> = sqlx::query_scalar("SELECT attempts FROM closure_checks WHERE case_number = $1 AND state IN ('waiting', 'manual')")
         .bind(case)
         .fetch_optional(&mut *tx)
@@ -585,7 +585,7 @@ impl Store {
         .map_err(g)?;
         let mut reminded = Vec::new();
         for (case, deadline) in rows {
-            let mut tx = self.pool().begin().await.map_err(g)?;
+            let mut tx = self.begin().await.map_err(g)?;
             // Another process may have reminded it meanwhile.
             let mine = sqlx::query(
                 "UPDATE cases SET reminded_at = $2 WHERE case_number = $1 AND reminded_at IS NULL",
@@ -708,7 +708,7 @@ impl Store {
             .collect();
         let mut moved = 0;
         for (id, key) in targets {
-            let mut tx = self.pool().begin().await.map_err(g)?;
+            let mut tx = self.begin().await.map_err(g)?;
             let n = sqlx::query(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2 \
                  WHERE id = $1 AND state = 'dead'",

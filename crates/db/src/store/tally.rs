@@ -661,7 +661,7 @@ impl Store {
                 _ => {}
             }
         }
-        let mut tx = self.pool().begin().await.map_err(g)?;
+        let mut tx = self.begin().await.map_err(g)?;
         for sql in ["DELETE FROM tallies", "DELETE FROM verdict_stats"] {
             sqlx::query(sql).execute(&mut *tx).await.map_err(g)?;
         }

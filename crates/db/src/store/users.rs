@@ -314,7 +314,7 @@ impl Store {
         now: f64,
     ) -> Result<bool, StoreError> {
         let hash = hash_password(password);
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let added = sqlx::query(
             "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO NOTHING",
@@ -352,7 +352,7 @@ impl Store {
         actor: &str,
         now: f64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let found = sqlx::query("UPDATE users SET disabled = $2 WHERE name = $1")
             .bind(name)
             .bind(i64::from(disabled))
@@ -386,7 +386,7 @@ impl Store {
         now: f64,
     ) -> Result<bool, StoreError> {
         let hash = hash_password(password);
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin().await.map_err(|e| self.err(e))?;
         let found = sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
             .bind(name)
             .bind(&hash)

@@ -50,7 +50,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let g = |e| self.err(e);
         let json = serde_json::to_string(polygon).expect("polygon");
-        let mut tx = self.pool().begin().await.map_err(g)?;
+        let mut tx = self.begin().await.map_err(g)?;
         sqlx::query(
             "INSERT INTO zone_overrides (camera, zone, polygon, set_by, set_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (camera, zone) DO UPDATE SET \
@@ -86,7 +86,7 @@ impl Store {
         now: f64,
     ) -> Result<bool, StoreError> {
         let g = |e| self.err(e);
-        let mut tx = self.pool().begin().await.map_err(g)?;
+        let mut tx = self.begin().await.map_err(g)?;
         let n = sqlx::query("DELETE FROM zone_overrides WHERE camera = $1 AND zone = $2")
             .bind(camera)
             .bind(zone)
