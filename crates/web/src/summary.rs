@@ -170,8 +170,8 @@ pub fn last_day(samples: &[crate::store::samples::HealthSample], utc_offset_s: i
     let mut hours: BTreeMap<i64, ([f64; 5], f64)> = BTreeMap::new();
     for (t, v) in at {
         let h = hours.entry(t.div_euclid(3600)).or_default();
-        for i in 0..5 {
-            h.0[i] += v[i];
+        for (sum, x) in h.0.iter_mut().zip(v) {
+            *sum += x;
         }
         h.1 += 1.0;
     }

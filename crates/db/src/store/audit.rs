@@ -247,7 +247,7 @@ impl Store {
             since_full_walk: None,
             walked_at: now,
         };
-        *self.audit_mark.lock() = walk.broken.is_none().then(|| AuditMark {
+        *self.audit_mark.lock() = walk.broken.is_none().then_some(AuditMark {
             seq: walk.last.0,
             hash: walk.last.1,
             rows: walk.rows,
