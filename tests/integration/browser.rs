@@ -795,11 +795,31 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
             .await
             .unwrap();
         assert_eq!(audit, ["zone.set"]);
-        let sent = desk.pending("vtest");
+        let sent = desk.take("vtest");
         assert!(
             matches!(&sent[..], [citywatch::analysis::SceneCommand::SetZone { zone, .. }] if zone == "kerb"),
             "{sent:?}"
         );
+        // A fixture boxed with two mouse clicks on the picture: the page reloads with it,
+        // and the camera is told.
+        b.eval("document.querySelector('.fixture-label').value='bench';\
+                document.querySelector('.fixture-draw').click()")
+            .await;
+        b.click(r[0] + 0.1 * r[2], r[1] + 0.6 * r[3]).await;
+        b.events.retain(|e| e["method"] != "Page.loadEventFired");
+        b.click(r[0] + 0.25 * r[2], r[1] + 0.8 * r[3]).await;
+        b.event("Page.loadEventFired").await;
+        let sent = desk.pending("vtest");
+        match &sent[..] {
+            [citywatch::analysis::SceneCommand::AddFixture { label, bbox }] => {
+                assert_eq!(label, "bench");
+                for (got, want) in bbox.iter().zip([0.1, 0.6, 0.25, 0.8]) {
+                    assert!((*got as f64 - want).abs() < 0.01, "{bbox:?}");
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        b.screenshot("19-fixture-drawn").await;
         shutdown.trigger();
     });
 }

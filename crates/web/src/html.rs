@@ -241,6 +241,11 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "Keys: c confirms · r then a digit rejects with that reason · n next",
         ),
         "draw_zone" => ("在画面上绘制", "Draw on the picture"),
+        "draw_fixture" => ("在画面上框出固定设施", "Draw a fixture"),
+        "fixture_drawing" => (
+            "点击固定设施的两个对角",
+            "Click two opposite corners of the fixture",
+        ),
         "reset_zone" => ("恢复配置文件中的区域", "Back to the config's zone"),
         "save" => ("保存", "Save"),
         "zone_saved" => (

@@ -644,6 +644,7 @@ pub async fn cameras(
     // Zones an admin drew on a camera's picture, drawn in place of the config's.
     let drawn = st.store.zone_overrides().await.unwrap_or_default();
     let admin = auth.user.role >= crate::store::users::Role::Admin;
+    let operator = auth.user.role >= crate::store::users::Role::Operator;
     for c in camera_views(&st) {
         let (state, frames, reconnects, err) = c
             .status
@@ -705,7 +706,33 @@ pub async fn cameras(
                     esc(zid)
                 )
             })
-            .collect();
+            .collect::<String>()
+            // The camera's fixtures, and those it proposes, as boxes on its picture.
+            + &c
+                .fixtures
+                .iter()
+                .map(|f| (f, "fixture"))
+                .chain(c.proposed_fixtures.iter().map(|f| (f, "proposed")))
+                .map(|(f, class)| {
+                    format!(
+                        "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{}</title></rect>",
+                        f.bbox[0],
+                        f.bbox[1],
+                        (f.bbox[2] - f.bbox[0]).max(0.0),
+                        (f.bbox[3] - f.bbox[1]).max(0.0),
+                        esc(&f.label)
+                    )
+                })
+                .collect::<String>();
+        let fixture_tools = if operator {
+            format!(
+                " <input class=\"fixture-label\" placeholder=\"{label}\" maxlength=\"40\" size=\"8\" aria-label=\"{label}\"> <button type=\"button\" class=\"fixture-draw\">{draw}</button>",
+                label = t(lang, "label"),
+                draw = t(lang, "draw_fixture"),
+            )
+        } else {
+            String::new()
+        };
         let editor = if admin && !c.zones.is_empty() {
             let options: String = c
                 .zones
@@ -714,7 +741,7 @@ pub async fn cameras(
                 .map(|z| format!("<option>{}</option>", esc(z)))
                 .collect();
             format!(
-                "<div class=\"zone-editor\" data-camera=\"{id}\" data-saved=\"{saved}\" data-reset=\"{done}\" data-drawing=\"{drawing}\"><select class=\"zone-pick\" aria-label=\"{zone}\">{options}</select> <button type=\"button\" class=\"zone-draw\">{draw}</button> <button type=\"button\" class=\"zone-save\" disabled>{save}</button> <button type=\"button\" class=\"zone-reset\">{reset}</button> <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
+                "<div class=\"zone-editor\" data-camera=\"{id}\" data-saved=\"{saved}\" data-reset=\"{done}\" data-drawing=\"{drawing}\" data-drawing-fixture=\"{drawing_fixture}\"><select class=\"zone-pick\" aria-label=\"{zone}\">{options}</select> <button type=\"button\" class=\"zone-draw\">{draw}</button> <button type=\"button\" class=\"zone-save\" disabled>{save}</button> <button type=\"button\" class=\"zone-reset\">{reset}</button>{fixture_tools} <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
                 id = esc(&c.id),
                 zone = t(lang, "zone"),
                 draw = t(lang, "draw_zone"),
@@ -723,6 +750,13 @@ pub async fn cameras(
                 saved = t(lang, "zone_saved"),
                 done = t(lang, "zone_reset_done"),
                 drawing = t(lang, "zone_drawing"),
+                drawing_fixture = t(lang, "fixture_drawing"),
+            )
+        } else if operator {
+            format!(
+                "<div class=\"zone-editor\" data-camera=\"{id}\" data-drawing-fixture=\"{drawing}\">{fixture_tools} <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
+                id = esc(&c.id),
+                drawing = t(lang, "fixture_drawing"),
             )
         } else {
             String::new()
@@ -821,7 +855,7 @@ pub async fn cameras(
             t(lang, "add_fixture")
         ));
     }
-    if admin {
+    if operator {
         body.push_str("<script src=\"/static/zones.js\" defer></script>");
     }
     page(lang, &auth, t(lang, "cameras"), &body)

@@ -2,7 +2,9 @@
 // the camera's picture, then "Save". The polygon goes to PUT /api/cameras/{id}/zones/{zone};
 // the server checks it (inside the frame, not crossing itself), stores it over the
 // config's, audits it, and the running camera uses it from its next frame. "Back to the
-// config's zone" deletes the drawn one.
+// config's zone" deletes the drawn one. Operators draw a fixture (a bench, a shop's
+// chairs) as a box: "Draw a fixture", then two opposite corners; it is added as the form on
+// the page would add it.
 (() => {
   const csrf = document.querySelector('meta[name=csrf]').content;
   for (const ed of document.querySelectorAll('.zone-editor')) {
@@ -15,8 +17,12 @@
     const save = ed.querySelector('.zone-save');
     const reset = ed.querySelector('.zone-reset');
     const status = ed.querySelector('.zone-status');
+    const fixtureDraw = ed.querySelector('.fixture-draw');
+    const fixtureLabel = ed.querySelector('.fixture-label');
     let points = null;
     let line = null;
+    let corners = null;
+    let box = null;
     const url = () => '/api/cameras/' + encodeURIComponent(camera) + '/zones/' +
       encodeURIComponent(pick.value);
     const polygonOf = (zone) =>
@@ -30,11 +36,55 @@
     };
     const stop = () => {
       points = null;
+      corners = null;
       if (line) line.remove();
+      if (box) box.remove();
       line = null;
+      box = null;
       live.classList.remove('editing');
-      save.disabled = true;
+      if (save) save.disabled = true;
     };
+    const at = (e) => {
+      const r = live.getBoundingClientRect();
+      const x = Math.min(1, Math.max(0, (e.clientX - r.left) / r.width));
+      const y = Math.min(1, Math.max(0, (e.clientY - r.top) / r.height));
+      return [Number(x.toFixed(4)), Number(y.toFixed(4))];
+    };
+    if (fixtureDraw) fixtureDraw.addEventListener('click', () => {
+      stop();
+      corners = [];
+      box = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+      box.setAttribute('class', 'proposed');
+      svg.appendChild(box);
+      live.classList.add('editing');
+      status.textContent = ed.dataset.drawingFixture;
+    });
+    const addFixture = async () => {
+      const [a, b] = corners;
+      const form = new URLSearchParams({
+        csrf,
+        label: fixtureLabel.value || 'fixture',
+        x1: Math.min(a[0], b[0]), y1: Math.min(a[1], b[1]),
+        x2: Math.max(a[0], b[0]), y2: Math.max(a[1], b[1]),
+      });
+      const r = await fetch('/cameras/' + encodeURIComponent(camera) + '/fixtures', {
+        method: 'POST', body: form, headers: { 'X-CSRF-Token': csrf },
+      });
+      if (r.ok) {
+        location.reload();
+      } else {
+        status.textContent = r.status + ': ' + (await r.text());
+        stop();
+      }
+    };
+    if (!draw) {
+      live.addEventListener('click', (e) => {
+        if (!corners) return;
+        corners.push(at(e));
+        if (corners.length === 2) addFixture();
+      });
+      continue;
+    }
     draw.addEventListener('click', () => {
       stop();
       points = [];
@@ -45,11 +95,13 @@
       status.textContent = ed.dataset.drawing;
     });
     live.addEventListener('click', (e) => {
+      if (corners) {
+        corners.push(at(e));
+        if (corners.length === 2) addFixture();
+        return;
+      }
       if (!points) return;
-      const r = live.getBoundingClientRect();
-      const x = Math.min(1, Math.max(0, (e.clientX - r.left) / r.width));
-      const y = Math.min(1, Math.max(0, (e.clientY - r.top) / r.height));
-      points.push([Number(x.toFixed(4)), Number(y.toFixed(4))]);
+      points.push(at(e));
       const shown = points.concat(points.length > 2 ? [points[0]] : []);
       line.setAttribute('points', shown.map((q) => q[0] + ',' + q[1]).join(' '));
       save.disabled = points.length < 3;
