@@ -228,8 +228,29 @@ async fn suite(url: &str) {
         .await
         .unwrap();
     assert_eq!((cases.len(), total), (1, 1));
-    let (_, all) = store.list_cases(&Default::default(), CST).await.unwrap();
+    let (both, all) = store.list_cases(&Default::default(), CST).await.unwrap();
     assert_eq!(all, 2);
+    // Keyset paging: one at a time, newest first, the second after the first's cursor,
+    // then nothing; the total is the filter's.
+    let one = |after: Option<String>| citywatch::store::query::CaseFilter {
+        limit: Some(1),
+        after,
+        ..Default::default()
+    };
+    let (first, total) = store.list_cases(&one(None), CST).await.unwrap();
+    assert_eq!((first.len(), total), (1, 2));
+    assert_eq!(first[0].case_number, both[0].case_number);
+    let (second, _) = store
+        .list_cases(&one(Some(first[0].cursor())), CST)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].case_number, both[1].case_number);
+    let (none, _) = store
+        .list_cases(&one(Some(second[0].cursor())), CST)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
     let day = |from: &str, to: &str| citywatch::store::query::CaseFilter {
         from_date: Some(from.into()),
         to_date: Some(to.into()),

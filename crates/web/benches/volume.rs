@@ -279,6 +279,13 @@ async fn run(store: Arc<Store>, dir: &Path) {
         ("GET", format!("/api/captures/cap-{}", half + 2)),
         ("GET", "/cases".into()),
         ("GET", "/cases?status=closed&camera=cam12".into()),
+        (
+            "GET",
+            format!(
+                "/cases?after={}%2CCW{half}",
+                NEWEST - (n - half) as f64 * SPACING_S
+            ),
+        ),
         ("GET", "/api/cases?limit=50".into()),
         ("GET", format!("/cases/CW{}", half + 2)),
         ("GET", format!("/api/cases/CW{}", half + 2)),

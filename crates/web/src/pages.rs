@@ -612,14 +612,32 @@ pub async fn cases(
         ));
     }
     body.push_str("</table>");
-    let (limit, offset) = (
-        f.limit.unwrap_or(50).clamp(1, 500),
-        f.offset.unwrap_or(0).max(0),
-    );
-    if offset + limit < total {
+    // The next page by keyset, with the same filters: as fast deep in a year of cases as
+    // on the first page.
+    let limit = f.limit.unwrap_or(50).clamp(1, 500);
+    if cases.len() as i64 == limit
+        && let Some(last) = cases.last()
+    {
+        let some = |k: &str, v: &Option<String>| {
+            v.as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| (k.to_string(), v.clone()))
+        };
+        let mut q: Vec<(String, String)> = [
+            some("rule", &f.rule),
+            some("camera", &f.camera),
+            some("status", &f.status),
+            some("from_date", &f.from_date),
+            some("to_date", &f.to_date),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        q.push(("limit".into(), limit.to_string()));
+        q.push(("after".into(), last.cursor()));
         body.push_str(&format!(
-            "<p><a href=\"/cases?offset={}&limit={limit}\" id=\"next-page\">{} →</a></p>",
-            offset + limit,
+            "<p><a href=\"/cases?{}\" id=\"next-page\">{} →</a></p>",
+            esc(&serde_urlencoded::to_string(&q).unwrap_or_default()),
             t(lang, "next")
         ));
     }

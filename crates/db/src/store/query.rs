@@ -135,8 +135,18 @@ pub struct CaseFilter {
     pub limit: Option<i64>,
     #[param(minimum = 0)]
     pub offset: Option<i64>,
+    /// Keyset paging: the cases after this one, newest first, given as its
+    /// `reported_at,case_number` (a page's last row).
+    pub after: Option<String>,
     /// The page language (the UI's `?lang=`); no effect on the query.
     pub lang: Option<String>,
+}
+
+impl CaseRecord {
+    /// Its keyset cursor (`reported_at,case_number`), for [`CaseFilter::after`].
+    pub fn cursor(&self) -> String {
+        format!("{},{}", self.reported_at, self.case_number)
+    }
 }
 
 /// A capture's row as stored: its box and evidence are JSON text.
@@ -489,15 +499,36 @@ impl Store {
             &mut order,
         );
         let (limit, offset) = page(f.limit, f.offset);
+        // The page's rows after the cursor; the total is of the whole filter.
+        let mut paged = Where {
+            clauses: w.clauses.clone(),
+            texts: w.texts.clone(),
+            numbers: w.numbers.clone(),
+        };
+        let mut paged_order: Vec<Bind> = order
+            .iter()
+            .map(|b| match b {
+                Bind::Text(i) => Bind::Text(*i),
+                Bind::Number(i) => Bind::Number(*i),
+            })
+            .collect();
+        if let Some((t, n)) = parse_cursor(&f.after) {
+            paged.pair(
+                "reported_at <= ?1 AND (reported_at < ?1 OR case_number < ?2)",
+                t,
+                &n,
+                &mut paged_order,
+            );
+        }
         let rows: Vec<CaseRecord> = self
             .fetch(
                 &format!(
                     "SELECT {CASE_COLUMNS} FROM cases{} ORDER BY reported_at DESC, case_number DESC \
                      LIMIT {limit} OFFSET {offset}",
-                    w.sql()
+                    paged.sql()
                 ),
-                &w,
-                &order,
+                &paged,
+                &paged_order,
             )
             .await?;
         let dated = [&f.from_date, &f.to_date].iter().any(|d| d.is_some())
