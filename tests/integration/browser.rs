@@ -666,6 +666,17 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
         // from.
         let desk = citywatch::analysis::SceneDesk::default();
         state.desk = desk.clone();
+        // What the camera proposes as a fixture (it stood there from its first look).
+        desk.publish(
+            "vtest",
+            &[],
+            &[citywatch::model::fixture::Fixture {
+                label: "planter".into(),
+                bbox: [0.6, 0.1, 0.8, 0.3],
+                since: now,
+                source: citywatch::model::fixture::FixtureSource::Learned,
+            }],
+        );
         let frame = citywatch::evidence::image::encode_jpeg(&vec![120; 320 * 180 * 3], 320, 180);
         state
             .latest
@@ -809,7 +820,7 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
         b.events.retain(|e| e["method"] != "Page.loadEventFired");
         b.click(r[0] + 0.25 * r[2], r[1] + 0.8 * r[3]).await;
         b.event("Page.loadEventFired").await;
-        let sent = desk.pending("vtest");
+        let sent = desk.take("vtest");
         match &sent[..] {
             [citywatch::analysis::SceneCommand::AddFixture { label, bbox }] => {
                 assert_eq!(label, "bench");
@@ -820,6 +831,20 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
             other => panic!("{other:?}"),
         }
         b.screenshot("19-fixture-drawn").await;
+        // The proposed fixture, drawn on the picture, accepted there with a click on it.
+        assert_eq!(b.eval("document.querySelectorAll('.live rect.proposed').length").await, 1);
+        // The page reloaded: where the picture is now.
+        let rect = b
+            .eval("(()=>{const r=document.querySelector('.live[data-camera=\"vtest\"]').getBoundingClientRect();return [r.left,r.top,r.width,r.height]})()")
+            .await;
+        let r: Vec<f64> = rect.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        b.click(r[0] + 0.7 * r[2], r[1] + 0.2 * r[3]).await;
+        b.navigating("document.querySelector('.proposed-accept').click()").await;
+        let sent = desk.pending("vtest");
+        assert!(
+            matches!(&sent[..], [citywatch::analysis::SceneCommand::AnswerProposed { accept: true, bbox }] if bbox[0] == 0.6),
+            "{sent:?}"
+        );
         shutdown.trigger();
     });
 }

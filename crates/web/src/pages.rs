@@ -731,9 +731,15 @@ pub async fn cameras(
                 .iter()
                 .map(|f| (f, "fixture"))
                 .chain(c.proposed_fixtures.iter().map(|f| (f, "proposed")))
-                .map(|(f, class)| {
+                .scan((0usize, 0usize), |n, (f, class)| {
+                    // Each box's index in its own list: what the form's accept/dismiss name.
+                    let i = if class == "fixture" { &mut n.0 } else { &mut n.1 };
+                    *i += 1;
+                    Some((f, class, *i - 1))
+                })
+                .map(|(f, class, i)| {
                     format!(
-                        "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{}</title></rect>",
+                        "<rect class=\"{class}\" data-index=\"{i}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{}</title></rect>",
                         f.bbox[0],
                         f.bbox[1],
                         (f.bbox[2] - f.bbox[0]).max(0.0),
@@ -759,7 +765,7 @@ pub async fn cameras(
                 .map(|z| format!("<option>{}</option>", esc(z)))
                 .collect();
             format!(
-                "<div class=\"zone-editor\" data-camera=\"{id}\" data-saved=\"{saved}\" data-reset=\"{done}\" data-drawing=\"{drawing}\" data-drawing-fixture=\"{drawing_fixture}\"><select class=\"zone-pick\" aria-label=\"{zone}\">{options}</select> <button type=\"button\" class=\"zone-draw\">{draw}</button> <button type=\"button\" class=\"zone-save\" disabled>{save}</button> <button type=\"button\" class=\"zone-reset\">{reset}</button>{fixture_tools} <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
+                "<div class=\"zone-editor\" data-camera=\"{id}\" data-saved=\"{saved}\" data-reset=\"{done}\" data-drawing=\"{drawing}\" data-drawing-fixture=\"{drawing_fixture}\" data-accept=\"{accept}\" data-dismiss=\"{dismiss}\"><select class=\"zone-pick\" aria-label=\"{zone}\">{options}</select> <button type=\"button\" class=\"zone-draw\">{draw}</button> <button type=\"button\" class=\"zone-save\" disabled>{save}</button> <button type=\"button\" class=\"zone-reset\">{reset}</button>{fixture_tools} <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
                 id = esc(&c.id),
                 zone = t(lang, "zone"),
                 draw = t(lang, "draw_zone"),
@@ -769,12 +775,16 @@ pub async fn cameras(
                 done = t(lang, "zone_reset_done"),
                 drawing = t(lang, "zone_drawing"),
                 drawing_fixture = t(lang, "fixture_drawing"),
+                accept = t(lang, "accept"),
+                dismiss = t(lang, "dismiss"),
             )
         } else if operator {
             format!(
-                "<div class=\"zone-editor\" data-camera=\"{id}\" data-drawing-fixture=\"{drawing}\">{fixture_tools} <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
+                "<div class=\"zone-editor\" data-camera=\"{id}\" data-drawing-fixture=\"{drawing}\" data-accept=\"{accept}\" data-dismiss=\"{dismiss}\">{fixture_tools} <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
                 id = esc(&c.id),
                 drawing = t(lang, "fixture_drawing"),
+                accept = t(lang, "accept"),
+                dismiss = t(lang, "dismiss"),
             )
         } else {
             String::new()

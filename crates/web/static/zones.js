@@ -77,6 +77,31 @@
         stop();
       }
     };
+    // A proposed fixture clicked on the picture: accept or dismiss it there.
+    const answer = async (i, field) => {
+      const form = new URLSearchParams({ csrf, [field]: i });
+      const r = await fetch('/cameras/' + encodeURIComponent(camera) + '/fixtures', {
+        method: 'POST', body: form, headers: { 'X-CSRF-Token': csrf },
+      });
+      if (r.ok) location.reload();
+      else status.textContent = r.status + ': ' + (await r.text());
+    };
+    for (const rect of svg.querySelectorAll('rect.proposed')) {
+      rect.addEventListener('click', (e) => {
+        if (points || corners) return;
+        e.stopPropagation();
+        const i = rect.dataset.index;
+        status.textContent = (rect.querySelector('title') || {}).textContent + ' ';
+        for (const [field, word] of [['accept', ed.dataset.accept], ['dismiss', ed.dataset.dismiss]]) {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.className = 'proposed-' + field;
+          b.textContent = word;
+          b.addEventListener('click', () => answer(i, field));
+          status.appendChild(b);
+        }
+      });
+    }
     if (!draw) {
       live.addEventListener('click', (e) => {
         if (!corners) return;
