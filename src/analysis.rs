@@ -844,32 +844,28 @@ mod tests {
 
     /// An analyser of camera "c" with the given zones and rules, on a fake detector.
     fn analyser_with(zones_and_rules: &str, det: Arc<Fixed>) -> FrameAnalyser {
-        let text =
-            format!("[[cameras]]\nid = \"c\"\nurl = \"rtsp://127.0.0.1/c\"\n{zones_and_rules}");
-        let cfg = PipelineConfig::parse(&text, std::path::Path::new("/")).expect("test config");
-        FrameAnalyser::new(
-            "c",
-            (&cfg.gate).into(),
-            CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap(),
-            None,
-            det,
-        )
+        analyser_on(zones_and_rules, det, None)
     }
 
     /// [`analyser_with`], taking operators' commands from `desk`.
     fn analyser_on_desk(zones_and_rules: &str, det: Arc<Fixed>, desk: SceneDesk) -> FrameAnalyser {
+        analyser_on(zones_and_rules, det, Some(desk))
+    }
+
+    fn analyser_on(
+        zones_and_rules: &str,
+        det: Arc<Fixed>,
+        desk: Option<SceneDesk>,
+    ) -> FrameAnalyser {
         let text =
             format!("[[cameras]]\nid = \"c\"\nurl = \"rtsp://127.0.0.1/c\"\n{zones_and_rules}");
         let cfg = PipelineConfig::parse(&text, std::path::Path::new("/")).expect("test config");
-        FrameAnalyser::new(
-            "c",
-            (&cfg.gate).into(),
-            CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false)
-                .unwrap()
-                .with_desk(desk),
-            None,
-            det,
-        )
+        let mut finder =
+            CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap();
+        if let Some(d) = desk {
+            finder = finder.with_desk(d);
+        }
+        FrameAnalyser::new("c", (&cfg.gate).into(), finder, None, det)
     }
 
     fn analyser(det: Arc<Fixed>) -> FrameAnalyser {

@@ -231,40 +231,31 @@ pub async fn review(
     })
 }
 
-/// The capture view's script (`/static/capture.js`), embedded in the binary.
+/// A script embedded in the binary, served fresh on every load.
+fn script(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The capture view's script (`/static/capture.js`).
 pub async fn capture_js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        include_str!("../static/capture.js"),
-    )
-        .into_response()
+    script(include_str!("../static/capture.js"))
 }
 
-/// The zone editor's script (`/static/zones.js`), embedded in the binary.
+/// The zone editor's script (`/static/zones.js`).
 pub async fn zones_js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        include_str!("../static/zones.js"),
-    )
-        .into_response()
+    script(include_str!("../static/zones.js"))
 }
 
-/// The workbench's script (`/static/workbench.js`), embedded in the binary.
+/// The workbench's script (`/static/workbench.js`).
 pub async fn workbench_js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        include_str!("../static/workbench.js"),
-    )
-        .into_response()
+    script(include_str!("../static/workbench.js"))
 }
 
 pub async fn capture(

@@ -59,16 +59,11 @@
       live.classList.add('editing');
       status.textContent = ed.dataset.drawingFixture;
     });
-    const addFixture = async () => {
-      const [a, b] = corners;
-      const form = new URLSearchParams({
-        csrf,
-        label: fixtureLabel.value || 'fixture',
-        x1: Math.min(a[0], b[0]), y1: Math.min(a[1], b[1]),
-        x2: Math.max(a[0], b[0]), y2: Math.max(a[1], b[1]),
-      });
+    // The fixtures form the page posts (add, accept, dismiss); the page reloads with it.
+    const postFixtures = async (fields) => {
       const r = await fetch('/cameras/' + encodeURIComponent(camera) + '/fixtures', {
-        method: 'POST', body: form, headers: { 'X-CSRF-Token': csrf },
+        method: 'POST', body: new URLSearchParams({ csrf, ...fields }),
+        headers: { 'X-CSRF-Token': csrf },
       });
       if (r.ok) {
         location.reload();
@@ -77,15 +72,15 @@
         stop();
       }
     };
-    // A proposed fixture clicked on the picture: accept or dismiss it there.
-    const answer = async (i, field) => {
-      const form = new URLSearchParams({ csrf, [field]: i });
-      const r = await fetch('/cameras/' + encodeURIComponent(camera) + '/fixtures', {
-        method: 'POST', body: form, headers: { 'X-CSRF-Token': csrf },
+    const addFixture = () => {
+      const [a, b] = corners;
+      return postFixtures({
+        label: fixtureLabel.value || 'fixture',
+        x1: Math.min(a[0], b[0]), y1: Math.min(a[1], b[1]),
+        x2: Math.max(a[0], b[0]), y2: Math.max(a[1], b[1]),
       });
-      if (r.ok) location.reload();
-      else status.textContent = r.status + ': ' + (await r.text());
     };
+    // A proposed fixture clicked on the picture: accept or dismiss it there.
     for (const rect of svg.querySelectorAll('rect.proposed')) {
       rect.addEventListener('click', (e) => {
         if (points || corners) return;
@@ -97,7 +92,7 @@
           b.type = 'button';
           b.className = 'proposed-' + field;
           b.textContent = word;
-          b.addEventListener('click', () => answer(i, field));
+          b.addEventListener('click', () => postFixtures({ [field]: i }));
           status.appendChild(b);
         }
       });

@@ -226,13 +226,14 @@ const CAPTURE_FROM: &str = "captures c LEFT JOIN cases k ON k.capture_id = c.id 
     LEFT JOIN review_claims q ON q.capture_id = c.id";
 
 /// WHERE clauses and their values, numbered as they are added.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Where {
     clauses: Vec<String>,
     texts: Vec<String>,
     numbers: Vec<f64>,
 }
 
+#[derive(Clone)]
 enum Bind {
     Text(usize),
     Number(usize),
@@ -500,18 +501,7 @@ impl Store {
         );
         let (limit, offset) = page(f.limit, f.offset);
         // The page's rows after the cursor; the total is of the whole filter.
-        let mut paged = Where {
-            clauses: w.clauses.clone(),
-            texts: w.texts.clone(),
-            numbers: w.numbers.clone(),
-        };
-        let mut paged_order: Vec<Bind> = order
-            .iter()
-            .map(|b| match b {
-                Bind::Text(i) => Bind::Text(*i),
-                Bind::Number(i) => Bind::Number(*i),
-            })
-            .collect();
+        let (mut paged, mut paged_order) = (w.clone(), order.clone());
         if let Some((t, n)) = parse_cursor(&f.after) {
             paged.pair(
                 "reported_at <= ?1 AND (reported_at < ?1 OR case_number < ?2)",

@@ -156,6 +156,21 @@ impl Deltas {
             .or_default() += n;
     }
 
+    /// A capture that joins the store: its status counts, and recorded footage's.
+    fn added(&mut self, c: &Counted) {
+        self.capture(c, &c.status, 1);
+        if (c.created_at - c.confirm_at).abs() > REPLAYED_S {
+            self.add(
+                Subject::HourReplayed,
+                hour(c.confirm_at),
+                &c.rule,
+                "",
+                "",
+                1,
+            );
+        }
+    }
+
     /// A capture's status counts (all time, by hour, by day).
     fn capture(&mut self, c: &Counted, status: &str, n: i64) {
         self.add(Subject::Captures, 0, &c.rule, &c.camera, status, n);
@@ -254,17 +269,7 @@ impl Store {
             return Ok(());
         };
         let mut d = Deltas::default();
-        d.capture(&c, &c.status, 1);
-        if (c.created_at - c.confirm_at).abs() > REPLAYED_S {
-            d.add(
-                Subject::HourReplayed,
-                hour(c.confirm_at),
-                &c.rule,
-                "",
-                "",
-                1,
-            );
-        }
+        d.added(&c);
         self.write_in(tx, d).await
     }
 
@@ -581,17 +586,7 @@ impl Store {
         .await
         .map_err(g)?;
         for c in &captures {
-            d.capture(c, &c.status, 1);
-            if (c.created_at - c.confirm_at).abs() > REPLAYED_S {
-                d.add(
-                    Subject::HourReplayed,
-                    hour(c.confirm_at),
-                    &c.rule,
-                    "",
-                    "",
-                    1,
-                );
-            }
+            d.added(c);
         }
         drop(captures);
         let cases: Vec<(String, String, String, f64, f64, f64)> = sqlx::query_as(
