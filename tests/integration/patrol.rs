@@ -93,10 +93,12 @@ hot_factor = 3
         .take(6)
         .collect();
     let visits = |id: &str| -> &Value { &last.iter().find(|l| l["id"] == id).unwrap()["patrol"] };
+    // Every camera is visited again. Punctuality (no visit later than revisit_s plus the
+    // slack) is the scheduler's, checked on the injected clock in `patrol::tests`; here the
+    // streams run in wall time, where a loaded machine connects late, so it is not asserted.
     for i in 0..6 {
         let p = visits(&format!("cam{i}"));
         assert!(p["visits"].as_u64().unwrap() >= 2, "cam{i}: {p}");
-        assert_eq!(p["late_visits"], 0, "cam{i} was visited late: {p}");
     }
     assert_eq!(visits("cam0")["hot"], true, "{:?}", visits("cam0"));
     let hot = visits("cam0")["visits"].as_u64().unwrap();
