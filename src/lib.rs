@@ -34,7 +34,7 @@
 // crates/web); their modules keep their names here.
 pub use citywatch_base::{cases, config, core, model};
 pub use citywatch_db::store;
-pub use citywatch_media::{detect, ingest, scene};
+pub use citywatch_media::{detect, ingest, plate, scene};
 pub use citywatch_stages::{closure, episodes, evidence, learn, ratelimit, rules};
 pub use citywatch_web as web;
 

@@ -13,6 +13,7 @@ mod layering;
 mod learning;
 mod lifecycle;
 mod patrol;
+mod plate;
 mod probe;
 mod replay;
 mod rules;

@@ -16,4 +16,5 @@ use citywatch_base::{config, core, model};
 
 pub mod detect;
 pub mod ingest;
+pub mod plate;
 pub mod scene;

@@ -15,6 +15,7 @@ pub mod health;
 pub mod live;
 pub mod package;
 pub mod place;
+pub mod plate;
 pub mod rule;
 pub mod verdict;
 pub mod zones;
