@@ -118,6 +118,41 @@ impl CaptureFinder {
         &self.tracker
     }
 
+    /// Standing vehicles due a plate read at `t`: found in this frame, watched by one of the
+    /// camera's rules, stood `after_s`, last read `every_s` ago. (id, box) each.
+    pub fn plates_due(&self, t: f64, after_s: f64, every_s: f64) -> Vec<(u64, crate::model::BBox)> {
+        self.tracker
+            .open()
+            .iter()
+            .filter(|e| e.kind == crate::detect::ObjectKind::Vehicle && e.last_seen >= t)
+            .filter(|e| {
+                e.plate
+                    .as_ref()
+                    .is_none_or(|p| p.due(t, e.dwell(), after_s, every_s))
+                    && e.dwell() >= after_s
+            })
+            .filter(|e| self.engine.watches(e))
+            .map(|e| (e.id, e.last_box))
+            .collect()
+    }
+
+    /// Adds a plate read to an open episode's vote.
+    pub fn add_plate_read(&mut self, id: u64, t: f64, read: &crate::model::plate::PlateRead) {
+        if let Some(e) = self.tracker.get_mut(id) {
+            e.plate.get_or_insert_with(Default::default).add(t, read);
+        }
+    }
+
+    /// The plate an open episode's reads voted for, when `min_agree` of them agree.
+    pub fn plate_of(&self, id: u64, min_agree: u32) -> Option<crate::model::plate::VotedPlate> {
+        self.tracker
+            .open()
+            .iter()
+            .find(|e| e.id == id)
+            .and_then(|e| e.plate.as_ref())
+            .and_then(|p| p.vote.winner(min_agree))
+    }
+
     pub fn limiter(&self) -> &CaseLimiter {
         &self.limiter
     }
@@ -401,6 +436,16 @@ pub struct FrameAnalyser {
     since_crops: u32,
     /// The automatic closer looks at small rule zones (no `detect_crops` set).
     closer: Closer,
+    /// The plate reader of standing vehicles; None when off or without vehicle rules.
+    plates: Option<Plates>,
+}
+
+/// A camera's plate reading: the shared reader, its settings, and per open vehicle the crop
+/// of the plate from its best read so far (the evidence's plate photo).
+struct Plates {
+    reader: std::sync::Arc<dyn crate::plate::PlateReader>,
+    settings: crate::config::PlateSettings,
+    crops: std::collections::HashMap<u64, (f32, crate::plate::RgbImage)>,
 }
 
 /// A camera's automatic closer looks (`detect::closer`).
@@ -427,6 +472,8 @@ pub struct CaptureFrames {
     pub confirm: crate::evidence::image::Picture,
     pub confirm_stream_s: Option<f64>,
     pub first_seen: Option<crate::evidence::Snapshot>,
+    /// The plate as its best read saw it, for a vehicle whose plate was read.
+    pub plate: Option<crate::evidence::image::Picture>,
 }
 
 impl FrameAnalyser {
@@ -460,7 +507,89 @@ impl FrameAnalyser {
             region: None,
             since_crops: CROPS_EVERY,
             closer: Closer::Off,
+            plates: None,
         }
+    }
+
+    /// Reads the plates of standing vehicles with `reader` (`[detect.plates]`).
+    pub fn with_plates(
+        mut self,
+        reader: std::sync::Arc<dyn crate::plate::PlateReader>,
+        settings: crate::config::PlateSettings,
+    ) -> Self {
+        self.plates = Some(Plates {
+            reader,
+            settings,
+            crops: Default::default(),
+        });
+        self
+    }
+
+    /// Reads the plates of the vehicles due a read in this frame, on a blocking thread (a
+    /// read is tens of milliseconds of CPU), and folds each into its episode's vote. A
+    /// reader error is logged and counted; the vehicle is read again next period.
+    async fn read_plates(&mut self, frame: &std::sync::Arc<Frame>, t: f64) {
+        let Some(p) = self.plates.as_mut() else {
+            return;
+        };
+        let due = self
+            .analysis
+            .plates_due(t, p.settings.after_s, p.settings.every_s);
+        p.crops
+            .retain(|id, _| self.analysis.tracker().open().iter().any(|e| e.id == *id));
+        for (id, bbox) in due {
+            let crop = crate::plate::RgbImage::from_frame(frame, bbox, 0.05);
+            let reader = p.reader.clone();
+            let started = std::time::Instant::now();
+            let res = tokio::task::spawn_blocking(move || {
+                let r = reader.read(&crop);
+                (r, crop)
+            })
+            .await;
+            self.status.plate_reads += 1;
+            self.status.plate_read_ms += started.elapsed().as_millis() as u64;
+            match res {
+                Ok((Ok(r), crop)) => {
+                    tracing::debug!(camera = %self.camera, episode = id, plate = ?r.read.text, lines = ?r.lines, "plate read");
+                    if r.read.text.is_some() {
+                        self.status.plates_read += 1;
+                    }
+                    if let (Some([x, y, w, h]), Some(_)) = (r.region, &r.read.text) {
+                        let better = p
+                            .crops
+                            .get(&id)
+                            .is_none_or(|(c, _)| r.read.confidence >= *c);
+                        if better {
+                            p.crops
+                                .insert(id, (r.read.confidence, crop.crop(x, y, w, h)));
+                        }
+                    }
+                    self.analysis.add_plate_read(id, t, &r.read);
+                }
+                Ok((Err(e), _)) => {
+                    self.status.plate_errors += 1;
+                    tracing::warn!(camera = %self.camera, episode = id, error = %e, "plate read failed");
+                    // Counted as a read taken, so the vehicle waits its period.
+                    self.analysis.add_plate_read(
+                        id,
+                        t,
+                        &crate::model::plate::PlateRead {
+                            text: None,
+                            confidence: 0.0,
+                        },
+                    );
+                }
+                Err(e) => {
+                    self.status.plate_errors += 1;
+                    tracing::warn!(camera = %self.camera, episode = id, error = %e, "plate read panicked");
+                }
+            }
+        }
+    }
+
+    /// The plate crop kept for an open vehicle (its best read's), for the evidence.
+    pub fn plate_crop(&self, episode: u64) -> Option<&crate::plate::RgbImage> {
+        self.plates.as_ref()?.crops.get(&episode).map(|(_, c)| c)
     }
 
     /// Looks closer, by default, at those of these rule zones' bounds that the detector sees
@@ -523,10 +652,21 @@ impl FrameAnalyser {
             // A bin capture: the zone as it was when judged clean.
             None => self.references.get(&c.candidate.zone).cloned(),
         };
+        let plate = match (c.candidate.episode, &c.candidate.plate) {
+            (Some(id), Some(_)) => self
+                .plate_crop(id)
+                .map(|i| crate::evidence::image::Picture {
+                    width: i.width,
+                    height: i.height,
+                    rgb: std::sync::Arc::new(i.data.clone()),
+                }),
+            _ => None,
+        };
         Some(CaptureFrames {
             confirm: crate::evidence::image::Picture::from_frame(frame),
             confirm_stream_s: frame.pts.map(|p| p.as_secs_f64()),
             first_seen,
+            plate,
         })
     }
 
@@ -639,7 +779,20 @@ impl FrameAnalyser {
             self.gate.reused().to_vec()
         };
         let hits = if run { Hits::Fresh } else { Hits::Reused };
-        let events = self.analysis.step_with(t, &dets, Some(&frame), hits);
+        let mut events = self.analysis.step_with(t, &dets, Some(&frame), hits);
+        if run {
+            self.read_plates(&frame, t).await;
+        }
+        if let Some(p) = &self.plates {
+            for e in events.iter_mut() {
+                if let Event::Capture(c) = e
+                    && let Some(id) = c.candidate.episode
+                    && c.candidate.plate.is_none()
+                {
+                    c.candidate.plate = self.analysis.plate_of(id, p.settings.min_agree);
+                }
+            }
+        }
         let new_refs = self.analysis.take_new_references();
         if self.evidence {
             for zone in new_refs {
@@ -913,6 +1066,93 @@ dwell_s = 60
         let calls = det.calls.load(Ordering::Relaxed);
         assert!(calls < 20, "the detector ran on {calls} of 20 frames");
         assert_eq!(a.status.inferences, calls as u64);
+    }
+
+    /// Reads plates from a script, one answer per read; remembers the crops' sizes.
+    struct ScriptedPlates {
+        answers: parking_lot::Mutex<Vec<Option<&'static str>>>,
+        crops: parking_lot::Mutex<Vec<(u32, u32)>>,
+    }
+
+    impl crate::plate::PlateReader for ScriptedPlates {
+        fn read(
+            &self,
+            crop: &crate::plate::RgbImage,
+        ) -> Result<crate::plate::PlateReading, ModelError> {
+            self.crops.lock().push((crop.width, crop.height));
+            let mut a = self.answers.lock();
+            let text = if a.is_empty() { None } else { a.remove(0) };
+            Ok(crate::plate::PlateReading {
+                read: crate::model::plate::PlateRead {
+                    text: text.map(str::to_string),
+                    confidence: 0.9,
+                },
+                region: text.map(|_| [0, 0, 2, 1]),
+                lines: Vec::new(),
+            })
+        }
+    }
+
+    async fn plate_of_capture(
+        answers: Vec<Option<&'static str>>,
+    ) -> (Vec<Capture>, Vec<(u32, u32)>) {
+        let det = Arc::new(Fixed {
+            dets: vec![car()],
+            calls: AtomicU32::new(0),
+        });
+        let reader = Arc::new(ScriptedPlates {
+            answers: parking_lot::Mutex::new(answers),
+            crops: Default::default(),
+        });
+        let settings = crate::config::PlateSettings {
+            after_s: 20.0,
+            every_s: 25.0,
+            ..Default::default()
+        };
+        let mut a = analyser(det)
+            .with_evidence()
+            .with_plates(reader.clone(), settings);
+        let mut captures = Vec::new();
+        for i in 0..20 {
+            let t = 1_000.0 + i as f64 * 10.0;
+            let mut frame = Frame::from_rgb("c".into(), 100, 100, vec![90; 100 * 100 * 3]);
+            frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 10.0));
+            for e in a.process(frame, t).await {
+                if let Event::Capture(c) = e {
+                    let frames = a.capture_frames(&c).expect("frames");
+                    assert_eq!(frames.plate.is_some(), c.candidate.plate.is_some());
+                    captures.push(c);
+                }
+            }
+        }
+        let crops = reader.crops.lock().clone();
+        assert!(a.status.plate_reads >= 2, "{:?}", a.status);
+        (captures, crops)
+    }
+
+    #[tokio::test]
+    async fn a_standing_vehicles_plate_is_read_after_a_while_and_voted_into_its_capture() {
+        let (captures, crops) = plate_of_capture(vec![Some("京A12345"); 8]).await;
+        assert_eq!(captures.len(), 1);
+        let p = captures[0].candidate.plate.as_ref().expect("a plate");
+        assert_eq!(p.text, "京A12345");
+        assert!(p.agree >= 2 && p.confidence > 0.8, "{p:?}");
+        // Reads are of the vehicle's crop (a fifth of the frame, a little margin), not the
+        // whole frame, and not on every frame.
+        assert!(crops.iter().all(|&(w, h)| w <= 25 && h <= 25), "{crops:?}");
+        assert!(crops.len() < 8, "{} reads over 200 s", crops.len());
+    }
+
+    #[tokio::test]
+    async fn a_plate_read_once_or_never_is_not_carried() {
+        let (captures, _) = plate_of_capture(vec![Some("京A12345"), None, None, None]).await;
+        assert_eq!(captures.len(), 1);
+        assert_eq!(
+            captures[0].candidate.plate, None,
+            "one read is not two agreeing"
+        );
+        let (captures, _) = plate_of_capture(vec![None; 8]).await;
+        assert_eq!(captures[0].candidate.plate, None);
     }
 
     #[tokio::test]

@@ -45,6 +45,9 @@ struct Line<'a> {
     /// What was seen in a stall (`orange×3`, `unlabelled goods`).
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     parts: &'a [String],
+    /// A vehicle's plate (车牌号), when its reads agreed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plate: Option<&'a str>,
     /// Local time (the camera's offset) and seconds of stream time.
     start: String,
     confirm: String,
@@ -77,6 +80,7 @@ impl<'a> Line<'a> {
             zone: &k.zone,
             label: &k.label,
             parts: &k.parts,
+            plate: k.plate.as_ref().map(|p| p.text.as_str()),
             start: local_time(k.start, offset),
             confirm: local_time(k.confirm, offset),
             start_s: round(k.start - start_unix, 3),
@@ -209,6 +213,7 @@ pub(crate) async fn play(
         memory: opts.memory.clone().unwrap_or_default(),
         checks: opts.checks.clone().unwrap_or_default(),
         keep_detections: opts.keep_detections,
+        plates: detection.plates.clone(),
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(if opts.jobs == 0 {
         tokio::sync::Semaphore::MAX_PERMITS

@@ -158,6 +158,7 @@ pub async fn run(
         memory: memory.clone(),
         checks: checks.clone(),
         keep_detections: false,
+        plates: detection.as_ref().and_then(|d| d.plates.clone()),
     };
     let health = HealthBoard::default();
 

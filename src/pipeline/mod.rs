@@ -68,6 +68,8 @@ pub struct Launcher {
     pub checks: crate::closure::SharedChecks,
     /// Keep the detector's own output of every frame it ran on (eval scores it).
     pub keep_detections: bool,
+    /// The plate reader of standing vehicles, shared by every camera; None when off.
+    pub plates: Option<Arc<dyn crate::plate::PlateReader>>,
 }
 
 impl Launcher {
@@ -130,6 +132,14 @@ impl Launcher {
                 }
                 if self.keep_detections {
                     a = a.keeping_detections();
+                }
+                if let (Some(reader), Some(d)) = (&self.plates, &self.config.detect)
+                    && cam
+                        .rules
+                        .iter()
+                        .any(|r| r.kind == crate::model::RuleKind::AbandonedVehicle)
+                {
+                    a = a.with_plates(reader.clone(), d.plates.clone());
                 }
                 Some(a)
             }

@@ -19,6 +19,32 @@ pub struct Detection {
     pub model_sees_overflow: bool,
     /// Name, version and sha256, for evidence manifests.
     pub model: crate::evidence::ModelInfo,
+    /// The plate reader of standing vehicles (`[detect.plates]`): loaded when enabled and a
+    /// camera has an `abandoned_vehicle` rule.
+    pub plates: Option<Arc<dyn crate::plate::PlateReader>>,
+}
+
+/// Loads the plate reader when `[detect.plates]` is on and some camera judges vehicles.
+pub fn load_plate_reader(
+    config: &PipelineConfig,
+) -> Result<Option<Arc<dyn crate::plate::PlateReader>>, ModelError> {
+    let Some(d) = &config.detect else {
+        return Ok(None);
+    };
+    let vehicles = config.cameras.iter().any(|c| {
+        c.enabled
+            && c.rules
+                .iter()
+                .any(|r| r.kind == crate::model::RuleKind::AbandonedVehicle)
+    });
+    if !d.plates.enabled || !vehicles {
+        return Ok(None);
+    }
+    let manifest = crate::plate::PlateManifest::load_named(&d.models_dir, &d.plates.model)?;
+    let lib = crate::detect::runtime::library_path(d.ort_library.as_deref());
+    let reader = crate::plate::OcrPlateReader::load(manifest, &lib, d.plates.intra_threads)?;
+    info!(model = %d.plates.model, "plate reader loaded");
+    Ok(Some(Arc::new(reader)))
 }
 
 /// Loads the configured detector and starts its service; `None` without `[detect]`.
@@ -45,6 +71,7 @@ pub fn start_detection(
         d.intra_spinning,
     )?);
     info!(model = %d.model, "detector loaded");
+    let plates = load_plate_reader(config)?;
     let detector = if single {
         Arc::new(crate::detect::OneAtATime(detector))
     } else {
@@ -62,6 +89,7 @@ pub fn start_detection(
         ),
         model_sees_overflow: sees,
         model,
+        plates,
     }))
 }
 

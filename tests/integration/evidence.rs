@@ -348,6 +348,7 @@ fn capture(i: u64) -> Capture {
             dwell_s: 60.0,
             embedding: None,
             parts: Vec::new(),
+            plate: None,
         },
         aggregation: 1,
         last_evidence: T0 + 60.0,
@@ -373,6 +374,7 @@ fn frames() -> CaptureFrames {
         },
         confirm_stream_s: None,
         first_seen: None,
+        plate: None,
     }
 }
 

@@ -65,6 +65,7 @@ pub(crate) fn capture(rule: RuleKind, episode: u64, confirm: f64) -> Capture {
             dwell_s: 600.0,
             embedding: None,
             parts: Vec::new(),
+            plate: None,
         },
         aggregation: 1,
         last_evidence: confirm,

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Auth;
@@ -15,6 +15,7 @@ use super::error::WebError;
 use super::review::{RejectBody, camera_views, do_confirm, do_reject, manifest_of};
 use super::state::WebState;
 use crate::store::query::{CaptureFilter, CaptureRow, CaseFilter};
+use crate::store::users::Role;
 
 /// One capture and its evidence package's manifest, checked against the files.
 #[derive(Serialize, ToSchema)]
@@ -65,9 +66,21 @@ pub struct Forgotten {
 )]
 pub async fn captures(
     State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
     Query(f): Query<CaptureFilter>,
 ) -> Result<Response, WebError> {
-    Ok(Json(st.store.list_captures(&f).await?).into_response())
+    let rows = st.store.list_captures(&f).await?;
+    let rows: Vec<CaptureRow> = if sees_plates(&auth) {
+        rows
+    } else {
+        rows.into_iter().map(CaptureRow::masked).collect()
+    };
+    Ok(Json(rows).into_response())
+}
+
+/// Whether the user sees plates in full (operators and admins); viewers see them masked.
+pub fn sees_plates(auth: &Auth) -> bool {
+    auth.require(Role::Operator).is_ok()
 }
 
 #[utoipa::path(
@@ -84,6 +97,7 @@ pub async fn captures(
 )]
 pub async fn capture(
     State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let c = st
@@ -91,7 +105,15 @@ pub async fn capture(
         .capture(&id)
         .await?
         .ok_or_else(|| WebError::not_found("no such capture"))?;
-    let manifest = manifest_of(&st, &c.evidence);
+    let mut manifest = manifest_of(&st, &c.evidence);
+    let c = if sees_plates(&auth) {
+        c
+    } else {
+        if let Some(m) = manifest.as_mut() {
+            m.plate = None;
+        }
+        c.masked()
+    };
     Ok(Json(CaptureDetail {
         capture: c,
         manifest,
@@ -120,6 +142,71 @@ pub async fn confirm(
 ) -> Result<Response, WebError> {
     let case_number = do_confirm(&st, &auth, &id).await?;
     Ok(Json(Confirmed { case_number }).into_response())
+}
+
+/// An operator's reading of a capture's plate.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlateBody {
+    /// The plate as the operator reads it (separators and case do not matter); null or
+    /// empty clears it.
+    pub plate: Option<String>,
+}
+
+/// A capture's plate after a correction.
+#[derive(Serialize, ToSchema)]
+pub struct PlateSet {
+    capture: String,
+    plate: Option<String>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/captures/{id}/plate",
+    tag = "review",
+    summary = "Correct a capture's plate (车牌号): validated, stored, audited as plate.correct (operator)",
+    params(("id" = String, Path, description = "the capture's id")),
+    request_body = PlateBody,
+    responses(
+        (status = 200, description = "the plate as stored", body = PlateSet),
+        (status = 401, description = "not authenticated"),
+        (status = 403, description = "role too low, or CSRF token missing"),
+        (status = 404, description = "no such capture"),
+        (status = 422, description = "not a valid plate; the message says which formats are"),
+    )
+)]
+pub async fn put_plate(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Json(body): Json<PlateBody>,
+) -> Result<Response, WebError> {
+    auth.require(Role::Operator)?;
+    let plate = checked_plate(body.plate.as_deref())?;
+    if !st
+        .store
+        .correct_plate(&id, plate.as_deref(), &auth.user.name, st.now())
+        .await?
+    {
+        return Err(WebError::not_found("no such capture"));
+    }
+    tracing::info!(capture = %id, by = %auth.user.name, "plate corrected");
+    Ok(Json(PlateSet { capture: id, plate }).into_response())
+}
+
+/// An operator's plate text, normalised and validated; None for an empty one.
+pub fn checked_plate(raw: Option<&str>) -> Result<Option<String>, WebError> {
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let t = crate::model::plate::normalise(raw);
+    if crate::model::plate::validate(&t).is_none() {
+        return Err(WebError::unprocessable(format!(
+            "{raw:?} is not a plate: a province (京, 沪, 粤…), a letter, then 5 letters or digits \
+             (京A12345), 4 and a suffix such as 警 or 学 (京A1234警), or 6 for new energy (粤BD12345)"
+        )));
+    }
+    Ok(Some(t))
 }
 
 #[utoipa::path(

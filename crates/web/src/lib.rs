@@ -56,6 +56,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/captures/{id}/confirm", post(pages::confirm))
         .route("/captures/{id}/reject", post(pages::reject))
         .route("/captures/{id}/clean", post(pages::mark_clean))
+        .route("/captures/{id}/plate", post(pages::correct_plate))
         .route("/cameras/{id}/fixtures", post(pages::fixtures))
         .route("/cases", get(pages::cases))
         .route("/cases.csv", get(api::cases_csv))

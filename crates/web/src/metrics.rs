@@ -292,6 +292,30 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
         counts(|a| a.detect_errors),
     );
     o.per_camera(
+        "citywatch_plate_reads_total",
+        "counter",
+        "Plate reads of standing vehicles taken on the camera.",
+        counts(|a| a.plate_reads),
+    );
+    o.per_camera(
+        "citywatch_plates_read_total",
+        "counter",
+        "Of the plate reads, those that found a valid plate.",
+        counts(|a| a.plates_read),
+    );
+    o.per_camera(
+        "citywatch_plate_errors_total",
+        "counter",
+        "Plate reads that failed in the reader (the vehicle is read again next period).",
+        counts(|a| a.plate_errors),
+    );
+    o.per_camera(
+        "citywatch_plate_read_seconds_total",
+        "counter",
+        "Time spent reading plates on the camera, in seconds.",
+        counts(|a| a.plate_read_ms / 1000),
+    );
+    o.per_camera(
         "citywatch_states_quarantined_total",
         "counter",
         "Saved camera states set aside as unreadable at start (the camera started fresh; the file or the audit log keeps them).",

@@ -65,6 +65,7 @@ pub fn api_routes() -> OpenApiRouter<Arc<WebState>> {
         .routes(routes!(api::capture))
         .routes(routes!(api::confirm))
         .routes(routes!(api::reject))
+        .routes(routes!(api::put_plate))
         .routes(routes!(queue::claim))
         .routes(routes!(queue::release))
         .routes(routes!(api::cases))
@@ -121,6 +122,7 @@ mod tests {
             ("/api/captures/{id}", "get"),
             ("/api/captures/{id}/confirm", "post"),
             ("/api/captures/{id}/reject", "post"),
+            ("/api/captures/{id}/plate", "put"),
             ("/api/queue/claim", "post"),
             ("/api/queue/release", "post"),
             ("/api/cases", "get"),

@@ -361,6 +361,14 @@ pub async fn capture(
             .as_ref()
             .map(|m| m.parts.join(", "))
             .unwrap_or_default(),
+        plate: (c.rule == "abandoned_vehicle").then(|| match &c.plate {
+            Some(p) if super::api::sees_plates(&auth) => p.clone(),
+            Some(p) => crate::model::plate::mask(p),
+            None => String::new(),
+        }),
+        plate_note: plate_note(&c, lang),
+        plate_form: c.rule == "abandoned_vehicle" && super::api::sees_plates(&auth),
+        csrf: auth.csrf.clone().unwrap_or_default(),
         location: loc
             .map(|l| {
                 format!(
@@ -386,6 +394,53 @@ pub async fn capture(
         reasons_json: serde_json::to_string(&REJECT_REASONS).unwrap_or_default(),
     };
     Ok(render(lang, &view))
+}
+
+/// How a capture's plate was read, or who corrected it.
+fn plate_note(c: &crate::store::query::CaptureRow, lang: Lang) -> String {
+    let Some(d) = &c.plate_detail else {
+        return String::new();
+    };
+    if let Some(by) = d.get("corrected_by").and_then(|v| v.as_str()) {
+        return format!("{} {by}", t(lang, "plate_corrected"));
+    }
+    match (
+        d.get("confidence").and_then(|v| v.as_f64()),
+        d.get("agree").and_then(|v| v.as_u64()),
+        d.get("reads").and_then(|v| v.as_u64()),
+    ) {
+        (Some(conf), Some(a), Some(n)) => {
+            format!("{conf:.2} · {a}/{n} {}", t(lang, "plate_reads"))
+        }
+        _ => String::new(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PlateForm {
+    #[allow(dead_code)]
+    csrf: Option<String>,
+    plate: String,
+}
+
+/// `POST /captures/{id}/plate`: an operator's correction of the plate, as on the API.
+pub async fn correct_plate(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(f): Form<PlateForm>,
+) -> Result<Response, WebError> {
+    auth.require(crate::store::users::Role::Operator)?;
+    let plate = super::api::checked_plate(Some(&f.plate))?;
+    if !st
+        .store
+        .correct_plate(&id, plate.as_deref(), &auth.user.name, st.now())
+        .await?
+    {
+        return Err(WebError::not_found("no such capture"));
+    }
+    tracing::info!(capture = %id, by = %auth.user.name, "plate corrected");
+    Ok(Redirect::to(&format!("/captures/{}", urlencoding_path(&id))).into_response())
 }
 
 /// The verdicts the memory keeps for the capture's camera, zone and rule, most alike first

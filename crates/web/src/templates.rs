@@ -178,6 +178,12 @@ pub struct CaptureView {
     /// The decision controls, the outcome, or the tampered banner (built and escaped in code).
     pub actions: String,
     pub parts: String,
+    /// A vehicle capture's plate (masked for viewers; "" when unread), how it was read,
+    /// and whether this user may correct it (operators and admins).
+    pub plate: Option<String>,
+    pub plate_note: String,
+    pub plate_form: bool,
+    pub csrf: String,
     pub location: String,
     pub category: String,
     pub time_limit: String,

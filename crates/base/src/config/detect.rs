@@ -27,6 +27,40 @@ pub struct DetectSettings {
     /// Seconds a frame may wait for its detections, queue included; past it the frame is
     /// unjudged (a hung or far-behind runtime). Default 30.
     pub inference_timeout_s: f64,
+    /// `[detect.plates]`: reading the plates of standing vehicles.
+    pub plates: PlateSettings,
+}
+
+/// `[detect.plates]`: the plate reader. On by default wherever a camera has an
+/// `abandoned_vehicle` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlateSettings {
+    /// Read the plates of standing vehicles. Default true.
+    pub enabled: bool,
+    /// The reader's manifest name in `models_dir`. Default "plate_ppocr_v4".
+    pub model: String,
+    /// How long a vehicle must have stood before its plate is read. Default 60 s.
+    pub after_s: f64,
+    /// How often a standing vehicle's plate is read again. Default 120 s.
+    pub every_s: f64,
+    /// Reads that must agree before a plate is carried in a capture. Default 2.
+    pub min_agree: u32,
+    /// ONNX Runtime threads per read. Default 1.
+    pub intra_threads: usize,
+}
+
+impl Default for PlateSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: "plate_ppocr_v4".into(),
+            after_s: 60.0,
+            every_s: 120.0,
+            min_agree: 2,
+            intra_threads: 1,
+        }
+    }
 }
 
 impl Default for DetectSettings {
@@ -41,6 +75,7 @@ impl Default for DetectSettings {
             batch_wait_ms: 10,
             queue: 64,
             inference_timeout_s: 30.0,
+            plates: PlateSettings::default(),
         }
     }
 }
@@ -92,6 +127,34 @@ pub(crate) fn validate_detect(d: &DetectSettings, problems: &mut Vec<ConfigProbl
     };
     if let Some(message) = model_name_problem(&d.model) {
         bad("detect.model", message);
+    }
+    let p = &d.plates;
+    if let Some(message) = model_name_problem(&p.model) {
+        bad("detect.plates.model", message);
+    }
+    if !(p.after_s.is_finite() && (0.0..=86_400.0).contains(&p.after_s)) {
+        bad(
+            "detect.plates.after_s",
+            format!("must be from 0 to 86400 seconds, got {}", p.after_s),
+        );
+    }
+    if !(p.every_s.is_finite() && (1.0..=86_400.0).contains(&p.every_s)) {
+        bad(
+            "detect.plates.every_s",
+            format!("must be from 1 to 86400 seconds, got {}", p.every_s),
+        );
+    }
+    if !(1..=100).contains(&p.min_agree) {
+        bad(
+            "detect.plates.min_agree",
+            format!("must be from 1 to 100, got {}", p.min_agree),
+        );
+    }
+    if !(1..=16).contains(&p.intra_threads) {
+        bad(
+            "detect.plates.intra_threads",
+            format!("must be from 1 to 16, got {}", p.intra_threads),
+        );
     }
     if !(d.inference_timeout_s.is_finite() && (0.1..=3600.0).contains(&d.inference_timeout_s)) {
         bad(

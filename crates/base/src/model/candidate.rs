@@ -31,6 +31,9 @@ pub struct Candidate {
     /// What was seen in it, for a stall: each part's label with its count (`orange×3`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<String>,
+    /// A vehicle's plate (车牌号), voted over its dwell; None when unread or unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<super::plate::VotedPlate>,
 }
 
 /// A candidate the token bucket refused, waiting for a token: kept with the camera's state so

@@ -151,6 +151,12 @@ pub struct AnalysisStatus {
     /// stream time.
     pub analysed_per_min: u32,
     pub reused_per_min: u32,
+    /// Plate reads of standing vehicles taken, those that found a valid plate, those that
+    /// failed, and the milliseconds they took in all.
+    pub plate_reads: u64,
+    pub plates_read: u64,
+    pub plate_errors: u64,
+    pub plate_read_ms: u64,
 }
 
 /// Every camera's analysis counters, by camera id.

@@ -104,6 +104,9 @@ pub struct PackageManifest {
     /// What was seen in a stall, each label with its count (`orange×3`, `dining table`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<String>,
+    /// A vehicle's plate (车牌号) as its reads voted; its photo is `plate.jpg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<super::plate::VotedPlate>,
     pub score: f32,
     #[serde(rename = "box")]
     pub bbox: BBox,

@@ -130,11 +130,33 @@ pub struct VotedPlate {
 }
 
 /// Reads of one vehicle's plate over its dwell, voted by confidence.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlateVote {
     /// Sum of confidence and count, per text.
+    #[serde(default)]
     weight: HashMap<String, (f32, u32)>,
+    #[serde(default)]
     unreadable: u32,
+}
+
+/// A standing vehicle's plate as its episode keeps it (and persists it across restarts):
+/// the reads so far and when the last was taken.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlateTrack {
+    pub vote: PlateVote,
+    pub last_read: Option<f64>,
+}
+
+impl PlateTrack {
+    /// Whether a vehicle that has stood `dwell` seconds is due a read at `t`.
+    pub fn due(&self, t: f64, dwell: f64, after_s: f64, every_s: f64) -> bool {
+        dwell >= after_s && self.last_read.is_none_or(|l| t - l >= every_s)
+    }
+
+    pub fn add(&mut self, t: f64, read: &PlateRead) {
+        self.vote.add(read);
+        self.last_read = Some(t);
+    }
 }
 
 /// Weight of a read that found no valid plate: it lowers the confidence of whatever wins,
@@ -274,6 +296,18 @@ mod tests {
         v.add(&read(Some("京A12345"), 1.0));
         let w = v.winner(1).unwrap();
         assert!(w.confidence < 0.3, "{}", w.confidence);
+    }
+
+    #[test]
+    fn a_track_is_due_after_the_dwell_and_then_every_period() {
+        let mut p = PlateTrack::default();
+        assert!(!p.due(100.0, 59.0, 60.0, 120.0));
+        assert!(p.due(100.0, 60.0, 60.0, 120.0));
+        p.add(100.0, &read(None, 0.0));
+        assert!(!p.due(219.0, 179.0, 60.0, 120.0));
+        assert!(p.due(220.0, 180.0, 60.0, 120.0));
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<PlateTrack>(&json).unwrap(), p);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod learning;
 pub mod leases;
 pub mod outbox;
+pub mod plates;
 pub mod progress;
 pub mod query;
 pub mod samples;
@@ -340,14 +341,15 @@ impl Store {
         // the prepared statement's parameter type on PostgreSQL for later binds.
         let sql = if learned {
             "INSERT INTO captures (id, camera, preset, rule, zone, label, episode, start_at, confirm_at, \
-             bbox, score, aggregation, last_evidence, status, evidence, created_at, embedding, resembles, \
-             similarity) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+             bbox, score, aggregation, last_evidence, status, evidence, created_at, embedding, plate, \
+             plate_detail, resembles, similarity) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
              ON CONFLICT (id) DO NOTHING"
         } else {
             "INSERT INTO captures (id, camera, preset, rule, zone, label, episode, start_at, confirm_at, \
-             bbox, score, aggregation, last_evidence, status, evidence, created_at, embedding) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             bbox, score, aggregation, last_evidence, status, evidence, created_at, embedding, plate, \
+             plate_detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
              ON CONFLICT (id) DO NOTHING"
         };
         let mut q = sqlx::query(sql)
@@ -371,6 +373,12 @@ impl Store {
                 k.embedding
                     .as_ref()
                     .map(|v| serde_json::to_string(v).expect("embedding")),
+            )
+            .bind(k.plate.as_ref().map(|p| p.text.clone()))
+            .bind(
+                k.plate
+                    .as_ref()
+                    .map(|p| serde_json::to_string(p).expect("plate")),
             );
         if let Some(r) = &c.resembles {
             q = q.bind(r.capture.clone()).bind(r.similarity as f64);
@@ -652,7 +660,7 @@ impl Store {
             return row.try_get::<String, _>(0).map_err(|e| self.err(e));
         }
         let row = sqlx::query(
-            "SELECT camera, preset, rule, zone, label, confirm_at, aggregation, evidence, start_at \
+            "SELECT camera, preset, rule, zone, label, confirm_at, aggregation, evidence, start_at, plate \
              FROM captures WHERE id = $1",
         )
         .bind(capture_id)
@@ -670,6 +678,7 @@ impl Store {
         let aggregation: i64 = row.try_get(6).map_err(g)?;
         let evidence: Option<String> = row.try_get(7).map_err(g)?;
         let start_at: f64 = row.try_get(8).map_err(g)?;
+        let plate: Option<String> = row.try_get(9).map_err(g)?;
         let rule: RuleKind = serde_json::from_value(serde_json::Value::String(rule_s.clone()))
             .map_err(|e| StoreError::Corrupt(format!("rule {rule_s:?}: {e}")))?;
         let table = &policy.table;
@@ -762,6 +771,7 @@ impl Store {
             "reported_at": confirm_at,
             "deadline_at": deadline,
             "evidence": evidence.as_deref().and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok()),
+            "plate": plate,
         });
         sqlx::query("INSERT INTO outbox (id, case_number, idempotency_key, payload, state, attempts, next_attempt_at) \
              VALUES ($1, $2, $3, $4, 'pending', 0, $5)")

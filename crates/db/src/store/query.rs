@@ -42,9 +42,24 @@ pub struct CaptureRow {
     /// when it holds (Unix seconds); a claim past its time holds nothing.
     pub claimed_by: Option<String>,
     pub claim_expires_at: Option<f64>,
+    /// A vehicle's plate (车牌号): as read, or as an operator corrected it. Viewers get it
+    /// masked (京A****5).
+    pub plate: Option<String>,
+    /// How the plate was read: confidence, agreeing reads, reads; and who corrected it.
+    #[schema(value_type = Option<Object>)]
+    pub plate_detail: Option<serde_json::Value>,
 }
 
 impl CaptureRow {
+    /// The row as a viewer may see it: the plate masked, its reads' details dropped.
+    pub fn masked(mut self) -> Self {
+        if let Some(p) = &self.plate {
+            self.plate = Some(citywatch_base::model::plate::mask(p));
+        }
+        self.plate_detail = None;
+        self
+    }
+
     /// Who holds it at `now`, if anyone.
     pub fn held_by(&self, now: f64) -> Option<&str> {
         match (&self.claimed_by, self.claim_expires_at) {
@@ -170,6 +185,8 @@ struct StoredCapture {
     similarity: Option<f64>,
     claimed_by: Option<String>,
     claim_expires_at: Option<f64>,
+    plate: Option<String>,
+    plate_detail: Option<String>,
 }
 
 impl From<StoredCapture> for CaptureRow {
@@ -193,6 +210,8 @@ impl From<StoredCapture> for CaptureRow {
             similarity: c.similarity,
             claimed_by: c.claimed_by,
             claim_expires_at: c.claim_expires_at,
+            plate: c.plate,
+            plate_detail: c.plate_detail.and_then(|e| serde_json::from_str(&e).ok()),
         }
     }
 }
@@ -219,7 +238,7 @@ pub struct RuleSummary {
 
 const CAPTURE_COLUMNS: &str = "c.id, c.camera, c.preset, c.rule, c.zone, c.label, c.start_at, \
     c.confirm_at, c.bbox, c.score, c.aggregation, c.status, c.evidence, k.case_number, c.resembles, \
-    c.similarity, q.holder AS claimed_by, q.expires_at AS claim_expires_at";
+    c.similarity, q.holder AS claimed_by, q.expires_at AS claim_expires_at, c.plate, c.plate_detail";
 
 /// The captures with their cases and claims, for [`CAPTURE_COLUMNS`].
 const CAPTURE_FROM: &str = "captures c LEFT JOIN cases k ON k.capture_id = c.id \

@@ -114,6 +114,9 @@ pub struct Episode {
     /// with a detector that gives none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
+    /// A vehicle's plate reads over its dwell (the plate reader's, in the analyser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<crate::model::plate::PlateTrack>,
 }
 
 impl Episode {
@@ -539,6 +542,7 @@ impl EpisodeTracker {
                 clear_frames: 0,
                 patch: None,
                 embedding: d.embedding.as_ref().map(|v| v.to_vec()),
+                plate: None,
             };
             if let Some(f) = frame {
                 remember_structure(&mut e, f);

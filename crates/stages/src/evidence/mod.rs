@@ -68,6 +68,8 @@ pub struct PackageRequest {
     pub confirm: Picture,
     pub confirm_stream_s: Option<f64>,
     pub first_seen: Option<Snapshot>,
+    /// The vehicle's plate as read (`plate.jpg`), when the capture carries a plate.
+    pub plate: Option<Picture>,
     pub zone_polygon: Option<Vec<[f32; 2]>>,
     pub clip: Vec<Packet>,
     /// Why there is no clip, when `clip` is empty.
@@ -208,6 +210,13 @@ impl EvidenceWriter {
                 Stamp::new(k.start, req.camera.utc_offset_s, stream)
             }
         };
+        if let (Some(_), Some(p)) = (&k.plate, &req.plate) {
+            files.push(write_file(
+                tmp,
+                "plate.jpg",
+                &image::encode_jpeg(&p.rgb, p.width, p.height),
+            )?);
+        }
         let clip = if req.clip.is_empty() {
             notes.push(format!(
                 "no clip: {}",
@@ -250,6 +259,7 @@ impl EvidenceWriter {
             rule: req.rule.clone(),
             label: k.label.clone(),
             parts: k.parts.clone(),
+            plate: k.plate.clone(),
             score: k.score,
             bbox: k.bbox,
             first_seen,

@@ -98,6 +98,7 @@ pub fn sample_capture(id: u64, confirm: f64) -> Capture {
             dwell_s: 600.0,
             embedding: None,
             parts: Vec::new(),
+            plate: None,
         },
         aggregation: 1,
         last_evidence: confirm,

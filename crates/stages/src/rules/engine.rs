@@ -349,6 +349,7 @@ impl RuleEngine {
             dwell_s: rule.dwell.as_secs_f64(),
             embedding,
             parts: super::stall::inventory(parts.iter().map(|e| e.label.as_str())),
+            plate: None,
         })
     }
 
@@ -543,6 +544,7 @@ impl RuleEngine {
                     // What it looks like, for the verdict memory: what changed at its place.
                     embedding: g.embedding(b.id, &patch, &zone.polygon),
                     parts: vec![UNLABELLED_GOODS.into()],
+                    plate: None,
                 };
                 let b = &mut g.blobs[k];
                 if self.active(rule, &zone, t) {
@@ -654,6 +656,7 @@ impl RuleEngine {
                             .for_light(light)
                             .map(|(r, _)| patch.change_embedding(r)),
                         parts: Vec::new(),
+                        plate: None,
                     };
                     let active = rule.active.contains(t, self.cam.utc_offset_s)
                         && zone.active.contains(t, self.cam.utc_offset_s);
@@ -903,6 +906,7 @@ fn candidate(cam: &CameraConfig, rule: &RuleConfig, zone: &Zone, e: &Episode, t:
         dwell_s: rule.dwell.as_secs_f64(),
         embedding: e.embedding.clone(),
         parts: Vec::new(),
+        plate: None,
     }
 }
 
