@@ -1171,3 +1171,107 @@ async fn claims_suite_on_sqlite() {
 async fn claims_suite_on_postgres() {
     claims_suite(&postgres_url().await).await;
 }
+
+/// A capture's plate (车牌号): stored with the capture, sent in the case's webhook payload,
+/// corrected by an operator (audited, the reader's text kept), and cleared.
+async fn plates_suite(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    let t = table();
+    store
+        .upsert_camera("vtest", "Campus", &location())
+        .await
+        .unwrap();
+    let mut c = capture(RuleKind::AbandonedVehicle, 7, T0);
+    c.candidate.plate = Some(citywatch::model::plate::VotedPlate {
+        text: "京A12345".into(),
+        confidence: 0.8,
+        agree: 3,
+        reads: 4,
+    });
+    let (key, case) = store
+        .record_capture(&c, None, FilingMode::Auto, &t, &location(), T0)
+        .await
+        .unwrap();
+    assert!(case.is_some());
+    let row = store.capture(&key).await.unwrap().unwrap();
+    assert_eq!(row.plate.as_deref(), Some("京A12345"));
+    assert_eq!(row.plate_detail.as_ref().unwrap()["agree"], 3);
+    assert_eq!(row.clone().masked().plate.as_deref(), Some("京A****5"));
+    assert_eq!(row.clone().masked().plate_detail, None);
+    let out = store.due_outbox(T0 + 1.0, 10).await.unwrap();
+    let payload: serde_json::Value = serde_json::from_str(&out[0].payload).unwrap();
+    assert_eq!(payload["plate"], "京A12345");
+
+    // A capture without a plate has none, in the row and the payload.
+    let (k2, _) = store
+        .record_capture(
+            &capture(RuleKind::AbandonedVehicle, 8, T0 + 10.0),
+            None,
+            FilingMode::Review,
+            &t,
+            &location(),
+            T0 + 10.0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.capture(&k2).await.unwrap().unwrap().plate, None);
+
+    // An operator's correction: stored, the reader's text kept, audited.
+    assert!(
+        store
+            .correct_plate(&key, Some("京A12346"), "op1", T0 + 100.0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .correct_plate(&key, Some("京A12347"), "op2", T0 + 200.0)
+            .await
+            .unwrap()
+    );
+    let row = store.capture(&key).await.unwrap().unwrap();
+    assert_eq!(row.plate.as_deref(), Some("京A12347"));
+    let d = row.plate_detail.unwrap();
+    assert_eq!(
+        (d["read"].as_str(), d["corrected_by"].as_str()),
+        (Some("京A12345"), Some("op2"))
+    );
+    let rows = store
+        .audit_rows(&citywatch::store::audit::AuditFilter {
+            action: Some("plate.correct".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.subject == key));
+    assert_eq!(
+        store.verify_audit().await.unwrap().broken,
+        None,
+        "the chain holds"
+    );
+    // Cleared; and no such capture.
+    assert!(
+        store
+            .correct_plate(&key, None, "op1", T0 + 300.0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.capture(&key).await.unwrap().unwrap().plate, None);
+    assert!(!store.correct_plate("nope", None, "op1", T0).await.unwrap());
+}
+
+#[tokio::test]
+async fn plates_suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    plates_suite(&format!(
+        "sqlite://{}",
+        dir.path().join("cases.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn plates_suite_on_postgres() {
+    plates_suite(&postgres_url().await).await;
+}

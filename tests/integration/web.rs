@@ -286,6 +286,7 @@ const PROTECTED_POST: &[&str] = &[
     "/api/captures/x/confirm",
     "/api/captures/x/reject",
     "/captures/x/clean",
+    "/captures/x/plate",
     "/cameras/cam/fixtures",
     "/learning/x/undo",
     "/learning/x/forget",
@@ -1755,4 +1756,91 @@ async fn an_admin_redraws_a_zone_it_is_checked_stored_audited_sent_to_the_camera
             .await
             .contains("zone.reset")
     );
+}
+
+#[tokio::test]
+async fn operators_correct_a_plate_validated_and_audited_and_viewers_see_it_masked() {
+    let s = site().await;
+    let (op, csrf) = login(&s, "op", "operator-password").await;
+    let (view, vcsrf) = login(&s, "view", "viewer-password").await;
+    let id = s.captures[0].clone();
+    let put = |cookie: &str, token: &str, body: serde_json::Value| {
+        s.client
+            .put(format!("{}/api/captures/{id}/plate", s.base))
+            .header("cookie", cookie)
+            .header("x-csrf-token", token)
+            .json(&body)
+            .send()
+    };
+    // Viewers cannot correct; a text that is not a plate is refused, saying what is.
+    let r = put(&view, &vcsrf, serde_json::json!({"plate": "京A12345"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = put(&op, &csrf, serde_json::json!({"plate": "京A1234"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("京A12345"));
+    // Separators and case are the operator's business.
+    let r = put(&op, &csrf, serde_json::json!({"plate": "京a·1234o"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["plate"], "京A12340");
+    // Operators see it in full, viewers masked, in the API and on the page.
+    let full = get_text(&s, &op, &format!("/api/captures/{id}")).await;
+    assert!(full.contains("京A12340"), "{full}");
+    let masked = get_text(&s, &view, &format!("/api/captures/{id}")).await;
+    assert!(
+        masked.contains("京A****0") && !masked.contains("京A12340"),
+        "{masked}"
+    );
+    let list = get_text(&s, &view, "/api/captures").await;
+    assert!(!list.contains("京A12340"), "{list}");
+    let page = get_text(&s, &view, &format!("/captures/{id}?lang=en")).await;
+    assert!(
+        page.contains("京A****0") && !page.contains("plate-form"),
+        "{page}"
+    );
+    let page = get_text(&s, &op, &format!("/captures/{id}?lang=en")).await;
+    assert!(
+        page.contains("<b class=\"plate-text\">京A12340</b>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"plate-form\"") && page.contains("corrected by op"),
+        "{page}"
+    );
+    // The page's form corrects it too.
+    let r = s
+        .client
+        .post(format!("{}/captures/{id}/plate", s.base))
+        .header("cookie", &op)
+        .form(&[("csrf", csrf.as_str()), ("plate", "粤BD12345")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        s.store
+            .capture(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .plate
+            .as_deref(),
+        Some("粤BD12345")
+    );
+    let audit = s
+        .store
+        .audit_rows(&citywatch::store::audit::AuditFilter {
+            action: Some("plate.correct".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2);
+    assert!(audit.iter().all(|a| a.actor == "op" && a.subject == id));
 }
