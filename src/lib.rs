@@ -12,7 +12,8 @@
 //! - [`config`]: the strict pipeline config and its validation.
 //! - Stages, in the order the data flows: [`ingest`] (cameras through GStreamer, sampled in
 //!   the pipeline; the packet ring), [`detect`] (ONNX detectors, batching, the scene gate),
-//!   [`scene`] (light-proof zone structure and the view-drift guard),
+//!   [`scene`] (light-proof zone structure and the view-drift guard), [`plate`] (the plate
+//!   reader of standing vehicles: OCR models, rendered test plates),
 //!   [`episodes`] (stationary objects by place), [`rules`] (the three rules), [`learn`] (the
 //!   verdict memory: lookalikes of rejected captures), [`closure`] (the closure check of a
 //!   case reported handled), [`ratelimit`] (dedup, token bucket,

@@ -27,34 +27,36 @@ const LAYERS: &[(&str, u32)] = &[
     ("detect", 5),
     // Light-proof structure of zones and of the whole view (bins, the drift guard).
     ("scene", 5),
-    ("episodes", 6),
-    ("rules", 7),
+    // Plates of standing vehicles: the OCR reader behind a trait, rendered test plates.
+    ("plate", 6),
+    ("episodes", 7),
+    ("rules", 8),
     // The verdict memory: what reviewed captures looked like and what operators said.
-    ("learn", 8),
+    ("learn", 9),
     // The closure check (核实): a camera's looks at the place of a case reported handled.
-    ("closure", 8),
-    ("ratelimit", 8),
-    ("evidence", 9),
-    ("store", 10),
+    ("closure", 9),
+    ("ratelimit", 9),
+    ("evidence", 10),
+    ("store", 11),
     // The web crate (crates/web): the review UI, JSON API, metrics, platform callbacks. It
     // sees the running pipeline only through model's boards and traits; its own modules are
     // ordered by WEB_LAYERS.
-    ("web", 11),
+    ("web", 12),
     // Delivers the store's outbox through a notifier (the platform's webhook).
-    ("notify", 12),
-    ("analysis", 12),
-    ("filing", 13),
+    ("notify", 13),
+    ("analysis", 13),
+    ("filing", 14),
     // The camera runner: the one way a camera starts, is analysed and stops.
-    ("pipeline", 14),
-    ("patrol", 15),
-    ("workers", 15),
-    ("status", 16),
-    ("replay", 17),
-    ("eval", 18),
-    ("run", 19),
-    ("probe", 20),
-    ("samples", 20),
-    ("platform_sim", 20),
+    ("pipeline", 15),
+    ("patrol", 16),
+    ("workers", 16),
+    ("status", 17),
+    ("replay", 18),
+    ("eval", 19),
+    ("run", 20),
+    ("probe", 21),
+    ("samples", 21),
+    ("platform_sim", 21),
 ];
 
 /// The web crate's modules, bottom to top (the router in its `lib.rs` on top).
@@ -397,13 +399,13 @@ fn the_scan_reports_the_cycles_it_forbids() {
         (
             "crates/stages/src/evidence/mod.rs",
             "use crate::store::Store;\n",
-            "evidence (layer 9) imports store",
+            "evidence (layer 10) imports store",
         ),
         // a stage importing the command
         (
             "src/workers/host.rs",
             "use crate::{run::RunOptions, core};\n",
-            "workers (layer 15) imports run",
+            "workers (layer 16) imports run",
         ),
         // web: auth <-> pages
         (

@@ -5,6 +5,8 @@
 //! - [`ingest`]: cameras through GStreamer, sampled in the pipeline; frames, health, the
 //!   packet ring.
 //! - [`detect`]: ONNX detectors through ONNX Runtime, batching, the scene gate.
+//! - [`plate`]: the plate reader of standing vehicles (PP-OCRv4 through ONNX Runtime),
+//!   plates rendered for tests and scenarios.
 //! - [`scene`]: light-proof structure of zones and of the whole view (bins, the drift
 //!   guard, the ground of no-vending zones).
 //!

@@ -12,7 +12,9 @@ use utoipa::ToSchema;
 
 use super::auth::Auth;
 use super::error::WebError;
-use super::review::{RejectBody, camera_views, do_confirm, do_reject, manifest_of};
+use super::review::{
+    RejectBody, camera_views, checked_plate, do_confirm, do_reject, manifest_of, sees_plates,
+};
 use super::state::WebState;
 use crate::store::query::{CaptureFilter, CaptureRow, CaseFilter};
 use crate::store::users::Role;
@@ -76,11 +78,6 @@ pub async fn captures(
         rows.into_iter().map(CaptureRow::masked).collect()
     };
     Ok(Json(rows).into_response())
-}
-
-/// Whether the user sees plates in full (operators and admins); viewers see them masked.
-pub fn sees_plates(auth: &Auth) -> bool {
-    auth.require(Role::Operator).is_ok()
 }
 
 #[utoipa::path(
@@ -192,21 +189,6 @@ pub async fn put_plate(
     }
     tracing::info!(capture = %id, by = %auth.user.name, "plate corrected");
     Ok(Json(PlateSet { capture: id, plate }).into_response())
-}
-
-/// An operator's plate text, normalised and validated; None for an empty one.
-pub fn checked_plate(raw: Option<&str>) -> Result<Option<String>, WebError> {
-    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let t = crate::model::plate::normalise(raw);
-    if crate::model::plate::validate(&t).is_none() {
-        return Err(WebError::unprocessable(format!(
-            "{raw:?} is not a plate: a province (京, 沪, 粤…), a letter, then 5 letters or digits \
-             (京A12345), 4 and a suffix such as 警 or 学 (京A1234警), or 6 for new energy (粤BD12345)"
-        )));
-    }
-    Ok(Some(t))
 }
 
 #[utoipa::path(

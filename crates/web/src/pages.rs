@@ -362,12 +362,12 @@ pub async fn capture(
             .map(|m| m.parts.join(", "))
             .unwrap_or_default(),
         plate: (c.rule == "abandoned_vehicle").then(|| match &c.plate {
-            Some(p) if super::api::sees_plates(&auth) => p.clone(),
+            Some(p) if super::review::sees_plates(&auth) => p.clone(),
             Some(p) => crate::model::plate::mask(p),
             None => String::new(),
         }),
         plate_note: plate_note(&c, lang),
-        plate_form: c.rule == "abandoned_vehicle" && super::api::sees_plates(&auth),
+        plate_form: c.rule == "abandoned_vehicle" && super::review::sees_plates(&auth),
         csrf: auth.csrf.clone().unwrap_or_default(),
         location: loc
             .map(|l| {
@@ -431,7 +431,7 @@ pub async fn correct_plate(
     Form(f): Form<PlateForm>,
 ) -> Result<Response, WebError> {
     auth.require(crate::store::users::Role::Operator)?;
-    let plate = super::api::checked_plate(Some(&f.plate))?;
+    let plate = super::review::checked_plate(Some(&f.plate))?;
     if !st
         .store
         .correct_plate(&id, plate.as_deref(), &auth.user.name, st.now())

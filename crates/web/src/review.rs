@@ -444,3 +444,23 @@ pub async fn do_apply(st: &WebState, auth: &Auth, f: &ApplyForm) -> Result<(), W
         .await
         .map_err(WebError::from)
 }
+
+/// Whether the user sees plates in full (operators and admins); viewers see them masked.
+pub fn sees_plates(auth: &Auth) -> bool {
+    auth.require(Role::Operator).is_ok()
+}
+
+/// An operator's plate text, normalised and validated; None for an empty one.
+pub fn checked_plate(raw: Option<&str>) -> Result<Option<String>, WebError> {
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let t = crate::model::plate::normalise(raw);
+    if crate::model::plate::validate(&t).is_none() {
+        return Err(WebError::unprocessable(format!(
+            "{raw:?} is not a plate: a province (京, 沪, 粤…), a letter, then 5 letters or digits \
+             (京A12345), 4 and a suffix such as 警 or 学 (京A1234警), or 6 for new energy (粤BD12345)"
+        )));
+    }
+    Ok(Some(t))
+}

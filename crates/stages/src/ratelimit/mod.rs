@@ -388,6 +388,7 @@ mod tests {
             dwell_s: 60.0,
             embedding: None,
             parts: Vec::new(),
+            plate: None,
         }
     }
 

@@ -143,6 +143,7 @@ mod tests {
             clear_frames: 0,
             patch: None,
             embedding: None,
+            plate: None,
         }
     }
 
