@@ -438,7 +438,12 @@ pub struct FrameAnalyser {
     closer: Closer,
     /// The plate reader of standing vehicles; None when off or without vehicle rules.
     plates: Option<Plates>,
+    /// The camera's packet ring: plates are read from its keyframes at full size.
+    stills: Option<crate::ingest::ring::PacketRing>,
 }
+
+/// How much older than the analysed frame a keyframe may be to stand in for it.
+const STILL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A camera's plate reading: the shared reader, its settings, and per open vehicle the crop
 /// of the plate from its best read so far (the evidence's plate photo).
@@ -508,7 +513,15 @@ impl FrameAnalyser {
             since_crops: CROPS_EVERY,
             closer: Closer::Off,
             plates: None,
+            stills: None,
         }
+    }
+
+    /// Reads plates from the ring's keyframes at the camera's full size (when a keyframe at
+    /// most 5 s older than the analysed frame is there) instead of the analysis frame.
+    pub fn with_stills(mut self, ring: crate::ingest::ring::PacketRing) -> Self {
+        self.stills = Some(ring);
+        self
     }
 
     /// Reads the plates of standing vehicles with `reader` (`[detect.plates]`).
@@ -537,8 +550,46 @@ impl FrameAnalyser {
             .plates_due(t, p.settings.after_s, p.settings.every_s);
         p.crops
             .retain(|id, _| self.analysis.tracker().open().iter().any(|e| e.id == *id));
+        if due.is_empty() {
+            return;
+        }
+        // The full-size keyframe, decoded once for every vehicle due in this frame.
+        let key = self.stills.as_ref().zip(frame.pts).and_then(|(ring, pts)| {
+            let at = pts.as_nanos() as u64;
+            ring.keyframe_at(at)
+                .filter(|k| at - k.pts.min(at) <= STILL_MAX_AGE.as_nanos() as u64)
+        });
+        let still = match key {
+            Some(k) => {
+                let started = std::time::Instant::now();
+                let s =
+                    tokio::task::spawn_blocking(move || crate::ingest::still::decode_keyframe(&k))
+                        .await;
+                self.status.plate_read_ms += started.elapsed().as_millis() as u64;
+                match s {
+                    Ok(Ok(s)) if s.width > frame.width => Some(s),
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => {
+                        tracing::debug!(camera = %self.camera, error = %e, "no full-size still; plates read from the analysis frame");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+            None => None,
+        };
         for (id, bbox) in due {
-            let crop = crate::plate::RgbImage::from_frame(frame, bbox, 0.05);
+            let crop = match &still {
+                Some(s) => crate::plate::RgbImage::region(
+                    s.width,
+                    s.height,
+                    &s.rgb,
+                    s.width as usize * 3,
+                    bbox,
+                    0.05,
+                ),
+                None => crate::plate::RgbImage::from_frame(frame, bbox, 0.05),
+            };
             let reader = p.reader.clone();
             let started = std::time::Instant::now();
             let res = tokio::task::spawn_blocking(move || {

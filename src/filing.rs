@@ -316,6 +316,8 @@ impl FilingStage {
     ) {
         // The clip: wait until the stream has passed the confirmation by post_s.
         let (clip, clip_note) = cut_clip(cam.ring.as_ref(), frames.confirm_stream_s, &ev).await;
+        let mut frames = frames;
+        let photo_note = full_size_photo(&cam, &clip, &mut frames).await;
         let rule = cam
             .rules
             .get(&c.candidate.rule)
@@ -340,6 +342,7 @@ impl FilingStage {
             zone_polygon: cam.zones.get(&c.candidate.zone).cloned(),
             clip,
             clip_note,
+            photo_note,
         });
         let _permit = self.writers.acquire().await.expect("never closed");
         let mut backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(60));
@@ -376,6 +379,54 @@ impl FilingStage {
         info!(camera = %cam.info.id, capture = %key, package = %p.path, "evidence package written");
         let value = reference(&writer, &ev, &p);
         self.enqueue(&key, Some(value));
+    }
+}
+
+/// How much older than the confirmation a keyframe may be to be its photo.
+const STILL_MAX_AGE_NS: u64 = 5_000_000_000;
+
+/// Makes the confirmation photo the camera's full-size picture: the clip's last keyframe at or
+/// before the confirmation, decoded whole, when it is larger than the analysis frame and at
+/// most [`STILL_MAX_AGE_NS`] older. Returns the manifest's note saying so; leaves the analysis
+/// frame (and returns None) otherwise.
+async fn full_size_photo(
+    cam: &CameraEvidence,
+    clip: &[crate::ingest::ring::Packet],
+    frames: &mut CaptureFrames,
+) -> Option<String> {
+    let at = (frames.confirm_stream_s? * 1e9) as u64;
+    let key = clip
+        .iter()
+        .rev()
+        .find(|p| p.key && p.pts <= at + 1_000_000)?
+        .clone();
+    if at.saturating_sub(key.pts) > STILL_MAX_AGE_NS {
+        return None;
+    }
+    match tokio::task::spawn_blocking(move || crate::ingest::still::decode_keyframe(&key)).await {
+        Ok(Ok(still)) if still.width > frames.confirm.width => {
+            let note = format!(
+                "confirm.jpg and crop.jpg are the keyframe at {:.3} s of stream time, at the camera's full size {}x{}",
+                still.pts as f64 / 1e9,
+                still.width,
+                still.height
+            );
+            frames.confirm = crate::evidence::image::Picture {
+                width: still.width,
+                height: still.height,
+                rgb: Arc::new(still.rgb),
+            };
+            Some(note)
+        }
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => {
+            warn!(camera = %cam.info.id, error = %e, "full-size still not decoded; the analysis frame is the photo");
+            None
+        }
+        Err(e) => {
+            warn!(camera = %cam.info.id, error = %e, "the still decoder panicked");
+            None
+        }
     }
 }
 

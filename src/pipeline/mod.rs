@@ -127,8 +127,8 @@ impl Launcher {
                         self.config.gate.zone_margin,
                     );
                 }
-                if ring.is_some() {
-                    a = a.with_evidence();
+                if let Some(r) = &ring {
+                    a = a.with_evidence().with_stills(r.clone());
                 }
                 if self.keep_detections {
                     a = a.keeping_detections();

@@ -173,10 +173,21 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
         assert!(m.location.grid_code.len() > 5);
         assert!(dir.to_string_lossy().contains("2026-01-05/vtest/cap-"));
 
-        // Images decode, at the analysis size.
-        for jpg in ["confirm.jpg", "first_seen.jpg"] {
-            assert_eq!(decode(&dir.join(jpg), "jpegdec"), (1, 640, 480), "{jpg}");
-        }
+        // Images decode. The confirmation photo is the camera's own keyframe at its full
+        // size (768x576), not the 640-wide analysis frame; the manifest says which keyframe.
+        assert_eq!(
+            decode(&dir.join("confirm.jpg"), "jpegdec"),
+            (1, 768, 576),
+            "{:?}",
+            m.notes
+        );
+        assert!(
+            m.notes.iter().any(|n| n.contains("full size 768x576")),
+            "{:?}",
+            m.notes
+        );
+        // The first-seen frame is long gone from the stream buffer: analysis size.
+        assert_eq!(decode(&dir.join("first_seen.jpg"), "jpegdec"), (1, 640, 480));
         assert_eq!(decode(&dir.join("crop.jpg"), "jpegdec").0, 1);
 
         // The clip: 10 s either side of the confirmation, from a keyframe, decodable.

@@ -155,6 +155,7 @@ pub(crate) async fn site_with(n: u64) -> Site {
                 zone_polygon: None,
                 clip: Vec::new(),
                 clip_note: None,
+                photo_note: None,
             })
             .unwrap();
         let ev = serde_json::json!({ "package": p.path, "files": p.files });

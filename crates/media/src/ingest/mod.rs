@@ -15,6 +15,7 @@ pub mod queue;
 pub mod ring;
 pub mod rtpstamp;
 pub mod sampler;
+pub mod still;
 
 pub use crate::core::{Backoff, BackoffPolicy};
 pub use camera::{

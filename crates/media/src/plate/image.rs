@@ -63,7 +63,28 @@ impl RgbImage {
     /// The part of a frame inside `bbox` (normalised x1, y1, x2, y2), grown by `margin` of
     /// its size on each side.
     pub fn from_frame(frame: &Frame, bbox: [f32; 4], margin: f32) -> RgbImage {
-        let (fw, fh) = (frame.width as f32, frame.height as f32);
+        Self::region(
+            frame.width,
+            frame.height,
+            frame.raw(),
+            frame.stride,
+            bbox,
+            margin,
+        )
+    }
+
+    /// The part inside `bbox` (normalised), grown by `margin` of its size on each side, of a
+    /// picture `width × height` whose rows are `stride` bytes apart.
+    pub fn region(
+        width: u32,
+        height: u32,
+        rgb: &[u8],
+        stride: usize,
+        bbox: [f32; 4],
+        margin: f32,
+    ) -> RgbImage {
+        let row = |y: u32| &rgb[y as usize * stride..y as usize * stride + width as usize * 3];
+        let (fw, fh) = (width as f32, height as f32);
         let (bw, bh) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
         let x0 = ((bbox[0] - bw * margin) * fw).clamp(0.0, fw - 1.0) as u32;
         let y0 = ((bbox[1] - bh * margin) * fh).clamp(0.0, fh - 1.0) as u32;
@@ -71,7 +92,7 @@ impl RgbImage {
         let y1 = ((bbox[3] + bh * margin) * fh).clamp(y0 as f32 + 1.0, fh) as u32;
         let mut data = Vec::with_capacity(((x1 - x0) * (y1 - y0) * 3) as usize);
         for y in y0..y1 {
-            data.extend_from_slice(&frame.row(y)[x0 as usize * 3..x1 as usize * 3]);
+            data.extend_from_slice(&row(y)[x0 as usize * 3..x1 as usize * 3]);
         }
         RgbImage {
             width: x1 - x0,

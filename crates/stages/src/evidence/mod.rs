@@ -74,6 +74,9 @@ pub struct PackageRequest {
     pub clip: Vec<Packet>,
     /// Why there is no clip, when `clip` is empty.
     pub clip_note: Option<String>,
+    /// Where the confirmation photo came from, when not the analysis frame (the camera's
+    /// full-size keyframe).
+    pub photo_note: Option<String>,
 }
 
 /// Where a package went: what the capture record and the case refer to.
@@ -166,7 +169,7 @@ impl EvidenceWriter {
             ]
         };
         let mut files = Vec::new();
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = req.photo_note.iter().cloned().collect();
         let confirm = image::render_jpeg(
             &req.confirm,
             &Overlay {
