@@ -7,7 +7,7 @@ export CARGO_BUILD_JOBS ?= 2
 DEMO_PORT ?= 8554
 DEMO_SECONDS ?= 600
 
-.PHONY: bench-volume deps build demo test lint bench bench-capacity eval clean-demo
+.PHONY: bench-volume bench-plates deps build demo test lint bench bench-capacity eval clean-demo
 
 deps:
 	./scripts/deps.sh
@@ -55,6 +55,10 @@ eval: deps
 	./target/release/citywatch eval --pipeline tests/scenarios/pipeline.toml --review \
 	  $(foreach s,vehicle vendor vendor_far bin dusk dusk_litter brief_stops swap fixture view_shift early_stall two_stalls bin_person bin_emptied unlabelled_stall visit_1 visit_2,--truth tests/scenarios/$(s).json) \
 	  --out target/eval/review
+
+# Plate reading: one 1080p keyframe decoded whole, and one read by the PP-OCRv4 reader.
+bench-plates: deps
+	$(CARGO) bench --locked --bench plates
 
 # Decode cost, full against keyframe-only (benches/decode.rs); detection cost per model,
 # against Python onnxruntime as a peer (benches/detect.rs); filing latency under a burst of

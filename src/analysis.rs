@@ -51,6 +51,9 @@ pub struct CaptureFinder {
 /// How often unchanged episodes are saved anyway (their last-seen times move).
 const SAVE_EVERY_S: f64 = 10.0;
 
+/// How much a returning vehicle's box must overlap the gone one's to be at the same place.
+const SAME_PLACE_IOU: f32 = 0.3;
+
 impl CaptureFinder {
     /// `model_sees_overflow`: the detector reports bin_overflow/garbage itself.
     pub fn new(
@@ -136,10 +139,80 @@ impl CaptureFinder {
             .collect()
     }
 
-    /// Adds a plate read to an open episode's vote.
-    pub fn add_plate_read(&mut self, id: u64, t: f64, read: &crate::model::plate::PlateRead) {
-        if let Some(e) = self.tracker.get_mut(id) {
-            e.plate.get_or_insert_with(Default::default).add(t, read);
+    /// Adds a plate read to an open episode's vote, and acts on what it says of the vehicle's
+    /// identity:
+    /// - a plate settled that a vehicle gone from this place had: the same vehicle, whose
+    ///   dwell (and the rules it was captured for) goes on from its first sighting;
+    /// - the reads moved to another plate: a swap; the old vehicle's episode closes as
+    ///   replaced and the new one starts now.
+    pub fn add_plate_read(
+        &mut self,
+        id: u64,
+        t: f64,
+        read: &crate::model::plate::PlateRead,
+        min_agree: u32,
+    ) {
+        use crate::model::plate::{PLATE_MEMORY_S, PlateNews, PlateTrack};
+        let Some(e) = self.tracker.get_mut(id) else {
+            return;
+        };
+        let news = e
+            .plate
+            .get_or_insert_with(Default::default)
+            .add_and_judge(t, read, min_agree);
+        match news {
+            PlateNews::Nothing => {}
+            PlateNews::Settled(plate) => {
+                let anchor = e.anchor;
+                let gone = &mut self.tracker.state.gone_plates;
+                let Some(i) = gone.iter().position(|g| {
+                    g.plate == plate
+                        && t - g.closed_at <= PLATE_MEMORY_S
+                        && crate::model::iou(&g.anchor, &anchor) >= SAME_PLACE_IOU
+                }) else {
+                    return;
+                };
+                let g = gone.remove(i);
+                let e = self.tracker.get_mut(id).expect("still open");
+                e.first_seen = e.first_seen.min(g.first_seen);
+                for r in g.resolved {
+                    if !e.resolved.contains(&r) {
+                        e.resolved.push(r);
+                    }
+                }
+                tracing::info!(camera = %self.camera, episode = id, plate = %plate, since = g.first_seen, "the same plate at the same place: the vehicle's dwell goes on");
+            }
+            PlateNews::Swapped { was, now } => {
+                let Some(i) = self.tracker.state.open.iter().position(|e| e.id == id) else {
+                    return;
+                };
+                let old = self.tracker.state.open.remove(i);
+                self.limiter.episode_closed(old.id, t, true);
+                self.closed.push(old.id);
+                let reads = old
+                    .plate
+                    .as_ref()
+                    .map(|p| {
+                        p.recent[p.recent.len().saturating_sub(min_agree.max(1) as usize)..]
+                            .to_vec()
+                    })
+                    .unwrap_or_default();
+                let new_id = self.tracker.state.next_id;
+                self.tracker.state.next_id += 1;
+                let e = crate::episodes::Episode {
+                    id: new_id,
+                    first_seen: t,
+                    resolved: Vec::new(),
+                    deferred: Vec::new(),
+                    person_near: None,
+                    person_since: None,
+                    plate: Some(PlateTrack::started_from(t, &reads, read.confidence)),
+                    ..old.clone()
+                };
+                self.tracker.state.open.push(e);
+                self.opened.push(new_id);
+                tracing::info!(camera = %self.camera, episode = old.id, new_episode = new_id, was = %was, now = %now, "another plate at the same place: a swap, the new vehicle's dwell starts now");
+            }
         }
     }
 
@@ -337,6 +410,24 @@ impl CaptureFinder {
             for (e, why) in &up.closed {
                 tracing::debug!(camera = %self.camera, episode = e.id, label = %e.label, reason = ?why, dwell = e.dwell(), hits = e.hits, t, "episode closed");
                 self.limiter.episode_closed(e.id, t, why.seen_to_leave());
+                // Out of sight, not seen to leave: its plate is remembered at its place.
+                if *why == crate::episodes::CloseReason::Gone
+                    && let Some(plate) = e.plate.as_ref().and_then(|p| p.settled.clone())
+                {
+                    use crate::model::plate::{GonePlate, PLATE_MEMORY_MAX, PLATE_MEMORY_S};
+                    let gone = &mut self.tracker.state.gone_plates;
+                    gone.retain(|g| t - g.closed_at <= PLATE_MEMORY_S);
+                    gone.push(GonePlate {
+                        plate,
+                        anchor: e.anchor,
+                        first_seen: e.first_seen,
+                        closed_at: t,
+                        resolved: e.resolved.clone(),
+                    });
+                    if gone.len() > PLATE_MEMORY_MAX {
+                        gone.remove(0);
+                    }
+                }
             }
             for id in &up.opened {
                 if let Some(e) = self.tracker.open().iter().find(|e| e.id == *id) {
@@ -615,7 +706,8 @@ impl FrameAnalyser {
                                 .insert(id, (r.read.confidence, crop.crop(x, y, w, h)));
                         }
                     }
-                    self.analysis.add_plate_read(id, t, &r.read);
+                    self.analysis
+                        .add_plate_read(id, t, &r.read, p.settings.min_agree);
                 }
                 Ok((Err(e), _)) => {
                     self.status.plate_errors += 1;
@@ -628,6 +720,7 @@ impl FrameAnalyser {
                             text: None,
                             confidence: 0.0,
                         },
+                        p.settings.min_agree,
                     );
                 }
                 Err(e) => {
@@ -1192,6 +1285,105 @@ dwell_s = 60
         // whole frame, and not on every frame.
         assert!(crops.iter().all(|&(w, h)| w <= 25 && h <= 25), "{crops:?}");
         assert!(crops.len() < 8, "{} reads over 200 s", crops.len());
+    }
+
+    /// An analyser reading plates from `answers`, with an abandoned_vehicle rule of `dwell_s`.
+    fn plate_reading(
+        dwell_s: u32,
+        det: Arc<dyn DetectionSource>,
+        answers: Vec<Option<&'static str>>,
+    ) -> FrameAnalyser {
+        let text = format!(
+            "[[cameras]]\nid = \"c\"\nurl = \"rtsp://127.0.0.1/c\"\n\
+             [[cameras.zones]]\nid = \"road\"\nkind = \"no_parking\"\n\
+             polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n\
+             [[cameras.rules]]\nrule = \"abandoned_vehicle\"\nzones = [\"road\"]\ndwell_s = {dwell_s}\n"
+        );
+        let cfg = PipelineConfig::parse(&text, std::path::Path::new("/")).expect("test config");
+        let finder = CaptureFinder::new(&cfg.cameras[0], &cfg, Box::new(NoStore), false).unwrap();
+        let reader = Arc::new(ScriptedPlates {
+            answers: parking_lot::Mutex::new(answers),
+            crops: Default::default(),
+        });
+        let settings = crate::config::PlateSettings {
+            after_s: 20.0,
+            every_s: 25.0,
+            ..Default::default()
+        };
+        FrameAnalyser::new("c", (&cfg.gate).into(), finder, None, det).with_plates(reader, settings)
+    }
+
+    async fn captures_at(a: &mut FrameAnalyser, times: impl Iterator<Item = f64>) -> Vec<Capture> {
+        let mut out = Vec::new();
+        for t in times {
+            let mut frame = Frame::from_rgb("c".into(), 100, 100, vec![90; 100 * 100 * 3]);
+            frame.pts = Some(std::time::Duration::from_secs_f64(t - 1_000.0));
+            for e in a.process(frame, t).await {
+                if let Event::Capture(c) = e {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn another_plate_at_the_same_place_is_a_swap_and_the_new_vehicles_dwell_starts_then() {
+        let det = Arc::new(Fixed {
+            dets: vec![car()],
+            calls: AtomicU32::new(0),
+        });
+        let mut answers = vec![Some("京A12345"); 2];
+        answers.extend(vec![Some("粤B99999"); 10]);
+        let mut a = plate_reading(60, det, answers);
+        let captures = captures_at(&mut a, (0..26).map(|i| 1_000.0 + i as f64 * 10.0)).await;
+        let plates: Vec<_> = captures
+            .iter()
+            .map(|c| c.candidate.plate.as_ref().map(|p| p.text.as_str()))
+            .collect();
+        assert_eq!(plates, [Some("京A12345"), Some("粤B99999")], "{captures:?}");
+        // The second vehicle's dwell started when its plate took over, not at 1000.
+        let second = &captures[1].candidate;
+        assert!(second.start > 1_080.0, "{second:?}");
+        assert!(second.confirm - second.start >= 60.0, "{second:?}");
+    }
+
+    #[tokio::test]
+    async fn the_same_plate_back_at_its_place_after_an_outage_continues_its_dwell() {
+        let det = Arc::new(Fixed {
+            dets: vec![car()],
+            calls: AtomicU32::new(0),
+        });
+        let mut a = plate_reading(120, det, vec![Some("京A12345"); 12]);
+        // Seen 1000-1090, then no frames at all for 400 s (longer than the vehicle grace of
+        // 300 s: its episode closes as gone), then seen again from 1500.
+        let times = (0..10)
+            .map(|i| 1_000.0 + i as f64 * 10.0)
+            .chain((0..20).map(|i| 1_500.0 + i as f64 * 10.0));
+        let captures = captures_at(&mut a, times).await;
+        assert_eq!(captures.len(), 1, "{captures:?}");
+        let c = &captures[0].candidate;
+        assert_eq!(
+            c.start, 1_000.0,
+            "the dwell goes on from the first sighting: {c:?}"
+        );
+        assert!(c.confirm < 1_620.0, "not 120 s after its return: {c:?}");
+        assert_eq!(c.plate.as_ref().map(|p| p.text.as_str()), Some("京A12345"));
+    }
+
+    #[tokio::test]
+    async fn without_a_plate_a_vehicle_back_after_an_outage_starts_again() {
+        let det = Arc::new(Fixed {
+            dets: vec![car()],
+            calls: AtomicU32::new(0),
+        });
+        let mut a = plate_reading(120, det, vec![None; 12]);
+        let times = (0..10)
+            .map(|i| 1_000.0 + i as f64 * 10.0)
+            .chain((0..20).map(|i| 1_500.0 + i as f64 * 10.0));
+        let captures = captures_at(&mut a, times).await;
+        assert_eq!(captures.len(), 1, "{captures:?}");
+        assert_eq!(captures[0].candidate.start, 1_500.0);
     }
 
     #[tokio::test]

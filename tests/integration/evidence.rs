@@ -187,7 +187,10 @@ fn replayed_captures_get_verified_packages_with_clips_cut_from_the_source_bitstr
             m.notes
         );
         // The first-seen frame is long gone from the stream buffer: analysis size.
-        assert_eq!(decode(&dir.join("first_seen.jpg"), "jpegdec"), (1, 640, 480));
+        assert_eq!(
+            decode(&dir.join("first_seen.jpg"), "jpegdec"),
+            (1, 640, 480)
+        );
         assert_eq!(decode(&dir.join("crop.jpg"), "jpegdec").0, 1);
 
         // The clip: 10 s either side of the confirmation, from a keyframe, decodable.

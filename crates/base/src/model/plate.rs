@@ -145,6 +145,29 @@ pub struct PlateVote {
 pub struct PlateTrack {
     pub vote: PlateVote,
     pub last_read: Option<f64>,
+    /// The plate once `min_agree` reads first agreed on it: the vehicle's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<String>,
+    /// The latest valid texts, newest last (at most [`RECENT_READS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<String>,
+}
+
+/// Valid texts a track remembers in order, to tell a swap from a misread.
+pub const RECENT_READS: usize = 6;
+
+/// What a new read meant for the vehicle's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlateNews {
+    Nothing,
+    /// The reads agreed on a plate for the first time.
+    Settled(String),
+    /// The last `min_agree` reads all agree on another plate than the settled one: another
+    /// vehicle stands where this one stood.
+    Swapped {
+        was: String,
+        now: String,
+    },
 }
 
 impl PlateTrack {
@@ -156,8 +179,81 @@ impl PlateTrack {
     pub fn add(&mut self, t: f64, read: &PlateRead) {
         self.vote.add(read);
         self.last_read = Some(t);
+        if let Some(text) = &read.text {
+            self.recent.push(text.clone());
+            if self.recent.len() > RECENT_READS {
+                self.recent.remove(0);
+            }
+        }
+    }
+
+    /// Adds a read and says what it means for the vehicle's identity.
+    pub fn add_and_judge(&mut self, t: f64, read: &PlateRead, min_agree: u32) -> PlateNews {
+        self.add(t, read);
+        let n = min_agree.max(1) as usize;
+        match &self.settled {
+            None => match self.vote.winner(min_agree) {
+                Some(w) => {
+                    self.settled = Some(w.text.clone());
+                    PlateNews::Settled(w.text)
+                }
+                None => PlateNews::Nothing,
+            },
+            Some(was) => {
+                let tail = &self.recent[self.recent.len().saturating_sub(n)..];
+                let now = tail.last();
+                match now {
+                    Some(now)
+                        if tail.len() == n
+                            && now != was
+                            && tail.iter().all(|x| x == now)
+                            && read.text.as_ref() == Some(now) =>
+                    {
+                        PlateNews::Swapped {
+                            was: was.clone(),
+                            now: now.clone(),
+                        }
+                    }
+                    _ => PlateNews::Nothing,
+                }
+            }
+        }
+    }
+
+    /// A new vehicle's track started from the reads that showed it (a swap).
+    pub fn started_from(t: f64, texts: &[String], confidence: f32) -> Self {
+        let mut p = Self::default();
+        for text in texts {
+            p.add(
+                t,
+                &PlateRead {
+                    text: Some(text.clone()),
+                    confidence,
+                },
+            );
+        }
+        p.settled = texts.last().cloned();
+        p
     }
 }
+
+/// A vehicle with a settled plate that went out of sight: if the same plate is read at the
+/// same place within [`PLATE_MEMORY_S`], it is the same vehicle and its dwell goes on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GonePlate {
+    pub plate: String,
+    pub anchor: [f32; 4],
+    pub first_seen: f64,
+    pub closed_at: f64,
+    /// Rules it had already been captured for.
+    #[serde(default)]
+    pub resolved: Vec<super::RuleKind>,
+}
+
+/// How long a gone vehicle's plate is remembered: a night and a day.
+pub const PLATE_MEMORY_S: f64 = 36.0 * 3600.0;
+/// Gone plates remembered per camera at most (oldest forgotten first).
+pub const PLATE_MEMORY_MAX: usize = 64;
 
 /// Weight of a read that found no valid plate: it lowers the confidence of whatever wins,
 /// without outvoting a clear read.
@@ -308,6 +404,35 @@ mod tests {
         assert!(p.due(220.0, 180.0, 60.0, 120.0));
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(serde_json::from_str::<PlateTrack>(&json).unwrap(), p);
+    }
+
+    #[test]
+    fn a_track_settles_then_tells_a_swap_from_a_misread() {
+        let mut p = PlateTrack::default();
+        let r = |t: &str| read(Some(t), 0.9);
+        assert_eq!(p.add_and_judge(0.0, &r("京A12345"), 2), PlateNews::Nothing);
+        assert_eq!(
+            p.add_and_judge(1.0, &r("京A12345"), 2),
+            PlateNews::Settled("京A12345".into())
+        );
+        // One misread is not a swap; two in a row of the same other plate are.
+        assert_eq!(p.add_and_judge(2.0, &r("京A12346"), 2), PlateNews::Nothing);
+        assert_eq!(p.add_and_judge(3.0, &r("京A12345"), 2), PlateNews::Nothing);
+        assert_eq!(
+            p.add_and_judge(4.0, &read(None, 0.0), 2),
+            PlateNews::Nothing
+        );
+        assert_eq!(p.add_and_judge(5.0, &r("粤B99999"), 2), PlateNews::Nothing);
+        assert_eq!(
+            p.add_and_judge(6.0, &r("粤B99999"), 2),
+            PlateNews::Swapped {
+                was: "京A12345".into(),
+                now: "粤B99999".into()
+            }
+        );
+        let q = PlateTrack::started_from(6.0, &p.recent[p.recent.len() - 2..], 0.9);
+        assert_eq!(q.settled.as_deref(), Some("粤B99999"));
+        assert_eq!(q.vote.winner(2).unwrap().text, "粤B99999");
     }
 
     #[test]

@@ -252,6 +252,10 @@ pub struct TrackerState {
     pub view: ViewMemory,
     #[serde(default)]
     pub deferred: Vec<Deferred>,
+    /// Vehicles with a settled plate that went out of sight (closed as gone): the same plate
+    /// at the same place later is the same vehicle (`model::plate::GonePlate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone_plates: Vec<crate::model::plate::GonePlate>,
 }
 
 impl TrackerState {
