@@ -51,6 +51,9 @@ pub struct CaptureFinder {
 /// How often unchanged episodes are saved anyway (their last-seen times move).
 const SAVE_EVERY_S: f64 = 10.0;
 
+/// How many times less often a vehicle whose plate is settled is read again.
+const SETTLED_READ_SLOWDOWN: f64 = 5.0;
+
 /// How much a returning vehicle's box must overlap the gone one's to be at the same place.
 const SAME_PLACE_IOU: f32 = 0.3;
 
@@ -129,10 +132,15 @@ impl CaptureFinder {
             .iter()
             .filter(|e| e.kind == crate::detect::ObjectKind::Vehicle && e.last_seen >= t)
             .filter(|e| {
-                e.plate
-                    .as_ref()
-                    .is_none_or(|p| p.due(t, e.dwell(), after_s, every_s))
-                    && e.dwell() >= after_s
+                e.plate.as_ref().is_none_or(|p| {
+                    // Once the plate is settled, reads only watch for a swap: less often.
+                    let every = if p.settled.is_some() {
+                        every_s * SETTLED_READ_SLOWDOWN
+                    } else {
+                        every_s
+                    };
+                    p.due(t, e.dwell(), after_s, every)
+                }) && e.dwell() >= after_s
             })
             .filter(|e| self.engine.watches(e))
             .map(|e| (e.id, e.last_box))
@@ -1336,7 +1344,8 @@ dwell_s = 60
         let mut answers = vec![Some("京A12345"); 2];
         answers.extend(vec![Some("粤B99999"); 10]);
         let mut a = plate_reading(60, det, answers);
-        let captures = captures_at(&mut a, (0..26).map(|i| 1_000.0 + i as f64 * 10.0)).await;
+        // Settled plates are read every 5 × 25 s: the swap shows at the second read of it.
+        let captures = captures_at(&mut a, (0..60).map(|i| 1_000.0 + i as f64 * 10.0)).await;
         let plates: Vec<_> = captures
             .iter()
             .map(|c| c.candidate.plate.as_ref().map(|p| p.text.as_str()))
