@@ -46,6 +46,9 @@ pub struct CaptureFinder {
     evicted: u64,
     /// Where the camera's unreadable saved state was set aside at start, if it was.
     quarantined: Option<String>,
+    /// Reads that must agree on a plate (`[detect.plates] min_agree`) when plates are read:
+    /// a candidate carries its vehicle's plate into the verdict memory's judgement.
+    plate_min_agree: Option<u32>,
 }
 
 /// How often unchanged episodes are saved anyway (their last-seen times move).
@@ -98,6 +101,7 @@ impl CaptureFinder {
             closed: Vec::new(),
             evicted: 0,
             quarantined,
+            plate_min_agree: None,
         })
     }
 
@@ -448,7 +452,12 @@ impl CaptureFinder {
             let outcomes = self.engine.evaluate(t, &mut self.tracker, dets, frame);
             for o in &outcomes {
                 match o.clone() {
-                    Outcome::Met(c) => {
+                    Outcome::Met(mut c) => {
+                        if let (Some(id), Some(k)) = (c.episode, self.plate_min_agree)
+                            && c.plate.is_none()
+                        {
+                            c.plate = self.plate_of(id, k);
+                        }
                         let r = self.memory.as_ref().and_then(|m| m.judge(&self.camera, &c));
                         events.push(verdict(self.limiter.offer_judged(c, r)));
                         // A full deferral queue expired its oldest to make room.
@@ -629,6 +638,7 @@ impl FrameAnalyser {
         reader: std::sync::Arc<dyn crate::plate::PlateReader>,
         settings: crate::config::PlateSettings,
     ) -> Self {
+        self.analysis.plate_min_agree = Some(settings.min_agree);
         self.plates = Some(Plates {
             reader,
             settings,

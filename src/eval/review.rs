@@ -129,6 +129,7 @@ pub fn verdicts(
                 embedding: e.clone(),
                 // The order of the verdicts, so ageing out is deterministic.
                 at: i as f64,
+                plate: None,
             },
         ));
     }

@@ -61,6 +61,9 @@ pub struct MemoryEntry {
     pub embedding: Vec<f32>,
     /// When the verdict was given.
     pub at: f64,
+    /// The vehicle's plate (车牌号) on the reviewed capture, when it had one: a vehicle an
+    /// operator rejected is known by its plate on the camera from then on.
+    pub plate: Option<String>,
 }
 
 impl MemoryEntry {

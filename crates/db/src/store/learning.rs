@@ -64,8 +64,9 @@ impl Store {
         arg: Option<&str>,
     ) -> Result<Vec<MemoryEntry>, StoreError> {
         let sql = format!(
-            "SELECT capture_id, camera, zone, rule, said, reason, embedding, at FROM verdict_memory \
-             {filter} ORDER BY at, capture_id"
+            "SELECT capture_id, camera, zone, rule, said, reason, embedding, at, \
+             (SELECT c.plate FROM captures c WHERE c.id = verdict_memory.capture_id) AS plate \
+             FROM verdict_memory {filter} ORDER BY at, capture_id"
         );
         type Stored = (
             String,
@@ -76,6 +77,7 @@ impl Store {
             Option<String>,
             String,
             f64,
+            Option<String>,
         );
         let mut q = sqlx::query_as::<_, Stored>(&sql);
         if let Some(a) = arg {
@@ -83,7 +85,7 @@ impl Store {
         }
         let rows = q.fetch_all(self.pool()).await.map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for (capture, camera, zone, rule, said, reason, embedding, at) in rows {
+        for (capture, camera, zone, rule, said, reason, embedding, at, plate) in rows {
             let (Some(rule), Some(said), Ok(embedding)) = (
                 RuleKind::parse(&rule),
                 Said::parse(&said),
@@ -100,6 +102,7 @@ impl Store {
                 reason,
                 embedding,
                 at,
+                plate,
             });
         }
         Ok(out)
@@ -138,6 +141,7 @@ impl Store {
                     reason,
                     embedding: serde_json::from_str(&embedding).ok()?,
                     at,
+                    plate: None,
                 })
             })
             .collect())

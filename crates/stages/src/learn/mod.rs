@@ -100,6 +100,25 @@ impl VerdictMemory {
         if !self.settings.enabled {
             return None;
         }
+        if let Some(p) = &c.plate {
+            // A plate decides before any look: the newest verdict on the same plate on this
+            // camera and rule, in any of its zones.
+            let newest = self
+                .entries
+                .iter()
+                .filter(|((cam, _, rule), _)| cam == camera && *rule == c.rule)
+                .flat_map(|(_, q)| q.iter())
+                .filter(|e| e.plate.as_deref() == Some(p.text.as_str()))
+                .max_by(|a, b| a.at.total_cmp(&b.at).then(a.capture.cmp(&b.capture)));
+            if let Some(e) = newest {
+                tracing::debug!(camera, plate = %p.text, verdict = e.said.as_str(), "candidate judged by its plate");
+                return (e.said == Said::Rejected).then(|| Resemblance {
+                    capture: e.capture.clone(),
+                    similarity: 1.0,
+                    reason: e.reason.clone(),
+                });
+            }
+        }
         let v = c.embedding.as_deref()?;
         let q = self
             .entries
@@ -202,6 +221,7 @@ mod tests {
             reason: reason.map(Into::into),
             embedding: unit(v),
             at,
+            plate: None,
         }
     }
 
@@ -209,6 +229,46 @@ mod tests {
         let mut c = crate::ratelimit::sample_capture(1, 1000.0).candidate;
         c.embedding = Some(unit(v));
         c
+    }
+
+    #[test]
+    fn a_vehicle_rejected_once_is_known_by_its_plate_whatever_its_look() {
+        let mut m = VerdictMemory::new(settings());
+        let mut rejected = entry(
+            "r",
+            Said::Rejected,
+            Some("not_a_problem"),
+            &[1.0, 0.0, 0.0],
+            1.0,
+        );
+        rejected.plate = Some("京A12345".into());
+        rejected.zone = "other_zone".into();
+        m.remember(rejected);
+        let plated = |text: &str| {
+            let mut c = candidate(&[0.0, 1.0, 0.0]);
+            c.plate = Some(crate::model::plate::VotedPlate {
+                text: text.into(),
+                confidence: 0.9,
+                agree: 2,
+                reads: 2,
+            });
+            c
+        };
+        let r = m
+            .judge("c", &plated("京A12345"))
+            .expect("known by its plate");
+        assert_eq!((r.capture.as_str(), r.similarity), ("r", 1.0));
+        assert_eq!(m.judge("c", &plated("京A99999")), None, "another plate");
+        assert_eq!(
+            m.judge("other_camera", &plated("京A12345")),
+            None,
+            "within a camera"
+        );
+        // A later confirmation of the same plate wins.
+        let mut confirmed = entry("k", Said::Confirmed, None, &[1.0, 0.0, 0.0], 2.0);
+        confirmed.plate = Some("京A12345".into());
+        m.remember(confirmed);
+        assert_eq!(m.judge("c", &plated("京A12345")), None);
     }
 
     #[test]
