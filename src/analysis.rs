@@ -558,7 +558,15 @@ const STILL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 struct Plates {
     reader: std::sync::Arc<dyn crate::plate::PlateReader>,
     settings: crate::config::PlateSettings,
-    crops: std::collections::HashMap<u64, (f32, crate::plate::RgbImage)>,
+    crops: std::collections::HashMap<u64, PlateCrop>,
+}
+
+/// The best read of a vehicle's plate: its confidence, the plate's picture, and where the
+/// plate is in the frame (normalised).
+struct PlateCrop {
+    confidence: f32,
+    image: crate::plate::RgbImage,
+    bbox: [f32; 4],
 }
 
 /// A camera's automatic closer looks (`detect::closer`).
@@ -688,16 +696,29 @@ impl FrameAnalyser {
             None => None,
         };
         for (id, bbox) in due {
-            let crop = match &still {
-                Some(s) => crate::plate::RgbImage::region(
-                    s.width,
-                    s.height,
-                    &s.rgb,
-                    s.width as usize * 3,
-                    bbox,
-                    0.05,
+            let ((crop, origin), size) = match &still {
+                Some(s) => (
+                    crate::plate::RgbImage::region_at(
+                        s.width,
+                        s.height,
+                        &s.rgb,
+                        s.width as usize * 3,
+                        bbox,
+                        0.05,
+                    ),
+                    (s.width as f32, s.height as f32),
                 ),
-                None => crate::plate::RgbImage::from_frame(frame, bbox, 0.05),
+                None => (
+                    crate::plate::RgbImage::region_at(
+                        frame.width,
+                        frame.height,
+                        frame.raw(),
+                        frame.stride,
+                        bbox,
+                        0.05,
+                    ),
+                    (frame.width as f32, frame.height as f32),
+                ),
             };
             let reader = p.reader.clone();
             let started = std::time::Instant::now();
@@ -718,10 +739,22 @@ impl FrameAnalyser {
                         let better = p
                             .crops
                             .get(&id)
-                            .is_none_or(|(c, _)| r.read.confidence >= *c);
+                            .is_none_or(|k| r.read.confidence >= k.confidence);
                         if better {
-                            p.crops
-                                .insert(id, (r.read.confidence, crop.crop(x, y, w, h)));
+                            let (ox, oy) = (origin.0 as f32, origin.1 as f32);
+                            p.crops.insert(
+                                id,
+                                PlateCrop {
+                                    confidence: r.read.confidence,
+                                    image: crop.crop(x, y, w, h),
+                                    bbox: [
+                                        (ox + x as f32) / size.0,
+                                        (oy + y as f32) / size.1,
+                                        (ox + (x + w) as f32) / size.0,
+                                        (oy + (y + h) as f32) / size.1,
+                                    ],
+                                },
+                            );
                         }
                     }
                     self.analysis
@@ -751,7 +784,7 @@ impl FrameAnalyser {
 
     /// The plate crop kept for an open vehicle (its best read's), for the evidence.
     pub fn plate_crop(&self, episode: u64) -> Option<&crate::plate::RgbImage> {
-        self.plates.as_ref()?.crops.get(&episode).map(|(_, c)| c)
+        self.plates.as_ref()?.crops.get(&episode).map(|c| &c.image)
     }
 
     /// Looks closer, by default, at those of these rule zones' bounds that the detector sees
@@ -951,7 +984,13 @@ impl FrameAnalyser {
                     && let Some(id) = c.candidate.episode
                     && c.candidate.plate.is_none()
                 {
-                    c.candidate.plate = self.analysis.plate_of(id, p.settings.min_agree);
+                    c.candidate.plate =
+                        self.analysis
+                            .plate_of(id, p.settings.min_agree)
+                            .map(|mut v| {
+                                v.bbox = p.crops.get(&id).map(|k| k.bbox);
+                                v
+                            });
                 }
             }
         }
@@ -1299,6 +1338,12 @@ dwell_s = 60
         let p = captures[0].candidate.plate.as_ref().expect("a plate");
         assert_eq!(p.text, "京A12345");
         assert!(p.agree >= 2 && p.confidence > 0.8, "{p:?}");
+        // Where the plate is in the frame, for masking: inside the car's crop.
+        let b = p.bbox.expect("the plate's place");
+        assert!(
+            b[0] >= 0.38 && b[1] >= 0.38 && b[2] <= 0.62 && b[3] <= 0.62,
+            "{b:?}"
+        );
         // Reads are of the vehicle's crop (a fifth of the frame, a little margin), not the
         // whole frame, and not on every frame.
         assert!(crops.iter().all(|&(w, h)| w <= 25 && h <= 25), "{crops:?}");

@@ -127,6 +127,10 @@ enum Command {
         /// The database (default: the config's [cases] database).
         #[arg(long, value_name = "URL")]
         db: Option<String>,
+        /// Leave vehicles' plates readable in the images (masked by default: plates are
+        /// personal data).
+        #[arg(long)]
+        show_plates: bool,
     },
     /// Writes the confirmed and rejected captures as one COCO dataset for model teams: full
     /// frames decoded from the evidence clips, boxes, verdicts and reasons as attributes,
@@ -137,6 +141,10 @@ enum Command {
         /// The database (default: the config's [cases] database).
         #[arg(long, value_name = "URL")]
         db: Option<String>,
+        /// Leave vehicles' plates readable in the images (masked by default: plates are
+        /// personal data).
+        #[arg(long)]
+        show_plates: bool,
     },
     /// Scores a pipeline on recorded footage against truth files (docs/eval.md); writes
     /// report.json, report.html and SVG plots.
@@ -662,17 +670,29 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("{token}");
             Ok(())
         }
-        Command::ExportNegatives { pipeline, out, db } => export_captures(
+        Command::ExportNegatives {
+            pipeline,
+            out,
+            db,
+            show_plates,
+        } => export_captures(
             &pipeline,
             &out,
             db,
             citywatch::eval::negatives::Dataset::Negatives,
+            show_plates,
         ),
-        Command::ExportDataset { pipeline, out, db } => export_captures(
+        Command::ExportDataset {
+            pipeline,
+            out,
+            db,
+            show_plates,
+        } => export_captures(
             &pipeline,
             &out,
             db,
             citywatch::eval::negatives::Dataset::Reviewed,
+            show_plates,
         ),
         Command::Eval {
             pipeline,
@@ -751,6 +771,7 @@ fn export_captures(
     out: &std::path::Path,
     db: Option<String>,
     which: citywatch::eval::negatives::Dataset,
+    show_plates: bool,
 ) -> Result<(), Failure> {
     let config = load(pipeline)?;
     let (Some(cases), Some(ev)) = (&config.cases, &config.evidence) else {
@@ -762,7 +783,7 @@ fn export_captures(
     let report = runtime()
         .block_on(async {
             let store = citywatch::store::Store::connect(&url).await?;
-            citywatch::eval::negatives::export_with(&store, &ev.root, out, which).await
+            citywatch::eval::negatives::export_with(&store, &ev.root, out, which, show_plates).await
         })
         .failed()?;
     println!("{}", serde_json::to_string(&report).expect("json"));

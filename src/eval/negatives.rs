@@ -18,6 +18,8 @@ pub struct ExportReport {
     pub skipped_no_package: usize,
     pub skipped_invalid: usize,
     pub skipped_no_clip: usize,
+    /// Images whose vehicle plate was masked.
+    pub plates_masked: usize,
 }
 
 /// Which captures an export takes.
@@ -38,14 +40,18 @@ pub fn split_of(camera: &str) -> &'static str {
 }
 
 pub async fn export(store: &Store, root: &Path, out: &Path) -> anyhow::Result<ExportReport> {
-    export_with(store, root, out, Dataset::Negatives).await
+    export_with(store, root, out, Dataset::Negatives, false).await
 }
 
+/// Exports the reviewed captures. Vehicles' plates are masked in the images (the region the
+/// plate was read at, from the package's manifest) unless `show_plates`; their text is in
+/// the annotations only with `show_plates`.
 pub async fn export_with(
     store: &Store,
     root: &Path,
     out: &Path,
     which: Dataset,
+    show_plates: bool,
 ) -> anyhow::Result<ExportReport> {
     let images_dir = out.join("images");
     std::fs::create_dir_all(&images_dir)?;
@@ -78,10 +84,15 @@ pub async fn export_with(
         };
         let clip = dir.join("clip.mp4");
         let offset = (at - span.start_s).max(0.0);
-        let (w, h, rgb) =
+        let (w, h, mut rgb) =
             tokio::task::spawn_blocking(move || crate::evidence::clip::frame_at(&clip, offset))
                 .await?
                 .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let plate = manifest.plate.as_ref();
+        if !show_plates && let Some(b) = plate.and_then(|p| p.bbox) {
+            crate::model::plate::mask_region(&mut rgb, w, h, b);
+            report.plates_masked += 1;
+        }
         let file_name = format!("{}.jpg", crate::core::path::safe_component(&c.id));
         let jpeg = crate::evidence::image::encode_jpeg(&rgb, w, h);
         std::fs::write(images_dir.join(&file_name), jpeg)?;
@@ -118,6 +129,7 @@ pub async fn export_with(
                 "note": note, "rule": c.rule, "camera": c.camera,
                 "zone": c.zone, "capture_key": c.id,
                 "model": manifest.model.as_ref().map(|m| format!("{} {}", m.name, m.version)),
+                "plate": plate.filter(|_| show_plates).map(|p| p.text.clone()),
             },
         }));
         report.exported += 1;

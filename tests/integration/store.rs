@@ -1187,6 +1187,7 @@ async fn plates_suite(url: &str) {
         confidence: 0.8,
         agree: 3,
         reads: 4,
+        bbox: None,
     });
     let (key, case) = store
         .record_capture(&c, None, FilingMode::Auto, &t, &location(), T0)

@@ -127,6 +127,41 @@ pub struct VotedPlate {
     pub agree: u32,
     /// Reads taken in all, readable or not.
     pub reads: u32,
+    /// Where the plate is in the frame (x1, y1, x2, y2, normalised), from the best read: the
+    /// region exports mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<[f32; 4]>,
+}
+
+/// Covers `bbox` (normalised, grown by a fifth of its size each way) of a packed RGB picture
+/// with its mean colour: a plate no one can read, in a picture that still looks whole.
+pub fn mask_region(rgb: &mut [u8], width: u32, height: u32, bbox: [f32; 4]) {
+    let (bw, bh) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
+    let px = |v: f32, size: u32| ((v * size as f32).round().max(0.0) as u32).min(size);
+    let (x0, x1) = (px(bbox[0] - bw * 0.2, width), px(bbox[2] + bw * 0.2, width));
+    let (y0, y1) = (
+        px(bbox[1] - bh * 0.2, height),
+        px(bbox[3] + bh * 0.2, height),
+    );
+    if x1 <= x0 || y1 <= y0 {
+        return;
+    }
+    let at = |x: u32, y: u32| (y as usize * width as usize + x as usize) * 3;
+    let mut sum = [0u64; 3];
+    for y in y0..y1 {
+        for x in x0..x1 {
+            for c in 0..3 {
+                sum[c] += rgb[at(x, y) + c] as u64;
+            }
+        }
+    }
+    let n = ((x1 - x0) * (y1 - y0)) as u64;
+    let mean = sum.map(|s| (s / n) as u8);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            rgb[at(x, y)..at(x, y) + 3].copy_from_slice(&mean);
+        }
+    }
 }
 
 /// Reads of one vehicle's plate over its dwell, voted by confidence.
@@ -296,6 +331,7 @@ impl PlateVote {
             confidence: (share * (sum / n as f32)).clamp(0.0, 1.0),
             agree: n,
             reads: self.reads(),
+            bbox: None,
         })
     }
 }
@@ -433,6 +469,23 @@ mod tests {
         let q = PlateTrack::started_from(6.0, &p.recent[p.recent.len() - 2..], 0.9);
         assert_eq!(q.settled.as_deref(), Some("粤B99999"));
         assert_eq!(q.vote.winner(2).unwrap().text, "粤B99999");
+    }
+
+    #[test]
+    fn masking_a_region_leaves_one_flat_colour_and_the_rest_untouched() {
+        let (w, h) = (20u32, 10u32);
+        let mut rgb: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8).collect();
+        let before = rgb.clone();
+        mask_region(&mut rgb, w, h, [0.5, 0.5, 0.7, 0.7]);
+        // Grown by a fifth: x 9.2..14.8 → 9..15, y 4.6..7.4 → 5..7.
+        let px = |r: &[u8], x: usize, y: usize| r[(y * w as usize + x) * 3..][..3].to_vec();
+        let inside = px(&rgb, 9, 5);
+        for (x, y) in [(9, 5), (14, 6), (12, 6)] {
+            assert_eq!(px(&rgb, x, y), inside);
+        }
+        for (x, y) in [(8, 5), (15, 6), (12, 4), (12, 7), (0, 0)] {
+            assert_eq!(px(&rgb, x, y), px(&before, x, y), "({x}, {y})");
+        }
     }
 
     #[test]

@@ -83,6 +83,18 @@ impl RgbImage {
         bbox: [f32; 4],
         margin: f32,
     ) -> RgbImage {
+        Self::region_at(width, height, rgb, stride, bbox, margin).0
+    }
+
+    /// [`Self::region`], with where its top-left corner lies in the picture (pixels).
+    pub fn region_at(
+        width: u32,
+        height: u32,
+        rgb: &[u8],
+        stride: usize,
+        bbox: [f32; 4],
+        margin: f32,
+    ) -> (RgbImage, (u32, u32)) {
         let row = |y: u32| &rgb[y as usize * stride..y as usize * stride + width as usize * 3];
         let (fw, fh) = (width as f32, height as f32);
         let (bw, bh) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
@@ -94,11 +106,14 @@ impl RgbImage {
         for y in y0..y1 {
             data.extend_from_slice(&row(y)[x0 as usize * 3..x1 as usize * 3]);
         }
-        RgbImage {
-            width: x1 - x0,
-            height: y1 - y0,
-            data,
-        }
+        (
+            RgbImage {
+                width: x1 - x0,
+                height: y1 - y0,
+                data,
+            },
+            (x0, y0),
+        )
     }
 
     /// Bilinear resize (fast_image_resize).

@@ -251,6 +251,7 @@ mod tests {
                 confidence: 0.9,
                 agree: 2,
                 reads: 2,
+                bbox: None,
             });
             c
         };
