@@ -50,10 +50,10 @@ eval: deps
 	  --truth sample-videos/truth/vtest.json --truth sample-videos/truth/bikes.json \
 	  --compare-model ssdlite_mobilenet_v2_pedestrian --out target/eval/samples
 	./target/release/citywatch eval --pipeline tests/scenarios/pipeline.toml \
-	  $(foreach s,vehicle vendor vendor_far bin dusk dusk_litter brief_stops swap fixture view_shift early_stall two_stalls bin_person bin_emptied unlabelled_stall,--truth tests/scenarios/$(s).json) \
+	  $(foreach s,vehicle vendor vendor_far bin dusk dusk_litter brief_stops swap fixture view_shift early_stall two_stalls bin_person bin_emptied unlabelled_stall plate_dusk plate_swap,--truth tests/scenarios/$(s).json) \
 	  --out target/eval/scenarios
 	./target/release/citywatch eval --pipeline tests/scenarios/pipeline.toml --review \
-	  $(foreach s,vehicle vendor vendor_far bin dusk dusk_litter brief_stops swap fixture view_shift early_stall two_stalls bin_person bin_emptied unlabelled_stall visit_1 visit_2,--truth tests/scenarios/$(s).json) \
+	  $(foreach s,vehicle vendor vendor_far bin dusk dusk_litter brief_stops swap fixture view_shift early_stall two_stalls bin_person bin_emptied unlabelled_stall plate_dusk plate_swap visit_1 visit_2,--truth tests/scenarios/$(s).json) \
 	  --out target/eval/review
 
 # Plate reading: one 1080p keyframe decoded whole, and one read by the PP-OCRv4 reader.

@@ -137,8 +137,10 @@ impl CaptureFinder {
             .filter(|e| e.kind == crate::detect::ObjectKind::Vehicle && e.last_seen >= t)
             .filter(|e| {
                 e.plate.as_ref().is_none_or(|p| {
-                    // Once the plate is settled, reads only watch for a swap: less often.
-                    let every = if p.settled.is_some() {
+                    // Once the plate is settled, reads only watch for a swap: less often, as
+                    // long as the last plate read was the settled one (a different one is
+                    // checked again soon).
+                    let every = if p.settled.is_some() && p.recent.last() == p.settled.as_ref() {
                         every_s * SETTLED_READ_SLOWDOWN
                     } else {
                         every_s

@@ -31,6 +31,9 @@ pub struct CaptureRec {
     pub score: f64,
     /// The rule's dwell threshold.
     pub dwell_s: f64,
+    /// The vehicle's plate, when its reads agreed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plate: Option<String>,
 }
 
 /// A truth event, with the dwell threshold its clip's camera applies to its rule.
@@ -44,6 +47,60 @@ pub struct EventRec {
     pub bbox: Option<[f64; 4]>,
     /// None when the camera has no such rule (the event cannot be caught).
     pub dwell_s: Option<f64>,
+    /// The truth's plate, when it gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plate: Option<String>,
+}
+
+/// How the plates of caught vehicles were read, over the events whose truth gives a plate.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PlateScores {
+    /// Events with a plate in the truth.
+    pub events: usize,
+    /// Of those, events a capture caught.
+    pub caught: usize,
+    /// Of the caught, those whose capture carried a plate.
+    pub read: usize,
+    /// Of the read, those whose plate is the truth's, character for character.
+    pub exact: usize,
+    /// read / caught.
+    pub read_rate: Option<f64>,
+    /// exact / caught: a plate not read counts as not right.
+    pub exact_rate: Option<f64>,
+    /// exact / read: how far a plate that is carried can be trusted.
+    pub precision: Option<f64>,
+}
+
+/// Plate read rate and exact-match accuracy: the capture that caught each event (its
+/// first hit) against the event's plate. None when no event gives a plate.
+pub fn plate_scores(
+    caps: &[CaptureRec],
+    events: &[EventRec],
+    verdicts: &[Verdict],
+) -> Option<PlateScores> {
+    let mut s = PlateScores {
+        events: events.iter().filter(|e| e.plate.is_some()).count(),
+        ..Default::default()
+    };
+    if s.events == 0 {
+        return None;
+    }
+    for (c, v) in caps.iter().zip(verdicts) {
+        let Verdict::Hit(j) = v else { continue };
+        let Some(want) = &events[*j].plate else {
+            continue;
+        };
+        s.caught += 1;
+        if let Some(got) = &c.plate {
+            s.read += 1;
+            s.exact += usize::from(got == want);
+        }
+    }
+    let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+    s.read_rate = ratio(s.read, s.caught);
+    s.exact_rate = ratio(s.exact, s.caught);
+    s.precision = ratio(s.exact, s.read);
+    Some(s)
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -343,6 +400,7 @@ mod tests {
             bbox: b,
             score,
             dwell_s: 30.0,
+            plate: None,
         }
     }
 
@@ -354,7 +412,44 @@ mod tests {
             end_s: b,
             bbox: bx,
             dwell_s: Some(30.0),
+            plate: None,
         }
+    }
+
+    #[test]
+    fn plate_scores_count_reads_and_exact_matches_of_caught_vehicles() {
+        let p = MatchParams::default();
+        let b = [0.5, 0.5, 0.7, 0.7];
+        let mut events = vec![
+            ev("a", RuleKind::AbandonedVehicle, 0.0, 100.0, Some(b)),
+            ev("b", RuleKind::AbandonedVehicle, 0.0, 100.0, Some(b)),
+            ev("c", RuleKind::AbandonedVehicle, 0.0, 100.0, Some(b)),
+            ev("d", RuleKind::AbandonedVehicle, 0.0, 100.0, Some(b)),
+        ];
+        for (e, t) in events
+            .iter_mut()
+            .zip(["京A12345", "京A12346", "京A12347", "京A12348"])
+        {
+            e.plate = Some(t.into());
+        }
+        let mut caps = vec![
+            cap("a", RuleKind::AbandonedVehicle, 40.0, b, 0.9),
+            cap("b", RuleKind::AbandonedVehicle, 40.0, b, 0.9),
+            cap("c", RuleKind::AbandonedVehicle, 40.0, b, 0.9),
+        ];
+        caps[0].plate = Some("京A12345".into()); // right
+        caps[1].plate = Some("京A99999".into()); // wrong
+        // c: caught, not read; d: missed.
+        let v = match_events(&caps, &events, &p);
+        let s = plate_scores(&caps, &events, &v).unwrap();
+        assert_eq!((s.events, s.caught, s.read, s.exact), (4, 3, 2, 1));
+        assert_eq!(s.read_rate, Some(2.0 / 3.0));
+        assert_eq!(s.exact_rate, Some(1.0 / 3.0));
+        assert_eq!(s.precision, Some(0.5));
+        for e in &mut events {
+            e.plate = None;
+        }
+        assert_eq!(plate_scores(&caps, &events, &v), None);
     }
 
     const V: RuleKind = RuleKind::AbandonedVehicle;

@@ -76,6 +76,8 @@ pub struct Variant {
     pub cpu_s: f64,
     /// With `--review`: the passes with learning.
     pub review: Option<review::ReviewOut>,
+    /// Plate read rate and exact-match accuracy, when the truth gives plates.
+    pub plates: Option<metrics::PlateScores>,
 }
 
 /// CPU seconds (user + system) this process has used so far, every thread included.
@@ -247,6 +249,7 @@ async fn run_variant(
                 start_s: e.start_s,
                 end_s: e.end_s,
                 bbox: e.r#box,
+                plate: e.plate.clone(),
                 dwell_s: cam
                     .rules
                     .iter()
@@ -354,6 +357,7 @@ async fn run_variant(
         }
     }
     let verdicts = metrics::match_events(&captures, &events, &opts.matching);
+    let plates = metrics::plate_scores(&captures, &events, &verdicts);
     let classes = gts
         .iter()
         .map(|(class, g)| {
@@ -410,6 +414,7 @@ async fn run_variant(
         wall_s,
         cpu_s,
         review,
+        plates,
     })
 }
 
@@ -426,6 +431,7 @@ fn capture_rec(clip: &str, c: &crate::ratelimit::Capture, start_unix: f64) -> Ca
         bbox: k.bbox.map(|v| round(v as f64)),
         score: round(k.score as f64),
         dwell_s: k.dwell_s,
+        plate: k.plate.as_ref().map(|p| p.text.clone()),
     }
 }
 

@@ -71,6 +71,9 @@ struct VariantOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     frames: Option<FramesOut>,
     work: WorkOut,
+    /// Plates of caught vehicles against the truth's, when it gives plates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plates: Option<&'a super::metrics::PlateScores>,
     captures: Vec<CaptureOut<'a>>,
     missed: Vec<&'a EventRec>,
     /// `--review`: the passes with learning.
@@ -429,6 +432,7 @@ pub fn write(opts: &EvalOptions, clips: &[Clip], variants: &[Variant]) -> anyhow
                 frames_analysed: v.frames_analysed,
                 inferences: v.inferences,
             },
+            plates: v.plates.as_ref(),
             captures: v
                 .captures
                 .iter()

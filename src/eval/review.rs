@@ -191,6 +191,7 @@ mod tests {
                 bbox: [0.5, 0.5, 0.7, 0.7],
                 score: 0.8,
                 dwell_s: 20.0,
+                plate: None,
             },
             embedding: Some(e),
             learned,
@@ -205,6 +206,7 @@ mod tests {
             end_s: 60.0,
             bbox: Some([0.5, 0.5, 0.7, 0.7]),
             dwell_s: Some(20.0),
+            plate: None,
         }
     }
 

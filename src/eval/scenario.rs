@@ -107,6 +107,30 @@ pub struct ObjectSpec {
     /// Width of the soft edge, in output pixels.
     #[serde(default = "default_feather")]
     pub feather_px: u32,
+    /// A plate drawn onto the vehicle (written into its truth event).
+    pub plate: Option<PlateSpec>,
+}
+
+/// A rendered plate pasted onto an object (`plate::render`: the CJK font, the kind's colours).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlateSpec {
+    /// A valid plate, as the store writes it (京A12345).
+    pub text: String,
+    /// Character height in output pixels. Default 24.
+    #[serde(default = "default_char_px")]
+    pub char_px: u32,
+    /// Where its centre goes, as shares of the object's placed box. Default [0.5, 0.8].
+    #[serde(default = "default_plate_at")]
+    pub at: [f64; 2],
+}
+
+fn default_char_px() -> u32 {
+    24
+}
+
+fn default_plate_at() -> [f64; 2] {
+    [0.5, 0.8]
 }
 
 fn default_feather() -> u32 {
@@ -152,6 +176,17 @@ impl ScenarioSpec {
             o.source = dir.join(&o.source);
             check_box(&o.crop, &format!("objects[{i}].crop"))?;
             check_box(&o.place, &format!("objects[{i}].place"))?;
+            if let Some(p) = &o.plate
+                && (crate::model::plate::validate(&p.text).is_none()
+                    || !(8..=200).contains(&p.char_px))
+            {
+                anyhow::bail!(
+                    "{}: objects[{i}].plate: {:?} at {} px must be a valid plate (京A12345) of 8 to 200 px",
+                    path.display(),
+                    p.text,
+                    p.char_px
+                );
+            }
             if o.end_s <= o.start_s || o.start_s < 0.0 {
                 anyhow::bail!(
                     "{}: objects[{i}]: start_s {} .. end_s {} is not a span of the clip",
@@ -329,6 +364,18 @@ fn sprite(src: &Rgb, o: &ObjectSpec, out_w: u32, out_h: u32) -> anyhow::Result<S
             alpha.push((d / f).min(1.0));
         }
     }
+    if let Some(p) = &o.plate {
+        let font = crate::core::font::load(None)?;
+        let img = crate::plate::render::render_plate(&font, &p.text, p.char_px);
+        let cx = (p.at[0] * w as f64 - img.width as f64 / 2.0).max(0.0) as u32;
+        let cy = (p.at[1] * h as f64 - img.height as f64 / 2.0).max(0.0) as u32;
+        for py in 0..img.height.min(h.saturating_sub(cy)) {
+            for px in 0..img.width.min(w.saturating_sub(cx)) {
+                let d = (((cy + py) * w + cx + px) * 3) as usize;
+                rgb[d..d + 3].copy_from_slice(&img.pixel(px, py));
+            }
+        }
+    }
     Ok(Sprite {
         x,
         y,
@@ -485,6 +532,7 @@ pub fn make(spec_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<Scenario
             start_s: round3(a),
             end_s: round3(b + frame_s),
             r#box: Some(o.place),
+            plate: o.plate.as_ref().map(|p| p.text.clone()),
             note: Some(format!(
                 "composited: {} at {} s",
                 o.source

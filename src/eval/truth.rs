@@ -39,6 +39,9 @@ pub struct TruthEvent {
     /// Free text for the reader (what the event is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A vehicle's plate (车牌号), as the store writes it: `eval` scores the plates read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<String>,
 }
 
 impl TruthEvent {
@@ -52,6 +55,14 @@ impl TruthEvent {
         }
         if let Some(b) = &self.r#box {
             check_box(b).map_err(|m| ("box", m))?;
+        }
+        if let Some(p) = &self.plate
+            && crate::model::plate::validate(p).is_none()
+        {
+            return Err((
+                "plate",
+                format!("{p:?} is not a valid plate in the store's form (京A12345)"),
+            ));
         }
         Ok(())
     }

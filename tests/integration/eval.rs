@@ -407,3 +407,37 @@ fn simulated_review_removes_the_rejected_works_car_the_next_day_without_losing_t
     }
     assert!(rv["false_removed_share"].as_f64().unwrap() >= 0.5, "{rv}");
 }
+
+#[test]
+fn the_plate_scenarios_read_every_plate_exactly_through_dusk_and_a_swap() {
+    // plate_dusk: one van whose plate is read while the light falls to 30 % with noise;
+    // plate_swap: two vehicles at one place, the second told apart by its plate.
+    let d = tempfile::tempdir().unwrap();
+    let args = scenario_args(&["plate_dusk", "plate_swap"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = d.path().join("a");
+    ok(&eval(&args, &a));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    let v = &r["variants"][0];
+    let p = &v["plates"];
+    assert_eq!(
+        (
+            p["events"].as_u64(),
+            p["caught"].as_u64(),
+            p["exact"].as_u64()
+        ),
+        (Some(3), Some(3), Some(3)),
+        "{v}"
+    );
+    assert_eq!(p["read_rate"], 1.0, "{p}");
+    assert_eq!(p["exact_rate"], 1.0, "{p}");
+    assert_eq!(v["events"]["overall"]["duplicates"], 0, "{v}");
+    let plates: Vec<&str> = v["captures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["plate"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(plates, ["京QX7K52", "沪B5F2M8", "粤BD12345"], "{v}");
+}
