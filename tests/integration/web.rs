@@ -1844,4 +1844,13 @@ async fn operators_correct_a_plate_validated_and_audited_and_viewers_see_it_mask
         .unwrap();
     assert_eq!(audit.len(), 2);
     assert!(audit.iter().all(|a| a.actor == "op" && a.subject == id));
+    // Confirmed, the case page shows the plate: in full to operators, masked to viewers.
+    let r = post_as(&s, &op, &csrf, &format!("/api/captures/{id}/confirm"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let case: serde_json::Value = r.json().await.unwrap();
+    let n = case["case_number"].as_str().unwrap();
+    let page = get_text(&s, &op, &format!("/cases/{n}?lang=en")).await;
+    assert!(page.contains("<dd id=\"plate\">粤BD12345</dd>"), "{page}");
+    let page = get_text(&s, &view, &format!("/cases/{n}?lang=en")).await;
+    assert!(page.contains("<dd id=\"plate\">粤B*****5</dd>"), "{page}");
 }

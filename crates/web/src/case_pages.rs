@@ -146,6 +146,21 @@ pub async fn case_page(
         status = esc(&c.status),
         cap = esc(&c.capture_id),
     );
+    // The vehicle's plate (车牌号), from its capture: in full for operators, masked for viewers.
+    if c.rule == "abandoned_vehicle"
+        && let Ok(Some(cap)) = st.store.capture(&c.capture_id).await
+    {
+        let shown = match &cap.plate {
+            Some(p) if super::review::sees_plates(&auth) => p.clone(),
+            Some(p) => crate::model::plate::mask(p),
+            None => t(lang, "plate_unread").to_string(),
+        };
+        body.push_str(&format!(
+            "<dl class=\"plate\"><dt>{}</dt><dd id=\"plate\">{}</dd></dl>",
+            t(lang, "plate"),
+            esc(&shown)
+        ));
+    }
     body.push_str(&format!(
         "<h2>{}</h2><table id=\"history\"><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         t(lang, "history_of_case"),
