@@ -70,6 +70,7 @@ fn capture(i: u64) -> Capture {
             dwell_s: 600.0,
             embedding: None,
             parts: Vec::new(),
+            plate: None,
         },
         aggregation: 1,
         last_evidence: t,
@@ -176,6 +177,7 @@ rules = [{{ rule = "abandoned_vehicle", zones = ["road"], dwell_s = 600 }}]
                     confirm: picture.clone(),
                     confirm_stream_s: None,
                     first_seen: None,
+                    plate: None,
                 }),
             );
         }

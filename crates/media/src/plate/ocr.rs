@@ -336,12 +336,13 @@ pub fn ctc_greedy(
                 (0, f32::MIN),
                 |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
             );
-        if best != 0 && best != prev {
-            if let Some(c) = charset.get(best) {
-                text.push_str(c);
-                sum += p;
-                n += 1;
-            }
+        if best != 0
+            && best != prev
+            && let Some(c) = charset.get(best)
+        {
+            text.push_str(c);
+            sum += p;
+            n += 1;
         }
         prev = best;
     }
