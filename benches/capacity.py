@@ -20,6 +20,7 @@ on the reading thread).
     python3 benches/capacity.py --setting 1     # one row of the settings table
     python3 benches/capacity.py --floor         # only the stream floor (below)
     python3 benches/capacity.py --looks         # the headline without and with closer looks
+    python3 benches/capacity.py --plates        # the headline without and with plate reads
 
 The stream floor: what receiving the streams costs before any decoding or detection. N RTSP
 streams over TCP through the same GStreamer elements a camera's pipeline starts with (rtspsrc
@@ -82,6 +83,10 @@ def config(n: int, port: int, fps: float, keyframe_only: str, gate: bool, varian
     model, scope, region, jitter_buffer, crops = VARIANTS[variant]
     crops_line = f"detect_crops = {crops}\n" if crops is not None else ""
     extra = "".join(f"{line}\n" for line in DETECT_EXTRA)
+    # The car park's van and car stand through the run: with plates on (the default) each
+    # camera reads them from 60 s on.
+    if variant == "no_plates":
+        extra += "\n[detect.plates]\nenabled = false\n"
     text = f"""[settings]
 status_interval_s = 15
 
@@ -125,6 +130,8 @@ VARIANTS = {
     "before": ("ssd_mobilenet_v2_coco_tf", "frame", "frame", True, None),
     "now": ("ssd_mobilenet_v2_coco", "zones", "frame", False, None),
     "no_looks": ("ssd_mobilenet_v2_coco", "zones", "frame", False, "[]"),
+    # As it ships with the plate reader turned off (issue 29's "before").
+    "no_plates": ("ssd_mobilenet_v2_coco", "zones", "frame", False, None),
 }
 
 
@@ -159,9 +166,10 @@ def run_once(n, port, fps, kf, gate, variant, seconds):
             last[v["id"]] = v
     due = 60 * fps
     behind = 0
-    ran = reused = 0
+    ran = reused = plate_reads = 0
     for v in last.values():
         a = v.get("analysis") or {}
+        plate_reads += a.get("plate_reads", 0)
         got = a.get("analysed_per_min", 0) + a.get("reused_per_min", 0)
         ran += a.get("inferences", 0)
         reused += a.get("reused", 0)
@@ -174,6 +182,7 @@ def run_once(n, port, fps, kf, gate, variant, seconds):
         "detector_runs_share": ran / max(1, ran + reused),
         "cpu_s_per_camera_hour": cpu / wall * 3600 / n,
         "cores_used": cpu / wall,
+        "plate_reads": plate_reads,
         # ru_maxrss is in KiB on Linux.
         "peak_rss_mib": usage.ru_maxrss / 1024,
     }
@@ -188,7 +197,8 @@ def search(label, port, fps, kf, gate, variant, steps, seconds):
             f"  {label}: {n:3} cameras: {'ok' if ok else str(r['behind']) + ' behind'}, "
             f"{r['cores_used']:.2f} cores, {r['cpu_s_per_camera_hour']:.0f} CPU-s per camera-hour, "
             f"peak RSS {r['peak_rss_mib']:.0f} MiB ({r['peak_rss_mib'] / n:.1f} per camera), "
-            f"detector on {100 * r['detector_runs_share']:.0f}% of analysed frames",
+            f"detector on {100 * r['detector_runs_share']:.0f}% of analysed frames, "
+            f"{r['plate_reads']} plate reads",
             flush=True,
         )
         if not ok:
@@ -294,6 +304,10 @@ def main():
         help="the headline setting without and with the automatic closer looks, in one run",
     )
     ap.add_argument(
+        "--plates", action="store_true",
+        help="the headline setting without and with plate reads, in one run",
+    )
+    ap.add_argument(
         "--detect", action="append", default=[], metavar="LINE",
         help='an extra [detect] line for every run, e.g. --detect "intra_threads = 1"; repeatable',
     )
@@ -332,6 +346,11 @@ def main():
             (1080, 0.2, "on", True, "no_looks", [112, 128, 144]),
             (1080, 0.2, "on", True, "now", [112, 128, 144]),
         ]
+    elif args.plates:
+        settings = [
+            (1080, 0.2, "on", True, "no_plates", [80, 96, 112]),
+            (1080, 0.2, "on", True, "now", [80, 96, 112]),
+        ]
     elif args.setting:
         settings = [settings[i] for i in args.setting]
     elif args.quick:
@@ -355,7 +374,7 @@ def main():
         }
         results.append(row)
         print(f"{label}: sustained {row['sustained']} cameras ({row['cameras_per_core']:.1f} per core)\n", flush=True)
-    floor = [] if (args.quick or args.setting or args.looks) else floor_rows(cores, 40)
+    floor = [] if (args.quick or args.setting or args.looks or args.plates) else floor_rows(cores, 40)
     out = DATA / "results.json"
     out.write_text(json.dumps({"cores": cores, "results": results, "floor": floor}, indent=2))
     print(f"capacity: results written to {out}")
