@@ -54,9 +54,6 @@ pub struct CaptureFinder {
 /// How often unchanged episodes are saved anyway (their last-seen times move).
 const SAVE_EVERY_S: f64 = 10.0;
 
-/// How many times less often a vehicle whose plate is settled is read again.
-const SETTLED_READ_SLOWDOWN: f64 = 5.0;
-
 /// How much a returning vehicle's box must overlap the gone one's to be at the same place.
 const SAME_PLACE_IOU: f32 = 0.3;
 
@@ -130,7 +127,13 @@ impl CaptureFinder {
 
     /// Standing vehicles due a plate read at `t`: found in this frame, watched by one of the
     /// camera's rules, stood `after_s`, last read `every_s` ago. (id, box) each.
-    pub fn plates_due(&self, t: f64, after_s: f64, every_s: f64) -> Vec<(u64, crate::model::BBox)> {
+    pub fn plates_due(
+        &self,
+        t: f64,
+        after_s: f64,
+        every_s: f64,
+        settled_every_s: f64,
+    ) -> Vec<(u64, crate::model::BBox)> {
         self.tracker
             .open()
             .iter()
@@ -138,10 +141,10 @@ impl CaptureFinder {
             .filter(|e| {
                 e.plate.as_ref().is_none_or(|p| {
                     // Once the plate is settled, reads only watch for a swap: less often, as
-                    // long as the last plate read was the settled one (a different one is
-                    // checked again soon).
-                    let every = if p.settled.is_some() && p.recent.last() == p.settled.as_ref() {
-                        every_s * SETTLED_READ_SLOWDOWN
+                    // long as the last read found the settled plate (another plate, or none,
+                    // is checked again soon).
+                    let every = if p.confirmed() {
+                        settled_every_s
                     } else {
                         every_s
                     };
@@ -664,9 +667,12 @@ impl FrameAnalyser {
         let Some(p) = self.plates.as_mut() else {
             return;
         };
-        let due = self
-            .analysis
-            .plates_due(t, p.settings.after_s, p.settings.every_s);
+        let due = self.analysis.plates_due(
+            t,
+            p.settings.after_s,
+            p.settings.every_s,
+            p.settings.settled_every_s,
+        );
         p.crops
             .retain(|id, _| self.analysis.tracker().open().iter().any(|e| e.id == *id));
         if due.is_empty() {
@@ -733,7 +739,7 @@ impl FrameAnalyser {
             self.status.plate_read_ms += started.elapsed().as_millis() as u64;
             match res {
                 Ok((Ok(r), crop)) => {
-                    tracing::debug!(camera = %self.camera, episode = id, plate = ?r.read.text, lines = ?r.lines, "plate read");
+                    tracing::debug!(camera = %self.camera, episode = id, t, plate = ?r.read.text, lines = ?r.lines, "plate read");
                     if r.read.text.is_some() {
                         self.status.plates_read += 1;
                     }
@@ -1373,6 +1379,7 @@ dwell_s = 60
         let settings = crate::config::PlateSettings {
             after_s: 20.0,
             every_s: 25.0,
+            settled_every_s: 125.0,
             ..Default::default()
         };
         FrameAnalyser::new("c", (&cfg.gate).into(), finder, None, det).with_plates(reader, settings)
@@ -1401,7 +1408,7 @@ dwell_s = 60
         let mut answers = vec![Some("京A12345"); 2];
         answers.extend(vec![Some("粤B99999"); 10]);
         let mut a = plate_reading(60, det, answers);
-        // Settled plates are read every 5 × 25 s: the swap shows at the second read of it.
+        // Settled plates are read every 125 s: the swap shows at the second read of it.
         let captures = captures_at(&mut a, (0..60).map(|i| 1_000.0 + i as f64 * 10.0)).await;
         let plates: Vec<_> = captures
             .iter()

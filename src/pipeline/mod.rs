@@ -32,6 +32,11 @@ use crate::ratelimit::InferenceBudget;
 pub use crate::model::live::{AnalysisBoard, AnalysisStatus, LatestFrames};
 pub use setup::{Detection, budget, episode_store, open_store, start_detection};
 
+/// The stream a camera keeps for full-size stills when it keeps no evidence ring: a few
+/// keyframe intervals of city cameras (2-4 s), at most this many bytes.
+const STILL_RING_KEEP: std::time::Duration = std::time::Duration::from_secs(12);
+const STILL_RING_BYTES: usize = 32 << 20;
+
 /// How often a camera's latest frame is re-encoded for the cameras page, in seconds.
 const LATEST_EVERY_S: f64 = 10.0;
 
@@ -94,6 +99,17 @@ impl Launcher {
             (Some(s), Some(ev)) if s.keeps_evidence() => Some(crate::filing::ring_for(ev)),
             _ => None,
         };
+        let reads_plates = self.plates.is_some()
+            && self.config.detect.is_some()
+            && cam
+                .rules
+                .iter()
+                .any(|r| r.kind == crate::model::RuleKind::AbandonedVehicle);
+        // Plates are read from full-size keyframes: without an evidence ring, a short one
+        // keeps the last keyframes for that alone.
+        let stills = ring
+            .clone()
+            .or_else(|| reads_plates.then(|| PacketRing::new(STILL_RING_KEEP, STILL_RING_BYTES)));
         let analyser = match &self.detection {
             None => None,
             Some((service, sees)) => {
@@ -127,8 +143,13 @@ impl Launcher {
                         self.config.gate.zone_margin,
                     );
                 }
-                if let Some(r) = &ring {
-                    a = a.with_evidence().with_stills(r.clone());
+                if ring.is_some() {
+                    a = a.with_evidence();
+                }
+                if let Some(r) = &stills
+                    && reads_plates
+                {
+                    a = a.with_stills(r.clone());
                 }
                 if self.keep_detections {
                     a = a.keeping_detections();
@@ -150,7 +171,7 @@ impl Launcher {
             .map(|s| (s.clone(), CameraEvidence::new(cam, ring.clone())));
         Ok(CameraRig {
             cam: cam.clone(),
-            ring,
+            ring: stills,
             analyser,
             filing,
             clock: self.clock.clone(),

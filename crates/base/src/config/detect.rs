@@ -44,6 +44,9 @@ pub struct PlateSettings {
     pub after_s: f64,
     /// How often a standing vehicle's plate is read again. Default 120 s.
     pub every_s: f64,
+    /// How often once its plate is settled and the last read found it again (to notice a
+    /// swap). Default 600 s.
+    pub settled_every_s: f64,
     /// Reads that must agree before a plate is carried in a capture. Default 2.
     pub min_agree: u32,
     /// ONNX Runtime threads per read. Default 1.
@@ -57,6 +60,7 @@ impl Default for PlateSettings {
             model: "plate_ppocr_v4".into(),
             after_s: 60.0,
             every_s: 120.0,
+            settled_every_s: 600.0,
             min_agree: 2,
             intra_threads: 1,
         }
@@ -142,6 +146,12 @@ pub(crate) fn validate_detect(d: &DetectSettings, problems: &mut Vec<ConfigProbl
         bad(
             "detect.plates.every_s",
             format!("must be from 1 to 86400 seconds, got {}", p.every_s),
+        );
+    }
+    if !(p.settled_every_s.is_finite() && (1.0..=86_400.0).contains(&p.settled_every_s)) {
+        bad(
+            "detect.plates.settled_every_s",
+            format!("must be from 1 to 86400 seconds, got {}", p.settled_every_s),
         );
     }
     if !(1..=100).contains(&p.min_agree) {

@@ -186,6 +186,9 @@ pub struct PlateTrack {
     /// The latest valid texts, newest last (at most [`RECENT_READS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent: Vec<String>,
+    /// What the last read found (None: unreadable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
 }
 
 /// Valid texts a track remembers in order, to tell a swap from a misread.
@@ -206,6 +209,11 @@ pub enum PlateNews {
 }
 
 impl PlateTrack {
+    /// Whether the last read found the settled plate: the vehicle is as it was.
+    pub fn confirmed(&self) -> bool {
+        self.settled.is_some() && self.last == self.settled
+    }
+
     /// Whether a vehicle that has stood `dwell` seconds is due a read at `t`.
     pub fn due(&self, t: f64, dwell: f64, after_s: f64, every_s: f64) -> bool {
         dwell >= after_s && self.last_read.is_none_or(|l| t - l >= every_s)
@@ -214,6 +222,7 @@ impl PlateTrack {
     pub fn add(&mut self, t: f64, read: &PlateRead) {
         self.vote.add(read);
         self.last_read = Some(t);
+        self.last = read.text.clone();
         if let Some(text) = &read.text {
             self.recent.push(text.clone());
             if self.recent.len() > RECENT_READS {
