@@ -32,10 +32,11 @@ use crate::ratelimit::InferenceBudget;
 pub use crate::model::live::{AnalysisBoard, AnalysisStatus, LatestFrames};
 pub use setup::{Detection, budget, episode_store, open_store, start_detection};
 
-/// The stream a camera keeps for full-size stills when it keeps no evidence ring: a few
-/// keyframe intervals of city cameras (2-4 s), at most this many bytes.
-const STILL_RING_KEEP: std::time::Duration = std::time::Duration::from_secs(12);
-const STILL_RING_BYTES: usize = 32 << 20;
+/// The stream a camera keeps for full-size stills when it keeps no evidence ring: the newest
+/// keyframe interval and 3 s more (the ring drops whole intervals, never the newest), so the
+/// keyframe at or before a frame still in analysis is there; at most this many bytes.
+const STILL_RING_KEEP: std::time::Duration = std::time::Duration::from_secs(3);
+const STILL_RING_BYTES: usize = 8 << 20;
 
 /// How often a camera's latest frame is re-encoded for the cameras page, in seconds.
 const LATEST_EVERY_S: f64 = 10.0;
