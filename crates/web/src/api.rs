@@ -13,11 +13,10 @@ use utoipa::ToSchema;
 use super::auth::Auth;
 use super::error::WebError;
 use super::review::{
-    RejectBody, camera_views, checked_plate, do_confirm, do_reject, manifest_of, sees_plates,
+    RejectBody, camera_views, do_confirm, do_correct_plate, do_reject, manifest_of, sees_plates,
 };
 use super::state::WebState;
 use crate::store::query::{CaptureFilter, CaptureRow, CaseFilter};
-use crate::store::users::Role;
 
 /// One capture and its evidence package's manifest, checked against the files.
 #[derive(Serialize, ToSchema)]
@@ -178,16 +177,7 @@ pub async fn put_plate(
     Path(id): Path<String>,
     Json(body): Json<PlateBody>,
 ) -> Result<Response, WebError> {
-    auth.require(Role::Operator)?;
-    let plate = checked_plate(body.plate.as_deref())?;
-    if !st
-        .store
-        .correct_plate(&id, plate.as_deref(), &auth.user.name, st.now())
-        .await?
-    {
-        return Err(WebError::not_found("no such capture"));
-    }
-    tracing::info!(capture = %id, by = %auth.user.name, "plate corrected");
+    let plate = do_correct_plate(&st, &auth, &id, body.plate.as_deref()).await?;
     Ok(Json(PlateSet { capture: id, plate }).into_response())
 }
 

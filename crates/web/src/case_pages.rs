@@ -150,11 +150,11 @@ pub async fn case_page(
     if c.rule == "abandoned_vehicle"
         && let Ok(Some(cap)) = st.store.capture(&c.capture_id).await
     {
-        let shown = match &cap.plate {
-            Some(p) if super::review::sees_plates(&auth) => p.clone(),
-            Some(p) => crate::model::plate::mask(p),
-            None => t(lang, "plate_unread").to_string(),
-        };
+        let shown = cap
+            .plate
+            .as_deref()
+            .map(|p| super::review::shown_plate(&auth, p))
+            .unwrap_or_else(|| t(lang, "plate_unread").to_string());
         body.push_str(&format!(
             "<dl class=\"plate\"><dt>{}</dt><dd id=\"plate\">{}</dd></dl>",
             t(lang, "plate"),

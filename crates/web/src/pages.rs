@@ -361,10 +361,11 @@ pub async fn capture(
             .as_ref()
             .map(|m| m.parts.join(", "))
             .unwrap_or_default(),
-        plate: (c.rule == "abandoned_vehicle").then(|| match &c.plate {
-            Some(p) if super::review::sees_plates(&auth) => p.clone(),
-            Some(p) => crate::model::plate::mask(p),
-            None => String::new(),
+        plate: (c.rule == "abandoned_vehicle").then(|| {
+            c.plate
+                .as_deref()
+                .map(|p| super::review::shown_plate(&auth, p))
+                .unwrap_or_default()
         }),
         plate_note: plate_note(&c, lang),
         plate_form: c.rule == "abandoned_vehicle" && super::review::sees_plates(&auth),
@@ -430,16 +431,7 @@ pub async fn correct_plate(
     Path(id): Path<String>,
     Form(f): Form<PlateForm>,
 ) -> Result<Response, WebError> {
-    auth.require(crate::store::users::Role::Operator)?;
-    let plate = super::review::checked_plate(Some(&f.plate))?;
-    if !st
-        .store
-        .correct_plate(&id, plate.as_deref(), &auth.user.name, st.now())
-        .await?
-    {
-        return Err(WebError::not_found("no such capture"));
-    }
-    tracing::info!(capture = %id, by = %auth.user.name, "plate corrected");
+    super::review::do_correct_plate(&st, &auth, &id, Some(&f.plate)).await?;
     Ok(Redirect::to(&format!("/captures/{}", urlencoding_path(&id))).into_response())
 }
 

@@ -450,17 +450,45 @@ pub fn sees_plates(auth: &Auth) -> bool {
     auth.require(Role::Operator).is_ok()
 }
 
-/// An operator's plate text, normalised and validated; None for an empty one.
-pub fn checked_plate(raw: Option<&str>) -> Result<Option<String>, WebError> {
-    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
-        return Ok(None);
+/// An operator's correction of a capture's plate (the API's and the page's): the text
+/// normalised and validated (None for an empty one), stored and audited. Returns the plate
+/// as stored.
+pub async fn do_correct_plate(
+    st: &WebState,
+    auth: &Auth,
+    id: &str,
+    raw: Option<&str>,
+) -> Result<Option<String>, WebError> {
+    auth.require(Role::Operator)?;
+    let plate = match raw.filter(|r| !r.trim().is_empty()) {
+        None => None,
+        Some(raw) => {
+            let t = crate::model::plate::normalise(raw);
+            if crate::model::plate::validate(&t).is_none() {
+                return Err(WebError::unprocessable(format!(
+                    "{raw:?} is not a plate: a province (京, 沪, 粤…), a letter, then 5 letters or digits \
+                     (京A12345), 4 and a suffix such as 警 or 学 (京A1234警), or 6 for new energy (粤BD12345)"
+                )));
+            }
+            Some(t)
+        }
     };
-    let t = crate::model::plate::normalise(raw);
-    if crate::model::plate::validate(&t).is_none() {
-        return Err(WebError::unprocessable(format!(
-            "{raw:?} is not a plate: a province (京, 沪, 粤…), a letter, then 5 letters or digits \
-             (京A12345), 4 and a suffix such as 警 or 学 (京A1234警), or 6 for new energy (粤BD12345)"
-        )));
+    if !st
+        .store
+        .correct_plate(id, plate.as_deref(), &auth.user.name, st.now())
+        .await?
+    {
+        return Err(WebError::not_found("no such capture"));
     }
-    Ok(Some(t))
+    tracing::info!(capture = %id, by = %auth.user.name, "plate corrected");
+    Ok(plate)
+}
+
+/// A plate as this user may see it: in full for operators and admins, masked for viewers.
+pub fn shown_plate(auth: &Auth, plate: &str) -> String {
+    if sees_plates(auth) {
+        plate.to_string()
+    } else {
+        crate::model::plate::mask(plate)
+    }
 }

@@ -2,8 +2,6 @@
 
 use fast_image_resize as fir;
 
-use crate::ingest::Frame;
-
 #[derive(Clone, PartialEq, Eq)]
 pub struct RgbImage {
     pub width: u32,
@@ -60,33 +58,9 @@ impl RgbImage {
         }
     }
 
-    /// The part of a frame inside `bbox` (normalised x1, y1, x2, y2), grown by `margin` of
-    /// its size on each side.
-    pub fn from_frame(frame: &Frame, bbox: [f32; 4], margin: f32) -> RgbImage {
-        Self::region(
-            frame.width,
-            frame.height,
-            frame.raw(),
-            frame.stride,
-            bbox,
-            margin,
-        )
-    }
-
     /// The part inside `bbox` (normalised), grown by `margin` of its size on each side, of a
-    /// picture `width × height` whose rows are `stride` bytes apart.
-    pub fn region(
-        width: u32,
-        height: u32,
-        rgb: &[u8],
-        stride: usize,
-        bbox: [f32; 4],
-        margin: f32,
-    ) -> RgbImage {
-        Self::region_at(width, height, rgb, stride, bbox, margin).0
-    }
-
-    /// [`Self::region`], with where its top-left corner lies in the picture (pixels).
+    /// picture `width × height` whose rows are `stride` bytes apart; with where its top-left
+    /// corner lies in the picture (pixels).
     pub fn region_at(
         width: u32,
         height: u32,
