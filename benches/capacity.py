@@ -21,6 +21,7 @@ on the reading thread).
     python3 benches/capacity.py --floor         # only the stream floor (below)
     python3 benches/capacity.py --looks         # the headline without and with closer looks
     python3 benches/capacity.py --plates        # the headline without and with plate reads
+    python3 benches/capacity.py --overload 80   # 80 and 120 cameras, shedding off and on
 
 The stream floor: what receiving the streams costs before any decoding or detection. N RTSP
 streams over TCP through the same GStreamer elements a camera's pipeline starts with (rtspsrc
@@ -99,6 +100,7 @@ enabled = {'true' if gate else 'false'}
 
 [ingest]
 tcp_jitter_buffer = {'true' if jitter_buffer else 'false'}
+shed = {'false' if variant == 'no_shed' else 'true'}
 """
     for i in range(n):
         text += f"""
@@ -132,6 +134,8 @@ VARIANTS = {
     "no_looks": ("ssd_mobilenet_v2_coco", "zones", "frame", False, "[]"),
     # As it ships with the plate reader turned off (issue 29's "before").
     "no_plates": ("ssd_mobilenet_v2_coco", "zones", "frame", False, None),
+    # As it ships with fair shedding turned off (issue 27's "before").
+    "no_shed": ("ssd_mobilenet_v2_coco", "zones", "frame", False, None),
 }
 
 
@@ -166,15 +170,22 @@ def run_once(n, port, fps, kf, gate, variant, seconds):
             last[v["id"]] = v
     due = 60 * fps
     behind = 0
-    ran = reused = plate_reads = 0
+    ran = reused = plate_reads = dropped = shed = degraded = 0
+    per_camera = []
     for v in last.values():
         a = v.get("analysis") or {}
         plate_reads += a.get("plate_reads", 0)
         got = a.get("analysed_per_min", 0) + a.get("reused_per_min", 0)
+        per_camera.append(got)
         ran += a.get("inferences", 0)
         reused += a.get("reused", 0)
+        dropped += v.get("frames_dropped", 0)
+        shed += v.get("frames_shed", 0)
+        degraded += bool(v.get("degraded"))
         if got < 0.9 * due or v.get("frames_dropped", 0) > 0:
             behind += 1
+    per_camera.sort()
+    per_camera += [0] * (n - len(per_camera))
     cpu = usage.ru_utime + usage.ru_stime
     return {
         "cameras": n,
@@ -183,6 +194,14 @@ def run_once(n, port, fps, kf, gate, variant, seconds):
         "cpu_s_per_camera_hour": cpu / wall * 3600 / n,
         "cores_used": cpu / wall,
         "plate_reads": plate_reads,
+        # Frames that reached analysis in the last minute, all cameras together, and the
+        # worst camera's and the median camera's.
+        "analysed_last_min": sum(per_camera),
+        "worst_camera_last_min": per_camera[0] if per_camera else 0,
+        "median_camera_last_min": per_camera[len(per_camera) // 2] if per_camera else 0,
+        "frames_dropped": dropped,
+        "frames_shed": shed,
+        "degraded": degraded,
         # ru_maxrss is in KiB on Linux.
         "peak_rss_mib": usage.ru_maxrss / 1024,
     }
@@ -205,6 +224,29 @@ def search(label, port, fps, kf, gate, variant, steps, seconds):
             break
         best = r
     return best
+
+
+def overload(n: int, seconds: float):
+    """The headline setting at N cameras (sustained) and at 1.5 N, without and with fair
+    shedding: the frames analysed in the last minute, all cameras together and per camera."""
+    rows = []
+    with serving(1080) as (port, _):
+        for variant in ["no_shed", "now"]:
+            for cams in [n, round(1.5 * n)]:
+                r = run_once(cams, port, 0.2, "on", True, variant, seconds)
+                r["variant"] = variant
+                rows.append(r)
+                print(
+                    f"  {variant}: {cams:3} cameras: {r['analysed_last_min']} frames analysed in the "
+                    f"last minute (worst camera {r['worst_camera_last_min']}, median "
+                    f"{r['median_camera_last_min']}), {r['behind']} behind, "
+                    f"{r['frames_dropped']} dropped, {r['frames_shed']} shed, "
+                    f"{r['degraded']} degraded, {r['cores_used']:.2f} cores",
+                    flush=True,
+                )
+    out = DATA / "overload.json"
+    out.write_text(json.dumps({"cores": os.cpu_count(), "runs": rows}, indent=2))
+    print(f"capacity: overload results written to {out}")
 
 
 def cpu_ticks(pid: int) -> int:
@@ -308,6 +350,10 @@ def main():
         help="the headline setting without and with plate reads, in one run",
     )
     ap.add_argument(
+        "--overload", type=int, metavar="N",
+        help="fair shedding: N cameras and 1.5 N, with shedding off and on, in one run",
+    )
+    ap.add_argument(
         "--detect", action="append", default=[], metavar="LINE",
         help='an extra [detect] line for every run, e.g. --detect "intra_threads = 1"; repeatable',
     )
@@ -322,6 +368,9 @@ def main():
     cores = os.cpu_count() or 1
     seconds = 75 if args.quick else 90
     DATA.mkdir(parents=True, exist_ok=True)
+    if args.overload:
+        overload(args.overload, seconds)
+        return
     if args.floor:
         rows = floor_rows(cores, 40)
         out = DATA / "floor.json"

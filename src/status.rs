@@ -85,7 +85,7 @@ pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
             let mut out = format!(
                 "{:<12} {:<11} frames={:<6} dropped={:<4} reconnects={:<3} last_frame_age={:<7} keyframe_only={} url={}",
                 h.id,
-                h.state.as_str(),
+                h.shown_state(),
                 h.frames,
                 h.frames_dropped,
                 h.reconnects,
@@ -93,6 +93,9 @@ pub fn format_status(line: &StatusLine, format: StatusFormat) -> String {
                 if h.keyframe_only { "yes" } else { "no" },
                 h.url
             );
+            if h.frames_shed > 0 {
+                out.push_str(&format!(" shed={}", h.frames_shed));
+            }
             if let Some(a) = &line.analysis {
                 out.push_str(&format!(
                     " inferences={} reused={} objects={} episodes={} captures={} suppressed={}",

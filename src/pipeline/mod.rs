@@ -76,6 +76,9 @@ pub struct Launcher {
     pub keep_detections: bool,
     /// The plate reader of standing vehicles, shared by every camera; None when off.
     pub plates: Option<Arc<dyn crate::plate::PlateReader>>,
+    /// Fair shedding of live cameras' frames while analysis is behind (`[ingest] shed`);
+    /// None for replays and evaluation, which analyse every frame.
+    pub shedder: Option<Arc<crate::ingest::shed::Shedder>>,
 }
 
 impl Launcher {
@@ -170,9 +173,16 @@ impl Launcher {
             .stage
             .as_ref()
             .map(|s| (s.clone(), CameraEvidence::new(cam, ring.clone())));
+        let shed = match (&self.shedder, &cam.source) {
+            (Some(s), crate::config::SourceKind::Rtsp { .. }) if analyser.is_some() => {
+                Some(s.camera(1.0 / cam.analysis_fps))
+            }
+            _ => None,
+        };
         Ok(CameraRig {
             cam: cam.clone(),
             ring: stills,
+            shed,
             analyser,
             filing,
             clock: self.clock.clone(),
@@ -186,6 +196,8 @@ impl Launcher {
 pub struct CameraRig {
     pub cam: CameraConfig,
     ring: Option<PacketRing>,
+    /// The camera's part in fair shedding (live cameras with a detector).
+    shed: Option<Arc<crate::ingest::shed::CameraShed>>,
     analyser: Option<FrameAnalyser>,
     filing: Option<(Arc<FilingStage>, CameraEvidence)>,
     clock: Arc<dyn Clock>,
@@ -208,6 +220,7 @@ impl CameraRig {
             self.clock.clone(),
             stop,
             self.ring.clone(),
+            self.shed.clone(),
         );
         let (frames, thread) = handle.into_parts();
         Connected {
@@ -301,7 +314,18 @@ impl Connected {
             let Some(a) = rig.analyser.as_mut() else {
                 continue;
             };
+            let reached = frame.wall;
             let events = a.process(frame, t).await;
+            if let Some(shed) = &rig.shed {
+                // How long the frame waited for its analysis: what fair shedding steers by.
+                let waited = rig
+                    .clock
+                    .now()
+                    .duration_since(reached)
+                    .unwrap_or_default();
+                shed.analysed(waited.as_secs_f64());
+                shed.set_favoured(a.status.watched_episodes > 0);
+            }
             if let Some((stage, cam)) = &rig.filing {
                 for e in &events {
                     match e {

@@ -214,6 +214,18 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
         ids(|h| Some(h.health.frames_dropped as f64)),
     );
     o.per_camera(
+        "citywatch_camera_frames_shed_total",
+        "counter",
+        "Due frames shed (fairly, before decoding where possible) while analysis was behind.",
+        ids(|h| Some(h.health.frames_shed as f64)),
+    );
+    o.per_camera(
+        "citywatch_camera_degraded",
+        "gauge",
+        "1 while the camera sheds frames because analysis cannot keep up.",
+        ids(|h| Some(h.health.degraded as u8 as f64)),
+    );
+    o.per_camera(
         "citywatch_camera_reconnects_total",
         "counter",
         "Reconnects after failures.",

@@ -707,7 +707,7 @@ pub async fn cameras(
             .as_ref()
             .map(|s| {
                 (
-                    s.health.state.as_str(),
+                    s.health.shown_state(),
                     s.health.frames,
                     s.health.reconnects,
                     s.health.last_error.clone().unwrap_or_default(),

@@ -27,6 +27,10 @@ pub struct IngestDefaults {
     /// Over TCP, keep rtpbin's jitter buffer (a thread per camera that every packet passes
     /// through) instead of stamping packets on the reading thread. Default false.
     pub tcp_jitter_buffer: bool,
+    /// While analysis cannot keep up with every live camera, thin each camera's due frames
+    /// by the same share, before decoding where the stream allows (fair shedding), instead
+    /// of decoding frames that are then dropped. Default true.
+    pub shed: bool,
 }
 
 impl Default for IngestDefaults {
@@ -42,6 +46,7 @@ impl Default for IngestDefaults {
             queue_frames: 4,
             rtsp_latency_ms: 200,
             tcp_jitter_buffer: false,
+            shed: true,
         }
     }
 }

@@ -58,6 +58,12 @@ pub struct CameraHealth {
     pub frames: u64,
     /// Frames dropped because analysis was not keeping up (live cameras only).
     pub frames_dropped: u64,
+    /// Due frames shed, before decoding where the stream allows, while analysis was behind
+    /// (fair shedding; live cameras only).
+    pub frames_shed: u64,
+    /// Shedding now: analysis cannot keep up with every camera, and this one's frames are
+    /// thinned (the status shows the camera `degraded`).
+    pub degraded: bool,
     /// Watchdog restarts: streams that went silent.
     pub watchdog_restarts: u64,
     pub last_error: Option<String>,
@@ -85,6 +91,8 @@ impl CameraHealth {
             reconnects: 0,
             frames: 0,
             frames_dropped: 0,
+            frames_shed: 0,
+            degraded: false,
             watchdog_restarts: 0,
             last_error: None,
             last_frame_at: None,
@@ -98,6 +106,16 @@ impl CameraHealth {
     pub fn last_frame_age(&self, now: SystemTime) -> Option<Duration> {
         self.last_frame_at
             .map(|t| now.duration_since(t).unwrap_or_default())
+    }
+
+    /// The state as the status output and the cameras page show it: a streaming camera that
+    /// is shedding frames is `degraded`.
+    pub fn shown_state(&self) -> &'static str {
+        if self.state == HealthState::Streaming && self.degraded {
+            "degraded"
+        } else {
+            self.state.as_str()
+        }
     }
 
     pub fn set_state(&mut self, state: HealthState, now: SystemTime) {

@@ -104,6 +104,11 @@ pub trait Session {
     fn transport(&self) -> Option<&'static str> {
         None
     }
+    /// Due frames shed so far under overload, and whether the camera is shedding now;
+    /// none for a camera that never sheds (files).
+    fn shedding(&self) -> Option<(u64, bool)> {
+        None
+    }
 }
 
 /// Makes one connection attempt to a camera.
@@ -145,11 +150,12 @@ pub fn spawn_camera(
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
 ) -> CameraHandle {
-    spawn_camera_with_ring(cam, ingest, backoff, clock, shutdown, None)
+    spawn_camera_with_ring(cam, ingest, backoff, clock, shutdown, None, None)
 }
 
-/// Starts a camera that also keeps its encoded stream in `ring` (evidence clips). The ring
-/// is ended when the camera thread stops.
+/// Starts a camera that also keeps its encoded stream in `ring` (evidence clips), and, when
+/// `shed` is given and the camera is live, sheds due frames fairly while analysis is behind.
+/// The ring is ended when the camera thread stops.
 pub fn spawn_camera_with_ring(
     cam: &CameraConfig,
     ingest: &IngestDefaults,
@@ -157,8 +163,12 @@ pub fn spawn_camera_with_ring(
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
     ring: Option<crate::ingest::ring::PacketRing>,
+    shed: Option<Arc<crate::ingest::shed::CameraShed>>,
 ) -> CameraHandle {
-    let opener = GstOpener::new(cam, ingest, clock.clone(), ring);
+    let mut opener = GstOpener::new(cam, ingest, clock.clone(), ring);
+    if matches!(cam.source, SourceKind::Rtsp { .. }) {
+        opener.shed = shed;
+    }
     spawn_camera_with(
         cam,
         ingest,
@@ -344,6 +354,7 @@ fn run_session(
                 *seq += 1;
                 let first = last_frame.is_none();
                 let keyframe_only = session.keyframe_only();
+                let shedding = session.shedding();
                 // A session keeps its transport: health learns it with the first frame.
                 let transport = first.then(|| session.transport());
                 let wall = frame.wall;
@@ -363,6 +374,10 @@ fn run_session(
                     h.frames_dropped += dropped;
                     h.last_frame_at = Some(wall);
                     h.keyframe_only = keyframe_only;
+                    if let Some((shed, degraded)) = shedding {
+                        h.frames_shed = shed;
+                        h.degraded = degraded;
+                    }
                     if let Some(t) = transport {
                         h.transport = t.map(str::to_string);
                     }
@@ -428,6 +443,8 @@ pub struct GstOpener {
     /// The server refused the last session's RTP transport: the next open asks for the
     /// other (TCP first by default, then UDP, and back).
     refused: std::cell::Cell<bool>,
+    /// Fair shedding under overload (live cameras only).
+    shed: Option<Arc<crate::ingest::shed::CameraShed>>,
 }
 
 impl GstOpener {
@@ -445,6 +462,7 @@ impl GstOpener {
             clock,
             ring,
             refused: std::cell::Cell::new(false),
+            shed: None,
         }
     }
 
@@ -489,6 +507,7 @@ impl Opener for GstOpener {
                 return Err(self.error(kind, e));
             }
         };
+        built.sampler.lock().set_shed(self.shed.clone());
         let bus = built.pipeline.bus().expect("pipeline has a bus");
         let session = GstSession {
             opener: self,
@@ -604,6 +623,10 @@ impl Session for GstSession<'_> {
 
     fn keyframe_only(&self) -> bool {
         self.built.sampler.lock().keyframe_only()
+    }
+
+    fn shedding(&self) -> Option<(u64, bool)> {
+        self.opener.shed.as_ref().map(|s| (s.shed(), s.degraded()))
     }
 
     fn transport(&self) -> Option<&'static str> {

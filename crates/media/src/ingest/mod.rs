@@ -3,6 +3,7 @@
 //! - [`pipeline`]: the GStreamer pipeline of one camera;
 //! - [`sampler`]: per-camera analysis rate and keyframe-only decoding, applied inside it;
 //! - [`camera`]: the camera thread: reconnects, backoff, watchdog, health;
+//! - [`shed`]: fair shedding of due frames, before decoding, while analysis is behind;
 //! - [`queue`]: the bounded hand-off to analysis and its policy when full;
 //! - [`health`]: per-camera state and counters.
 
@@ -15,6 +16,7 @@ pub mod queue;
 pub mod ring;
 pub mod rtpstamp;
 pub mod sampler;
+pub mod shed;
 pub mod still;
 
 pub use crate::core::{Backoff, BackoffPolicy};

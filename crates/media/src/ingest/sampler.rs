@@ -30,6 +30,8 @@ pub struct Sampler {
     /// Keyframes let through by the pre-decoder probe, already sampled: the post-decoder
     /// probe lets them pass.
     presampled: VecDeque<Nanos>,
+    /// Fair shedding under overload (live cameras); None: every due frame is kept.
+    shed: Option<std::sync::Arc<super::shed::CameraShed>>,
     pub stats: SamplerStats,
 }
 
@@ -41,6 +43,8 @@ pub struct SamplerStats {
     pub skipped_after_decode: u64,
     /// Frames let through to the application.
     pub passed: u64,
+    /// Of the skipped: due frames shed because analysis was behind.
+    pub shed: u64,
 }
 
 impl Sampler {
@@ -57,7 +61,29 @@ impl Sampler {
             keyframe_interval: None,
             keyframe_only: mode == KeyframeMode::On,
             presampled: VecDeque::new(),
+            shed: None,
             stats: SamplerStats::default(),
+        }
+    }
+
+    /// Sheds due frames as `shed` says while analysis is behind.
+    pub fn with_shed(mut self, shed: Option<std::sync::Arc<super::shed::CameraShed>>) -> Self {
+        self.set_shed(shed);
+        self
+    }
+
+    pub fn set_shed(&mut self, shed: Option<std::sync::Arc<super::shed::CameraShed>>) {
+        self.shed = shed;
+    }
+
+    /// Whether a frame due on the grid is kept: always, unless the camera is shedding.
+    fn kept(&mut self) -> bool {
+        match &self.shed {
+            Some(s) if !s.admit() => {
+                self.stats.shed += 1;
+                false
+            }
+            _ => true,
         }
     }
 
@@ -100,7 +126,7 @@ impl Sampler {
         let Some(p) = pts else {
             return true;
         };
-        if self.due(p) {
+        if self.due(p) && self.kept() {
             self.presampled.push_back(p);
             if self.presampled.len() > 64 {
                 self.presampled.pop_front();
@@ -123,7 +149,7 @@ impl Sampler {
             self.stats.passed += 1;
             return true;
         }
-        if self.due(p) {
+        if self.due(p) && self.kept() {
             self.stats.passed += 1;
             true
         } else {
@@ -222,6 +248,31 @@ mod tests {
         let (out, decoded) = run(&mut s, 25 * 130, 25, 25);
         assert_eq!(decoded, 25 * 130);
         assert_eq!(out, vec![0, 60_000, 120_000]);
+    }
+
+    #[test]
+    fn shed_keyframes_are_never_decoded_and_the_kept_ones_are_spread_evenly() {
+        let shedder = crate::ingest::shed::Shedder::new();
+        let cam = shedder.camera(2.0);
+        // 25 fps, a keyframe every second, analysed every 2 s, half of them shed.
+        let mut s = Sampler::new(0.5, KeyframeMode::On).with_shed(Some(cam.clone()));
+        let (none, _) = run(&mut s, 25 * 4, 25, 25);
+        assert_eq!(none, vec![0, 2000], "nothing shed at stretch 1");
+        let mut s = Sampler::new(0.5, KeyframeMode::On).with_shed(Some(cam.clone()));
+        while shedder.stretch() < 2.0 {
+            cam.analysed(10.0);
+        }
+        let stretch = shedder.stretch();
+        let (out, decoded) = run(&mut s, 25 * 40, 25, 25);
+        let due = 20.0;
+        assert!(
+            (out.len() as f64 - due / stretch).abs() <= 1.0,
+            "{} of {due} kept at stretch {stretch}",
+            out.len()
+        );
+        assert_eq!(decoded as usize, out.len(), "shed keyframes are not decoded");
+        assert_eq!(s.stats.shed, 20 - out.len() as u64);
+        assert!(out.windows(2).all(|w| w[1] - w[0] <= 6000), "{out:?}");
     }
 
     #[test]
