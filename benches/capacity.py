@@ -369,7 +369,8 @@ def main():
     seconds = 75 if args.quick else 90
     DATA.mkdir(parents=True, exist_ok=True)
     if args.overload:
-        overload(args.overload, seconds)
+        # Longer runs: the last minute then starts well after the cameras connected.
+        overload(args.overload, 150)
         return
     if args.floor:
         rows = floor_rows(cores, 40)

@@ -149,6 +149,9 @@ pub struct FilingStage {
     commits: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
     /// Closure checks waiting for the cameras.
     checks: crate::closure::SharedChecks,
+    /// Captures the queue's disk refused (full, read-only): kept here and written to the
+    /// queue by the drainer once the disk takes them.
+    held: Mutex<std::collections::BTreeMap<String, SpoolEntry>>,
 }
 
 /// The queue folder's name under the spool root: one queue per database, so entries never
@@ -199,6 +202,7 @@ impl FilingStage {
             shutdown,
             commits: Mutex::default(),
             checks: Default::default(),
+            held: Mutex::default(),
         }))
     }
 
@@ -206,6 +210,7 @@ impl FilingStage {
         let mut s = self.status.borrow().clone();
         s.queued = self.spool.len();
         s.queue_dropped = self.spool.dropped();
+        s.held = self.held.lock().len();
         s
     }
 
@@ -299,11 +304,87 @@ impl FilingStage {
                 location: k.location.clone(),
             }
         };
-        if let Err(e) = self.spool.put(key, &entry) {
-            error!(capture = key, error = %e, "capture not queued");
-            self.update(|s| s.last_queue_error = Some(e.to_string()));
+        if !self.put_or_hold(key, entry) {
+            self.update(|s| s.held = self.held.lock().len());
         }
         self.wake.notify_one();
+    }
+
+    /// Writes a capture to the queue. When the queue's disk refuses it (full, read-only),
+    /// the capture is held in memory for the drainer to write later; returns false then.
+    fn put_or_hold(&self, key: &str, entry: SpoolEntry) -> bool {
+        match self.spool.put(key, &entry) {
+            Ok(()) => {
+                self.held.lock().remove(key);
+                self.unblock("queue");
+                true
+            }
+            Err(crate::store::spool::SpoolError::Io { source, .. }) => {
+                let reason = crate::model::live::BlockReason::of(&source);
+                warn!(capture = key, error = %source, reason = reason.as_str(), "the capture queue's disk refused a capture; it is held until the disk takes it");
+                self.block("queue", reason, source.to_string());
+                self.held.lock().insert(key.to_string(), entry);
+                false
+            }
+            Err(e) => {
+                error!(capture = key, error = %e, "capture not queued");
+                self.update(|s| s.last_queue_error = Some(e.to_string()));
+                true
+            }
+        }
+    }
+
+    /// Writes held captures to the queue, oldest key first, until the disk refuses one.
+    fn retry_held(&self) {
+        let held: Vec<(String, SpoolEntry)> = self
+            .held
+            .lock()
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        for (key, entry) in held {
+            if !self.put_or_hold(&key, entry) {
+                break;
+            }
+        }
+        self.update(|s| s.held = self.held.lock().len());
+    }
+
+    /// A disk refused a write: status says which, why and since when.
+    fn block(&self, place: &'static str, reason: crate::model::live::BlockReason, detail: String) {
+        let now = self.now();
+        self.update(|s| {
+            let since = match &s.blocked {
+                Some(b) if b.place == place && b.reason == reason => b.since,
+                _ => now,
+            };
+            s.blocked = Some(crate::model::live::FilingBlocked {
+                place,
+                reason,
+                since,
+            });
+            if place == "queue" {
+                s.last_queue_error = Some(detail);
+            }
+        });
+    }
+
+    /// A write to `place` went through: it no longer blocks filing.
+    fn unblock(&self, place: &'static str) {
+        if self
+            .status
+            .borrow()
+            .blocked
+            .as_ref()
+            .is_some_and(|b| b.place == place)
+        {
+            self.update(|s| {
+                s.blocked = None;
+                if place == "queue" {
+                    s.last_queue_error = None;
+                }
+            });
+        }
     }
 
     async fn package(
@@ -351,7 +432,14 @@ impl FilingStage {
             match tokio::task::spawn_blocking(move || w.write(&r)).await {
                 Ok(Ok(p)) => break Some(p),
                 Ok(Err(e)) => {
-                    warn!(camera = %cam.info.id, capture = %key, error = %e, retry_in_s = backoff.peek().as_secs_f64(), "evidence package not written; will retry");
+                    let reason = match &e {
+                        crate::evidence::EvidenceError::Io { source, .. } => {
+                            crate::model::live::BlockReason::of(source)
+                        }
+                        _ => crate::model::live::BlockReason::IoError,
+                    };
+                    warn!(camera = %cam.info.id, capture = %key, error = %e, reason = reason.as_str(), retry_in_s = backoff.peek().as_secs_f64(), "evidence package not written; will retry");
+                    self.block("evidence", reason, e.to_string());
                     self.update(|s| {
                         s.evidence_errors += 1;
                         s.last_evidence_error = Some(e.to_string());
@@ -372,6 +460,7 @@ impl FilingStage {
             // Shutting down: the next run (a replay, or the same footage) rebuilds it.
             return;
         };
+        self.unblock("evidence");
         self.update(|s| {
             s.evidence_written += 1;
             s.last_evidence_error = None;
@@ -652,6 +741,7 @@ impl FilingStage {
     pub async fn run_drainer(self: Arc<Self>) {
         let mut backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
         loop {
+            self.retry_held();
             let wait = match self.drain_once().await {
                 Ok(_) => {
                     backoff.reset();
@@ -723,6 +813,14 @@ impl FilingStage {
             for j in jobs {
                 let _ = j.await;
             }
+        }
+        self.retry_held();
+        let held = self.held.lock().len();
+        if held > 0 {
+            error!(
+                captures = held,
+                "captures still held at the end: the capture queue's disk refused them"
+            );
         }
         self.drain_once().await
     }

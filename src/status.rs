@@ -143,6 +143,14 @@ pub fn print_filing(stage: Option<&FilingStage>, format: StatusFormat) {
                 s.stored,
                 s.db_errors
             );
+            if let Some(b) = &s.blocked {
+                out.push_str(&format!(
+                    " BLOCKED={}:{} held={}",
+                    b.place,
+                    b.reason.as_str(),
+                    s.held
+                ));
+            }
             if let Some(r) = &s.retention {
                 out.push_str(&format!(
                     " evidence_bytes={} quota_bytes={} quota_alert={}",

@@ -279,8 +279,11 @@ loop = true
 }
 
 /// The camera's open vehicle episodes in the case database: (first seen, last seen).
-async fn open_vehicles(store: &citywatch::store::Store) -> Vec<(f64, f64)> {
-    let Ok(Some(json)) = store.load_episodes("yard").await else {
+pub(crate) async fn open_vehicles(
+    store: &citywatch::store::Store,
+    camera: &str,
+) -> Vec<(f64, f64)> {
+    let Ok(Some(json)) = store.load_episodes(camera).await else {
         return Vec::new();
     };
     let state: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -350,7 +353,7 @@ dwell_s = 30
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         };
         let before = loop {
-            let open = open_vehicles(&store).await;
+            let open = open_vehicles(&store, "yard").await;
             if let Some(v) = open.iter().find(|(first, last)| last - first >= 8.0) {
                 break *v;
             }

@@ -12,6 +12,7 @@ use citywatch::config::{PipelineConfig, RuleKind};
 use citywatch::core::{Shutdown, SystemClock};
 use citywatch::evidence::image::Picture;
 use citywatch::filing::{CameraEvidence, FilingStage, FilingStatus};
+use citywatch::model::live::BlockReason;
 use citywatch::ratelimit::Capture;
 use citywatch::rules::engine::Candidate;
 use citywatch::store::Store;
@@ -468,10 +469,10 @@ async fn an_unwritable_evidence_dir_keeps_the_capture_pending_and_it_is_retried(
 }
 
 /// A small tmpfs, mounted for the test (the tests run as root, as CI does).
-struct Tmpfs(PathBuf);
+pub(crate) struct Tmpfs(pub(crate) PathBuf);
 
 impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Self {
+    pub(crate) fn mount(dir: &Path, size: &str) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -489,6 +490,19 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Remounts it read-only (`ro`) or writable (`rw`).
+    pub(crate) fn remount(&self, mode: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot remount {} {mode}", self.0.display());
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
@@ -496,7 +510,7 @@ impl Drop for Tmpfs {
 }
 
 /// Fills a file system until it refuses another byte.
-fn fill(dir: &Path) -> PathBuf {
+pub(crate) fn fill(dir: &Path) -> PathBuf {
     use std::io::Write;
     let path = dir.join("filler");
     let mut f = std::fs::File::create(&path).unwrap();
@@ -522,6 +536,8 @@ async fn a_full_disk_leaves_nothing_half_written_and_the_capture_is_written_once
     let s = wait_status(&stage, "an evidence error", |s| s.evidence_errors >= 2).await;
     let err = s.last_evidence_error.unwrap();
     assert!(err.contains("No space left"), "{err}");
+    let b = s.blocked.unwrap();
+    assert_eq!((b.place, b.reason), ("evidence", BlockReason::DiskFull));
     nothing_half_written(&root);
     assert_eq!(store.counts().await.unwrap().captures, 0);
 
@@ -532,6 +548,66 @@ async fn a_full_disk_leaves_nothing_half_written_and_the_capture_is_written_once
     citywatch::evidence::verify(&pkgs[0]).unwrap();
     let c = store.counts().await.unwrap();
     assert_eq!((c.captures, c.pending_review), (1, 1));
+    shutdown.trigger();
+}
+
+#[tokio::test]
+async fn a_read_only_evidence_disk_blocks_filing_with_its_reason_and_filing_resumes_when_writable()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("disk"), "4m");
+    let root = disk.0.join("evidence");
+    let cfg = stage_config(&root, &dir.path().join("spool"));
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let (stage, store, shutdown) = open_stage(&cfg, &db).await;
+    let cam = CameraEvidence::new(&cfg.cameras[0], None);
+    disk.remount("ro");
+
+    stage.capture(&cam, capture(3), Some(frames()));
+    let s = wait_status(&stage, "filing blocked", |s| s.blocked.is_some()).await;
+    let b = s.blocked.unwrap();
+    assert_eq!((b.place, b.reason), ("evidence", BlockReason::ReadOnly));
+    assert_eq!(s.evidence_pending, 1, "the capture waits");
+    nothing_half_written(&root);
+    assert_eq!(store.counts().await.unwrap().captures, 0);
+
+    disk.remount("rw");
+    let s = wait_status(&stage, "the capture stored", |s| s.stored >= 1).await;
+    assert!(s.blocked.is_none(), "{s:?}");
+    assert_eq!(citywatch::evidence::packages(&root).len(), 1);
+    assert_eq!(store.counts().await.unwrap().captures, 1);
+    shutdown.trigger();
+}
+
+#[tokio::test]
+async fn a_full_queue_disk_holds_captures_in_memory_and_queues_each_once_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("spooldisk"), "256k");
+    let root = dir.path().join("evidence");
+    let cfg = stage_config(&root, &disk.0.join("spool"));
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let (stage, store, shutdown) = open_stage(&cfg, &db).await;
+    let cam = CameraEvidence::new(&cfg.cameras[0], None);
+    let filler = fill(&disk.0);
+
+    for i in 1..=3 {
+        stage.capture(&cam, capture(i), Some(frames()));
+    }
+    let s = wait_status(&stage, "three captures held", |s| s.held == 3).await;
+    let b = s.blocked.clone().unwrap();
+    assert_eq!((b.place, b.reason), ("queue", BlockReason::DiskFull));
+    assert_eq!((s.queued, s.queue_dropped, s.stored), (0, 0, 0), "{s:?}");
+    assert!(s.last_queue_error.unwrap().contains("No space left"));
+    // A duplicate merged while held raises the held entry's count; nothing is added.
+    stage.merged(2, "cam", 1, T0 + 90.0);
+    assert_eq!(stage.status().held, 3);
+
+    std::fs::remove_file(&filler).unwrap();
+    let s = wait_status(&stage, "the held captures stored", |s| s.stored >= 3).await;
+    assert_eq!((s.held, s.queued), (0, 0), "{s:?}");
+    assert!(s.blocked.is_none(), "{s:?}");
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.captures, 3);
     shutdown.trigger();
 }
 
@@ -687,14 +763,14 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
 
 /// A TCP relay on loopback in front of the test PostgreSQL: "down" closes every relayed
 /// connection and refuses new ones; "up" listens again on the same port.
-struct Relay {
-    port: u16,
+pub(crate) struct Relay {
+    pub(crate) port: u16,
     target: u16,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Relay {
-    async fn start(target: u16) -> Self {
+    pub(crate) async fn start(target: u16) -> Self {
         let mut r = Relay {
             port: 0,
             target,
@@ -704,7 +780,7 @@ impl Relay {
         r
     }
 
-    async fn up(&mut self) {
+    pub(crate) async fn up(&mut self) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .unwrap();
@@ -727,7 +803,7 @@ impl Relay {
     }
 
     /// Dropping the task drops the listener and, with its JoinSet, every relayed connection.
-    async fn down(&mut self) {
+    pub(crate) async fn down(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
             let _ = t.await;

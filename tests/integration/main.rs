@@ -17,6 +17,8 @@ mod plate;
 mod probe;
 mod replay;
 mod rules;
+mod shed;
+mod soak;
 mod store;
 mod web;
 mod workers;

@@ -69,7 +69,7 @@ pub async fn users_page(
         ));
     }
     body.push_str("</table>");
-    Ok(page(lang, &auth, t(lang, "users"), &body))
+    Ok(page(&st, lang, &auth, t(lang, "users"), &body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -351,7 +351,7 @@ pub async fn audit_page(
         ));
     }
     body.push_str("</table>");
-    Ok(page(lang, &auth, t(lang, "audit"), &body))
+    Ok(page(&st, lang, &auth, t(lang, "audit"), &body))
 }
 
 /// Audit rows and the state of the hash chain.

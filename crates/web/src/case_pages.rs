@@ -206,8 +206,7 @@ pub async fn case_page(
             t(lang, "no_package")
         )),
     }
-    Ok(page(
-        lang,
+    Ok(page(&st, lang,
         &auth,
         &format!("{} {}", t(lang, "case_number"), n),
         &body,
@@ -398,7 +397,7 @@ pub async fn dead_letters_page(
         ));
     }
     body.push_str("</table>");
-    Ok(page(lang, &auth, t(lang, "dead_letters"), &body))
+    Ok(page(&st, lang, &auth, t(lang, "dead_letters"), &body))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

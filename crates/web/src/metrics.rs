@@ -628,6 +628,24 @@ pub async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebErr
             s.queue_dropped as f64,
         );
         o.family(
+            "citywatch_captures_held",
+            "gauge",
+            "Captures held in memory because the capture queue's disk refused them.",
+        );
+        o.sample("citywatch_captures_held", &[], s.held as f64);
+        o.family(
+            "citywatch_filing_blocked",
+            "gauge",
+            "1 while a disk refuses captures (place: evidence or queue; reason: disk_full, read_only, no_permission, io_error).",
+        );
+        if let Some(b) = &s.blocked {
+            o.sample(
+                "citywatch_filing_blocked",
+                &[("place", b.place), ("reason", b.reason.as_str())],
+                1.0,
+            );
+        }
+        o.family(
             "citywatch_evidence_pending",
             "gauge",
             "Evidence packages being built.",

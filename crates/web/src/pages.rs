@@ -23,11 +23,17 @@ use super::templates::{Body, Card, Choice, Frame, Workbench};
 use crate::config::RuleKind;
 use crate::store::query::{CaptureFilter, CaseFilter};
 
-pub(crate) fn page(lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
+pub(crate) fn page(
+    st: &WebState,
+    lang: Lang,
+    auth: &Auth,
+    title: &str,
+    body: &str,
+) -> Response {
     render(
         lang,
         &Body {
-            frame: Frame::new(lang, auth, title),
+            frame: Frame::new(st, lang, auth, title),
             body,
         },
     )
@@ -182,7 +188,7 @@ pub async fn review(
         .map(|r| (r.to_string(), t(lang, r)))
         .collect();
     let view = Workbench {
-        frame: Frame::new(lang, &auth, t(lang, "review")),
+        frame: Frame::new(&st, lang, &auth, t(lang, "review")),
         lang,
         rules: [
             RuleKind::AbandonedVehicle,
@@ -338,7 +344,7 @@ pub async fn capture(
     let similar = similar_verdicts(&st, &c, lang).await;
     let timeline = capture_timeline(&st, &c, lang).await;
     let view = super::templates::CaptureView {
-        frame: Frame::new(lang, &auth, &format!("{} · {}", t(lang, "review"), c.id)),
+        frame: Frame::new(&st, lang, &auth, &format!("{} · {}", t(lang, "review"), c.id)),
         lang,
         id: c.id.clone(),
         rule: t(lang, &c.rule),
@@ -679,7 +685,7 @@ pub async fn cases(
             t(lang, "next")
         ));
     }
-    Ok(page(lang, &auth, t(lang, "cases"), &body))
+    Ok(page(&st, lang, &auth, t(lang, "cases"), &body))
 }
 
 pub async fn cameras(
@@ -924,7 +930,7 @@ pub async fn cameras(
     if operator {
         body.push_str("<script src=\"/static/zones.js\" defer></script>");
     }
-    page(lang, &auth, t(lang, "cameras"), &body)
+    page(&st, lang, &auth, t(lang, "cameras"), &body)
 }
 
 /// One fixture's row on the cameras page: its label and source, its box, and one small form
@@ -1099,7 +1105,7 @@ pub async fn summary(
             t(lang, "proposals"),
         ));
     }
-    Ok(page(lang, &auth, t(lang, "summary"), &body))
+    Ok(page(&st, lang, &auth, t(lang, "summary"), &body))
 }
 
 /// The summary's charts (inline SVG): captures per day by rule, the confirmation rate by
@@ -1340,7 +1346,7 @@ pub async fn learning(
         ));
     }
     body.push_str("</table>");
-    Ok(page(lang, &auth, t(lang, "learning"), &body))
+    Ok(page(&st, lang, &auth, t(lang, "learning"), &body))
 }
 
 pub async fn undo_learned(

@@ -19,6 +19,8 @@ pub struct Frame {
     pub other_lang: &'static str,
     pub other_lang_href: &'static str,
     pub logout: &'static str,
+    /// A notice every page shows while something stops filing (a full or read-only disk).
+    pub notice: Option<String>,
 }
 
 pub struct NavLink {
@@ -44,7 +46,7 @@ const ADMIN_NAV: &[(&str, &str, &str)] = &[
 ];
 
 impl Frame {
-    pub fn new(lang: Lang, auth: &Auth, title: &str) -> Self {
+    pub fn new(st: &crate::state::WebState, lang: Lang, auth: &Auth, title: &str) -> Self {
         let admin = auth.user.role >= Role::Admin;
         let nav = NAV
             .iter()
@@ -69,8 +71,25 @@ impl Frame {
             other_lang,
             other_lang_href,
             logout: t(lang, "logout"),
+            notice: filing_notice(st, lang),
         }
     }
+}
+
+/// What stops filing now, for the page's notice: which disk refuses captures, why, since
+/// when, and how many wait.
+pub fn filing_notice(st: &crate::state::WebState, lang: Lang) -> Option<String> {
+    let s = st.filing.as_ref()?.status();
+    let b = s.blocked.as_ref()?;
+    let place = t(lang, if b.place == "queue" { "capture_queue" } else { "evidence_disk" });
+    let reason = t(lang, b.reason.as_str());
+    let waiting = s.evidence_pending + s.held;
+    Some(format!(
+        "{place}: {reason} ({} {}) · {waiting} {}",
+        t(lang, "since"),
+        crate::html::local(b.since, st.cases.utc_offset_s),
+        t(lang, "captures_waiting"),
+    ))
 }
 
 /// A page whose body was assembled (and escaped) in code, in the shared layout.

@@ -221,8 +221,55 @@ pub struct FilingStatus {
     pub last_db_error: Option<String>,
     /// Captures written to the database by this process.
     pub stored: u64,
+    /// Captures held in memory because the queue's disk refused them; written to the queue
+    /// as soon as it takes them again.
+    pub held: usize,
+    /// Why captures cannot be filed now (a full or read-only disk), while they wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<FilingBlocked>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<Sweep>,
+}
+
+/// Captures wait because a disk refuses them: which disk, why, and since when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilingBlocked {
+    /// `evidence` (the evidence root) or `queue` (the capture queue's folder).
+    pub place: &'static str,
+    pub reason: BlockReason,
+    /// Unix seconds.
+    pub since: f64,
+}
+
+/// What a refusing disk said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockReason {
+    DiskFull,
+    ReadOnly,
+    NoPermission,
+    IoError,
+}
+
+impl BlockReason {
+    pub fn of(e: &std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::StorageFull | K::QuotaExceeded => Self::DiskFull,
+            K::ReadOnlyFilesystem => Self::ReadOnly,
+            K::PermissionDenied => Self::NoPermission,
+            _ => Self::IoError,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DiskFull => "disk_full",
+            Self::ReadOnly => "read_only",
+            Self::NoPermission => "no_permission",
+            Self::IoError => "io_error",
+        }
+    }
 }
 
 /// What one sweep found and did.

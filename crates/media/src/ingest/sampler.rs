@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(none, vec![0, 2000], "nothing shed at stretch 1");
         let mut s = Sampler::new(0.5, KeyframeMode::On).with_shed(Some(cam.clone()));
         while shedder.stretch() < 2.0 {
-            cam.analysed(10.0);
+            cam.analysed(100.0);
         }
         let stretch = shedder.stretch();
         let (out, decoded) = run(&mut s, 25 * 40, 25, 25);

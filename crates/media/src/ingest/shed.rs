@@ -10,12 +10,15 @@
 //!
 //! The stretch follows how late analysis is. After each analysed frame the camera reports
 //! how long the frame waited between reaching the application and its analysis ending, as
-//! a share of the camera's own sampling interval. Once per window (as many reports as
+//! a share of the interval between the frames the camera keeps now (its sampling interval
+//! times its stretch): a wait that keeps growing past it is a queue that keeps growing. Once per window (as many reports as
 //! there are live cameras, at least [`MIN_WINDOW`]) the window's 90th percentile decides:
-//! above [`LATE`] the stretch grows by [`GROW`]; below [`EARLY`] it shrinks by [`SHRINK`],
-//! never under 1; in between it holds. Growing fast and shrinking slowly keeps the frames
-//! that are analysed close to what the machine can do, without lurching between overload
-//! and idle.
+//! above [`LATE`], unless the waits are already falling (a backlog draining), the stretch
+//! grows by [`GROW`]; below [`EARLY`] it shrinks by [`SHRINK`] ([`FAST_SHRINK`] below a
+//! quarter of it), never under 1; in between it holds. Holding while frames wait one to two intervals keeps
+//! a short standing queue, so analysis never idles while cameras shed, and no queue fills
+//! to the point of dropping frames. Cameras whose keyframes come at the same moments wait
+//! up to about an interval at a load the machine sustains; that is not shed.
 //!
 //! Frames that are shed are counted per camera, and a camera with a stretch above 1 is
 //! shown `degraded`. Recorded files are never shed: they play as fast as analysis takes
@@ -25,13 +28,16 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// Late: the 90th percentile wait is over half a sampling interval.
-pub const LATE: f64 = 0.5;
-/// Early: under a fifth of an interval.
-pub const EARLY: f64 = 0.2;
+/// Late: the 90th percentile wait is over two of the intervals between kept frames (a
+/// camera's queue holds four frames, so it is halfway to dropping them).
+pub const LATE: f64 = 2.0;
+/// Early: under one interval (every frame is analysed before its camera's next is due).
+pub const EARLY: f64 = 1.0;
 /// Stretch change per window when late, and when early.
-pub const GROW: f64 = 1.2;
-pub const SHRINK: f64 = 1.04;
+pub const GROW: f64 = 1.15;
+pub const SHRINK: f64 = 1.05;
+/// The change per window when frames wait under a quarter of an interval: plenty of room.
+pub const FAST_SHRINK: f64 = 1.25;
 /// The most a camera's frames are thinned: one in this many kept.
 pub const MAX_STRETCH: f64 = 16.0;
 /// Fewest reports in a window.
@@ -43,7 +49,7 @@ pub struct Shedder {
     /// The stretch, as f64 bits (read on every due frame, written once per window).
     stretch: AtomicU64,
     cameras: AtomicUsize,
-    window: Mutex<Vec<f64>>,
+    window: Mutex<Window>,
     /// Windows judged since start.
     pub windows: AtomicU64,
 }
@@ -53,7 +59,7 @@ impl Default for Shedder {
         Self {
             stretch: AtomicU64::new(1f64.to_bits()),
             cameras: AtomicUsize::new(0),
-            window: Mutex::new(Vec::new()),
+            window: Mutex::default(),
             windows: AtomicU64::new(0),
         }
     }
@@ -87,29 +93,49 @@ impl Shedder {
         })
     }
 
-    /// One analysed frame's wait, as a share of its camera's interval.
-    fn report(&self, late: f64) {
+    /// One analysed frame's wait, as a share of its camera's sampling interval (`base`) and
+    /// of the interval between the frames it keeps now (`kept`).
+    fn report(&self, base: f64, kept: f64) {
         let window_len = self
             .cameras
             .load(Ordering::Relaxed)
             .clamp(MIN_WINDOW, 256);
         let mut w = self.window.lock();
-        w.push(late);
-        if w.len() < window_len {
+        w.base.push(base);
+        w.kept.push(kept);
+        if w.base.len() < window_len {
             return;
         }
-        w.sort_by(f64::total_cmp);
-        let p90 = w[(w.len() * 9 / 10).min(w.len() - 1)];
-        w.clear();
+        let p90 = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            let p = v[(v.len() * 9 / 10).min(v.len() - 1)];
+            v.clear();
+            p
+        };
+        let (base, kept) = (p90(&mut w.base), p90(&mut w.kept));
+        // A backlog that is already shrinking needs no more shedding: growing on it would
+        // wind the stretch up while the queues drain.
+        let rising = base >= 0.9 * w.last_base;
+        w.last_base = base;
         drop(w);
         let s = self.stretch();
-        if p90 > LATE {
+        if kept > LATE && rising {
             self.set_stretch(s * GROW);
-        } else if p90 < EARLY {
+        } else if kept < EARLY / 4.0 {
+            self.set_stretch(s / FAST_SHRINK);
+        } else if kept < EARLY {
             self.set_stretch(s / SHRINK);
         }
         self.windows.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    base: Vec<f64>,
+    kept: Vec<f64>,
+    /// The last window's 90th percentile of `base`.
+    last_base: f64,
 }
 
 /// One live camera's part of the shedding: asked by its sampler, told by its analysis.
@@ -183,7 +209,8 @@ impl CameraShed {
 
     /// A frame's analysis ended `waited_s` after the frame reached the application.
     pub fn analysed(&self, waited_s: f64) {
-        self.shedder.report(waited_s.max(0.0) / self.interval_s);
+        let base = waited_s.max(0.0) / self.interval_s;
+        self.shedder.report(base, base / self.stretch());
     }
 }
 
@@ -194,7 +221,7 @@ mod tests {
     /// One window's worth of reports, each `late` intervals late.
     fn window(cams: &[Arc<CameraShed>], late: f64) {
         for _ in 0..MIN_WINDOW.max(cams.len()) {
-            cams[0].analysed(late * cams[0].interval_s);
+            cams[0].analysed(late * cams[0].interval_s * cams[0].stretch());
         }
     }
 
@@ -203,14 +230,14 @@ mod tests {
         let s = Shedder::new();
         let cams: Vec<_> = (0..4).map(|_| s.camera(5.0)).collect();
         assert_eq!(s.stretch(), 1.0);
-        window(&cams, 0.9);
+        window(&cams, 2.5);
         assert!((s.stretch() - GROW).abs() < 1e-9);
-        window(&cams, 0.9);
+        window(&cams, 2.5);
         assert!((s.stretch() - GROW * GROW).abs() < 1e-9);
-        window(&cams, 0.3);
+        window(&cams, 1.5);
         assert!((s.stretch() - GROW * GROW).abs() < 1e-9, "held");
         for _ in 0..100 {
-            window(&cams, 0.05);
+            window(&cams, 0.5);
         }
         assert_eq!(s.stretch(), 1.0);
         for _ in 0..100 {

@@ -1,0 +1,281 @@
+//! The fault soak: the real `citywatch run` on live RTSP from the loopback server, filing
+//! into PostgreSQL through a loopback relay, its evidence on a small tmpfs, taken through a
+//! schedule of faults while a van stands in two cameras' car park:
+//!
+//! 1. the RTSP server is killed and comes back;
+//! 2. the process is killed with SIGKILL mid-dwell and started again;
+//! 3. PostgreSQL becomes unreachable (every connection cut) and the evidence disk fills up,
+//!    both before the dwell is met, so the captures meet a full disk and a dead database;
+//! 4. the disk frees, then the database returns;
+//! 5. the process is killed with SIGKILL again and started again, and runs on.
+//!
+//! The van is one true event per camera: each must be filed exactly once, with an evidence
+//! package that verifies, and nothing left waiting in the queue.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cli::open_vehicles;
+use crate::common::*;
+use crate::evidence::{Relay, Tmpfs, fill};
+
+const CAMERAS: [&str; 2] = ["yard0", "yard1"];
+
+/// A `citywatch run --status-json` process, its status lines on a channel.
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Run {
+    fn start(config: &std::path::Path) -> Self {
+        let mut child = Command::new(bin())
+            .args(["run", "--no-web", "--status-json"])
+            .arg(config)
+            .env("CITYWATCH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Run { child, lines }
+    }
+
+    /// Waits for a status line that satisfies `pred`.
+    fn wait(&self, secs: u64, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => {}
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+
+    /// Waits until every camera has streamed `frames` frames in this process.
+    fn streaming(&self, frames: u64) {
+        let mut seen = std::collections::HashSet::new();
+        self.wait(90, "every camera streaming", |v| {
+            if let Some(id) = v["id"].as_str()
+                && v["frames"].as_u64().unwrap_or(0) >= frames
+            {
+                seen.insert(id.to_string());
+            }
+            seen.len() == CAMERAS.len()
+        });
+    }
+
+    /// SIGKILL: no handler runs, nothing is flushed.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(dir: &std::path::Path, db: &str, evidence: &std::path::Path, url: &str) -> String {
+    let repo = repo();
+    let mut text = format!(
+        r#"
+[settings]
+status_interval_s = 1
+[detect]
+models_dir = "{repo}/models"
+[detect.plates]
+enabled = false
+[cases]
+database = "{db}"
+categories = "{repo}/pipelines/categories/default.toml"
+spool = "{dir}/spool"
+[evidence]
+root = "{evidence}"
+pre_s = 2
+post_s = 2
+"#,
+        repo = repo.display(),
+        dir = dir.display(),
+        evidence = evidence.display(),
+    );
+    for id in CAMERAS {
+        text.push_str(&format!(
+            r#"
+[[cameras]]
+id = "{id}"
+url = "{url}"
+analysis_fps = 1
+[[cameras.zones]]
+id = "car_park"
+kind = "no_parking"
+polygon = [[0.80, 0.03], [1.0, 0.03], [1.0, 0.25], [0.80, 0.25]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["car_park"]
+dwell_s = 45
+"#
+        ));
+    }
+    text
+}
+
+async fn captures(store: &citywatch::store::Store) -> Vec<citywatch::store::query::CaptureRow> {
+    store
+        .list_captures(&citywatch::store::query::CaptureFilter {
+            status: Some("all".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_default()
+}
+
+fn json_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(json_files(&p));
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "json" || x == "bad" || x == "tmp")
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_a_dead_database_and_a_full_disk()
+ {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&[]);
+    let direct = rt.block_on(crate::store::postgres_url());
+    let pg = url::Url::parse(&direct).unwrap();
+    let mut relay = rt.block_on(Relay::start(pg.port().unwrap_or(5432)));
+    let mut via = pg.clone();
+    via.set_port(Some(relay.port)).unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("disk"), "16m");
+    let evidence = disk.0.join("evidence");
+    let path = write_file(
+        dir.path(),
+        "soak.toml",
+        config(dir.path(), via.as_str(), &evidence, &server.url("vtest")).as_bytes(),
+    );
+    let store = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            // The first process creates the schema.
+            if let Ok(s) = citywatch::store::Store::connect(&direct).await {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "no database");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+
+    // The first process sees the van and saves its episodes.
+    let run = Run::start(&path);
+    run.streaming(3);
+    // 1. The RTSP server dies and comes back; the cameras reconnect.
+    server.kill();
+    run.wait(60, "a camera disconnected", |v| {
+        v["state"] == "backing_off" || v["state"] == "connecting"
+    });
+    server.restart();
+    let saved = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let mut all = Vec::new();
+            for cam in CAMERAS {
+                if let Some(v) = open_vehicles(&store, cam)
+                    .await
+                    .into_iter()
+                    .find(|(first, last)| last - first >= 8.0)
+                {
+                    all.push(v);
+                }
+            }
+            if all.len() == CAMERAS.len() {
+                break all;
+            }
+            assert!(Instant::now() < deadline, "no episodes saved: {all:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+
+    // 2. SIGKILL mid-dwell, and a new process.
+    run.kill9();
+    let run = Run::start(&path);
+    run.streaming(1);
+
+    // 3. The database goes away and the evidence disk fills, before the dwell is met.
+    rt.block_on(relay.down());
+    let filler = fill(&disk.0);
+    let blocked = run.wait(120, "filing blocked by the full disk", |v| {
+        v["filing"]["blocked"]["reason"] == "disk_full"
+    });
+    assert_eq!(blocked["filing"]["stored"], 0, "{blocked}");
+    assert!(rt.block_on(captures(&store)).is_empty());
+
+    // 4. Space returns: the packages are written and wait in the queue for the database.
+    std::fs::remove_file(&filler).unwrap();
+    run.wait(120, "both captures queued", |v| {
+        v["filing"]["queued"].as_u64() == Some(CAMERAS.len() as u64)
+            && v["filing"]["db_errors"].as_u64().unwrap_or(0) > 0
+    });
+    rt.block_on(relay.up());
+    run.wait(120, "both captures stored", |v| {
+        v["filing"]["stored"].as_u64() == Some(CAMERAS.len() as u64)
+            && v["filing"]["queued"] == 0
+    });
+
+    // 5. SIGKILL again; the next process resumes the same episodes and files nothing new.
+    run.kill9();
+    let run = Run::start(&path);
+    run.streaming(10);
+    // Whatever it found is through filing: nothing building, queued or held.
+    run.wait(60, "filing idle", |v| {
+        let f = &v["filing"];
+        f.is_object() && f["evidence_pending"] == 0 && f["queued"] == 0 && f["held"] == 0
+    });
+    drop(run);
+
+    let caps = rt.block_on(captures(&store));
+    for (cam, (first, _)) in CAMERAS.iter().zip(&saved) {
+        let mine: Vec<_> = caps.iter().filter(|c| c.camera == *cam).collect();
+        assert_eq!(mine.len(), 1, "{cam}: {caps:?}");
+        let c = mine[0];
+        // The episode the first process began: its dwell survived both kills.
+        assert!((c.start_at - first).abs() < 1.0, "{cam}: {c:?} began {first}");
+        let pkg = c
+            .evidence
+            .as_ref()
+            .and_then(|e| e["package"].as_str())
+            .expect("an evidence package");
+        citywatch::evidence::verify(&evidence.join(pkg)).unwrap();
+    }
+    let left = json_files(&dir.path().join("spool"));
+    assert!(left.is_empty(), "left in the queue: {left:?}");
+}
