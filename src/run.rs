@@ -159,10 +159,7 @@ pub async fn run(
         checks: checks.clone(),
         keep_detections: false,
         plates: detection.as_ref().and_then(|d| d.plates.clone()),
-        shedder: config
-            .ingest
-            .shed
-            .then(crate::ingest::shed::Shedder::new),
+        shedder: config.ingest.shed.then(crate::ingest::shed::Shedder::new),
     };
     let health = HealthBoard::default();
 

@@ -318,11 +318,7 @@ impl Connected {
             let events = a.process(frame, t).await;
             if let Some(shed) = &rig.shed {
                 // How long the frame waited for its analysis: what fair shedding steers by.
-                let waited = rig
-                    .clock
-                    .now()
-                    .duration_since(reached)
-                    .unwrap_or_default();
+                let waited = rig.clock.now().duration_since(reached).unwrap_or_default();
                 shed.analysed(waited.as_secs_f64());
                 shed.set_favoured(a.status.watched_episodes > 0);
             }

@@ -52,7 +52,7 @@ fn cfg(server: &Server) -> citywatch::config::PipelineConfig {
 [[cameras]]
 id = "cam{i}"
 url = "{url}"
-analysis_fps = 2
+analysis_fps = 1
 [[cameras.zones]]
 id = "road"
 kind = "no_parking"
@@ -99,9 +99,9 @@ async fn overload_shedding_thins_every_camera_fairly_before_its_queue_drops_and_
     let lib = citywatch::detect::runtime::library_path(d.ort_library.as_deref());
     let slow = Arc::new(Slow {
         inner: OrtDetector::load(manifest, &lib, 1).unwrap(),
-        // 4 cameras at 2 frames/s want 8 inferences a second; at 300 ms each, one
-        // inference thread does fewer than 3.4.
-        delay_ms: AtomicU64::new(300),
+        // 4 cameras at 1 frame/s want 4 inferences a second; at 350 ms each, one
+        // inference thread does fewer than 3.
+        delay_ms: AtomicU64::new(350),
     });
     let service = DetectionService::start(
         slow.clone(),
@@ -145,21 +145,23 @@ async fn overload_shedding_thins_every_camera_fairly_before_its_queue_drops_and_
 
     // Analysis falls behind: the stretch grows and every camera sheds.
     until(90, "every camera shedding", || {
-        snapshot(&health).iter().all(|h| h.degraded && h.frames_shed > 0)
+        snapshot(&health)
+            .iter()
+            .all(|h| h.degraded && h.frames_shed > 0)
     })
     .await;
-    until(60, "the stretch past 2", || shedder.stretch() >= 2.0).await;
-    // Let it settle: 40 more frames analysed.
-    let settle = analysed(&launcher).iter().sum::<u64>() + 40;
-    until(120, "40 more frames analysed", || {
+    until(60, "the stretch past 1.3", || shedder.stretch() >= 1.3).await;
+    // Let it settle: 20 more frames analysed.
+    let settle = analysed(&launcher).iter().sum::<u64>() + 20;
+    until(120, "20 more frames analysed", || {
         analysed(&launcher).iter().sum::<u64>() >= settle
     })
     .await;
 
     // From here, count what each camera gets.
     let (a0, h0) = (analysed(&launcher), snapshot(&health));
-    until(120, "60 more frames analysed", || {
-        analysed(&launcher).iter().sum::<u64>() >= a0.iter().sum::<u64>() + 60
+    until(120, "40 more frames analysed", || {
+        analysed(&launcher).iter().sum::<u64>() >= a0.iter().sum::<u64>() + 40
     })
     .await;
     let (a1, h1) = (analysed(&launcher), snapshot(&health));
@@ -183,7 +185,7 @@ async fn overload_shedding_thins_every_camera_fairly_before_its_queue_drops_and_
         got[0]
     );
     assert!(
-        2 * shed >= total,
+        4 * shed >= total,
         "frames are shed before analysis ({shed} shed, {total} analysed)"
     );
     assert!(

@@ -206,7 +206,9 @@ pub async fn case_page(
             t(lang, "no_package")
         )),
     }
-    Ok(page(&st, lang,
+    Ok(page(
+        &st,
+        lang,
         &auth,
         &format!("{} {}", t(lang, "case_number"), n),
         &body,

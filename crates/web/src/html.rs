@@ -68,12 +68,27 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "logout" => ("退出", "Log out"),
         "capture_queue" => ("抓拍队列磁盘", "Capture queue disk"),
         "evidence_disk" => ("证据磁盘", "Evidence disk"),
-        "disk_full" => ("磁盘已满，抓拍在等待写入", "full; captures wait to be written"),
-        "read_only" => ("磁盘只读，抓拍在等待写入", "read-only; captures wait to be written"),
-        "no_permission" => ("无写入权限，抓拍在等待写入", "not writable; captures wait to be written"),
-        "io_error" => ("写入出错，抓拍在等待写入", "write errors; captures wait to be written"),
+        "disk_full" => (
+            "磁盘已满，抓拍在等待写入",
+            "full; captures wait to be written",
+        ),
+        "read_only" => (
+            "磁盘只读，抓拍在等待写入",
+            "read-only; captures wait to be written",
+        ),
+        "no_permission" => (
+            "无写入权限，抓拍在等待写入",
+            "not writable; captures wait to be written",
+        ),
+        "io_error" => (
+            "写入出错，抓拍在等待写入",
+            "write errors; captures wait to be written",
+        ),
         "since" => ("自", "since"),
-        "captures_waiting" => ("条抓拍等待中，空间恢复后自动续写", "captures waiting, written by themselves once the disk takes them"),
+        "captures_waiting" => (
+            "条抓拍等待中，空间恢复后自动续写",
+            "captures waiting, written by themselves once the disk takes them",
+        ),
         "user" => ("用户名", "User"),
         "password" => ("密码", "Password"),
         "bad_login" => ("用户名或密码错误", "Wrong user name or password"),

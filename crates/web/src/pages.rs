@@ -23,13 +23,7 @@ use super::templates::{Body, Card, Choice, Frame, Workbench};
 use crate::config::RuleKind;
 use crate::store::query::{CaptureFilter, CaseFilter};
 
-pub(crate) fn page(
-    st: &WebState,
-    lang: Lang,
-    auth: &Auth,
-    title: &str,
-    body: &str,
-) -> Response {
+pub(crate) fn page(st: &WebState, lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
     render(
         lang,
         &Body {
@@ -344,7 +338,12 @@ pub async fn capture(
     let similar = similar_verdicts(&st, &c, lang).await;
     let timeline = capture_timeline(&st, &c, lang).await;
     let view = super::templates::CaptureView {
-        frame: Frame::new(&st, lang, &auth, &format!("{} · {}", t(lang, "review"), c.id)),
+        frame: Frame::new(
+            &st,
+            lang,
+            &auth,
+            &format!("{} · {}", t(lang, "review"), c.id),
+        ),
         lang,
         id: c.id.clone(),
         rule: t(lang, &c.rule),

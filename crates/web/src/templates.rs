@@ -81,7 +81,14 @@ impl Frame {
 pub fn filing_notice(st: &crate::state::WebState, lang: Lang) -> Option<String> {
     let s = st.filing.as_ref()?.status();
     let b = s.blocked.as_ref()?;
-    let place = t(lang, if b.place == "queue" { "capture_queue" } else { "evidence_disk" });
+    let place = t(
+        lang,
+        if b.place == "queue" {
+            "capture_queue"
+        } else {
+            "evidence_disk"
+        },
+    );
     let reason = t(lang, b.reason.as_str());
     let waiting = s.evidence_pending + s.held;
     Some(format!(

@@ -270,7 +270,11 @@ mod tests {
             "{} of {due} kept at stretch {stretch}",
             out.len()
         );
-        assert_eq!(decoded as usize, out.len(), "shed keyframes are not decoded");
+        assert_eq!(
+            decoded as usize,
+            out.len(),
+            "shed keyframes are not decoded"
+        );
         assert_eq!(s.stats.shed, 20 - out.len() as u64);
         assert!(out.windows(2).all(|w| w[1] - w[0] <= 6000), "{out:?}");
     }

@@ -10,8 +10,7 @@
 //!
 //! The stretch follows how late analysis is. After each analysed frame the camera reports
 //! how long the frame waited between reaching the application and its analysis ending, as
-//! a share of the interval between the frames the camera keeps now (its sampling interval
-//! times its stretch): a wait that keeps growing past it is a queue that keeps growing. Once per window (as many reports as
+//! a share of the camera's own sampling interval. Once per window (as many reports as
 //! there are live cameras, at least [`MIN_WINDOW`]) the window's 90th percentile decides:
 //! above [`LATE`], unless the waits are already falling (a backlog draining), the stretch
 //! grows by [`GROW`]; below [`EARLY`] it shrinks by [`SHRINK`] ([`FAST_SHRINK`] below a
@@ -28,8 +27,8 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// Late: the 90th percentile wait is over two of the intervals between kept frames (a
-/// camera's queue holds four frames, so it is halfway to dropping them).
+/// Late: the 90th percentile wait is over two sampling intervals (a camera's queue holds
+/// four frames: a wait past two intervals while shedding is a queue halfway to dropping).
 pub const LATE: f64 = 2.0;
 /// Early: under one interval (every frame is analysed before its camera's next is due).
 pub const EARLY: f64 = 1.0;
@@ -93,37 +92,28 @@ impl Shedder {
         })
     }
 
-    /// One analysed frame's wait, as a share of its camera's sampling interval (`base`) and
-    /// of the interval between the frames it keeps now (`kept`).
-    fn report(&self, base: f64, kept: f64) {
-        let window_len = self
-            .cameras
-            .load(Ordering::Relaxed)
-            .clamp(MIN_WINDOW, 256);
+    /// One analysed frame's wait, as a share of its camera's sampling interval.
+    fn report(&self, late: f64) {
+        let window_len = self.cameras.load(Ordering::Relaxed).clamp(MIN_WINDOW, 256);
         let mut w = self.window.lock();
-        w.base.push(base);
-        w.kept.push(kept);
-        if w.base.len() < window_len {
+        w.waits.push(late);
+        if w.waits.len() < window_len {
             return;
         }
-        let p90 = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            let p = v[(v.len() * 9 / 10).min(v.len() - 1)];
-            v.clear();
-            p
-        };
-        let (base, kept) = (p90(&mut w.base), p90(&mut w.kept));
-        // A backlog that is already shrinking needs no more shedding: growing on it would
-        // wind the stretch up while the queues drain.
-        let rising = base >= 0.9 * w.last_base;
-        w.last_base = base;
+        w.waits.sort_by(f64::total_cmp);
+        let p90 = w.waits[(w.waits.len() * 9 / 10).min(w.waits.len() - 1)];
+        w.waits.clear();
+        // A backlog that is already draining needs no more shedding: growing on it would
+        // wind the stretch up while the queues empty.
+        let rising = p90 >= 0.9 * w.last;
+        w.last = p90;
         drop(w);
         let s = self.stretch();
-        if kept > LATE && rising {
+        if p90 > LATE && rising {
             self.set_stretch(s * GROW);
-        } else if kept < EARLY / 4.0 {
+        } else if p90 < EARLY / 4.0 {
             self.set_stretch(s / FAST_SHRINK);
-        } else if kept < EARLY {
+        } else if p90 < EARLY {
             self.set_stretch(s / SHRINK);
         }
         self.windows.fetch_add(1, Ordering::Relaxed);
@@ -132,10 +122,9 @@ impl Shedder {
 
 #[derive(Debug, Default)]
 struct Window {
-    base: Vec<f64>,
-    kept: Vec<f64>,
-    /// The last window's 90th percentile of `base`.
-    last_base: f64,
+    waits: Vec<f64>,
+    /// The last window's 90th percentile.
+    last: f64,
 }
 
 /// One live camera's part of the shedding: asked by its sampler, told by its analysis.
@@ -209,8 +198,7 @@ impl CameraShed {
 
     /// A frame's analysis ended `waited_s` after the frame reached the application.
     pub fn analysed(&self, waited_s: f64) {
-        let base = waited_s.max(0.0) / self.interval_s;
-        self.shedder.report(base, base / self.stretch());
+        self.shedder.report(waited_s.max(0.0) / self.interval_s);
     }
 }
 
@@ -221,7 +209,7 @@ mod tests {
     /// One window's worth of reports, each `late` intervals late.
     fn window(cams: &[Arc<CameraShed>], late: f64) {
         for _ in 0..MIN_WINDOW.max(cams.len()) {
-            cams[0].analysed(late * cams[0].interval_s * cams[0].stretch());
+            cams[0].analysed(late * cams[0].interval_s);
         }
     }
 
@@ -285,6 +273,27 @@ mod tests {
         }
         assert_eq!(ka, 200);
         assert_eq!(kb, 300);
+    }
+
+    #[test]
+    fn a_backlog_that_is_draining_holds_the_stretch_instead_of_winding_it_up() {
+        let s = Shedder::new();
+        let cams: Vec<_> = (0..2).map(|_| s.camera(1.0)).collect();
+        // Late and getting later: grows.
+        for wait in [5.0, 6.0] {
+            for _ in 0..MIN_WINDOW {
+                cams[0].analysed(wait);
+            }
+        }
+        let grown = s.stretch();
+        assert!((grown - GROW * GROW).abs() < 1e-9, "{grown}");
+        // Still late, but each window's waits a fifth shorter: the queues drain, it holds.
+        for wait in [4.8, 3.8, 3.0] {
+            for _ in 0..MIN_WINDOW {
+                cams[0].analysed(wait);
+            }
+        }
+        assert_eq!(s.stretch(), grown);
     }
 
     #[test]
