@@ -104,6 +104,14 @@ async fn site() -> Site {
 /// The review site with `n` captures waiting, each with a real evidence package, their
 /// confirmation a second apart (the first is the oldest).
 pub(crate) async fn site_with(n: u64) -> Site {
+    site_filing(n, None).await
+}
+
+/// The review site, its filing stage's status read from `filing`.
+async fn site_filing(
+    n: u64,
+    filing: Option<Arc<dyn citywatch::model::live::FilingControl>>,
+) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let cfg = site_config(dir.path());
     let cases = cfg.cases.clone().unwrap();
@@ -184,7 +192,7 @@ pub(crate) async fn site_with(n: u64) -> Site {
         store.clone(),
         Default::default(),
         Default::default(),
-        None,
+        filing,
         Arc::new(SystemClock),
     )
     .unwrap();
@@ -919,6 +927,53 @@ async fn post_as(
 }
 
 /// A page's text, fetched with a session cookie.
+/// A filing stage whose evidence disk is full, for the pages' notice.
+struct FullDisk;
+
+impl citywatch::model::live::FilingControl for FullDisk {
+    fn status(&self) -> citywatch::filing::FilingStatus {
+        citywatch::filing::FilingStatus {
+            evidence_pending: 3,
+            held: 1,
+            blocked: Some(citywatch::model::live::FilingBlocked {
+                place: "evidence",
+                reason: citywatch::model::live::BlockReason::DiskFull,
+                since: T0,
+            }),
+            ..Default::default()
+        }
+    }
+    fn wake(&self) {}
+}
+
+#[tokio::test]
+async fn a_full_evidence_disk_is_named_on_every_page_and_in_the_metrics() {
+    let s = site_filing(1, Some(Arc::new(FullDisk))).await;
+    let (cookie, _) = login(&s, "op", "operator-password").await;
+    for path in ["/review", "/cases", "/cameras", "/summary"] {
+        let page = get_text(&s, &cookie, path).await;
+        let notice = page
+            .split("id=\"filing-blocked\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no notice on {path}"));
+        let notice = &notice[..notice.find("</p>").unwrap()];
+        assert!(
+            notice.contains("证据磁盘") && notice.contains("磁盘已满") && notice.contains("4 条"),
+            "{path}: {notice}"
+        );
+    }
+    let metrics = get_text(&s, &cookie, "/metrics").await;
+    assert!(
+        metrics.contains("citywatch_filing_blocked{place=\"evidence\",reason=\"disk_full\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("citywatch_captures_held 1"), "{metrics}");
+    // A site whose filing flows shows no notice.
+    let calm = site().await;
+    let (cookie, _) = login(&calm, "op", "operator-password").await;
+    assert!(!get_text(&calm, &cookie, "/review").await.contains("filing-blocked"));
+}
+
 async fn get_text(s: &Site, cookie: &str, path: &str) -> String {
     s.client
         .get(format!("{}{path}", s.base))

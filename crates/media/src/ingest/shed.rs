@@ -13,11 +13,11 @@
 //! a share of the camera's own sampling interval. Once per window (as many reports as
 //! there are live cameras, at least [`MIN_WINDOW`]) the window's 90th percentile decides:
 //! above [`LATE`], unless the waits are already falling (a backlog draining), the stretch
-//! grows by [`GROW`]; below [`EARLY`] it shrinks by [`SHRINK`] ([`FAST_SHRINK`] below a
-//! quarter of it), never under 1; in between it holds. Holding while frames wait one to two intervals keeps
+//! grows by [`GROW`]; below [`EARLY`] it shrinks halfway (in ratio) to where the waits
+//! would meet [`EARLY`] (they shorten as fewer frames come at once), between [`SHRINK`] and
+//! [`FAST_SHRINK`], never under 1; in between it holds. Holding while frames wait one to two intervals keeps
 //! a short standing queue, so analysis never idles while cameras shed, and no queue fills
-//! to the point of dropping frames. Cameras whose keyframes come at the same moments wait
-//! up to about an interval at a load the machine sustains; that is not shed.
+//! to the point of dropping frames.
 //!
 //! Frames that are shed are counted per camera, and a camera with a stretch above 1 is
 //! shown `degraded`. Recorded files are never shed: they play as fast as analysis takes
@@ -27,15 +27,16 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// Late: the 90th percentile wait is over two sampling intervals (a camera's queue holds
-/// four frames: a wait past two intervals while shedding is a queue halfway to dropping).
-pub const LATE: f64 = 2.0;
-/// Early: under one interval (every frame is analysed before its camera's next is due).
-pub const EARLY: f64 = 1.0;
+/// Late: the 90th percentile wait is over three sampling intervals (a camera's queue holds
+/// four frames: past three, a growing wait is close to dropping them).
+pub const LATE: f64 = 3.0;
+/// Early: under one and a half intervals. Cameras whose keyframes come at the same moments
+/// wait up to about an interval at a load the machine sustains.
+pub const EARLY: f64 = 1.5;
 /// Stretch change per window when late, and when early.
 pub const GROW: f64 = 1.15;
-pub const SHRINK: f64 = 1.05;
-/// The change per window when frames wait under a quarter of an interval: plenty of room.
+/// The least and the most the stretch shrinks by in a window when early.
+pub const SHRINK: f64 = 1.02;
 pub const FAST_SHRINK: f64 = 1.25;
 /// The most a camera's frames are thinned: one in this many kept.
 pub const MAX_STRETCH: f64 = 16.0;
@@ -111,10 +112,11 @@ impl Shedder {
         let s = self.stretch();
         if p90 > LATE && rising {
             self.set_stretch(s * GROW);
-        } else if p90 < EARLY / 4.0 {
-            self.set_stretch(s / FAST_SHRINK);
         } else if p90 < EARLY {
-            self.set_stretch(s / SHRINK);
+            // Waits that are not a backlog shorten as the stretch grows: halfway (in ratio)
+            // to where they would meet EARLY, at least SHRINK, at most FAST_SHRINK.
+            let f = (p90 / EARLY).max(1e-6).sqrt();
+            self.set_stretch(s * f.clamp(1.0 / FAST_SHRINK, 1.0 / SHRINK));
         }
         self.windows.fetch_add(1, Ordering::Relaxed);
     }
@@ -218,11 +220,11 @@ mod tests {
         let s = Shedder::new();
         let cams: Vec<_> = (0..4).map(|_| s.camera(5.0)).collect();
         assert_eq!(s.stretch(), 1.0);
-        window(&cams, 2.5);
+        window(&cams, 3.5);
         assert!((s.stretch() - GROW).abs() < 1e-9);
-        window(&cams, 2.5);
+        window(&cams, 3.5);
         assert!((s.stretch() - GROW * GROW).abs() < 1e-9);
-        window(&cams, 1.5);
+        window(&cams, 2.0);
         assert!((s.stretch() - GROW * GROW).abs() < 1e-9, "held");
         for _ in 0..100 {
             window(&cams, 0.5);
@@ -288,7 +290,7 @@ mod tests {
         let grown = s.stretch();
         assert!((grown - GROW * GROW).abs() < 1e-9, "{grown}");
         // Still late, but each window's waits a fifth shorter: the queues drain, it holds.
-        for wait in [4.8, 3.8, 3.0] {
+        for wait in [5.2, 4.5, 3.8] {
             for _ in 0..MIN_WINDOW {
                 cams[0].analysed(wait);
             }
