@@ -971,7 +971,11 @@ async fn a_full_evidence_disk_is_named_on_every_page_and_in_the_metrics() {
     // A site whose filing flows shows no notice.
     let calm = site().await;
     let (cookie, _) = login(&calm, "op", "operator-password").await;
-    assert!(!get_text(&calm, &cookie, "/review").await.contains("filing-blocked"));
+    assert!(
+        !get_text(&calm, &cookie, "/review")
+            .await
+            .contains("filing-blocked")
+    );
 }
 
 async fn get_text(s: &Site, cookie: &str, path: &str) -> String {
