@@ -210,7 +210,6 @@ impl FilingStage {
         let mut s = self.status.borrow().clone();
         s.queued = self.spool.len();
         s.queue_dropped = self.spool.dropped();
-        s.held = self.held.lock().len();
         s
     }
 
@@ -304,16 +303,15 @@ impl FilingStage {
                 location: k.location.clone(),
             }
         };
-        if !self.put_or_hold(key, entry) {
-            self.update(|s| s.held = self.held.lock().len());
-        }
+        self.put_or_hold(key, entry);
         self.wake.notify_one();
     }
 
     /// Writes a capture to the queue. When the queue's disk refuses it (full, read-only),
     /// the capture is held in memory for the drainer to write later; returns false then.
+    /// The status's `held` follows.
     fn put_or_hold(&self, key: &str, entry: SpoolEntry) -> bool {
-        match self.spool.put(key, &entry) {
+        let written = match self.spool.put(key, &entry) {
             Ok(()) => {
                 self.held.lock().remove(key);
                 self.unblock("queue");
@@ -331,7 +329,10 @@ impl FilingStage {
                 self.update(|s| s.last_queue_error = Some(e.to_string()));
                 true
             }
-        }
+        };
+        let held = self.held.lock().len();
+        self.update(|s| s.held = held);
+        written
     }
 
     /// Writes held captures to the queue, oldest key first, until the disk refuses one.
@@ -347,7 +348,6 @@ impl FilingStage {
                 break;
             }
         }
-        self.update(|s| s.held = self.held.lock().len());
     }
 
     /// A disk refused a write: status says which, why and since when.
@@ -999,6 +999,9 @@ mod store_down_tests {
 impl crate::model::live::FilingControl for FilingStage {
     fn status(&self) -> FilingStatus {
         FilingStage::status(self)
+    }
+    fn published(&self) -> FilingStatus {
+        self.status.borrow().clone()
     }
     fn wake(&self) {
         self.stored.notify_one();

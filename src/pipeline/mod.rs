@@ -158,11 +158,7 @@ impl Launcher {
                 if self.keep_detections {
                     a = a.keeping_detections();
                 }
-                if let (Some(reader), Some(d)) = (&self.plates, &self.config.detect)
-                    && cam
-                        .rules
-                        .iter()
-                        .any(|r| r.kind == crate::model::RuleKind::AbandonedVehicle)
+                if reads_plates && let (Some(reader), Some(d)) = (&self.plates, &self.config.detect)
                 {
                     a = a.with_plates(reader.clone(), d.plates.clone());
                 }

@@ -143,7 +143,7 @@ fn rfc3339(unix: f64) -> String {
 
 /// Polls `f` until it gives a value, for up to `secs` (the other processes work on their
 /// own time); panics with `what` otherwise.
-async fn until<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+pub(crate) async fn until<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f().await {

@@ -82,12 +82,7 @@ fn analysed(l: &Launcher) -> Vec<u64> {
 }
 
 async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tick.tick().await;
-    }
+    crate::lifecycle::until(secs, what, async || f().then_some(())).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::cli::open_vehicles;
 use crate::common::*;
 use crate::evidence::{Relay, Tmpfs, fill};
+use crate::lifecycle::until;
 
 const CAMERAS: [&str; 2] = ["yard0", "yard1"];
 
@@ -186,17 +187,10 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_a_dead_dat
         "soak.toml",
         config(dir.path(), via.as_str(), &evidence, &server.url("vtest")).as_bytes(),
     );
-    let store = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            // The first process creates the schema.
-            if let Ok(s) = citywatch::store::Store::connect(&direct).await {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "no database");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
+    // The first process creates the schema.
+    let store = rt.block_on(until(60, "the database", async || {
+        citywatch::store::Store::connect(&direct).await.ok()
+    }));
 
     // The first process sees the van and saves its episodes.
     let run = Run::start(&path);
@@ -208,26 +202,19 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_a_dead_dat
     });
     server.restart();
     // Every vehicle standing in each camera's view, as the first process saved it.
-    let saved: Vec<Vec<(f64, f64)>> = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let mut all = Vec::new();
-            for cam in CAMERAS {
-                all.push(
-                    open_vehicles(&store, cam)
-                        .await
-                        .into_iter()
-                        .filter(|(first, last)| last - first >= 8.0)
-                        .collect::<Vec<_>>(),
-                );
-            }
-            if all.iter().all(|v| !v.is_empty()) {
-                break all;
-            }
-            assert!(Instant::now() < deadline, "no episodes saved: {all:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    let saved: Vec<Vec<(f64, f64)>> = rt.block_on(until(90, "episodes saved", async || {
+        let mut all = Vec::new();
+        for cam in CAMERAS {
+            all.push(
+                open_vehicles(&store, cam)
+                    .await
+                    .into_iter()
+                    .filter(|(first, last)| last - first >= 8.0)
+                    .collect::<Vec<_>>(),
+            );
         }
-    });
+        all.iter().all(|v| !v.is_empty()).then_some(all)
+    }));
 
     // 2. SIGKILL mid-dwell, and a new process.
     run.kill9();

@@ -79,7 +79,7 @@ impl Frame {
 /// What stops filing now, for the page's notice: which disk refuses captures, why, since
 /// when, and how many wait.
 pub fn filing_notice(st: &crate::state::WebState, lang: Lang) -> Option<String> {
-    let s = st.filing.as_ref()?.status();
+    let s = st.filing.as_ref()?.published();
     let b = s.blocked.as_ref()?;
     let place = t(
         lang,

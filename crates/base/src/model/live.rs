@@ -354,6 +354,11 @@ pub type WorkerBoard = Arc<Mutex<WorkerStatus>>;
 /// queue again (after operators requeued dead letters).
 pub trait FilingControl: Send + Sync {
     fn status(&self) -> FilingStatus;
+    /// The status as last published, without counting the queue on disk (every page's
+    /// notice reads it).
+    fn published(&self) -> FilingStatus {
+        self.status()
+    }
     fn wake(&self);
 }
 

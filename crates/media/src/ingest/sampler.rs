@@ -67,11 +67,6 @@ impl Sampler {
     }
 
     /// Sheds due frames as `shed` says while analysis is behind.
-    pub fn with_shed(mut self, shed: Option<std::sync::Arc<super::shed::CameraShed>>) -> Self {
-        self.set_shed(shed);
-        self
-    }
-
     pub fn set_shed(&mut self, shed: Option<std::sync::Arc<super::shed::CameraShed>>) {
         self.shed = shed;
     }
@@ -255,10 +250,12 @@ mod tests {
         let shedder = crate::ingest::shed::Shedder::new();
         let cam = shedder.camera(2.0);
         // 25 fps, a keyframe every second, analysed every 2 s, half of them shed.
-        let mut s = Sampler::new(0.5, KeyframeMode::On).with_shed(Some(cam.clone()));
+        let mut s = Sampler::new(0.5, KeyframeMode::On);
+        s.set_shed(Some(cam.clone()));
         let (none, _) = run(&mut s, 25 * 4, 25, 25);
         assert_eq!(none, vec![0, 2000], "nothing shed at stretch 1");
-        let mut s = Sampler::new(0.5, KeyframeMode::On).with_shed(Some(cam.clone()));
+        let mut s = Sampler::new(0.5, KeyframeMode::On);
+        s.set_shed(Some(cam.clone()));
         while shedder.stretch() < 2.0 {
             cam.analysed(100.0);
         }

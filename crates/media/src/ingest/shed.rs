@@ -50,8 +50,6 @@ pub struct Shedder {
     stretch: AtomicU64,
     cameras: AtomicUsize,
     window: Mutex<Window>,
-    /// Windows judged since start.
-    pub windows: AtomicU64,
 }
 
 impl Default for Shedder {
@@ -60,7 +58,6 @@ impl Default for Shedder {
             stretch: AtomicU64::new(1f64.to_bits()),
             cameras: AtomicUsize::new(0),
             window: Mutex::default(),
-            windows: AtomicU64::new(0),
         }
     }
 }
@@ -118,7 +115,6 @@ impl Shedder {
             let f = (p90 / EARLY).max(1e-6).sqrt();
             self.set_stretch(s * f.clamp(1.0 / FAST_SHRINK, 1.0 / SHRINK));
         }
-        self.windows.fetch_add(1, Ordering::Relaxed);
     }
 }
 
