@@ -171,7 +171,7 @@ impl Launcher {
             .map(|s| (s.clone(), CameraEvidence::new(cam, ring.clone())));
         let shed = match (&self.shedder, &cam.source) {
             (Some(s), crate::config::SourceKind::Rtsp { .. }) if analyser.is_some() => {
-                Some(s.camera(1.0 / cam.analysis_fps))
+                Some(s.camera())
             }
             _ => None,
         };
@@ -310,12 +310,8 @@ impl Connected {
             let Some(a) = rig.analyser.as_mut() else {
                 continue;
             };
-            let reached = frame.wall;
             let events = a.process(frame, t).await;
             if let Some(shed) = &rig.shed {
-                // How long the frame waited for its analysis: what fair shedding steers by.
-                let waited = rig.clock.now().duration_since(reached).unwrap_or_default();
-                shed.analysed(waited.as_secs_f64());
                 shed.set_favoured(a.status.watched_episodes > 0);
             }
             if let Some((stage, cam)) = &rig.filing {

@@ -138,14 +138,13 @@ async fn overload_shedding_thins_every_camera_fairly_before_its_queue_drops_and_
         health.iter().map(|h| h.borrow().clone()).collect()
     };
 
-    // Analysis falls behind: the stretch grows and every camera sheds.
+    // Analysis falls behind: every camera sheds.
     until(90, "every camera shedding", || {
         snapshot(&health)
             .iter()
             .all(|h| h.degraded && h.frames_shed > 0)
     })
     .await;
-    until(60, "the stretch past 1.3", || shedder.stretch() >= 1.3).await;
     // Let it settle: 20 more frames analysed.
     let settle = analysed(&launcher).iter().sum::<u64>() + 20;
     until(120, "20 more frames analysed", || {
@@ -183,15 +182,15 @@ async fn overload_shedding_thins_every_camera_fairly_before_its_queue_drops_and_
         4 * shed >= total,
         "frames are shed before analysis ({shed} shed, {total} analysed)"
     );
-    assert!(
-        dropped * 10 <= total,
-        "queues rarely drop while shedding ({dropped} dropped, {total} analysed)"
+    assert_eq!(
+        dropped, 0,
+        "no decoded frame is dropped from a full queue while shedding ({total} analysed)"
     );
 
-    // The load goes away: the stretch returns to 1 and no camera is degraded.
+    // The load goes away: no camera is degraded any more.
     slow.delay_ms.store(0, Ordering::Relaxed);
     until(120, "shedding over", || {
-        shedder.stretch() == 1.0 && snapshot(&health).iter().all(|h| !h.degraded)
+        shedder.degraded() == 0 && snapshot(&health).iter().all(|h| !h.degraded)
     })
     .await;
 

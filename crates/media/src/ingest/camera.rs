@@ -166,10 +166,9 @@ pub fn spawn_camera_with_ring(
     shed: Option<Arc<crate::ingest::shed::CameraShed>>,
 ) -> CameraHandle {
     let mut opener = GstOpener::new(cam, ingest, clock.clone(), ring);
-    if matches!(cam.source, SourceKind::Rtsp { .. }) {
-        opener.shed = shed;
-    }
-    spawn_camera_with(
+    let shed = shed.filter(|_| matches!(cam.source, SourceKind::Rtsp { .. }));
+    opener.shed = shed.clone();
+    let handle = spawn_camera_with(
         cam,
         ingest,
         backoff,
@@ -177,7 +176,12 @@ pub fn spawn_camera_with_ring(
         shutdown.clone(),
         opener,
         shutdown,
-    )
+    );
+    if let Some(s) = shed {
+        // A camera has room for a frame while its queue holds few enough.
+        s.watch(handle.frames.waiting_probe());
+    }
+    handle
 }
 
 /// Starts a camera whose streams come from `opener`, waiting between attempts with `waiter`.

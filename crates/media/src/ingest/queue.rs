@@ -143,6 +143,12 @@ impl FrameReceiver {
     pub fn dropped(&self) -> u64 {
         self.inner.state.lock().dropped
     }
+
+    /// Counts the frames waiting in the queue, from any thread (fair shedding asks it).
+    pub fn waiting_probe(&self) -> Box<dyn Fn() -> usize + Send + Sync> {
+        let inner = self.inner.clone();
+        Box::new(move || inner.state.lock().buf.len())
+    }
 }
 
 impl Drop for FrameReceiver {

@@ -32,6 +32,8 @@ pub struct Sampler {
     presampled: VecDeque<Nanos>,
     /// Fair shedding under overload (live cameras); None: every due frame is kept.
     shed: Option<std::sync::Arc<super::shed::CameraShed>>,
+    /// A due slot came without room for its frame: the next frame that finds room is kept.
+    waiting_for_room: bool,
     pub stats: SamplerStats,
 }
 
@@ -62,6 +64,7 @@ impl Sampler {
             keyframe_only: mode == KeyframeMode::On,
             presampled: VecDeque::new(),
             shed: None,
+            waiting_for_room: false,
             stats: SamplerStats::default(),
         }
     }
@@ -71,14 +74,29 @@ impl Sampler {
         self.shed = shed;
     }
 
-    /// Whether a frame due on the grid is kept: always, unless the camera is shedding.
-    fn kept(&mut self) -> bool {
-        match &self.shed {
-            Some(s) if !s.admit() => {
+    /// Whether the frame at `pts` is kept: a frame due on the grid, unless its camera has no
+    /// room for it (shedding); or, while an earlier due slot waits for room, the first
+    /// frame that finds it, from which the grid moves on.
+    fn sample(&mut self, pts: Nanos) -> bool {
+        if self.due(pts) {
+            let Some(s) = &self.shed else {
+                return true;
+            };
+            if self.waiting_for_room {
+                // The previous slot passed without a frame.
                 self.stats.shed += 1;
-                false
+                s.missed();
             }
-            _ => true,
+            self.waiting_for_room = !s.due();
+            return !self.waiting_for_room;
+        }
+        match &self.shed {
+            Some(s) if self.waiting_for_room && s.late() => {
+                self.waiting_for_room = false;
+                self.next_due = Some(pts + self.interval);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -121,7 +139,7 @@ impl Sampler {
         let Some(p) = pts else {
             return true;
         };
-        if self.due(p) && self.kept() {
+        if self.sample(p) {
             self.presampled.push_back(p);
             if self.presampled.len() > 64 {
                 self.presampled.pop_front();
@@ -144,7 +162,7 @@ impl Sampler {
             self.stats.passed += 1;
             return true;
         }
-        if self.due(p) && self.kept() {
+        if self.sample(p) {
             self.stats.passed += 1;
             true
         } else {
@@ -246,34 +264,40 @@ mod tests {
     }
 
     #[test]
-    fn shed_keyframes_are_never_decoded_and_the_kept_ones_are_spread_evenly() {
+    fn a_camera_without_room_skips_its_due_keyframe_undecoded_and_takes_the_next_with_room() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let shedder = crate::ingest::shed::Shedder::new();
-        let cam = shedder.camera(2.0);
-        // 25 fps, a keyframe every second, analysed every 2 s, half of them shed.
+        let cam = shedder.camera();
+        let waiting = std::sync::Arc::new(AtomicUsize::new(0));
+        let w = waiting.clone();
+        cam.watch(Box::new(move || w.load(Ordering::Relaxed)));
+        // A keyframe every second, analysed every 2 s.
         let mut s = Sampler::new(0.5, KeyframeMode::On);
         s.set_shed(Some(cam.clone()));
-        let (none, _) = run(&mut s, 25 * 4, 25, 25);
-        assert_eq!(none, vec![0, 2000], "nothing shed at stretch 1");
-        let mut s = Sampler::new(0.5, KeyframeMode::On);
-        s.set_shed(Some(cam.clone()));
-        while shedder.stretch() < 2.0 {
-            cam.analysed(100.0);
-        }
-        let stretch = shedder.stretch();
-        let (out, decoded) = run(&mut s, 25 * 40, 25, 25);
-        let due = 20.0;
-        assert!(
-            (out.len() as f64 - due / stretch).abs() <= 1.0,
-            "{} of {due} kept at stretch {stretch}",
-            out.len()
-        );
-        assert_eq!(
-            decoded as usize,
-            out.len(),
-            "shed keyframes are not decoded"
-        );
-        assert_eq!(s.stats.shed, 20 - out.len() as u64);
-        assert!(out.windows(2).all(|w| w[1] - w[0] <= 6000), "{out:?}");
+        let mut feed = |s: &mut Sampler, sec: u64| {
+            let pts = sec * 1000 * MS;
+            s.on_encoded(Some(pts), true) && s.on_decoded(Some(pts))
+        };
+        assert!(feed(&mut s, 0));
+        assert!(!feed(&mut s, 1), "not due");
+        waiting.store(1, Ordering::Relaxed);
+        assert!(!feed(&mut s, 2), "due, but a frame still waits");
+        assert!(cam.degraded());
+        assert!(!feed(&mut s, 3), "still no room");
+        waiting.store(0, Ordering::Relaxed);
+        assert!(feed(&mut s, 4), "the next slot, with room");
+        assert_eq!(s.stats.shed, 1, "the slot at 2 s passed without a frame");
+        waiting.store(1, Ordering::Relaxed);
+        assert!(!feed(&mut s, 6));
+        waiting.store(0, Ordering::Relaxed);
+        assert!(feed(&mut s, 7), "late, as soon as there is room");
+        assert!(!feed(&mut s, 8), "the grid moved on from 7 s");
+        assert!(feed(&mut s, 9));
+        assert_eq!(s.stats.shed, 1);
+        assert_eq!(cam.shed(), 1);
+        // Shed and skipped keyframes were never decoded: only the kept ones reached it.
+        assert_eq!(s.stats.passed, 4);
+        assert_eq!(s.stats.skipped_before_decode, 5);
     }
 
     #[test]

@@ -1,64 +1,53 @@
 //! Fair shedding when analysis cannot keep up with every live camera.
 //!
-//! One [`Shedder`] is shared by the live cameras of a process. It holds a single *stretch*
-//! factor, 1 while analysis keeps up. Each camera's sampler asks its [`CameraShed`] about
-//! every frame that is due on its own grid, before the frame is decoded (keyframe-only
-//! decoding) or before it is scaled and converted (full decoding): with a stretch of `s`, a
-//! camera keeps `1 / s` of its due frames, evenly spaced (a running credit, so no camera is
-//! ever starved and none gets a burst), and sheds the rest. A camera with an open episode
-//! in one of its rule zones (a dwell running) sheds half as much.
+//! Each live camera admits a due frame only while it has room: fewer than
+//! [`WAITING_LIMIT`] of its frames wait in its queue for analysis (one more frame may be in
+//! analysis already). A camera whose previous frame still waits skips its due frame before
+//! the frame is decoded (keyframe-only decoding) or before it is scaled and converted (full
+//! decoding), and takes the next frame that comes once its queue has room, so it loses no
+//! more of its schedule than it must. The grid moves on from the frame it took.
 //!
-//! The stretch follows how late analysis is. After each analysed frame the camera reports
-//! how long the frame waited between reaching the application and its analysis ending, as
-//! a share of the camera's own sampling interval. Once per window (as many reports as
-//! there are live cameras, at least [`MIN_WINDOW`]) the window's 90th percentile decides:
-//! above [`LATE`], unless the waits are already falling (a backlog draining), the stretch
-//! grows by [`GROW`]; below [`EARLY`] it shrinks halfway (in ratio) to where the waits
-//! would meet [`EARLY`] (they shorten as fewer frames come at once), between [`SHRINK`] and
-//! [`FAST_SHRINK`], never under 1; in between it holds. Holding while frames wait one to two intervals keeps
-//! a short standing queue, so analysis never idles while cameras shed, and no queue fills
-//! to the point of dropping frames.
+//! Why this is fair and keeps analysis busy:
+//! - every camera holds at most two frames in the system, and the detector serves frames in
+//!   the order they come (one FIFO queue for every camera), so under overload the cameras
+//!   take turns, round robin, and each gets the same share of the detector;
+//! - a camera sheds only while its own earlier frame waits, so the detector has work
+//!   whenever anything is shed: shedding never leaves analysis idle;
+//! - no frame is decoded and then dropped from a full queue.
 //!
-//! Frames that are shed are counted per camera, and a camera with a stretch above 1 is
-//! shown `degraded`. Recorded files are never shed: they play as fast as analysis takes
-//! them.
+//! A camera with an open episode in one of its rule zones (a dwell running) is favoured:
+//! it may keep one more frame waiting, so it sheds less. None starves: every camera's frame
+//! gets its turn in the queue.
+//!
+//! Each due slot of the grid that passes without a frame kept counts as one frame shed.
+//! A camera that had to skip any of its last [`DEGRADED_SLOTS`] due slots is shown
+//! `degraded`. Recorded files are never shed: they play as fast as analysis takes them.
 
 use parking_lot::Mutex;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-/// Late: the 90th percentile wait is over three sampling intervals (a camera's queue holds
-/// four frames: past three, a growing wait is close to dropping them).
-pub const LATE: f64 = 3.0;
-/// Early: under one and a half intervals. Cameras whose keyframes come at the same moments
-/// wait up to about an interval at a load the machine sustains.
-pub const EARLY: f64 = 1.5;
-/// Stretch change per window when late, and when early.
-pub const GROW: f64 = 1.15;
-/// The least and the most the stretch shrinks by in a window when early.
-pub const SHRINK: f64 = 1.02;
-pub const FAST_SHRINK: f64 = 1.25;
-/// The most a camera's frames are thinned: one in this many kept.
-pub const MAX_STRETCH: f64 = 16.0;
-/// Fewest reports in a window.
-pub const MIN_WINDOW: usize = 8;
+/// A camera admits a due frame while fewer of its frames than this wait for analysis.
+pub const WAITING_LIMIT: usize = 1;
+/// The same for a favoured camera (a dwell running).
+pub const FAVOURED_WAITING_LIMIT: usize = 2;
+/// A camera is degraded while any of its last this many due slots had to be skipped.
+pub const DEGRADED_SLOTS: u32 = 8;
 
-/// The process-wide shedding state.
-#[derive(Debug)]
+/// How many of a camera's frames wait in its queue now.
+pub type Waiting = Box<dyn Fn() -> usize + Send + Sync>;
+
+/// The process's live cameras, for figures across them.
+#[derive(Default)]
 pub struct Shedder {
-    /// The stretch, as f64 bits (read on every due frame, written once per window).
-    stretch: AtomicU64,
-    cameras: AtomicUsize,
-    window: Mutex<Window>,
+    cameras: Mutex<Vec<Weak<CameraShed>>>,
 }
 
-impl Default for Shedder {
-    fn default() -> Self {
-        Self {
-            stretch: AtomicU64::new(1f64.to_bits()),
-            cameras: AtomicUsize::new(0),
-            window: Mutex::default(),
-        }
+impl std::fmt::Debug for Shedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shedder")
+            .field("degraded", &self.degraded())
+            .finish()
     }
 }
 
@@ -67,239 +56,185 @@ impl Shedder {
         Arc::new(Self::default())
     }
 
-    /// The current stretch: 1 when nothing is shed.
-    pub fn stretch(&self) -> f64 {
-        f64::from_bits(self.stretch.load(Ordering::Relaxed))
+    /// A live camera's handle.
+    pub fn camera(&self) -> Arc<CameraShed> {
+        let cam = Arc::new(CameraShed::default());
+        let mut cams = self.cameras.lock();
+        cams.retain(|c| c.strong_count() > 0);
+        cams.push(Arc::downgrade(&cam));
+        cam
     }
 
-    fn set_stretch(&self, s: f64) {
-        self.stretch
-            .store(s.clamp(1.0, MAX_STRETCH).to_bits(), Ordering::Relaxed);
+    /// How many live cameras are degraded now.
+    pub fn degraded(&self) -> usize {
+        self.cameras
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|c| c.degraded())
+            .count()
     }
-
-    /// A camera's handle; `interval_s` is its sampling interval (1 / analysis_fps).
-    pub fn camera(self: &Arc<Self>, interval_s: f64) -> Arc<CameraShed> {
-        self.cameras.fetch_add(1, Ordering::Relaxed);
-        Arc::new(CameraShed {
-            shedder: self.clone(),
-            interval_s: interval_s.max(1e-3),
-            credit: Mutex::new(0.0),
-            favoured: AtomicBool::new(false),
-            shed: AtomicU64::new(0),
-            kept: AtomicU64::new(0),
-        })
-    }
-
-    /// One analysed frame's wait, as a share of its camera's sampling interval.
-    fn report(&self, late: f64) {
-        let window_len = self.cameras.load(Ordering::Relaxed).clamp(MIN_WINDOW, 256);
-        let mut w = self.window.lock();
-        w.waits.push(late);
-        if w.waits.len() < window_len {
-            return;
-        }
-        w.waits.sort_by(f64::total_cmp);
-        let p90 = w.waits[(w.waits.len() * 9 / 10).min(w.waits.len() - 1)];
-        w.waits.clear();
-        // A backlog that is already draining needs no more shedding: growing on it would
-        // wind the stretch up while the queues empty.
-        let rising = p90 >= 0.9 * w.last;
-        w.last = p90;
-        drop(w);
-        let s = self.stretch();
-        if p90 > LATE && rising {
-            self.set_stretch(s * GROW);
-        } else if p90 < EARLY {
-            // Waits that are not a backlog shorten as the stretch grows: halfway (in ratio)
-            // to where they would meet EARLY, at least SHRINK, at most FAST_SHRINK.
-            let f = (p90 / EARLY).max(1e-6).sqrt();
-            self.set_stretch(s * f.clamp(1.0 / FAST_SHRINK, 1.0 / SHRINK));
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Window {
-    waits: Vec<f64>,
-    /// The last window's 90th percentile.
-    last: f64,
 }
 
 /// One live camera's part of the shedding: asked by its sampler, told by its analysis.
-#[derive(Debug)]
+#[derive(Default)]
 pub struct CameraShed {
-    shedder: Arc<Shedder>,
-    interval_s: f64,
-    credit: Mutex<f64>,
+    waiting: Mutex<Option<Waiting>>,
     favoured: AtomicBool,
+    /// The last due slots, newest in bit 0: 1 where the slot came without room.
+    slots: AtomicU32,
     shed: AtomicU64,
     kept: AtomicU64,
 }
 
-impl Drop for CameraShed {
-    fn drop(&mut self) {
-        self.shedder.cameras.fetch_sub(1, Ordering::Relaxed);
+impl std::fmt::Debug for CameraShed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraShed")
+            .field("shed", &self.shed())
+            .field("kept", &self.kept())
+            .field("degraded", &self.degraded())
+            .finish()
     }
 }
 
 impl CameraShed {
-    /// This camera's stretch: the global one, halfway back to 1 while it is favoured.
-    pub fn stretch(&self) -> f64 {
-        let s = self.shedder.stretch();
-        if self.favoured.load(Ordering::Relaxed) {
-            1.0 + (s - 1.0) / 2.0
-        } else {
-            s
-        }
+    /// Tells the camera how to count its frames waiting for analysis (its queue's depth).
+    /// Until then it always has room.
+    pub fn watch(&self, waiting: Waiting) {
+        *self.waiting.lock() = Some(waiting);
     }
 
-    /// A frame is due on the camera's grid: whether to keep it (else it is shed and
-    /// counted).
-    pub fn admit(&self) -> bool {
-        let s = self.stretch();
-        let mut credit = self.credit.lock();
-        *credit += 1.0 / s;
-        let keep = *credit >= 1.0 - 1e-9;
-        if keep {
-            *credit -= 1.0;
-        }
-        // The credit never holds a whole frame over: a lower stretch later brings no burst.
-        *credit = credit.min(1.0);
-        drop(credit);
-        if keep {
+    /// Whether the camera may send a frame to analysis now.
+    fn room(&self) -> bool {
+        let limit = if self.favoured.load(Ordering::Relaxed) {
+            FAVOURED_WAITING_LIMIT
+        } else {
+            WAITING_LIMIT
+        };
+        self.waiting.lock().as_ref().is_none_or(|w| w() < limit)
+    }
+
+    /// A due slot of the camera's grid has come: whether to keep its frame. A slot without
+    /// room leaves the camera waiting for room ([`CameraShed::late`]).
+    pub fn due(&self) -> bool {
+        let room = self.room();
+        let _ = self
+            .slots
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some((s << 1) | u32::from(!room))
+            });
+        if room {
             self.kept.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.shed.fetch_add(1, Ordering::Relaxed);
         }
-        keep
+        room
     }
 
-    /// Due frames shed so far.
+    /// A frame between due slots, while the camera waits for room: whether to keep it.
+    pub fn late(&self) -> bool {
+        let room = self.room();
+        if room {
+            self.kept.fetch_add(1, Ordering::Relaxed);
+        }
+        room
+    }
+
+    /// A due slot passed without a frame kept.
+    pub fn missed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Due slots shed so far.
     pub fn shed(&self) -> u64 {
         self.shed.load(Ordering::Relaxed)
     }
 
-    /// Due frames kept so far.
+    /// Frames kept so far.
     pub fn kept(&self) -> u64 {
         self.kept.load(Ordering::Relaxed)
     }
 
-    /// Whether the camera is shedding now: analysis is behind and its frames are thinned.
+    /// Whether the camera is shedding now: one of its recent due slots came without room.
     pub fn degraded(&self) -> bool {
-        self.stretch() > 1.0 + 1e-6
+        self.slots.load(Ordering::Relaxed) & ((1 << DEGRADED_SLOTS) - 1) != 0
     }
 
-    /// A camera with a dwell running (an open episode in a rule zone) sheds half as much.
+    /// A camera with a dwell running (an open episode in a rule zone) may keep one more
+    /// frame waiting.
     pub fn set_favoured(&self, favoured: bool) {
         self.favoured.store(favoured, Ordering::Relaxed);
-    }
-
-    /// A frame's analysis ended `waited_s` after the frame reached the application.
-    pub fn analysed(&self, waited_s: f64) {
-        self.shedder.report(waited_s.max(0.0) / self.interval_s);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
-    /// One window's worth of reports, each `late` intervals late.
-    fn window(cams: &[Arc<CameraShed>], late: f64) {
-        for _ in 0..MIN_WINDOW.max(cams.len()) {
-            cams[0].analysed(late * cams[0].interval_s);
-        }
+    fn watched(s: &Shedder) -> (Arc<CameraShed>, Arc<AtomicUsize>) {
+        let cam = s.camera();
+        let depth = Arc::new(AtomicUsize::new(0));
+        let d = depth.clone();
+        cam.watch(Box::new(move || d.load(Ordering::Relaxed)));
+        (cam, depth)
     }
 
     #[test]
-    fn the_stretch_grows_when_late_holds_in_between_and_returns_to_one() {
+    fn a_camera_keeps_its_due_frames_while_nothing_waits_and_skips_them_while_one_does() {
         let s = Shedder::new();
-        let cams: Vec<_> = (0..4).map(|_| s.camera(5.0)).collect();
-        assert_eq!(s.stretch(), 1.0);
-        window(&cams, 3.5);
-        assert!((s.stretch() - GROW).abs() < 1e-9);
-        window(&cams, 3.5);
-        assert!((s.stretch() - GROW * GROW).abs() < 1e-9);
-        window(&cams, 2.0);
-        assert!((s.stretch() - GROW * GROW).abs() < 1e-9, "held");
-        for _ in 0..100 {
-            window(&cams, 0.5);
+        let (cam, depth) = watched(&s);
+        for _ in 0..20 {
+            assert!(cam.due());
         }
-        assert_eq!(s.stretch(), 1.0);
-        for _ in 0..100 {
-            window(&cams, 5.0);
+        assert!(!cam.degraded());
+        depth.store(1, Ordering::Relaxed);
+        assert!(!cam.due());
+        assert!(!cam.late());
+        assert!(cam.degraded());
+        assert_eq!(s.degraded(), 1);
+        depth.store(0, Ordering::Relaxed);
+        assert!(cam.late(), "the next frame once there is room");
+        assert_eq!(cam.kept(), 21);
+        // Degraded until DEGRADED_SLOTS due slots in a row had room.
+        for i in 0..DEGRADED_SLOTS {
+            assert!(cam.degraded(), "slot {i}");
+            assert!(cam.due());
         }
-        assert_eq!(s.stretch(), MAX_STRETCH);
-        assert!(cams.iter().all(|c| c.degraded()));
+        assert!(!cam.degraded());
+        assert_eq!(s.degraded(), 0);
     }
 
     #[test]
-    fn every_camera_keeps_the_same_share_evenly_spaced_and_none_starves() {
+    fn a_favoured_camera_may_keep_one_more_frame_waiting() {
         let s = Shedder::new();
-        s.set_stretch(1.5);
-        let cams: Vec<_> = (0..10).map(|_| s.camera(5.0)).collect();
-        let mut kept = vec![Vec::new(); cams.len()];
-        for t in 0..300 {
-            for (i, c) in cams.iter().enumerate() {
-                if c.admit() {
-                    kept[i].push(t);
-                }
-            }
-        }
-        for (i, k) in kept.iter().enumerate() {
-            assert_eq!(k.len(), 200, "camera {i}");
-            // Never more than two due frames in a row shed.
-            assert!(k.windows(2).all(|w| w[1] - w[0] <= 2), "camera {i}: {k:?}");
-            assert_eq!(cams[i].shed(), 100);
-        }
-    }
-
-    #[test]
-    fn a_favoured_camera_sheds_half_as_much_and_nothing_is_shed_at_stretch_one() {
-        let s = Shedder::new();
-        let (a, b) = (s.camera(1.0), s.camera(1.0));
-        for _ in 0..100 {
-            assert!(a.admit() && b.admit());
-        }
-        assert!(!a.degraded());
-        s.set_stretch(3.0);
+        let (a, da) = watched(&s);
+        let (b, db) = watched(&s);
         b.set_favoured(true);
-        let (mut ka, mut kb) = (0, 0);
-        for _ in 0..600 {
-            ka += a.admit() as u32;
-            kb += b.admit() as u32;
-        }
-        assert_eq!(ka, 200);
-        assert_eq!(kb, 300);
+        da.store(1, Ordering::Relaxed);
+        db.store(1, Ordering::Relaxed);
+        assert!(!a.due());
+        assert!(b.due());
+        db.store(2, Ordering::Relaxed);
+        assert!(!b.due());
     }
 
     #[test]
-    fn a_backlog_that_is_draining_holds_the_stretch_instead_of_winding_it_up() {
+    fn a_camera_without_a_queue_to_watch_always_has_room_and_gone_cameras_are_forgotten() {
         let s = Shedder::new();
-        let cams: Vec<_> = (0..2).map(|_| s.camera(1.0)).collect();
-        // Late and getting later: grows.
-        for wait in [5.0, 6.0] {
-            for _ in 0..MIN_WINDOW {
-                cams[0].analysed(wait);
-            }
-        }
-        let grown = s.stretch();
-        assert!((grown - GROW * GROW).abs() < 1e-9, "{grown}");
-        // Still late, but each window's waits a fifth shorter: the queues drain, it holds.
-        for wait in [5.2, 4.5, 3.8] {
-            for _ in 0..MIN_WINDOW {
-                cams[0].analysed(wait);
-            }
-        }
-        assert_eq!(s.stretch(), grown);
-    }
-
-    #[test]
-    fn a_dropped_camera_leaves_the_window_size() {
-        let s = Shedder::new();
-        let cams: Vec<_> = (0..20).map(|_| s.camera(1.0)).collect();
-        assert_eq!(s.cameras.load(Ordering::Relaxed), 20);
-        drop(cams);
-        assert_eq!(s.cameras.load(Ordering::Relaxed), 0);
+        let cam = s.camera();
+        assert!(cam.due() && cam.late());
+        let (other, depth) = watched(&s);
+        depth.store(5, Ordering::Relaxed);
+        assert!(!other.due());
+        assert_eq!(s.degraded(), 1);
+        drop(other);
+        assert_eq!(s.degraded(), 0);
+        assert_eq!(
+            s.cameras
+                .lock()
+                .iter()
+                .filter(|c| c.strong_count() > 0)
+                .count(),
+            1
+        );
     }
 }
