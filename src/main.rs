@@ -290,6 +290,16 @@ fn unix_now() -> f64 {
     citywatch::core::to_unix(std::time::SystemTime::now())
 }
 
+/// Arms the fault points `CITYWATCH_FAULTS` names (soak tests only), loudly.
+fn arm_faults() -> Result<(), Failure> {
+    use citywatch::core::faults;
+    let spec = std::env::var(faults::VAR).unwrap_or_default();
+    for point in faults::arm(&spec).map_err(Failure::Refused)? {
+        tracing::warn!(fault = %point, "a fault point is armed: this process fails on purpose");
+    }
+    Ok(())
+}
+
 /// Logs to stderr at `default` unless CITYWATCH_LOG says otherwise.
 fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
@@ -451,6 +461,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 .then(|| worker_options(worker_id, max_cameras))
                 .transpose()
                 .refused()?;
+            arm_faults()?;
             runtime().block_on(async move {
                 let shutdown = Shutdown::new();
                 spawn_signal_handler(shutdown.clone());

@@ -204,6 +204,30 @@ impl Browser {
         }
     }
 
+    /// Drags with the mouse's left button from one point of the page to another.
+    pub(crate) async fn drag(&mut self, from: (f64, f64), to: (f64, f64)) {
+        let steps = 5;
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({ "type": "mousePressed", "x": from.0, "y": from.1, "button": "left", "buttons": 1, "clickCount": 1 }),
+        )
+        .await;
+        for i in 1..=steps {
+            let f = i as f64 / steps as f64;
+            let (x, y) = (from.0 + f * (to.0 - from.0), from.1 + f * (to.1 - from.1));
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({ "type": "mouseMoved", "x": x, "y": y, "button": "left", "buttons": 1 }),
+            )
+            .await;
+        }
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({ "type": "mouseReleased", "x": to.0, "y": to.1, "button": "left", "buttons": 0, "clickCount": 1 }),
+        )
+        .await;
+    }
+
     /// Presses and releases one key (a letter or a digit) as the keyboard would.
     pub(crate) async fn key(&mut self, key: &str) {
         for kind in ["keyDown", "keyUp"] {
@@ -811,6 +835,34 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
             matches!(&sent[..], [citywatch::analysis::SceneCommand::SetZone { zone, .. }] if zone == "kerb"),
             "{sent:?}"
         );
+        // The drawn zone edited with the mouse: one corner dragged, one added beside the
+        // bottom edge, then saved again.
+        b.eval("document.querySelector('.zone-editor .zone-edit').click()").await;
+        assert_eq!(b.eval("document.querySelectorAll('.live ellipse.handle').length").await, 4);
+        let px = |x: f64, y: f64| (r[0] + x * r[2], r[1] + y * r[3]);
+        b.drag(px(0.8, 0.4), px(0.7, 0.3)).await;
+        b.click(px(0.55, 0.905).0, px(0.55, 0.905).1).await;
+        assert_eq!(b.eval("document.querySelectorAll('.live ellipse.handle').length").await, 5);
+        b.screenshot("17b-zone-edited").await;
+        let said = b
+            .eval("new Promise(r=>{const s=document.querySelector('.zone-status');\
+                   new MutationObserver((m,o)=>{if(s.textContent.startsWith('Zone saved')){o.disconnect();r(s.textContent)}})\
+                   .observe(s,{childList:true,characterData:true,subtree:true});\
+                   document.querySelector('.zone-save').click()})")
+            .await;
+        assert!(said.as_str().unwrap().starts_with("Zone saved"), "{said}");
+        let drawn = store.zone_overrides().await.unwrap();
+        let edited = [[0.3, 0.4], [0.7, 0.3], [0.8, 0.9], [0.55, 0.905], [0.3, 0.9]];
+        assert_eq!(drawn[0].polygon.len(), edited.len(), "{:?}", drawn[0].polygon);
+        for (got, want) in drawn[0].polygon.iter().zip(edited) {
+            assert!((got[0] as f64 - want[0]).abs() < 0.01 && (got[1] as f64 - want[1]).abs() < 0.01, "{:?}", drawn[0].polygon);
+        }
+        let audit: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE subject = 'vtest/kerb'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(audit, ["zone.set", "zone.set"]);
+        assert!(matches!(&desk.take("vtest")[..], [citywatch::analysis::SceneCommand::SetZone { .. }]));
         // A fixture boxed with two mouse clicks on the picture: the page reloads with it,
         // and the camera is told.
         b.eval("document.querySelector('.fixture-label').value='bench';\

@@ -483,3 +483,29 @@ zones = ["kerb"]
         "{out}"
     );
 }
+
+#[test]
+fn run_refuses_an_unknown_fault_point_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "[[cameras]]\nid = \"a\"\nurl = \"rtsp://127.0.0.1:9/live\"\n",
+    );
+    for (spec, says) in [
+        (
+            "decode=return",
+            "unknown fault point `decode` (known: detect)",
+        ),
+        ("detect", "`detect` is not point=actions"),
+    ] {
+        let out = Command::new(bin())
+            .args(["run", "--no-web", "--for", "1"])
+            .arg(&path)
+            .env("CITYWATCH_FAULTS", spec)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{spec}: {err}");
+    }
+}

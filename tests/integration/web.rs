@@ -582,6 +582,29 @@ async fn filters_bodies_logins_and_secrets_are_handled() {
     }
     assert_eq!(s.store.counts().await.unwrap().captures, 2);
 
+    // An offset is for shallow pages: past 10000 rows it is refused with the way deeper.
+    for q in [
+        "/api/captures?status=all",
+        "/api/cases?limit=50",
+        "/cases.csv?limit=50",
+        "/cases?limit=50",
+    ] {
+        let r = get(format!("{q}&offset=2")).await;
+        assert_eq!(r.status(), StatusCode::OK, "{q}");
+        let r = get(format!("{q}&offset=10001")).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        assert!(
+            r.text().await.unwrap().contains("page deeper with `after`"),
+            "{q}"
+        );
+    }
+    let skipped: Vec<serde_json::Value> = get("/api/captures?status=all&offset=1".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(skipped.len(), 1);
+
     // Oversized bodies are refused.
     let big = "x".repeat(200 * 1024);
     let r = s

@@ -10,8 +10,7 @@ use serde::Deserialize;
 
 use super::auth::Auth;
 use super::error::WebError;
-use super::html::{Lang, esc, local, t};
-use super::pages::page;
+use super::html::{Lang, local, t};
 use super::state::WebState;
 use crate::store::audit::AuditFilter;
 use crate::store::users::{
@@ -29,47 +28,27 @@ pub async fn users_page(
         .list_users(st.now())
         .await
         .map_err(WebError::internal)?;
-    let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
-    let roles: String = ["viewer", "operator", "admin"]
+    let users = users
         .iter()
-        .map(|r| format!("<option value=\"{r}\">{r}</option>"))
+        .map(|u| crate::templates::UserLine {
+            name: u.name.clone(),
+            path: super::pages::urlencoding_path(&u.name),
+            role: u.role.clone(),
+            disabled: u.disabled,
+            sessions: u.sessions as i64,
+        })
         .collect();
-    let mut body = format!(
-        "<form method=\"post\" action=\"/admin/users\" id=\"add-user-form\" class=\"filters\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>{} <input name=\"name\" id=\"new-name\" required pattern=\"[A-Za-z0-9_.-]{{1,64}}\"></label>\
-         <label>{} <select name=\"role\" id=\"new-role\">{roles}</select></label>\
-         <label>{} <input name=\"password\" id=\"new-password\" type=\"password\" minlength=\"{MIN_PASSWORD}\" required></label>\
-         <button id=\"add-user\">{}</button></form>\
-         <table id=\"users\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
-        t(lang, "user"),
-        t(lang, "role"),
-        t(lang, "password"),
-        t(lang, "add_user"),
-        t(lang, "user"),
-        t(lang, "role"),
-        t(lang, "status"),
-        t(lang, "sessions"),
-    );
-    for u in &users {
-        let (action, word) = if u.disabled {
-            ("enable", t(lang, "enable"))
-        } else {
-            ("disable", t(lang, "disable"))
-        };
-        body.push_str(&format!(
-            "<tr class=\"user\" data-name=\"{n}\"><td>{n}</td><td>{role}</td><td class=\"state\">{state}</td><td>{s}</td><td>\
-             <form method=\"post\" action=\"/admin/users/{n}/{action}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"{action}\">{word}</button></form> \
-             <form method=\"post\" action=\"/admin/users/{n}/reset\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <input name=\"password\" type=\"password\" class=\"reset-password\" minlength=\"{MIN_PASSWORD}\" required><button class=\"reset\">{reset}</button></form></td></tr>",
-            n = esc(&u.name),
-            role = esc(&u.role),
-            state = if u.disabled { t(lang, "disabled") } else { t(lang, "active") },
-            s = u.sessions,
-            reset = t(lang, "reset_password"),
-        ));
-    }
-    body.push_str("</table>");
-    Ok(page(&st, lang, &auth, t(lang, "users"), &body))
+    Ok(super::pages::render(
+        lang,
+        &crate::templates::UsersPage {
+            frame: crate::templates::Frame::new(&st, lang, &auth, t(lang, "users")),
+            lang,
+            csrf: auth.csrf.clone().unwrap_or_default(),
+            roles: ["viewer", "operator", "admin"],
+            min_password: MIN_PASSWORD,
+            users,
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,68 +269,35 @@ pub async fn audit_page(
     let filter = q.filter(off);
     let (rows, chain) =
         tokio::try_join!(st.store.audit_rows(&filter), q.chain(&st)).map_err(WebError::internal)?;
-    let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
-    let chain_line = match &chain.broken {
-        None => {
-            format!(
-                "<p id=\"chain\" class=\"ok\">{} ({} {}{})</p>",
-                t(lang, "chain_ok"),
-                chain.rows,
-                t(lang, "rows"),
-                chain
-                    .since_full_walk
-                    .map(|n| format!(
-                        "; {n} {}{}",
-                        t(lang, "since_full_walk"),
-                        chain
-                            .walked_at
-                            .map(|w| format!("; {} {}", t(lang, "full_walk_at"), local(w, off)))
-                            .unwrap_or_default()
-                    ))
-                    .unwrap_or_default()
-            ) + &format!(
-                " <a href=\"/admin/audit?walk=full\" id=\"walk-full\">{}</a>",
-                t(lang, "walk_full")
-            )
-        }
-        Some((seq, why)) => format!(
-            "<p id=\"chain\" class=\"tampered\">{} #{seq}: {}</p>",
-            t(lang, "chain_broken"),
-            esc(why)
-        ),
-    };
-    let mut body = format!(
-        r#"{chain_line}<form method="get" action="/admin/audit" class="filters" id="audit-filters"><label>{by} <input name="actor" id="f-actor" value="{a}"></label>
-<label>{action} <input name="action" id="f-action" value="{ac}"></label><label>{subject} <input name="subject" id="f-subject" value="{s}"></label>
-<label>{from} <input type="date" name="from_date" value="{fd}"></label><label>{to} <input type="date" name="to_date" value="{td}"></label>
-<button id="audit-filter">{filter}</button></form><table id="audit"><tr><th>#</th><th>{time}</th><th>{by}</th><th>{action}</th><th>{subject}</th><th>{note}</th></tr>"#,
-        by = t(lang, "by"),
-        action = t(lang, "action"),
-        subject = t(lang, "subject"),
-        from = t(lang, "from"),
-        to = t(lang, "to"),
-        filter = t(lang, "filter"),
-        time = t(lang, "time"),
-        note = t(lang, "note"),
-        a = v(&q.actor),
-        ac = v(&q.action),
-        s = v(&q.subject),
-        fd = v(&q.from_date),
-        td = v(&q.to_date),
-    );
-    for r in &rows {
-        body.push_str(&format!(
-            "<tr class=\"audit-row\"><td>{}</td><td>{}</td><td>{}</td><td class=\"action\">{}</td><td>{}</td><td>{}</td></tr>",
-            r.seq.map(|s| s.to_string()).unwrap_or_default(),
-            local(r.at, off),
-            esc(&r.actor),
-            esc(&r.action),
-            esc(&r.subject),
-            esc(r.detail.as_deref().unwrap_or("")),
-        ));
-    }
-    body.push_str("</table>");
-    Ok(page(&st, lang, &auth, t(lang, "audit"), &body))
+    let text = |o: &Option<String>| o.clone().unwrap_or_default();
+    let rows = rows
+        .iter()
+        .map(|r| crate::templates::AuditLine {
+            seq: r.seq.map(|s| s.to_string()).unwrap_or_default(),
+            time: local(r.at, off),
+            actor: r.actor.clone(),
+            action: r.action.clone(),
+            subject: r.subject.clone(),
+            note: r.detail.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok(super::pages::render(
+        lang,
+        &crate::templates::AuditLog {
+            frame: crate::templates::Frame::new(&st, lang, &auth, t(lang, "audit")),
+            lang,
+            broken: chain.broken.clone(),
+            rows_checked: chain.rows,
+            since_full_walk: chain.since_full_walk,
+            walked_at: chain.walked_at.map(|w| local(w, off)),
+            actor: text(&q.actor),
+            action: text(&q.action),
+            subject: text(&q.subject),
+            from_date: text(&q.from_date),
+            to_date: text(&q.to_date),
+            rows,
+        },
+    ))
 }
 
 /// Audit rows and the state of the hash chain.

@@ -16,7 +16,7 @@ use super::review::{
     RejectBody, camera_views, do_confirm, do_correct_plate, do_reject, manifest_of, sees_plates,
 };
 use super::state::WebState;
-use crate::store::query::{CaptureFilter, CaptureRow, CaseFilter};
+use crate::store::query::{CaptureFilter, CaptureRow, CaseFilter, check_offset};
 
 /// One capture and its evidence package's manifest, checked against the files.
 #[derive(Serialize, ToSchema)]
@@ -62,7 +62,7 @@ pub struct Forgotten {
     responses(
         (status = 200, description = "captures", body = [CaptureRow]),
         (status = 401, description = "not authenticated"),
-        (status = 422, description = "an unknown query parameter"),
+        (status = 422, description = "an unknown query parameter, or an offset past 10000"),
     )
 )]
 pub async fn captures(
@@ -70,6 +70,7 @@ pub async fn captures(
     Extension(auth): Extension<Auth>,
     Query(f): Query<CaptureFilter>,
 ) -> Result<Response, WebError> {
+    check_offset(f.offset).map_err(WebError::unprocessable)?;
     let rows = st.store.list_captures(&f).await?;
     let rows: Vec<CaptureRow> = if sees_plates(&auth) {
         rows
@@ -229,6 +230,7 @@ pub async fn cases(
     State(st): State<Arc<WebState>>,
     Query(f): Query<CaseFilter>,
 ) -> Result<Response, WebError> {
+    check_offset(f.offset).map_err(WebError::unprocessable)?;
     let (cases, total) = st.store.list_cases(&f, st.cases.utc_offset_s).await?;
     Ok(Json(CasesPage { cases, total }).into_response())
 }
@@ -247,6 +249,7 @@ pub async fn cases_csv(
     State(st): State<Arc<WebState>>,
     Query(mut f): Query<CaseFilter>,
 ) -> Result<Response, WebError> {
+    check_offset(f.offset).map_err(WebError::unprocessable)?;
     f.limit = Some(f.limit.unwrap_or(500));
     let (cases, _) = st.store.list_cases(&f, st.cases.utc_offset_s).await?;
     let mut out = String::from(

@@ -14,7 +14,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 
 use super::error::WebError;
-use super::html::{Lang, esc, t};
+use super::html::{Lang, t};
 use super::state::WebState;
 use crate::store::users::{Role, User};
 
@@ -148,22 +148,25 @@ pub async fn login_page(lang: Lang) -> Html<String> {
     Html(login_html(lang, None))
 }
 
+/// The login page: the one page outside the layout (no user yet).
+#[derive(askama::Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    lang: Lang,
+    error: Option<&'a str>,
+}
+
+impl LoginPage<'_> {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
 fn login_html(lang: Lang, error: Option<&str>) -> String {
-    format!(
-        r#"<!doctype html><html lang="{l}"><head><meta charset="utf-8"><title>citywatch · {title}</title>
-<link rel="stylesheet" href="/static/app.css"></head><body class="login">
-<form method="post" action="/login" id="login"><h1>citywatch</h1>{err}
-<label>{user} <input name="user" id="user" autocomplete="username" required></label>
-<label>{pass} <input name="password" id="password" type="password" autocomplete="current-password" required></label>
-<button type="submit" id="login-button">{title}</button></form></body></html>"#,
-        l = lang.code(),
-        title = t(lang, "login"),
-        user = t(lang, "user"),
-        pass = t(lang, "password"),
-        err = error
-            .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
-            .unwrap_or_default(),
-    )
+    use askama::Template;
+    LoginPage { lang, error }
+        .render()
+        .unwrap_or_else(|e| format!("template: {e}"))
 }
 
 pub async fn login(

@@ -11,84 +11,63 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
 use super::error::WebError;
-use super::html::{Lang, esc, local, t};
-use super::pages::page;
+use super::html::{Lang, local, t};
+use super::pages::render;
 use super::review::{PackageView, package_of};
 use super::state::WebState;
+use super::templates::{CasePackage, CasePage, CaseStep, Figure, Frame};
 use crate::model::closure::CheckOutcome;
 use crate::store::progress::CaseStatus;
 use crate::store::users::Role;
 
-/// The case's evidence: the package's verification state, then the capture's looks (the
-/// "before": full frame, first sighting, crop, clip) beside each closure check's look (the
-/// "after": its photo and clip), oldest first.
+/// The case's evidence: the capture's looks (the "before": full frame, first sighting,
+/// crop, clip) beside each closure check's look (the "after": its photo and clip), oldest
+/// first.
 fn before_after(
     lang: Lang,
     evidence: &Option<serde_json::Value>,
     m: &crate::model::package::PackageManifest,
-) -> String {
-    let thumb = |f: &str| super::pages::thumb(evidence, f);
-    let figure = |file: &str, caption: &str, class: &str| -> String {
-        match thumb(file) {
-            Some(u) if file.ends_with(".mp4") => format!(
-                "<figure><video controls muted preload=\"metadata\" src=\"{}\"></video><figcaption>{}</figcaption></figure>",
-                esc(&u),
-                esc(caption)
-            ),
-            Some(u) => format!(
-                "<figure><img class=\"{class}\" src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
-                esc(&u),
-                esc(caption),
-                esc(caption)
-            ),
-            None => String::new(),
-        }
+) -> CasePackage {
+    let figure = |file: &str, caption: String| -> Option<Figure> {
+        super::pages::thumb(evidence, file).map(|url| Figure {
+            url,
+            caption,
+            video: file.ends_with(".mp4"),
+        })
     };
     let has = |name: &str| m.files.iter().any(|f| f.name == name);
-    let mut out = format!(
-        "<p id=\"package-state\" class=\"ok\">{} · {} {} · sha256</p><div class=\"before-after\" id=\"before-after\"><section class=\"before\" id=\"before\"><h3>{}</h3>",
-        t(lang, "package_verified"),
-        m.files.len(),
-        t(lang, "files"),
-        t(lang, "before"),
-    );
-    for (file, key) in [
+    let mut before: Vec<Figure> = [
         ("confirm.jpg", "full_frame"),
         ("first_seen.jpg", "first_seen"),
         ("crop.jpg", "crop"),
-    ] {
-        if has(file) {
-            out.push_str(&figure(file, t(lang, key), "before"));
-        }
-    }
+    ]
+    .into_iter()
+    .filter(|(file, _)| has(file))
+    .filter_map(|(file, key)| figure(file, t(lang, key).to_string()))
+    .collect();
     if m.clip.is_some() && has("clip.mp4") {
-        out.push_str(&figure("clip.mp4", t(lang, "clip"), "before"));
+        before.extend(figure("clip.mp4", t(lang, "clip").to_string()));
     }
-    out.push_str(&format!(
-        "</section><section class=\"after\" id=\"after\"><h3>{}</h3>",
-        t(lang, "after")
-    ));
-    if m.revisions.is_empty() {
-        out.push_str(&format!(
-            "<p class=\"note\">{}</p>",
-            t(lang, "no_after_yet")
-        ));
+    let after = m
+        .revisions
+        .iter()
+        .flat_map(|r| {
+            let key = if r.outcome == "clear" {
+                "after_clear"
+            } else {
+                "after_still"
+            };
+            r.files
+                .iter()
+                .filter(|f| f.ends_with(".jpg") || f.ends_with(".mp4"))
+                .filter_map(move |f| figure(f, format!("{} · {}", t(lang, key), r.at.local)))
+        })
+        .collect();
+    CasePackage {
+        files: m.files.len(),
+        before,
+        after,
     }
-    for r in &m.revisions {
-        let key = if r.outcome == "clear" {
-            "after_clear"
-        } else {
-            "after_still"
-        };
-        for f in &r.files {
-            if f.ends_with(".jpg") || f.ends_with(".mp4") {
-                let caption = format!("{} · {}", t(lang, key), r.at.local);
-                out.push_str(&figure(f, &caption, "after"));
-            }
-        }
-    }
-    out.push_str("</section></div>");
-    out
 }
 
 pub async fn case_page(
@@ -113,105 +92,77 @@ pub async fn case_page(
         .map_err(WebError::internal)?;
     let off = st.cases.utc_offset_s;
     let now = st.now();
-    let late = c.overdue(now);
-    let mut body = format!(
-        "<dl><dt>{}</dt><dd id=\"case-status\" class=\"status-{status}\">{}</dd><dt>{}</dt><dd>{} {} / {} {}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd id=\"deadline\" class=\"{}\">{}{}</dd><dt>{}</dt><dd><a href=\"/captures/{cap}\">{cap}</a></dd></dl>",
-        t(lang, "status"),
-        t(lang, &c.status),
-        t(lang, "category"),
-        esc(&c.major_code),
-        esc(&c.major_name),
-        esc(&c.minor_code),
-        esc(&c.minor_name),
-        t(lang, "camera"),
-        esc(&c.camera),
-        t(lang, "time_limit"),
-        esc(&c.time_limit),
-        t(lang, "deadline"),
-        if late { "overdue" } else { "" },
-        c.deadline_at.map(|d| local(d, off)).unwrap_or_default(),
-        // The countdown while the deadline runs; how late once it has passed.
-        match c.deadline_at {
-            Some(_) if late => format!(" · {}", t(lang, "overdue")),
-            Some(d) if CaseStatus::parse(&c.status).is_some_and(CaseStatus::deadline_runs) => {
-                format!(
-                    " · <span id=\"countdown\">{} {}</span>",
-                    super::pages::duration(d - now),
-                    t(lang, "left")
-                )
-            }
-            _ => String::new(),
-        },
-        t(lang, "capture"),
-        status = esc(&c.status),
-        cap = esc(&c.capture_id),
-    );
+    let overdue = c.overdue(now);
+    let status = CaseStatus::parse(&c.status);
+    // The countdown while the deadline runs.
+    let countdown = c
+        .deadline_at
+        .filter(|_| !overdue && status.is_some_and(CaseStatus::deadline_runs))
+        .map(|d| super::pages::duration(d - now));
     // The vehicle's plate (车牌号), from its capture: in full for operators, masked for viewers.
-    if c.rule == "abandoned_vehicle"
-        && let Ok(Some(cap)) = st.store.capture(&c.capture_id).await
-    {
-        let shown = cap
-            .plate
-            .as_deref()
-            .map(|p| super::review::shown_plate(&auth, p))
-            .unwrap_or_else(|| t(lang, "plate_unread").to_string());
-        body.push_str(&format!(
-            "<dl class=\"plate\"><dt>{}</dt><dd id=\"plate\">{}</dd></dl>",
-            t(lang, "plate"),
-            esc(&shown)
-        ));
-    }
-    body.push_str(&format!(
-        "<h2>{}</h2><table id=\"history\"><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-        t(lang, "history_of_case"),
-        t(lang, "time"),
-        t(lang, "status"),
-        t(lang, "by"),
-        t(lang, "note"),
-    ));
-    for e in &history {
-        body.push_str(&format!(
-            "<tr class=\"event\" data-status=\"{s}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            e.seq,
-            local(e.at, off),
-            t(lang, &e.status),
-            esc(&e.actor),
-            esc(e.detail.as_deref().unwrap_or("")),
-            s = esc(&e.status),
-        ));
-    }
-    body.push_str("</table>");
+    let plate = if c.rule == "abandoned_vehicle" {
+        match st.store.capture(&c.capture_id).await {
+            Ok(Some(cap)) => Some(
+                cap.plate
+                    .as_deref()
+                    .map(|p| super::review::shown_plate(&auth, p))
+                    .unwrap_or_else(|| t(lang, "plate_unread").to_string()),
+            ),
+            _ => None,
+        }
+    } else {
+        None
+    };
     // A person checks when the camera could not (or before it does).
-    if matches!(
-        CaseStatus::parse(&c.status),
-        Some(CaseStatus::Handled | CaseStatus::CheckManual)
-    ) && auth.user.role >= Role::Operator
-    {
-        let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"/cases/{n}/verify\" id=\"verify-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <button name=\"outcome\" value=\"clear\" id=\"verify-clear\">{}</button> \
-             <button name=\"outcome\" value=\"still_there\" id=\"verify-still\">{}</button></form>",
-            t(lang, "verify_clear"),
-            t(lang, "verify_still"),
-            n = esc(&n),
-        ));
-    }
-    body.push_str(&format!("<h2>{}</h2>", t(lang, "evidence")));
-    match package_of(&st, &evidence) {
-        PackageView::Verified(m) => body.push_str(&before_after(lang, &evidence, &m)),
-        PackageView::Tampered(tp) => body.push_str(&super::pages::tampered_banner(lang, &tp)),
-        PackageView::None => body.push_str(&format!(
-            "<p id=\"package-state\" class=\"note\">{}</p>",
-            t(lang, "no_package")
-        )),
-    }
-    Ok(page(
-        &st,
+    let verify = matches!(status, Some(CaseStatus::Handled | CaseStatus::CheckManual))
+        && auth.user.role >= Role::Operator;
+    let (package, tampered) = match package_of(&st, &evidence) {
+        PackageView::Verified(m) => (Some(before_after(lang, &evidence, &m)), None),
+        PackageView::Tampered(tp) => (None, Some(super::pages::tampered_banner(lang, &tp))),
+        PackageView::None => (None, None),
+    };
+    let history = history
+        .iter()
+        .map(|e| CaseStep {
+            seq: e.seq,
+            time: local(e.at, off),
+            status: e.status.clone(),
+            status_word: t(lang, &e.status),
+            actor: e.actor.clone(),
+            note: e.detail.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok(render(
         lang,
-        &auth,
-        &format!("{} {}", t(lang, "case_number"), n),
-        &body,
+        &CasePage {
+            frame: Frame::new(
+                &st,
+                lang,
+                &auth,
+                &format!("{} {}", t(lang, "case_number"), n),
+            ),
+            lang,
+            path: super::pages::urlencoding_path(&n),
+            status_word: t(lang, &c.status),
+            status: c.status.clone(),
+            category: format!(
+                "{} {} / {} {}",
+                c.major_code, c.major_name, c.minor_code, c.minor_name
+            ),
+            camera: c.camera.clone(),
+            time_limit: c.time_limit.clone(),
+            deadline: c.deadline_at.map(|d| local(d, off)).unwrap_or_default(),
+            overdue,
+            countdown,
+            capture_path: super::pages::urlencoding_path(&c.capture_id),
+            capture: c.capture_id.clone(),
+            plate,
+            history,
+            verify,
+            csrf: auth.csrf.clone().unwrap_or_default(),
+            package,
+            tampered,
+        },
     ))
 }
 
@@ -368,38 +319,28 @@ pub async fn dead_letters_page(
 ) -> Result<Response, WebError> {
     auth.require(Role::Admin)?;
     let dead = st.store.dead_letters().await.map_err(WebError::internal)?;
-    let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
-    let mut body = format!(
-        "<form method=\"post\" action=\"/admin/outbox/requeue\" id=\"requeue-all-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"requeue-all\">{}</button></form>\
-         <table id=\"dead-letters\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
-        t(lang, "requeue_all"),
-        t(lang, "case_number"),
-        t(lang, "message"),
-        t(lang, "idempotency_key"),
-        t(lang, "attempts"),
-        t(lang, "last_error"),
-    );
-    if dead.is_empty() {
-        body.push_str(&format!(
-            "<tr><td colspan=\"6\">{}</td></tr>",
-            t(lang, "none")
-        ));
-    }
-    for d in &dead {
-        body.push_str(&format!(
-            "<tr class=\"dead\" data-id=\"{id}\"><td><a href=\"/cases/{case}\">{case}</a></td><td>{ev}</td><td>{key}</td><td>{n}</td><td class=\"error\">{err}</td>\
-             <td><form method=\"post\" action=\"/admin/outbox/{id}/requeue\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"requeue\">{rq}</button></form></td></tr>",
-            id = esc(&d.id),
-            case = esc(&d.case_number),
-            ev = esc(&d.event),
-            key = esc(&d.idempotency_key),
-            n = d.attempts,
-            err = esc(d.last_error.as_deref().unwrap_or("")),
-            rq = t(lang, "requeue"),
-        ));
-    }
-    body.push_str("</table>");
-    Ok(page(&st, lang, &auth, t(lang, "dead_letters"), &body))
+    let dead = dead
+        .iter()
+        .map(|d| crate::templates::DeadLine {
+            id: d.id.clone(),
+            path: super::pages::urlencoding_path(&d.id),
+            case_number: d.case_number.clone(),
+            case_path: super::pages::urlencoding_path(&d.case_number),
+            event: d.event.clone(),
+            idempotency_key: d.idempotency_key.clone(),
+            attempts: d.attempts,
+            error: d.last_error.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok(render(
+        lang,
+        &crate::templates::OutboxPage {
+            frame: Frame::new(&st, lang, &auth, t(lang, "dead_letters")),
+            lang,
+            csrf: auth.csrf.clone().unwrap_or_default(),
+            dead,
+        },
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

@@ -285,6 +285,11 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "在画面上依次点击各顶点，然后保存",
             "Click each corner on the picture, then save",
         ),
+        "edit_zone" => ("修改顶点", "Edit the corners"),
+        "zone_editing" => (
+            "拖动顶点移动；在边旁点击添加顶点；双击顶点删除；然后保存",
+            "Drag a corner to move it, click beside an edge to add one, double-click a corner to remove it, then save",
+        ),
         "walk_full" => ("立即全量校验", "Walk the whole chain now"),
         "since_full_walk" => (
             "行为上次全量校验之后新增，本次已校验",

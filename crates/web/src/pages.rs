@@ -19,19 +19,9 @@ use super::review::{
     do_reject,
 };
 use super::state::WebState;
-use super::templates::{Body, Card, Choice, Frame, Workbench};
+use super::templates::{Card, Choice, Frame, Workbench};
 use crate::config::RuleKind;
 use crate::store::query::{CaptureFilter, CaseFilter};
-
-pub(crate) fn page(st: &WebState, lang: Lang, auth: &Auth, title: &str, body: &str) -> Response {
-    render(
-        lang,
-        &Body {
-            frame: Frame::new(st, lang, auth, title),
-            body,
-        },
-    )
-}
 
 /// A page from its template, with the language remembered in a cookie.
 pub(crate) fn render(lang: Lang, page: &impl Template) -> Response {
@@ -600,91 +590,74 @@ pub async fn cases(
     lang: Lang,
     Query(f): Query<CaseFilter>,
 ) -> Result<Response, WebError> {
+    crate::store::query::check_offset(f.offset).map_err(WebError::unprocessable)?;
     let (cases, total) = st
         .store
         .list_cases(&f, st.cases.utc_offset_s)
         .await
         .map_err(WebError::internal)?;
-    let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
-    let mut body = format!(
-        r#"<form method="get" action="/cases" class="filters"><label>{rule} <input name="rule" value="{r}"></label>
-<label>{camera} <input name="camera" value="{c}"></label><label>{status} <input name="status" value="{s}"></label>
-<label>{from} <input type="date" name="from_date" value="{fd}"></label><label>{to} <input type="date" name="to_date" value="{td}"></label>
-<button>{filter}</button> <a href="/cases.csv" id="export">{export}</a></form><p>{total}</p><table id="cases"><tr><th>{num}</th><th>{rule}</th><th>{category}</th><th>{camera}</th><th>{time}</th><th>{limit}</th><th>{deadline}</th><th>{status}</th></tr>"#,
-        deadline = t(lang, "deadline"),
-        rule = t(lang, "rule"),
-        camera = t(lang, "camera"),
-        status = t(lang, "status"),
-        filter = t(lang, "filter"),
-        export = t(lang, "export"),
-        num = t(lang, "case_number"),
-        category = t(lang, "category"),
-        time = t(lang, "time"),
-        limit = t(lang, "time_limit"),
-        r = v(&f.rule),
-        c = v(&f.camera),
-        s = v(&f.status),
-        fd = v(&f.from_date),
-        td = v(&f.to_date),
-        from = t(lang, "from"),
-        to = t(lang, "to"),
-    );
     let now = st.now();
-    for k in &cases {
-        let late = k.overdue(now);
-        body.push_str(&format!(
-            "<tr class=\"{}\"><td class=\"case-number\"><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"deadline\">{}{}</td><td>{}</td></tr>",
-            if late { "overdue" } else { "" },
-            urlencoding_path(&k.case_number),
-            esc(&k.case_number),
-            t(lang, &k.rule),
-            esc(&k.minor_code),
-            esc(&k.minor_name),
-            esc(&k.camera),
-            local(k.reported_at, st.cases.utc_offset_s),
-            esc(&k.time_limit),
-            k.deadline_at
-                .map(|d| local(d, st.cases.utc_offset_s))
-                .unwrap_or_default(),
-            if late {
-                format!(" <b class=\"overdue-mark\">{}</b>", t(lang, "overdue"))
-            } else {
-                String::new()
-            },
-            t(lang, &k.status),
-        ));
-    }
-    body.push_str("</table>");
+    let off = st.cases.utc_offset_s;
+    let rows = cases
+        .iter()
+        .map(|k| crate::templates::CaseLine {
+            href: format!("/cases/{}", urlencoding_path(&k.case_number)),
+            number: k.case_number.clone(),
+            rule: t(lang, &k.rule),
+            category: format!("{} {}", k.minor_code, k.minor_name),
+            camera: k.camera.clone(),
+            reported: local(k.reported_at, off),
+            time_limit: k.time_limit.clone(),
+            deadline: k.deadline_at.map(|d| local(d, off)).unwrap_or_default(),
+            overdue: k.overdue(now),
+            status: t(lang, &k.status),
+        })
+        .collect();
     // The next page by keyset, with the same filters: as fast deep in a year of cases as
     // on the first page.
     let limit = f.limit.unwrap_or(50).clamp(1, 500);
-    if cases.len() as i64 == limit
-        && let Some(last) = cases.last()
-    {
-        let some = |k: &str, v: &Option<String>| {
-            v.as_ref()
-                .filter(|v| !v.is_empty())
-                .map(|v| (k.to_string(), v.clone()))
-        };
-        let mut q: Vec<(String, String)> = [
-            some("rule", &f.rule),
-            some("camera", &f.camera),
-            some("status", &f.status),
-            some("from_date", &f.from_date),
-            some("to_date", &f.to_date),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        q.push(("limit".into(), limit.to_string()));
-        q.push(("after".into(), last.cursor()));
-        body.push_str(&format!(
-            "<p><a href=\"/cases?{}\" id=\"next-page\">{} →</a></p>",
-            esc(&serde_urlencoded::to_string(&q).unwrap_or_default()),
-            t(lang, "next")
-        ));
-    }
-    Ok(page(&st, lang, &auth, t(lang, "cases"), &body))
+    let some = |k: &str, v: &Option<String>| {
+        v.as_ref()
+            .filter(|v| !v.is_empty())
+            .map(|v| (k.to_string(), v.clone()))
+    };
+    let next = cases
+        .last()
+        .filter(|_| cases.len() as i64 == limit)
+        .map(|last| {
+            let mut q: Vec<(String, String)> = [
+                some("rule", &f.rule),
+                some("camera", &f.camera),
+                some("status", &f.status),
+                some("from_date", &f.from_date),
+                some("to_date", &f.to_date),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            q.push(("limit".into(), limit.to_string()));
+            q.push(("after".into(), last.cursor()));
+            format!(
+                "/cases?{}",
+                serde_urlencoded::to_string(&q).unwrap_or_default()
+            )
+        });
+    let text = |o: &Option<String>| o.clone().unwrap_or_default();
+    Ok(render(
+        lang,
+        &crate::templates::CasesList {
+            frame: Frame::new(&st, lang, &auth, t(lang, "cases")),
+            lang,
+            rule: text(&f.rule),
+            camera: text(&f.camera),
+            status: text(&f.status),
+            from_date: text(&f.from_date),
+            to_date: text(&f.to_date),
+            total,
+            rows,
+            next,
+        },
+    ))
 }
 
 pub async fn cameras(
@@ -692,22 +665,28 @@ pub async fn cameras(
     Extension(auth): Extension<Auth>,
     lang: Lang,
 ) -> Response {
-    let mut body = format!(
-        "<table id=\"cameras\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-        t(lang, "camera"),
-        t(lang, "health"),
-        t(lang, "frames"),
-        t(lang, "analysed"),
-        t(lang, "reused"),
-        t(lang, "reconnects"),
-        t(lang, "last_error"),
-    );
+    use crate::templates::{BoxShape, CameraLine, CamerasPage, FixtureLine, FleetLine, ZoneShape};
     // Zones an admin drew on a camera's picture, drawn in place of the config's.
     let drawn = st.store.zone_overrides().await.unwrap_or_default();
     let admin = auth.user.role >= crate::store::users::Role::Admin;
     let operator = auth.user.role >= crate::store::users::Role::Operator;
+    let fixture_lines = |list: &[crate::model::fixture::Fixture]| -> Vec<FixtureLine> {
+        list.iter()
+            .enumerate()
+            .map(|(index, f)| FixtureLine {
+                index,
+                label: f.label.clone(),
+                source: format!("{:?}", f.source),
+                bbox: format!(
+                    "{:.2}, {:.2}, {:.2}, {:.2}",
+                    f.bbox[0], f.bbox[1], f.bbox[2], f.bbox[3]
+                ),
+            })
+            .collect()
+    };
+    let mut cameras = Vec::new();
     for c in camera_views(&st) {
-        let (state, frames, reconnects, err) = c
+        let (state, frames, reconnects, error) = c
             .status
             .as_ref()
             .map(|s| {
@@ -734,13 +713,13 @@ pub async fn cameras(
                 )
             })
             .unwrap_or_default();
-        let zones: String = c
+        let zones = c
             .zones
             .iter()
             .map(|z| {
                 let zid = z["id"].as_str().unwrap_or("");
                 let over = drawn.iter().find(|d| d.camera == c.id && d.zone == zid);
-                let pts = match over {
+                let points = match over {
                     Some(d) => d
                         .polygon
                         .iter()
@@ -759,208 +738,102 @@ pub async fn cameras(
                         })
                         .unwrap_or_default(),
                 };
-                format!(
-                    "<polygon points=\"{}\" data-zone=\"{}\" class=\"{}\"><title>{}</title></polygon>",
-                    esc(&pts),
-                    esc(zid),
-                    if over.is_some() { "drawn" } else { "config" },
-                    esc(zid)
-                )
+                ZoneShape {
+                    points,
+                    zone: zid.to_string(),
+                    drawn: over.is_some(),
+                }
             })
-            .collect::<String>()
-            // The camera's fixtures, and those it proposes, as boxes on its picture.
-            + &c
-                .fixtures
-                .iter()
-                .map(|f| (f, "fixture"))
-                .chain(c.proposed_fixtures.iter().map(|f| (f, "proposed")))
-                .scan((0usize, 0usize), |n, (f, class)| {
-                    // Each box's index in its own list: what the form's accept/dismiss name.
-                    let i = if class == "fixture" { &mut n.0 } else { &mut n.1 };
-                    *i += 1;
-                    Some((f, class, *i - 1))
-                })
-                .map(|(f, class, i)| {
-                    format!(
-                        "<rect class=\"{class}\" data-index=\"{i}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{}</title></rect>",
-                        f.bbox[0],
-                        f.bbox[1],
-                        (f.bbox[2] - f.bbox[0]).max(0.0),
-                        (f.bbox[3] - f.bbox[1]).max(0.0),
-                        esc(&f.label)
-                    )
-                })
-                .collect::<String>();
-        let fixture_tools = if operator {
-            format!(
-                " <input class=\"fixture-label\" placeholder=\"{label}\" maxlength=\"40\" size=\"8\" aria-label=\"{label}\"> <button type=\"button\" class=\"fixture-draw\">{draw}</button>",
-                label = t(lang, "label"),
-                draw = t(lang, "draw_fixture"),
-            )
-        } else {
-            String::new()
+            .collect();
+        // The camera's fixtures, and those it proposes, as boxes on its picture.
+        let shape = |class: &'static str| {
+            move |(index, f): (usize, &crate::model::fixture::Fixture)| BoxShape {
+                class,
+                index,
+                x: f.bbox[0],
+                y: f.bbox[1],
+                w: (f.bbox[2] - f.bbox[0]).max(0.0),
+                h: (f.bbox[3] - f.bbox[1]).max(0.0),
+                label: f.label.clone(),
+            }
         };
-        let editor = if admin && !c.zones.is_empty() {
-            let options: String = c
+        let boxes = c
+            .fixtures
+            .iter()
+            .enumerate()
+            .map(shape("fixture"))
+            .chain(
+                c.proposed_fixtures
+                    .iter()
+                    .enumerate()
+                    .map(shape("proposed")),
+            )
+            .collect();
+        cameras.push(CameraLine {
+            path: urlencoding_path(&c.id),
+            live: st.latest.lock().contains_key(&c.id),
+            zone_ids: c
                 .zones
                 .iter()
-                .filter_map(|z| z["id"].as_str())
-                .map(|z| format!("<option>{}</option>", esc(z)))
-                .collect();
-            format!(
-                "<div class=\"zone-editor\" data-camera=\"{id}\" data-saved=\"{saved}\" data-reset=\"{done}\" data-drawing=\"{drawing}\" data-drawing-fixture=\"{drawing_fixture}\" data-accept=\"{accept}\" data-dismiss=\"{dismiss}\"><select class=\"zone-pick\" aria-label=\"{zone}\">{options}</select> <button type=\"button\" class=\"zone-draw\">{draw}</button> <button type=\"button\" class=\"zone-save\" disabled>{save}</button> <button type=\"button\" class=\"zone-reset\">{reset}</button>{fixture_tools} <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
-                id = esc(&c.id),
-                zone = t(lang, "zone"),
-                draw = t(lang, "draw_zone"),
-                save = t(lang, "save"),
-                reset = t(lang, "reset_zone"),
-                saved = t(lang, "zone_saved"),
-                done = t(lang, "zone_reset_done"),
-                drawing = t(lang, "zone_drawing"),
-                drawing_fixture = t(lang, "fixture_drawing"),
-                accept = t(lang, "accept"),
-                dismiss = t(lang, "dismiss"),
-            )
-        } else if operator {
-            format!(
-                "<div class=\"zone-editor\" data-camera=\"{id}\" data-drawing-fixture=\"{drawing}\" data-accept=\"{accept}\" data-dismiss=\"{dismiss}\">{fixture_tools} <span class=\"zone-status\" aria-live=\"polite\"></span></div>",
-                id = esc(&c.id),
-                drawing = t(lang, "fixture_drawing"),
-                accept = t(lang, "accept"),
-                dismiss = t(lang, "dismiss"),
-            )
-        } else {
-            String::new()
-        };
-        let live = if st.latest.lock().contains_key(&c.id) {
-            format!(
-                "<div class=\"live\" data-camera=\"{id}\"><img src=\"/cameras/{id}/latest.jpg\" alt=\"\"><svg viewBox=\"0 0 1 1\" preserveAspectRatio=\"none\">{zones}</svg></div>{editor}",
-                id = esc(&c.id)
-            )
-        } else {
-            String::new()
-        };
-        body.push_str(&format!(
-            "<tr><td>{live}{} <small>{}</small><br><small>{}</small></td><td class=\"state {state}\">{state}</td><td>{frames}</td><td>{analysed}</td><td>{reused}</td><td>{reconnects}</td><td>{}</td></tr>",
-            esc(&c.id),
-            esc(&c.name),
-            esc(&c.url),
-            esc(&err),
-        ));
+                .filter_map(|z| z["id"].as_str().map(String::from))
+                .collect(),
+            fixtures: fixture_lines(&c.fixtures),
+            proposed: fixture_lines(&c.proposed_fixtures),
+            id: c.id,
+            name: c.name,
+            url: c.url,
+            state: state.to_string(),
+            frames,
+            analysed,
+            reused,
+            reconnects,
+            error,
+            zones,
+            boxes,
+        });
     }
-    body.push_str("</table>");
     // The fleet: every camera of every worker, as the workers last wrote them.
-    if let Ok(rows) = super::fleet::fleet_rows(&st).await
-        && !rows.is_empty()
-    {
-        body.push_str(&format!(
-            "<h2>{}</h2><table id=\"fleet\"><tr><th>{}</th><th>worker</th><th>lease</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>report</th></tr>",
-            t(lang, "fleet"),
-            t(lang, "camera"),
-            t(lang, "health"),
-            t(lang, "frames"),
-            t(lang, "analysed"),
-            t(lang, "reused"),
-        ));
-        for r in rows {
+    let fleet = super::fleet::fleet_rows(&st)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
             let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
             let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
-            let state = s(&r["health"]["state"]);
-            let lease = match r["lease"]["worker"].as_str() {
-                Some(w) => format!(
-                    "{w} ({:.0} s)",
-                    r["lease"]["expires_in_s"].as_f64().unwrap_or(0.0)
-                ),
-                None => "-".into(),
-            };
-            body.push_str(&format!(
-                "<tr data-camera=\"{cam}\"><td>{cam}</td><td class=\"worker\">{worker}</td><td class=\"lease\">{lease}</td><td class=\"state {state}\">{state}</td><td>{frames}</td><td>{inf}</td><td>{reused}</td><td>{age:.0} s ago</td></tr>",
-                cam = esc(&s(&r["camera"])),
-                worker = esc(&s(&r["worker"])),
-                lease = esc(&lease),
-                state = esc(&state),
-                frames = n(&r["health"]["frames"]),
-                inf = n(&r["analysis"]["inferences"]),
-                reused = n(&r["analysis"]["reused"]),
-                age = r["report_age_s"].as_f64().unwrap_or(0.0),
-            ));
-        }
-        body.push_str("</table>");
-    }
-    // Each camera's fixtures, with a form to remove one or add one by its box.
-    let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
-    body.push_str(&format!("<h2>{}</h2>", t(lang, "fixtures")));
-    for c in camera_views(&st) {
-        let id = esc(&c.id);
-        body.push_str(&format!(
-            "<h3>{id}</h3><table class=\"fixtures\" id=\"fixtures-{id}\"><tr><th>{}</th><th>box</th><th></th></tr>",
-            t(lang, "label")
-        ));
-        for (i, f) in c.fixtures.iter().enumerate() {
-            body.push_str(&fixture_row(
-                f,
-                &id,
-                &csrf,
-                i,
-                &[("remove", t(lang, "remove"))],
-            ));
-        }
-        body.push_str("</table>");
-        if !c.proposed_fixtures.is_empty() {
-            body.push_str(&format!(
-                "<h4>{}</h4><table class=\"proposed\" id=\"proposed-{id}\"><tr><th>{}</th><th>box</th><th></th></tr>",
-                t(lang, "proposed_fixtures"),
-                t(lang, "label")
-            ));
-            for (i, f) in c.proposed_fixtures.iter().enumerate() {
-                let actions = [
-                    ("accept", t(lang, "accept")),
-                    ("dismiss", t(lang, "dismiss")),
-                ];
-                body.push_str(&fixture_row(f, &id, &csrf, i, &actions));
+            FleetLine {
+                camera: s(&r["camera"]),
+                worker: s(&r["worker"]),
+                lease: match r["lease"]["worker"].as_str() {
+                    Some(w) => format!(
+                        "{w} ({:.0} s)",
+                        r["lease"]["expires_in_s"].as_f64().unwrap_or(0.0)
+                    ),
+                    None => "-".into(),
+                },
+                state: s(&r["health"]["state"]),
+                frames: n(&r["health"]["frames"]),
+                inferences: n(&r["analysis"]["inferences"]),
+                reused: n(&r["analysis"]["reused"]),
+                age: format!("{:.0}", r["report_age_s"].as_f64().unwrap_or(0.0)),
             }
-            body.push_str("</table>");
-        }
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"add-fixture\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"label\" placeholder=\"bench\" maxlength=\"40\"> x1 <input name=\"x1\" size=\"4\"> y1 <input name=\"y1\" size=\"4\"> x2 <input name=\"x2\" size=\"4\"> y2 <input name=\"y2\" size=\"4\"> <button>{}</button></form>",
-            t(lang, "add_fixture")
-        ));
-    }
-    if operator {
-        body.push_str("<script src=\"/static/zones.js\" defer></script>");
-    }
-    page(&st, lang, &auth, t(lang, "cameras"), &body)
+        })
+        .collect();
+    render(
+        lang,
+        &CamerasPage {
+            frame: Frame::new(&st, lang, &auth, t(lang, "cameras")),
+            lang,
+            admin,
+            operator,
+            csrf: auth.csrf.clone().unwrap_or_default(),
+            cameras,
+            fleet,
+        },
+    )
 }
 
 /// One fixture's row on the cameras page: its label and source, its box, and one small form
 /// per action, whose field (`remove`, `accept`, `dismiss`) names the fixture's index `i`.
-fn fixture_row(
-    f: &crate::model::fixture::Fixture,
-    id: &str,
-    csrf: &str,
-    i: usize,
-    actions: &[(&str, &str)],
-) -> String {
-    let forms: Vec<String> = actions
-        .iter()
-        .map(|(field, label)| {
-            format!(
-                "<form method=\"post\" action=\"/cameras/{id}/fixtures\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"{field}\" value=\"{i}\"><button>{label}</button></form>"
-            )
-        })
-        .collect();
-    format!(
-        "<tr><td>{} <small>{:?}</small></td><td>{:.2}, {:.2}, {:.2}, {:.2}</td><td>{}</td></tr>",
-        esc(&f.label),
-        f.source,
-        f.bbox[0],
-        f.bbox[1],
-        f.bbox[2],
-        f.bbox[3],
-        forms.join(" ")
-    )
-}
-
 /// Adds or removes one of a camera's fixtures; back to the cameras page.
 pub async fn fixtures(
     State(st): State<Arc<WebState>>,
@@ -995,63 +868,47 @@ pub async fn summary(
     Extension(auth): Extension<Auth>,
     lang: Lang,
 ) -> Result<Response, WebError> {
-    let rules = st.store.rule_summary().await.map_err(WebError::internal)?;
-    let mut body = format!(
-        "<table id=\"summary\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-        t(lang, "rule"),
-        t(lang, "captures"),
-        t(lang, "confirmed"),
-        t(lang, "rejected"),
-        t(lang, "pending"),
-        t(lang, "rate"),
-    );
-    for r in rules {
-        let decided = r.confirmed + r.rejected;
-        let rate = if decided > 0 {
-            format!("{:.0}%", 100.0 * r.confirmed as f64 / decided as f64)
-        } else {
-            "-".into()
-        };
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{rate}</td></tr>",
-            t(lang, &r.rule),
-            r.captures,
-            r.confirmed,
-            r.rejected,
-            r.pending
-        ));
-    }
-    body.push_str("</table>");
+    use crate::templates::{SummaryPage, SummaryRow};
+    let percent = |rate: Option<f64>| {
+        rate.map(|x| format!("{:.0}%", 100.0 * x))
+            .unwrap_or_else(|| "-".into())
+    };
+    let rules = st
+        .store
+        .rule_summary()
+        .await
+        .map_err(WebError::internal)?
+        .into_iter()
+        .map(|r| {
+            let decided = r.confirmed + r.rejected;
+            SummaryRow {
+                label: t(lang, &r.rule).to_string(),
+                captures: r.captures,
+                confirmed: r.confirmed,
+                rejected: r.rejected,
+                pending: r.pending,
+                rate: percent((decided > 0).then(|| r.confirmed as f64 / decided as f64)),
+            }
+        })
+        .collect();
     let recent = st
         .store
         .recent(super::summary::WINDOW_DAYS)
         .await
         .map_err(WebError::internal)?;
     let sum = super::summary::summarise(&recent, st.cases.utc_offset_s);
-    body.push_str(&format!(
-        "<h2>{}</h2><table id=\"rates\"><tr><th>{} / {}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-        t(lang, "last_30_days"),
-        t(lang, "rule"),
-        t(lang, "camera"),
-        t(lang, "captures"),
-        t(lang, "confirmed"),
-        t(lang, "rejected"),
-        t(lang, "rate"),
-    ));
-    for (k, r) in &sum.per_rule_camera {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(k),
-            r.captures,
-            r.confirmed,
-            r.rejected,
-            r.confirmation_rate
-                .map(|x| format!("{:.0}%", 100.0 * x))
-                .unwrap_or_else(|| "-".into())
-        ));
-    }
-    body.push_str("</table>");
-    body.push_str(&summary_charts(lang, &sum));
+    let recent = sum
+        .per_rule_camera
+        .iter()
+        .map(|(k, r)| SummaryRow {
+            label: k.clone(),
+            captures: r.captures as i64,
+            confirmed: r.confirmed as i64,
+            rejected: r.rejected as i64,
+            pending: 0,
+            rate: percent(r.confirmation_rate),
+        })
+        .collect();
     // The cameras' capacity and health over the last day, as sampled every few minutes.
     let samples = st
         .store
@@ -1059,14 +916,9 @@ pub async fn summary(
         .await
         .unwrap_or_default();
     let day = super::summary::last_day(&samples, st.cases.utc_offset_s);
-    body.push_str(&format!("<h2>{}</h2>", t(lang, "capacity_last_day")));
-    if day.hours.is_empty() {
-        body.push_str(&format!(
-            "<p class=\"note\" id=\"no-samples\">{}</p>",
-            t(lang, "no_samples")
-        ));
-    } else {
-        body.push_str(&super::charts::stacked_bars(
+    let mut day_charts = Vec::new();
+    if !day.hours.is_empty() {
+        day_charts.push(super::charts::stacked_bars(
             "chart-health",
             t(lang, "cameras_by_state"),
             &day.hours,
@@ -1082,7 +934,7 @@ pub async fn summary(
             .zip(&day.inferences_per_min)
             .map(|(a, i)| (a - i).max(0.0))
             .collect();
-        body.push_str(&super::charts::stacked_bars(
+        day_charts.push(super::charts::stacked_bars(
             "chart-capacity",
             t(lang, "frames_per_min"),
             &day.hours,
@@ -1096,30 +948,29 @@ pub async fn summary(
         ));
     }
     // What the verdict history proposes per camera (applied on the learning page).
-    if let Ok(proposals) = super::review::proposals(&st).await {
-        body.push_str(&format!(
-            "<h2>{}</h2><p id=\"summary-proposals\"><a href=\"/learning#proposals\">{} {}</a></p>",
-            t(lang, "proposals"),
-            proposals.len(),
-            t(lang, "proposals"),
-        ));
-    }
-    Ok(page(&st, lang, &auth, t(lang, "summary"), &body))
+    let proposals = super::review::proposals(&st).await.ok().map(|p| p.len());
+    Ok(render(
+        lang,
+        &SummaryPage {
+            frame: Frame::new(&st, lang, &auth, t(lang, "summary")),
+            lang,
+            rules,
+            recent,
+            replayed: sum.replayed,
+            charts: summary_charts(lang, &sum),
+            day_charts,
+            proposals,
+        },
+    ))
 }
 
 /// The summary's charts (inline SVG): captures per day by rule, the confirmation rate by
 /// camera and rule, the time from capture to decision and to filing, and the rejection
 /// reasons; with a note when recorded footage is among the captures.
-fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> String {
+fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> Vec<crate::templates::Chart> {
     use super::charts::{bars, stacked_bars};
-    let mut body = String::new();
-    if sum.replayed > 0 {
-        body.push_str(&format!(
-            "<p class=\"note\" id=\"replayed\">{} {}</p>",
-            sum.replayed,
-            t(lang, "replayed_note")
-        ));
-    }
+    use crate::templates::Chart;
+    let mut charts = Vec::new();
     let days: Vec<String> = sum.per_day.keys().cloned().collect();
     let rules: std::collections::BTreeSet<&String> =
         sum.per_day.values().flat_map(|m| m.keys()).collect();
@@ -1134,13 +985,10 @@ fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> String {
             )
         })
         .collect();
-    body.push_str(&format!("<h2>{}</h2>", t(lang, "per_day")));
-    body.push_str(&stacked_bars(
-        "chart-per-day",
-        t(lang, "per_day"),
-        &days,
-        &series,
-    ));
+    charts.push(Chart {
+        heading: t(lang, "per_day"),
+        svg: stacked_bars("chart-per-day", t(lang, "per_day"), &days, &series),
+    });
     let rates: Vec<(String, f64, String)> = sum
         .per_rule_camera
         .iter()
@@ -1159,8 +1007,10 @@ fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> String {
             ))
         })
         .collect();
-    body.push_str(&format!("<h2>{}</h2>", t(lang, "rate")));
-    body.push_str(&bars("chart-rates", t(lang, "rate"), &rates, 1.0));
+    charts.push(Chart {
+        heading: t(lang, "rate"),
+        svg: bars("chart-rates", t(lang, "rate"), &rates, 1.0),
+    });
     for (id, key, lat) in [
         (
             "chart-decision",
@@ -1180,8 +1030,10 @@ fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> String {
             })
             .collect();
         let max = lat.values().map(|(p50, _)| *p50).fold(0.0, f64::max);
-        body.push_str(&format!("<h2>{}</h2>", t(lang, key)));
-        body.push_str(&bars(id, t(lang, key), &rows, max));
+        charts.push(Chart {
+            heading: t(lang, key),
+            svg: bars(id, t(lang, key), &rows, max),
+        });
     }
     let reasons: Vec<(String, f64, String)> = sum
         .rejection_reasons
@@ -1189,14 +1041,11 @@ fn summary_charts(lang: Lang, sum: &super::summary::Summary) -> String {
         .map(|(r, n)| (t(lang, r).to_string(), *n as f64, n.to_string()))
         .collect();
     let max = reasons.iter().map(|r| r.1).fold(0.0, f64::max);
-    body.push_str(&format!("<h2>{}</h2>", t(lang, "rejection_reasons")));
-    body.push_str(&bars(
-        "chart-reasons",
-        t(lang, "rejection_reasons"),
-        &reasons,
-        max,
-    ));
-    body
+    charts.push(Chart {
+        heading: t(lang, "rejection_reasons"),
+        svg: bars("chart-reasons", t(lang, "rejection_reasons"), &reasons, max),
+    });
+    charts
 }
 
 /// Seconds as people read them: 45 s, 12 min, 3.5 h.
@@ -1221,131 +1070,87 @@ pub async fn learning(
     Extension(auth): Extension<Auth>,
     lang: Lang,
 ) -> Result<Response, WebError> {
+    use crate::templates::{LearnedLine, LearningPage, MemoryLine, OverrideLine, ProposalLine};
     let v = super::review::learning_view(&st).await?;
-    let csrf = esc(auth.csrf.as_deref().unwrap_or_default());
     let off = st.cases.utc_offset_s;
-    let mut body = format!(
-        "<h2>{}</h2><table id=\"learned\"><tr><th></th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
-        t(lang, "learned_suppressions"),
-        t(lang, "rule"),
-        t(lang, "camera"),
-        t(lang, "time"),
-        t(lang, "resembles"),
-        t(lang, "similarity"),
-    );
-    if v.suppressions.is_empty() {
-        body.push_str(&format!(
-            "<tr><td colspan=\"7\">{}</td></tr>",
-            t(lang, "none")
-        ));
-    }
-    for c in &v.suppressions {
-        let img = thumb(&c.evidence, "crop.jpg")
-            .map(|u| format!("<img src=\"{}\" alt=\"\">", esc(&u)))
-            .unwrap_or_default();
-        let like = c.resembles.as_deref().unwrap_or_default();
-        body.push_str(&format!(
-            "<tr class=\"learned\" data-id=\"{id}\"><td><a href=\"/captures/{id}\">{img}</a></td><td>{rule}</td><td>{cam}</td><td>{time}</td>\
-             <td><a class=\"resembles\" href=\"/captures/{like}\">{like}</a></td><td>{sim:.3}</td>\
-             <td><form method=\"post\" action=\"/learning/{id}/undo\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"undo\">{undo}</button></form></td></tr>",
-            id = esc(&c.id),
-            rule = t(lang, &c.rule),
-            cam = esc(&c.camera),
-            time = local(c.confirm_at, off),
-            like = esc(like),
-            sim = c.similarity.unwrap_or_default(),
-            undo = t(lang, "undo"),
-        ));
-    }
-    body.push_str(&format!(
-        "</table><h2>{}</h2><table id=\"memory\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
-        t(lang, "memory"),
-        t(lang, "camera"),
-        t(lang, "zone"),
-        t(lang, "rule"),
-        t(lang, "verdict"),
-        t(lang, "reason"),
-        t(lang, "time"),
-        t(lang, "linked"),
-    ));
-    for m in &v.memory {
-        body.push_str(&format!(
-            "<tr class=\"remembered\" data-id=\"{id}\"><td><a href=\"/captures/{id}\">{cam}</a></td><td>{zone}</td><td>{rule}</td><td>{said}</td><td>{reason}</td><td>{time}</td><td>{n}</td>\
-             <td><form method=\"post\" action=\"/learning/{id}/forget\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button class=\"forget\">{forget}</button></form></td></tr>",
-            id = esc(&m.capture_id),
-            cam = esc(&m.camera),
-            zone = esc(&m.zone),
-            rule = t(lang, &m.rule),
-            said = t(lang, &m.said),
-            reason = m.reason.as_deref().map(|r| t(lang, r)).unwrap_or(""),
-            time = local(m.at, off),
-            n = m.suppressions,
-            forget = t(lang, "forget"),
-        ));
-    }
-    body.push_str(&format!(
-        "</table><h2>{}</h2><table id=\"proposals\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
-        t(lang, "proposals"),
-        t(lang, "camera"),
-        t(lang, "rule"),
-        t(lang, "setting"),
-        t(lang, "value"),
-        t(lang, "history"),
-    ));
-    if v.proposals.is_empty() {
-        body.push_str(&format!(
-            "<tr><td colspan=\"6\">{}</td></tr>",
-            t(lang, "none")
-        ));
-    }
-    for p in &v.proposals {
-        let history = match lang {
-            Lang::Zh => format!(
-                "保留全部 {} 条确认，排除 {} 条驳回中的 {} 条",
-                p.confirmed, p.rejected, p.rejected_dropped
-            ),
-            Lang::En => format!(
-                "keeps all {} confirmed, drops {} of {} rejected",
-                p.confirmed, p.rejected_dropped, p.rejected
-            ),
-        };
-        let apply = if auth.user.role == crate::store::users::Role::Admin {
-            format!(
-                "<form method=\"post\" action=\"/learning/apply\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                 <input type=\"hidden\" name=\"camera\" value=\"{cam}\"><input type=\"hidden\" name=\"rule\" value=\"{rule}\"><button class=\"apply\">{label}</button></form>",
-                cam = esc(&p.camera),
-                rule = p.rule.as_str(),
-                label = t(lang, "apply"),
-            )
-        } else {
-            String::new()
-        };
-        body.push_str(&format!(
-            "<tr class=\"proposal\"><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{apply}</td></tr>",
-            esc(&p.camera),
-            t(lang, p.rule.as_str()),
-            p.setting,
-            p.value,
-            esc(&history),
-        ));
-    }
-    body.push_str(&format!(
-        "</table><h2>{}</h2><table id=\"overrides\">",
-        t(lang, "overrides")
-    ));
-    for o in &v.overrides {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{} = {:.2}</td><td>{}</td><td>{}</td></tr>",
-            esc(&o.camera),
-            t(lang, &o.rule),
-            esc(&o.setting),
-            o.value,
-            esc(&o.applied_by),
-            local(o.applied_at, off),
-        ));
-    }
-    body.push_str("</table>");
-    Ok(page(&st, lang, &auth, t(lang, "learning"), &body))
+    let suppressions = v
+        .suppressions
+        .iter()
+        .map(|c| {
+            let like = c.resembles.clone().unwrap_or_default();
+            LearnedLine {
+                path: urlencoding_path(&c.id),
+                id: c.id.clone(),
+                crop: thumb(&c.evidence, "crop.jpg"),
+                rule: t(lang, &c.rule),
+                camera: c.camera.clone(),
+                time: local(c.confirm_at, off),
+                like_path: urlencoding_path(&like),
+                like,
+                similarity: format!("{:.3}", c.similarity.unwrap_or_default()),
+            }
+        })
+        .collect();
+    let memory = v
+        .memory
+        .iter()
+        .map(|m| MemoryLine {
+            path: urlencoding_path(&m.capture_id),
+            id: m.capture_id.clone(),
+            camera: m.camera.clone(),
+            zone: m.zone.clone(),
+            rule: t(lang, &m.rule),
+            said: t(lang, &m.said),
+            reason: m.reason.as_deref().map(|r| t(lang, r)).unwrap_or(""),
+            time: local(m.at, off),
+            linked: m.suppressions as i64,
+        })
+        .collect();
+    let proposals = v
+        .proposals
+        .iter()
+        .map(|p| ProposalLine {
+            camera: p.camera.clone(),
+            rule: p.rule.as_str(),
+            rule_word: t(lang, p.rule.as_str()),
+            setting: p.setting.to_string(),
+            value: format!("{:.2}", p.value),
+            history: match lang {
+                Lang::Zh => format!(
+                    "保留全部 {} 条确认，排除 {} 条驳回中的 {} 条",
+                    p.confirmed, p.rejected, p.rejected_dropped
+                ),
+                Lang::En => format!(
+                    "keeps all {} confirmed, drops {} of {} rejected",
+                    p.confirmed, p.rejected_dropped, p.rejected
+                ),
+            },
+        })
+        .collect();
+    let overrides = v
+        .overrides
+        .iter()
+        .map(|o| OverrideLine {
+            camera: o.camera.clone(),
+            rule: t(lang, &o.rule),
+            setting: format!("{} = {:.2}", o.setting, o.value),
+            by: o.applied_by.clone(),
+            at: local(o.applied_at, off),
+        })
+        .collect();
+    Ok(render(
+        lang,
+        &LearningPage {
+            frame: Frame::new(&st, lang, &auth, t(lang, "learning")),
+            lang,
+            csrf: auth.csrf.clone().unwrap_or_default(),
+            admin: auth.user.role == crate::store::users::Role::Admin,
+            suppressions,
+            memory,
+            proposals,
+            overrides,
+        },
+    ))
 }
 
 pub async fn undo_learned(

@@ -1,6 +1,7 @@
 //! The pages' templates (askama, compiled with the crate and escaping by default): the
-//! layout every page shares, and the pages built from templates. Pages still assembled in
-//! code hand their escaped body to [`Body`], which sets it in the same layout.
+//! layout every page shares, and every page in it (the login page stands alone). Only the
+//! charts' SVG and a few shared fragments (the capture's decision controls, the tampered
+//! banner) are built in code, with their text escaped there.
 
 use askama::Template;
 
@@ -99,14 +100,6 @@ pub fn filing_notice(st: &crate::state::WebState, lang: Lang) -> Option<String> 
     ))
 }
 
-/// A page whose body was assembled (and escaped) in code, in the shared layout.
-#[derive(Template)]
-#[template(path = "body.html")]
-pub struct Body<'a> {
-    pub frame: Frame,
-    pub body: &'a str,
-}
-
 /// A choice in a filter's drop-down.
 pub struct Choice {
     pub value: String,
@@ -157,6 +150,387 @@ pub struct Workbench {
 }
 
 impl Workbench {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// One case in the cases list.
+pub struct CaseLine {
+    pub href: String,
+    pub number: String,
+    pub rule: &'static str,
+    /// The minor category's code and name.
+    pub category: String,
+    pub camera: String,
+    pub reported: String,
+    pub time_limit: String,
+    pub deadline: String,
+    pub overdue: bool,
+    pub status: &'static str,
+}
+
+/// The cases list: filters, the total, a page of cases (overdue ones marked) and the next
+/// page by keyset.
+#[derive(Template)]
+#[template(path = "cases.html")]
+pub struct CasesList {
+    pub frame: Frame,
+    pub lang: Lang,
+    pub rule: String,
+    pub camera: String,
+    pub status: String,
+    pub from_date: String,
+    pub to_date: String,
+    pub total: i64,
+    pub rows: Vec<CaseLine>,
+    pub next: Option<String>,
+}
+
+impl CasesList {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// A line of the summary's tables: a rule (or a rule and camera) and its verdicts.
+pub struct SummaryRow {
+    pub label: String,
+    pub captures: i64,
+    pub confirmed: i64,
+    pub rejected: i64,
+    pub pending: i64,
+    /// The confirmation rate, "-" before any verdict.
+    pub rate: String,
+}
+
+/// A chart of the summary under its heading; the SVG is built (and escaped) by `charts`.
+pub struct Chart {
+    pub heading: &'static str,
+    pub svg: String,
+}
+
+/// The summary: verdicts by rule, the last 30 days by rule and camera, the charts, the
+/// cameras' capacity and health over the last day, and the learning proposals.
+#[derive(Template)]
+#[template(path = "summary.html")]
+pub struct SummaryPage {
+    pub frame: Frame,
+    pub lang: Lang,
+    pub rules: Vec<SummaryRow>,
+    pub recent: Vec<SummaryRow>,
+    /// Captures from recorded footage among the last 30 days'.
+    pub replayed: u64,
+    pub charts: Vec<Chart>,
+    /// The last day's charts; none when no health was sampled.
+    pub day_charts: Vec<String>,
+    pub proposals: Option<usize>,
+}
+
+impl SummaryPage {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// A zone drawn over a camera's picture (normalised points, "x,y x,y …").
+pub struct ZoneShape {
+    pub points: String,
+    pub zone: String,
+    /// Drawn by an admin (stored over the config's).
+    pub drawn: bool,
+}
+
+/// A fixture's box over a camera's picture: `fixture` or `proposed`, with its index in its
+/// own list (what the fixtures form's accept and dismiss name).
+pub struct BoxShape {
+    pub class: &'static str,
+    pub index: usize,
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+    pub label: String,
+}
+
+/// A fixture in a camera's fixtures table.
+pub struct FixtureLine {
+    pub index: usize,
+    pub label: String,
+    pub source: String,
+    pub bbox: String,
+}
+
+/// A camera on the cameras page: its health and analysis, and, when it has a latest
+/// picture, the picture with its zones and fixtures drawn over it.
+pub struct CameraLine {
+    pub id: String,
+    /// The id as a path segment.
+    pub path: String,
+    pub name: String,
+    /// The redacted URL.
+    pub url: String,
+    pub state: String,
+    pub frames: u64,
+    pub analysed: String,
+    pub reused: String,
+    pub reconnects: u64,
+    pub error: String,
+    pub live: bool,
+    pub zones: Vec<ZoneShape>,
+    pub boxes: Vec<BoxShape>,
+    pub zone_ids: Vec<String>,
+    pub fixtures: Vec<FixtureLine>,
+    pub proposed: Vec<FixtureLine>,
+}
+
+/// A camera of the fleet, as its worker last wrote it.
+pub struct FleetLine {
+    pub camera: String,
+    pub worker: String,
+    pub lease: String,
+    pub state: String,
+    pub frames: u64,
+    pub inferences: u64,
+    pub reused: u64,
+    pub age: String,
+}
+
+/// The cameras page: each camera's health and picture (zones editable by admins, fixtures
+/// drawn by operators, `static/zones.js`), the fleet, and each camera's fixtures.
+#[derive(Template)]
+#[template(path = "cameras.html")]
+pub struct CamerasPage {
+    pub frame: Frame,
+    pub lang: Lang,
+    pub admin: bool,
+    pub operator: bool,
+    pub csrf: String,
+    pub cameras: Vec<CameraLine>,
+    pub fleet: Vec<FleetLine>,
+}
+
+impl CamerasPage {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// A photo or a clip of a case's evidence, with its caption.
+pub struct Figure {
+    pub url: String,
+    pub caption: String,
+    pub video: bool,
+}
+
+/// A case's verified evidence package: the capture's looks (the "before") beside each
+/// closure check's (the "after").
+pub struct CasePackage {
+    pub files: usize,
+    pub before: Vec<Figure>,
+    pub after: Vec<Figure>,
+}
+
+/// A step of a case's history.
+pub struct CaseStep {
+    pub seq: i64,
+    pub time: String,
+    pub status: String,
+    pub status_word: &'static str,
+    pub actor: String,
+    pub note: String,
+}
+
+/// A case's page: its status, category, deadline (a countdown while it runs), the plate of
+/// a vehicle, the history as a timeline, a person's verification, and the evidence before
+/// and after.
+#[derive(Template)]
+#[template(path = "case.html")]
+pub struct CasePage {
+    pub frame: Frame,
+    pub lang: Lang,
+    /// The case number as a path segment.
+    pub path: String,
+    pub status: String,
+    pub status_word: &'static str,
+    pub category: String,
+    pub camera: String,
+    pub time_limit: String,
+    pub deadline: String,
+    pub overdue: bool,
+    pub countdown: Option<String>,
+    pub capture: String,
+    pub capture_path: String,
+    pub plate: Option<String>,
+    pub history: Vec<CaseStep>,
+    /// Whether this user may verify it now (a handled case, or one the camera cannot check).
+    pub verify: bool,
+    pub csrf: String,
+    pub package: Option<CasePackage>,
+    /// The tampered package's banner (built and escaped in code, shared with the capture view).
+    pub tampered: Option<String>,
+}
+
+impl CasePage {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// A capture the verdict memory suppressed (learned), with what it resembled.
+pub struct LearnedLine {
+    pub id: String,
+    pub path: String,
+    pub crop: Option<String>,
+    pub rule: &'static str,
+    pub camera: String,
+    pub time: String,
+    pub like: String,
+    pub like_path: String,
+    pub similarity: String,
+}
+
+/// A remembered verdict.
+pub struct MemoryLine {
+    pub id: String,
+    pub path: String,
+    pub camera: String,
+    pub zone: String,
+    pub rule: &'static str,
+    pub said: &'static str,
+    pub reason: &'static str,
+    pub time: String,
+    /// Captures it suppressed.
+    pub linked: i64,
+}
+
+/// A calibration the verdict history proposes for a camera's rule.
+pub struct ProposalLine {
+    pub camera: String,
+    pub rule: &'static str,
+    pub rule_word: &'static str,
+    pub setting: String,
+    pub value: String,
+    pub history: String,
+}
+
+/// A calibration applied.
+pub struct OverrideLine {
+    pub camera: String,
+    pub rule: &'static str,
+    pub setting: String,
+    pub by: String,
+    pub at: String,
+}
+
+/// What was learned from the operators' verdicts: learned suppressions (undo), the
+/// remembered verdicts (forget), calibration proposals (an admin applies one) and the
+/// overrides applied.
+#[derive(Template)]
+#[template(path = "learning.html")]
+pub struct LearningPage {
+    pub frame: Frame,
+    pub lang: Lang,
+    pub csrf: String,
+    pub admin: bool,
+    pub suppressions: Vec<LearnedLine>,
+    pub memory: Vec<MemoryLine>,
+    pub proposals: Vec<ProposalLine>,
+    pub overrides: Vec<OverrideLine>,
+}
+
+impl LearningPage {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// A web user on the users page.
+pub struct UserLine {
+    pub name: String,
+    /// The name as a path segment.
+    pub path: String,
+    pub role: String,
+    pub disabled: bool,
+    pub sessions: i64,
+}
+
+/// The users page (admins): add a user; disable, enable or reset each.
+#[derive(Template)]
+#[template(path = "users.html")]
+pub struct UsersPage {
+    pub frame: Frame,
+    pub lang: Lang,
+    pub csrf: String,
+    pub roles: [&'static str; 3],
+    pub min_password: usize,
+    pub users: Vec<UserLine>,
+}
+
+impl UsersPage {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// A row of the audit log.
+pub struct AuditLine {
+    pub seq: String,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub note: String,
+}
+
+/// The audit log (admins): the hash chain's state, the filters and the rows.
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditLog {
+    pub frame: Frame,
+    pub lang: Lang,
+    /// Where the chain breaks, and why; none when it holds.
+    pub broken: Option<(i64, String)>,
+    pub rows_checked: i64,
+    pub since_full_walk: Option<i64>,
+    pub walked_at: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub from_date: String,
+    pub to_date: String,
+    pub rows: Vec<AuditLine>,
+}
+
+impl AuditLog {
+    fn t(&self, key: &str) -> &'static str {
+        t(self.lang, key)
+    }
+}
+
+/// An outbox message given up on.
+pub struct DeadLine {
+    pub id: String,
+    pub path: String,
+    pub case_number: String,
+    pub case_path: String,
+    pub event: String,
+    pub idempotency_key: String,
+    pub attempts: i64,
+    pub error: String,
+}
+
+/// The dead letters (admins): requeue one or all.
+#[derive(Template)]
+#[template(path = "outbox.html")]
+pub struct OutboxPage {
+    pub frame: Frame,
+    pub lang: Lang,
+    pub csrf: String,
+    pub dead: Vec<DeadLine>,
+}
+
+impl OutboxPage {
     fn t(&self, key: &str) -> &'static str {
         t(self.lang, key)
     }

@@ -1,5 +1,7 @@
 // The cameras page's zone editor (admins): pick a zone, press "Draw", click each corner on
-// the camera's picture, then "Save". The polygon goes to PUT /api/cameras/{id}/zones/{zone};
+// the camera's picture, then "Save". Or press "Edit the corners" to change the zone as it
+// stands: drag a corner to move it, click beside an edge to add a corner there, double-click
+// a corner to remove it (three stay at least), then "Save". The polygon goes to PUT /api/cameras/{id}/zones/{zone};
 // the server checks it (inside the frame, not crossing itself), stores it over the
 // config's, audits it, and the running camera uses it from its next frame. "Back to the
 // config's zone" deletes the drawn one. Operators draw a fixture (a bench, a shop's
@@ -14,6 +16,7 @@
     const svg = live.querySelector('svg');
     const pick = ed.querySelector('.zone-pick');
     const draw = ed.querySelector('.zone-draw');
+    const edit = ed.querySelector('.zone-edit');
     const save = ed.querySelector('.zone-save');
     const reset = ed.querySelector('.zone-reset');
     const status = ed.querySelector('.zone-status');
@@ -21,6 +24,10 @@
     const fixtureLabel = ed.querySelector('.fixture-label');
     let points = null;
     let line = null;
+    // Editing the corners: their handles, and the one being dragged.
+    let handles = null;
+    let dragging = null;
+    let pressedHandle = false;
     let corners = null;
     let box = null;
     const url = () => '/api/cameras/' + encodeURIComponent(camera) + '/zones/' +
@@ -37,6 +44,9 @@
     const stop = () => {
       points = null;
       corners = null;
+      if (handles) handles.forEach((h) => h.remove());
+      handles = null;
+      dragging = null;
       if (line) line.remove();
       if (box) box.remove();
       line = null;
@@ -114,6 +124,78 @@
       live.classList.add('editing');
       status.textContent = ed.dataset.drawing;
     });
+    const redraw = () => {
+      const shown = points.concat(points.length > 2 ? [points[0]] : []);
+      line.setAttribute('points', shown.map((q) => q[0] + ',' + q[1]).join(' '));
+      save.disabled = points.length < 3;
+      if (!handles) return;
+      handles.forEach((h) => h.remove());
+      handles = points.map((q, i) => {
+        const h = document.createElementNS('http://www.w3.org/2000/svg', 'ellipse');
+        h.setAttribute('class', 'handle');
+        h.setAttribute('cx', q[0]);
+        h.setAttribute('cy', q[1]);
+        // Round on the screen whatever the picture's shape (the SVG is stretched).
+        const r = live.getBoundingClientRect();
+        h.setAttribute('rx', 7 / r.width);
+        h.setAttribute('ry', 7 / r.height);
+        h.dataset.index = i;
+        h.addEventListener('pointerdown', (e) => {
+          e.preventDefault();
+          e.stopPropagation();
+          dragging = i;
+          // The click that ends this press moves the corner only: it adds none.
+          pressedHandle = true;
+          live.setPointerCapture(e.pointerId);
+        });
+        h.addEventListener('dblclick', (e) => {
+          e.stopPropagation();
+          if (points.length > 3) {
+            points.splice(i, 1);
+            redraw();
+          }
+        });
+        svg.appendChild(h);
+        return h;
+      });
+    };
+    live.addEventListener('pointermove', (e) => {
+      if (dragging === null || !points) return;
+      points[dragging] = at(e);
+      redraw();
+    });
+    live.addEventListener('pointerdown', () => {
+      pressedHandle = false;
+    });
+    live.addEventListener('pointerup', (e) => {
+      if (dragging === null) return;
+      if (live.hasPointerCapture(e.pointerId)) live.releasePointerCapture(e.pointerId);
+      dragging = null;
+    });
+    // The distance from q to the segment a–b, in screen pixels.
+    const apart = (q, a, b) => {
+      const r = live.getBoundingClientRect();
+      const [px, py, ax, ay, bx, by] = [q[0] * r.width, q[1] * r.height, a[0] * r.width,
+        a[1] * r.height, b[0] * r.width, b[1] * r.height];
+      const [dx, dy] = [bx - ax, by - ay];
+      const len = dx * dx + dy * dy;
+      const t = len ? Math.max(0, Math.min(1, ((px - ax) * dx + (py - ay) * dy) / len)) : 0;
+      return Math.hypot(px - ax - t * dx, py - ay - t * dy);
+    };
+    if (edit) edit.addEventListener('click', () => {
+      const p = polygonOf(pick.value);
+      if (!p) return;
+      stop();
+      points = p.getAttribute('points').trim().split(/\s+/)
+        .map((xy) => xy.split(',').map(Number));
+      line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+      line.setAttribute('class', 'drawing');
+      svg.appendChild(line);
+      handles = [];
+      live.classList.add('editing');
+      status.textContent = ed.dataset.editing;
+      redraw();
+    });
     live.addEventListener('click', (e) => {
       if (corners) {
         corners.push(at(e));
@@ -121,10 +203,25 @@
         return;
       }
       if (!points) return;
+      if (handles) {
+        if (pressedHandle) {
+          pressedHandle = false;
+          return;
+        }
+        // A new corner on the nearest edge.
+        const q = at(e);
+        let best = 0;
+        for (let i = 1; i < points.length; i++) {
+          const j = (i + 1) % points.length;
+          const bj = (best + 1) % points.length;
+          if (apart(q, points[i], points[j]) < apart(q, points[best], points[bj])) best = i;
+        }
+        points.splice(best + 1, 0, q);
+        redraw();
+        return;
+      }
       points.push(at(e));
-      const shown = points.concat(points.length > 2 ? [points[0]] : []);
-      line.setAttribute('points', shown.map((q) => q[0] + ',' + q[1]).join(' '));
-      save.disabled = points.length < 3;
+      redraw();
     });
     const send = async (method, body) => {
       const init = { method, headers: { 'X-CSRF-Token': csrf } };

@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod blocking;
 pub mod clock;
+pub mod faults;
 pub mod font;
 pub mod html;
 pub mod path;

@@ -90,8 +90,8 @@ pub struct CaptureFilter {
     /// Most captures to return: default 50, at most 500.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
-    /// Skips this many first (slow deep in a large store: page with `after` instead).
-    #[param(minimum = 0)]
+    /// Skips this many first, at most 10000 (deeper, page with `after`).
+    #[param(minimum = 0, maximum = 10000)]
     pub offset: Option<i64>,
     /// Keyset paging: the captures after this one in the chosen order, given as its
     /// `confirm_at,id` (a page's last row). Answers as fast on the ten-thousandth page as on
@@ -148,7 +148,8 @@ pub struct CaseFilter {
     pub to_date: Option<String>,
     #[param(minimum = 1)]
     pub limit: Option<i64>,
-    #[param(minimum = 0)]
+    /// Skips this many first, at most 10000 (deeper, page with `after`).
+    #[param(minimum = 0, maximum = 10000)]
     pub offset: Option<i64>,
     /// Keyset paging: the cases after this one, newest first, given as its
     /// `reported_at,case_number` (a page's last row).
@@ -357,6 +358,20 @@ fn keyset(w: &mut Where, f: &CaptureFilter, order: &mut Vec<Bind>) -> bool {
         order,
     );
     reverse
+}
+
+/// The most rows `offset` skips: a deeper page goes by `after` (keyset paging), which costs
+/// the same on the ten-thousandth page as on the first.
+pub const MAX_OFFSET: i64 = 10_000;
+
+/// Why an `offset` is refused (past [`MAX_OFFSET`]).
+pub fn check_offset(offset: Option<i64>) -> Result<(), String> {
+    match offset {
+        Some(o) if o > MAX_OFFSET => Err(format!(
+            "offset: at most {MAX_OFFSET} rows are skipped; page deeper with `after` (the last row's cursor)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {

@@ -183,7 +183,16 @@ fn worker(
         }
         let frames: Vec<&Frame> = batch.iter().map(|r| r.frame.as_ref()).collect();
         let t0 = Instant::now();
-        let result = detector.detect(&frames);
+        let result = (|| {
+            // Fault injection (`CITYWATCH_FAULTS`, core::faults): the batch fails as the
+            // runtime would.
+            fail::fail_point!("detect", |_| Err(ModelError::new(
+                detector.name(),
+                "runtime",
+                "an injected fault (CITYWATCH_FAULTS)"
+            )));
+            detector.detect(&frames)
+        })();
         latency.record(t0.elapsed());
         match result {
             Ok(results) => {
