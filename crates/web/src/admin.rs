@@ -35,7 +35,7 @@ pub async fn users_page(
             path: super::pages::urlencoding_path(&u.name),
             role: u.role.clone(),
             disabled: u.disabled,
-            sessions: u.sessions as i64,
+            sessions: u.sessions,
         })
         .collect();
     Ok(super::pages::render(

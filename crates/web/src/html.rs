@@ -402,12 +402,14 @@ mod tests {
         }
         let in_code = keys.len();
         keys.extend(crate::templates::template_keys());
+        // Most words are in the templates now; both searches must still find plenty.
         assert!(
-            keys.len() > in_code + 10,
-            "the templates' keys were not found"
+            keys.len() > in_code + 100,
+            "the templates' keys were not found ({} in all)",
+            keys.len()
         );
+        assert!(in_code > 30, "only {in_code} keys found in code");
         keys.extend(run_time_keys());
-        assert!(in_code > 100, "only {in_code} keys found in code");
         let missing: Vec<&String> = keys
             .iter()
             .filter(|k| t(Lang::Zh, k) == "?" || t(Lang::En, k) == "?")

@@ -1103,7 +1103,7 @@ pub async fn learning(
             said: t(lang, &m.said),
             reason: m.reason.as_deref().map(|r| t(lang, r)).unwrap_or(""),
             time: local(m.at, off),
-            linked: m.suppressions as i64,
+            linked: m.suppressions,
         })
         .collect();
     let proposals = v

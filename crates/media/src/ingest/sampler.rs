@@ -274,7 +274,7 @@ mod tests {
         // A keyframe every second, analysed every 2 s.
         let mut s = Sampler::new(0.5, KeyframeMode::On);
         s.set_shed(Some(cam.clone()));
-        let mut feed = |s: &mut Sampler, sec: u64| {
+        let feed = |s: &mut Sampler, sec: u64| {
             let pts = sec * 1000 * MS;
             s.on_encoded(Some(pts), true) && s.on_decoded(Some(pts))
         };
