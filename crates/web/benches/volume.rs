@@ -267,6 +267,9 @@ async fn run(store: Arc<Store>, dir: &Path) {
         ("GET", format!("/review?status=all&after={deep}")),
         ("GET", "/api/captures?status=all&limit=50".into()),
         ("GET", format!("/api/captures?status=all&after={deep}")),
+        // The deepest page an offset may reach (past it, `after` is the way).
+        ("GET", "/api/captures?status=all&offset=10000".into()),
+        ("GET", "/api/cases?offset=10000".into()),
         (
             "GET",
             "/api/captures?status=rejected&camera=cam3&rule=illegal_vendor".into(),
