@@ -336,6 +336,11 @@ impl CaptureFinder {
                         tracing::warn!(camera = %self.camera, %zone, "a redrawn zone the camera does not have");
                     }
                 }
+                SceneCommand::RemoveZone { zone } => {
+                    if self.engine.remove_drawn_mask(&zone) {
+                        tracing::info!(camera = %self.camera, %zone, "drawn mask removed");
+                    }
+                }
                 SceneCommand::MarkClean { zone } => {
                     self.engine.mark_clean(&zone, frame, state, t);
                     // Whatever was filed there is over: the next heap is a new capture.
@@ -1525,6 +1530,81 @@ dwell_s = 60
         );
         assert_eq!(run(&mut a, 20, 40).await, 1, "captured in the drawn zone");
         assert_eq!(captures[0].candidate.zone, "kerb");
+    }
+
+    #[tokio::test]
+    async fn a_mask_drawn_from_the_web_hides_what_it_covers_until_it_is_removed() {
+        // The car stands in the middle of a zone that covers the whole frame.
+        let det = Arc::new(Fixed {
+            dets: vec![car()],
+            calls: AtomicU32::new(0),
+        });
+        let desk = SceneDesk::default();
+        let mut a = analyser_on_desk(
+            r#"
+[[cameras.zones]]
+id = "road"
+kind = "no_parking"
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["road"]
+dwell_s = 60
+"#,
+            det,
+            desk.clone(),
+        );
+        let mut run = async |a: &mut FrameAnalyser, from: usize, to: usize| {
+            let mut n = 0;
+            for i in from..to {
+                let mut frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
+                frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 10.0));
+                for e in a.process(frame, 1_000.0 + i as f64 * 10.0).await {
+                    n += matches!(e, Event::Capture(_)) as usize;
+                }
+            }
+            n
+        };
+        // An admin draws a new mask over the car: nothing is filed there.
+        desk.send(
+            "c",
+            SceneCommand::SetZone {
+                zone: "drawn-mask-1".into(),
+                polygon: crate::model::zones::Polygon::validate(&[
+                    [0.2, 0.2],
+                    [0.8, 0.2],
+                    [0.8, 0.8],
+                    [0.2, 0.8],
+                ])
+                .unwrap(),
+            },
+        );
+        assert_eq!(run(&mut a, 0, 20).await, 0, "masked");
+        // A zone the config does not have, and that is not a drawn mask, is not added.
+        desk.send(
+            "c",
+            SceneCommand::SetZone {
+                zone: "elsewhere".into(),
+                polygon: crate::model::zones::Polygon::validate(&[
+                    [0.0, 0.0],
+                    [0.1, 0.0],
+                    [0.1, 0.1],
+                ])
+                .unwrap(),
+            },
+        );
+        // The mask removed: the car is judged again, and filed after its dwell.
+        desk.send(
+            "c",
+            SceneCommand::RemoveZone {
+                zone: "drawn-mask-1".into(),
+            },
+        );
+        assert_eq!(run(&mut a, 20, 40).await, 1, "filed once unmasked");
+        assert!(
+            a.engine.zones().iter().all(|z| z.id == "road"),
+            "only the config's zone is left"
+        );
     }
 
     /// Sees a car, except while told to fail (a session error, a model file gone).

@@ -444,6 +444,27 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                         pts.join(", ")
                     );
                 }
+                // Masks an admin drew beyond the config's zones.
+                for d in drawn.iter().filter(|d| {
+                    d.camera == cam.id
+                        && citywatch::model::zones::is_drawn_mask(&d.zone)
+                        && !cam.zones.iter().any(|z| z.id == d.zone)
+                        && citywatch::model::zones::Polygon::validate(&d.polygon).is_ok()
+                }) {
+                    let pts: Vec<String> = d
+                        .polygon
+                        .iter()
+                        .map(|p| format!("[{:.3}, {:.3}]", p[0], p[1]))
+                        .collect();
+                    println!(
+                        "  {} zone {} (Mask): [{}] (drawn by {} at {})",
+                        cam.id,
+                        d.zone,
+                        pts.join(", "),
+                        d.set_by,
+                        citywatch::model::package::format_time(d.set_at, 0)
+                    );
+                }
             }
             Ok(())
         }

@@ -328,6 +328,15 @@ pub fn apply_zone_override(
             return false;
         }
     };
+    // A mask drawn beyond the config's zones is added to its camera.
+    if crate::model::zones::is_drawn_mask(&z.zone)
+        && let Some(cam) = config.cameras.iter_mut().find(|c| c.id == z.camera)
+        && !cam.zones.iter().any(|zone| zone.id == z.zone)
+    {
+        cam.zones
+            .push(crate::config::Zone::drawn_mask(&z.zone, polygon));
+        return true;
+    }
     let Some(zone) = config
         .cameras
         .iter_mut()

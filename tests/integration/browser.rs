@@ -863,6 +863,37 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
             .unwrap();
         assert_eq!(audit, ["zone.set", "zone.set"]);
         assert!(matches!(&desk.take("vtest")[..], [citywatch::analysis::SceneCommand::SetZone { .. }]));
+        // A new mask (a tree that sways) drawn with three clicks and saved: a zone the
+        // config does not have, stored and sent to the camera.
+        b.eval("document.querySelector('.zone-editor .mask-new').click()").await;
+        assert_eq!(b.eval("document.querySelector('.zone-pick').value").await, "drawn-mask-1");
+        for [x, y] in [[0.05, 0.05], [0.2, 0.05], [0.12, 0.3]] {
+            b.click(px(x, y).0, px(x, y).1).await;
+        }
+        let said = b
+            .eval("new Promise(r=>{const s=document.querySelector('.zone-status');\
+                   new MutationObserver((m,o)=>{if(s.textContent.startsWith('Zone saved')){o.disconnect();r(s.textContent)}})\
+                   .observe(s,{childList:true,characterData:true,subtree:true});\
+                   document.querySelector('.zone-save').click()})")
+            .await;
+        assert!(said.as_str().unwrap().starts_with("Zone saved"), "{said}");
+        assert_eq!(
+            b.eval("document.querySelector('polygon[data-zone=\"drawn-mask-1\"]').getAttribute('class')").await,
+            "drawn mask"
+        );
+        b.screenshot("17c-mask-drawn").await;
+        let masks: Vec<_> = store
+            .zone_overrides()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|z| z.zone == "drawn-mask-1")
+            .collect();
+        assert_eq!(masks.len(), 1);
+        assert!(matches!(
+            &desk.take("vtest")[..],
+            [citywatch::analysis::SceneCommand::SetZone { zone, .. }] if zone == "drawn-mask-1"
+        ));
         // A fixture boxed with two mouse clicks on the picture: the page reloads with it,
         // and the camera is told.
         b.eval("document.querySelector('.fixture-label').value='bench';\

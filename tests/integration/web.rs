@@ -1842,6 +1842,92 @@ async fn an_admin_redraws_a_zone_it_is_checked_stored_audited_sent_to_the_camera
 }
 
 #[tokio::test]
+async fn an_admin_draws_a_new_mask_beyond_the_configs_zones_and_removes_it() {
+    let s = site().await;
+    s.store
+        .upsert_user("boss", Role::Admin, "admin-password", T0)
+        .await
+        .unwrap();
+    let (admin, csrf) = login(&s, "boss", "admin-password").await;
+    let url = |z: &str| format!("{}/api/cameras/cam/zones/{z}", s.base);
+    let tree = serde_json::json!({"polygon": [[0.1, 0.1], [0.3, 0.1], [0.2, 0.4]]});
+    // Only the drawn-mask-<n> names are new zones; any other unknown name is not found.
+    for (zone, status) in [
+        ("drawn-mask-x", StatusCode::NOT_FOUND),
+        ("mask-1", StatusCode::NOT_FOUND),
+        ("drawn-mask-1", StatusCode::OK),
+    ] {
+        let r = s
+            .client
+            .put(url(zone))
+            .header("cookie", &admin)
+            .header("x-csrf-token", &csrf)
+            .json(&tree)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{zone}");
+    }
+    // Sent to the camera as a zone to set (its engine adds it as a mask), stored, audited,
+    // drawn on the cameras page as a mask and offered in the editor.
+    let sent = s.desk.take("cam");
+    assert!(
+        matches!(&sent[..], [citywatch::analysis::SceneCommand::SetZone { zone, .. }] if zone == "drawn-mask-1"),
+        "{sent:?}"
+    );
+    let got: serde_json::Value = s
+        .client
+        .get(url("drawn-mask-1"))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["source"], "drawn");
+    let page = get_text(&s, &admin, "/cameras?lang=en").await;
+    assert!(
+        page.contains("data-zone=\"drawn-mask-1\" class=\"drawn mask\""),
+        "{page}"
+    );
+    assert!(page.contains("<option>drawn-mask-1</option>"), "{page}");
+    assert!(
+        get_text(&s, &admin, "/api/audit?action=zone.")
+            .await
+            .contains("cam/drawn-mask-1")
+    );
+    // Reset removes it: the camera is told, nothing is stored, the page no longer draws it.
+    let r = s
+        .client
+        .delete(url("drawn-mask-1"))
+        .header("cookie", &admin)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let z: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(z["source"], "removed");
+    let sent = s.desk.take("cam");
+    assert!(
+        matches!(&sent[..], [citywatch::analysis::SceneCommand::RemoveZone { zone }] if zone == "drawn-mask-1"),
+        "{sent:?}"
+    );
+    assert!(s.store.zone_overrides().await.unwrap().is_empty());
+    assert!(!get_text(&s, &admin, "/cameras").await.contains("drawn-mask-1"));
+    let r = s
+        .client
+        .delete(url("drawn-mask-1"))
+        .header("cookie", &admin)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "removed already");
+}
+
+#[tokio::test]
 async fn operators_correct_a_plate_validated_and_audited_and_viewers_see_it_masked() {
     let s = site().await;
     let (op, csrf) = login(&s, "op", "operator-password").await;

@@ -286,6 +286,8 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "Click each corner on the picture, then save",
         ),
         "edit_zone" => ("修改顶点", "Edit the corners"),
+        "new_mask" => ("新增屏蔽区", "Draw a new mask"),
+        "mask_removed" => ("屏蔽区已删除", "Mask removed"),
         "zone_editing" => (
             "拖动顶点移动；在边旁点击添加顶点；双击顶点删除；然后保存",
             "Drag a corner to move it, click beside an edge to add one, double-click a corner to remove it, then save",

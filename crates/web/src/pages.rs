@@ -742,9 +742,35 @@ pub async fn cameras(
                     points,
                     zone: zid.to_string(),
                     drawn: over.is_some(),
+                    mask: z["kind"] == "mask",
                 }
             })
+            .collect::<Vec<_>>();
+        // Masks an admin drew beyond the config's zones.
+        let drawn_masks: Vec<ZoneShape> = drawn
+            .iter()
+            .filter(|d| d.camera == c.id && crate::model::zones::is_drawn_mask(&d.zone))
+            .filter(|d| !zones.iter().any(|z| z.zone == d.zone))
+            .map(|d| ZoneShape {
+                points: d
+                    .polygon
+                    .iter()
+                    .map(|p| format!("{},{}", p[0], p[1]))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                zone: d.zone.clone(),
+                drawn: true,
+                mask: true,
+            })
             .collect();
+        let mut zone_ids: Vec<String> = c
+            .zones
+            .iter()
+            .filter_map(|z| z["id"].as_str().map(String::from))
+            .collect();
+        zone_ids.extend(drawn_masks.iter().map(|z| z.zone.clone()));
+        let mut zones = zones;
+        zones.extend(drawn_masks);
         // The camera's fixtures, and those it proposes, as boxes on its picture.
         let shape = |class: &'static str| {
             move |(index, f): (usize, &crate::model::fixture::Fixture)| BoxShape {
@@ -772,11 +798,7 @@ pub async fn cameras(
         cameras.push(CameraLine {
             path: urlencoding_path(&c.id),
             live: st.latest.lock().contains_key(&c.id),
-            zone_ids: c
-                .zones
-                .iter()
-                .filter_map(|z| z["id"].as_str().map(String::from))
-                .collect(),
+            zone_ids,
             fixtures: fixture_lines(&c.fixtures),
             proposed: fixture_lines(&c.proposed_fixtures),
             id: c.id,

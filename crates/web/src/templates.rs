@@ -237,8 +237,9 @@ impl SummaryPage {
 pub struct ZoneShape {
     pub points: String,
     pub zone: String,
-    /// Drawn by an admin (stored over the config's).
+    /// Drawn by an admin (stored over the config's, or a mask beyond them).
     pub drawn: bool,
+    pub mask: bool,
 }
 
 /// A fixture's box over a camera's picture: `fixture` or `proposed`, with its index in its

@@ -2,6 +2,8 @@
 //! cameras page (`static/zones.js`), and it is stored in the case database on top of the
 //! config file's (audited), sent to the running camera (its rules use it from the next
 //! frame), and used again at every start. A reset goes back to the config's polygon.
+//! An admin may also draw a new mask beyond the config's zones (`drawn-mask-<n>`, ignored
+//! by every rule); resetting it removes it.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use super::auth::Auth;
 use super::error::WebError;
 use super::state::WebState;
 use crate::model::live::SceneCommand;
-use crate::model::zones::Polygon;
+use crate::model::zones::{DRAWN_MASK, Polygon, is_drawn_mask};
 use crate::store::users::Role;
 
 /// A zone as the camera uses it now.
@@ -26,7 +28,8 @@ pub struct EffectiveZone {
     /// [[x, y], ...], normalised to the frame.
     #[schema(value_type = Vec<Vec<f32>>)]
     pub polygon: Vec<[f32; 2]>,
-    /// "config", or "drawn" (by `set_by`, at `set_at`).
+    /// "config", "drawn" (by `set_by`, at `set_at`), or "removed" (a drawn mask, just
+    /// removed).
     pub source: &'static str,
     pub set_by: Option<String>,
     pub set_at: Option<f64>,
@@ -42,17 +45,20 @@ pub struct ZoneBody {
     pub polygon: Vec<[f32; 2]>,
 }
 
-/// The config's polygon of a camera's zone, or 404 naming what is missing.
-fn configured(st: &WebState, camera: &str, zone: &str) -> Result<Polygon, WebError> {
+/// The config's polygon of a camera's zone; none for a mask drawn on the picture
+/// (`drawn-mask-<n>`, which the config does not have); else 404 naming what is missing.
+fn configured(st: &WebState, camera: &str, zone: &str) -> Result<Option<Polygon>, WebError> {
     let cam = st
         .cameras
         .get(camera)
         .ok_or_else(|| WebError::not_found(format!("no camera {camera:?}")))?;
-    cam.zones
-        .iter()
-        .find(|z| z.id == zone)
-        .map(|z| z.polygon.clone())
-        .ok_or_else(|| WebError::not_found(format!("camera {camera:?} has no zone {zone:?}")))
+    match cam.zones.iter().find(|z| z.id == zone) {
+        Some(z) => Ok(Some(z.polygon.clone())),
+        None if is_drawn_mask(zone) => Ok(None),
+        None => Err(WebError::not_found(format!(
+            "camera {camera:?} has no zone {zone:?} (a new mask is named {DRAWN_MASK}<n>)"
+        ))),
+    }
 }
 
 /// A camera's zone as it is used now: the drawn polygon when there is one.
@@ -76,7 +82,9 @@ pub async fn effective(st: &WebState, camera: &str, zone: &str) -> Result<Effect
         None => EffectiveZone {
             camera: camera.into(),
             zone: zone.into(),
-            polygon: config.0,
+            polygon: config
+                .ok_or_else(|| WebError::not_found(format!("no drawn mask {zone:?}")))?
+                .0,
             source: "config",
             set_by: None,
             set_at: None,
@@ -113,7 +121,7 @@ pub async fn get_zone(
     summary = "Draw a camera's zone anew: stored over the config's, audited, used by the running camera from its next frame (admin)",
     params(
         ("id" = String, Path, description = "the camera"),
-        ("zone" = String, Path, description = "the zone's id, as the config names it"),
+        ("zone" = String, Path, description = "the zone's id, as the config names it; or `drawn-mask-<n>` for a new mask drawn on the picture"),
     ),
     request_body = ZoneBody,
     responses(
@@ -152,7 +160,7 @@ pub async fn put_zone(
     delete,
     path = "/api/cameras/{id}/zones/{zone}",
     tag = "cameras",
-    summary = "Go back to the config's polygon for a camera's zone; audited (admin)",
+    summary = "Go back to the config's polygon for a camera's zone, or remove a drawn mask; audited (admin)",
     params(
         ("id" = String, Path, description = "the camera"),
         ("zone" = String, Path, description = "the zone's id"),
@@ -171,18 +179,36 @@ pub async fn reset_zone(
 ) -> Result<Response, WebError> {
     auth.require(Role::Admin)?;
     let config = configured(&st, &camera, &zone)?;
-    if st
+    let removed = st
         .store
         .reset_zone_override(&camera, &zone, &auth.user.name, st.now())
-        .await?
-    {
-        st.desk.send(
-            &camera,
-            SceneCommand::SetZone {
-                zone: zone.clone(),
-                polygon: config,
-            },
-        );
+        .await?;
+    match config {
+        Some(polygon) => {
+            if removed {
+                st.desk.send(
+                    &camera,
+                    SceneCommand::SetZone {
+                        zone: zone.clone(),
+                        polygon,
+                    },
+                );
+            }
+            Ok(Json(effective(&st, &camera, &zone).await?).into_response())
+        }
+        // A drawn mask has no config to go back to: it is gone.
+        None if removed => {
+            st.desk.send(&camera, SceneCommand::RemoveZone { zone: zone.clone() });
+            Ok(Json(EffectiveZone {
+                camera,
+                zone,
+                polygon: Vec::new(),
+                source: "removed",
+                set_by: Some(auth.user.name.clone()),
+                set_at: Some(st.now()),
+            })
+            .into_response())
+        }
+        None => Err(WebError::not_found(format!("no drawn mask {zone:?}"))),
     }
-    Ok(Json(effective(&st, &camera, &zone).await?).into_response())
 }

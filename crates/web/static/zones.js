@@ -1,7 +1,9 @@
 // The cameras page's zone editor (admins): pick a zone, press "Draw", click each corner on
 // the camera's picture, then "Save". Or press "Edit the corners" to change the zone as it
 // stands: drag a corner to move it, click beside an edge to add a corner there, double-click
-// a corner to remove it (three stay at least), then "Save". The polygon goes to PUT /api/cameras/{id}/zones/{zone};
+// a corner to remove it (three stay at least), then "Save". "Draw a new mask" adds a mask
+// beyond the config's zones (named drawn-mask-<n>, ignored by every rule); resetting a drawn
+// mask removes it. The polygon goes to PUT /api/cameras/{id}/zones/{zone};
 // the server checks it (inside the frame, not crossing itself), stores it over the
 // config's, audits it, and the running camera uses it from its next frame. "Back to the
 // config's zone" deletes the drawn one. Operators draw a fixture (a bench, a shop's
@@ -35,11 +37,23 @@
     const polygonOf = (zone) =>
       svg.querySelector('polygon[data-zone="' + CSS.escape(zone) + '"]');
     const show = (zone) => {
-      const p = polygonOf(zone.zone);
-      if (p) {
-        p.setAttribute('points', zone.polygon.map((q) => q[0] + ',' + q[1]).join(' '));
-        p.setAttribute('class', zone.source === 'drawn' ? 'drawn' : 'config');
+      let p = polygonOf(zone.zone);
+      if (zone.source === 'removed') {
+        if (p) p.remove();
+        for (const o of pick.options) if (o.value === zone.zone) o.remove();
+        return;
       }
+      const mask = zone.zone.startsWith('drawn-mask-') || (p && p.classList.contains('mask'));
+      if (!p) {
+        p = document.createElementNS('http://www.w3.org/2000/svg', 'polygon');
+        p.dataset.zone = zone.zone;
+        const title = document.createElementNS('http://www.w3.org/2000/svg', 'title');
+        title.textContent = zone.zone;
+        p.appendChild(title);
+        svg.insertBefore(p, svg.firstChild);
+      }
+      p.setAttribute('points', zone.polygon.map((q) => q[0] + ',' + q[1]).join(' '));
+      p.setAttribute('class', (zone.source === 'drawn' ? 'drawn' : 'config') + (mask ? ' mask' : ''));
     };
     const stop = () => {
       points = null;
@@ -115,7 +129,22 @@
       });
       continue;
     }
+    // A new mask: the next free drawn-mask-<n>, picked, then drawn like any zone.
+    const maskNew = ed.querySelector('.mask-new');
+    if (maskNew) maskNew.addEventListener('click', () => {
+      let n = 1;
+      for (const o of pick.options) {
+        const m = /^drawn-mask-(\d+)$/.exec(o.value);
+        if (m) n = Math.max(n, Number(m[1]) + 1);
+      }
+      const o = document.createElement('option');
+      o.value = o.textContent = 'drawn-mask-' + n;
+      pick.appendChild(o);
+      pick.value = o.value;
+      draw.click();
+    });
     draw.addEventListener('click', () => {
+      if (!pick.value) return;
       stop();
       points = [];
       line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
@@ -246,11 +275,12 @@
       }
     });
     reset.addEventListener('click', async () => {
+      if (!pick.value) return;
       stop();
       const zone = await send('DELETE');
       if (zone) {
         show(zone);
-        status.textContent = ed.dataset.reset;
+        status.textContent = zone.source === 'removed' ? ed.dataset.removed : ed.dataset.reset;
       }
     });
   }

@@ -115,6 +115,20 @@ pub struct Zone {
     pub preset: Option<u32>,
 }
 
+impl Zone {
+    /// A mask an admin drew on the camera's picture (see [`crate::model::zones::DRAWN_MASK`]):
+    /// always active, on every preset.
+    pub fn drawn_mask(id: &str, polygon: Polygon) -> Self {
+        Zone {
+            id: id.to_string(),
+            kind: ZoneKind::Mask,
+            polygon,
+            active: ActiveHours::always(),
+            preset: None,
+        }
+    }
+}
+
 /// A validated rule of one camera.
 #[derive(Debug, Clone)]
 pub struct RuleConfig {

@@ -32,6 +32,9 @@ pub enum SceneCommand {
         zone: String,
         polygon: super::zones::Polygon,
     },
+    /// An admin removed a mask drawn on the picture: the rules stop using it from the next
+    /// frame.
+    RemoveZone { zone: String },
 }
 
 /// Between the web UI and the running cameras: commands waiting for each camera's next

@@ -20,6 +20,16 @@ pub enum ZoneKind {
     Mask,
 }
 
+/// Masks an admin draws on a camera's picture beyond the config's zones are named
+/// `drawn-mask-<n>`: masks (ignored by every rule) that live only in the case database.
+pub const DRAWN_MASK: &str = "drawn-mask-";
+
+/// Whether `id` names a mask drawn on the picture (`drawn-mask-` and up to six digits).
+pub fn is_drawn_mask(id: &str) -> bool {
+    id.strip_prefix(DRAWN_MASK)
+        .is_some_and(|n| (1..=6).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A simple polygon, points in 0..1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Polygon(pub Vec<[f32; 2]>);

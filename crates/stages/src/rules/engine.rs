@@ -717,6 +717,13 @@ impl RuleEngine {
         state: &mut TrackerState,
     ) -> bool {
         let Some(z) = self.cam.zones.iter_mut().find(|z| z.id == zone) else {
+            // A mask drawn on the picture beyond the config's zones: added.
+            if crate::model::zones::is_drawn_mask(zone) {
+                self.cam
+                    .zones
+                    .push(crate::config::Zone::drawn_mask(zone, polygon));
+                return true;
+            }
             return false;
         };
         z.polygon = polygon;
@@ -724,6 +731,17 @@ impl RuleEngine {
         self.bins.remove(zone);
         self.grounds.remove(zone);
         true
+    }
+
+    /// Removes a mask drawn on the picture; false when the camera has no such drawn mask
+    /// (the config's zones are never removed, only redrawn).
+    pub fn remove_drawn_mask(&mut self, zone: &str) -> bool {
+        if !crate::model::zones::is_drawn_mask(zone) {
+            return false;
+        }
+        let before = self.cam.zones.len();
+        self.cam.zones.retain(|z| z.id != zone);
+        self.cam.zones.len() < before
     }
 
     /// The camera's zones as the rules use them now.
