@@ -1602,7 +1602,7 @@ dwell_s = 60
         );
         assert_eq!(run(&mut a, 20, 40).await, 1, "filed once unmasked");
         assert!(
-            a.engine.zones().iter().all(|z| z.id == "road"),
+            a.analysis.engine.zones().iter().all(|z| z.id == "road"),
             "only the config's zone is left"
         );
     }

@@ -367,3 +367,62 @@ pub fn apply_override(config: &mut PipelineConfig, o: &crate::store::learning::O
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drawn(zone: &str, polygon: Vec<[f32; 2]>) -> crate::store::zones::ZoneOverride {
+        crate::store::zones::ZoneOverride {
+            camera: "c".into(),
+            zone: zone.into(),
+            polygon,
+            set_by: "boss".into(),
+            set_at: 0.0,
+        }
+    }
+
+    #[test]
+    fn drawn_zones_replace_the_configs_and_drawn_masks_are_added_at_start() {
+        let mut config = PipelineConfig::parse(
+            r#"
+[[cameras]]
+id = "c"
+url = "rtsp://127.0.0.1:9/x"
+[[cameras.zones]]
+id = "road"
+kind = "no_parking"
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+"#,
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let square = vec![[0.2, 0.2], [0.4, 0.2], [0.4, 0.4], [0.2, 0.4]];
+        assert!(apply_zone_override(
+            &mut config,
+            &drawn("road", square.clone())
+        ));
+        assert!(apply_zone_override(
+            &mut config,
+            &drawn("drawn-mask-1", square.clone())
+        ));
+        assert!(!apply_zone_override(
+            &mut config,
+            &drawn("elsewhere", square.clone())
+        ));
+        assert!(!apply_zone_override(
+            &mut config,
+            &drawn(
+                "drawn-mask-2",
+                vec![[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]
+            )
+        ));
+        let zones = &config.cameras[0].zones;
+        assert_eq!(
+            zones.iter().map(|z| z.id.as_str()).collect::<Vec<_>>(),
+            ["road", "drawn-mask-1"]
+        );
+        assert_eq!(zones[0].polygon.0, square);
+        assert_eq!(zones[1].kind, crate::model::zones::ZoneKind::Mask);
+    }
+}

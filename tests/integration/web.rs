@@ -1915,7 +1915,11 @@ async fn an_admin_draws_a_new_mask_beyond_the_configs_zones_and_removes_it() {
         "{sent:?}"
     );
     assert!(s.store.zone_overrides().await.unwrap().is_empty());
-    assert!(!get_text(&s, &admin, "/cameras").await.contains("drawn-mask-1"));
+    assert!(
+        !get_text(&s, &admin, "/cameras")
+            .await
+            .contains("drawn-mask-1")
+    );
     let r = s
         .client
         .delete(url("drawn-mask-1"))

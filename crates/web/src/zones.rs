@@ -198,7 +198,8 @@ pub async fn reset_zone(
         }
         // A drawn mask has no config to go back to: it is gone.
         None if removed => {
-            st.desk.send(&camera, SceneCommand::RemoveZone { zone: zone.clone() });
+            st.desk
+                .send(&camera, SceneCommand::RemoveZone { zone: zone.clone() });
             Ok(Json(EffectiveZone {
                 camera,
                 zone,
