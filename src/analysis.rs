@@ -1554,7 +1554,7 @@ dwell_s = 60
             det,
             desk.clone(),
         );
-        let mut run = async |a: &mut FrameAnalyser, from: usize, to: usize| {
+        let run = async |a: &mut FrameAnalyser, from: usize, to: usize| {
             let mut n = 0;
             for i in from..to {
                 let mut frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
