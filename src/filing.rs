@@ -319,7 +319,7 @@ impl FilingStage {
             }
             Err(crate::store::spool::SpoolError::Io { source, .. }) => {
                 let reason = crate::model::live::BlockReason::of(&source);
-                warn!(capture = key, error = %source, reason = reason.as_str(), "the capture queue's disk refused a capture; it is held until the disk takes it");
+                warn!(capture = key, error = %source, reason = reason.as_str(), "the capture queue's disk refused a capture; it is held until the database stores it or the disk takes it");
                 self.block("queue", reason, source.to_string());
                 self.held.lock().insert(key.to_string(), entry);
                 false
@@ -685,10 +685,62 @@ fn reference(writer: &EvidenceWriter, ev: &EvidenceSettings, p: &PackageRef) -> 
 }
 
 impl FilingStage {
-    /// Writes the queue to the store once. Returns how many were written.
+    /// Captures held because the queue's disk refused them go straight to the database
+    /// while it answers: they wait on no disk, so a kill loses them only while both the
+    /// queue's disk and the database refuse. Returns how many were stored.
+    async fn store_held(&self) -> Result<usize, crate::store::StoreError> {
+        let held: Vec<(String, SpoolEntry)> = self
+            .held
+            .lock()
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let policy = self.cases.policy();
+        let mut n = 0;
+        for (key, e) in held {
+            let (stored, _) = self
+                .store
+                .record_capture(
+                    &e.capture,
+                    e.evidence.as_ref(),
+                    e.mode,
+                    &policy,
+                    &e.location,
+                    self.now(),
+                )
+                .await?;
+            {
+                // A newer version (a merge) held meanwhile stays for the next pass.
+                let mut h = self.held.lock();
+                if h.get(&key) == Some(&e) {
+                    h.remove(&key);
+                }
+            }
+            if let Some(tx) = self.commits.lock().as_ref() {
+                let _ = tx.send(stored.clone());
+            }
+            let held = self.held.lock().len();
+            self.update(|s| {
+                s.stored += 1;
+                s.held = held;
+            });
+            n += 1;
+        }
+        info!(
+            captures = n,
+            "stored held captures straight to the database (the queue's disk refuses them)"
+        );
+        Ok(n)
+    }
+
+    /// Writes the queue to the store once, then any held captures. Returns how many were
+    /// written.
     pub async fn drain_once(&self) -> Result<usize, crate::store::StoreError> {
         let policy = self.cases.policy();
-        let r = self
+        let r = match self
             .spool
             .drain(self.store.as_ref(), &policy, self.now(), |key| {
                 if let Some(tx) = self.commits.lock().as_ref() {
@@ -696,7 +748,11 @@ impl FilingStage {
                 }
                 self.update(|s| s.stored += 1);
             })
-            .await;
+            .await
+        {
+            Ok(n) => self.store_held().await.map(|m| n + m),
+            Err(e) => Err(e),
+        };
         match &r {
             Ok(n) => {
                 if *n > 0 {
@@ -815,14 +871,15 @@ impl FilingStage {
             }
         }
         self.retry_held();
+        let drained = self.drain_once().await;
         let held = self.held.lock().len();
         if held > 0 {
             error!(
                 captures = held,
-                "captures still held at the end: the capture queue's disk refused them"
+                "captures still held at the end: the capture queue's disk and the database refused them"
             );
         }
-        self.drain_once().await
+        drained
     }
 }
 

@@ -580,7 +580,8 @@ async fn a_read_only_evidence_disk_blocks_filing_with_its_reason_and_filing_resu
 }
 
 #[tokio::test]
-async fn a_full_queue_disk_holds_captures_in_memory_and_queues_each_once_space_returns() {
+async fn a_full_queue_disk_holds_captures_in_memory_stores_them_straight_and_queues_again_once_space_returns()
+ {
     let dir = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&dir.path().join("spooldisk"), "256k");
     let root = dir.path().join("evidence");
@@ -590,24 +591,46 @@ async fn a_full_queue_disk_holds_captures_in_memory_and_queues_each_once_space_r
     let cam = CameraEvidence::new(&cfg.cameras[0], None);
     let filler = fill(&disk.0);
 
+    // The queue's disk refuses them: held in memory, and, the database answering, stored
+    // straight from there, each once. The block stays named while the disk is full.
     for i in 1..=3 {
         stage.capture(&cam, capture(i), Some(frames()));
     }
-    let s = wait_status(&stage, "three captures held", |s| s.held == 3).await;
+    let s = wait_status(&stage, "three captures stored from memory", |s| {
+        s.stored >= 3 && s.held == 0
+    })
+    .await;
     let b = s.blocked.clone().unwrap();
     assert_eq!((b.place, b.reason), ("queue", BlockReason::DiskFull));
-    assert_eq!((s.queued, s.queue_dropped, s.stored), (0, 0, 0), "{s:?}");
+    assert_eq!((s.queued, s.queue_dropped), (0, 0), "{s:?}");
     assert!(s.last_queue_error.unwrap().contains("No space left"));
-    // A duplicate merged while held raises the held entry's count; nothing is added.
+    assert_eq!(store.counts().await.unwrap().captures, 3);
+    // A duplicate merged while the disk is full raises the stored capture's count; nothing
+    // is added.
     stage.merged(2, "cam", 1, T0 + 90.0);
-    assert_eq!(stage.status().held, 3);
+    wait_status(&stage, "the merge stored from memory", |s| {
+        s.stored >= 4 && s.held == 0
+    })
+    .await;
+    let merged = store
+        .list_captures(&citywatch::store::query::CaptureFilter {
+            status: Some("all".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(merged.len(), 3);
+    assert!(merged.iter().any(|c| c.aggregation == 2), "{merged:?}");
 
+    // Space returns: the next capture goes through the queue again, and the block clears.
     std::fs::remove_file(&filler).unwrap();
-    let s = wait_status(&stage, "the held captures stored", |s| s.stored >= 3).await;
+    stage.capture(&cam, capture(4), Some(frames()));
+    let s = wait_status(&stage, "the fourth capture queued and stored", |s| {
+        s.stored >= 5 && s.blocked.is_none()
+    })
+    .await;
     assert_eq!((s.held, s.queued), (0, 0), "{s:?}");
-    assert!(s.blocked.is_none(), "{s:?}");
-    let counts = store.counts().await.unwrap();
-    assert_eq!(counts.captures, 3);
+    assert_eq!(store.counts().await.unwrap().captures, 4);
     shutdown.trigger();
 }
 
