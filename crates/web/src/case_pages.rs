@@ -118,7 +118,7 @@ pub async fn case_page(
         && auth.user.role >= Role::Operator;
     let (package, tampered) = match package_of(&st, &evidence) {
         PackageView::Verified(m) => (Some(before_after(lang, &evidence, &m)), None),
-        PackageView::Tampered(tp) => (None, Some(super::pages::tampered_banner(lang, &tp))),
+        PackageView::Tampered(tp) => (None, Some(tp.files.clone())),
         PackageView::None => (None, None),
     };
     let history = history

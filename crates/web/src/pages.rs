@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::auth::Auth;
 use super::error::WebError;
-use super::html::{LANG_COOKIE, Lang, esc, local, t};
+use super::html::{LANG_COOKIE, Lang, local, t};
 use super::review::{
     FixtureForm, REJECT_REASONS, RejectBody, camera_views, do_confirm, do_fixture, do_mark_clean,
     do_reject,
@@ -275,54 +275,6 @@ pub async fn capture(
     .and_then(|r| table.rules.get(&r));
     let clip = thumb(&c.evidence, "clip.mp4")
         .filter(|_| manifest.as_ref().is_some_and(|m| m.clip.is_some()));
-    let csrf = esc(auth.csrf.as_deref().unwrap_or(""));
-    // A bin zone found clean on the spot: its reference is replaced by the next frame.
-    let clean = if c.rule == "overflowing_bin" {
-        format!(
-            "<form method=\"post\" action=\"/captures/{}/clean\" id=\"clean-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"clean\">{}</button></form>",
-            esc(&c.id),
-            t(lang, "mark_clean")
-        )
-    } else {
-        String::new()
-    };
-    let actions = if let Some(tp) = &tampered {
-        // Evidence that fails its check is shown for what it is, and cannot become a case.
-        tampered_banner(lang, tp)
-    } else if c.status == "pending_review" {
-        let reasons: String = REJECT_REASONS
-            .iter()
-            .enumerate()
-            .map(|(i, r)| format!("<option value=\"{r}\">{} {}</option>", i + 1, t(lang, r)))
-            .collect();
-        format!(
-            r#"<div class="actions">
-<form method="post" action="/captures/{id}/confirm" id="confirm-form"><input type="hidden" name="csrf" value="{csrf}"><button id="confirm">{confirm} (c)</button></form>
-<form method="post" action="/captures/{id}/reject" id="reject-form"><input type="hidden" name="csrf" value="{csrf}">
-<label>{reason} <select name="reason" id="reason">{reasons}</select></label> <label>{note} <input name="note" id="note" maxlength="2000"></label>
-<button id="reject">{reject} (r)</button></form><p class="keys">{keys}</p></div>"#,
-            id = esc(&c.id),
-            confirm = t(lang, "confirm"),
-            reject = t(lang, "reject"),
-            reason = t(lang, "reason"),
-            note = t(lang, "note"),
-            keys = t(lang, "capture_keys"),
-        )
-    } else {
-        format!(
-            "<p class=\"done\" id=\"outcome\">{}{}</p>",
-            t(lang, &c.status),
-            c.case_number
-                .as_ref()
-                .map(|n| format!(
-                    " · {} <a href=\"/cases/{}\"><b id=\"case-number\">{}</b></a>",
-                    t(lang, "case_number"),
-                    urlencoding_path(n),
-                    esc(n)
-                ))
-                .unwrap_or_default()
-        )
-    } + &clean;
     let loc = cam.map(|c| &c.location);
     let off = st.cases.utc_offset_s;
     let similar = similar_verdicts(&st, &c, lang).await;
@@ -351,7 +303,20 @@ pub async fn capture(
                 .is_none_or(|m| m.files.iter().any(|f| f.name == "first_seen.jpg"))
         }),
         clip,
-        actions,
+        path: urlencoding_path(&c.id),
+        tampered: tampered.as_ref().map(|tp| tp.files.clone()),
+        pending: c.status == "pending_review",
+        reasons: REJECT_REASONS
+            .iter()
+            .map(|r| (r.to_string(), t(lang, r)))
+            .collect(),
+        outcome: t(lang, &c.status),
+        case: c
+            .case_number
+            .as_ref()
+            .map(|n| (format!("/cases/{}", urlencoding_path(n)), n.clone())),
+        // A bin zone found clean on the spot: its reference is replaced by the next frame.
+        clean: c.rule == "overflowing_bin",
         parts: manifest
             .as_ref()
             .map(|m| m.parts.join(", "))
@@ -535,19 +500,6 @@ async fn capture_timeline(
             what,
         })
         .collect()
-}
-
-/// The banner of a package that fails its hash check, naming the failing files.
-pub(crate) fn tampered_banner(lang: Lang, tp: &crate::model::package::Tampered) -> String {
-    format!(
-        "<div class=\"tampered\" id=\"tampered\"><b>{}</b>: {} <ul>{}</ul></div>",
-        t(lang, "tampered"),
-        t(lang, "tampered_files"),
-        tp.files
-            .iter()
-            .map(|f| format!("<li class=\"tampered-file\">{}</li>", esc(f)))
-            .collect::<String>()
-    )
 }
 
 /// After a decision, the next capture of the queue (or the queue when it is empty).
@@ -1211,7 +1163,7 @@ mod tests {
     #[test]
     fn html_is_escaped() {
         assert_eq!(
-            esc("<script>alert('x')</script>&\""),
+            super::super::html::esc("<script>alert('x')</script>&\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
     }

@@ -1,7 +1,6 @@
 //! The pages' templates (askama, compiled with the crate and escaping by default): the
 //! layout every page shares, and every page in it (the login page stands alone). Only the
-//! charts' SVG and a few shared fragments (the capture's decision controls, the tampered
-//! banner) are built in code, with their text escaped there.
+//! charts' SVG is built in code (`charts`), with its text escaped there.
 
 use askama::Template;
 
@@ -368,8 +367,8 @@ pub struct CasePage {
     pub verify: bool,
     pub csrf: String,
     pub package: Option<CasePackage>,
-    /// The tampered package's banner (built and escaped in code, shared with the capture view).
-    pub tampered: Option<String>,
+    /// The files of a package that fails its check.
+    pub tampered: Option<Vec<String>>,
 }
 
 impl CasePage {
@@ -576,8 +575,19 @@ pub struct CaptureView {
     pub crop: Option<String>,
     pub before: Option<String>,
     pub clip: Option<String>,
-    /// The decision controls, the outcome, or the tampered banner (built and escaped in code).
-    pub actions: String,
+    /// The id as a path segment.
+    pub path: String,
+    /// The files of a package that fails its check: shown for what it is, never decided.
+    pub tampered: Option<Vec<String>>,
+    /// Waiting for a decision: the confirm and reject controls.
+    pub pending: bool,
+    /// The rejection reasons in key order: (code, word).
+    pub reasons: Vec<(String, &'static str)>,
+    /// Once decided: the outcome, and its case (its page, its number).
+    pub outcome: &'static str,
+    pub case: Option<(String, String)>,
+    /// A bin capture: its zone may be marked clean now.
+    pub clean: bool,
     pub parts: String,
     /// A vehicle capture's plate (masked for viewers; "" when unread), how it was read,
     /// and whether this user may correct it (operators and admins).
