@@ -1158,8 +1158,6 @@ pub async fn apply_calibration(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn html_is_escaped() {
         assert_eq!(
