@@ -1498,22 +1498,11 @@ dwell_s = 60
             det,
             desk.clone(),
         );
-        let mut captures = Vec::new();
-        let mut run = async |a: &mut FrameAnalyser, from: usize, to: usize| {
-            let mut n = 0;
-            for i in from..to {
-                let mut frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
-                frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 10.0));
-                for e in a.process(frame, 1_000.0 + i as f64 * 10.0).await {
-                    if let Event::Capture(c) = e {
-                        n += 1;
-                        captures.push(c);
-                    }
-                }
-            }
-            n
-        };
-        assert_eq!(run(&mut a, 0, 20).await, 0, "outside the configured zone");
+        assert_eq!(
+            play(&mut a, 0..20).await.len(),
+            0,
+            "outside the configured zone"
+        );
         // An admin draws the zone around the car on the camera's picture.
         desk.send(
             "c",
@@ -1528,8 +1517,24 @@ dwell_s = 60
                 .unwrap(),
             },
         );
-        assert_eq!(run(&mut a, 20, 40).await, 1, "captured in the drawn zone");
+        let captures = play(&mut a, 20..40).await;
+        assert_eq!(captures.len(), 1, "captured in the drawn zone");
         assert_eq!(captures[0].candidate.zone, "kerb");
+    }
+
+    /// Frames 10 s apart (grey, 16 × 16) through the analyser: the captures they made.
+    async fn play(a: &mut FrameAnalyser, frames: std::ops::Range<usize>) -> Vec<Capture> {
+        let mut captures = Vec::new();
+        for i in frames {
+            let mut frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
+            frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 10.0));
+            for e in a.process(frame, 1_000.0 + i as f64 * 10.0).await {
+                if let Event::Capture(c) = e {
+                    captures.push(c);
+                }
+            }
+        }
+        captures
     }
 
     #[tokio::test]
@@ -1554,17 +1559,6 @@ dwell_s = 60
             det,
             desk.clone(),
         );
-        let run = async |a: &mut FrameAnalyser, from: usize, to: usize| {
-            let mut n = 0;
-            for i in from..to {
-                let mut frame = Frame::from_rgb("c".into(), 16, 16, vec![90; 16 * 16 * 3]);
-                frame.pts = Some(std::time::Duration::from_secs_f64(i as f64 * 10.0));
-                for e in a.process(frame, 1_000.0 + i as f64 * 10.0).await {
-                    n += matches!(e, Event::Capture(_)) as usize;
-                }
-            }
-            n
-        };
         // An admin draws a new mask over the car: nothing is filed there.
         desk.send(
             "c",
@@ -1579,7 +1573,7 @@ dwell_s = 60
                 .unwrap(),
             },
         );
-        assert_eq!(run(&mut a, 0, 20).await, 0, "masked");
+        assert_eq!(play(&mut a, 0..20).await.len(), 0, "masked");
         // A zone the config does not have, and that is not a drawn mask, is not added.
         desk.send(
             "c",
@@ -1600,7 +1594,7 @@ dwell_s = 60
                 zone: "drawn-mask-1".into(),
             },
         );
-        assert_eq!(run(&mut a, 20, 40).await, 1, "filed once unmasked");
+        assert_eq!(play(&mut a, 20..40).await.len(), 1, "filed once unmasked");
         assert!(
             a.analysis.engine.zones().iter().all(|z| z.id == "road"),
             "only the config's zone is left"

@@ -701,28 +701,18 @@ impl FilingStage {
         let policy = self.cases.policy();
         let mut n = 0;
         for (key, e) in held {
-            let (stored, _) = self
-                .store
-                .record_capture(
-                    &e.capture,
-                    e.evidence.as_ref(),
-                    e.mode,
-                    &policy,
-                    &e.location,
-                    self.now(),
-                )
-                .await?;
-            {
+            let stored = e.record(self.store.as_ref(), &policy, self.now()).await?;
+            let held = {
                 // A newer version (a merge) held meanwhile stays for the next pass.
                 let mut h = self.held.lock();
                 if h.get(&key) == Some(&e) {
                     h.remove(&key);
                 }
-            }
+                h.len()
+            };
             if let Some(tx) = self.commits.lock().as_ref() {
-                let _ = tx.send(stored.clone());
+                let _ = tx.send(stored);
             }
-            let held = self.held.lock().len();
             self.update(|s| {
                 s.stored += 1;
                 s.held = held;

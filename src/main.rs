@@ -414,25 +414,28 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     .unwrap_or_default(),
                 None => Vec::new(),
             };
-            for cam in &c.cameras {
+            // Applied as `run` applies them (a drawn mask added, an unusable one skipped).
+            let mut effective = c.clone();
+            let applied: Vec<_> = drawn
+                .iter()
+                .filter(|d| citywatch::run::apply_zone_override(&mut effective, d))
+                .collect();
+            for cam in &effective.cameras {
                 for z in &cam.zones {
-                    let over = drawn.iter().find(|d| d.camera == cam.id && d.zone == z.id);
-                    let (points, from) = match over {
-                        Some(d)
-                            if citywatch::model::zones::Polygon::validate(&d.polygon).is_ok() =>
-                        {
-                            (
-                                d.polygon.clone(),
-                                format!(
-                                    "drawn by {} at {}",
-                                    d.set_by,
-                                    citywatch::model::package::format_time(d.set_at, 0)
-                                ),
-                            )
-                        }
-                        _ => (z.polygon.0.clone(), "config".to_string()),
+                    let from = match applied
+                        .iter()
+                        .find(|d| d.camera == cam.id && d.zone == z.id)
+                    {
+                        Some(d) => format!(
+                            "drawn by {} at {}",
+                            d.set_by,
+                            citywatch::model::package::format_time(d.set_at, 0)
+                        ),
+                        None => "config".to_string(),
                     };
-                    let pts: Vec<String> = points
+                    let pts: Vec<String> = z
+                        .polygon
+                        .0
                         .iter()
                         .map(|p| format!("[{:.3}, {:.3}]", p[0], p[1]))
                         .collect();
@@ -442,27 +445,6 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                         z.id,
                         z.kind,
                         pts.join(", ")
-                    );
-                }
-                // Masks an admin drew beyond the config's zones.
-                for d in drawn.iter().filter(|d| {
-                    d.camera == cam.id
-                        && citywatch::model::zones::is_drawn_mask(&d.zone)
-                        && !cam.zones.iter().any(|z| z.id == d.zone)
-                        && citywatch::model::zones::Polygon::validate(&d.polygon).is_ok()
-                }) {
-                    let pts: Vec<String> = d
-                        .polygon
-                        .iter()
-                        .map(|p| format!("[{:.3}, {:.3}]", p[0], p[1]))
-                        .collect();
-                    println!(
-                        "  {} zone {} (Mask): [{}] (drawn by {} at {})",
-                        cam.id,
-                        d.zone,
-                        pts.join(", "),
-                        d.set_by,
-                        citywatch::model::package::format_time(d.set_at, 0)
                     );
                 }
             }

@@ -214,7 +214,7 @@ pub(crate) async fn play(
         checks: opts.checks.clone().unwrap_or_default(),
         keep_detections: opts.keep_detections,
         plates: detection.plates.clone(),
-        shedder: None,
+        shed: false,
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(if opts.jobs == 0 {
         tokio::sync::Semaphore::MAX_PERMITS

@@ -159,7 +159,7 @@ pub async fn run(
         checks: checks.clone(),
         keep_detections: false,
         plates: detection.as_ref().and_then(|d| d.plates.clone()),
-        shedder: config.ingest.shed.then(crate::ingest::shed::Shedder::new),
+        shed: config.ingest.shed,
     };
     let health = HealthBoard::default();
 

@@ -77,8 +77,8 @@ pub struct Launcher {
     /// The plate reader of standing vehicles, shared by every camera; None when off.
     pub plates: Option<Arc<dyn crate::plate::PlateReader>>,
     /// Fair shedding of live cameras' frames while analysis is behind (`[ingest] shed`);
-    /// None for replays and evaluation, which analyse every frame.
-    pub shedder: Option<Arc<crate::ingest::shed::Shedder>>,
+    /// off for replays and evaluation, which analyse every frame.
+    pub shed: bool,
 }
 
 impl Launcher {
@@ -169,12 +169,10 @@ impl Launcher {
             .stage
             .as_ref()
             .map(|s| (s.clone(), CameraEvidence::new(cam, ring.clone())));
-        let shed = match (&self.shedder, &cam.source) {
-            (Some(s), crate::config::SourceKind::Rtsp { .. }) if analyser.is_some() => {
-                Some(s.camera())
-            }
-            _ => None,
-        };
+        let shed = (self.shed
+            && analyser.is_some()
+            && matches!(cam.source, crate::config::SourceKind::Rtsp { .. }))
+        .then(crate::ingest::shed::CameraShed::new);
         Ok(CameraRig {
             cam: cam.clone(),
             ring: stills,

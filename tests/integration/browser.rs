@@ -228,6 +228,18 @@ impl Browser {
         .await;
     }
 
+    /// Presses the zone editor's "Save" and waits until the page says the server saved
+    /// it (a mutation observer: no polling, no sleeping).
+    pub(crate) async fn save_zone(&mut self) {
+        let said = self
+            .eval("new Promise(r=>{const s=document.querySelector('.zone-status');\
+                   new MutationObserver((m,o)=>{if(s.textContent.startsWith('Zone saved')){o.disconnect();r(s.textContent)}})\
+                   .observe(s,{childList:true,characterData:true,subtree:true});\
+                   document.querySelector('.zone-save').click()})")
+            .await;
+        assert!(said.as_str().unwrap().starts_with("Zone saved"), "{said}");
+    }
+
     /// Presses and releases one key (a letter or a digit) as the keyboard would.
     pub(crate) async fn key(&mut self, key: &str) {
         for kind in ["keyDown", "keyUp"] {
@@ -805,13 +817,7 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
         assert_eq!(b.eval("document.querySelector('.zone-save').disabled").await, false);
         b.screenshot("16-zone-drawn").await;
         // Saved: the page says so once the server has answered (a mutation observer).
-        let said = b
-            .eval("new Promise(r=>{const s=document.querySelector('.zone-status');\
-                   new MutationObserver((m,o)=>{if(s.textContent.startsWith('Zone saved')){o.disconnect();r(s.textContent)}})\
-                   .observe(s,{childList:true,characterData:true,subtree:true});\
-                   document.querySelector('.zone-save').click()})")
-            .await;
-        assert!(said.as_str().unwrap().starts_with("Zone saved"), "{said}");
+        b.save_zone().await;
         assert_eq!(
             b.eval("document.querySelector('polygon[data-zone=\"kerb\"]').getAttribute('class')").await,
             "drawn"
@@ -844,13 +850,7 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
         b.click(px(0.55, 0.905).0, px(0.55, 0.905).1).await;
         assert_eq!(b.eval("document.querySelectorAll('.live ellipse.handle').length").await, 5);
         b.screenshot("17b-zone-edited").await;
-        let said = b
-            .eval("new Promise(r=>{const s=document.querySelector('.zone-status');\
-                   new MutationObserver((m,o)=>{if(s.textContent.startsWith('Zone saved')){o.disconnect();r(s.textContent)}})\
-                   .observe(s,{childList:true,characterData:true,subtree:true});\
-                   document.querySelector('.zone-save').click()})")
-            .await;
-        assert!(said.as_str().unwrap().starts_with("Zone saved"), "{said}");
+        b.save_zone().await;
         let drawn = store.zone_overrides().await.unwrap();
         let edited = [[0.3, 0.4], [0.7, 0.3], [0.8, 0.9], [0.55, 0.905], [0.3, 0.9]];
         assert_eq!(drawn[0].polygon.len(), edited.len(), "{:?}", drawn[0].polygon);
@@ -870,13 +870,7 @@ fn case_history_an_overdue_case_dead_letters_and_the_admin_pages_in_headless_chr
         for [x, y] in [[0.05, 0.05], [0.2, 0.05], [0.12, 0.3]] {
             b.click(px(x, y).0, px(x, y).1).await;
         }
-        let said = b
-            .eval("new Promise(r=>{const s=document.querySelector('.zone-status');\
-                   new MutationObserver((m,o)=>{if(s.textContent.startsWith('Zone saved')){o.disconnect();r(s.textContent)}})\
-                   .observe(s,{childList:true,characterData:true,subtree:true});\
-                   document.querySelector('.zone-save').click()})")
-            .await;
-        assert!(said.as_str().unwrap().starts_with("Zone saved"), "{said}");
+        b.save_zone().await;
         assert_eq!(
             b.eval("document.querySelector('polygon[data-zone=\"drawn-mask-1\"]').getAttribute('class')").await,
             "drawn mask"

@@ -9,7 +9,6 @@ use std::time::Duration;
 use citywatch::core::{Shutdown, SystemClock};
 use citywatch::detect::service::{DetectionService, ServiceConfig};
 use citywatch::detect::{Detection, Detector, Manifest, ModelError, OrtDetector};
-use citywatch::ingest::shed::Shedder;
 use citywatch::ingest::{CameraHealth, Frame};
 use citywatch::pipeline::{Episodes, Launcher, Timebase};
 use tokio::sync::watch;
@@ -105,7 +104,6 @@ async fn overload_shedding_thins_every_camera_fairly_before_its_queue_drops_and_
             ..Default::default()
         },
     );
-    let shedder = Shedder::new();
     let launcher = Launcher {
         config: cfg.clone(),
         detection: Some((service, false)),
@@ -121,7 +119,7 @@ async fn overload_shedding_thins_every_camera_fairly_before_its_queue_drops_and_
         checks: Default::default(),
         keep_detections: false,
         plates: None,
-        shedder: Some(shedder.clone()),
+        shed: true,
     };
     let shutdown = Shutdown::new();
     let mut health: Vec<watch::Receiver<CameraHealth>> = Vec::new();
@@ -190,7 +188,7 @@ async fn overload_shedding_thins_every_camera_fairly_before_its_queue_drops_and_
     // The load goes away: no camera is degraded any more.
     slow.delay_ms.store(0, Ordering::Relaxed);
     until(120, "shedding over", || {
-        shedder.degraded() == 0 && snapshot(&health).iter().all(|h| !h.degraded)
+        snapshot(&health).iter().all(|h| !h.degraded)
     })
     .await;
 

@@ -1850,6 +1850,13 @@ async fn an_admin_draws_a_new_mask_beyond_the_configs_zones_and_removes_it() {
         .unwrap();
     let (admin, csrf) = login(&s, "boss", "admin-password").await;
     let url = |z: &str| format!("{}/api/cameras/cam/zones/{z}", s.base);
+    let remove = || {
+        s.client
+            .delete(url("drawn-mask-1"))
+            .header("cookie", &admin)
+            .header("x-csrf-token", &csrf)
+            .send()
+    };
     let tree = serde_json::json!({"polygon": [[0.1, 0.1], [0.3, 0.1], [0.2, 0.4]]});
     // Only the drawn-mask-<n> names are new zones; any other unknown name is not found.
     for (zone, status) in [
@@ -1898,14 +1905,7 @@ async fn an_admin_draws_a_new_mask_beyond_the_configs_zones_and_removes_it() {
             .contains("cam/drawn-mask-1")
     );
     // Reset removes it: the camera is told, nothing is stored, the page no longer draws it.
-    let r = s
-        .client
-        .delete(url("drawn-mask-1"))
-        .header("cookie", &admin)
-        .header("x-csrf-token", &csrf)
-        .send()
-        .await
-        .unwrap();
+    let r = remove().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let z: serde_json::Value = r.json().await.unwrap();
     assert_eq!(z["source"], "removed");
@@ -1920,14 +1920,7 @@ async fn an_admin_draws_a_new_mask_beyond_the_configs_zones_and_removes_it() {
             .await
             .contains("drawn-mask-1")
     );
-    let r = s
-        .client
-        .delete(url("drawn-mask-1"))
-        .header("cookie", &admin)
-        .header("x-csrf-token", &csrf)
-        .send()
-        .await
-        .unwrap();
+    let r = remove().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "removed already");
 }
 

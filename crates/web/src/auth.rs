@@ -148,7 +148,8 @@ pub async fn login_page(lang: Lang) -> Html<String> {
     Html(login_html(lang, None))
 }
 
-/// The login page: the one page outside the layout (no user yet).
+/// The login page: the one page outside the layout (no user yet). It stands below the
+/// templates module (layering), so it looks its words up itself.
 #[derive(askama::Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {

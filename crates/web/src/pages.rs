@@ -672,12 +672,7 @@ pub async fn cameras(
                 let zid = z["id"].as_str().unwrap_or("");
                 let over = drawn.iter().find(|d| d.camera == c.id && d.zone == zid);
                 let points = match over {
-                    Some(d) => d
-                        .polygon
-                        .iter()
-                        .map(|p| format!("{},{}", p[0], p[1]))
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    Some(d) => svg_points(&d.polygon),
                     None => z["polygon"]
                         .as_array()
                         .map(|ps| {
@@ -704,12 +699,7 @@ pub async fn cameras(
             .filter(|d| d.camera == c.id && crate::model::zones::is_drawn_mask(&d.zone))
             .filter(|d| !zones.iter().any(|z| z.zone == d.zone))
             .map(|d| ZoneShape {
-                points: d
-                    .polygon
-                    .iter()
-                    .map(|p| format!("{},{}", p[0], p[1]))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                points: svg_points(&d.polygon),
                 zone: d.zone.clone(),
                 drawn: true,
                 mask: true,
@@ -831,6 +821,15 @@ pub async fn mark_clean(
 }
 
 /// A capture id as a path segment (ids are hex; anything else is dropped).
+/// A polygon as an SVG `points` attribute: "x,y x,y …".
+fn svg_points(polygon: &[[f32; 2]]) -> String {
+    polygon
+        .iter()
+        .map(|p| format!("{},{}", p[0], p[1]))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub(crate) fn urlencoding_path(id: &str) -> String {
     id.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')

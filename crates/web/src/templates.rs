@@ -148,12 +148,6 @@ pub struct Workbench {
     pub reasons_json: String,
 }
 
-impl Workbench {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
-}
-
 /// One case in the cases list.
 pub struct CaseLine {
     pub href: String,
@@ -184,12 +178,6 @@ pub struct CasesList {
     pub total: i64,
     pub rows: Vec<CaseLine>,
     pub next: Option<String>,
-}
-
-impl CasesList {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
 }
 
 /// A line of the summary's tables: a rule (or a rule and camera) and its verdicts.
@@ -224,12 +212,6 @@ pub struct SummaryPage {
     /// The last day's charts; none when no health was sampled.
     pub day_charts: Vec<String>,
     pub proposals: Option<usize>,
-}
-
-impl SummaryPage {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
 }
 
 /// A zone drawn over a camera's picture (normalised points, "x,y x,y …").
@@ -310,12 +292,6 @@ pub struct CamerasPage {
     pub fleet: Vec<FleetLine>,
 }
 
-impl CamerasPage {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
-}
-
 /// A photo or a clip of a case's evidence, with its caption.
 pub struct Figure {
     pub url: String,
@@ -369,12 +345,6 @@ pub struct CasePage {
     pub package: Option<CasePackage>,
     /// The files of a package that fails its check.
     pub tampered: Option<Vec<String>>,
-}
-
-impl CasePage {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
 }
 
 /// A capture the verdict memory suppressed (learned), with what it resembled.
@@ -439,12 +409,6 @@ pub struct LearningPage {
     pub overrides: Vec<OverrideLine>,
 }
 
-impl LearningPage {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
-}
-
 /// A web user on the users page.
 pub struct UserLine {
     pub name: String,
@@ -465,12 +429,6 @@ pub struct UsersPage {
     pub roles: [&'static str; 3],
     pub min_password: usize,
     pub users: Vec<UserLine>,
-}
-
-impl UsersPage {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
 }
 
 /// A row of the audit log.
@@ -502,12 +460,6 @@ pub struct AuditLog {
     pub rows: Vec<AuditLine>,
 }
 
-impl AuditLog {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
-}
-
 /// An outbox message given up on.
 pub struct DeadLine {
     pub id: String,
@@ -528,12 +480,6 @@ pub struct OutboxPage {
     pub lang: Lang,
     pub csrf: String,
     pub dead: Vec<DeadLine>,
-}
-
-impl OutboxPage {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
 }
 
 /// A past verdict like this capture, from the verdict memory.
@@ -605,11 +551,30 @@ pub struct CaptureView {
     pub reasons_json: String,
 }
 
-impl CaptureView {
-    fn t(&self, key: &str) -> &'static str {
-        t(self.lang, key)
-    }
+/// The pages whose templates look their words up with `self.t("key")`, in the page's
+/// language (`lang`).
+macro_rules! words {
+    ($($page:ty),* $(,)?) => {$(
+        impl $page {
+            fn t(&self, key: &str) -> &'static str {
+                t(self.lang, key)
+            }
+        }
+    )*};
 }
+
+words!(
+    Workbench,
+    CasesList,
+    SummaryPage,
+    CamerasPage,
+    CasePage,
+    LearningPage,
+    UsersPage,
+    AuditLog,
+    OutboxPage,
+    CaptureView,
+);
 
 /// The navigation's words.
 #[cfg(test)]

@@ -24,6 +24,28 @@ pub struct SpoolEntry {
     pub location: Location,
 }
 
+impl SpoolEntry {
+    /// Stores the capture (keyed: storing it again updates it). Returns its key.
+    pub async fn record(
+        &self,
+        store: &dyn super::CaseStore,
+        policy: &CasePolicy,
+        now: f64,
+    ) -> Result<String, StoreError> {
+        let (key, _) = store
+            .record_capture(
+                &self.capture,
+                self.evidence.as_ref(),
+                self.mode,
+                policy,
+                &self.location,
+                now,
+            )
+            .await?;
+        Ok(key)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error("capture queue {path}: {source}")]
@@ -176,16 +198,7 @@ impl Spool {
     ) -> Result<usize, StoreError> {
         let mut n = 0;
         for (path, e) in self.pending() {
-            let (key, _) = store
-                .record_capture(
-                    &e.capture,
-                    e.evidence.as_ref(),
-                    e.mode,
-                    policy,
-                    &e.location,
-                    now,
-                )
-                .await?;
+            let key = e.record(store, policy, now).await?;
             committed(&key);
             // A newer version of the entry (a higher count) written meanwhile stays queued.
             if std::fs::read(&path)

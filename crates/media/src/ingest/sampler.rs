@@ -266,8 +266,7 @@ mod tests {
     #[test]
     fn a_camera_without_room_skips_its_due_keyframe_undecoded_and_takes_the_next_with_room() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let shedder = crate::ingest::shed::Shedder::new();
-        let cam = shedder.camera();
+        let cam = crate::ingest::shed::CameraShed::new();
         let waiting = std::sync::Arc::new(AtomicUsize::new(0));
         let w = waiting.clone();
         cam.watch(Box::new(move || w.load(Ordering::Relaxed)));

@@ -24,8 +24,8 @@
 //! `degraded`. Recorded files are never shed: they play as fast as analysis takes them.
 
 use parking_lot::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 /// A camera admits a due frame while fewer of its frames than this wait for analysis.
 pub const WAITING_LIMIT: usize = 1;
@@ -36,45 +36,6 @@ pub const DEGRADED_SLOTS: u32 = 8;
 
 /// How many of a camera's frames wait in its queue now.
 pub type Waiting = Box<dyn Fn() -> usize + Send + Sync>;
-
-/// The process's live cameras, for figures across them.
-#[derive(Default)]
-pub struct Shedder {
-    cameras: Mutex<Vec<Weak<CameraShed>>>,
-}
-
-impl std::fmt::Debug for Shedder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shedder")
-            .field("degraded", &self.degraded())
-            .finish()
-    }
-}
-
-impl Shedder {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// A live camera's handle.
-    pub fn camera(&self) -> Arc<CameraShed> {
-        let cam = Arc::new(CameraShed::default());
-        let mut cams = self.cameras.lock();
-        cams.retain(|c| c.strong_count() > 0);
-        cams.push(Arc::downgrade(&cam));
-        cam
-    }
-
-    /// How many live cameras are degraded now.
-    pub fn degraded(&self) -> usize {
-        self.cameras
-            .lock()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|c| c.degraded())
-            .count()
-    }
-}
 
 /// One live camera's part of the shedding: asked by its sampler, told by its analysis.
 #[derive(Default)]
@@ -98,6 +59,11 @@ impl std::fmt::Debug for CameraShed {
 }
 
 impl CameraShed {
+    /// A live camera's part in the shedding.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
     /// Tells the camera how to count its frames waiting for analysis (its queue's depth).
     /// Until then it always has room.
     pub fn watch(&self, waiting: Waiting) {
@@ -170,8 +136,8 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    fn watched(s: &Shedder) -> (Arc<CameraShed>, Arc<AtomicUsize>) {
-        let cam = s.camera();
+    fn watched() -> (Arc<CameraShed>, Arc<AtomicUsize>) {
+        let cam = CameraShed::new();
         let depth = Arc::new(AtomicUsize::new(0));
         let d = depth.clone();
         cam.watch(Box::new(move || d.load(Ordering::Relaxed)));
@@ -180,8 +146,7 @@ mod tests {
 
     #[test]
     fn a_camera_keeps_its_due_frames_while_nothing_waits_and_skips_them_while_one_does() {
-        let s = Shedder::new();
-        let (cam, depth) = watched(&s);
+        let (cam, depth) = watched();
         for _ in 0..20 {
             assert!(cam.due());
         }
@@ -190,7 +155,6 @@ mod tests {
         assert!(!cam.due());
         assert!(!cam.late());
         assert!(cam.degraded());
-        assert_eq!(s.degraded(), 1);
         depth.store(0, Ordering::Relaxed);
         assert!(cam.late(), "the next frame once there is room");
         assert_eq!(cam.kept(), 21);
@@ -200,14 +164,12 @@ mod tests {
             assert!(cam.due());
         }
         assert!(!cam.degraded());
-        assert_eq!(s.degraded(), 0);
     }
 
     #[test]
     fn a_favoured_camera_may_keep_one_more_frame_waiting() {
-        let s = Shedder::new();
-        let (a, da) = watched(&s);
-        let (b, db) = watched(&s);
+        let (a, da) = watched();
+        let (b, db) = watched();
         b.set_favoured(true);
         da.store(1, Ordering::Relaxed);
         db.store(1, Ordering::Relaxed);
@@ -218,23 +180,12 @@ mod tests {
     }
 
     #[test]
-    fn a_camera_without_a_queue_to_watch_always_has_room_and_gone_cameras_are_forgotten() {
-        let s = Shedder::new();
-        let cam = s.camera();
+    fn a_camera_without_a_queue_to_watch_always_has_room() {
+        let cam = CameraShed::new();
         assert!(cam.due() && cam.late());
-        let (other, depth) = watched(&s);
+        let (other, depth) = watched();
         depth.store(5, Ordering::Relaxed);
         assert!(!other.due());
-        assert_eq!(s.degraded(), 1);
-        drop(other);
-        assert_eq!(s.degraded(), 0);
-        assert_eq!(
-            s.cameras
-                .lock()
-                .iter()
-                .filter(|c| c.strong_count() > 0)
-                .count(),
-            1
-        );
+        assert!(other.degraded() && !cam.degraded());
     }
 }
