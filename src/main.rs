@@ -300,6 +300,24 @@ fn arm_faults() -> Result<(), Failure> {
     Ok(())
 }
 
+/// The clock `run` goes by: the system's, or the time-lapse `CITYWATCH_CLOCK` describes
+/// (soak tests only), loudly.
+fn run_clock() -> Result<Arc<dyn citywatch::core::Clock>, Failure> {
+    use citywatch::core::{TimeLapse, clock::TIME_LAPSE_VAR};
+    match std::env::var(TIME_LAPSE_VAR) {
+        Ok(spec) if !spec.trim().is_empty() => {
+            let lapse =
+                TimeLapse::parse(&spec, std::time::SystemTime::now()).map_err(Failure::Refused)?;
+            tracing::warn!(
+                rate = lapse.rate(),
+                "the clock is a time-lapse ({TIME_LAPSE_VAR}): dwell, grace and limits run fast"
+            );
+            Ok(Arc::new(lapse))
+        }
+        _ => Ok(Arc::new(SystemClock)),
+    }
+}
+
 /// Logs to stderr at `default` unless CITYWATCH_LOG says otherwise.
 fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
@@ -465,6 +483,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 .transpose()
                 .refused()?;
             arm_faults()?;
+            let clock = run_clock()?;
             runtime().block_on(async move {
                 let shutdown = Shutdown::new();
                 spawn_signal_handler(shutdown.clone());
@@ -478,7 +497,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     worker,
                     web: !no_web,
                 };
-                citywatch::run::run(config, Arc::new(SystemClock), shutdown, opts)
+                citywatch::run::run(config, clock, shutdown, opts)
                     .await
                     .failed()
             })

@@ -509,3 +509,29 @@ fn run_refuses_an_unknown_fault_point_before_it_starts() {
         assert!(err.contains(says), "{spec}: {err}");
     }
 }
+
+#[test]
+fn run_refuses_a_malformed_time_lapse_clock_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "[[cameras]]\nid = \"a\"\nurl = \"rtsp://127.0.0.1:9/live\"\n",
+    );
+    for (spec, says) in [
+        ("rate=60", "CITYWATCH_CLOCK: `start` is missing"),
+        (
+            "start=2026-12-07T00:00:00+08:00,rate=fast",
+            "CITYWATCH_CLOCK: rate: \"fast\" is not a factor",
+        ),
+    ] {
+        let out = Command::new(bin())
+            .args(["run", "--no-web", "--for", "1"])
+            .arg(&path)
+            .env("CITYWATCH_CLOCK", spec)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{spec}: {err}");
+    }
+}

@@ -1,20 +1,22 @@
-//! The fault soak: the real `citywatch run` on live RTSP from the loopback server, filing
-//! into a PostgreSQL server of its own (Debian's, a fresh cluster on a loopback port), its
-//! evidence on a small tmpfs, taken through a schedule of faults while vehicles stand in two
-//! cameras' car park:
+//! The fault soak: three simulated days in about a minute and a half. The real `citywatch
+//! run`, on a time-lapse clock (`CITYWATCH_CLOCK`: one real second is 72 simulated minutes,
+//! every process on one timeline), watches live RTSP from the loopback server, files into a
+//! PostgreSQL server of its own (Debian's, a fresh cluster on a loopback port), its evidence
+//! on a small tmpfs, and is taken through a schedule of faults while vehicles stand in two
+//! cameras' car park for the product's default 72-hour dwell:
 //!
-//! 1. the RTSP server is killed and comes back;
+//! 1. the RTSP server is killed and comes back (day 1);
 //! 2. the process is killed with SIGKILL mid-dwell and started again, and its detector fails
-//!    every inference for its first seconds;
+//!    every inference for its first hours;
 //! 3. PostgreSQL is shut down and the evidence disk fills up, both before the dwell is met,
-//!    so the captures meet a full disk and a dead database;
+//!    so the captures meet a full disk and a dead database (day 3);
 //! 4. the disk frees, then PostgreSQL starts again;
-//! 5. the process is killed with SIGKILL again and started again, and runs on.
+//! 5. the process is killed with SIGKILL again and started again, and runs into day 4.
 //!
 //! The vehicles standing in the car park are the true events: each must be filed exactly
-//! once per camera, from the episode the first process began (its dwell survived both kills
-//! and the detector's errors), with an evidence package that verifies, and nothing left
-//! waiting in the queue.
+//! once per camera, 72 simulated hours after the episode the first process began (its dwell
+//! survived both kills, the detector's outage and the time the process was down), with an
+//! evidence package that verifies, and nothing left waiting in the queue.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -118,8 +120,48 @@ fn is_root() -> bool {
 }
 
 const CAMERAS: [&str; 2] = ["yard0", "yard1"];
-/// Inferences that fail in the second process, from its start (about 10 s of frames).
+/// Inferences that fail in the second process, from its start (a few simulated hours).
 const DETECTOR_ERRORS: u32 = 20;
+/// Simulated seconds per real second: a day in 20 s.
+const RATE: f64 = 4320.0;
+/// Simulated time zero: midnight in the cameras' time zone.
+const START: &str = "2026-12-07T00:00:00+08:00";
+const HOUR: f64 = 3600.0;
+/// The abandoned-vehicle rule's default dwell (the config leaves it out).
+const DWELL_S: f64 = 72.0 * HOUR;
+
+/// The simulated timeline every process of the soak shares: `START` now, `RATE` times as
+/// fast as real time.
+struct Lapse {
+    spec: String,
+    clock: citywatch::core::TimeLapse,
+    start: f64,
+}
+
+impl Lapse {
+    fn now() -> Self {
+        let real = std::time::SystemTime::now();
+        let spec = format!(
+            "start={START},anchor={},rate={RATE}",
+            citywatch::core::to_unix(real)
+        );
+        let clock = citywatch::core::TimeLapse::parse(&spec, real).unwrap();
+        let start = citywatch::core::to_unix(clock.at(real));
+        Lapse { spec, clock, start }
+    }
+
+    /// Simulated hours since `START` at the simulated time `t`.
+    fn hours(&self, t: f64) -> f64 {
+        (t - self.start) / HOUR
+    }
+
+    /// Notes a step of the schedule at its simulated time (shown with `--nocapture`).
+    fn mark(&self, step: &str) {
+        use citywatch::core::Clock;
+        let now = citywatch::core::to_unix(self.clock.now());
+        eprintln!("soak: {step} at {:.1} simulated hours", self.hours(now));
+    }
+}
 
 /// A `citywatch run --status-json` process, its status lines on a channel.
 struct Run {
@@ -128,17 +170,18 @@ struct Run {
 }
 
 impl Run {
-    fn start(config: &std::path::Path) -> Self {
-        Self::with_faults(config, "")
+    fn start(config: &std::path::Path, lapse: &Lapse) -> Self {
+        Self::with_faults(config, lapse, "")
     }
 
-    /// Started with `CITYWATCH_FAULTS` (docs/config.md): faults injected at named points.
-    fn with_faults(config: &std::path::Path, faults: &str) -> Self {
+    /// Started with `CITYWATCH_FAULTS` (README): faults injected at named points.
+    fn with_faults(config: &std::path::Path, lapse: &Lapse, faults: &str) -> Self {
         let mut child = Command::new(bin())
             .args(["run", "--no-web", "--status-json"])
             .arg(config)
             .env("CITYWATCH_LOG", "warn")
             .env("CITYWATCH_FAULTS", faults)
+            .env("CITYWATCH_CLOCK", &lapse.spec)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -201,10 +244,19 @@ impl Drop for Run {
 
 fn config(dir: &std::path::Path, db: &str, evidence: &std::path::Path, url: &str) -> String {
     let repo = repo();
+    // On the time-lapse, what is timed on the clock is in simulated seconds: the watchdog
+    // (10 real s) and the vehicles' grace (30 real s: a restart's few real seconds, longer on
+    // a loaded machine, are hours simulated) are scaled to it. Network timeouts and frame rates stay real; four analyses
+    // a second are one every 18 simulated minutes.
     let mut text = format!(
         r#"
 [settings]
 status_interval_s = 1
+[ingest]
+watchdog_s = {watchdog}
+connect_timeout_s = {connect}
+[episodes]
+vehicle_grace_s = {grace}
 [detect]
 models_dir = "{repo}/models"
 [detect.plates]
@@ -221,6 +273,9 @@ post_s = 2
         repo = repo.display(),
         dir = dir.display(),
         evidence = evidence.display(),
+        watchdog = 10.0 * RATE,
+        connect = 20.0 * RATE,
+        grace = 30.0 * RATE,
     );
     for id in CAMERAS {
         text.push_str(&format!(
@@ -228,7 +283,7 @@ post_s = 2
 [[cameras]]
 id = "{id}"
 url = "{url}"
-analysis_fps = 1
+analysis_fps = 4
 [[cameras.zones]]
 id = "car_park"
 kind = "no_parking"
@@ -236,7 +291,6 @@ polygon = [[0.80, 0.03], [1.0, 0.03], [1.0, 0.25], [0.80, 0.25]]
 [[cameras.rules]]
 rule = "abandoned_vehicle"
 zones = ["car_park"]
-dwell_s = 60
 "#
         ));
     }
@@ -272,7 +326,7 @@ fn json_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_detector_errors_a_postgres_restart_and_a_full_disk()
+fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_through_drops_kills_detector_errors_a_postgres_restart_and_a_full_disk()
  {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -291,10 +345,12 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_detector_e
         citywatch::store::Store::connect(&direct).await.ok()
     }));
 
-    // The first process sees the van and saves its episodes.
-    let run = Run::start(&path);
+    // Midnight of day 1: the first process sees the van and saves its episodes.
+    let lapse = Lapse::now();
+    let run = Run::start(&path, &lapse);
     run.streaming(3);
     // 1. The RTSP server dies and comes back; the cameras reconnect.
+    lapse.mark("the RTSP server killed");
     server.kill();
     run.wait(60, "a camera disconnected", |v| {
         v["state"] == "backing_off" || v["state"] == "connecting"
@@ -308,7 +364,7 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_detector_e
                 open_vehicles(&store, cam)
                     .await
                     .into_iter()
-                    .filter(|(first, last)| last - first >= 8.0)
+                    .filter(|(first, last)| last - first >= HOUR)
                     .collect::<Vec<_>>(),
             );
         }
@@ -316,14 +372,16 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_detector_e
     }));
 
     // 2. SIGKILL mid-dwell, and a new process whose detector fails its first inferences.
+    lapse.mark("SIGKILL mid-dwell; the detector fails");
     run.kill9();
-    let run = Run::with_faults(&path, &format!("detect={DETECTOR_ERRORS}*return"));
+    let run = Run::with_faults(&path, &lapse, &format!("detect={DETECTOR_ERRORS}*return"));
     run.wait(60, "the detector down", |v| {
         v["analysis"]["detector_down"] == true
     });
 
     // 3. PostgreSQL shuts down and the evidence disk fills, before the dwell is met (the
     //    detector comes back meanwhile: the dwell goes on from the first process's episode).
+    lapse.mark("PostgreSQL stopped, the disk filled");
     pg.ctl("stop");
     let filler = fill(&disk.0);
     let blocked = run.wait(120, "filing blocked by the full disk", |v| {
@@ -332,6 +390,7 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_detector_e
     assert_eq!(blocked["filing"]["stored"], 0, "{blocked}");
 
     // 4. Space returns: the packages are written and wait in the queue for the database.
+    lapse.mark("filing blocked; the disk freed");
     std::fs::remove_file(&filler).unwrap();
     let queued = run.wait(120, "captures queued while the database is down", |v| {
         let f = &v["filing"];
@@ -340,6 +399,7 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_detector_e
             && f["evidence_pending"] == 0
     });
     assert_eq!(queued["filing"]["stored"], 0, "{queued}");
+    lapse.mark("captures queued; PostgreSQL started");
     pg.ctl("start");
     run.wait(120, "the queue stored", |v| {
         let f = &v["filing"];
@@ -347,14 +407,21 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_detector_e
     });
 
     // 5. SIGKILL again; the next process resumes the same episodes and files nothing new.
+    lapse.mark("the queue stored; SIGKILL again");
     run.kill9();
-    let run = Run::start(&path);
+    let run = Run::start(&path, &lapse);
     run.streaming(10);
+    run.wait(60, "day 4", |v| {
+        v["last_frame_at"]
+            .as_f64()
+            .is_some_and(|t| lapse.hours(t) >= 96.0)
+    });
     // Whatever it found is through filing: nothing building, queued or held.
     run.wait(60, "filing idle", |v| {
         let f = &v["filing"];
         f.is_object() && f["evidence_pending"] == 0 && f["queued"] == 0 && f["held"] == 0
     });
+    lapse.mark("day 4, filing idle; stopped");
     drop(run);
 
     let caps = rt.block_on(captures(&store));
@@ -368,6 +435,15 @@ fn fault_soak_files_every_true_event_exactly_once_through_drops_kills_detector_e
                     .iter()
                     .any(|(first, _)| (c.start_at - first).abs() < 1.0),
                 "{cam}: {c:?} began after the first process ({saved:?})"
+            );
+            // Met on the default dwell, on the simulated clock: begun on day 1, filed 72
+            // hours on (within a few real seconds; the time the process was down counted).
+            let dwell = c.confirm_at - c.start_at;
+            assert!(
+                lapse.hours(c.start_at) < 24.0 && (DWELL_S..DWELL_S + 6.0 * HOUR).contains(&dwell),
+                "{cam}: began {:.1} h into the soak, met after {:.1} h",
+                lapse.hours(c.start_at),
+                dwell / HOUR
             );
             // Filed once: no other capture of this camera over the same place.
             for d in &mine[i + 1..] {

@@ -13,7 +13,7 @@ pub mod shutdown;
 pub mod state;
 
 pub use backoff::{Backoff, BackoffPolicy};
-pub use clock::{Clock, ManualClock, SystemClock, to_unix, unix_secs};
+pub use clock::{Clock, ManualClock, SystemClock, TimeLapse, to_unix, unix_secs};
 pub use redact::{RedactedUrl, redact_url};
 pub use shutdown::Shutdown;
 pub use state::{Quarantine, StateStore};
