@@ -5,7 +5,8 @@
 //! on a small tmpfs, and is taken through a schedule of faults while vehicles stand in two
 //! cameras' car park for the product's default 72-hour dwell:
 //!
-//! 1. the RTSP server is killed and comes back (day 1);
+//! 1. the RTSP server is killed and comes back, then freezes until the watchdog restarts the
+//!    silent streams (day 1);
 //! 2. the process is killed with SIGKILL mid-dwell and started again, and its detector fails
 //!    every inference for its first hours;
 //! 3. PostgreSQL is shut down and the evidence disk fills up, both before the dwell is met,
@@ -228,6 +229,20 @@ impl Run {
         });
     }
 
+    /// Waits until every camera is streaming again after a reconnect.
+    fn reconnected(&self) {
+        let mut seen = std::collections::HashSet::new();
+        self.wait(90, "every camera streaming again", |v| {
+            if let Some(id) = v["id"].as_str()
+                && v["state"] == "streaming"
+                && v["reconnects"].as_u64().unwrap_or(0) > 0
+            {
+                seen.insert(id.to_string());
+            }
+            seen.len() == CAMERAS.len()
+        });
+    }
+
     /// SIGKILL: no handler runs, nothing is flushed.
     fn kill9(mut self) {
         self.child.kill().unwrap();
@@ -245,7 +260,7 @@ impl Drop for Run {
 fn config(dir: &std::path::Path, db: &str, evidence: &std::path::Path, url: &str) -> String {
     let repo = repo();
     // On the time-lapse, what is timed on the clock is in simulated seconds: the watchdog
-    // (10 real s) and the vehicles' grace (30 real s: a restart's few real seconds, longer on
+    // (4 real s) and the vehicles' grace (30 real s: a restart's few real seconds, longer on
     // a loaded machine, are hours simulated) are scaled to it. Network timeouts and frame rates stay real; four analyses
     // a second are one every 18 simulated minutes.
     let mut text = format!(
@@ -273,7 +288,7 @@ post_s = 2
         repo = repo.display(),
         dir = dir.display(),
         evidence = evidence.display(),
-        watchdog = 10.0 * RATE,
+        watchdog = 4.0 * RATE,
         connect = 20.0 * RATE,
         grace = 30.0 * RATE,
     );
@@ -356,6 +371,14 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
         v["state"] == "backing_off" || v["state"] == "connecting"
     });
     server.restart();
+    // A frozen server: the streams fall silent without a word; the watchdog restarts them.
+    run.reconnected();
+    lapse.mark("the RTSP server frozen");
+    server.freeze();
+    run.wait(60, "the watchdog restarting a silent camera", |v| {
+        v["watchdog_restarts"].as_u64().unwrap_or(0) > 0
+    });
+    server.resume();
     // Every vehicle standing in each camera's view, as the first process saved it.
     let saved: Vec<Vec<(f64, f64)>> = rt.block_on(until(90, "episodes saved", async || {
         let mut all = Vec::new();
@@ -428,6 +451,20 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
     for (cam, saved) in CAMERAS.iter().zip(&saved) {
         let mine: Vec<_> = caps.iter().filter(|c| c.camera == *cam).collect();
         assert!(!mine.is_empty(), "{cam}: nothing filed");
+        // Every true event filed: each vehicle that has now stood the dwell has its capture.
+        let stood: Vec<(f64, f64)> = rt
+            .block_on(open_vehicles(&store, cam))
+            .into_iter()
+            .filter(|(first, last)| last - first >= DWELL_S)
+            .collect();
+        assert!(!stood.is_empty(), "{cam}: no vehicle stood the dwell");
+        for (first, _) in &stood {
+            assert!(
+                mine.iter().any(|c| (c.start_at - first).abs() < 1.0),
+                "{cam}: a vehicle standing since {:.1} h was not filed: {mine:?}",
+                lapse.hours(*first)
+            );
+        }
         for (i, c) in mine.iter().enumerate() {
             // An episode the first process began: its dwell survived both kills.
             assert!(
@@ -466,6 +503,7 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
         .map(|cam| caps.iter().filter(|c| c.camera == *cam).count())
         .collect();
     assert_eq!(per_camera[0], per_camera[1], "{caps:?}");
+    eprintln!("soak: {per_camera:?} captures filed per camera");
     let left = json_files(&dir.path().join("spool"));
     assert!(left.is_empty(), "left in the queue: {left:?}");
 }
