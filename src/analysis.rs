@@ -39,6 +39,11 @@ pub struct CaptureFinder {
     checks: Option<(crate::closure::SharedChecks, crate::closure::Checker)>,
     store: Box<dyn EpisodeStore>,
     last_saved: f64,
+    /// With filing: captures not yet settled (queued or stored), by key. While any is, the
+    /// episodes are not saved, so the saved state never has a rule resolved whose capture a
+    /// kill could still lose.
+    settled: Option<std::sync::Arc<crate::filing::Settled>>,
+    unsettled: Vec<String>,
     /// Episodes the last step opened and closed.
     pub opened: Vec<u64>,
     pub closed: Vec<u64>,
@@ -94,6 +99,8 @@ impl CaptureFinder {
             checks: None,
             store,
             last_saved: f64::MIN,
+            settled: None,
+            unsettled: Vec::new(),
             opened: Vec::new(),
             closed: Vec::new(),
             evicted: 0,
@@ -255,6 +262,12 @@ impl CaptureFinder {
             &self.tracker.state.proposed,
         );
         self.desk = Some(desk);
+        self
+    }
+
+    /// Saves a capture's rule as resolved only once filing has settled the capture.
+    pub fn with_settled(mut self, settled: Option<std::sync::Arc<crate::filing::Settled>>) -> Self {
+        self.settled = settled;
         self
     }
 
@@ -507,7 +520,21 @@ impl CaptureFinder {
                 || !events.is_empty();
         }
         events.extend(self.look(t, dets, frame));
-        if changed || t - self.last_saved >= SAVE_EVERY_S {
+        if let Some(settled) = &self.settled {
+            let waited = !self.unsettled.is_empty();
+            for e in &events {
+                if let Event::Capture(c) = e {
+                    let key = crate::store::capture_key(c);
+                    settled.expect(&key);
+                    self.unsettled.push(key);
+                }
+            }
+            self.unsettled.retain(|k| !settled.take(k));
+            // The last one settled: its resolution is saved now.
+            changed |= waited && self.unsettled.is_empty();
+        }
+        // While a capture is unsettled the saved state stays the one from before it.
+        if self.unsettled.is_empty() && (changed || t - self.last_saved >= SAVE_EVERY_S) {
             self.tracker.state.deferred = self.limiter.deferred().to_vec();
             if let Err(e) = self.store.save(&self.camera, &self.tracker.state) {
                 tracing::warn!(camera = %self.camera, error = %e, "cannot save episodes; will retry");

@@ -152,6 +152,38 @@ pub struct FilingStage {
     /// Captures the queue's disk refused (full, read-only): kept here and written to the
     /// queue by the drainer once the disk takes them.
     held: Mutex<std::collections::BTreeMap<String, SpoolEntry>>,
+    /// Captures the analysers wait on, told when each is safe on disk or in the database.
+    settled: Arc<Settled>,
+}
+
+/// Which captures are settled: written to the queue or stored (or given up, with an error
+/// that says so). An analyser saves its camera's episodes with a capture's rule resolved only
+/// once the capture is settled; until then its saved state is the one from before the
+/// capture, so a process killed while the package is built, or while the queue's disk and
+/// the database both refuse it, meets the rule again after a restart and files the capture
+/// again, under the same key (stored once).
+#[derive(Debug, Default)]
+pub struct Settled {
+    waiting: Mutex<std::collections::HashSet<String>>,
+    done: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Settled {
+    /// An analyser will ask about this capture.
+    pub fn expect(&self, key: &str) {
+        self.waiting.lock().insert(key.to_string());
+    }
+
+    fn mark(&self, key: &str) {
+        if self.waiting.lock().remove(key) {
+            self.done.lock().insert(key.to_string());
+        }
+    }
+
+    /// Whether the capture is settled; once it is, it is forgotten here.
+    pub fn take(&self, key: &str) -> bool {
+        self.done.lock().remove(key)
+    }
 }
 
 /// The queue folder's name under the spool root: one queue per database, so entries never
@@ -203,7 +235,13 @@ impl FilingStage {
             commits: Mutex::default(),
             checks: Default::default(),
             held: Mutex::default(),
+            settled: Arc::default(),
         }))
+    }
+
+    /// What analysers ask before saving a capture's rule as resolved.
+    pub fn settled(&self) -> Arc<Settled> {
+        self.settled.clone()
     }
 
     pub fn status(&self) -> FilingStatus {
@@ -315,6 +353,7 @@ impl FilingStage {
             Ok(()) => {
                 self.held.lock().remove(key);
                 self.unblock("queue");
+                self.settled.mark(key);
                 true
             }
             Err(crate::store::spool::SpoolError::Io { source, .. }) => {
@@ -325,8 +364,10 @@ impl FilingStage {
                 false
             }
             Err(e) => {
+                // The queue is full: given up, counted and shown (`queue_dropped`).
                 error!(capture = key, error = %e, "capture not queued");
                 self.update(|s| s.last_queue_error = Some(e.to_string()));
+                self.settled.mark(key);
                 true
             }
         };
@@ -702,6 +743,7 @@ impl FilingStage {
         let mut n = 0;
         for (key, e) in held {
             let stored = e.record(self.store.as_ref(), &policy, self.now()).await?;
+            self.settled.mark(&key);
             let held = {
                 // A newer version (a merge) held meanwhile stays for the next pass.
                 let mut h = self.held.lock();
@@ -908,6 +950,20 @@ mod tests {
             location: Location::default(),
             evidence: ready.then_some(None),
         }
+    }
+
+    #[test]
+    fn a_capture_is_settled_once_for_the_analyser_that_waits_on_it() {
+        let s = Settled::default();
+        // Nobody waits on it (a replay's, a test's): nothing is kept.
+        s.mark("cap-a");
+        assert!(!s.take("cap-a"));
+        s.expect("cap-b");
+        assert!(!s.take("cap-b"), "not settled before it is queued or stored");
+        s.mark("cap-b");
+        assert!(s.take("cap-b"));
+        assert!(!s.take("cap-b"), "told once, then forgotten");
+        assert!(s.waiting.lock().is_empty() && s.done.lock().is_empty());
     }
 
     #[test]

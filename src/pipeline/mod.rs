@@ -124,7 +124,8 @@ impl Launcher {
                 };
                 let mut analysis = CaptureFinder::new(cam, &self.config, store, *sees)?
                     .with_desk(self.desk.clone())
-                    .with_memory(self.memory.clone());
+                    .with_memory(self.memory.clone())
+                    .with_settled(self.stage.as_ref().map(|s| s.settled()));
                 if let Some(cases) = &self.config.cases {
                     analysis = analysis.with_checks(self.checks.clone(), cases.closure.clone());
                 }

@@ -406,6 +406,149 @@ dwell_s = 30
 }
 
 #[test]
+fn kill_9_after_a_capture_before_its_package_is_written_files_it_after_the_restart() {
+    // The dwell is met and the package waits for post_s of stream for its clip: a SIGKILL
+    // then must not lose the capture. The saved episodes still have the rule unmet, so the
+    // restarted process meets it again and files the capture, once, under the same key.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let config = format!(
+        r#"
+[settings]
+status_interval_s = 0.5
+[detect]
+models_dir = "{repo}/models"
+[detect.plates]
+enabled = false
+[cases]
+database = "{db}"
+categories = "{repo}/pipelines/categories/default.toml"
+spool = "{dir}/spool"
+[evidence]
+root = "{dir}/evidence"
+pre_s = 2
+post_s = 8
+[[cameras]]
+id = "yard"
+url = "file://{repo}/sample-videos/vtest.mp4"
+realtime = true
+loop = true
+[[cameras.zones]]
+id = "car_park"
+kind = "no_parking"
+polygon = [[0.80, 0.03], [1.0, 0.03], [1.0, 0.25], [0.80, 0.25]]
+[[cameras.rules]]
+rule = "abandoned_vehicle"
+zones = ["car_park"]
+dwell_s = 10
+"#,
+        repo = repo().display(),
+        dir = dir.path().display(),
+    );
+    let path = write_config(dir.path(), &config);
+    let start = || {
+        Command::new(bin())
+            .args(["run", "--no-web", "--status-json"])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Status lines until one satisfies `done`, for at most `secs`.
+    let until = |child: &mut std::process::Child,
+                 secs: u64,
+                 what: &str,
+                 done: &dyn Fn(&serde_json::Value) -> bool| {
+        use std::io::BufRead;
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(v) if done(&v) => return v,
+                Ok(_) => {}
+                Err(_) => panic!("no {what} in {secs} s"),
+            }
+        }
+    };
+    let mut child = start();
+    let met = until(&mut child, 120, "capture", &|v| {
+        v["analysis"]["captures"].as_u64().unwrap_or(0) > 0
+    });
+    // SIGKILL while its package waits for the clip: nothing reached the queue yet.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = citywatch::core::to_unix(std::time::SystemTime::now());
+    let queued = dir.path().join("spool");
+    let files = |d: &std::path::Path| {
+        walkdir(d)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .count()
+    };
+    assert_eq!(
+        files(&queued),
+        0,
+        "killed too late to prove anything: {met}"
+    );
+    let captured = met["analysis"]["captures"].as_u64().unwrap();
+
+    let mut child = start();
+    // Met again at once (the episodes kept their dwell): stored well within a minute.
+    until(&mut child, 60, "captures stored", &|v| {
+        v["filing"]["stored"].as_u64().unwrap_or(0) >= captured
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let caps = rt.block_on(async {
+        let store = citywatch::store::Store::connect(&db).await.unwrap();
+        store
+            .list_captures(&citywatch::store::query::CaptureFilter {
+                status: Some("all".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    });
+    assert_eq!(caps.len() as u64, captured, "{caps:?}");
+    for c in &caps {
+        // The episodes the first process met, not new ones the second began.
+        assert!(c.start_at < killed_at - 10.0, "{c:?}");
+        let pkg = c
+            .evidence
+            .as_ref()
+            .and_then(|e| e["package"].as_str())
+            .unwrap();
+        citywatch::evidence::verify(&dir.path().join("evidence").join(pkg)).unwrap();
+    }
+}
+
+fn walkdir(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
 fn check_shows_each_cameras_effective_zones_drawn_or_from_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("cases.db").display());
