@@ -959,7 +959,10 @@ mod tests {
         s.mark("cap-a");
         assert!(!s.take("cap-a"));
         s.expect("cap-b");
-        assert!(!s.take("cap-b"), "not settled before it is queued or stored");
+        assert!(
+            !s.take("cap-b"),
+            "not settled before it is queued or stored"
+        );
         s.mark("cap-b");
         assert!(s.take("cap-b"));
         assert!(!s.take("cap-b"), "told once, then forgotten");

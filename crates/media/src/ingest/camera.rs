@@ -179,7 +179,7 @@ pub fn spawn_camera_with_ring(
     );
     if let Some(s) = shed {
         // A camera has room for a frame while its queue holds few enough.
-        s.watch(handle.frames.waiting_probe());
+        s.watch(handle.frames.waiting_probe(), handle.frames.capacity());
     }
     handle
 }

@@ -144,6 +144,11 @@ impl FrameReceiver {
         self.inner.state.lock().dropped
     }
 
+    /// How many frames the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
     /// Counts the frames waiting in the queue, from any thread (fair shedding asks it).
     pub fn waiting_probe(&self) -> Box<dyn Fn() -> usize + Send + Sync> {
         let inner = self.inner.clone();

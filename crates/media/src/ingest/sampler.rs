@@ -269,7 +269,7 @@ mod tests {
         let cam = crate::ingest::shed::CameraShed::new();
         let waiting = std::sync::Arc::new(AtomicUsize::new(0));
         let w = waiting.clone();
-        cam.watch(Box::new(move || w.load(Ordering::Relaxed)));
+        cam.watch(Box::new(move || w.load(Ordering::Relaxed)), 4);
         // A keyframe every second, analysed every 2 s.
         let mut s = Sampler::new(0.5, KeyframeMode::On);
         s.set_shed(Some(cam.clone()));

@@ -40,7 +40,8 @@ pub type Waiting = Box<dyn Fn() -> usize + Send + Sync>;
 /// One live camera's part of the shedding: asked by its sampler, told by its analysis.
 #[derive(Default)]
 pub struct CameraShed {
-    waiting: Mutex<Option<Waiting>>,
+    /// The queue's depth now, and how many frames it holds at most.
+    waiting: Mutex<Option<(Waiting, usize)>>,
     favoured: AtomicBool,
     /// The last due slots, newest in bit 0: 1 where the slot came without room.
     slots: AtomicU32,
@@ -64,10 +65,10 @@ impl CameraShed {
         Arc::new(Self::default())
     }
 
-    /// Tells the camera how to count its frames waiting for analysis (its queue's depth).
-    /// Until then it always has room.
-    pub fn watch(&self, waiting: Waiting) {
-        *self.waiting.lock() = Some(waiting);
+    /// Tells the camera how to count its frames waiting for analysis (its queue's depth)
+    /// and how many its queue holds. Until then it always has room.
+    pub fn watch(&self, waiting: Waiting, capacity: usize) {
+        *self.waiting.lock() = Some((waiting, capacity));
     }
 
     /// Whether the camera may send a frame to analysis now.
@@ -77,7 +78,12 @@ impl CameraShed {
         } else {
             WAITING_LIMIT
         };
-        self.waiting.lock().as_ref().is_none_or(|w| w() < limit)
+        // Never more than the queue holds: a frame admitted to a full queue would push out
+        // one already decoded (a favoured camera with `queue_frames = 1`).
+        self.waiting
+            .lock()
+            .as_ref()
+            .is_none_or(|(w, capacity)| w() < limit.min(*capacity))
     }
 
     /// A due slot of the camera's grid has come: whether to keep its frame. A slot without
@@ -136,12 +142,17 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    fn watched() -> (Arc<CameraShed>, Arc<AtomicUsize>) {
+    /// A camera whose queue holds `capacity` frames, and the depth it reads.
+    fn watched_with(capacity: usize) -> (Arc<CameraShed>, Arc<AtomicUsize>) {
         let cam = CameraShed::new();
         let depth = Arc::new(AtomicUsize::new(0));
         let d = depth.clone();
-        cam.watch(Box::new(move || d.load(Ordering::Relaxed)));
+        cam.watch(Box::new(move || d.load(Ordering::Relaxed)), capacity);
         (cam, depth)
+    }
+
+    fn watched() -> (Arc<CameraShed>, Arc<AtomicUsize>) {
+        watched_with(4)
     }
 
     #[test]
@@ -177,6 +188,12 @@ mod tests {
         assert!(b.due());
         db.store(2, Ordering::Relaxed);
         assert!(!b.due());
+        // Never past a full queue: with room for one frame, favour cannot push one out.
+        let (c, dc) = watched_with(1);
+        c.set_favoured(true);
+        assert!(c.due());
+        dc.store(1, Ordering::Relaxed);
+        assert!(!c.due() && !c.late());
     }
 
     #[test]
