@@ -727,8 +727,9 @@ fn reference(writer: &EvidenceWriter, ev: &EvidenceSettings, p: &PackageRef) -> 
 
 impl FilingStage {
     /// Captures held because the queue's disk refused them go straight to the database
-    /// while it answers: they wait on no disk, so a kill loses them only while both the
-    /// queue's disk and the database refuse. Returns how many were stored.
+    /// while it answers. While both refuse, a held capture is only in memory, and its camera's
+    /// saved state still has its rule unmet ([`Settled`]): a kill then loses the copy, and the
+    /// restarted process meets the rule again and files it. Returns how many were stored.
     async fn store_held(&self) -> Result<usize, crate::store::StoreError> {
         let held: Vec<(String, SpoolEntry)> = self
             .held
