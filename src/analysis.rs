@@ -24,6 +24,37 @@ pub enum Event {
     Checked(crate::closure::CheckResult),
 }
 
+/// Which captures are settled: written to the queue or stored (or given up, with an error
+/// that says so), as the filing stage tells it. An analyser saves its camera's episodes with
+/// a capture's rule resolved only once the capture is settled; until then its saved state is
+/// the one from before the capture, so a process killed while the package is built, or
+/// while the queue's disk and the database both refuse it, meets the rule again after a
+/// restart and files the capture again, under the same key (stored once).
+#[derive(Debug, Default)]
+pub struct Settled {
+    waiting: parking_lot::Mutex<std::collections::HashSet<String>>,
+    done: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Settled {
+    /// An analyser will ask about this capture.
+    pub fn expect(&self, key: &str) {
+        self.waiting.lock().insert(key.to_string());
+    }
+
+    /// The capture is in the queue or the database (or given up).
+    pub fn mark(&self, key: &str) {
+        if self.waiting.lock().remove(key) {
+            self.done.lock().insert(key.to_string());
+        }
+    }
+
+    /// Whether the capture is settled; once it is, it is forgotten here.
+    pub fn take(&self, key: &str) -> bool {
+        self.done.lock().remove(key)
+    }
+}
+
 pub struct CaptureFinder {
     camera: String,
     tracker: EpisodeTracker,
@@ -42,7 +73,7 @@ pub struct CaptureFinder {
     /// With filing: captures not yet settled (queued or stored), by key. While any is, the
     /// episodes are not saved, so the saved state never has a rule resolved whose capture a
     /// kill could still lose.
-    settled: Option<std::sync::Arc<crate::filing::Settled>>,
+    settled: Option<std::sync::Arc<Settled>>,
     unsettled: Vec<String>,
     /// Episodes the last step opened and closed.
     pub opened: Vec<u64>,
@@ -266,7 +297,7 @@ impl CaptureFinder {
     }
 
     /// Saves a capture's rule as resolved only once filing has settled the capture.
-    pub fn with_settled(mut self, settled: Option<std::sync::Arc<crate::filing::Settled>>) -> Self {
+    pub fn with_settled(mut self, settled: Option<std::sync::Arc<Settled>>) -> Self {
         self.settled = settled;
         self
     }
@@ -1203,6 +1234,23 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+
+    #[test]
+    fn a_capture_is_settled_once_for_the_analyser_that_waits_on_it() {
+        let s = Settled::default();
+        // Nobody waits on it (a replay's, a test's): nothing is kept.
+        s.mark("cap-a");
+        assert!(!s.take("cap-a"));
+        s.expect("cap-b");
+        assert!(
+            !s.take("cap-b"),
+            "not settled before it is queued or stored"
+        );
+        s.mark("cap-b");
+        assert!(s.take("cap-b"));
+        assert!(!s.take("cap-b"), "told once, then forgotten");
+        assert!(s.waiting.lock().is_empty() && s.done.lock().is_empty());
+    }
     use crate::detect::{DetectionSource, ModelError, ObjectKind};
     use crate::episodes::persist::NoStore;
 

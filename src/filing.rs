@@ -21,7 +21,7 @@ use base64::Engine;
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use crate::analysis::CaptureFrames;
+use crate::analysis::{CaptureFrames, Settled};
 use crate::config::{CameraConfig, CasesSettings, EvidenceSettings, RuleKind};
 use crate::core::{Backoff, Clock, Shutdown};
 use crate::evidence::{
@@ -154,36 +154,6 @@ pub struct FilingStage {
     held: Mutex<std::collections::BTreeMap<String, SpoolEntry>>,
     /// Captures the analysers wait on, told when each is safe on disk or in the database.
     settled: Arc<Settled>,
-}
-
-/// Which captures are settled: written to the queue or stored (or given up, with an error
-/// that says so). An analyser saves its camera's episodes with a capture's rule resolved only
-/// once the capture is settled; until then its saved state is the one from before the
-/// capture, so a process killed while the package is built, or while the queue's disk and
-/// the database both refuse it, meets the rule again after a restart and files the capture
-/// again, under the same key (stored once).
-#[derive(Debug, Default)]
-pub struct Settled {
-    waiting: Mutex<std::collections::HashSet<String>>,
-    done: Mutex<std::collections::HashSet<String>>,
-}
-
-impl Settled {
-    /// An analyser will ask about this capture.
-    pub fn expect(&self, key: &str) {
-        self.waiting.lock().insert(key.to_string());
-    }
-
-    fn mark(&self, key: &str) {
-        if self.waiting.lock().remove(key) {
-            self.done.lock().insert(key.to_string());
-        }
-    }
-
-    /// Whether the capture is settled; once it is, it is forgotten here.
-    pub fn take(&self, key: &str) -> bool {
-        self.done.lock().remove(key)
-    }
 }
 
 /// The queue folder's name under the spool root: one queue per database, so entries never
@@ -951,23 +921,6 @@ mod tests {
             location: Location::default(),
             evidence: ready.then_some(None),
         }
-    }
-
-    #[test]
-    fn a_capture_is_settled_once_for_the_analyser_that_waits_on_it() {
-        let s = Settled::default();
-        // Nobody waits on it (a replay's, a test's): nothing is kept.
-        s.mark("cap-a");
-        assert!(!s.take("cap-a"));
-        s.expect("cap-b");
-        assert!(
-            !s.take("cap-b"),
-            "not settled before it is queued or stored"
-        );
-        s.mark("cap-b");
-        assert!(s.take("cap-b"));
-        assert!(!s.take("cap-b"), "told once, then forgotten");
-        assert!(s.waiting.lock().is_empty() && s.done.lock().is_empty());
     }
 
     #[test]
