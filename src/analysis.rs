@@ -1235,22 +1235,6 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn a_capture_is_settled_once_for_the_analyser_that_waits_on_it() {
-        let s = Settled::default();
-        // Nobody waits on it (a replay's, a test's): nothing is kept.
-        s.mark("cap-a");
-        assert!(!s.take("cap-a"));
-        s.expect("cap-b");
-        assert!(
-            !s.take("cap-b"),
-            "not settled before it is queued or stored"
-        );
-        s.mark("cap-b");
-        assert!(s.take("cap-b"));
-        assert!(!s.take("cap-b"), "told once, then forgotten");
-        assert!(s.waiting.lock().is_empty() && s.done.lock().is_empty());
-    }
     use crate::detect::{DetectionSource, ModelError, ObjectKind};
     use crate::episodes::persist::NoStore;
 
@@ -1940,6 +1924,23 @@ dwell_s = 60
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].outcome, crate::closure::CheckOutcome::StillThere);
         assert!(out[0].t >= 1_200.0);
+    }
+
+    #[test]
+    fn a_capture_is_settled_once_for_the_analyser_that_waits_on_it() {
+        let s = Settled::default();
+        // Nobody waits on it (a replay's, a test's): nothing is kept.
+        s.mark("cap-a");
+        assert!(!s.take("cap-a"));
+        s.expect("cap-b");
+        assert!(
+            !s.take("cap-b"),
+            "not settled before it is queued or stored"
+        );
+        s.mark("cap-b");
+        assert!(s.take("cap-b"));
+        assert!(!s.take("cap-b"), "told once, then forgotten");
+        assert!(s.waiting.lock().is_empty() && s.done.lock().is_empty());
     }
 
     #[test]
