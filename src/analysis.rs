@@ -32,26 +32,31 @@ pub enum Event {
 /// restart and files the capture again, under the same key (stored once).
 #[derive(Debug, Default)]
 pub struct Settled {
-    waiting: parking_lot::Mutex<std::collections::HashSet<String>>,
-    done: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// Captures an analyser waits on: whether each is settled yet.
+    waiting: parking_lot::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl Settled {
     /// An analyser will ask about this capture.
     pub fn expect(&self, key: &str) {
-        self.waiting.lock().insert(key.to_string());
+        self.waiting.lock().insert(key.to_string(), false);
     }
 
     /// The capture is in the queue or the database (or given up).
     pub fn mark(&self, key: &str) {
-        if self.waiting.lock().remove(key) {
-            self.done.lock().insert(key.to_string());
+        if let Some(done) = self.waiting.lock().get_mut(key) {
+            *done = true;
         }
     }
 
     /// Whether the capture is settled; once it is, it is forgotten here.
     pub fn take(&self, key: &str) -> bool {
-        self.done.lock().remove(key)
+        let mut waiting = self.waiting.lock();
+        let done = waiting.get(key).copied().unwrap_or(false);
+        if done {
+            waiting.remove(key);
+        }
+        done
     }
 }
 
@@ -1940,7 +1945,7 @@ dwell_s = 60
         s.mark("cap-b");
         assert!(s.take("cap-b"));
         assert!(!s.take("cap-b"), "told once, then forgotten");
-        assert!(s.waiting.lock().is_empty() && s.done.lock().is_empty());
+        assert!(s.waiting.lock().is_empty());
     }
 
     #[test]

@@ -369,10 +369,7 @@ dwell_s = 30
         let mut child = start();
         let capture = loop {
             let caps = store
-                .list_captures(&citywatch::store::query::CaptureFilter {
-                    status: Some("all".into()),
-                    ..Default::default()
-                })
+                .list_captures(&every_capture())
                 .await
                 .unwrap_or_default();
             if let Some(c) = caps
@@ -446,81 +443,30 @@ dwell_s = 10
         dir = dir.path().display(),
     );
     let path = write_config(dir.path(), &config);
-    let start = || {
-        Command::new(bin())
-            .args(["run", "--no-web", "--status-json"])
-            .arg(&path)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    // Status lines until one satisfies `done`, for at most `secs`.
-    let until = |child: &mut std::process::Child,
-                 secs: u64,
-                 what: &str,
-                 done: &dyn Fn(&serde_json::Value) -> bool| {
-        use std::io::BufRead;
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && tx.send(v).is_err()
-                {
-                    return;
-                }
-            }
-        });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(v) if done(&v) => return v,
-                Ok(_) => {}
-                Err(_) => panic!("no {what} in {secs} s"),
-            }
-        }
-    };
-    let mut child = start();
-    let met = until(&mut child, 120, "capture", &|v| {
+    let run = StatusRun::start(&path, &[]);
+    let met = run.wait(120, "a capture", |v| {
         v["analysis"]["captures"].as_u64().unwrap_or(0) > 0
     });
     // SIGKILL while its package waits for the clip: nothing reached the queue yet.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run.kill9();
     let killed_at = citywatch::core::to_unix(std::time::SystemTime::now());
-    let queued = dir.path().join("spool");
-    let files = |d: &std::path::Path| {
-        walkdir(d)
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .count()
-    };
-    assert_eq!(
-        files(&queued),
-        0,
-        "killed too late to prove anything: {met}"
-    );
+    let queued = files_under(&dir.path().join("spool"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .count();
+    assert_eq!(queued, 0, "killed too late to prove anything: {met}");
     let captured = met["analysis"]["captures"].as_u64().unwrap();
 
-    let mut child = start();
+    let run = StatusRun::start(&path, &[]);
     // Met again at once (the episodes kept their dwell): stored well within a minute.
-    until(&mut child, 60, "captures stored", &|v| {
+    run.wait(60, "the captures stored", |v| {
         v["filing"]["stored"].as_u64().unwrap_or(0) >= captured
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run.kill9();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let caps = rt.block_on(async {
         let store = citywatch::store::Store::connect(&db).await.unwrap();
-        store
-            .list_captures(&citywatch::store::query::CaptureFilter {
-                status: Some("all".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
+        store.list_captures(&every_capture()).await.unwrap()
     });
     assert_eq!(caps.len() as u64, captured, "{caps:?}");
     for c in &caps {
@@ -533,19 +479,6 @@ dwell_s = 10
             .unwrap();
         citywatch::evidence::verify(&dir.path().join("evidence").join(pkg)).unwrap();
     }
-}
-
-fn walkdir(d: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walkdir(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -122,6 +122,95 @@ impl Drop for Server {
     }
 }
 
+/// A `citywatch run --no-web --status-json` process, its status lines on a channel.
+pub struct StatusRun {
+    child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+}
+
+impl StatusRun {
+    /// Starts `run` on `config` with these extra environment variables (logging at warn).
+    pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(bin())
+            .args(["run", "--no-web", "--status-json"])
+            .arg(config)
+            .env("CITYWATCH_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        StatusRun { child, lines }
+    }
+
+    /// Waits at most `secs` for a status line that satisfies `pred`; a timeout panics with
+    /// the last filing line seen.
+    pub fn wait(
+        &self,
+        secs: u64,
+        what: &str,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut filing = serde_json::Value::Null;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(v) if v["filing"].is_object() => filing = v,
+                Ok(_) => {}
+                Err(_) => panic!("timed out waiting for {what}; the last filing line: {filing}"),
+            }
+        }
+    }
+
+    /// SIGKILL: no handler runs, nothing is flushed.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for StatusRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every file under `dir`, in its subfolders too (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The filter that lists every capture, whatever its status.
+pub fn every_capture() -> citywatch::store::query::CaptureFilter {
+    citywatch::store::query::CaptureFilter {
+        status: Some("all".into()),
+        ..Default::default()
+    }
+}
+
 /// Parses a config made of `[ingest]` overrides and cameras.
 pub fn config(text: &str) -> PipelineConfig {
     PipelineConfig::parse(text, &repo()).unwrap_or_else(|e| panic!("test config: {e:?}"))

@@ -612,13 +612,7 @@ async fn a_full_queue_disk_holds_captures_in_memory_stores_them_straight_and_que
         s.stored >= 4 && s.held == 0
     })
     .await;
-    let merged = store
-        .list_captures(&citywatch::store::query::CaptureFilter {
-            status: Some("all".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let merged = store.list_captures(&every_capture()).await.unwrap();
     assert_eq!(merged.len(), 3);
     assert!(merged.iter().any(|c| c.aggregation == 2), "{merged:?}");
 
@@ -636,21 +630,6 @@ async fn a_full_queue_disk_holds_captures_in_memory_stores_them_straight_and_que
 
 // ---------------------------------------------------------------------------------------
 // Crash safety.
-
-fn walk_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                walk_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
-}
 
 #[test]
 fn kill_9_while_filing_loses_and_duplicates_nothing() {
@@ -732,7 +711,7 @@ fn kill_9_while_filing_loses_and_duplicates_nothing() {
         }
         child.wait().unwrap();
         // Where it was stopped (shown with --nocapture): what had reached each stage.
-        let queued = walk_files(&dir.path().join("spool"));
+        let queued = files_under(&dir.path().join("spool")).len();
         let counts = rt.block_on(async {
             match Store::connect(&db).await {
                 Ok(s) => format!("{:?}", s.counts().await.ok()),
@@ -861,7 +840,7 @@ async fn while_the_database_is_down_captures_wait_in_the_bounded_queue_and_overf
     assert_eq!((s.queued, s.queue_dropped, s.stored), (3, 0, 1), "{s:?}");
     assert!(s.last_db_error.is_some());
     // The queue is on disk: three fsynced entries.
-    assert_eq!(walk_files(&dir.path().join("spool")), 3);
+    assert_eq!(files_under(&dir.path().join("spool")).len(), 3);
 
     // Full: the next capture is refused, counted and reported.
     stage.capture(&cam, capture(5), Some(frames()));

@@ -19,10 +19,7 @@
 //! survived both kills, the detector's outage and the time the process was down), with an
 //! evidence package that verifies, and nothing left waiting in the queue.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -164,105 +161,51 @@ impl Lapse {
     }
 }
 
-/// A `citywatch run --status-json` process, its status lines on a channel.
-struct Run {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
+/// `citywatch run` on the soak's timeline, with `CITYWATCH_FAULTS` (README) when `faults` is
+/// not empty: faults injected at named points.
+fn start_run(config: &std::path::Path, lapse: &Lapse, faults: &str) -> StatusRun {
+    StatusRun::start(
+        config,
+        &[
+            ("CITYWATCH_FAULTS", faults),
+            ("CITYWATCH_CLOCK", &lapse.spec),
+        ],
+    )
 }
 
-impl Run {
-    fn start(config: &std::path::Path, lapse: &Lapse) -> Self {
-        Self::with_faults(config, lapse, "")
-    }
-
-    /// Started with `CITYWATCH_FAULTS` (README): faults injected at named points.
-    fn with_faults(config: &std::path::Path, lapse: &Lapse, faults: &str) -> Self {
-        let mut child = Command::new(bin())
-            .args(["run", "--no-web", "--status-json"])
-            .arg(config)
-            .env("CITYWATCH_LOG", "warn")
-            .env("CITYWATCH_FAULTS", faults)
-            .env("CITYWATCH_CLOCK", &lapse.spec)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && tx.send(v).is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Run { child, lines }
-    }
-
-    /// Waits for a status line that satisfies `pred`.
-    fn wait(&self, secs: u64, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut filing = Value::Null;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
-                Ok(v) if v["filing"].is_object() => filing = v,
-                Ok(_) => {}
-                Err(_) => panic!("timed out waiting for {what}; the last filing line: {filing}"),
-            }
+/// Waits until every camera has streamed `frames` frames in this process.
+fn streaming(run: &StatusRun, frames: u64) {
+    let mut seen = std::collections::HashSet::new();
+    run.wait(90, "every camera streaming", |v| {
+        if let Some(id) = v["id"].as_str()
+            && v["frames"].as_u64().unwrap_or(0) >= frames
+        {
+            seen.insert(id.to_string());
         }
-    }
-
-    /// Waits until every camera has streamed `frames` frames in this process.
-    fn streaming(&self, frames: u64) {
-        let mut seen = std::collections::HashSet::new();
-        self.wait(90, "every camera streaming", |v| {
-            if let Some(id) = v["id"].as_str()
-                && v["frames"].as_u64().unwrap_or(0) >= frames
-            {
-                seen.insert(id.to_string());
-            }
-            seen.len() == CAMERAS.len()
-        });
-    }
-
-    /// Waits until every camera is streaming again after a reconnect.
-    fn reconnected(&self) {
-        let mut seen = std::collections::HashSet::new();
-        self.wait(90, "every camera streaming again", |v| {
-            if let Some(id) = v["id"].as_str()
-                && v["state"] == "streaming"
-                && v["reconnects"].as_u64().unwrap_or(0) > 0
-            {
-                seen.insert(id.to_string());
-            }
-            seen.len() == CAMERAS.len()
-        });
-    }
-
-    /// SIGKILL: no handler runs, nothing is flushed.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
+        seen.len() == CAMERAS.len()
+    });
 }
 
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits until every camera is streaming again after a reconnect.
+fn reconnected(run: &StatusRun) {
+    let mut seen = std::collections::HashSet::new();
+    run.wait(90, "every camera streaming again", |v| {
+        if let Some(id) = v["id"].as_str()
+            && v["state"] == "streaming"
+            && v["reconnects"].as_u64().unwrap_or(0) > 0
+        {
+            seen.insert(id.to_string());
+        }
+        seen.len() == CAMERAS.len()
+    });
 }
 
 fn config(dir: &std::path::Path, db: &str, evidence: &std::path::Path, url: &str) -> String {
     let repo = repo();
     // On the time-lapse, what is timed on the clock is in simulated seconds: the watchdog
     // (4 real s) and the vehicles' grace (30 real s: a restart's few real seconds, longer on
-    // a loaded machine, are hours simulated) are scaled to it. Network timeouts and frame rates stay real; four analyses
-    // a second are one every 18 simulated minutes.
+    // a loaded machine, are hours simulated) are scaled to it. Network timeouts and frame
+    // rates stay real; four analyses a second are one every 18 simulated minutes.
     let mut text = format!(
         r#"
 [settings]
@@ -312,32 +255,31 @@ zones = ["car_park"]
     text
 }
 
+/// Each camera's saved vehicles (first and last seen) that have stood `span` seconds, once
+/// every camera has one.
+async fn standing(store: &citywatch::store::Store, span: f64) -> Option<Vec<Vec<(f64, f64)>>> {
+    let mut all = Vec::new();
+    for cam in CAMERAS {
+        let v: Vec<_> = open_vehicles(store, cam)
+            .await
+            .into_iter()
+            .filter(|(first, last)| last - first >= span)
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        all.push(v);
+    }
+    Some(all)
+}
+
 /// Every capture filed, once the store answers (a connection the restart ended is replaced).
 async fn captures(store: &citywatch::store::Store) -> Vec<citywatch::store::query::CaptureRow> {
-    let filter = citywatch::store::query::CaptureFilter {
-        status: Some("all".into()),
-        ..Default::default()
-    };
+    let filter = every_capture();
     until(30, "the store answers", async || {
         store.list_captures(&filter).await.ok()
     })
     .await
-}
-
-fn json_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(json_files(&p));
-        } else if p
-            .extension()
-            .is_some_and(|x| x == "json" || x == "bad" || x == "tmp")
-        {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -362,8 +304,8 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
 
     // Midnight of day 1: the first process sees the van and saves its episodes.
     let lapse = Lapse::now();
-    let run = Run::start(&path, &lapse);
-    run.streaming(3);
+    let run = start_run(&path, &lapse, "");
+    streaming(&run, 3);
     // 1. The RTSP server dies and comes back; the cameras reconnect.
     lapse.mark("the RTSP server killed");
     server.kill();
@@ -372,7 +314,7 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
     });
     server.restart();
     // A frozen server: the streams fall silent without a word; the watchdog restarts them.
-    run.reconnected();
+    reconnected(&run);
     lapse.mark("the RTSP server frozen");
     server.freeze();
     run.wait(60, "the watchdog restarting a silent camera", |v| {
@@ -380,24 +322,14 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
     });
     server.resume();
     // Every vehicle standing in each camera's view, as the first process saved it.
-    let saved: Vec<Vec<(f64, f64)>> = rt.block_on(until(90, "episodes saved", async || {
-        let mut all = Vec::new();
-        for cam in CAMERAS {
-            all.push(
-                open_vehicles(&store, cam)
-                    .await
-                    .into_iter()
-                    .filter(|(first, last)| last - first >= HOUR)
-                    .collect::<Vec<_>>(),
-            );
-        }
-        all.iter().all(|v| !v.is_empty()).then_some(all)
+    let saved = rt.block_on(until(90, "episodes saved", async || {
+        standing(&store, HOUR).await
     }));
 
     // 2. SIGKILL mid-dwell, and a new process whose detector fails its first inferences.
     lapse.mark("SIGKILL mid-dwell; the detector fails");
     run.kill9();
-    let run = Run::with_faults(&path, &lapse, &format!("detect={DETECTOR_ERRORS}*return"));
+    let run = start_run(&path, &lapse, &format!("detect={DETECTOR_ERRORS}*return"));
     run.wait(60, "the detector down", |v| {
         v["analysis"]["detector_down"] == true
     });
@@ -432,8 +364,8 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
     // 5. SIGKILL again; the next process resumes the same episodes and files nothing new.
     lapse.mark("the queue stored; SIGKILL again");
     run.kill9();
-    let run = Run::start(&path, &lapse);
-    run.streaming(10);
+    let run = start_run(&path, &lapse, "");
+    streaming(&run, 10);
     run.wait(60, "day 4", |v| {
         v["last_frame_at"]
             .as_f64()
@@ -444,21 +376,21 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
         let f = &v["filing"];
         f.is_object() && f["evidence_pending"] == 0 && f["queued"] == 0 && f["held"] == 0
     });
+    // The vehicles standing now, as this process saves them. Its state is saved once its
+    // captures are settled (a capture the last kill caught unsettled is met again, under
+    // the same key), so this waits for the save rather than reading whatever came last.
+    let stood = rt.block_on(until(60, "the stood dwell saved", async || {
+        standing(&store, DWELL_S).await
+    }));
     lapse.mark("day 4, filing idle; stopped");
     drop(run);
 
     let caps = rt.block_on(captures(&store));
-    for (cam, saved) in CAMERAS.iter().zip(&saved) {
+    for ((cam, saved), stood) in CAMERAS.iter().zip(&saved).zip(&stood) {
         let mine: Vec<_> = caps.iter().filter(|c| c.camera == *cam).collect();
         assert!(!mine.is_empty(), "{cam}: nothing filed");
         // Every true event filed: each vehicle that has now stood the dwell has its capture.
-        let stood: Vec<(f64, f64)> = rt
-            .block_on(open_vehicles(&store, cam))
-            .into_iter()
-            .filter(|(first, last)| last - first >= DWELL_S)
-            .collect();
-        assert!(!stood.is_empty(), "{cam}: no vehicle stood the dwell");
-        for (first, _) in &stood {
+        for (first, _) in stood {
             assert!(
                 mine.iter().any(|c| (c.start_at - first).abs() < 1.0),
                 "{cam}: a vehicle standing since {:.1} h was not filed: {mine:?}",
@@ -504,7 +436,13 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
         .collect();
     assert_eq!(per_camera[0], per_camera[1], "{caps:?}");
     eprintln!("soak: {per_camera:?} captures filed per camera");
-    let left = json_files(&dir.path().join("spool"));
+    let left: Vec<_> = files_under(&dir.path().join("spool"))
+        .into_iter()
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "json" || x == "bad" || x == "tmp")
+        })
+        .collect();
     assert!(left.is_empty(), "left in the queue: {left:?}");
 }
 
