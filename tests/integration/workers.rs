@@ -207,7 +207,12 @@ async fn saved_episodes(store: &citywatch::store::Store, camera: &str) -> Option
         .collect();
     let seen: Vec<String> = vehicles
         .iter()
-        .map(|e| format!("#{} at {} from {}", e["id"], e["anchor"], e["first_seen"]))
+        .map(|e| {
+            format!(
+                "#{} at {} from {}, best score {}",
+                e["id"], e["anchor"], e["first_seen"], e["best_score"]
+            )
+        })
         .collect();
     eprintln!("{camera}'s saved vehicle episodes: {seen:?}");
     let mut ours: Vec<(u64, f64)> = vehicles
