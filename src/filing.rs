@@ -457,8 +457,21 @@ impl FilingStage {
                     });
                 }
                 Err(e) => {
-                    error!(capture = %key, error = %e, "evidence writer panicked");
-                    break None;
+                    // A bug, not the disk: trying again would panic again. The capture is
+                    // filed without its package rather than lost (and its camera's state,
+                    // which waits for it to settle, saved again); operators see it with
+                    // no photos, and the status says why.
+                    let why =
+                        format!("the evidence writer panicked ({e}); filed without its package");
+                    error!(camera = %cam.info.id, capture = %key, error = %e, "evidence writer panicked; the capture is filed without its package");
+                    self.unblock("evidence");
+                    self.update(|s| {
+                        s.evidence_pending -= 1;
+                        s.evidence_errors += 1;
+                        s.last_evidence_error = Some(why);
+                    });
+                    self.enqueue(&key, None);
+                    return;
                 }
             }
             tokio::select! {

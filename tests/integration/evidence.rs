@@ -468,6 +468,43 @@ async fn an_unwritable_evidence_dir_keeps_the_capture_pending_and_it_is_retried(
     shutdown.trigger();
 }
 
+#[tokio::test]
+async fn a_panicking_evidence_writer_files_the_capture_without_its_package_and_settles_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("evidence");
+    let cfg = stage_config(&root, &dir.path().join("spool"));
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let (stage, store, shutdown) = open_stage(&cfg, &db).await;
+    let cam = CameraEvidence::new(&cfg.cameras[0], None);
+    // The next package write panics, as a bug in building one would (this test's process
+    // only: nextest runs each test in its own).
+    citywatch::core::faults::arm("evidence=1*panic").unwrap();
+
+    let c = capture(1);
+    let key = citywatch::store::capture_key(&c);
+    // The camera waits for it to settle before it saves its state again.
+    stage.settled().expect(&key);
+    stage.capture(&cam, c, Some(frames()));
+    let s = wait_status(&stage, "the capture stored", |s| s.stored >= 1).await;
+    let err = s.last_evidence_error.unwrap();
+    assert!(
+        err.contains("panicked") && err.contains("without its package"),
+        "{err}"
+    );
+    assert_eq!((s.evidence_errors, s.evidence_pending), (1, 0));
+    assert!(s.blocked.is_none(), "{:?}", s.blocked);
+    assert!(stage.settled().take(&key), "the capture never settled");
+    // Filed, once, with no package: nothing half written is left behind.
+    assert_eq!(store.counts().await.unwrap().captures, 1);
+    nothing_half_written(&root);
+
+    // The writer is not broken for the next capture: it is packaged as usual.
+    stage.capture(&cam, capture(2), Some(frames()));
+    wait_status(&stage, "the second capture stored", |s| s.stored >= 2).await;
+    assert_eq!(citywatch::evidence::packages(&root).len(), 1);
+    shutdown.trigger();
+}
+
 /// A small tmpfs, mounted for the test (the tests run as root, as CI does).
 pub(crate) struct Tmpfs(pub(crate) PathBuf);
 

@@ -870,6 +870,15 @@ async fn proposed_fixtures_are_listed_on_the_cameras_page_and_answered_with_an_a
     assert!(a.tracker().state.fixtures.is_empty(), "proposed, not made");
     let page = get_text(&s, &op, "/cameras?lang=en").await;
     assert!(page.contains("id=\"proposed-cam\""), "{page}");
+    // Said in the page's language: where it stands, and why it is proposed.
+    assert!(
+        page.contains("<th>Place in the view (left, top, right, bottom)</th>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<small>there when the scene was first learned</small>"),
+        "{page}"
+    );
     assert!(page.contains("name=\"accept\" value=\"0\""), "{page}");
     assert!(page.contains("name=\"dismiss\" value=\"0\""), "{page}");
     // The operator accepts it: the command goes to the camera, and the audit log says who.

@@ -178,6 +178,16 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "add_fixture" => ("添加固定设施", "Add a fixture"),
         "mark_clean" => ("现已清洁", "Clean now"),
         "label" => ("类别", "Label"),
+        "place_in_view" => (
+            "画面位置（左, 上, 右, 下）",
+            "Place in the view (left, top, right, bottom)",
+        ),
+        "fixture_learned" => (
+            "初次学习场景时已在",
+            "there when the scene was first learned",
+        ),
+        "fixture_stayed" => ("停留多日", "stood for days"),
+        "fixture_operator" => ("操作员添加", "added by an operator"),
         "other" => ("其他", "Other"),
         "abandoned_vehicle" => ("废弃车辆", "Abandoned vehicle"),
         "illegal_vendor" => ("占道经营", "Illegal vendor"),

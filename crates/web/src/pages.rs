@@ -628,7 +628,15 @@ pub async fn cameras(
             .map(|(index, f)| FixtureLine {
                 index,
                 label: f.label.clone(),
-                source: format!("{:?}", f.source),
+                source: t(
+                    lang,
+                    match f.source {
+                        crate::model::fixture::FixtureSource::Learned => "fixture_learned",
+                        crate::model::fixture::FixtureSource::Stayed => "fixture_stayed",
+                        crate::model::fixture::FixtureSource::Operator => "fixture_operator",
+                    },
+                )
+                .to_string(),
                 bbox: format!(
                     "{:.2}, {:.2}, {:.2}, {:.2}",
                     f.bbox[0], f.bbox[1], f.bbox[2], f.bbox[3]

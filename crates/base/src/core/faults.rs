@@ -8,10 +8,13 @@
 //! Points:
 //! - `detect`: an inference batch fails as a runtime error of the model (the frames are
 //!   unjudged and the camera shows `detector_down`).
+//! - `evidence`: writing an evidence package; only `panic` means anything here
+//!   (`evidence=1*panic`): the writer panics, as a bug in building a package would, and the
+//!   capture is filed without its package.
 
 /// The points a process knows; a name outside this list is refused, so a typo never
 /// leaves a soak test without its fault.
-pub const POINTS: [&str; 1] = ["detect"];
+pub const POINTS: [&str; 2] = ["detect", "evidence"];
 
 /// The environment variable that arms the points.
 pub const VAR: &str = "CITYWATCH_FAULTS";

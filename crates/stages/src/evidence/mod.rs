@@ -122,6 +122,9 @@ impl EvidenceWriter {
 
     /// Builds and writes the package; an existing complete package is kept as it is.
     pub fn write(&self, req: &PackageRequest) -> Result<PackageRef, EvidenceError> {
+        // Fault injection (`CITYWATCH_FAULTS`, core::faults): `evidence=1*panic` makes the
+        // next write panic, as a bug in building a package would.
+        fail::fail_point!("evidence");
         let rel = Self::relative_dir(req);
         let dir = self.root.join(&rel);
         if dir.join("manifest.json").is_file() {
