@@ -505,6 +505,47 @@ async fn a_panicking_evidence_writer_files_the_capture_without_its_package_and_s
     shutdown.trigger();
 }
 
+#[tokio::test]
+async fn a_capture_met_again_the_next_day_after_a_restart_keeps_its_one_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("evidence");
+    let cfg = stage_config(&root, &dir.path().join("spool"));
+    // The first process writes the package, and dies before the capture is queued (its
+    // database never hears of it: a database of its own here).
+    let first = format!("sqlite://{}", dir.path().join("first.db").display());
+    let (stage, _, shutdown) = open_stage(&cfg, &first).await;
+    let cam = CameraEvidence::new(&cfg.cameras[0], None);
+    let c = capture(1);
+    stage.capture(&cam, c.clone(), Some(frames()));
+    wait_status(&stage, "the package written", |s| s.evidence_written >= 1).await;
+    shutdown.trigger();
+    let written = citywatch::evidence::packages(&root);
+    assert_eq!(written.len(), 1);
+
+    // After the restart the same episode meets its rule again, the next day: the same key,
+    // a confirmation under another date.
+    let mut again = c;
+    again.candidate.confirm += 86_400.0;
+    let db = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let (stage, store, shutdown) = open_stage(&cfg, &db).await;
+    stage.capture(&cam, again, Some(frames()));
+    wait_status(&stage, "the capture stored", |s| s.stored >= 1).await;
+    assert_eq!(
+        citywatch::evidence::packages(&root),
+        written,
+        "a second package for the same capture"
+    );
+    let rows = store.list_captures(&Default::default()).await.unwrap();
+    let evidence = rows[0].evidence.as_ref().unwrap().to_string();
+    let folder = written[0]
+        .strip_prefix(&root)
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(evidence.contains(&folder), "{evidence} vs {folder}");
+    shutdown.trigger();
+}
+
 /// A small tmpfs, mounted for the test (the tests run as root, as CI does).
 pub(crate) struct Tmpfs(pub(crate) PathBuf);
 

@@ -120,17 +120,41 @@ impl EvidenceWriter {
             .join(safe_component(&req.key))
     }
 
+    /// Where this capture's complete package already is, if it is. Usually under the
+    /// confirmation's date; but a capture met again after a restart (the process died after
+    /// writing its package, before the capture was queued) has the same key and a later
+    /// confirmation, which may fall on the next day: its package is then under another date
+    /// folder, and is found there rather than written twice.
+    fn written(&self, req: &PackageRequest) -> Option<PathBuf> {
+        let own = Self::relative_dir(req);
+        if self.root.join(&own).join("manifest.json").is_file() {
+            return Some(own);
+        }
+        let tail = own
+            .strip_prefix(own.components().next()?)
+            .ok()?
+            .to_path_buf();
+        std::fs::read_dir(&self.root)
+            .ok()?
+            .flatten()
+            .map(|e| PathBuf::from(e.file_name()).join(&tail))
+            .find(|rel| {
+                !rel.starts_with(INCOMING) && self.root.join(rel).join("manifest.json").is_file()
+            })
+    }
+
     /// Builds and writes the package; an existing complete package is kept as it is.
     pub fn write(&self, req: &PackageRequest) -> Result<PackageRef, EvidenceError> {
         // Fault injection (`CITYWATCH_FAULTS`, core::faults): `evidence=1*panic` makes the
         // next write panic, as a bug in building a package would.
         fail::fail_point!("evidence");
-        let rel = Self::relative_dir(req);
-        let dir = self.root.join(&rel);
-        if dir.join("manifest.json").is_file() {
+        if let Some(rel) = self.written(req) {
+            let dir = self.root.join(&rel);
             let manifest = verify(&dir)?;
             return Ok(package_ref(&rel, &dir, &manifest));
         }
+        let rel = Self::relative_dir(req);
+        let dir = self.root.join(&rel);
         let incoming = self.root.join(INCOMING);
         std::fs::create_dir_all(&incoming).map_err(io(&incoming))?;
         let tmp = incoming.join(format!(
