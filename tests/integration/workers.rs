@@ -325,9 +325,9 @@ async fn a_killed_workers_cameras_move_with_their_episodes_and_no_case_is_duplic
     );
 
     // The episode goes on where it was: the capture comes at first_seen + dwell, counted
-    // from before the kill, under an episode the dead worker saved. (The zone's cooldown
-    // lets one of the two cars be captured; which one depends on which the detector found
-    // more steadily, so either will do.)
+    // from before the kill, under an episode the dead worker saved. (Each car is confirmed
+    // at the first frame after its dwell in which the detector finds it; which car that
+    // comes first for depends on the frames sampled, so either will do.)
     let (start, confirm, ep) = wait_for(
         "the abandoned-vehicle capture",
         Duration::from_secs(DWELL as u64 + 60),
