@@ -570,7 +570,7 @@ fn run_refuses_an_unknown_fault_point_before_it_starts() {
     for (spec, says) in [
         (
             "decode=return",
-            "unknown fault point `decode` (known: detect)",
+            "unknown fault point `decode` (known: detect, evidence)",
         ),
         ("detect", "`detect` is not point=actions"),
     ] {
