@@ -212,7 +212,9 @@ pub async fn episodes(
         Some(id) => DbEpisodeStore::for_worker(store.clone(), id, clock, shutdown),
         None => {
             let ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
-            DbEpisodeStore::open(store.clone(), &ids, clock, shutdown).await?
+            // States the database refuses wait beside the capture queue.
+            let spill = config.cases.as_ref().map(|c| c.spool.join("episodes"));
+            DbEpisodeStore::open_with_spill(store.clone(), &ids, spill, clock, shutdown).await?
         }
     }))
 }

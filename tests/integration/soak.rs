@@ -362,10 +362,10 @@ fn fault_soak_over_three_simulated_days_files_every_true_event_exactly_once_thro
     });
 
     // The episodes' state reaches the database too: while it was down, their saves waited
-    // in the process (the last one written is from before the outage, a day and a half of
-    // dwell ago). Killed before the state is written, the next process would find the
-    // vehicles unseen for longer than their grace and begin them again: a known gap, the
-    // state kept in the database does not outlive an outage followed by a kill.
+    // in the process and in the local spill files (the database's last state is from before
+    // the outage, a day and a half of dwell ago). Step 5 resumes from the database: it waits
+    // for the state to be there. (A kill before that is the spill's case, tested in
+    // workers::episodes_saved_while_the_database_is_down_outlive_a_kill_on_local_disk.)
     rt.block_on(until(
         60,
         "the episodes saved since the database came back",

@@ -775,3 +775,88 @@ revisit_s = 9
         by_worker("w3")
     );
 }
+
+/// The `.state` files in a spill folder.
+fn spilled(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "state"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn episodes_saved_while_the_database_is_down_outlive_a_kill_on_local_disk() {
+    use citywatch::core::StateStore;
+    use citywatch::episodes::TrackerState;
+    use citywatch::store::camera_state::DbEpisodeStore;
+    let mut pg = PrivatePostgres::new();
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spool").join("episodes");
+    let url = pg.url();
+    let cams = vec!["cam0".to_string()];
+    let state = |next_id: u64| -> TrackerState {
+        serde_json::from_value(serde_json::json!({ "next_id": next_id, "open": [] })).unwrap()
+    };
+    let open = async |store: &Arc<citywatch::store::Store>, shutdown| {
+        DbEpisodeStore::<TrackerState>::open_with_spill(
+            store.clone(),
+            &cams,
+            Some(spill.clone()),
+            Arc::new(citywatch::core::SystemClock),
+            shutdown,
+        )
+        .await
+        .unwrap()
+    };
+
+    // The first process saves a state; then the database goes down, and the next state
+    // waits on local disk as well as in memory.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Arc::new(citywatch::store::Store::connect(&url).await.unwrap());
+        let db = open(&store, citywatch::core::Shutdown::new()).await;
+        let mut written = db.written();
+        db.save("cam0", &state(1)).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), written.wait_for(|n| *n >= 1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(spilled(&spill).is_empty(), "spilled with the database up");
+        pg.stop();
+        db.save("cam0", &state(2)).unwrap();
+        wait_for(
+            "the state kept on local disk",
+            Duration::from_secs(60),
+            async || (!spilled(&spill).is_empty()).then_some(()),
+        )
+        .await;
+    });
+    // Killed: the runtime goes with every task on it, the writer's retries too.
+    drop(rt);
+    pg.start();
+
+    // The next process: the database has the old state, the local file the newer one,
+    // which wins; the database is then given it, and the file goes.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Arc::new(citywatch::store::Store::connect(&url).await.unwrap());
+        let in_db = async || -> TrackerState {
+            serde_json::from_str(&store.load_episodes("cam0").await.unwrap().unwrap()).unwrap()
+        };
+        assert_eq!(in_db().await, state(1));
+        let shutdown = citywatch::core::Shutdown::new();
+        let db = open(&store, shutdown.clone()).await;
+        assert_eq!(db.load("cam0").unwrap(), state(2));
+        wait_for(
+            "the database given the kept state",
+            Duration::from_secs(30),
+            async || (in_db().await == state(2) && spilled(&spill).is_empty()).then_some(()),
+        )
+        .await;
+        shutdown.trigger();
+    });
+}

@@ -5,6 +5,12 @@
 //! wait for the database: states are loaded once before the cameras start, and saves go to
 //! a writer task that keeps only the newest state per camera and retries while the database
 //! is unreachable.
+//!
+//! A state the database refuses is also written to a local file (the spill folder, beside
+//! the capture queue), fsynced, so that a process killed during a database outage loses no
+//! episode progress: at load, the newer of the file and the database row wins, and the file
+//! goes once the database has the state. A worker (lease-fenced) keeps no spill: another
+//! worker may hold the camera by the time it restarts.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -38,6 +44,8 @@ pub struct DbEpisodeStore<S> {
     clock: Arc<dyn crate::core::Clock>,
     /// Cameras whose saved state was unreadable at load, and where it went.
     quarantined: Quarantine,
+    /// Where states the database refused wait on local disk; None for a worker.
+    spill: Option<std::path::PathBuf>,
 }
 
 impl<S> Clone for DbEpisodeStore<S> {
@@ -52,6 +60,7 @@ impl<S> Clone for DbEpisodeStore<S> {
             writing: self.writing.clone(),
             clock: self.clock.clone(),
             quarantined: self.quarantined.clone(),
+            spill: self.spill.clone(),
         }
     }
 }
@@ -64,11 +73,74 @@ impl<S: Saved> DbEpisodeStore<S> {
         clock: Arc<dyn crate::core::Clock>,
         shutdown: crate::core::Shutdown,
     ) -> Result<Self, StoreError> {
-        let this = Self::start(store, None, clock, shutdown);
+        Self::open_with_spill(store, cameras, None, clock, shutdown).await
+    }
+
+    /// As [`Self::open`], with a spill folder: states the database refuses are kept there,
+    /// fsynced, until it takes them, and a newer spilled state wins over the database's at
+    /// load.
+    pub async fn open_with_spill(
+        store: Arc<Store>,
+        cameras: &[String],
+        spill: Option<std::path::PathBuf>,
+        clock: Arc<dyn crate::core::Clock>,
+        shutdown: crate::core::Shutdown,
+    ) -> Result<Self, StoreError> {
+        let this = Self::start(store, None, spill, clock, shutdown);
         for cam in cameras {
             this.reload(cam).await?;
         }
         Ok(this)
+    }
+
+    /// The spill file of a camera (its id hex-encoded: any id is a safe file name).
+    fn spill_path(&self, camera: &str) -> Option<std::path::PathBuf> {
+        Some(
+            self.spill
+                .as_ref()?
+                .join(format!("{}.state", hex::encode(camera))),
+        )
+    }
+
+    /// Writes a state the database refused to the camera's spill file, fsynced.
+    async fn spill_state(&self, camera: &str, json: &str) {
+        let Some(path) = self.spill_path(camera) else {
+            return;
+        };
+        let saved_at = crate::core::unix_secs(self.clock.as_ref());
+        let body = serde_json::json!({ "saved_at": saved_at, "state": json }).to_string();
+        let at = path.clone();
+        let written = tokio::task::spawn_blocking(move || write_synced(&at, body.as_bytes()))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = written {
+            tracing::warn!(camera, path = %path.display(), error = %e, "cannot keep the episodes on local disk either; they wait in memory");
+        }
+    }
+
+    /// Removes a camera's spill file once the database has its state.
+    async fn unspill(&self, camera: &str) {
+        let Some(path) = self.spill_path(camera) else {
+            return;
+        };
+        let _ = tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a spilled state the database now has");
+            }
+            _ => {}
+        })
+        .await;
+    }
+
+    /// A camera's spilled state: (when it was saved, the state's JSON).
+    async fn spilled(&self, camera: &str) -> Option<(f64, String)> {
+        let path = self.spill_path(camera)?;
+        let text = tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
+            .await
+            .ok()?
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some((v["saved_at"].as_f64()?, v["state"].as_str()?.to_string()))
     }
 
     /// Worker mode: loads nothing up front (a camera's state is loaded with [`Self::reload`]
@@ -80,13 +152,15 @@ impl<S: Saved> DbEpisodeStore<S> {
         clock: Arc<dyn crate::core::Clock>,
         shutdown: crate::core::Shutdown,
     ) -> Self {
-        Self::start(store, Some(worker.to_string()), clock, shutdown)
+        Self::start(store, Some(worker.to_string()), None, clock, shutdown)
     }
 
-    /// The store with nothing loaded, and its writer task running.
+    /// The store with nothing loaded, and its writer task running (with the spill folder
+    /// it will use: the task has its own copy).
     fn start(
         store: Arc<Store>,
         fence: Option<String>,
+        spill: Option<std::path::PathBuf>,
         clock: Arc<dyn crate::core::Clock>,
         shutdown: crate::core::Shutdown,
     ) -> Self {
@@ -100,6 +174,7 @@ impl<S: Saved> DbEpisodeStore<S> {
             writing: Arc::default(),
             clock,
             quarantined: Default::default(),
+            spill,
         };
         tokio::spawn(this.clone().write(shutdown));
         this
@@ -113,7 +188,25 @@ impl<S: Saved> DbEpisodeStore<S> {
         let own = self.pending.lock().get(camera).cloned();
         let json = match own {
             Some(j) => Some(j),
-            None => self.store.load_episodes(camera).await?,
+            None => {
+                let saved = self.store.load_episodes_saved(camera).await?;
+                match (self.spilled(camera).await, saved) {
+                    // Saved locally while the database was down, after its last state: the
+                    // newer one, and the database gets it next.
+                    (Some((at, spilled)), saved) if saved.as_ref().is_none_or(|s| at > s.1) => {
+                        tracing::info!(
+                            camera,
+                            "episodes resumed from the state kept on local disk while the database was down"
+                        );
+                        self.pending
+                            .lock()
+                            .insert(camera.to_string(), spilled.clone());
+                        self.wake.notify_one();
+                        Some(spilled)
+                    }
+                    (_, saved) => saved.map(|s| s.0),
+                }
+            }
         };
         let state = match json.map(|j| (serde_json::from_str::<S>(&j), j)) {
             Some((Ok(state), _)) => Some(state),
@@ -197,11 +290,15 @@ impl<S: Saved> DbEpisodeStore<S> {
                 let _w = self.writing.lock().await;
                 let batch: Vec<(String, String)> = self.pending.lock().drain().collect();
                 for (cam, json) in batch {
-                    if let Err(e) = self.save_one(&cam, &json).await {
-                        tracing::warn!(camera = %cam, error = %e, "cannot save episodes; will retry");
-                        // Keep it unless a newer state arrived meanwhile.
-                        self.pending.lock().entry(cam).or_insert(json);
-                        failed = true;
+                    match self.save_one(&cam, &json).await {
+                        Ok(()) => self.unspill(&cam).await,
+                        Err(e) => {
+                            tracing::warn!(camera = %cam, error = %e, "cannot save episodes; will retry");
+                            self.spill_state(&cam, &json).await;
+                            // Keep it unless a newer state arrived meanwhile.
+                            self.pending.lock().entry(cam).or_insert(json);
+                            failed = true;
+                        }
                     }
                 }
             }
@@ -241,4 +338,23 @@ impl<S: Saved> StateStore<S> for DbEpisodeStore<S> {
         self.wake.notify_one();
         Ok(())
     }
+}
+
+/// Writes a file whole or not at all: a temp file, fsynced, renamed over, the folder fsynced.
+fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().expect("a spill file has a folder");
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension(format!("{}.tmp", fastrand::u32(..)));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

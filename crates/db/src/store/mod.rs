@@ -494,6 +494,25 @@ impl Store {
             .transpose()
     }
 
+    /// A camera's saved episode state (JSON) with when it was saved.
+    pub async fn load_episodes_saved(
+        &self,
+        camera: &str,
+    ) -> Result<Option<(String, f64)>, StoreError> {
+        let row = sqlx::query("SELECT state, updated_at FROM episodes WHERE camera = $1")
+            .bind(camera)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        row.map(|r| {
+            Ok((
+                r.try_get::<String, _>(0).map_err(|e| self.err(e))?,
+                r.try_get::<f64, _>(1).map_err(|e| self.err(e))?,
+            ))
+        })
+        .transpose()
+    }
+
     /// Saves a camera's episode state (JSON), replacing the previous one.
     pub async fn save_episodes(
         &self,
