@@ -485,13 +485,10 @@ impl Store {
 
     /// A camera's saved episode state (JSON), if any.
     pub async fn load_episodes(&self, camera: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT state FROM episodes WHERE camera = $1")
-            .bind(camera)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        row.map(|r| r.try_get::<String, _>(0).map_err(|e| self.err(e)))
-            .transpose()
+        Ok(self
+            .load_episodes_saved(camera)
+            .await?
+            .map(|(state, _)| state))
     }
 
     /// A camera's saved episode state (JSON) with when it was saved.
