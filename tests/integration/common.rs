@@ -129,7 +129,8 @@ pub struct StatusRun {
 }
 
 impl StatusRun {
-    /// Starts `run` on `config` with these extra environment variables (logging at warn).
+    /// Starts `run` on `config` with these extra environment variables (logging at warn,
+    /// to the test's own stderr: the test runner shows it with a failure).
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(bin())
             .args(["run", "--no-web", "--status-json"])
@@ -137,7 +138,7 @@ impl StatusRun {
             .env("CITYWATCH_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

@@ -110,6 +110,61 @@ keyframe_only = "off"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cameras_that_join_a_running_stream_start_at_a_keyframe() {
+    // The server's stream is shared: a camera that joins while another watches comes in
+    // wherever the stream is, mostly between keyframes (vtest.mp4: one every 10 frames).
+    // Delta frames without their reference pictures decode to grey or smeared pictures;
+    // none may reach analysis. Three cameras join at staggered times, so at least one
+    // lands between keyframes on any run.
+    let server = Server::start(&[]);
+    let cam = |id: &str| {
+        config(&format!(
+            "[[cameras]]\nid = \"{id}\"\nurl = \"{}\"\nanalysis_fps = 10.0\nkeyframe_only = \"off\"\n",
+            server.url("vtest")
+        ))
+    };
+    let shutdown = Shutdown::new();
+    let (first, first_task, first_stop) =
+        drain(start_cameras(&cam("first"), &shutdown).pop().unwrap());
+    let mut late = Vec::new();
+    let mut joined_at = 5;
+    for id in ["late0", "late1", "late2"] {
+        wait_health(
+            &first,
+            Duration::from_secs(60),
+            "the first camera streaming",
+            |h| h.frames >= joined_at,
+        )
+        .await;
+        late.push((id, drain(start_cameras(&cam(id), &shutdown).pop().unwrap())));
+        joined_at += 3;
+    }
+    for (id, (health, task, stop)) in late {
+        wait_health(&health, Duration::from_secs(60), "frames", |h| {
+            h.frames >= 12
+        })
+        .await;
+        stop.trigger();
+        let frames = task.await.unwrap();
+        assert!(
+            frames[0].1,
+            "{id}: its first frame was not a keyframe: {:?}",
+            &frames[..3]
+        );
+        // From there on every frame is there: 10 fps from the keyframe, none skipped.
+        let deltas = frames.iter().filter(|f| !f.1).count();
+        assert!(
+            deltas >= 8,
+            "{id}: only {deltas} delta frames after the keyframe"
+        );
+    }
+    first_stop.trigger();
+    let frames = first_task.await.unwrap();
+    assert!(frames[0].1, "the first camera began with a delta frame");
+    shutdown.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_server_is_reconnected_within_the_backoff_cap() {
     let mut server = Server::start(&[]);
     let cap = 2.0;

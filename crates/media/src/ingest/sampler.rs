@@ -8,6 +8,15 @@
 //!
 //! A frame is due on a fixed grid of `1 / analysis_fps` in stream time, so the delivered rate
 //! matches the configured one on average, whatever the stream's frame rate.
+//!
+//! A session starts at a keyframe: a camera that joins a stream between keyframes (any
+//! second camera on a shared stream, every reconnect) gets delta frames whose reference
+//! pictures it never had, and a decoder turns them into grey or smeared pictures. Those
+//! never reach analysis, where they would become a view reference, a "cleared" place or a
+//! false detection: the pre-decoder probe drops every delta frame before the session's
+//! first keyframe. A stream that sends no keyframe for [`KEYFRAME_WAIT`] of stream time (or
+//! [`KEYFRAME_WAIT_FRAMES`] frames without timestamps; periodic intra refresh, say) is let
+//! through as it is, with a warning, rather than never seen.
 
 use std::collections::VecDeque;
 
@@ -15,6 +24,11 @@ use crate::config::KeyframeMode;
 
 /// Nanoseconds of stream time.
 pub type Nanos = u64;
+
+/// Stream time a session waits for its first keyframe before it lets delta frames through.
+pub const KEYFRAME_WAIT: Nanos = 20_000_000_000;
+/// Frames without timestamps a session waits for its first keyframe.
+pub const KEYFRAME_WAIT_FRAMES: u64 = 600;
 
 #[derive(Debug)]
 pub struct Sampler {
@@ -34,6 +48,9 @@ pub struct Sampler {
     shed: Option<std::sync::Arc<super::shed::CameraShed>>,
     /// A due slot came without room for its frame: the next frame that finds room is kept.
     waiting_for_room: bool,
+    /// Until the session's first keyframe (or the wait runs out): the stream time of its
+    /// first frame, if it had one.
+    awaiting_keyframe: Option<Option<Nanos>>,
     pub stats: SamplerStats,
 }
 
@@ -47,6 +64,10 @@ pub struct SamplerStats {
     pub passed: u64,
     /// Of the skipped: due frames shed because analysis was behind.
     pub shed: u64,
+    /// Of the skipped: delta frames before the session's first keyframe (undecodable).
+    pub before_keyframe: u64,
+    /// The session gave up waiting for a keyframe and let delta frames through.
+    pub keyframe_wait_expired: bool,
 }
 
 impl Sampler {
@@ -65,6 +86,7 @@ impl Sampler {
             presampled: VecDeque::new(),
             shed: None,
             waiting_for_room: false,
+            awaiting_keyframe: Some(None),
             stats: SamplerStats::default(),
         }
     }
@@ -108,8 +130,40 @@ impl Sampler {
         self.keyframe_interval
     }
 
+    /// Whether the session is still waiting for its first keyframe after this frame: a
+    /// delta frame then is dropped.
+    fn awaits_keyframe(&mut self, pts: Option<Nanos>, is_keyframe: bool) -> bool {
+        let Some(first) = self.awaiting_keyframe else {
+            return false;
+        };
+        if is_keyframe {
+            self.awaiting_keyframe = None;
+            return false;
+        }
+        let first = *self.awaiting_keyframe.insert(first.or(pts));
+        let waited_out = match (first, pts) {
+            (Some(f), Some(p)) => p.saturating_sub(f) >= KEYFRAME_WAIT,
+            _ => self.stats.before_keyframe >= KEYFRAME_WAIT_FRAMES,
+        };
+        if waited_out {
+            tracing::warn!(
+                dropped = self.stats.before_keyframe,
+                "no keyframe yet in this session: delta frames go to the decoder anyway (its first pictures may be smeared)"
+            );
+            self.awaiting_keyframe = None;
+            self.stats.keyframe_wait_expired = true;
+            return false;
+        }
+        self.stats.before_keyframe += 1;
+        self.stats.skipped_before_decode += 1;
+        true
+    }
+
     /// Decides whether an encoded frame goes to the decoder.
     pub fn on_encoded(&mut self, pts: Option<Nanos>, is_keyframe: bool) -> bool {
+        if self.awaits_keyframe(pts, is_keyframe) {
+            return false;
+        }
         if is_keyframe {
             if let (Some(p), Some(last)) = (pts, self.last_keyframe)
                 && p > last
@@ -218,6 +272,48 @@ mod tests {
             }
         }
         (out, decoded)
+    }
+
+    #[test]
+    fn a_session_that_joins_between_keyframes_starts_at_the_first_keyframe() {
+        // 10 fps, a keyframe every 10 frames, joined 4 frames into a group: the 6 delta
+        // frames before the next keyframe cannot be decoded and are never decoded.
+        for mode in [KeyframeMode::Off, KeyframeMode::Auto, KeyframeMode::On] {
+            let mut s = Sampler::new(10.0, mode);
+            let mut first = None;
+            for i in 4..40u64 {
+                let pts = i * 100 * MS;
+                if s.on_encoded(Some(pts), i % 10 == 0) && s.on_decoded(Some(pts)) {
+                    first.get_or_insert(i);
+                }
+            }
+            assert_eq!(first, Some(10), "{mode:?}");
+            assert_eq!(s.stats.before_keyframe, 6, "{mode:?}");
+            assert!(!s.stats.keyframe_wait_expired);
+        }
+    }
+
+    #[test]
+    fn a_stream_without_keyframes_is_let_through_after_the_wait() {
+        // Periodic intra refresh: no frame is a keyframe. After 20 s of stream time the
+        // frames go to the decoder rather than never.
+        let mut s = Sampler::new(1.0, KeyframeMode::Off);
+        let mut passed = Vec::new();
+        for i in 0..300u64 {
+            let pts = i * 100 * MS;
+            if s.on_encoded(Some(pts), false) && s.on_decoded(Some(pts)) {
+                passed.push(pts / MS);
+            }
+        }
+        assert!(s.stats.keyframe_wait_expired);
+        assert_eq!(s.stats.before_keyframe, 200);
+        assert_eq!(passed.first(), Some(&20_000));
+        // Without timestamps, a frame count bounds the wait.
+        let mut s = Sampler::new(1.0, KeyframeMode::Off);
+        let passed = (0..KEYFRAME_WAIT_FRAMES + 5)
+            .filter(|_| s.on_encoded(None, false))
+            .count();
+        assert_eq!(passed, 5);
     }
 
     #[test]

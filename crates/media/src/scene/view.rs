@@ -7,6 +7,12 @@
 //!
 //! Edge maps are gradient magnitudes divided by the frame's mean grey, so falling light does
 //! not move them; people and cars crossing move a small part of them.
+//!
+//! A reference is never one frame's word: the first view becomes a candidate, and it is
+//! kept only once the frames that follow register to it (as many in a row as it takes to
+//! go off view). A smeared picture from a decoder that lost its reference frame, or a truck
+//! passing right in front of the lens at start, would otherwise be the view every later
+//! frame is judged against, and the camera would stay off view for good.
 
 use serde::{Deserialize, Serialize};
 
@@ -166,6 +172,9 @@ pub struct ViewGuard {
     state: ViewState,
     streak: u32,
     pub last: Option<Registration>,
+    /// A view waiting to become the reference for its light: its edge map, and how many
+    /// frames in a row (itself included) registered to it.
+    candidate: Option<(Light, Vec<f32>, u32)>,
 }
 
 /// Mean edge strength below which a view has too little structure to judge.
@@ -180,6 +189,32 @@ impl ViewGuard {
             state: ViewState::OnView,
             streak: 0,
             last: None,
+            candidate: None,
+        }
+    }
+
+    /// Whether `map` registers to `reference`: a good enough match within the tolerance.
+    fn registers(&self, r: &Registration) -> bool {
+        let tol = (self.params.tolerance * W as f32).max(1.0);
+        r.score >= self.params.min_match && (r.dx.abs() as f32) <= tol && (r.dy.abs() as f32) <= tol
+    }
+
+    /// No reference yet for any light: `map` confirms the candidate, or replaces it. The
+    /// candidate becomes the reference (as its latest frame) once `frames` frames in a row
+    /// agree on it.
+    fn propose(&mut self, memory: &mut ViewMemory, light: Light, map: Vec<f32>) {
+        let agreed = match self.candidate.take() {
+            Some((l, c, n))
+                if l == light && self.registers(&register(&c, &map, self.max_shift())) =>
+            {
+                n + 1
+            }
+            _ => 1,
+        };
+        if agreed >= self.params.frames.max(1) {
+            store(memory, light, map);
+        } else {
+            self.candidate = Some((light, map, agreed));
         }
     }
 
@@ -208,16 +243,13 @@ impl ViewGuard {
             Light::Night => memory.night.as_ref().or(memory.day.as_ref()),
         };
         let Some(reference) = reference.filter(|r| r.len() == W * H) else {
-            // The first view seen is the reference: the preset the zones were drawn on.
-            store(memory, light, map);
+            // The first steady view is the reference: the preset the zones were drawn on.
+            self.propose(memory, light, map);
             return self.state;
         };
         let r = register(reference, &map, self.max_shift());
         self.last = Some(r);
-        let tol = (self.params.tolerance * W as f32).max(1.0);
-        let registered = r.score >= self.params.min_match
-            && (r.dx.abs() as f32) <= tol
-            && (r.dy.abs() as f32) <= tol;
+        let registered = self.registers(&r);
         let own = match light {
             Light::Day => memory.day.is_some(),
             _ => memory.night.is_some(),
@@ -282,7 +314,11 @@ mod tests {
         let mut mem = ViewMemory::default();
         let mut g = ViewGuard::new(params());
         let home = scene(320, 240, 1.0, &[], 0);
-        assert_eq!(g.check(&mut mem, &home), ViewState::OnView);
+        // The reference is the view once three frames in a row agree on it.
+        for n in 1..=3 {
+            assert!(mem.day.is_none(), "a reference after {} frames", n - 1);
+            assert_eq!(g.check(&mut mem, &home), ViewState::OnView);
+        }
         assert!(mem.day.is_some());
         // A person walks by and the light falls: still the same view.
         let walker = ([0.3, 0.3, 0.36, 0.6], [30, 60, 90]);
@@ -306,10 +342,39 @@ mod tests {
     }
 
     #[test]
+    fn a_smeared_first_picture_never_becomes_the_reference() {
+        // The first picture a camera gets is not its view (a decoder that joined between
+        // keyframes smears it; here, the view shifted and half of it blanked): the frames
+        // after it do not agree with it, so the steady view becomes the reference, and the
+        // camera stays on it.
+        let mut mem = ViewMemory::default();
+        let mut g = ViewGuard::new(params());
+        let blank = ([0.0, 0.0, 1.0, 0.5], [128, 128, 128]);
+        let smeared = scene(320, 240, 1.0, &[blank], 70);
+        assert_eq!(g.check(&mut mem, &smeared), ViewState::OnView);
+        let home = scene(320, 240, 1.0, &[], 0);
+        for _ in 0..10 {
+            assert_eq!(g.check(&mut mem, &home), ViewState::OnView, "{:?}", g.last);
+        }
+        let day = mem.day.clone().expect("a reference");
+        let r = register(&day, &edge_map(&home).0, 4);
+        assert!(r.score > 0.9 && r.dx == 0 && r.dy == 0, "{r:?}");
+        // ...and a turned camera still goes off it.
+        let turned = scene(320, 240, 1.0, &[], 40);
+        for _ in 0..3 {
+            g.check(&mut mem, &turned);
+        }
+        assert_eq!(g.state(), ViewState::OffView);
+    }
+
+    #[test]
     fn a_small_wobble_is_within_tolerance_and_darkness_changes_nothing() {
         let mut mem = ViewMemory::default();
         let mut g = ViewGuard::new(params());
-        g.check(&mut mem, &scene(320, 240, 1.0, &[], 0));
+        for _ in 0..3 {
+            g.check(&mut mem, &scene(320, 240, 1.0, &[], 0));
+        }
+        assert!(mem.day.is_some());
         for _ in 0..5 {
             assert_eq!(
                 g.check(&mut mem, &scene(320, 240, 1.0, &[], 5)),
@@ -328,7 +393,10 @@ mod tests {
     fn a_big_object_in_front_of_the_camera_is_not_a_turned_camera() {
         let mut mem = ViewMemory::default();
         let mut g = ViewGuard::new(params());
-        g.check(&mut mem, &scene(320, 240, 1.0, &[], 0));
+        for _ in 0..3 {
+            g.check(&mut mem, &scene(320, 240, 1.0, &[], 0));
+        }
+        assert!(mem.day.is_some());
         // A truck parks near the camera and covers a third of the view, for good.
         let truck = ([0.0, 0.35, 0.45, 1.0], [200, 60, 40]);
         for _ in 0..6 {
