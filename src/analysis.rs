@@ -12,7 +12,7 @@ use crate::ratelimit::{Capture, CaseLimiter, Suppression, Verdict};
 use crate::rules::engine::{Outcome, RuleEngine};
 use crate::scene::view::{ViewGuard, ViewParams, ViewState};
 
-pub use crate::model::live::{AnalysisStatus, SceneCommand, SceneDesk};
+pub use crate::model::live::{AnalysisBoard, AnalysisStatus, SceneCommand, SceneDesk};
 
 /// What one analysed frame produced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -389,6 +389,13 @@ impl CaptureFinder {
                     if self.engine.remove_drawn_mask(&zone) {
                         tracing::info!(camera = %self.camera, %zone, "drawn mask removed");
                     }
+                }
+                SceneCommand::TakeView => {
+                    state.view = Default::default();
+                    if let Some(g) = self.view.as_mut() {
+                        g.reset();
+                    }
+                    tracing::info!(camera = %self.camera, "view reference dropped by an admin: the next steady view becomes it");
                 }
                 SceneCommand::MarkClean { zone } => {
                     self.engine.mark_clean(&zone, frame, state, t);

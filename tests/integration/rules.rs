@@ -610,6 +610,58 @@ fn operators_commands_reach_the_cameras_scene_memory() {
     assert!(refs.day.is_some() || refs.night.is_some());
 }
 
+#[test]
+fn an_admin_takes_a_re_aimed_cameras_view_and_its_rules_resume_on_it() {
+    use citywatch::analysis::{SceneCommand, SceneDesk};
+    let desk = SceneDesk::default();
+    let mut a = analysis(false).with_desk(desk.clone());
+    // Paving seen from the preset, then from 40 px to the side (the dome turned).
+    let home = shifted_ground(0);
+    let turned = shifted_ground(40);
+    let mut t = T0;
+    let mut feed = |a: &mut CaptureFinder, f: &Frame, n: usize| {
+        for _ in 0..n {
+            t += 1.0;
+            a.step(t, &[], Some(f));
+        }
+    };
+    feed(&mut a, &home, 3);
+    assert!(a.tracker().state.view.day.is_some() || a.tracker().state.view.night.is_some());
+    feed(&mut a, &turned, 3);
+    assert!(a.off_view(), "a turned camera is off its view");
+    // Still off: nothing but an admin's word makes the new view the camera's.
+    feed(&mut a, &turned, 20);
+    assert!(a.off_view());
+    desk.send("cam", SceneCommand::TakeView);
+    feed(&mut a, &turned, 1);
+    assert!(!a.off_view(), "on view once the admin took it");
+    assert!(desk.pending("cam").is_empty());
+    feed(&mut a, &turned, 5);
+    assert!(!a.off_view());
+    // The new view is the reference now: the old preset is off it.
+    feed(&mut a, &home, 3);
+    assert!(
+        a.off_view(),
+        "the old preset registers to the new reference"
+    );
+}
+
+/// Paving as [`ground_frame`] draws it, seen `dx` pixels further right.
+fn shifted_ground(dx: usize) -> Frame {
+    let (w, h) = (320usize, 240usize);
+    let mut v = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let x = x + dx;
+            let (bx, by) = (x / 16, y / 16);
+            let joint = x % 16 < 2 || y % 16 < 2;
+            let shade = if (bx * 7 + by * 13) % 5 < 2 { 140 } else { 175 };
+            v.extend_from_slice(&if joint { [90; 3] } else { [shade; 3] });
+        }
+    }
+    Frame::from_rgb("cam".into(), w as u32, h as u32, v)
+}
+
 /// A 320×240 frame of paving (16-px blocks of two shades, dark joints) with `paint` boxes
 /// of a colour on it, each with a print of its own (a 3-px checker).
 fn ground_frame(paint: &[(BBox, [u8; 3])]) -> Frame {

@@ -29,6 +29,8 @@ pub(crate) struct Site {
     pub(crate) captures: Vec<String>,
     /// What the web sends the cameras (fixtures, clean now).
     desk: citywatch::analysis::SceneDesk,
+    /// The cameras' analysis counters, as the running cameras would publish them.
+    analysis: citywatch::analysis::AnalysisBoard,
     _shutdown: ShutdownOnDrop,
 }
 
@@ -187,11 +189,12 @@ async fn site_filing(
     std::os::unix::fs::symlink(dir.path().join("secret.txt"), pkg_dir.join("secret.json")).unwrap();
 
     let shutdown = Shutdown::new();
+    let analysis = citywatch::analysis::AnalysisBoard::default();
     let mut state = citywatch::web::WebState::new(
         &cfg,
         store.clone(),
         Default::default(),
-        Default::default(),
+        analysis.clone(),
         filing,
         Arc::new(SystemClock),
     )
@@ -216,6 +219,7 @@ async fn site_filing(
         dir,
         captures,
         desk,
+        analysis,
         _shutdown: ShutdownOnDrop(shutdown),
     }
 }
@@ -297,6 +301,7 @@ const PROTECTED_POST: &[&str] = &[
     "/captures/x/clean",
     "/captures/x/plate",
     "/cameras/cam/fixtures",
+    "/cameras/cam/view",
     "/learning/x/undo",
     "/learning/x/forget",
     "/learning/apply",
@@ -1730,6 +1735,68 @@ async fn the_summary_draws_its_charts_inline() {
         assert!(page.contains(&format!("id=\"{id}\"")), "{id}: {page}");
     }
     assert!(!page.contains("id=\"no-samples\""), "{page}");
+}
+
+#[tokio::test]
+async fn an_admin_takes_an_off_view_cameras_view_as_its_own_audited_and_sent_to_the_camera() {
+    use citywatch::analysis::SceneCommand;
+    let s = site().await;
+    s.store
+        .upsert_user("boss", Role::Admin, "admin-password", T0)
+        .await
+        .unwrap();
+    let (admin, csrf) = login(&s, "boss", "admin-password").await;
+    let (op, ocsrf) = login(&s, "op", "operator-password").await;
+    // On view: the cameras page offers nothing.
+    let page = get_text(&s, &admin, "/cameras").await;
+    assert!(!page.contains("action=\"/cameras/cam/view\""), "{page}");
+    // The camera turned: its health says so, and an admin is offered to take the view.
+    s.analysis.lock().insert(
+        "cam".into(),
+        citywatch::analysis::AnalysisStatus {
+            off_view: true,
+            ..Default::default()
+        },
+    );
+    let page = get_text(&s, &admin, "/cameras").await;
+    assert!(page.contains("class=\"state off_view\""), "{page}");
+    assert!(page.contains("action=\"/cameras/cam/view\""), "{page}");
+    let page = get_text(&s, &op, "/cameras").await;
+    assert!(
+        !page.contains("action=\"/cameras/cam/view\""),
+        "an operator is not offered it"
+    );
+    let take = |cookie: &str, token: &str, camera: &str| {
+        s.client
+            .post(format!("{}/cameras/{camera}/view", s.base))
+            .header("cookie", cookie.to_string())
+            .form(&[("csrf", token)])
+            .send()
+    };
+    // An operator may not, a wrong token is refused, and an unknown camera is not found.
+    assert_eq!(
+        take(&op, &ocsrf, "cam").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        take(&admin, "wrong", "cam").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        take(&admin, &csrf, "nowhere").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(s.desk.pending("cam").is_empty());
+    // The admin's word: audited, and sent to the camera.
+    let r = take(&admin, &csrf, "cam").await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/cameras");
+    assert_eq!(s.desk.pending("cam"), vec![SceneCommand::TakeView]);
+    let audit = get_text(&s, &admin, "/api/audit?action=view.").await;
+    assert!(
+        audit.contains("\"view.take\"") && audit.contains("\"boss\""),
+        "{audit}"
+    );
 }
 
 #[tokio::test]

@@ -266,6 +266,11 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "unhealthy" => ("异常", "Unhealthy"),
         "streaming" => ("正常", "Streaming"),
         "off_view" => ("偏离画面", "Off view"),
+        "take_view" => ("以当前画面为准", "Take this view"),
+        "take_view_help" => (
+            "摄像机已按新的预置位调整（或基准画面有误）：丢弃基准画面，以接下来稳定的画面为新基准，规则恢复。请先确认区域仍覆盖正确的地面。",
+            "The camera was re-aimed on purpose (or its reference is wrong): drop the reference view, take the next steady view as the new one, and resume the rules. Check first that the zones still cover the right ground.",
+        ),
         "frames_per_min" => ("每分钟分析的帧", "Frames analysed per minute"),
         "inferences" => ("检测", "Detected"),
         "rule_met" => ("达到规则条件", "Rule met"),

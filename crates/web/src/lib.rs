@@ -58,6 +58,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/captures/{id}/clean", post(pages::mark_clean))
         .route("/captures/{id}/plate", post(pages::correct_plate))
         .route("/cameras/{id}/fixtures", post(pages::fixtures))
+        .route("/cameras/{id}/view", post(pages::take_view))
         .route("/cases", get(pages::cases))
         .route("/cases.csv", get(api::cases_csv))
         .route("/cases/{n}", get(case_pages::case_page))

@@ -16,7 +16,7 @@ use super::error::WebError;
 use super::html::{LANG_COOKIE, Lang, local, t};
 use super::review::{
     FixtureForm, REJECT_REASONS, RejectBody, camera_views, do_confirm, do_fixture, do_mark_clean,
-    do_reject,
+    do_reject, do_take_view,
 };
 use super::state::WebState;
 use super::templates::{Card, Choice, Frame, Workbench};
@@ -814,6 +814,17 @@ pub async fn fixtures(
     Form(f): Form<FixtureForm>,
 ) -> Result<Response, WebError> {
     do_fixture(&st, &auth, &id, &f).await?;
+    Ok(Redirect::to("/cameras").into_response())
+}
+
+/// Takes the camera's view now as its reference view; back to the cameras page.
+pub async fn take_view(
+    State(st): State<Arc<WebState>>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<String>,
+    Form(_f): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
+    do_take_view(&st, &auth, &id).await?;
     Ok(Redirect::to("/cameras").into_response())
 }
 

@@ -184,6 +184,25 @@ pub async fn do_mark_clean(st: &WebState, auth: &Auth, id: &str) -> Result<(), W
     Ok(())
 }
 
+/// An admin takes the camera's view now as its view: its reference views are dropped and
+/// the next steady view becomes the reference (a camera re-aimed on purpose, or one whose
+/// reference came from a bad picture, is off view until then). Audited.
+pub async fn do_take_view(st: &WebState, auth: &Auth, camera: &str) -> Result<(), WebError> {
+    auth.require(Role::Admin)?;
+    if !st.cameras.contains_key(camera) {
+        return Err(WebError::not_found("no such camera"));
+    }
+    st.store
+        .audit(&auth.user.name, "view.take", camera, None, st.now())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot audit a view reference change");
+            WebError::Unavailable("cannot write the audit log".into())
+        })?;
+    st.desk.send(camera, SceneCommand::TakeView);
+    Ok(())
+}
+
 /// Form fields for a camera's fixtures: add one (label and box) or remove one (its index).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,6 +35,10 @@ pub enum SceneCommand {
     /// An admin removed a mask drawn on the picture: the rules stop using it from the next
     /// frame.
     RemoveZone { zone: String },
+    /// An admin says the camera's view now is its view (re-aimed on purpose, or a reference
+    /// taken from a bad picture): the reference views are dropped, the camera is on view,
+    /// and its next steady view becomes the reference.
+    TakeView,
 }
 
 /// Between the web UI and the running cameras: commands waiting for each camera's next

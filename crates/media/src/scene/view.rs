@@ -222,6 +222,15 @@ impl ViewGuard {
         self.state
     }
 
+    /// Starts over with no reference (the caller drops its [`ViewMemory`]): on view, and the
+    /// next steady view becomes the reference.
+    pub fn reset(&mut self) {
+        self.state = ViewState::OnView;
+        self.streak = 0;
+        self.last = None;
+        self.candidate = None;
+    }
+
     fn max_shift(&self) -> i32 {
         // Search twice the tolerance, so a turned camera shows as a shift, not just as a
         // poor match.
