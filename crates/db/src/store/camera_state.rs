@@ -284,17 +284,38 @@ impl<S: Saved> DbEpisodeStore<S> {
     async fn write(self, shutdown: crate::core::Shutdown) {
         let mut backoff =
             crate::core::Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
+        let mut failed = false;
         loop {
-            let mut failed = false;
             {
                 let _w = self.writing.lock().await;
                 let batch: Vec<(String, String)> = self.pending.lock().drain().collect();
+                // While the database is down, every state goes to local disk first, as it is
+                // now: a failed save can take the pool's whole timeout, and a state spilled
+                // only after it would be that much older.
+                if failed {
+                    for (cam, json) in &batch {
+                        self.spill_state(cam, json).await;
+                    }
+                }
+                let was_down = failed;
+                failed = false;
                 for (cam, json) in batch {
-                    match self.save_one(&cam, &json).await {
+                    // One failed save a round is enough to know the database is still down:
+                    // the rest wait (spilled above) without each waiting out a timeout.
+                    let saved = if failed {
+                        Err(None)
+                    } else {
+                        self.save_one(&cam, &json).await.map_err(Some)
+                    };
+                    match saved {
                         Ok(()) => self.unspill(&cam).await,
                         Err(e) => {
-                            tracing::warn!(camera = %cam, error = %e, "cannot save episodes; will retry");
-                            self.spill_state(&cam, &json).await;
+                            if let Some(e) = e {
+                                tracing::warn!(camera = %cam, error = %e, "cannot save episodes; will retry");
+                            }
+                            if !was_down {
+                                self.spill_state(&cam, &json).await;
+                            }
                             // Keep it unless a newer state arrived meanwhile.
                             self.pending.lock().entry(cam).or_insert(json);
                             failed = true;
