@@ -14,7 +14,8 @@ pub struct ViewSettings {
     pub tolerance: f32,
     /// Least edge-map correlation (0..1) for the view to register. Default 0.45.
     pub min_match: f32,
-    /// Analysed frames in a row before the camera goes off view or back. Default 3.
+    /// Analysed frames in a row before the camera goes off view or back, and that must
+    /// agree on a first view before it becomes the reference. Default 3.
     pub frames: u32,
 }
 
