@@ -225,6 +225,15 @@ async fn site_filing(
 }
 
 /// A logged-in session: (cookie header, CSRF token).
+/// Adds the admin `boss` and logs in as it: (cookie, CSRF token).
+async fn login_admin(s: &Site) -> (String, String) {
+    s.store
+        .upsert_user("boss", Role::Admin, "admin-password", T0)
+        .await
+        .unwrap();
+    login(s, "boss", "admin-password").await
+}
+
 async fn login(s: &Site, user: &str, password: &str) -> (String, String) {
     let r = s
         .client
@@ -1741,11 +1750,7 @@ async fn the_summary_draws_its_charts_inline() {
 async fn an_admin_takes_an_off_view_cameras_view_as_its_own_audited_and_sent_to_the_camera() {
     use citywatch::analysis::SceneCommand;
     let s = site().await;
-    s.store
-        .upsert_user("boss", Role::Admin, "admin-password", T0)
-        .await
-        .unwrap();
-    let (admin, csrf) = login(&s, "boss", "admin-password").await;
+    let (admin, csrf) = login_admin(&s).await;
     let (op, ocsrf) = login(&s, "op", "operator-password").await;
     // On view: the cameras page offers nothing.
     let page = get_text(&s, &admin, "/cameras").await;
@@ -1802,11 +1807,7 @@ async fn an_admin_takes_an_off_view_cameras_view_as_its_own_audited_and_sent_to_
 #[tokio::test]
 async fn an_admin_redraws_a_zone_it_is_checked_stored_audited_sent_to_the_camera_and_reset() {
     let s = site().await;
-    s.store
-        .upsert_user("boss", Role::Admin, "admin-password", T0)
-        .await
-        .unwrap();
-    let (admin, csrf) = login(&s, "boss", "admin-password").await;
+    let (admin, csrf) = login_admin(&s).await;
     let (op, ocsrf) = login(&s, "op", "operator-password").await;
     let url = |z: &str| format!("{}/api/cameras/cam/zones/{z}", s.base);
     let put = |cookie: &str, token: &str, z: &str, body: serde_json::Value| {
@@ -1920,11 +1921,7 @@ async fn an_admin_redraws_a_zone_it_is_checked_stored_audited_sent_to_the_camera
 #[tokio::test]
 async fn an_admin_draws_a_new_mask_beyond_the_configs_zones_and_removes_it() {
     let s = site().await;
-    s.store
-        .upsert_user("boss", Role::Admin, "admin-password", T0)
-        .await
-        .unwrap();
-    let (admin, csrf) = login(&s, "boss", "admin-password").await;
+    let (admin, csrf) = login_admin(&s).await;
     let url = |z: &str| format!("{}/api/cameras/cam/zones/{z}", s.base);
     let remove = || {
         s.client

@@ -192,13 +192,7 @@ pub async fn do_take_view(st: &WebState, auth: &Auth, camera: &str) -> Result<()
     if !st.cameras.contains_key(camera) {
         return Err(WebError::not_found("no such camera"));
     }
-    st.store
-        .audit(&auth.user.name, "view.take", camera, None, st.now())
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot audit a view reference change");
-            WebError::Unavailable("cannot write the audit log".into())
-        })?;
+    audit_scene_change(st, auth, "view.take", camera, None).await?;
     st.desk.send(camera, SceneCommand::TakeView);
     Ok(())
 }
@@ -296,15 +290,27 @@ pub async fn do_fixture(
             SceneCommand::AddFixture { label, bbox: b },
         )
     };
-    st.store
-        .audit(&auth.user.name, action, camera, Some(&detail), st.now())
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot audit a fixture change");
-            WebError::Unavailable("cannot write the audit log".into())
-        })?;
+    audit_scene_change(st, auth, action, camera, Some(&detail)).await?;
     st.desk.send(camera, cmd);
     Ok(())
+}
+
+/// Writes an operator's change to a camera's scene to the audit log before the camera is
+/// told: a change that cannot be audited is not made.
+async fn audit_scene_change(
+    st: &WebState,
+    auth: &Auth,
+    action: &str,
+    camera: &str,
+    detail: Option<&str>,
+) -> Result<(), WebError> {
+    st.store
+        .audit(&auth.user.name, action, camera, detail, st.now())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, action, "cannot audit a change to a camera's scene");
+            WebError::Unavailable("cannot write the audit log".into())
+        })
 }
 
 /// One camera as the API shows it: never its credentials.

@@ -292,35 +292,32 @@ impl<S: Saved> DbEpisodeStore<S> {
                 // While the database is down, every state goes to local disk first, as it is
                 // now: a failed save can take the pool's whole timeout, and a state spilled
                 // only after it would be that much older.
-                if failed {
+                let was_down = std::mem::take(&mut failed);
+                if was_down {
                     for (cam, json) in &batch {
                         self.spill_state(cam, json).await;
                     }
                 }
-                let was_down = failed;
-                failed = false;
                 for (cam, json) in batch {
                     // One failed save a round is enough to know the database is still down:
                     // the rest wait (spilled above) without each waiting out a timeout.
-                    let saved = if failed {
-                        Err(None)
-                    } else {
-                        self.save_one(&cam, &json).await.map_err(Some)
-                    };
-                    match saved {
-                        Ok(()) => self.unspill(&cam).await,
-                        Err(e) => {
-                            if let Some(e) = e {
+                    if !failed {
+                        match self.save_one(&cam, &json).await {
+                            Ok(()) => {
+                                self.unspill(&cam).await;
+                                continue;
+                            }
+                            Err(e) => {
                                 tracing::warn!(camera = %cam, error = %e, "cannot save episodes; will retry");
+                                failed = true;
                             }
-                            if !was_down {
-                                self.spill_state(&cam, &json).await;
-                            }
-                            // Keep it unless a newer state arrived meanwhile.
-                            self.pending.lock().entry(cam).or_insert(json);
-                            failed = true;
                         }
                     }
+                    if !was_down {
+                        self.spill_state(&cam, &json).await;
+                    }
+                    // Keep it unless a newer state arrived meanwhile.
+                    self.pending.lock().entry(cam).or_insert(json);
                 }
             }
             let wait = if failed {

@@ -193,7 +193,8 @@ impl ViewGuard {
         }
     }
 
-    /// Whether `map` registers to `reference`: a good enough match within the tolerance.
+    /// Whether a registration counts as the same view: a good enough match within the
+    /// tolerance.
     fn registers(&self, r: &Registration) -> bool {
         let tol = (self.params.tolerance * W as f32).max(1.0);
         r.score >= self.params.min_match && (r.dx.abs() as f32) <= tol && (r.dy.abs() as f32) <= tol
