@@ -110,9 +110,12 @@ impl<S: Saved> DbEpisodeStore<S> {
         let saved_at = crate::core::unix_secs(self.clock.as_ref());
         let body = serde_json::json!({ "saved_at": saved_at, "state": json }).to_string();
         let at = path.clone();
-        let written = tokio::task::spawn_blocking(move || write_synced(&at, body.as_bytes()))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let written = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(at.parent().expect("a spill file has a folder"))?;
+            super::spool::write_synced(&at, body.as_bytes())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if let Err(e) = written {
             tracing::warn!(camera, path = %path.display(), error = %e, "cannot keep the episodes on local disk either; they wait in memory");
         }
@@ -356,23 +359,4 @@ impl<S: Saved> StateStore<S> for DbEpisodeStore<S> {
         self.wake.notify_one();
         Ok(())
     }
-}
-
-/// Writes a file whole or not at all: a temp file, fsynced, renamed over, the folder fsynced.
-fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().expect("a spill file has a folder");
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("{}.tmp", fastrand::u32(..)));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

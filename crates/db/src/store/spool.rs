@@ -142,22 +142,12 @@ impl Spool {
                 key: key.into(),
             });
         }
-        let tmp = path.with_extension(format!("{}.tmp", fastrand::u32(..)));
-        let e = |source| SpoolError::Io {
-            path: path.clone(),
-            source,
-        };
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(entry).expect("entry serialises"))?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|err| {
-            let _ = std::fs::remove_file(&tmp);
-            e(err)
-        })
+        write_synced(&path, &serde_json::to_vec(entry).expect("entry serialises")).map_err(
+            |source| SpoolError::Io {
+                path: path.clone(),
+                source,
+            },
+        )
     }
 
     /// Every queued capture, oldest confirmation first. Unreadable entries are reported and
@@ -212,4 +202,22 @@ impl Spool {
         }
         Ok(n)
     }
+}
+
+/// Writes a file whole or not at all: a temp file beside it, fsynced, renamed over it, and
+/// its folder fsynced (the folder must exist).
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a file in a folder");
+    let tmp = path.with_extension(format!("{}.tmp", fastrand::u32(..)));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
